@@ -1,0 +1,1 @@
+"""The ``lifeloop`` command line (Typer): thin commands over :class:`lifeloop.context.Context`."""

@@ -1,0 +1,84 @@
+"""Rich rendering of results for the terminal. Pure presentation: no business logic here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def print_ingest(out: Any, report: Any) -> None:
+    """An ingest report: rows per table, warnings, where it was published."""
+    from rich.table import Table
+
+    t = Table(title=f"Ingested batch as of {report.as_of} (run {report.run_id})", title_justify="left")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, rows in report.tables.items():
+        t.add_row(name, f"{rows:,}")
+    out.print(t)
+    for w in report.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if getattr(report, "unchanged", False):
+        out.print("Same input as the published batch: nothing changed.")
+    out.print(f"Published in {report.seconds:.1f}s.")
+
+
+def print_steps(out: Any, results: list[Any]) -> None:
+    """One line per step run."""
+    from rich.table import Table
+
+    t = Table(title="Steps", title_justify="left")
+    for col in ("step", "as of", "rows", "run id", "seconds"):
+        t.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
+    for r in results:
+        t.add_row(r.step, r.as_of.isoformat(), f"{r.rows:,}", r.run_id, f"{r.seconds:.2f}")
+    out.print(t)
+
+
+def feature_summary_rows(table: Any) -> list[dict[str, Any]]:
+    """Per-column summary of a feature table: non-null share, mean/min/max or top value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = []
+    n = table.num_rows
+    for name in table.column_names:
+        if name == "customer_id":
+            continue
+        col = table[name]
+        filled = n - col.null_count
+        row: dict[str, Any] = {"tag": name, "type": str(col.type), "filled": filled / n if n else 0.0}
+        t = col.type
+        if pa.types.is_decimal(t):
+            col = pc.cast(col, pa.float64())
+            t = col.type
+        if (pa.types.is_integer(t) or pa.types.is_floating(t)) and filled:
+            row.update(mean=pc.mean(col).as_py(), min=pc.min(col).as_py(), max=pc.max(col).as_py())
+        elif pa.types.is_boolean(t) and filled:
+            row.update(mean=pc.mean(pc.cast(col, pa.float64())).as_py())
+        elif filled and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            counts = pc.value_counts(col.drop_null()).to_pylist()
+            top = max(counts, key=lambda c: c["counts"])
+            row.update(top=f"{top['values']} ({top['counts'] / filled:.0%})")
+        rows.append(row)
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def print_feature_summary(out: Any, table: Any) -> None:
+    """The feature snapshot as one row per tag."""
+    from rich.table import Table
+
+    t = Table(title=f"Features: {table.num_rows:,} customers x {table.num_columns - 1} tags", title_justify="left")
+    for col in ("tag", "type", "filled", "mean", "min", "max", "top"):
+        t.add_column(col, justify="left" if col in ("tag", "type", "top") else "right")
+    for r in feature_summary_rows(table):
+        t.add_row(r["tag"], r["type"], f"{r['filled']:.0%}", _fmt(r.get("mean")), _fmt(r.get("min")),
+                  _fmt(r.get("max")), r.get("top", ""))
+    out.print(t)

@@ -1,0 +1,177 @@
+"""Load YAML into strict pydantic models; every error names the file, the line and the field.
+
+PyYAML's composed node tree keeps the line of every key and value. We build plain Python objects
+from it and remember, for every path (``("tags", 3, "window_days")``), the line it came from, so a
+pydantic error location can be turned into ``config/tags.yaml:42 field tags[3].window_days``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from lifeloop.errors import ConfigError, Problem
+
+M = TypeVar("M", bound=BaseModel)
+PathKey = tuple[Any, ...]
+
+
+class LocatedYaml:
+    """Plain data loaded from YAML plus the line of every path in it."""
+
+    def __init__(self, data: Any, lines: dict[PathKey, int], file: str):
+        self.data = data
+        self.lines = lines
+        self.file = file
+
+    def line_of(self, path: PathKey) -> int | None:
+        """The line of the deepest known prefix of ``path`` (1-based)."""
+        path = tuple(path)
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+
+def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise ConfigError(f"{file}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported",
+                                  hint="write the keys out in full")
+            key = _construct(key_node, path + ("<key>",), {}, file)
+            if key in out:
+                raise ConfigError(f"{file}:{key_node.start_mark.line + 1}: duplicate key {key!r}",
+                                  hint="each key may appear once; remove or rename the repeated one")
+            out[key] = _construct(value_node, path + (key,), lines, file)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(v, path + (i,), lines, file) for i, v in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    # a fresh SafeLoader resolves the scalar exactly as yaml.safe_load would (ints, dates, bools)
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def load_yaml(path: str | Path, *, text: str | None = None) -> LocatedYaml:
+    """Read a YAML file into plain data with line numbers; syntax errors name file and line."""
+    p = Path(path)
+    file = str(path)
+    if text is None:
+        if not p.exists():
+            raise ConfigError(f"{file}: file not found", hint="check the path, or run `lifeloop init` to create a workspace")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                              hint="save the file as UTF-8") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(f"{file}:{line}: YAML syntax error: {exc.problem}",
+                          problems=[Problem(str(exc.problem), file=file, line=line)],
+                          hint="fix the indentation or quoting on that line") from None
+    lines: dict[PathKey, int] = {}
+    data = {} if node is None else _construct(node, (), lines, file)
+    return LocatedYaml(data, lines, file)
+
+
+def format_loc(loc: PathKey) -> str:
+    """``("tags", 3, "window_days")`` -> ``tags[3].window_days``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _clean_loc(loc: PathKey) -> PathKey:
+    # pydantic puts union/discriminator tags and function-validator names into locations
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+
+
+def problems_from_pydantic(exc: PydanticValidationError, doc: LocatedYaml,
+                           model: type[BaseModel] | None = None) -> list[Problem]:
+    """Turn pydantic errors into located problems with plain words."""
+    problems: list[Problem] = []
+    for err in exc.errors():
+        loc = _clean_loc(tuple(err["loc"]))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+            known = _known_fields(model, loc[:-1]) if model else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1) if loc else []
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+            elif known:
+                msg += f" (allowed here: {', '.join(known)})"
+        elif kind == "missing":
+            msg = "required field is missing"
+        else:
+            msg = err["msg"]
+            if "input" in err and not isinstance(err["input"], (dict, list)):
+                msg += f" (got {err['input']!r})"
+        problems.append(Problem(msg, file=doc.file, line=doc.line_of(loc), field=format_loc(loc)))
+    return problems
+
+
+def _model_at(model: Any, loc: PathKey) -> Any:
+    """Follow a location through a model's annotations to the model found there (best effort)."""
+    for part in loc:
+        if isinstance(part, str) and isinstance(model, type) and issubclass(model, BaseModel):
+            f = model.model_fields.get(part)
+            if f is None:
+                return None
+            model = f.annotation
+        elif isinstance(part, int):
+            model = next((a for a in typing.get_args(model) if a is not type(None)), None)
+        else:
+            return None
+        # unwrap Optional[X] / X | None and list[X]
+        while model is not None and typing.get_origin(model) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(model) if a is not type(None)]
+            model = args[0] if len(args) == 1 else next(
+                (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+    return model
+
+
+def _known_fields(model: type[BaseModel], loc: PathKey) -> list[str]:
+    target = _model_at(model, loc)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return sorted(target.model_fields)
+    return []
+
+
+def validate_model(model: type[M], doc: LocatedYaml) -> M:
+    """Validate located data against a strict model; raise ConfigError naming file, line, field."""
+    try:
+        return model.model_validate(doc.data)
+    except PydanticValidationError as exc:
+        problems = problems_from_pydantic(exc, doc, model)
+        first = problems[0]
+        raise ConfigError(f"{doc.file}: {len(problems)} problem(s) in configuration; first: {first}",
+                          problems=problems, hint="fix the fields named above (see docs/configuration.md)") from None
+
+
+def load_model(model: type[M], path: str | Path) -> tuple[M, LocatedYaml]:
+    """Load a YAML file into ``model``; return the model and the located document (for later checks)."""
+    doc = load_yaml(path)
+    return validate_model(model, doc), doc

@@ -1,0 +1,150 @@
+"""The one facade: the CLI, the API and notebooks all go through :class:`Context`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lifeloop.settings import ENGINES, Settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pydantic import BaseModel
+
+    from lifeloop.config.loader import LocatedYaml
+    from lifeloop.config.workspace import WorkspaceConfig
+    from lifeloop.pipeline import StepResult
+    from lifeloop.store.lake import Lake
+
+M = TypeVar("M", bound="BaseModel")
+
+
+class Context:
+    """A workspace opened for work: settings, configuration, the lake and an engine."""
+
+    def __init__(self, workspace: str | Path | None = None, *, engine: str | None = None,
+                 debug: bool | None = None, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env(workspace, engine, debug)
+        self._engines: dict[str, Any] = {}
+        self._configs: dict[str, tuple[Any, Any]] = {}
+
+    # ------------------------------------------------------------------ workspace
+    @classmethod
+    def init(cls, directory: str | Path, template: str = "bank", force: bool = False) -> "Context":
+        """Create a workspace from a template and open it."""
+        from lifeloop.workspace import init_workspace
+
+        init_workspace(directory, template, force)
+        return cls(directory)
+
+    @property
+    def workspace(self) -> Path:
+        return self.settings.workspace
+
+    @cached_property
+    def config(self) -> "WorkspaceConfig":
+        """The validated ``lifeloop.yaml``."""
+        from lifeloop.workspace import load_workspace
+
+        return load_workspace(self.workspace)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.workspace / self.config.config_dir
+
+    @cached_property
+    def lake(self) -> "Lake":
+        from lifeloop.store.lake import Lake
+
+        return Lake(self.workspace / self.config.lake)
+
+    def load_config(self, name: str, model: type[M]) -> tuple[M, "LocatedYaml"]:
+        """Load ``config/<name>.yaml`` into a strict model (cached for this context)."""
+        if name not in self._configs:
+            from lifeloop.config.loader import load_model
+
+            self._configs[name] = load_model(model, self.config_dir / f"{name}.yaml")
+        return self._configs[name]
+
+    def config_hash(self, *names: str) -> str:
+        """A short hash of the named config files' bytes (stamped on every snapshot)."""
+        h = hashlib.sha256()
+        for name in sorted(names):
+            path = self.config_dir / f"{name}.yaml"
+            h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+        return h.hexdigest()[:16]
+
+    # ------------------------------------------------------------------ engines
+    @property
+    def engine_name(self) -> str:
+        return self.settings.engine or self.config.engine
+
+    def engine(self, name: str | None = None):
+        """The engine adapter (DuckDB by default, Spark on request), opened once per context."""
+        from lifeloop.errors import ConfigError
+
+        name = name or self.engine_name
+        if name not in ENGINES:
+            raise ConfigError(f"unknown engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+        if name not in self._engines:
+            from lifeloop.engine.adapters import connect
+
+            self._engines[name] = connect(name, self)
+        return self._engines[name]
+
+    def close(self) -> None:
+        """Release engines (stops a local Spark session)."""
+        for adapter in self._engines.values():
+            adapter.close()
+        self._engines.clear()
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the loop
+    def ingest(self, source: str | Path, mapping: str | Path | None = None, as_of: dt.date | None = None,
+               progress: bool = False):
+        """Read a bank's extracts, map, validate, and publish them atomically as one batch."""
+        from lifeloop.data.ingest import ingest
+
+        return ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress)
+
+    def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | None = None) -> list["StepResult"]:
+        """Run daily steps for one as-of date."""
+        from lifeloop.pipeline import run_steps
+
+        return run_steps(self, as_of, steps, engine)
+
+    def features(self, as_of: dt.date | None = None) -> "pa.Table":
+        """The published feature snapshot (标签) as of a date (default: the latest)."""
+        return self.snapshot("features", as_of)
+
+    def snapshot(self, area: str, as_of: dt.date | None = None) -> "pa.Table":
+        """Read a published step snapshot as an Arrow table."""
+        import pyarrow.parquet as pq
+
+        from lifeloop.errors import DataError
+
+        dates = self.lake.dates(area)
+        if not dates:
+            raise DataError(f"no {area} snapshot has been published yet",
+                            hint=f"run `lifeloop run --as-of DATE --steps {area}`")
+        as_of = as_of or dates[-1]
+        path = self.lake.snapshot_dir(area, as_of) / f"{area}.parquet"
+        if not path.exists():
+            raise DataError(f"no {area} snapshot as of {as_of}",
+                            hint=f"published dates: {', '.join(d.isoformat() for d in dates[-5:])}")
+        return pq.read_table(path)
+
+    def simulate(self, out: str | Path, customers: int = 2000, days: int = 365, seed: int = 7,
+                 start: dt.date | None = None):
+        """Write a synthetic bank's extracts (canonical CSV/Parquet) to ``out``."""
+        from lifeloop.data.simulator import simulate
+
+        return simulate(Path(out), customers=customers, days=days, seed=seed, start=start)

@@ -1,0 +1,1 @@
+"""The bank's data: canonical schema, readers, mapping and validation, ingestion, simulator."""

@@ -1,0 +1,1 @@
+"""Storage: the Parquet lake of daily snapshots (and, later, the operations database)."""

@@ -1,0 +1,188 @@
+"""The lake: Parquet snapshots per area and as-of date, published atomically.
+
+Layout (docs/architecture.md)::
+
+    lake/bank/as_of=YYYY-MM-DD/<table>.parquet   one ingest batch of canonical tables
+    lake/<step>/as_of=YYYY-MM-DD/<step>.parquet  one step's output (features, lifecycle, ...)
+    lake/<area>/as_of=.../_manifest.json         run id, config hash, inputs, rows and file hashes
+    lake/_runs.jsonl                             append-only log of runs, with wall-clock times
+
+Publishing writes into ``lake/.staging/<token>/`` and then swaps the directory into place with
+renames, so a reader sees the old snapshot or the new one, never half of either; a failure before the
+swap leaves the lake byte-for-byte unchanged. The manifest holds no wall-clock time and the run id is
+derived from content, so re-running the same inputs gives identical bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lifeloop.data.schema import TABLES
+from lifeloop.errors import DataError
+
+BANK = "bank"
+MANIFEST = "_manifest.json"
+
+
+def as_of_dir_name(as_of: dt.date) -> str:
+    return f"as_of={as_of.isoformat()}"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Lake:
+    """A folder of snapshots. All writes go through :meth:`publish`."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._recover()
+
+    # ---------------------------------------------------------------- paths and listing
+    def snapshot_dir(self, area: str, as_of: dt.date) -> Path:
+        return self.root / area / as_of_dir_name(as_of)
+
+    def exists(self, area: str, as_of: dt.date) -> bool:
+        return (self.snapshot_dir(area, as_of) / MANIFEST).exists()
+
+    def dates(self, area: str) -> list[dt.date]:
+        """Published as-of dates of an area, oldest first."""
+        base = self.root / area
+        if not base.is_dir():
+            return []
+        out = []
+        for p in base.iterdir():
+            if p.name.startswith("as_of=") and (p / MANIFEST).exists():
+                out.append(dt.date.fromisoformat(p.name[len("as_of="):]))
+        return sorted(out)
+
+    def manifest(self, area: str, as_of: dt.date) -> dict[str, Any]:
+        path = self.snapshot_dir(area, as_of) / MANIFEST
+        if not path.exists():
+            raise DataError(f"no {area} snapshot as of {as_of}", hint=f"run the {area} step for {as_of} first")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def bank_files(self, as_of: dt.date) -> dict[str, list[Path]]:
+        """The canonical tables as of a date: for each table, the Parquet files to read.
+
+        State tables: the newest batch on or before ``as_of`` that holds the table.
+        Fact tables: every batch on or before ``as_of`` that holds the table (readers must still
+        filter rows to the table's date column <= as_of).
+        """
+        batches = [d for d in self.dates(BANK) if d <= as_of]
+        out: dict[str, list[Path]] = {}
+        for name, table in TABLES.items():
+            files = [self.snapshot_dir(BANK, d) / f"{name}.parquet" for d in batches]
+            files = [f for f in files if f.exists()]
+            if not files:
+                continue
+            out[name] = files[-1:] if table.kind == "state" else files
+        return out
+
+    # ---------------------------------------------------------------- publishing
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive lock on the lake for the duration of a publish."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def publish(self, area: str, as_of: dt.date, write: Callable[[Path], dict[str, Any] | None],
+                manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write a snapshot atomically; return its manifest.
+
+        ``write(staging_dir)`` writes the snapshot's files and may return extra manifest fields.
+        If it raises, the staging folder is removed and the lake is unchanged.
+        """
+        staging = self.root / ".staging" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        started = time.perf_counter()
+        try:
+            extra = write(staging) or {}
+            files = sorted(p for p in staging.iterdir() if p.is_file())
+            body: dict[str, Any] = {"area": area, "as_of": as_of.isoformat(), **(manifest or {}), **extra}
+            body["files"] = {p.name: file_sha256(p) for p in files}
+            body["run_id"] = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            (staging / MANIFEST).write_text(json.dumps(body, sort_keys=True, indent=2, default=str) + "\n",
+                                            encoding="utf-8")
+            with self.lock():
+                self._swap(staging, self.snapshot_dir(area, as_of))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            _rmdir_if_empty(staging.parent)
+            raise
+        _rmdir_if_empty(staging.parent)
+        self._log({"area": area, "as_of": as_of.isoformat(), "run_id": body["run_id"],
+                   "seconds": round(time.perf_counter() - started, 3),
+                   "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "rows": body.get("rows")})
+        return body
+
+    def _swap(self, staging: Path, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            old = final.with_name(f".replaced-{uuid.uuid4().hex}-{final.name}")
+            os.rename(final, old)
+            os.rename(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, final)
+        _fsync_dir(final.parent)
+
+    def _recover(self) -> None:
+        """Finish or undo a swap that a crash interrupted; drop abandoned staging folders."""
+        if not self.root.is_dir():
+            return
+        for area in self.root.iterdir():
+            if not area.is_dir() or area.name.startswith("."):
+                continue
+            for old in area.glob(".replaced-*"):
+                final = area / old.name.split("-", 2)[2]
+                if final.exists():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.rename(old, final)
+        # staging folders of crashed runs; a live run's folder is young, so keep anything recent
+        cutoff = time.time() - 6 * 3600
+        for st in (self.root / ".staging").glob("*"):
+            if st.stat().st_mtime < cutoff:
+                shutil.rmtree(st, ignore_errors=True)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.root / "_runs.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
