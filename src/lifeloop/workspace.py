@@ -32,6 +32,7 @@ def init_workspace(directory: str | Path, template: str = "bank", force: bool = 
         raise WorkspaceError(f"{target / WORKSPACE_FILE} already exists",
                              hint="use another folder, or --force to rewrite the template files (data is kept)")
     src = template_root(template)
+    (target / "config").mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for path in sorted(src.rglob("*")):
         if path.is_dir() or path.name.startswith(("_", ".")) or path.suffix == ".pyc":

@@ -1,0 +1,5 @@
+"""``python -m lifeloop.cli``."""
+
+from lifeloop.cli.app import main
+
+main()

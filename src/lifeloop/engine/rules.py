@@ -1,0 +1,167 @@
+"""Validate user-written rules and expressions (DESIGN.md: "analysts' rule strings").
+
+A rule such as ``aum >= 500000 AND age >= 55`` is parsed with sqlglot (DuckDB dialect), then every
+node is checked against an allow-list; columns must be known (unknown -> "did you mean"); there is
+no way to write a subquery, a table function, a window, or a second statement. Finally a dry run in
+DuckDB over an empty relation of the known columns checks the types (a rule must be BOOLEAN). What
+comes back is a tree: callers embed it into their own query trees, so a user string never reaches an
+engine as text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import sqlglot
+from sqlglot import exp
+
+from lifeloop.engine.macros import MACROS, expand
+from lifeloop.errors import RuleError
+
+Kind = Literal["boolean", "value", "aggregate"]
+
+# Node types any expression may contain. Anything else (Select, Subquery, Table, Window, Dot,
+# Placeholder, Command, ...) is refused.
+_ALLOWED: tuple[type[exp.Expression], ...] = (
+    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
+    exp.And, exp.Or, exp.Not, exp.Xor,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between,
+    exp.Like, exp.ILike,
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DPipe,
+    exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Cast, exp.TryCast, exp.DataType,
+    exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Least, exp.Greatest, exp.Sqrt, exp.Ln, exp.Log, exp.Pow,
+    exp.Lower, exp.Upper, exp.Length, exp.Substring, exp.Trim, exp.Concat,
+    exp.Year, exp.Month, exp.Day, exp.Interval, exp.Var,
+    exp.SafeDivide, exp.Anonymous,
+)
+_AGGREGATES: tuple[type[exp.Expression], ...] = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Star,
+                                                 exp.Distinct)
+_CAST_TYPES = {"BOOLEAN", "INT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "DECIMAL", "VARCHAR", "TEXT", "DATE"}
+_FRIENDLY = {
+    exp.Select: "a subquery or SELECT", exp.Subquery: "a subquery", exp.Table: "a table reference",
+    exp.Window: "a window function", exp.Dot: "a qualified name", exp.Star: "'*'",
+}
+
+
+def _fail(where: str, message: str, hint: str) -> RuleError:
+    return RuleError(f"{where}: {message}", hint=hint)
+
+
+def parse_expression(text: str, *, columns: Mapping[str, str], kind: Kind, where: str,
+                     functions: Sequence[str] = ()) -> exp.Expression:
+    """Parse and check one user expression; return its tree (with ``meta['sql_type']`` set).
+
+    ``columns`` maps every name the expression may use to its DuckDB type. ``kind`` is "boolean"
+    for rules, "value" for derived values, "aggregate" for one aggregate over a source's columns.
+    ``functions`` names extra anonymous functions the caller will replace itself.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise _fail(where, "the expression is empty", "write a SQL expression, e.g. aum >= 500000")
+    try:
+        statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        detail = exc.errors[0]["description"] if exc.errors else str(exc)
+        raise _fail(where, f"cannot parse {text!r}: {detail}",
+                    "check brackets and quotes; strings take single quotes, names are bare") from None
+    if len(statements) != 1:
+        raise _fail(where, f"{text!r} holds {len(statements)} statements; one expression is allowed",
+                    "remove the ';' and everything after it")
+    tree = statements[0]
+    _check_nodes(tree, text, columns, kind, where, set(functions))
+    sql_type = _dry_run(tree, columns, where, text)
+    if kind == "boolean" and sql_type != "BOOLEAN":
+        raise _fail(where, f"{text!r} is a {sql_type.split('(')[0]}, but a rule must be true or false",
+                    "compare it with something, e.g. `... >= 100`")
+    tree.meta["sql_type"] = sql_type
+    return tree
+
+
+def _check_nodes(tree: exp.Expression, text: str, columns: Mapping[str, str], kind: Kind, where: str,
+                 functions: set[str]) -> None:
+    allowed = _ALLOWED + (_AGGREGATES if kind == "aggregate" else ())
+    aggregates_seen = 0
+    for node in tree.walk():
+        if isinstance(node, (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)):
+            aggregates_seen += 1
+            if any(isinstance(a, (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)) for a in node.iter_expressions()
+                   for a in a.walk()):
+                raise _fail(where, f"{text!r} nests an aggregate inside another", "aggregate plain columns only")
+        if not isinstance(node, allowed):
+            what = next((v for k, v in _FRIENDLY.items() if isinstance(node, k)), None)
+            if what is None and isinstance(node, exp.Func):
+                name = node.sql_name() if hasattr(node, "sql_name") else type(node).__name__
+                what = f"the function {name.lower()}()"
+            what = what or f"{type(node).__name__} syntax"
+            if kind != "aggregate" and isinstance(node, _AGGREGATES):
+                raise _fail(where, f"{text!r} uses an aggregate ({what}) where a per-customer value is expected",
+                            "aggregates belong in aggregate tags (config/tags.yaml, kind: aggregate)")
+            raise _fail(where, f"{text!r} uses {what}, which is not allowed in rules",
+                        f"allowed: comparisons, AND/OR/NOT, arithmetic, CASE, COALESCE, IN, BETWEEN, "
+                        f"LIKE, simple functions and the macros {', '.join(sorted(MACROS))}")
+        if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
+            raise _fail(where, f"{text!r} uses '*' outside count(*)", "name the columns you need")
+        if isinstance(node, exp.Anonymous):
+            name = node.name.lower()
+            if name not in MACROS and name not in functions:
+                close = difflib.get_close_matches(name, list(MACROS) + list(functions), n=1)
+                raise _fail(where, f"unknown function {name}()" + (f"; did you mean {close[0]}()?" if close else ""),
+                            f"functions you can use: {', '.join(sorted(set(MACROS) | functions))} and plain SQL "
+                            f"functions such as round, abs, least, coalesce")
+            arity = MACROS.get(name)
+            if arity is not None and len(node.expressions) != arity:
+                raise _fail(where, f"{name}() takes {arity} argument(s), got {len(node.expressions)}",
+                            f"write {name}(" + ", ".join(["x"] * arity) + ")")
+        if isinstance(node, (exp.Cast, exp.TryCast)):
+            target = node.to.this.name if isinstance(node.to.this, exp.DataType.Type) else str(node.to.this)
+            if target.upper() not in _CAST_TYPES:
+                raise _fail(where, f"{text!r} casts to {target}, which rules cannot use",
+                            f"cast to one of {', '.join(sorted(_CAST_TYPES))}")
+        if isinstance(node, exp.Column):
+            if node.table:
+                raise _fail(where, f"{text!r} names {node.sql()}; qualified names are not allowed",
+                            f"write the column alone: {node.name}")
+            if node.name not in columns:
+                close = difflib.get_close_matches(node.name, list(columns), n=3)
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+                    "known columns: " + ", ".join(sorted(columns)[:30]) + (" ..." if len(columns) > 30 else "")
+                raise _fail(where, f"unknown column {node.name!r} in {text!r}", hint)
+    if kind == "aggregate" and aggregates_seen == 0:
+        raise _fail(where, f"{text!r} is not an aggregate", "use count(*), sum(x), avg(x), min(x) or max(x)")
+
+
+_local = threading.local()
+
+
+def _connection():
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        import duckdb
+
+        conn = _local.conn = duckdb.connect(":memory:")
+    return conn
+
+
+def _dry_run(tree: exp.Expression, columns: Mapping[str, str], where: str, text: str) -> str:
+    """Type-check the expression by planning it over an empty relation of the known columns."""
+    import datetime as dt
+
+    import duckdb
+
+    used = sorted({c.name for c in tree.find_all(exp.Column)})
+    projections = [exp.alias_(exp.cast(exp.null(), exp.DataType.build(columns[c], dialect="duckdb")), c, quoted=True)
+                   for c in used] or [exp.alias_(exp.null(), "_", quoted=True)]
+    inner = exp.select(*projections)
+    probe = expand(tree.copy(), dt.date(2000, 1, 1))
+    query = exp.select(exp.alias_(probe, "r", quoted=True)).from_(inner.subquery("t")).limit(0)
+    try:
+        rel = _connection().cursor().sql(query.sql(dialect="duckdb"))
+        return str(rel.types[0]).upper()
+    except duckdb.Error as exc:
+        msg = str(exc).split("\n")[0]
+        for prefix in ("Binder Error: ", "Conversion Error: ", "Parser Error: ", "Catalog Error: "):
+            msg = msg.replace(prefix, "")
+        raise _fail(where, f"{text!r} does not type-check: {msg}",
+                    "compare numbers with numbers, text with quoted text, dates with DATE '2024-01-31'") from None
