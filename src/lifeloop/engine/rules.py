@@ -11,6 +11,7 @@ engine as text.
 from __future__ import annotations
 
 import difflib
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -22,6 +23,10 @@ from lifeloop.engine.macros import MACROS, expand
 from lifeloop.errors import RuleError
 
 Kind = Literal["boolean", "value", "aggregate"]
+
+# sqlglot logs a warning when it falls back to parsing unknown syntax as a Command; we refuse such
+# input with our own message, so its log line would only be noise in the user's terminal
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 # Node types any expression may contain. Anything else (Select, Subquery, Table, Window, Dot,
 # Placeholder, Command, ...) is refused.
@@ -62,8 +67,9 @@ def parse_expression(text: str, *, columns: Mapping[str, str], kind: Kind, where
         raise _fail(where, "the expression is empty", "write a SQL expression, e.g. aum >= 500000")
     try:
         statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
-    except sqlglot.errors.ParseError as exc:
-        detail = exc.errors[0]["description"] if exc.errors else str(exc)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
+        errors = getattr(exc, "errors", None)
+        detail = errors[0]["description"] if errors else str(exc)
         raise _fail(where, f"cannot parse {text!r}: {detail}",
                     "check brackets and quotes; strings take single quotes, names are bare") from None
     if len(statements) != 1:
