@@ -141,6 +141,8 @@ def _model_at(model: Any, loc: PathKey) -> Any:
             if f is None:
                 return None
             model = f.annotation
+        elif isinstance(part, str) and typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]  # a named entry of a mapping, e.g. tables.customers
         elif isinstance(part, int):
             model = next((a for a in typing.get_args(model) if a is not type(None)), None)
         else:

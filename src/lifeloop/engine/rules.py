@@ -36,10 +36,10 @@ _ALLOWED: tuple[type[exp.Expression], ...] = (
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between,
     exp.Like, exp.ILike,
     exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DPipe,
-    exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Cast, exp.TryCast, exp.DataType,
+    exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Cast, exp.TryCast, exp.DataType, exp.DataTypeParam,
     exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Least, exp.Greatest, exp.Sqrt, exp.Ln, exp.Log, exp.Pow,
     exp.Lower, exp.Upper, exp.Length, exp.Substring, exp.Trim, exp.Concat,
-    exp.Year, exp.Month, exp.Day, exp.Interval, exp.Var,
+    exp.Year, exp.Month, exp.Day, exp.Interval, exp.Var, exp.LastDay, exp.DateFromParts,
     exp.SafeDivide, exp.Anonymous,
 )
 _AGGREGATES: tuple[type[exp.Expression], ...] = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Star,

@@ -1,0 +1,206 @@
+"""Ingest one batch: read -> map -> validate -> publish atomically (docs/ingestion.md).
+
+Nothing reaches the lake unless every check passes; the batch is then written as one snapshot
+``lake/bank/as_of=D/<table>.parquet`` through :meth:`Lake.publish` (write aside, then rename), so a
+failed ingest leaves the lake byte-for-byte unchanged. Files are Parquet (zstd) with rows ordered by
+primary key, so the same input gives the same bytes and a repeated ingest reports ``unchanged``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from lifeloop.data.mapping import LoadedMapping, canonical_mapping, load_mapping
+from lifeloop.data.schema import TABLES, arrow_schema
+from lifeloop.data.sql import FILE, PART, ROW, col, create_table, ident
+from lifeloop.data.transform import stage
+from lifeloop.data.validate import check_batch
+from lifeloop.errors import IngestError, Problem, ValidationError
+
+
+ROW_GROUP = 1_000_000
+
+
+@dataclass
+class IngestReport:
+    """What one ingest published."""
+
+    as_of: dt.date
+    run_id: str
+    source: str
+    tables: dict[str, int]        # rows published per canonical table, in schema order
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    unchanged: bool = False       # same bytes as the already published batch
+
+
+def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date | None = None,
+           progress: bool = False) -> IngestReport:
+    """Read a bank's extracts, map them onto the canonical tables, check them, publish one batch."""
+    import duckdb
+
+    from lifeloop.store.lake import BANK
+
+    started = time.perf_counter()
+    source = Path(source)
+    if not source.exists():
+        raise IngestError(f"{source}: not found", hint="point SOURCE at the folder holding the extract files")
+    folder = source if source.is_dir() else source.parent
+    loaded = load_mapping(Path(mapping), folder) if mapping else canonical_mapping(source)
+    lake = ctx.lake
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="lifeloop-ingest-") as tmp:
+        con = duckdb.connect(":memory:")
+        try:
+            rows = stage(con, loaded, as_of, Path(tmp), progress)
+            as_of = as_of or default_as_of(con, rows)
+            drop_rows_after(con, loaded, rows, as_of, warnings)
+            keep_latest(con, loaded, rows)
+            require_tables(lake, rows, as_of)
+            published, others = published_files(lake, as_of)
+            failed = check_batch(con, list(rows), as_of, published, others)
+            if failed:
+                problems = [p for r in failed for p in r.problems]
+                total = sum(r.total for r in failed)
+                rules = ", ".join(sorted({f"{p.table}.{r.rule}" for r in failed for p in r.problems[:1]}))
+                raise ValidationError(f"{total:,} row(s) failed checks ({rules}); nothing was published. "
+                                      f"First: {problems[0]}", problems=problems, total=total,
+                                      hint=failed[0].hint)
+            out = Path(tmp) / "out"
+            out.mkdir()
+            for name in rows:
+                write_table(con, name, out / f"{name}.parquet")
+        finally:
+            con.close()
+        files = {p.name: _sha256(p) for p in sorted(out.iterdir())}
+        if lake.exists(BANK, as_of) and lake.manifest(BANK, as_of).get("files") == files:
+            old = lake.manifest(BANK, as_of)
+            return IngestReport(as_of, old["run_id"], str(source), dict(rows), warnings,
+                                round(time.perf_counter() - started, 3), unchanged=True)
+        manifest = {"kind": "ingest", "source": source.name, "rows": dict(rows),
+                    "mapping": Path(mapping).name if mapping else None,
+                    "mapping_sha256": _sha256(Path(mapping)) if mapping else None, "warnings": warnings}
+
+        def write(staging: Path) -> None:
+            for name in files:
+                shutil.copyfile(out / name, staging / name)
+
+        body = lake.publish(BANK, as_of, write, manifest)
+    return IngestReport(as_of, body["run_id"], str(source), dict(rows), warnings,
+                        round(time.perf_counter() - started, 3))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _count(con: Any, query: exp.Select) -> int:
+    return con.execute(query.sql(dialect="duckdb")).fetchall()[0][0]
+
+
+def _stage(name: str) -> exp.Table:
+    return exp.Table(this=ident(f"stage_{name}"))
+
+
+def default_as_of(con: Any, rows: dict[str, int]) -> dt.date:
+    """The latest date in the batch's fact tables (the batch's natural as-of date)."""
+    dates = []
+    for name in rows:
+        t = TABLES[name]
+        if t.kind == "fact" and t.date_column:
+            d = con.execute(exp.select(exp.Max(this=col(t.date_column))).from_(_stage(name)).sql(dialect="duckdb")).fetchall()[0][0]
+            if d is not None:
+                dates.append(d)
+    if not dates:
+        raise IngestError("cannot tell the batch's as-of date: it has no dated fact rows",
+                          hint="pass --as-of YYYY-MM-DD")
+    return max(dates)
+
+
+def drop_rows_after(con: Any, loaded: LoadedMapping, rows: dict[str, int], as_of: dt.date,
+                    warnings: list[str]) -> None:
+    """Leave out fact rows dated after the as-of date where the mapping says so (time-cut extracts)."""
+    for name in list(rows):
+        tm = loaded.mapping.tables.get(name)
+        t = TABLES[name]
+        if tm is None or tm.rows_after_as_of != "drop" or not t.date_column:
+            continue
+        later = exp.GT(this=col(t.date_column), expression=exp.cast(exp.Literal.string(as_of.isoformat()), "DATE"))
+        n = _count(con, exp.select(exp.Count(this=exp.Star())).from_(_stage(name)).where(later))
+        if n:
+            con.execute(exp.Delete(this=_stage(name), where=exp.Where(this=later)).sql(dialect="duckdb")).fetchall()
+            rows[name] -= n
+            warnings.append(f"{name}: {n:,} row(s) dated after {as_of} were left out (rows_after_as_of: drop)")
+
+
+def keep_latest(con: Any, loaded: LoadedMapping, rows: dict[str, int]) -> None:
+    """Keep the last row per key where the mapping asks for it (ties: the later part, the later row)."""
+    for name in list(rows):
+        tm = loaded.mapping.tables.get(name)
+        if tm is None or tm.latest is None:
+            continue
+        order = [exp.Ordered(this=col(c), desc=True, nulls_first=False) for c in tm.latest.order_by]
+        order += [exp.Ordered(this=col(PART), desc=True), exp.Ordered(this=col(ROW), desc=True)]
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[col(k) for k in tm.latest.key],
+                          order=exp.Order(expressions=order))
+        q = exp.select(exp.Star()).from_(_stage(name)).qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
+        con.execute(create_table(f"latest_{name}", q)).fetchall()
+        con.execute(create_table(f"stage_{name}", exp.select(exp.Star()).from_(exp.Table(this=ident(f"latest_{name}"))))).fetchall()
+        rows[name] = _count(con, exp.select(exp.Count(this=exp.Star())).from_(_stage(name)))
+
+
+def require_tables(lake: Any, rows: dict[str, int], as_of: dt.date) -> None:
+    """The first batch must hold every table a bank always has (later batches may hold only some)."""
+    from lifeloop.store.lake import BANK
+
+    earlier = [d for d in lake.dates(BANK) if d < as_of]
+    missing = [name for name, t in TABLES.items() if t.required_in_ingest and name not in rows
+               and not any((lake.snapshot_dir(BANK, d) / f"{name}.parquet").exists() for d in earlier)]
+    if missing:
+        raise ValidationError(f"the batch lacks the table(s) {', '.join(missing)}, and no earlier batch has them",
+                              problems=[Problem("table missing", table=m, rule="required_table") for m in missing],
+                              hint="add them to the mapping (or the folder); a bank without, e.g., relationship "
+                                   "managers maps an empty table with rows: []")
+
+
+def published_files(lake: Any, as_of: dt.date) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    """What the lake serves as of the date without this batch, and every other batch's fact files."""
+    from lifeloop.store.lake import BANK
+
+    dates = lake.dates(BANK)
+    published: dict[str, list[Path]] = {}
+    others: dict[str, list[Path]] = {}
+    for name, t in TABLES.items():
+        files = [lake.snapshot_dir(BANK, d) / f"{name}.parquet" for d in dates if d < as_of]
+        files = [f for f in files if f.exists()]
+        if files:
+            published[name] = files[-1:] if t.kind == "state" else files
+        if t.kind == "fact":
+            other = [lake.snapshot_dir(BANK, d) / f"{name}.parquet" for d in dates if d != as_of]
+            others[name] = [f for f in other if f.exists()]
+    return published, others
+
+
+def write_table(con: Any, name: str, path: Path) -> None:
+    """Write a staged table as Parquet: canonical schema, zstd, rows ordered by primary key."""
+    import pyarrow.parquet as pq
+
+    t = TABLES[name]
+    q = exp.select(*[col(c) for c in t.column_names]).from_(_stage(name)) \
+        .order_by(*[col(k) for k in t.primary_key], col(FILE), col(ROW))
+    schema = arrow_schema(name)
+    # streamed in fixed-size batches (one row group each): large tables are never held whole, and
+    # the same rows always give the same row groups, hence the same bytes
+    reader = con.sql(q.sql(dialect="duckdb")).to_arrow_reader(ROW_GROUP)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_batch(batch.cast(schema))
