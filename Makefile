@@ -25,6 +25,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/features.py
+	$(PY) bench/simulate.py
 
 clean:
 	rm -rf $(VENV) demo-workspace .pytest_cache

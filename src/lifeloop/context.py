@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -125,6 +126,40 @@ class Context:
         """The published feature snapshot (标签) as of a date (default: the latest)."""
         return self.snapshot("features", as_of)
 
+    def lifecycle(self, as_of: dt.date | None = None) -> "pa.Table":
+        """The published lifecycle snapshot (stage, rule, previous stage, days in stage) as of a date."""
+        return self.snapshot("lifecycle", as_of)
+
+    def segments(self, as_of: dt.date | None = None) -> "pa.Table":
+        """The published segments snapshot (tier, seg_<group>, micro_<name>) as of a date."""
+        return self.snapshot("segments", as_of)
+
+    def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
+        """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""
+        from lifeloop.insight.summary import build
+
+        return build(self, as_of)
+
+    def transitions(self, before: dt.date, after: dt.date) -> dict[str, Any]:
+        """Stage flows between two dates and the share of each stage moving on within 30/90 days."""
+        from lifeloop.insight.transitions import between
+
+        return between(self.engine(), self.lake, before, after)
+
+    def entry_cohorts(self, entered: str, reached: str, by: dt.date | None = None,
+                      month: str | None = None) -> list[dict[str, Any]]:
+        """Of the customers entering stage ``entered`` each month, how many reached ``reached`` by ``by``."""
+        from lifeloop.insight.transitions import cohorts
+
+        return cohorts(self.engine(), self.lake, entered, reached, by, month)
+
+    def backfill(self, dates: Sequence[dt.date], steps: Sequence[str] = ("features", "lifecycle", "segments"),
+                 engine: str | None = None) -> list["StepResult"]:
+        """Run the insight steps for a series of dates, oldest first, so that stage history exists."""
+        from lifeloop.insight.lifecycle import backfill
+
+        return backfill(self, dates, engine, steps)
+
     def snapshot(self, area: str, as_of: dt.date | None = None) -> "pa.Table":
         """Read a published step snapshot as an Arrow table."""
         import pyarrow.parquet as pq
@@ -143,8 +178,9 @@ class Context:
         return pq.read_table(path)
 
     def simulate(self, out: str | Path, customers: int = 2000, days: int = 365, seed: int = 7,
-                 start: dt.date | None = None):
+                 start: dt.date | None = None, format: str = "parquet", truth: str | Path | None = None):
         """Write a synthetic bank's extracts (canonical CSV/Parquet) to ``out``."""
         from lifeloop.data.simulator import simulate
 
-        return simulate(Path(out), customers=customers, days=days, seed=seed, start=start)
+        return simulate(Path(out), customers=customers, days=days, seed=seed, start=start, format=format,
+                        truth=truth)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # step name -> "module:function"; the order is the order of a full daily run
 STEPS: dict[str, str] = {
     "features": "lifeloop.insight.features:run_step",
+    "lifecycle": "lifeloop.insight.lifecycle:run_step",
+    "segments": "lifeloop.insight.segments:run_step",
 }
 
 

@@ -111,18 +111,66 @@ def features(
 
 
 @app.command()
+def insight(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date (default: latest lifecycle snapshot)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (for the web UI and scripts)."),
+) -> None:
+    """Customer insight (客户洞察): stages with changes since the previous run, tiers and segments with AUM."""
+    from lifeloop.cli.insight import insight_command
+
+    with context() as ctx:
+        insight_command(ctx, console(), parse_date(as_of), as_json)
+
+
+@app.command()
+def transitions(
+    from_date: str = typer.Option(..., "--from", help="Earlier as-of date, YYYY-MM-DD."),
+    to_date: str = typer.Option(..., "--to", help="Later as-of date, YYYY-MM-DD."),
+    entered: Optional[str] = typer.Option(None, "--entered", help="Entry cohorts: the stage entered (e.g. honeymoon)."),
+    reached: Optional[str] = typer.Option(None, "--reached", help="Entry cohorts: the stage reached by --to (e.g. growing)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
+) -> None:
+    """Stage-to-stage flows between two dates, the share moving on within 30/90 days, entry cohorts."""
+    from lifeloop.cli.insight import transitions_command
+
+    with context(engine) as ctx:
+        transitions_command(ctx, console(), parse_date(from_date, "--from"), parse_date(to_date, "--to"), as_json,
+                            entered, reached)
+
+
+@app.command()
 def simulate(
     out: Path = typer.Option(..., "--out", help="Folder to write the extracts to."),
     customers: int = typer.Option(2000, "--customers", help="Number of customers."),
     days: int = typer.Option(365, "--days", help="Days of history."),
     seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same bytes)."),
-    start: Optional[str] = typer.Option(None, "--start", help="First simulated day (default: computed from --days)."),
+    start: Optional[str] = typer.Option(None, "--start", help="First simulated day (default: 2024-01-01)."),
+    format: str = typer.Option("parquet", "--format", help="parquet or csv (canonical CSV: comma, header, UTF-8)."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Response-truth YAML (default: the built-in one)."),
 ) -> None:
     """Write a synthetic retail bank's extracts in the canonical model."""
-    from lifeloop.context import Context
+    from lifeloop.cli.simulator import progress_callback
+    from lifeloop.data.simulator import simulate as run_simulation
 
-    result = Context(_state["workspace"]).simulate(out, customers, days, seed, parse_date(start, "--start"))
-    console().print(result.describe() if hasattr(result, "describe") else result)
+    with progress_callback(sys.stderr.isatty(), "Simulating days") as progress:
+        result = run_simulation(out, customers=customers, days=days, seed=seed, start=parse_date(start, "--start"),
+                                format=format, truth=truth, progress=progress)
+    console().print(result.describe())
+
+
+@app.command()
+def advance(
+    out: Path = typer.Option(..., "--out", help="Folder of a simulated bank (written by `lifeloop simulate`)."),
+    contacts: Optional[Path] = typer.Option(None, "--contacts",
+                                            help="CSV or Parquet: customer_id, offer, channel, treated (none: no contacts)."),
+) -> None:
+    """Advance the simulated bank one day with the contacts Lifeloop dispatched; write out/days/DATE/."""
+    from lifeloop.cli.simulator import describe_day, read_contacts
+    from lifeloop.data.simulator import SimulatedBank
+
+    bank = SimulatedBank.open(out)
+    console().print(describe_day(bank.advance(read_contacts(contacts) if contacts else None)))
 
 
 @app.command()
@@ -148,5 +196,6 @@ def main() -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]Error:[/] {escape(exc.render())}")
+        # soft_wrap: an error names files and lines; never break a path across lines
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(exc.render())}")
         sys.exit(1)

@@ -32,5 +32,9 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int)
         print_steps(out, ctx.run(as_of))
         out.rule("[bold]4. Feature summary (标签)")
         print_feature_summary(out, ctx.features(as_of))
+        out.rule("[bold]5. Customer insight (客户洞察)")
+        from lifeloop.cli.insight import print_insight
+
+        print_insight(out, ctx.insight(as_of))
     out.print(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Workspace: {directory.resolve()}")
     out.print(f"Try: lifeloop -w {directory} features --as-of {as_of}")

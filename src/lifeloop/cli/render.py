@@ -46,7 +46,7 @@ def feature_summary_rows(table: Any) -> list[dict[str, Any]]:
             continue
         col = table[name]
         filled = n - col.null_count
-        row: dict[str, Any] = {"tag": name, "type": str(col.type), "filled": filled / n if n else 0.0}
+        row: dict[str, Any] = {"tag": name, "type": _kind(col.type), "filled": filled / n if n else 0.0}
         t = col.type
         if pa.types.is_decimal(t):
             col = pc.cast(col, pa.float64())
@@ -63,9 +63,30 @@ def feature_summary_rows(table: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _kind(t: Any) -> str:
+    """A banker's word for an Arrow type."""
+    import pyarrow as pa
+
+    if pa.types.is_decimal(t):
+        return "money" if t.scale == 2 else "decimal"
+    if pa.types.is_integer(t):
+        return "count"
+    if pa.types.is_floating(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "flag"
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        return "date"
+    return "text"
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return ""
+    if isinstance(v, (int, float)) and abs(v) >= 100_000:
+        for unit, size in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+            if abs(v) >= size:
+                return f"{v / size:,.1f}{unit}"
     if isinstance(v, float):
         return f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3f}"
     return f"{v:,}" if isinstance(v, int) else str(v)
@@ -75,10 +96,12 @@ def print_feature_summary(out: Any, table: Any) -> None:
     """The feature snapshot as one row per tag."""
     from rich.table import Table
 
+    rows = feature_summary_rows(table)
+    with_top = any("top" in r for r in rows)
     t = Table(title=f"Features: {table.num_rows:,} customers x {table.num_columns - 1} tags", title_justify="left")
-    for col in ("tag", "type", "filled", "mean", "min", "max", "top"):
-        t.add_column(col, justify="left" if col in ("tag", "type", "top") else "right")
-    for r in feature_summary_rows(table):
-        t.add_row(r["tag"], r["type"], f"{r['filled']:.0%}", _fmt(r.get("mean")), _fmt(r.get("min")),
-                  _fmt(r.get("max")), r.get("top", ""))
+    for col in ("tag", "type", "filled", "mean", "min", "max") + (("top",) if with_top else ()):
+        t.add_column(col, justify="left" if col in ("tag", "type", "top") else "right", no_wrap=col == "tag")
+    for r in rows:
+        cells = [r["tag"], r["type"], f"{r['filled']:.0%}", _fmt(r.get("mean")), _fmt(r.get("min")), _fmt(r.get("max"))]
+        t.add_row(*cells, *((r.get("top", ""),) if with_top else ()))
     out.print(t)

@@ -121,8 +121,9 @@ class Adapter:
         lines = str(exc).strip().splitlines()
         text = lines[0] if lines else type(exc).__name__
         return EngineError(f"{self.name} could not run a compiled query: {text}",
-                           hint="this is a Lifeloop bug or an environment problem; rerun with --debug to see "
-                                "the query and the engine's full message")
+                           hint="if a value is out of range, a tag's declared type is too small for the data "
+                                "(widen it in config/tags.yaml); otherwise rerun with --debug to see the query "
+                                "and the engine's full message, and report it")
 
 
 def write_arrow(table: "pa.Table", path: Path, order_by: Sequence[str] = (), schema: "pa.Schema | None" = None) -> int:
@@ -135,7 +136,7 @@ def write_arrow(table: "pa.Table", path: Path, order_by: Sequence[str] = (), sch
         table = table.sort_by([(c, "ascending") for c in order_by])
     table = table.replace_schema_metadata(None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20, store_schema=False)
+    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
     return table.num_rows
 
 

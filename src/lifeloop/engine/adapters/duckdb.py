@@ -41,8 +41,10 @@ class DuckDBAdapter(Adapter):
     def register(self, name: str, files: Sequence[Path]) -> None:
         """A view over Parquet files, read in place (columns matched by name across batches)."""
         paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
+        # the lake's as_of=D folders look like Hive partitions; they are not columns of the table
         read = exp.Anonymous(this="read_parquet", expressions=[
-            paths, exp.EQ(this=exp.column("union_by_name"), expression=exp.true())])
+            paths, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+            exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false())])
         self._run(_create_view(name, exp.select("*").from_(read)))
 
     def create_view(self, name: str, query: exp.Expression) -> None:

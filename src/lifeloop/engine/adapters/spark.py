@@ -1,0 +1,102 @@
+"""Apache Spark, the scale-out engine: the same trees, generated in Spark SQL, over the same lake.
+
+Settings that make Spark agree with DuckDB (see docs/features.md, "Engine differences closed"):
+
+* ``spark.sql.session.timeZone=UTC``: dates and timestamps never shift with the machine's zone.
+* ``spark.sql.ansi.enabled=true``: a cast that cannot succeed or an arithmetic overflow raises, as in
+  DuckDB, instead of silently becoming NULL (a wrong number in a bank's feature table is worse than a
+  failed run). Division by zero would raise too, which is why every division is compiled as a safe
+  division (NULL when the divisor is 0 or NULL) before it reaches any engine.
+* ``spark.ui.enabled=false``: no web server on a batch or test run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlglot import exp
+
+from lifeloop.engine.adapters.base import Adapter
+from lifeloop.errors import EngineError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# applied to every session, including one the caller already started (tests share one session)
+SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "true",
+}
+# applied only when this adapter starts the session itself; lifeloop.yaml's spark.conf overrides
+LAUNCH_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "4g",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+class SparkAdapter(Adapter):
+    """Runs trees on a Spark session (``local[2]`` by default, a cluster via ``lifeloop.yaml``)."""
+
+    name: ClassVar[str] = "spark"
+    dialect: ClassVar[str] = "spark"
+    supports_decimal_38: ClassVar[bool] = True
+    strict_casts: ClassVar[bool] = True  # with ANSI mode on
+    in_process: ClassVar[bool] = False
+
+    def __init__(self, ctx: Any = None, *, session: Any = None, master: str | None = None,
+                 conf: dict[str, str] | None = None):
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise EngineError("the Spark engine needs pyspark, which is not installed",
+                              hint="install the extra: pip install 'lifeloop[spark]' (and Java 17)") from None
+        settings = getattr(getattr(ctx, "config", None), "spark", None) if ctx is not None else None
+        self._owned = False
+        session = session or SparkSession.getActiveSession()
+        if session is None:
+            builder = SparkSession.builder.appName("lifeloop").master(
+                master or (settings.master if settings else "local[2]"))
+            for key, value in {**LAUNCH_CONF, **SESSION_CONF, **(dict(settings.conf) if settings else {}),
+                               **(conf or {})}.items():
+                builder = builder.config(key, value)
+            try:
+                session = builder.getOrCreate()
+            except Exception as exc:  # the JVM did not start: no Java, wrong JAVA_HOME, no memory
+                raise EngineError(f"Spark could not start: {str(exc).strip().splitlines()[0]}",
+                                  hint="install Java 17 and set JAVA_HOME, or run with --engine duckdb") from exc
+            self._owned = True
+        for key, value in SESSION_CONF.items():
+            session.conf.set(key, value)
+        self.spark = session
+
+    def register(self, name: str, files: Sequence[Path]) -> None:
+        """A temporary view over Parquet files."""
+        try:
+            self.spark.read.parquet(*[str(f) for f in files]).createOrReplaceTempView(name)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
+    def create_view(self, name: str, query: exp.Expression) -> None:
+        """A temporary view defined by a SELECT tree (generated in Spark SQL)."""
+        try:
+            self.spark.sql(self.sql(query)).createOrReplaceTempView(name)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
+    def to_arrow(self, expression: exp.Expression) -> "pa.Table":
+        """Run a SELECT tree and collect the result as Arrow (no pandas on the way)."""
+        try:
+            return self.spark.sql(self.sql(expression)).toArrow()
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
+    def close(self) -> None:
+        """Stop the session if this adapter started it (a shared session is left running)."""
+        if self._owned:
+            self.spark.stop()
+            self._owned = False

@@ -1,0 +1,202 @@
+"""Segments (客户分层分群): value tiers, featured groups (特色客群) and micro-segments (微细分).
+
+One row per customer in ``lake/segments/as_of=D/segments.parquet``:
+
+* ``tier`` — exactly one value tier: the tier whose ``[min, max)`` holds the tier measure (AUM;
+  NULL counts as 0). Tiers must partition ``[0, inf)``, checked before anything runs;
+* ``aum`` — the tier measure as DECIMAL(18,2), so summaries can add money up per segment;
+* ``seg_<group>`` — one boolean per featured group (NULL rule results count as false);
+* ``micro_<name>`` — one boolean per micro-segment, and ``micro_segment``: the first that matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from lifeloop.config.segments import SegmentsConfig
+from lifeloop.errors import ConfigError, DataError, Problem
+from lifeloop.insight.lifecycle import compile_rule, contradictions, feature_columns, snapshot_file
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lifeloop.config.loader import LocatedYaml
+    from lifeloop.pipeline import StepContext, StepResult
+
+AREA = "segments"
+CONFIG = "config/segments.yaml"
+
+
+def check_tiers(config: SegmentsConfig, doc: "LocatedYaml | None" = None) -> None:
+    """Tier ranges must partition [0, inf): start at 0, each max is the next min, the last is open."""
+    file = doc.file if doc else CONFIG
+
+    def line(i: int) -> int | None:
+        return doc.line_of(("tiers", i)) if doc else None
+
+    problems: list[Problem] = []
+    tiers = sorted(enumerate(config.tiers), key=lambda t: t[1].min)
+    names = [t.name for t in config.tiers]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Problem(f"tier {dup!r} is defined twice", file=file, line=line(names.index(dup))))
+    for i, t in enumerate(config.tiers):
+        if t.max is not None and t.max <= t.min:
+            problems.append(Problem(f"tier {t.name!r}: max {t.max:g} is not above min {t.min:g}", file=file,
+                                    line=line(i), field=f"tiers[{i}]"))
+    first_i, first = tiers[0]
+    if first.min != 0:
+        problems.append(Problem(f"tier {first.name!r} starts at {first.min:g}: customers below it have no tier "
+                                "(the lowest tier must start at 0)", file=file, line=line(first_i)))
+    for (ai, a), (bi, b) in zip(tiers, tiers[1:]):
+        if a.max is None:
+            problems.append(Problem(f"tiers {a.name!r} and {b.name!r} overlap: {a.name!r} has no max",
+                                    file=file, line=line(ai)))
+        elif a.max > b.min:
+            problems.append(Problem(f"tiers {a.name!r} and {b.name!r} overlap between {b.min:g} and {a.max:g}",
+                                    file=file, line=line(bi)))
+        elif a.max < b.min:
+            problems.append(Problem(f"gap between tiers {a.name!r} and {b.name!r}: no tier covers "
+                                    f"{a.max:g} to {b.min:g}", file=file, line=line(bi)))
+    last_i, last = tiers[-1]
+    if last.max is not None:
+        problems.append(Problem(f"tier {last.name!r} ends at {last.max:g}: customers above it have no tier "
+                                "(leave max empty on the highest tier)", file=file, line=line(last_i)))
+    if problems:
+        raise ConfigError(f"{file}: the value tiers do not partition AUM from 0 upwards; first: {problems[0]}",
+                          problems=problems, hint="make each tier's max equal the next tier's min, start at 0, "
+                                                  "and leave max empty on the top tier")
+
+
+def tier_case(config: SegmentsConfig, measure: exp.Expression) -> exp.Expression:
+    """CASE giving the tier name for a measure value (tiers already checked to partition [0, inf))."""
+    tiers = sorted(config.tiers, key=lambda t: t.min)
+    ifs = []
+    for t in tiers[:-1]:
+        ifs.append(exp.If(this=exp.LT(this=measure.copy(), expression=_num(t.max)), true=exp.Literal.string(t.name)))
+    # negative values (an overdrawn total) fall into the lowest tier rather than none
+    return exp.Case(ifs=ifs, default=exp.Literal.string(tiers[-1].name)) if ifs else exp.Literal.string(tiers[0].name)
+
+
+def _num(v: float | None) -> exp.Literal:
+    assert v is not None
+    return exp.Literal.number(int(v) if float(v).is_integer() else v)
+
+
+def segments_query(config: SegmentsConfig, columns: Mapping[str, str], features: str, as_of: dt.date,
+                   doc: "LocatedYaml | None" = None) -> tuple[exp.Select, list[Problem]]:
+    """The segments query over a feature relation, and warnings (rules that can never fire)."""
+    file = doc.file if doc else CONFIG
+    check_tiers(config, doc)
+    if config.tier_measure not in columns:
+        import difflib
+
+        close = difflib.get_close_matches(config.tier_measure, list(columns), n=1)
+        raise ConfigError(f"{file}: tier_measure {config.tier_measure!r} is not a feature column"
+                          + (f"; did you mean {close[0]!r}?" if close else ""),
+                          hint="name a feature of config/tags.yaml, e.g. aum")
+    # every tier's lower bound is a threshold too (wealth_min, private_min), so rules follow the tiers
+    thresholds = {f"{t.name}_min": t.min for t in config.tiers}
+    clash = sorted(set(thresholds) & set(config.thresholds))
+    if clash:
+        raise ConfigError(f"{file}: threshold {clash[0]!r} is already defined by the tiers",
+                          hint=f"remove it from thresholds; it is the tier's min ({thresholds[clash[0]]:g})")
+    thresholds.update(config.thresholds)
+    warnings: list[Problem] = []
+    seen: set[str] = set()
+    measure = exp.func("coalesce", exp.column(config.tier_measure, quoted=True), exp.Literal.number(0))
+    cols: list[exp.Expression] = [exp.column("customer_id"),
+                                  exp.alias_(tier_case(config, measure), "tier"),
+                                  exp.alias_(exp.cast(measure.copy(), "DECIMAL(18,2)"), "aum")]
+    micro_ifs: list[exp.If] = []
+    for key, prefix in (("groups", "seg_"), ("micro_segments", "micro_")):
+        for i, rule in enumerate(getattr(config, key)):
+            ln = doc.line_of((key, i, "when")) if doc else None
+            out = prefix + rule.name
+            if out in seen:
+                raise ConfigError(f"{file}:{ln} {key} {rule.name}: the name is used twice",
+                                  problems=[Problem("duplicate name", file=file, line=ln, rule=rule.name)],
+                                  hint="give each group and micro-segment its own name")
+            seen.add(out)
+            where = f"{file}:{ln} {key[:-1].replace('_', '-')} {rule.name}" if ln else f"{file} {rule.name}"
+            tree = compile_rule(rule.when, columns=columns, thresholds=thresholds, as_of=as_of, where=where)
+            for col in contradictions(rule.when, thresholds):
+                warnings.append(Problem(f"can never match: the bounds on {col!r} contradict each other",
+                                        file=file, line=ln, rule=rule.name))
+            flag = exp.func("coalesce", exp.Paren(this=tree), exp.false())
+            cols.append(exp.alias_(flag, out))
+            if key == "micro_segments":
+                micro_ifs.append(exp.If(this=flag.copy(), true=exp.Literal.string(rule.name)))
+    primary = exp.Case(ifs=micro_ifs, default=exp.cast(exp.null(), "VARCHAR")) if micro_ifs else \
+        exp.cast(exp.null(), "VARCHAR")
+    cols.append(exp.alias_(primary, "micro_segment"))
+    return exp.select(*cols).from_(features), warnings
+
+
+def output_schema(config: SegmentsConfig) -> "pa.Schema":
+    """Columns of ``lake/segments/as_of=D/segments.parquet``."""
+    import pyarrow as pa
+
+    fields = [("customer_id", pa.string()), ("tier", pa.string()), ("aum", pa.decimal128(18, 2))]
+    fields += [(f"seg_{g.name}", pa.bool_()) for g in config.groups]
+    fields += [(f"micro_{m.name}", pa.bool_()) for m in config.micro_segments]
+    fields += [("micro_segment", pa.string())]
+    return pa.schema(fields)
+
+
+def assign(engine: Any, config: SegmentsConfig, features_file: Path, as_of: dt.date,
+           doc: "LocatedYaml | None" = None) -> tuple["pa.Table", list[Problem]]:
+    """Segments for one date on any engine: the Arrow result (sorted by customer) and warnings."""
+    import pyarrow.parquet as pq
+
+    columns = feature_columns(pq.read_schema(features_file))
+    if "customer_id" not in columns:
+        raise DataError(f"{features_file}: the feature snapshot has no customer_id column",
+                        hint="re-run the features step")
+    query, warnings = segments_query(config, columns, "_segments_features", as_of, doc)
+    engine.register("_segments_features", [features_file])
+    schema = output_schema(config)
+    table = engine.to_arrow(query).select(schema.names).cast(schema).sort_by([("customer_id", "ascending")])
+    return table, warnings
+
+
+def sizes(table: "pa.Table", config: SegmentsConfig) -> dict[str, dict[str, int]]:
+    """Customers per tier, per group and per micro-segment (for manifests and summaries)."""
+    import pyarrow.compute as pc
+
+    out: dict[str, dict[str, int]] = {"tiers": {}, "groups": {}, "micro_segments": {}}
+    counts = {r["values"]: r["counts"] for r in table["tier"].value_counts().to_pylist()}
+    out["tiers"] = {t.name: counts.get(t.name, 0) for t in config.tiers}
+    for g in config.groups:
+        out["groups"][g.name] = int(pc.sum(pc.cast(table[f"seg_{g.name}"], "int64")).as_py() or 0)
+    for m in config.micro_segments:
+        out["micro_segments"][m.name] = int(pc.sum(pc.cast(table[f"micro_{m.name}"], "int64")).as_py() or 0)
+    return out
+
+
+def run_step(step: "StepContext") -> "StepResult":
+    """Pipeline step ``segments``: tiers, groups and micro-segments as of D -> lake/segments/as_of=D/."""
+    from lifeloop.engine.adapters.base import write_arrow
+    from lifeloop.pipeline import StepResult
+
+    ctx, as_of = step.ctx, step.as_of
+    config, doc = ctx.load_config("segments", SegmentsConfig)
+    features_file = snapshot_file(ctx.lake, "features", as_of)
+    table, warnings = assign(step.engine, config, features_file, as_of, doc)
+    schema = output_schema(config)
+
+    def write(staging: Path) -> dict[str, Any]:
+        write_arrow(table, staging / f"{AREA}.parquet", ("customer_id",), schema)
+        return {}
+
+    found = sizes(table, config)
+    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
+        "config_hash": ctx.config_hash("segments"), "rows": table.num_rows,
+        "inputs": {"features": ctx.lake.manifest("features", as_of).get("run_id")},
+        "sizes": found, "warnings": [str(w) for w in warnings]})
+    return StepResult("segments", as_of, table.num_rows, manifest["run_id"],
+                      summary={**found, "warnings": [str(w) for w in warnings]})
