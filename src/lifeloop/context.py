@@ -14,6 +14,7 @@ from lifeloop.settings import ENGINES, Settings
 if TYPE_CHECKING:
     import pyarrow as pa
     from pydantic import BaseModel
+    from sqlalchemy.orm import Session, sessionmaker
 
     from lifeloop.config.loader import LocatedYaml
     from lifeloop.config.workspace import WorkspaceConfig
@@ -31,6 +32,7 @@ class Context:
         self.settings = settings or Settings.from_env(workspace, engine, debug)
         self._engines: dict[str, Any] = {}
         self._configs: dict[str, tuple[Any, Any]] = {}
+        self._ops: "sessionmaker[Session] | None" = None
 
     # ------------------------------------------------------------------ workspace
     @classmethod
@@ -96,11 +98,30 @@ class Context:
             self._engines[name] = connect(name, self)
         return self._engines[name]
 
+    # ------------------------------------------------------------------ operations database
+    @property
+    def database_url(self) -> str:
+        """The operations database: LIFELOOP_DATABASE_URL, else lifeloop.yaml's database_url, else ops.db here."""
+        from lifeloop.store.ops.database import resolve_url
+
+        return resolve_url(self.workspace, setting=self.settings.database_url, configured=self.config.database_url)
+
+    def ops(self) -> "sessionmaker[Session]":
+        """The operations database's session factory (SQLite is migrated on first use; PostgreSQL must be)."""
+        if self._ops is None:
+            from lifeloop.store.ops import open_ops
+
+            self._ops = open_ops(self.database_url)
+        return self._ops
+
     def close(self) -> None:
-        """Release engines (stops a local Spark session)."""
+        """Release engines (stops a local Spark session) and the operations database's connections."""
         for adapter in self._engines.values():
             adapter.close()
         self._engines.clear()
+        if self._ops is not None:
+            self._ops.kw["bind"].dispose()
+            self._ops = None
 
     def __enter__(self) -> "Context":
         return self

@@ -101,5 +101,9 @@ class EngineError(LifeloopError):
     """The engine failed to run a compiled query (a bug or an environment problem)."""
 
 
+class OpsDatabaseError(LifeloopError):
+    """The operations database cannot be reached, is not migrated, or refused a change."""
+
+
 class NotFoundError(LifeloopError):
     """A named thing (customer, snapshot, strategy) does not exist."""

@@ -186,6 +186,39 @@ def demo(
     run_demo(console(), directory, customers=customers, days=days, seed=seed)
 
 
+db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    sql: bool = typer.Option(False, "--sql", help="Print the SQL instead of running it (for a DBA to review)."),
+) -> None:
+    """Create the operations database's tables, or migrate them to this version of Lifeloop."""
+    from lifeloop.store.ops.database import safe_url
+    from lifeloop.store.ops.migrations import upgrade, upgrade_sql
+
+    url = context().database_url
+    if sql:
+        typer.echo(upgrade_sql(url))
+        return
+    console().print(f"operations database {safe_url(url)} is at revision {upgrade(url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the operations database's revision and the one this version of Lifeloop needs."""
+    from lifeloop.store.ops.database import safe_url
+    from lifeloop.store.ops.migrations import current, head
+
+    url = context().database_url
+    at, expected = current(url), head()
+    state = "up to date" if at == expected else "behind: run `lifeloop db upgrade`"
+    console().print(f"operations database {safe_url(url)}: revision {at or 'none'}, "
+                    f"this Lifeloop needs {expected} ({state})")
+
+
 def main() -> None:
     """Console entry point: translate Lifeloop errors once, into 'Error: ...' and exit code 1."""
     try:
