@@ -155,6 +155,18 @@ class Context:
         """The published segments snapshot (tier, seg_<group>, micro_<name>) as of a date."""
         return self.snapshot("segments", as_of)
 
+    def clusters(self, as_of: dt.date | None = None) -> "pa.Table":
+        """The published clusters snapshot (cluster_id, cluster_name, distance) as of a date."""
+        return self.snapshot("clusters", as_of)
+
+    def customer(self, customer_id: str, *, role: str = "analyst", rm_id: str | None = None,
+                 reason: str | None = None, as_of: dt.date | None = None, transactions: int = 20) -> dict[str, Any]:
+        """The customer profile (客户档案) as data, personal fields masked for ``role``."""
+        from lifeloop.insight.profile import customer_profile
+
+        return customer_profile(self, customer_id, role_name=role, rm_id=rm_id, reason=reason, as_of=as_of,
+                                transactions=transactions)
+
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""
         from lifeloop.insight.summary import build

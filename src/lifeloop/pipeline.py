@@ -22,6 +22,7 @@ STEPS: dict[str, str] = {
     "features": "lifeloop.insight.features:run_step",
     "lifecycle": "lifeloop.insight.lifecycle:run_step",
     "segments": "lifeloop.insight.segments:run_step",
+    "clusters": "lifeloop.insight.clusters:run_step",
 }
 
 

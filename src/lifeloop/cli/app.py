@@ -140,6 +140,38 @@ def transitions(
 
 
 @app.command()
+def clusters(
+    fit: bool = typer.Option(False, "--fit", help="Re-fit on the latest (or --as-of) feature snapshot; ids are matched to the previous fit."),
+    name: Optional[list[str]] = typer.Option(None, "--name", help='Name a cluster: --name 3="Digital savers" (repeatable).'),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date (default: the latest clusters snapshot)."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Behavioural clusters (聚类分群): profiles in words; re-fit keeping identities; name clusters."""
+    from lifeloop.cli.insight import clusters_command
+
+    with context() as ctx:
+        clusters_command(ctx, console(), parse_date(as_of), fit, name or [], as_json)
+
+
+@app.command()
+def customer(
+    customer_id: str = typer.Argument(..., help="Customer number (客户号)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
+    role: str = typer.Option("analyst", "--role", help="analyst (masked), rm, compliance or admin."),
+    rm: Optional[str] = typer.Option(None, "--rm", help="Your relationship-manager id (role rm)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why you look (required for compliance and admin)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date (default: the latest bank batch)."),
+    transactions: int = typer.Option(20, "--transactions", help="Recent transactions to show."),
+) -> None:
+    """The customer profile (客户档案): attributes masked by role, holdings, transactions, stages, segments, cluster."""
+    from lifeloop.cli.insight import customer_command
+
+    with context() as ctx:
+        customer_command(ctx, console(), customer_id, as_json=as_json, role=role, rm_id=rm, reason=reason,
+                         as_of=parse_date(as_of), transactions=transactions)
+
+
+@app.command()
 def simulate(
     out: Path = typer.Option(..., "--out", help="Folder to write the extracts to."),
     customers: int = typer.Option(2000, "--customers", help="Number of customers."),

@@ -67,8 +67,36 @@ def print_insight(out: Any, summary: dict[str, Any]) -> None:
             for r in summary[key]:
                 t.add_row(r["label"], r["zh"], f"{r['customers']:,}", _pct(r["share"]), _money(r["aum"]))
             out.print(t)
+    if summary.get("clusters"):
+        print_clusters(out, summary["clusters"])
+    if summary.get("holdings"):
+        print_holdings(out, summary["holdings"])
     for w in summary.get("warnings", []):
         out.print(f"[yellow]warning:[/] {w}")
+
+
+def print_holdings(out: Any, data: dict[str, Any]) -> None:
+    """Product penetration and product counts per tier, then the findings in words."""
+    from rich.table import Table
+
+    pen = data["penetration"]
+    t = Table(title="Product penetration by tier (持仓渗透率)", title_justify="left")
+    t.add_column("tier")
+    t.add_column("customers", justify="right")
+    for p in pen["product_types"]:
+        t.add_column(p.replace("_", " "), justify="right")
+    for r in pen["tiers"]:
+        t.add_row(r["tier"], f"{r['customers']:,}", *[_pct(r["shares"][p]) for p in pen["product_types"]])
+    out.print(t)
+    t = Table(title="Open accounts per customer, by tier", title_justify="left")
+    for c in ("tier", "0", "1", "2", "3", "4", "5+", "single product"):
+        t.add_column(c, justify="left" if c == "tier" else "right")
+    for r in data["product_counts"]:
+        t.add_row(r["tier"], *[f"{r['accounts'][b]:,}" for b in ("0", "1", "2", "3", "4", "5+")],
+                  _pct(r["single_product_share"]))
+    out.print(t)
+    for f in data.get("findings", []):
+        out.print(f"[bold]finding:[/] {f}")
 
 
 def print_transitions(out: Any, result: dict[str, Any]) -> None:
@@ -162,6 +190,10 @@ def print_clusters(out: Any, data: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    if not data["clusters"]:
+        out.print("Behavioural clusters: nobody is assigned a cluster (the book was too small to cluster when the "
+                  "clusters step ran; see its manifest notes)")
+        return
     title = "Behavioural clusters (聚类分群)"
     if data.get("fitted_as_of"):
         title += f", fitted on {data['fitted_as_of']}"
@@ -170,8 +202,8 @@ def print_clusters(out: Any, data: dict[str, Any]) -> None:
         t.add_column(c, justify="right" if c in ("id", "customers", "share") else "left")
     new = set(data.get("new_at_last_fit") or [])
     for r in data["clusters"]:
-        name = escape(r["label"]) + (" [cyan](new)[/]" if r["cluster_id"] in new and data.get("retired_at_last_fit")
-                                     is not None and len(new) < len(data["clusters"]) else "")
+        # "new" only means something after a re-fit; on the first fit every cluster is new
+        name = escape(r["label"]) + (" [cyan](new)[/]" if r["cluster_id"] in new and data.get("fits", 0) > 1 else "")
         t.add_row(str(r["cluster_id"]), name, f"{r['customers']:,}", _pct(r["share"]), escape(r["description"]))
     out.print(t)
     if data.get("criterion"):

@@ -1,4 +1,5 @@
-"""The insight summary (客户洞察概览) as data: stages with changes, tiers and segments with AUM.
+"""The insight summary (客户洞察概览) as data: stages with changes, tiers and segments with AUM,
+cluster profiles and holdings findings.
 
 :func:`summarise` is pure (Arrow tables and configs in, plain dicts out, JSON-ready); :func:`build`
 reads the published snapshots of a workspace. The CLI renders the result; the web UI will take the
@@ -131,4 +132,19 @@ def build(ctx: Any, as_of: dt.date | None = None) -> dict[str, Any]:
         out["warnings"] += lake.manifest("segments", as_of).get("warnings", [])
     else:
         out["warnings"].append(f"no segments snapshot as of {as_of}: run the segments step for tiers and groups")
+    add_clusters_and_holdings(ctx, as_of, out)
     return out
+
+
+def add_clusters_and_holdings(ctx: Any, as_of: dt.date, out: dict[str, Any]) -> None:
+    """Add cluster profiles (``clusters``) and the holdings analysis (``holdings``) when their inputs exist."""
+    from lifeloop.insight import clusters, holdings
+
+    profiles = clusters.profiles(ctx, as_of)
+    if profiles is not None:
+        out["clusters"] = profiles
+    else:
+        out["warnings"].append(f"no clusters snapshot as of {as_of}: run the clusters step for cluster profiles")
+    analysis = holdings.build(ctx, as_of)
+    if analysis is not None:
+        out["holdings"] = analysis

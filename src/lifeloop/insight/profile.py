@@ -1,0 +1,192 @@
+"""The customer profile (客户档案): one customer's whole picture in one call, masked for the viewer.
+
+Attributes (personal data masked by role, see :mod:`lifeloop.data.masking`), holdings (the latest
+snapshot of each account), recent transactions and events, tags (the feature row), the stage
+history (every lifecycle snapshot), segments and cluster. The ``access`` block says who looked, in
+which role, why (compliance and admin must say) and what was masked; the audit log will record it.
+
+A relationship manager sees only their own book: asking for any other customer number gives the
+same refusal whether the customer exists or not, so the answer reveals nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from lifeloop.data.masking import AccessError, Role, mask_money, mask_row, role
+from lifeloop.errors import DataError, NotFoundError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+# ---------------------------------------------------------------------------- queries (sqlglot trees)
+def _is_customer(customer_id: str, table: str | None = None) -> exp.Expression:
+    return exp.EQ(this=exp.column("customer_id", table=table, quoted=True), expression=exp.Literal.string(customer_id))
+
+
+def customer_query(customer_id: str) -> exp.Select:
+    """The customer's row of the canonical customers table."""
+    return exp.select("*").from_("customers").where(_is_customer(customer_id))
+
+
+def holdings_query(customer_id: str) -> exp.Select:
+    """The latest snapshot of each of the customer's accounts, with the product's name and type."""
+    latest = exp.Window(this=exp.RowNumber(), partition_by=[exp.column("account_id", quoted=True)],
+                        order=exp.Order(expressions=[exp.Ordered(this=exp.column("snapshot_date", quoted=True),
+                                                                 desc=True)]))
+    inner = (exp.select("*", exp.alias_(latest, "_latest")).from_("holdings").where(_is_customer(customer_id))
+             .subquery("h"))
+    cols = [exp.column(c, table="h", quoted=True) for c in ("account_id", "product_id", "snapshot_date", "balance",
+                                                             "open_date", "maturity_date", "status")]
+    return (exp.select(*cols, exp.alias_(exp.column("name", table="p", quoted=True), "product_name"),
+                       exp.column("product_type", table="p", quoted=True))
+            .from_(inner)
+            .join(exp.to_table("products").as_("p"), on=exp.EQ(this=exp.column("product_id", table="h"),
+                                                              expression=exp.column("product_id", table="p")),
+                  join_type="left")
+            .where(exp.EQ(this=exp.column("_latest", table="h"), expression=exp.Literal.number(1)))
+            .order_by(exp.column("open_date", table="h"), exp.column("account_id", table="h")))
+
+
+def recent_query(table: str, customer_id: str, date_column: str, id_column: str, limit: int) -> exp.Select:
+    """The customer's latest ``limit`` rows of a fact table, newest first."""
+    return (exp.select("*").from_(table).where(_is_customer(customer_id))
+            .order_by(exp.Ordered(this=exp.column(date_column, quoted=True), desc=True),
+                      exp.Ordered(this=exp.column(id_column, quoted=True), desc=True))
+            .limit(limit))
+
+
+# ---------------------------------------------------------------------------- helpers
+def _plain(value: Any) -> Any:
+    """JSON-ready values: money as numbers (exact to the cent), dates kept as dates."""
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _rows(table: "pa.Table") -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in r.items()} for r in table.to_pylist()]
+
+
+def _latest_on_or_before(lake: Any, area: str, as_of: dt.date) -> dt.date | None:
+    dates = [d for d in lake.dates(area) if d <= as_of]
+    return dates[-1] if dates else None
+
+
+def _snapshot_row(lake: Any, area: str, as_of: dt.date, customer_id: str) -> tuple[dt.date | None, dict | None,
+                                                                                    "pa.Schema | None"]:
+    import pyarrow.parquet as pq
+
+    d = _latest_on_or_before(lake, area, as_of)
+    if d is None:
+        return None, None, None
+    path = lake.snapshot_dir(area, d) / f"{area}.parquet"
+    table = pq.read_table(path, filters=[("customer_id", "=", customer_id)])
+    rows = table.to_pylist()
+    return d, (rows[0] if rows else None), table.schema
+
+
+def stage_history(lake: Any, customer_id: str, as_of: dt.date) -> list[dict[str, Any]]:
+    """Every lifecycle snapshot of the customer up to ``as_of``, oldest first."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for d in lake.dates("lifecycle"):
+        if d > as_of:
+            break
+        rows = pq.read_table(lake.snapshot_dir("lifecycle", d) / "lifecycle.parquet",
+                             filters=[("customer_id", "=", customer_id)]).to_pylist()
+        for r in rows:
+            out.append({"as_of": d, "stage": r["stage"], "rule": r["rule"], "previous_stage": r["previous_stage"],
+                        "days_in_stage": r["days_in_stage"]})
+    return out
+
+
+def check_access(viewer: Role, rm_id: str | None, reason: str | None) -> None:
+    """Refuse a request the role cannot make as asked (an RM without their id, compliance without a reason)."""
+    if viewer.own_customers_only and not rm_id:
+        raise AccessError("a relationship manager must say who they are to see their book",
+                          hint="pass rm_id (CLI: --rm RM_ID)")
+    if viewer.needs_reason and not (reason and reason.strip()):
+        raise AccessError(f"role {viewer.name} sees personal data unmasked and must give a reason",
+                          hint="pass reason='...' (CLI: --reason '...'), e.g. a complaint or case number")
+
+
+# ---------------------------------------------------------------------------- the profile
+def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", rm_id: str | None = None,
+                     reason: str | None = None, as_of: dt.date | None = None,
+                     transactions: int = 20, events: int = 20) -> dict[str, Any]:
+    """One customer's whole picture as of a date (default: the latest bank batch), masked for the role."""
+    viewer = role(role_name)
+    check_access(viewer, rm_id, reason)
+    lake = ctx.lake
+    batches = lake.dates("bank")
+    if not batches:
+        raise DataError("no bank data has been ingested yet", hint="run `lifeloop ingest FOLDER` first")
+    as_of = as_of or batches[-1]
+    engine = ctx.engine()
+    engine.register_bank(lake, as_of)
+    found = engine.to_arrow(customer_query(customer_id)).to_pylist()
+    if viewer.own_customers_only and (not found or found[0].get("rm_id") != rm_id):
+        # the same words whether the customer exists or not: an RM learns nothing about other books
+        raise NotFoundError(f"customer {customer_id!r} is not in the book of relationship manager {rm_id}",
+                            hint="relationship managers see their own customers only; ask your branch "
+                                 "manager to reassign the customer if they should be yours")
+    if not found:
+        raise NotFoundError(f"no customer {customer_id!r} as of {as_of}",
+                            hint="check the customer number (客户号); customers who open after the as-of date "
+                                 "are not there yet")
+    masked_columns: list[str] = []
+
+    def masked(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for r in rows:
+            m, cols = mask_row(table, r, viewer)
+            masked_columns.extend(f"{table}.{c}" for c in cols)
+            out.append({k: _plain(v) for k, v in m.items()})
+        return out
+
+    attributes = masked("customers", found[:1])[0]
+    holdings = masked("holdings", engine.to_arrow(holdings_query(customer_id)).to_pylist())
+    txns = masked("transactions", engine.to_arrow(
+        recent_query("transactions", customer_id, "txn_date", "transaction_id", transactions)).to_pylist())
+    evts = _rows(engine.to_arrow(recent_query("events", customer_id, "event_date", "event_id", events)))
+
+    features_as_of, tags, schema = _snapshot_row(lake, "features", as_of, customer_id)
+    if tags is not None and schema is not None:
+        import pyarrow as pa
+
+        money = {f.name for f in schema if pa.types.is_decimal(f.type)}
+        tags = {k: (mask_money(v, viewer) if k in money else _plain(v)) for k, v in tags.items() if k != "customer_id"}
+        masked_columns.extend(f"features.{c}" for c in sorted(money) if "money" not in viewer.unmasked)
+    seg_as_of, seg, _ = _snapshot_row(lake, "segments", as_of, customer_id)
+    segments = None
+    if seg is not None:
+        segments = {"as_of": seg_as_of, "tier": seg["tier"], "micro_segment": seg["micro_segment"],
+                    "groups": sorted(k[4:] for k, v in seg.items() if k.startswith("seg_") and v),
+                    "micro_segments": sorted(k[6:] for k, v in seg.items() if k.startswith("micro_") and
+                                             k != "micro_segment" and v is True)}
+    cl_as_of, cl, _ = _snapshot_row(lake, "clusters", as_of, customer_id)
+    cluster = None if cl is None else {"as_of": cl_as_of, "cluster_id": cl["cluster_id"],
+                                       "name": cl["cluster_name"], "distance": cl["distance"]}
+    history = stage_history(lake, customer_id, as_of)
+    return {
+        "customer_id": customer_id, "as_of": as_of,
+        "attributes": attributes,
+        "stage": history[-1] if history else None,
+        "stage_history": history,
+        "segments": segments,
+        "cluster": cluster,
+        "tags": {"as_of": features_as_of, "values": tags} if tags is not None else None,
+        "holdings": holdings,
+        "transactions": txns,
+        "events": evts,
+        "access": {"role": viewer.name, "rm_id": rm_id, "reason": reason.strip() if reason else None,
+                   "masked": sorted(set(masked_columns)),
+                   "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+    }

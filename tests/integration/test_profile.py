@@ -1,0 +1,93 @@
+"""The customer profile on the tiny bank: masked by role, an RM's own book only, every part present."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from lifeloop.cli.insight import customer_command
+from lifeloop.data.masking import AccessError
+from lifeloop.errors import NotFoundError
+from lifeloop.insight.clusters import run_step as run_clusters
+from lifeloop.insight.profile import customer_profile
+from lifeloop.pipeline import StepContext
+from tests.factories import BANK_AS_OF, canonical_bank, new_context, write_canonical
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    root = tmp_path_factory.mktemp("profile")
+    bank = canonical_bank()
+    bank["customers"][0].update(mobile="13812341234", id_number="110101196005011234", email="lina@example.com")
+    context = new_context(root)
+    # three customers: clusters need k <= customers - 1
+    cfg = context.config_dir / "clusters.yaml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("k: {min: 3, max: 8}", "k: {min: 2, max: 2}"),
+                   encoding="utf-8")
+    context.ingest(write_canonical(root / "extracts", bank))
+    context.run(BANK_AS_OF, ["features", "lifecycle", "segments"])
+    # the clusters step (registered in lifeloop.pipeline by the lead), called directly
+    run_clusters(StepContext(ctx=context, as_of=BANK_AS_OF, engine=context.engine()))
+    yield context
+    context.close()
+
+
+def test_an_analyst_sees_the_whole_picture_with_personal_data_masked(ctx):
+    p = customer_profile(ctx, "C1")
+    a = p["attributes"]
+    assert (a["name"], a["mobile"], a["id_number"], a["email"], a["birth_date"]) == (
+        "李*", "138****1234", "110***********1234", "l***@example.com", 1960)
+    assert a["city"] is None or isinstance(a["city"], str)
+    # holdings: the latest snapshot of each account (A1 has two), short numbers fully hidden, balances as bands
+    assert [(h["account_id"], h["product_id"], h["snapshot_date"], h["balance"]) for h in p["holdings"]] == [
+        ("**", "CUR", dt.date(2024, 3, 31), "1k-10k"), ("**", "TD1Y", dt.date(2024, 3, 31), "10k-100k")]
+    assert p["holdings"][1]["product_type"] == "time_deposit"
+    # recent transactions newest first
+    assert [t["transaction_id"] for t in p["transactions"]] == ["T5", "T3", "T2", "T1"]
+    assert p["transactions"][1]["amount"] == "1k-10k"
+    assert p["stage"]["stage"] and [h["as_of"] for h in p["stage_history"]] == [BANK_AS_OF]
+    assert p["segments"]["tier"] == "potential"       # 1,250.50 + 50,000 of AUM
+    assert p["cluster"]["cluster_id"] >= 1 and p["cluster"]["name"].startswith("cluster ")
+    assert p["tags"]["values"]["aum"] == "10k-100k" and p["tags"]["values"]["products_held"] == 2
+    assert p["access"]["role"] == "analyst" and "customers.id_number" in p["access"]["masked"]
+
+
+def test_a_relationship_manager_sees_their_own_customer_unmasked_except_the_id_number(ctx):
+    p = customer_profile(ctx, "C1", role_name="rm", rm_id="RM1")
+    assert p["attributes"]["name"] == "李娜" and p["attributes"]["mobile"] == "13812341234"
+    assert p["attributes"]["id_number"] == "110***********1234"
+    assert p["holdings"][1]["balance"] == 50000.0 and p["tags"]["values"]["aum"] == 51250.5
+    assert p["access"]["masked"] == ["customers.id_number"]
+
+
+def test_a_relationship_manager_gets_the_same_refusal_for_another_book_and_for_a_customer_that_does_not_exist(ctx):
+    with pytest.raises(NotFoundError) as other:
+        customer_profile(ctx, "C2", role_name="rm", rm_id="RM1")      # exists, no RM
+    with pytest.raises(NotFoundError) as missing:
+        customer_profile(ctx, "C999", role_name="rm", rm_id="RM1")
+    assert other.value.message.replace("C2", "X") == missing.value.message.replace("C999", "X")
+    assert "not in the book of relationship manager RM1" in other.value.message
+
+
+def test_an_unknown_customer_is_named_in_the_error(ctx):
+    with pytest.raises(NotFoundError, match="no customer 'C999' as of 2024-03-31"):
+        customer_profile(ctx, "C999")
+
+
+def test_compliance_must_give_a_reason_and_it_is_returned_with_the_access(ctx):
+    with pytest.raises(AccessError, match="must give a reason"):
+        customer_profile(ctx, "C1", role_name="compliance")
+    p = customer_profile(ctx, "C1", role_name="compliance", reason="complaint 2024-117")
+    assert p["attributes"]["id_number"] == "110101196005011234"
+    assert p["access"]["reason"] == "complaint 2024-117" and p["access"]["masked"] == []
+
+
+def test_the_customer_command_prints_json_a_web_page_can_read(ctx, capsys):
+    from rich.console import Console
+
+    customer_command(ctx, Console(), "C1", as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert data["attributes"]["name"] == "李*" and data["as_of"] == "2024-03-31"
+    customer_command(ctx, Console(width=120, record=True), "C1")
