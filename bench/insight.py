@@ -118,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                  ("**(I) lifecycle + segments + transitions**", insight, f"**{insight / f:.2f} x F** (goal <= 1.5)")]
         extras: dict[str, float] = {}
         if not args.no_extras:
-            from lifeloop.insight import clusters, holdings
+            from lifeloop.insight import cluster_registry, clusters, holdings
             from lifeloop.insight.profile import customer_profile
             from lifeloop.insight.summary import build
             from lifeloop.pipeline import StepContext
 
             step = StepContext(ctx=ctx, as_of=d, engine=engine)
             # time a first fit even when the workspace is reused
-            clusters.registry_path(ctx.lake).unlink(missing_ok=True)
+            cluster_registry.registry_path(ctx.lake).unlink(missing_ok=True)
             extras["clusters step, first run (fit k=3..8 + assign)"], res = timed(lambda: clusters.run_step(step))
             extras["clusters step, daily (assign only)"], _ = timed(lambda: clusters.run_step(step))
             extras["holdings analysis"], _ = timed(lambda: holdings.build(ctx, d))

@@ -7,7 +7,7 @@ these once; core code never raises CLI or HTTP exceptions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

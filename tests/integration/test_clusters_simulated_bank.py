@@ -10,7 +10,7 @@ from rich.console import Console
 
 from lifeloop.cli.insight import clusters_command, insight_command
 from lifeloop.context import Context
-from lifeloop.insight import clusters
+from lifeloop.insight import cluster_registry, clusters
 from lifeloop.pipeline import StepContext
 
 pytestmark = pytest.mark.slow
@@ -66,12 +66,12 @@ def test_refitting_next_month_keeps_cluster_ids_and_most_customers_keep_their_cl
     first = run_clusters(ctx, d1)
     assert first.summary["notes"] and "fitted now" in first.summary["notes"][0]
     before = dict(zip(*[ctx.snapshot("clusters", d1)[c].to_pylist() for c in ("customer_id", "cluster_id")]))
-    registry = clusters.load_registry(ctx.lake)
+    registry = cluster_registry.load_registry(ctx.lake)
     k = registry["k"]
     assert 3 <= k <= 8
     change = clusters.fit_command(ctx, d2)
     # same k on a month's drift, every old cluster found again under its own id
-    assert change["k"] == k and change["kept"] == sorted(c["id"] for c in clusters.active(registry))
+    assert change["k"] == k and change["kept"] == sorted(c["id"] for c in cluster_registry.active(registry))
     assert change["new"] == [] and change["retired"] == []
     run_clusters(ctx, d2)
     after = dict(zip(*[ctx.snapshot("clusters", d2)[c].to_pylist() for c in ("customer_id", "cluster_id")]))
@@ -85,7 +85,7 @@ def test_a_name_given_by_an_analyst_shows_in_the_snapshot_and_the_summary(bank, 
     if not ctx.lake.exists("clusters", d2):
         run_clusters(ctx, d1)
         run_clusters(ctx, d2)
-    first_id = clusters.active(clusters.load_registry(ctx.lake))[0]["id"]
+    first_id = cluster_registry.active(cluster_registry.load_registry(ctx.lake))[0]["id"]
     clusters_command(ctx, Console(record=True), names=[f"{first_id}=Steady savers"])
     run_clusters(ctx, d2)
     assert "Steady savers" in ctx.snapshot("clusters", d2)["cluster_name"].to_pylist()

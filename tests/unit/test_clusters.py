@@ -11,8 +11,8 @@ import pytest
 
 from lifeloop.config.clusters import ClustersConfig
 from lifeloop.errors import ConfigError, NotFoundError
-from lifeloop.insight.clusters import (assign, describe, fit, load_registry, match, matrix, name_cluster, refit,
-                                       trait_text, update_registry)
+from lifeloop.insight.cluster_registry import load_registry, match, name_cluster, update_registry
+from lifeloop.insight.clusters import assign, describe, fit, matrix, refit, trait_text
 from lifeloop.store.lake import Lake
 
 D1, D2 = dt.date(2024, 5, 31), dt.date(2024, 6, 30)

@@ -222,7 +222,7 @@ def clusters_command(ctx: Any, out: Any, as_of: dt.date | None = None, refit: bo
                      names: list[str] = (), as_json: bool = False) -> dict[str, Any]:
     """Body of ``lifeloop clusters``: optionally re-fit and name clusters, then show the profiles."""
     from lifeloop.errors import DataError, LifeloopError
-    from lifeloop.insight import clusters
+    from lifeloop.insight import cluster_registry, clusters
 
     result: dict[str, Any] = {}
     if refit:
@@ -233,7 +233,7 @@ def clusters_command(ctx: Any, out: Any, as_of: dt.date | None = None, refit: bo
         key, eq, name = item.partition("=")
         if not eq or not key.strip().isdigit():
             raise LifeloopError(f"--name {item!r} is not ID=NAME", hint='e.g. --name 3="Digital savers"')
-        entry = clusters.name_cluster(ctx.lake, int(key), name)
+        entry = cluster_registry.name_cluster(ctx.lake, int(key), name)
         result.setdefault("named", []).append({"cluster_id": entry["id"], "name": entry["name"]})
         if not as_json:
             out.print(f"cluster {entry['id']} is now called {entry['name']!r}")

@@ -274,7 +274,7 @@ def canonical_mapping(folder: Path, fmt: SourceFormat | None = None, skip: Path 
             sources[stem] = SourceFile(file=entry.name)
             continue
         close = difflib.get_close_matches(stem or entry.name, list(TABLES), n=1)
-        problems.append(Problem(f"not a canonical table file" + (f"; did you mean {close[0]}.csv?" if close else ""),
+        problems.append(Problem("not a canonical table file" + (f"; did you mean {close[0]}.csv?" if close else ""),
                                 file=entry.name))
     if problems:
         raise IngestError(f"{folder}: {len(problems)} file(s) are not canonical extracts; first: {problems[0]}",
