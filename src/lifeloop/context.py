@@ -167,6 +167,14 @@ class Context:
         return customer_profile(self, customer_id, role_name=role, rm_id=rm_id, reason=reason, as_of=as_of,
                                 transactions=transactions)
 
+    def audiences(self, as_of: dt.date | None = None) -> "pa.Table":
+        """Eligible customers per strategy and wave, with the reason (定名单)."""
+        return self.snapshot("audiences", as_of)
+
+    def lists(self, as_of: dt.date | None = None) -> "pa.Table":
+        """The day's lists: treated, control and dropped candidates, with channel, script and dropping policy."""
+        return self.snapshot("lists", as_of)
+
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""
         from lifeloop.insight.summary import build

@@ -23,6 +23,8 @@ STEPS: dict[str, str] = {
     "lifecycle": "lifeloop.insight.lifecycle:run_step",
     "segments": "lifeloop.insight.segments:run_step",
     "clusters": "lifeloop.insight.clusters:run_step",
+    "audiences": "lifeloop.strategy.audiences:run_step",
+    "plan": "lifeloop.strategy.plan:run_step",
 }
 
 

@@ -49,9 +49,12 @@ def context(engine: str | None = None):
 
 
 def console():
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    # piped or logged output (CI, `make demo | tee`) gets room for the tables instead of rich's 80 columns
+    return Console() if sys.stdout.isatty() else Console(width=140)
 
 
 @app.command()
@@ -216,6 +219,17 @@ def demo(
     from lifeloop.cli.demo import run_demo
 
     run_demo(console(), directory, customers=customers, days=days, seed=seed)
+
+
+@app.command()
+def strategies(
+    as_json: bool = typer.Option(False, "--json", help="Print the map as JSON."),
+) -> None:
+    """The strategy map (策略图谱): segment x stage x scenario, and one line per strategy."""
+    from lifeloop.cli.strategies import strategies_command
+
+    with context() as ctx:
+        strategies_command(ctx, console(), as_json)
 
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",

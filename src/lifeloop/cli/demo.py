@@ -36,5 +36,9 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int)
         from lifeloop.cli.insight import print_insight
 
         print_insight(out, ctx.insight(as_of))
+        out.rule("[bold]6. Today's plan (策略执行名单)")
+        from lifeloop.cli.render import print_plan
+
+        print_plan(out, ctx.lists(as_of), as_of)
     out.print(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Workspace: {directory.resolve()}")
     out.print(f"Try: lifeloop -w {directory} features --as-of {as_of}")

@@ -105,3 +105,38 @@ def print_feature_summary(out: Any, table: Any) -> None:
         cells = [r["tag"], r["type"], f"{r['filled']:.0%}", _fmt(r.get("mean")), _fmt(r.get("min")), _fmt(r.get("max"))]
         t.add_row(*cells, *((r.get("top", ""),) if with_top else ()))
     out.print(t)
+
+
+def plan_rows(lists: Any) -> list[dict[str, Any]]:
+    """Per strategy, wave and channel: treated, control and dropped counts, and what dropped most."""
+    from collections import Counter, defaultdict
+
+    cells: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    drops: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    for r in lists.select(["strategy", "wave", "channel", "group", "status", "dropped_by"]).to_pylist():
+        key = (r["strategy"], r["wave"], r["channel"] or "-")
+        if r["dropped_by"]:
+            cells[key]["dropped"] += 1
+            drops[key][r["dropped_by"]] += 1
+        else:
+            cells[key][r["group"]] += 1
+    out = []
+    for key in sorted(cells):
+        top = drops[key].most_common(1)
+        out.append({"strategy": key[0], "wave": key[1], "channel": key[2], "treated": cells[key]["treated"],
+                    "control": cells[key]["control"], "dropped": cells[key]["dropped"],
+                    "top_drop": f"{top[0][0]} ({top[0][1]})" if top else ""})
+    return out
+
+
+def print_plan(out: Any, lists: Any, as_of: Any) -> None:
+    """The day's lists: who is contacted, who is held out, who was dropped and why."""
+    from rich.table import Table
+
+    t = Table(title=f"Lists as of {as_of}: treated, control (holdout) and dropped", title_justify="left")
+    for col in ("strategy", "wave", "channel", "treated", "control", "dropped", "most dropped by"):
+        t.add_column(col, justify="right" if col in ("treated", "control", "dropped") else "left")
+    for r in plan_rows(lists):
+        t.add_row(r["strategy"], r["wave"], r["channel"], f"{r['treated']:,}", f"{r['control']:,}",
+                  f"{r['dropped']:,}", r["top_drop"])
+    out.print(t)

@@ -1,0 +1,147 @@
+"""Benchmark: the audiences and plan steps for 1M customers and 20 strategies (goal: under 30 s).
+
+    .venv/bin/python bench/plan.py                                  # 1M customers, 20M transactions
+    .venv/bin/python bench/plan.py --customers 100000 --transactions 2000000
+
+Builds a workspace under bench/out_plan/ with bench/features.py's synthetic bank (plus a consent
+table: marketing consent on each channel for ~80% of customers), runs features, lifecycle and
+segments once (not timed here; bench/features.py times features), writes a 20-strategy map (the
+default template's 8 with this bank's product codes, and 12 cross-sell strategies per value tier),
+then times the two steps, twice each, and prints a Markdown table. Figures go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from features import D, generate, q  # noqa: E402  (bench/features.py: the same synthetic bank)
+
+from lifeloop.context import Context  # noqa: E402
+from lifeloop.pipeline import StepContext  # noqa: E402
+
+PRODUCTS = {"WM090": "P04", "TD1Y": "P02", "WM180": "P04", "WM030": "P04", "CC_STD": "P07"}
+
+
+def consent(db, folder: Path, customers: int) -> None:
+    """Marketing consent per customer and channel (~80% granted), one row each."""
+    db.execute(f"""COPY (SELECT 'C' || lpad(i::VARCHAR, 9, '0') AS customer_id, 'marketing' AS purpose, ch AS channel,
+        hash(i, ch) % 10 < 8 AS granted, NULL::DATE AS updated_on
+        FROM range({customers}) r(i), (VALUES ('sms'), ('push'), ('call'), ('rm'), ('email')) c(ch))
+        TO {q(str(folder / 'consent.parquet'))} (FORMAT parquet, COMPRESSION zstd)""")
+
+
+def strategy_map() -> dict:
+    """The template's map with this bank's products, plus 12 per-tier cross-sell strategies = 20."""
+    from lifeloop.workspace import template_root
+
+    doc = yaml.safe_load((template_root("bank") / "config" / "strategies.yaml").read_text(encoding="utf-8"))
+    for s in doc["strategies"]:
+        if s["offer"].get("product_id"):
+            s["offer"]["product_id"] = PRODUCTS[s["offer"]["product_id"]]
+    base = doc["strategies"][0]
+    extra = {"fund_cross_sell": ("fund_count = 0 AND frequency_90d > 0", "P05", ["rm", "sms"]),
+             "insurance_cross_sell": ("insurance_count = 0 AND age BETWEEN 30 AND 55", "P06", ["call", "sms"]),
+             "digital_adoption": ("coalesce(app_logins_90d, 0) = 0 AND frequency_90d > 0", "P01", ["sms", "push"])}
+    for name, (rule, product, channels) in extra.items():
+        for k, tier in enumerate(("mass", "potential", "wealth", "private")):
+            sid = f"{name}_{tier}"
+            doc["strategies"].append({
+                "id": sid, "name": {"zh": sid, "en": sid}, "owner": "bench",
+                "objective": {"kind": "fee_income", "metric": "fee", "window_days": 30},
+                "scenario": {"kind": "product", "segments": [tier]}, "audience": f"tier = '{tier}' AND {rule}",
+                "offer": {"product_id": product}, "channels": channels,
+                "scripts": {ch: base["scripts"]["sms"] for ch in channels},
+                "waves": [{"id": "w1", "day": 0}], "holdout": 0.1, "priority": 20 + 5 * k,
+                "expected": {"uplift": 0.01 * (k + 1), "value": 100 * (k + 1)}, "start": "2024-01-01",
+                "reentry_days": 90})
+    assert len(doc["strategies"]) == 20
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--transactions", type=int, default=20_000_000)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out_plan")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--regenerate", action="store_true")
+    args = ap.parse_args(argv)
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    ws = args.out / "workspace"
+    marker = args.out / "data.json"
+    wanted = {"customers": args.customers, "transactions": args.transactions, "as_of": D.isoformat(), "v": 1}
+    if args.regenerate or not marker.exists() or json.loads(marker.read_text())["params"] != wanted:
+        shutil.rmtree(args.out, ignore_errors=True)
+        args.out.mkdir(parents=True)
+        ctx = Context.init(ws)
+        started = time.perf_counter()
+        con = duckdb.connect()
+
+        def write(staging: Path) -> dict:
+            rows = generate(con, staging, args.customers, args.transactions)
+            consent(con, staging, args.customers)
+            return {"rows": rows}
+
+        ctx.lake.publish("bank", D, write)
+        con.close()
+        ctx.run(D, steps=["features", "lifecycle", "segments"])
+        ctx.close()
+        marker.write_text(json.dumps({"params": wanted, "prepare_seconds": round(time.perf_counter() - started, 1)}))
+    (ws / "config" / "strategies.yaml").write_text(yaml.safe_dump(strategy_map(), allow_unicode=True, sort_keys=False),
+                                                  encoding="utf-8")
+    from lifeloop.strategy import audiences, plan
+
+    times: dict[str, list[float]] = {"audiences": [], "plan": []}
+    cpu: dict[str, list[float]] = {"audiences": [], "plan": []}
+    summary = {}
+    for _ in range(args.repeat):
+        with Context(ws) as ctx:
+            step = StepContext(ctx=ctx, as_of=D, engine=ctx.engine())
+            started, cpu0 = time.perf_counter(), time.process_time()
+            audiences.run_step(step)
+            times["audiences"].append(time.perf_counter() - started)
+            cpu["audiences"].append(time.process_time() - cpu0)
+            started, cpu0 = time.perf_counter(), time.process_time()
+            result = plan.run_step(step)
+            times["plan"].append(time.perf_counter() - started)
+            cpu["plan"].append(time.process_time() - cpu0)
+            summary = result.summary
+    aud_rows = pq.read_metadata(Context(ws).lake.snapshot_dir("audiences", D) / "audiences.parquet").num_rows
+    best = {k: min(v) for k, v in times.items()}
+    print(f"\n{args.customers:,} customers, {args.transactions:,} transactions, 20 strategies; "
+          f"{aud_rows:,} audience rows; {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"duckdb {duckdb.__version__}\n")
+    best_cpu = {k: min(v) for k, v in cpu.items()}
+    # CPU seconds of this process (DuckDB's threads included): a machine shared with other jobs
+    # inflates wall time, so both are reported, with the load average at the end
+    print("| step | wall seconds (best of %d) | CPU seconds |" % args.repeat)
+    print("|---|---:|---:|")
+    for k, v in best.items():
+        print(f"| {k} | {v:.2f} | {best_cpu[k]:.2f} |")
+    print(f"| audiences + plan | {sum(best.values()):.2f} | {sum(best_cpu.values()):.2f} |")
+    print(f"\nruns: {json.dumps({k: [round(x, 2) for x in v] for k, v in times.items()})}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"plan summary: {json.dumps(summary, ensure_ascii=False)}")
+    (args.out / "results.json").write_text(json.dumps({"times": times, "cpu": cpu, "audience_rows": aud_rows,
+                                                       "summary": summary, **wanted}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""``lifeloop strategies``: the strategy map (策略图谱) as segment x stage x scenario, and one line per strategy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lifeloop.config.strategies import StrategiesConfig
+
+ANY = "all"
+
+
+def map_grid(config: StrategiesConfig, stage_order: list[str] | None = None) -> dict[str, Any]:
+    """The map as data: rows (segments), columns (stages), cells {segment: {stage: ["id (scenario)", ...]}}."""
+    cells: dict[str, dict[str, list[str]]] = {}
+    stages_seen: list[str] = []
+    for s in config.strategies:
+        label = f"{s.id} ({s.scenario.kind})"
+        for seg in s.scenario.segments or [ANY]:
+            for stage in s.scenario.stages or [ANY]:
+                cells.setdefault(seg, {}).setdefault(stage, []).append(label)
+                if stage not in stages_seen:
+                    stages_seen.append(stage)
+    order = [st for st in (stage_order or []) if st in stages_seen]
+    columns = order + [st for st in stages_seen if st not in order and st != ANY] + ([ANY] if ANY in stages_seen else [])
+    rows = [seg for seg in cells if seg != ANY] + ([ANY] if ANY in cells else [])
+    return {"rows": rows, "columns": columns, "cells": cells}
+
+
+def strategy_rows(config: StrategiesConfig) -> list[dict[str, Any]]:
+    """One summary per strategy: id, name, owner, objective, scenario, offer, waves, holdout, priority, dates."""
+    out = []
+    for s in config.strategies:
+        out.append({
+            "id": s.id, "name": s.name.zh or s.name.en, "owner": s.owner,
+            "objective": f"{s.objective.kind}: {s.objective.metric} / {s.objective.window_days}d",
+            "scenario": s.scenario.name or s.scenario.kind, "offer": s.offer.product_id or s.offer.code,
+            "waves": " -> ".join(f"D+{w.day} {w.channel or '/'.join(s.channels)}"
+                                 + (f" ({w.depends_on.outcome})" if w.depends_on and w.depends_on.outcome != "any" else "")
+                                 for w in s.waves),
+            "holdout": f"{s.holdout:.0%}", "priority": s.priority,
+            "dates": f"{s.start}..{s.end or ''}", "enabled": s.enabled})
+    return out
+
+
+def print_map(out: Any, config: StrategiesConfig, stage_order: list[str] | None = None) -> None:
+    """Print the grid and the strategy list with rich."""
+    from rich.table import Table
+
+    grid = map_grid(config, stage_order)
+    t = Table(title="Strategy map (策略图谱): segment x stage, strategy (scenario)", title_justify="left", show_lines=True)
+    t.add_column("segment \\ stage")
+    for col in grid["columns"]:
+        t.add_column(col)
+    for row in grid["rows"]:
+        t.add_row(row, *["\n".join(grid["cells"][row].get(col, [])) for col in grid["columns"]])
+    out.print(t)
+    d = Table(title="Strategies", title_justify="left")
+    rows = strategy_rows(config)
+    for col in ("id", "name", "owner", "objective", "offer", "waves", "holdout", "priority"):
+        d.add_column(col, justify="right" if col in ("holdout", "priority") else "left")
+    for r in rows:
+        d.add_row(*[str(r[c]) for c in ("id", "name", "owner", "objective", "offer", "waves", "holdout", "priority")])
+    out.print(d)
+
+
+def strategies_command(ctx: Any, out: Any, as_json: bool = False) -> None:
+    """Load and check the map of the workspace, then print it (or its JSON)."""
+    import json
+
+    from lifeloop.config.lifecycle import LifecycleConfig
+    from lifeloop.errors import LifeloopError
+    from lifeloop.strategy.inputs import load_map
+
+    config, _, _ = load_map(ctx)
+    try:
+        lifecycle, _ = ctx.load_config("lifecycle", LifecycleConfig)
+        order = [s.name for s in lifecycle.stages]
+    except LifeloopError:  # the map is still worth showing without a lifecycle file
+        order = None
+    if as_json:
+        out.print_json(json.dumps({"grid": map_grid(config, order), "strategies": strategy_rows(config)},
+                                  ensure_ascii=False, default=str))
+    else:
+        print_map(out, config, order)

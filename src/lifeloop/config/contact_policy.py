@@ -1,0 +1,133 @@
+"""``config/contact_policy.yaml``: one contact policy (渠道协同) over every strategy.
+
+Frequency caps per customer (overall and per channel, per day / week / month), quiet hours per
+channel, the consent purpose each objective needs, what a missing consent row means, refusal memory
+per channel (a customer who said no to a call is not called again for N months), and each channel's
+unit cost and capacity (outbound seats x calls per seat, relationship-manager tasks per day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lifeloop.config.models import Strict
+from lifeloop.config.strategies import TIME, Channel
+
+Purpose = Literal["marketing", "service", "risk"]
+
+
+class Caps(Strict):
+    """At most this many contacts per customer in a day (D), a week (D-6..D), a month (D-29..D)."""
+
+    day: int | None = Field(default=None, ge=0)
+    week: int | None = Field(default=None, ge=0)
+    month: int | None = Field(default=None, ge=0)
+
+    def windows(self) -> list[tuple[int, int]]:
+        """(window length in days, cap) for every cap that is set."""
+        return [(n, cap) for n, cap in ((1, self.day), (7, self.week), (30, self.month)) if cap is not None]
+
+
+class QuietHours(Strict):
+    """No contact from ``start`` to ``end`` (HH:MM, local time; may wrap midnight)."""
+
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        if not TIME.match(str(v)):
+            raise ValueError(f"{v!r} must be a time HH:MM, e.g. 21:00")
+        return v
+
+    def contains(self, t: dt.time) -> bool:
+        """``t`` falls in the quiet period (start inclusive, end exclusive)."""
+        s, e = dt.time.fromisoformat(self.start), dt.time.fromisoformat(self.end)
+        if s == e:
+            return False
+        return s <= t < e if s < e else (t >= s or t < e)
+
+
+class ChannelSettings(Strict):
+    """Unit cost (RMB), default send time, and capacity of one channel."""
+
+    cost: float = Field(default=0.0, ge=0)
+    send_at: str = "10:00"
+    seats: int | None = Field(default=None, ge=0)                  # outbound call centre (远程银行) seats
+    per_seat_per_day: int | None = Field(default=None, ge=0)        # calls one seat makes a day
+    per_rm_per_day: int | None = Field(default=None, ge=0)          # RM tasks a day (default for RMs without one)
+    per_day: int | None = Field(default=None, ge=0)                 # any other daily limit of the channel
+
+    @field_validator("send_at")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        if not TIME.match(str(v)):
+            raise ValueError(f"{v!r} must be a time HH:MM, e.g. 10:00")
+        return v
+
+    def daily_limit(self) -> int | None:
+        """Contacts the channel can carry in a day overall (None: unlimited)."""
+        limits = [x for x in (self.per_day,) if x is not None]
+        if self.seats is not None and self.per_seat_per_day is not None:
+            limits.append(self.seats * self.per_seat_per_day)
+        return min(limits) if limits else None
+
+
+class Consent(Strict):
+    """Which consent purpose each objective needs, and what a customer without a consent row means."""
+
+    purpose_by_objective: dict[Literal["scale", "customers", "fee_income"], Purpose] = Field(
+        default_factory=lambda: {"scale": "marketing", "customers": "marketing", "fee_income": "marketing"})
+    # PIPL: marketing needs opt-in, so no row means no; service messages are allowed unless refused
+    missing: dict[Purpose, bool] = Field(default_factory=lambda: {"marketing": False, "service": True, "risk": True})
+
+
+class ContactPolicy(Strict):
+    """The whole ``contact_policy.yaml``."""
+
+    version: int = 1
+    caps: Caps = Field(default_factory=Caps)
+    channel_caps: dict[Channel, Caps] = Field(default_factory=dict)
+    quiet_hours: dict[Channel, QuietHours] = Field(default_factory=dict)
+    consent: Consent = Field(default_factory=Consent)
+    refusal_memory_months: dict[Channel, int] = Field(default_factory=dict)
+    channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)
+    lookback_days: int = Field(default=400, ge=30)   # history read for caps, refusals and waves
+
+    @field_validator("refusal_memory_months")
+    @classmethod
+    def _months(cls, v: dict[str, int]) -> dict[str, int]:
+        for ch, n in v.items():
+            if n < 0 or n > 60:
+                raise ValueError(f"refusal memory for {ch} must be 0..60 months (got {n})")
+        return v
+
+    @model_validator(mode="after")
+    def _lookback(self) -> "ContactPolicy":
+        need = max([30 * m + 31 for m in self.refusal_memory_months.values()] + [30])
+        if self.lookback_days < need:
+            raise ValueError(f"lookback_days {self.lookback_days} is shorter than the longest refusal memory "
+                             f"({need} days)")
+        return self
+
+    def channel(self, name: str) -> ChannelSettings:
+        """Settings of a channel (defaults when the file does not mention it)."""
+        return self.channels.get(name, ChannelSettings())  # type: ignore[call-overload]
+
+    def purpose(self, objective_kind: str, override: str | None = None) -> str:
+        """The consent purpose a strategy needs."""
+        return override or self.consent.purpose_by_objective.get(objective_kind, "marketing")  # type: ignore
+
+    def send_time(self, channel: str, requested: str | None) -> dt.time | None:
+        """When a contact goes out: the requested time, moved past quiet hours if the same day allows; else None."""
+        t = dt.time.fromisoformat(requested or self.channel(channel).send_at)
+        quiet = self.quiet_hours.get(channel)  # type: ignore[call-overload]
+        if quiet is None or not quiet.contains(t):
+            return t
+        end = dt.time.fromisoformat(quiet.end)
+        # quiet until the end of the period: only later the same day counts (tomorrow is another plan)
+        return end if end > t and not quiet.contains(end) else None

@@ -1,0 +1,249 @@
+"""Audiences (定名单): who is eligible for which strategy and wave as of D, and why.
+
+First waves: customers for whom the strategy's audience rule is true today (over features, the
+lifecycle stage, segments and the day's events), who have not entered the strategy within its
+``reentry_days``. Later waves: customers whose earlier wave (the one named in ``depends_on``) went
+out ``day - depends_on.day`` days ago with the required outcome; the control group follows the
+journey as "no response", so treated and control stay comparable wave by wave.
+
+Writes ``lake/audiences/as_of=D/audiences.parquet``: customer_id, strategy, wave, rm_id, reason —
+the reason names the values that made the rule true (``stage=honeymoon, tenure_days=1``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.strategy.events import EVENT_COLUMNS, events_query
+from lifeloop.strategy.history import REFUSED, RESPONDED
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lifeloop.pipeline import StepContext, StepResult
+
+AREA = "audiences"
+LIFECYCLE_COLUMNS = {"stage": "VARCHAR", "previous_stage": "VARCHAR", "days_in_stage": "INTEGER"}
+# names the joined relation takes from one place only (segments' aum repeats the feature as DECIMAL)
+EXCLUDED = {"customer_id", "rm_id", *LIFECYCLE_COLUMNS, *EVENT_COLUMNS}
+SEGMENT_EXCLUDED = EXCLUDED | {"aum"}
+
+
+def output_schema() -> "pa.Schema":
+    """Columns of ``lake/audiences/as_of=D/audiences.parquet``."""
+    import pyarrow as pa
+
+    return pa.schema([("customer_id", pa.string()), ("strategy", pa.string()), ("wave", pa.string()),
+                      ("rm_id", pa.string()), ("reason", pa.string())])
+
+
+def audience_columns(features: Mapping[str, str], segments: Mapping[str, str]) -> dict[str, str]:
+    """Every name an audience rule may use: features, stage history, segment flags, the day's events."""
+    feat = {k: v for k, v in features.items() if k not in EXCLUDED}
+    seg = {k: v for k, v in segments.items() if k not in SEGMENT_EXCLUDED}
+    return {"customer_id": "VARCHAR", **feat, **LIFECYCLE_COLUMNS, **seg, **EVENT_COLUMNS}
+
+
+def base_query(features: str, lifecycle: str, segments: str, events: str, feature_columns: list[str],
+               segment_columns: list[str]) -> exp.Select:
+    """Features joined with stage, segments and events: one row per customer, the rules' input."""
+    cols: list[exp.Expression] = [exp.column("customer_id", table="f")]
+    cols += [exp.column(c, table="f", quoted=True) for c in feature_columns]
+    cols += [exp.column(c, table="l", quoted=True) for c in LIFECYCLE_COLUMNS]
+    cols += [exp.column(c, table="s", quoted=True) for c in segment_columns]
+    cols += [exp.column("rm_id", table="e")] + [exp.column(c, table="e", quoted=True) for c in EVENT_COLUMNS]
+    q = exp.select(*cols).from_(exp.to_table(features).as_("f"))
+    for rel, alias in ((lifecycle, "l"), (segments, "s"), (events, "e")):
+        q = q.join(exp.to_table(rel).as_(alias), on=exp.EQ(this=exp.column("customer_id", table="f"),
+                                                            expression=exp.column("customer_id", table=alias)),
+                   join_type="left")
+    return q
+
+
+def reason_expression(tree: exp.Expression, columns: Mapping[str, str]) -> exp.Expression:
+    """``'col=' || value`` for each column the rule reads: why this customer is in the audience.
+
+    DOUBLEs are shown as DECIMAL(38,4): engines print floating-point numbers differently, decimals alike.
+    """
+    names = sorted({c.name for c in tree.find_all(exp.Column)})
+    if not names:
+        return exp.Literal.string("everyone")
+    parts = []
+    for n in names:
+        value: exp.Expression = exp.column(n, quoted=True)
+        if columns.get(n, "").upper() in ("DOUBLE", "FLOAT", "REAL"):
+            value = exp.cast(exp.func("round", value, exp.Literal.number(4)), "DECIMAL(38,4)")
+        text = exp.func("coalesce", exp.cast(value, "VARCHAR"), exp.Literal.string("NULL"))
+        parts.append(exp.DPipe(this=exp.Literal.string(f"{n}="), expression=text, safe=True))
+    return exp.func("concat_ws", exp.Literal.string(", "), *parts)
+
+
+def first_wave_query(config: StrategiesConfig, trees: Mapping[str, exp.Expression], base: str,
+                     as_of: dt.date, columns: Mapping[str, str] | None = None) -> exp.Select | None:
+    """One pass over the base: per active strategy a flag (``_f<i>``) and its reason (``_r<i>``) for matching rows.
+
+    One scan, not one per strategy: the base joins features, stages, segments and the day's events,
+    and engines do not reliably share that work between the branches of a UNION.
+    """
+    cols: list[exp.Expression] = [exp.column("customer_id"), exp.column("rm_id")]
+    flags = []
+    for i, s in enumerate(config.strategies):
+        if not s.active_on(as_of):
+            continue
+        tree = trees[s.id]
+        flag = exp.func("coalesce", exp.Paren(this=tree.copy()), exp.false())
+        cols.append(exp.alias_(flag, f"_f{i}"))
+        cols.append(exp.alias_(exp.Case(ifs=[exp.If(this=flag.copy(), true=reason_expression(tree, columns or {}))]), f"_r{i}"))
+        flags.append(flag.copy())
+    if not flags:
+        return None
+    where = flags[0]
+    for f in flags[1:]:
+        where = exp.or_(where, f)
+    return exp.select(*cols).from_(base).where(where)
+
+
+def first_waves(wide: "pa.Table", config: StrategiesConfig, as_of: dt.date) -> "pa.Table":
+    """Unpivot the one-pass result: one row per (customer, strategy) whose flag is true."""
+    import pyarrow as pa
+
+    schema = output_schema()
+    parts = []
+    for i, s in enumerate(config.strategies):
+        if not s.active_on(as_of):
+            continue
+        rows = wide.filter(wide[f"_f{i}"])
+        n = rows.num_rows
+        parts.append(pa.table({"customer_id": rows["customer_id"], "strategy": pa.array([s.id] * n, pa.string()),
+                               "wave": pa.array([s.waves[0].id] * n, pa.string()), "rm_id": rows["rm_id"],
+                               "reason": rows[f"_r{i}"]}, schema=schema))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def drop_reentries(first: "pa.Table", contacts: "pa.Table", config: StrategiesConfig, as_of: dt.date) -> "pa.Table":
+    """Leave out customers who entered the strategy (treated or control) within its reentry_days."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if first.num_rows == 0 or contacts.num_rows == 0:
+        return first
+    keep = []
+    for s in config.strategies:
+        part = first.filter(pc.equal(first["strategy"], s.id))
+        if part.num_rows == 0:
+            continue
+        since = as_of - dt.timedelta(days=s.reentry_days)
+        seen = contacts.filter(pc.and_(pc.equal(contacts["strategy"], s.id),
+                                       pc.greater_equal(contacts["contact_date"], since)))
+        if seen.num_rows:
+            part = part.filter(pc.invert(pc.is_in(part["customer_id"], seen["customer_id"].unique())))
+        keep.append(part)
+    return pa.concat_tables(keep) if keep else first.slice(0, 0)
+
+
+def follow_ups(config: StrategiesConfig, contacts: "pa.Table", as_of: dt.date) -> "pa.Table":
+    """Later waves due today: customer_id, strategy, wave, reason (rm_id is added by the caller)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows: dict[str, list[Any]] = {"customer_id": [], "strategy": [], "wave": [], "reason": []}
+    for s in config.strategies:
+        if not s.active_on(as_of):
+            continue
+        for w in s.waves[1:]:
+            dep = w.depends_on
+            assert dep is not None  # checked by check_structure
+            sent = as_of - dt.timedelta(days=w.day - s.wave(dep.wave).day)  # type: ignore[union-attr]
+            c = contacts.filter(pc.and_(pc.and_(pc.equal(contacts["strategy"], s.id), pc.equal(contacts["wave"], dep.wave)),
+                                        pc.equal(contacts["contact_date"], sent)))
+            for cust, treated, outcome in zip(c["customer_id"].to_pylist(), c["treated"].to_pylist(),
+                                              c["outcome"].to_pylist()):
+                responded = bool(treated) and outcome in RESPONDED
+                if outcome == REFUSED:
+                    continue  # a customer who said no leaves the journey
+                if dep.outcome == "responded" and not responded:
+                    continue
+                if dep.outcome == "no_response" and responded:
+                    continue
+                said = "control" if not treated else (outcome or "no response")
+                rows["customer_id"].append(cust)
+                rows["strategy"].append(s.id)
+                rows["wave"].append(w.id)
+                rows["reason"].append(f"wave {dep.wave} on {sent.isoformat()}: {said}")
+    return pa.table(rows, schema=pa.schema([(k, pa.string()) for k in rows]))
+
+
+def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Expression], as_of: dt.date,
+          contacts: "pa.Table", columns: tuple[list[str], list[str]], files: Mapping[str, Path],
+          types: Mapping[str, str] | None = None) -> "pa.Table":
+    """The audiences table for D (engine computes the first waves; later waves come from history)."""
+    import pyarrow as pa
+
+    engine.register("_aud_features", [files["features"]])
+    engine.register("_aud_lifecycle", [files["lifecycle"]])
+    engine.register("_aud_segments", [files["segments"]])
+    engine.create_view("_aud_events", events_query(config.events, as_of))
+    engine.create_view("_aud_base", base_query("_aud_features", "_aud_lifecycle", "_aud_segments", "_aud_events",
+                                               *columns))
+    schema = output_schema()
+    query = first_wave_query(config, trees, "_aud_base", as_of, types)
+    first = first_waves(engine.to_arrow(query), config, as_of) if query is not None else schema.empty_table()
+    first = drop_reentries(first, contacts, config, as_of)
+    later = follow_ups(config, contacts, as_of)
+    if later.num_rows:
+        rms = engine.to_arrow(exp.select("customer_id", "rm_id").from_("_aud_events"))
+        # customers who left the bank since the earlier wave drop out here (inner join)
+        later = later.join(rms, "customer_id", join_type="inner").select(schema.names).cast(schema)
+        first = pa.concat_tables([first, later])
+    return first.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
+
+
+def run_step(step: "StepContext") -> "StepResult":
+    """Pipeline step ``audiences``: eligible customers per strategy and wave as of D -> lake/audiences/."""
+    import pyarrow.parquet as pq
+
+    from lifeloop.engine.adapters.base import write_arrow
+    from lifeloop.insight.lifecycle import feature_columns
+    from lifeloop.pipeline import StepResult
+    from lifeloop.strategy.checks import check_references, compile_audiences
+    from lifeloop.strategy.inputs import gather, known_names
+
+    ctx, as_of, engine = step.ctx, step.as_of, step.engine
+    inputs = gather(step)
+    config, doc = inputs.config, inputs.doc
+    engine.register_bank(ctx.lake, as_of)
+    products = set(engine.to_arrow(exp.select("product_id").from_("products"))["product_id"].to_pylist())
+    stages, segments = known_names(ctx)
+    check_references(config, doc, products=products or None, stages=stages, segments=segments)
+    seg_columns = feature_columns(pq.read_schema(inputs.files["segments"]))
+    feat_columns = feature_columns(pq.read_schema(inputs.files["features"]))
+    types = audience_columns(feat_columns, seg_columns)
+    trees = compile_audiences(config, types, as_of, doc)
+    names = ([c for c in feat_columns if c not in EXCLUDED], [c for c in seg_columns if c not in SEGMENT_EXCLUDED])
+    table = build(engine, config, trees, as_of, inputs.history.contacts, names, inputs.files, types)
+    schema = output_schema()
+
+    def write(staging: Path) -> dict[str, Any]:
+        write_arrow(table, staging / f"{AREA}.parquet", (), schema)
+        return {}
+
+    sizes = counts(table)
+    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
+        "config_hash": ctx.config_hash("strategies", "contact_policy"), "rows": table.num_rows,
+        "inputs": {a: ctx.lake.manifest(a, as_of).get("run_id") for a in ("features", "lifecycle", "segments")},
+        "sizes": sizes})
+    return StepResult(AREA, as_of, table.num_rows, manifest["run_id"], summary={"sizes": sizes})
+
+
+def counts(table: "pa.Table") -> dict[str, int]:
+    """Eligible customers per ``strategy/wave``."""
+    import pyarrow.compute as pc
+
+    keys = pc.binary_join_element_wise(table["strategy"], table["wave"], "/")
+    return {r["values"]: r["counts"] for r in sorted(keys.value_counts().to_pylist(), key=lambda r: r["values"])}

@@ -1,0 +1,148 @@
+"""Cross-checks of the strategy map that a schema alone cannot do; every problem names file, line,
+strategy and field.
+
+Structure (always): unique strategy and wave ids, waves that depend on a known earlier wave, a
+script for every channel a wave can use, scripts using whitelisted variables only. References (when
+the lake is known): audience rules over known columns, offers of known products, scenario stages and
+segments that exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
+
+from lifeloop.config.strategies import StrategiesConfig, Strategy
+from lifeloop.errors import ConfigError, Problem, RuleError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from lifeloop.config.loader import LocatedYaml
+
+CONFIG = "config/strategies.yaml"
+
+
+class _Where:
+    """Locates fields of one strategy in the YAML file."""
+
+    def __init__(self, doc: "LocatedYaml | None", index: int, strategy: Strategy):
+        self.doc, self.i, self.s = doc, index, strategy
+        self.file = doc.file if doc else CONFIG
+
+    def problem(self, message: str, *path: object) -> Problem:
+        loc = ("strategies", self.i, *path)
+        line = self.doc.line_of(loc) if self.doc else None
+        field = f"strategies[{self.i}]" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        return Problem(message, file=self.file, line=line, rule=f"strategy {self.s.id}", field=field)
+
+    def text(self, *path: object) -> str:
+        loc = ("strategies", self.i, *path)
+        line = self.doc.line_of(loc) if self.doc else None
+        return f"{self.file}:{line} strategy {self.s.id}" if line else f"{self.file} strategy {self.s.id}"
+
+
+def _raise(problems: list[Problem], what: str, hint: str) -> None:
+    if problems:
+        first = problems[0]
+        raise ConfigError(f"{first.file}: {len(problems)} problem(s) in the strategy map ({what}); first: {first}",
+                          problems=problems, hint=hint)
+
+
+def check_structure(config: StrategiesConfig, doc: "LocatedYaml | None" = None) -> None:
+    """Ids, waves, channels and scripts hang together (no lake needed)."""
+    from lifeloop.strategy.scripts import template_problems
+
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, s in enumerate(config.strategies):
+        at = _Where(doc, i, s)
+        if s.id in seen:
+            problems.append(at.problem(f"strategy id {s.id!r} is used twice (first at strategies[{seen[s.id]}])", "id"))
+        seen.setdefault(s.id, i)
+        waves: dict[str, int] = {}
+        for j, w in enumerate(s.waves):
+            if w.id in waves:
+                problems.append(at.problem(f"wave id {w.id!r} is used twice", "waves", j, "id"))
+            if w.channel and w.channel not in s.channels:
+                problems.append(at.problem(f"wave {w.id} uses channel {w.channel!r}, which is not among the "
+                                           f"strategy's channels {s.channels}", "waves", j, "channel"))
+            dep = w.depends_on
+            if j == 0 and dep is not None:
+                problems.append(at.problem(f"the first wave {w.id} cannot depend on another wave "
+                                           "(it goes out when the audience rule is true)", "waves", j, "depends_on"))
+            elif j > 0 and dep is None:
+                problems.append(at.problem(f"wave {w.id} needs depends_on: the wave it follows "
+                                           "(and the outcome: no_response, responded or any)", "waves", j))
+            elif dep is not None and dep.wave not in waves:
+                known = list(waves)
+                close = difflib.get_close_matches(dep.wave, [x.id for x in s.waves], n=1)
+                later = dep.wave in [x.id for x in s.waves]
+                msg = (f"wave {w.id} depends on wave {dep.wave!r}, which comes later; list waves in order" if later else
+                       f"wave {w.id} depends on unknown wave {dep.wave!r}"
+                       + (f"; did you mean {close[0]!r}?" if close else f" (waves before it: {', '.join(known)})"))
+                problems.append(at.problem(msg, "waves", j, "depends_on", "wave"))
+            elif dep is not None and w.day <= s.waves[waves[dep.wave]].day:
+                problems.append(at.problem(f"wave {w.id} (day {w.day}) must come after wave {dep.wave} "
+                                           f"(day {s.waves[waves[dep.wave]].day})", "waves", j, "day"))
+            waves.setdefault(w.id, j)
+        used = {c for w in s.waves for c in s.channels_of(w)}
+        for ch in sorted(used - set(s.scripts)):
+            problems.append(at.problem(f"no script for channel {ch!r} (every channel a wave may use needs one)",
+                                       "scripts"))
+        for ch, script in s.scripts.items():
+            for lang in ("zh", "en"):
+                text = getattr(script, lang)
+                for msg in template_problems(text) if text else []:
+                    problems.append(at.problem(f"script {ch}.{lang}: {msg}", "scripts", ch, lang))
+    _raise(problems, "structure", "fix the fields named above (see docs/strategies.md); script variables are: "
+                                  "customer_name, title, rm_name, branch_name, product_name, offer_code, "
+                                  "days_to_maturity, maturing_amount, holiday_name, bank_name")
+
+
+def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of: dt.date,
+                      doc: "LocatedYaml | None" = None) -> dict[str, "exp.Expression"]:
+    """Each strategy's audience rule as an engine-neutral boolean tree; errors name file, line, strategy."""
+    from lifeloop.insight.lifecycle import compile_rule
+
+    out: dict[str, exp.Expression] = {}
+    problems: list[Problem] = []
+    first: RuleError | None = None
+    for i, s in enumerate(config.strategies):
+        at = _Where(doc, i, s)
+        try:
+            out[s.id] = compile_rule(s.audience, columns=columns, thresholds=config.thresholds, as_of=as_of,
+                                     where=f"{at.text('audience')} field audience")
+        except ConfigError as exc:
+            first = first or (exc if isinstance(exc, RuleError) else None)
+            problems.append(at.problem(exc.message + (f" ({exc.hint})" if exc.hint else ""), "audience"))
+    if problems:
+        raise RuleError(problems[0].message if len(problems) == 1 else
+                        f"{problems[0].file}: {len(problems)} audience rules are invalid; first: {problems[0]}",
+                        problems=problems, hint=first.hint if first else "fix the audience rules named above")
+    return out
+
+
+def check_references(config: StrategiesConfig, doc: "LocatedYaml | None" = None, *,
+                     products: Collection[str] | None = None, stages: Collection[str] | None = None,
+                     segments: Collection[str] | None = None) -> None:
+    """Offers name known products; scenario stages and segments exist (each check only when known)."""
+    problems: list[Problem] = []
+    for i, s in enumerate(config.strategies):
+        at = _Where(doc, i, s)
+        pid = s.offer.product_id
+        if products is not None and pid and pid not in products:
+            close = difflib.get_close_matches(pid, list(products), n=1)
+            problems.append(at.problem(f"unknown product {pid!r}" + (f"; did you mean {close[0]!r}?" if close else
+                                       " (not in the bank's product catalogue)"), "offer", "product_id"))
+        for name, known, key in ((s.scenario.stages, stages, "stages"), (s.scenario.segments, segments, "segments")):
+            for j, value in enumerate(name):
+                if known is not None and value not in known:
+                    close = difflib.get_close_matches(value, list(known), n=1)
+                    problems.append(at.problem(f"unknown {key[:-1]} {value!r}"
+                                               + (f"; did you mean {close[0]!r}?" if close else ""),
+                                               "scenario", key, j))
+    _raise(problems, "references", "name products of the catalogue, stages of config/lifecycle.yaml and tiers "
+                                   "or groups of config/segments.yaml")

@@ -1,0 +1,182 @@
+"""The plan (执行名单): from audiences to lists — holdout, arbitration, contact policy, capacity.
+
+Writes ``lake/lists/as_of=D/lists.parquet`` with one row per (customer, strategy, wave) of the day's
+audiences:
+
+* ``group`` — treated or control (holdout by hash, see holdout.py); ``status`` — contact (goes out),
+  control (held out, would have been contactable), or dropped;
+* ``channel``, ``send_at``, ``purpose`` (the consent purpose dispatch re-checks), ``script_id``, ``script_key`` (the key dispatch renders the script under),
+  ``offer``, ``priority``, ``expected_value``, ``cost``;
+* ``dropped_by`` (the policy that stopped it) and ``detail`` (every channel tried and why), so "why
+  wasn't this customer contacted?" always has an answer; ``reason`` says why they were eligible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.strategy.arbitration import expected_value
+from lifeloop.strategy.history import History
+from lifeloop.strategy.holdout import draws
+from lifeloop.strategy.policy import decide
+from lifeloop.strategy.scripts import script_id
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lifeloop.pipeline import StepContext, StepResult
+
+AREA = "lists"
+
+
+def output_schema() -> "pa.Schema":
+    """Columns of ``lake/lists/as_of=D/lists.parquet``."""
+    import pyarrow as pa
+
+    s = pa.string()
+    return pa.schema([
+        ("as_of", pa.date32()), ("customer_id", s), ("strategy", s), ("wave", s), ("group", s), ("status", s),
+        ("channel", s), ("send_at", s), ("purpose", s), ("script_id", s), ("script_key", s), ("offer", s),
+        ("priority", pa.int32()),
+        ("expected_value", pa.float64()), ("cost", pa.float64()), ("holdout_draw", pa.float64()),
+        ("dropped_by", s), ("detail", s), ("reason", s), ("rm_id", s)])
+
+
+def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy) -> "pa.Table":
+    """One candidate per audience row: channels in priority order, values per channel, holdout draw."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = []
+    keys = pc.binary_join_element_wise(audiences["strategy"], audiences["wave"], "\x1f")
+    for key in pc.unique(keys).to_pylist():
+        sid, wid = key.split("\x1f")
+        s = config.strategy(sid)
+        w = s.wave(wid) if s else None
+        if s is None or w is None:
+            continue  # an audience of a strategy removed from the map since: nothing to plan
+        rows = audiences.filter(pc.equal(keys, key))
+        n = rows.num_rows
+        chans = s.channels_of(w)
+        vals = [expected_value(s, ch, policy) for ch in chans]
+        d = draws(rows["customer_id"].to_pylist(), s.id, config.holdout_salt)
+        parts.append(pa.table({
+            "customer_id": rows["customer_id"], "strategy": rows["strategy"], "wave": rows["wave"],
+            "rm_id": rows["rm_id"], "reason": rows["reason"],
+            "draw": pa.array(d, pa.float64()), "tie": pa.array(d, pa.float64()),
+            "control": pa.array([x < s.holdout for x in d], pa.bool_()),
+            "priority": pa.array([s.priority] * n, pa.int32()),
+            "purpose": pa.array([policy.purpose(s.objective.kind, s.purpose)] * n, pa.string()),
+            "channels": pa.array([chans] * n, pa.list_(pa.string())),
+            "values": pa.array([vals] * n, pa.list_(pa.float64())),
+            "best_value": pa.array([max(vals)] * n, pa.float64()),
+            "send_at": pa.array([w.send_at] * n, pa.string()),
+            "offer": pa.array([s.offer.product_id or s.offer.code] * n, pa.string())}))
+    if not parts:
+        return candidates_schema().empty_table()
+    return pa.concat_tables(parts)
+
+
+def candidates_schema() -> "pa.Schema":
+    """Columns of the candidates table that :func:`lifeloop.strategy.policy.decide` reads."""
+    import pyarrow as pa
+
+    s = pa.string()
+    return pa.schema([("customer_id", s), ("strategy", s), ("wave", s), ("rm_id", s), ("reason", s),
+                      ("draw", pa.float64()), ("tie", pa.float64()), ("control", pa.bool_()),
+                      ("priority", pa.int32()), ("purpose", s), ("channels", pa.list_(s)),
+                      ("values", pa.list_(pa.float64())), ("best_value", pa.float64()), ("send_at", s),
+                      ("offer", s)])
+
+
+def spent_so_far(history: History, policy: ContactPolicy) -> dict[str, float]:
+    """Money each strategy has spent on contacts in the history window (channel unit costs)."""
+    from collections import Counter
+
+    c = history.contacts
+    counts = Counter((s, ch) for s, ch, treated in zip(c["strategy"].to_pylist(), c["channel"].to_pylist(),
+                                                       c["treated"].to_pylist()) if treated)
+    out: dict[str, float] = {}
+    for (s, ch), k in counts.items():
+        out[s] = out.get(s, 0.0) + k * policy.channel(ch).cost
+    return out
+
+
+def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy, history: History,
+               as_of: dt.date, rm_capacity: Mapping[str, int] | None = None) -> "pa.Table":
+    """The day's lists from the audiences: pure, no I/O (the step below adds the reading and writing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    active = {s.id: s for s in config.strategies}
+    cands = candidates(audiences, config, policy)
+    decided = decide(cands, history, policy, active, as_of, rm_capacity, spent_so_far(history, policy))
+    n = cands.num_rows
+    sid = [None if ch is None else script_id(s, ch)
+           for s, ch in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist())]
+    key = [None if i is None else f"{i}@{as_of.isoformat()}#{c}" for i, c in zip(sid, cands["customer_id"].to_pylist())]
+    table = pa.table({
+        "as_of": pa.array([as_of] * n, pa.date32()), "customer_id": cands["customer_id"],
+        "strategy": cands["strategy"], "wave": cands["wave"],
+        "group": pc.if_else(cands["control"], "control", "treated"), "status": decided["status"],
+        "channel": decided["channel"], "send_at": decided["send_at"], "purpose": cands["purpose"],
+        "script_id": pa.array(sid, pa.string()),
+        "script_key": pa.array(key, pa.string()), "offer": cands["offer"], "priority": cands["priority"],
+        "expected_value": decided["expected_value"], "cost": decided["cost"], "holdout_draw": cands["draw"],
+        "dropped_by": decided["dropped_by"], "detail": decided["detail"], "reason": cands["reason"],
+        "rm_id": cands["rm_id"]}, schema=output_schema())
+    return table.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
+
+
+def summary(table: "pa.Table") -> dict[str, Any]:
+    """Counts per status, per dropping policy, and contacts per channel."""
+    import pyarrow.compute as pc
+
+    def vc(col: "pa.ChunkedArray") -> dict[str, int]:
+        return {r["values"]: r["counts"] for r in sorted(col.drop_null().value_counts().to_pylist(),
+                                                          key=lambda r: r["values"])}
+
+    contacts = table.filter(pc.equal(table["status"], "contact"))
+    return {"status": vc(table["status"]), "dropped_by": vc(table["dropped_by"]), "channels": vc(contacts["channel"]),
+            "cost": round(float(pc.sum(table["cost"]).as_py() or 0.0), 2)}
+
+
+def rm_capacities(engine: Any) -> dict[str, int]:
+    """Each relationship manager's daily task capacity from the bank's data (registered bank views)."""
+    t = engine.to_arrow(exp.select("rm_id", "daily_capacity").from_("relationship_managers"))
+    return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist()) if c is not None}
+
+
+def run_step(step: "StepContext") -> "StepResult":
+    """Pipeline step ``plan``: audiences -> treated / control / dropped lists -> lake/lists/as_of=D/."""
+    import pyarrow.parquet as pq
+
+    from lifeloop.engine.adapters.base import write_arrow
+    from lifeloop.insight.lifecycle import snapshot_file
+    from lifeloop.pipeline import StepResult
+    from lifeloop.strategy.inputs import history_source, load_map
+
+    ctx, as_of = step.ctx, step.as_of
+    config, _, policy = load_map(ctx)
+    audiences = pq.read_table(snapshot_file(ctx.lake, "audiences", as_of))
+    history = history_source(ctx).load(as_of, policy.lookback_days)
+    step.engine.register_bank(ctx.lake, as_of)
+    table = make_lists(audiences, config, policy, history, as_of, rm_capacities(step.engine))
+    schema = output_schema()
+
+    def write(staging: Path) -> dict[str, Any]:
+        write_arrow(table, staging / f"{AREA}.parquet", (), schema)
+        return {}
+
+    found = summary(table)
+    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
+        "config_hash": ctx.config_hash("strategies", "contact_policy"), "rows": table.num_rows,
+        "inputs": {"audiences": ctx.lake.manifest("audiences", as_of).get("run_id")}, "summary": found})
+    return StepResult("plan", as_of, table.num_rows, manifest["run_id"], summary=found)

@@ -1,0 +1,86 @@
+"""Scripts (话术): sandboxed Jinja2 templates over a whitelist of customer variables.
+
+A script may only name the variables in :data:`lifeloop.config.strategies.SCRIPT_VARIABLES`; the
+check runs when the map is loaded, so a typo fails before anything is sent. Rendering uses a
+``SandboxedEnvironment`` with ``StrictUndefined`` (no attribute tricks, no silent blanks), and every
+personal value is masked before it reaches the template.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from lifeloop.config.strategies import SCRIPT_VARIABLES
+
+LANGUAGES = ("zh", "en")
+
+
+@lru_cache(maxsize=1)
+def environment():
+    """The one sandboxed Jinja2 environment (no autoescape: scripts are plain text)."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+def template_problems(text: str) -> list[str]:
+    """What is wrong with a script template: syntax errors and variables outside the whitelist."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    env = environment()
+    try:
+        ast = env.parse(text)
+    except TemplateSyntaxError as exc:
+        return [f"template syntax error on its line {exc.lineno}: {exc.message}"]
+    out = []
+    for name in sorted(meta.find_undeclared_variables(ast)):
+        if name not in SCRIPT_VARIABLES:
+            close = difflib.get_close_matches(name, list(SCRIPT_VARIABLES), n=1)
+            out.append(f"variable {name!r} is not allowed in scripts"
+                       + (f"; did you mean {close[0]!r}?" if close else ""))
+    return out
+
+
+def script_id(strategy_id: str, channel: str) -> str:
+    """The id of a strategy's script for a channel (``honeymoon_welcome.sms``)."""
+    return f"{strategy_id}.{channel}"
+
+
+def mask_name(name: str | None) -> str:
+    """王小明 -> 王**; Alice Smith -> A****; empty stays empty (C2: never show a full name in a message)."""
+    if not name:
+        return ""
+    return name[0] + "*" * max(1, len(name) - 1) if len(name) > 1 else name + "*"
+
+
+def round_amount(value: Any) -> str:
+    """An amount rounded to 10,000s as people say it (约 5 万 / about 50,000): never the exact balance."""
+    if value is None:
+        return ""
+    wan = round(float(value) / 10000)
+    return f"{max(wan, 1)}万"
+
+
+def customer_variables(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The whitelisted, masked variables for one customer from raw values (name, gender, amounts ...)."""
+    gender = raw.get("gender")
+    out = {
+        "customer_name": mask_name(raw.get("customer_name")),
+        "title": {"M": "先生", "F": "女士"}.get(gender or "", ""),
+        "maturing_amount": round_amount(raw.get("maturing_amount")),
+    }
+    for name in SCRIPT_VARIABLES:
+        if name not in out:
+            value = raw.get(name)
+            out[name] = "" if value is None else value
+    return out
+
+
+def render(text: str, variables: Mapping[str, Any]) -> str:
+    """Render a script with already-masked variables (only whitelisted names are passed in)."""
+    safe = {k: v for k, v in variables.items() if k in SCRIPT_VARIABLES}
+    return environment().from_string(text).render(**safe)

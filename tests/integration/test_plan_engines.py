@@ -1,0 +1,26 @@
+"""The audiences and plan steps write identical files whether DuckDB or Spark finds the audiences."""
+
+from __future__ import annotations
+
+import pytest
+
+from lifeloop.pipeline import StepContext
+from lifeloop.strategy import audiences, plan
+from tests.factories import lake_fingerprint
+from tests.integration.test_plan import D, ctx  # noqa: F401  (the tiny lake fixture)
+
+
+@pytest.mark.spark
+def test_spark_and_duckdb_write_the_same_audiences_and_lists(ctx, spark):  # noqa: F811
+    from lifeloop.engine.adapters.spark import SparkAdapter
+
+    def run(engine):
+        step = StepContext(ctx=ctx, as_of=D, engine=engine)
+        audiences.run_step(step)
+        plan.run_step(step)
+        return {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))
+                and k.endswith(".parquet")}
+
+    on_duckdb = run(ctx.engine("duckdb"))
+    on_spark = run(SparkAdapter(session=spark))
+    assert len(on_duckdb) == 2 and on_spark == on_duckdb
