@@ -127,7 +127,7 @@ def hand_written(bank: Path) -> str:
     """The feature table written by hand as one DuckDB query (what a careful analyst would write)."""
     p = {name: q(str(bank / f"{name}.parquet")) for name in ("customers", "products", "holdings", "transactions",
                                                                "events")}
-    d0, d30, d90, d365 = day(0), day(30), day(90), day(365)
+    d0, d30, d90 = day(0), day(30), day(90)
     ym = D.year * 12 + D.month
     md = D.month * 100 + D.day
     ci = "customer_initiated"

@@ -131,3 +131,8 @@ def test_macros_expand_to_golden_sql_per_engine(text, duckdb_sql, spark_sql):
     tree = expand(parse_expression(text, columns=COLUMNS, kind="value", where="w"), dt.date(2024, 2, 29))
     assert tree.sql("duckdb") == duckdb_sql
     assert tree.sql("spark") == spark_sql
+
+
+def test_a_macro_inside_a_division_is_expanded_too():
+    assert _eval("days_since(txn_date) / 2", dt.date(2024, 3, 1), txn_date="2024-02-28") == 1.0
+    assert _eval("safe_divide(months_since(txn_date), 2)", dt.date(2024, 3, 31), txn_date="2024-01-31") == 1.0

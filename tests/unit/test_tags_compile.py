@@ -101,3 +101,41 @@ def test_a_count_for_a_customer_without_rows_is_zero_not_empty():
     assert "IS NULL THEN 0" in freq.sql()
     aum = next(p for p in base.expressions if p.alias == "aum")
     assert "COALESCE" in aum.sql()  # default: 0 in the catalogue
+
+
+GOLDEN_CATALOGUE = """tags:
+  - name: spend_{window}d
+    label: {zh: "消费", en: "Spend"}
+    description: Own spend.
+    type: DECIMAL(18,2)
+    source: transactions
+    aggregate: sum(amount)
+    where: customer_initiated AND direction = 'debit'
+    windows: [30]
+    default: 0
+  - name: half_spend
+    label: {zh: "半额", en: "Half"}
+    description: Half the spend.
+    type: DOUBLE
+    expression: spend_30d / 2
+"""
+GOLDEN = {
+    "duckdb": (
+        """SUM(CASE WHEN ("customer_initiated" AND "direction" = 'debit') AND "txn_date" > CAST('2024-05-31' AS DATE) """
+        """THEN "amount" END) AS "spend_30d\"""",
+        """CAST((CASE WHEN CAST(2 AS DOUBLE) IS NULL OR CAST(2 AS DOUBLE) = 0 THEN CAST(NULL AS DOUBLE) """
+        """ELSE CAST("spend_30d" AS DOUBLE) / CAST(2 AS DOUBLE) END) AS DOUBLE) AS "half_spend\""""),
+    "spark": (
+        """SUM(CASE WHEN (`customer_initiated` AND `direction` = 'debit') AND `txn_date` > CAST('2024-05-31' AS DATE) """
+        """THEN `amount` END) AS `spend_30d`""",
+        """CAST((CASE WHEN CAST(2 AS DOUBLE) IS NULL OR CAST(2 AS DOUBLE) = 0 THEN CAST(NULL AS DOUBLE) """
+        """ELSE CAST(`spend_30d` AS DOUBLE) / CAST(2 AS DOUBLE) END) AS DOUBLE) AS `half_spend`"""),
+}
+
+
+def test_golden_sql_per_engine_for_a_windowed_sum_and_a_safe_division():
+    query = compile_features(load_catalogue(FILE, FILE, text=GOLDEN_CATALOGUE), D)
+    src, layer = ctes(query)["src_transactions"], ctes(query)["layer_1"]
+    for dialect, (aggregate, expression) in GOLDEN.items():
+        assert src.selects[1].sql(dialect) == aggregate
+        assert layer.selects[1].sql(dialect) == expression

@@ -78,15 +78,16 @@ def expand(tree: exp.Expression, as_of: dt.date) -> exp.Expression:
     """Replace macros (and every plain ``/``) by engine-neutral trees for this as-of date."""
 
     def rewrite(node: exp.Expression) -> exp.Expression:
+        # transform() does not descend into a replacement, so expand the arguments first
         if isinstance(node, exp.Anonymous) and node.name.lower() in _UNARY:
-            return _UNARY[node.name.lower()](node.expressions[0], as_of)
+            return _UNARY[node.name.lower()](expand(node.expressions[0], as_of), as_of)
         if isinstance(node, exp.Anonymous) and node.name.lower() == "safe_divide":
-            return safe_divide(*node.expressions)
+            return safe_divide(*[expand(e, as_of) for e in node.expressions])
         if isinstance(node, exp.SafeDivide):
-            return safe_divide(node.this, node.expression)
+            return safe_divide(expand(node.this, as_of), expand(node.expression, as_of))
         if isinstance(node, exp.Div) and not node.meta.get("safe"):
             # every user division is safe and DOUBLE: engines differ on /0 and on decimal scale
-            out = safe_divide(node.this, node.expression)
+            out = safe_divide(expand(node.this, as_of), expand(node.expression, as_of))
             out.find(exp.Div).meta["safe"] = True
             return out
         return node

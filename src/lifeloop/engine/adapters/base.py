@@ -111,7 +111,8 @@ class Adapter:
                       schema: "pa.Schema | None" = None) -> int:
         """Run a tree and write its rows to ``path`` with pyarrow, sorted by ``order_by``; return the rows.
 
-        Sorting and writing happen here, not in the engine, so DuckDB and Spark produce identical files.
+        Sorting and writing happen here, not in the engine, so DuckDB and Spark produce identical files
+        (the sort also gives the writer the same memory layout whichever engine returned the rows).
         """
         table = self.to_arrow(expression)
         return write_arrow(table, Path(path), order_by, schema)
@@ -143,3 +144,4 @@ def write_arrow(table: "pa.Table", path: Path, order_by: Sequence[str] = (), sch
 def query_text(expression: exp.Expression, dialect: str) -> str:
     """Pretty SQL of a tree in a dialect (error reports, docs)."""
     return expression.sql(dialect=dialect, pretty=True)
+
