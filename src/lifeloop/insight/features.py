@@ -135,7 +135,8 @@ def _source_cte(source_name: str, offset: int, tags: Iterable[Tag], as_of: dt.da
             start = exp.GT(this=_col(source.date_column),
                            expression=date_literal(day - dt.timedelta(days=tag.window)))
             cond = start if cond is None else exp.and_(exp.Paren(this=cond), start)
-        tree = expand(_avg_as_sum_over_count(_quote_columns(tag.tree.copy())), day)
+        # macros first, then AVG -> SUM / COUNT, whose new division the second pass makes safe
+        tree = expand(_avg_as_sum_over_count(expand(_quote_columns(tag.tree.copy()), day)), day)
         projections.append(exp.alias_(_only_when(tree, cond), tag.name, quoted=True))
     query = exp.select(*projections).from_(source.relation(day).subquery("r"))
     windows = [t.window for t in tags]
@@ -160,11 +161,12 @@ def compile_features(catalogue: Catalogue, as_of: dt.date) -> exp.Select:
         name = cte_name(source, offset)
         ctes.append((name, _source_cte(source, offset, tags, as_of)))
         for tag in tags:
-            empty = _empty_value(_avg_as_sum_over_count(tag.tree.copy()))
+            day = as_of - dt.timedelta(days=offset)
+            empty = _empty_value(_avg_as_sum_over_count(expand(tag.tree.copy(), day)))
             found = _col(tag.name, name)
             if not isinstance(empty, exp.Null):
                 # a customer with no rows at all still gets count 0 (the aggregate over no rows)
-                empty = expand(_quote_columns(empty), as_of - dt.timedelta(days=offset))
+                empty = expand(_quote_columns(empty), day)
                 found = exp.Case(ifs=[exp.If(this=exp.Is(this=_col("customer_id", name), expression=exp.null()),
                                              true=empty)], default=found)
             base_cols.append(exp.alias_(_typed(found, tag), tag.name, quoted=True))
