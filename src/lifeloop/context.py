@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from lifeloop.config.loader import LocatedYaml
     from lifeloop.config.workspace import WorkspaceConfig
     from lifeloop.pipeline import StepResult
+    from lifeloop.review.evaluation import Evaluation
     from lifeloop.store.lake import Lake
 
 M = TypeVar("M", bound="BaseModel")
@@ -174,6 +175,16 @@ class Context:
     def lists(self, as_of: dt.date | None = None) -> "pa.Table":
         """The day's lists: treated, control and dropped candidates, with channel, script and dropping policy."""
         return self.snapshot("lists", as_of)
+
+    def evaluate_file(self, path: str | Path, *, arm: str, control: str, outcomes: Sequence[str] = (),
+                      money: Sequence[str] = (), pre: str | None = None, cost_per_contact: float | None = None,
+                      holdout: float | None = None, min_per_arm: int | None = None) -> "Evaluation":
+        """Evaluate a campaign run outside Lifeloop from a file, one row per customer (策略后评估)."""
+        from lifeloop.review.from_file import MIN_PER_ARM, evaluate_file
+
+        return evaluate_file(Path(path), arm=arm, control=control, outcomes=list(outcomes), money=list(money),
+                             pre=pre, cost_per_contact=cost_per_contact, holdout=holdout,
+                             min_per_arm=MIN_PER_ARM if min_per_arm is None else min_per_arm)
 
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""

@@ -218,3 +218,31 @@ def test_nobody_converting_anywhere_gives_a_zero_uplift_that_is_not_significant(
     out = evaluate(arms(), {"bought": np.zeros(30)}, control="ctl").outcomes[0]
     d = out.versus_control[0].uplift
     assert d.estimate == 0 and d.p_value == 1.0 and d.ci_low < 0 < d.ci_high
+
+
+def test_every_json_field_is_documented_in_docs_review_md():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "review.md").read_text(encoding="utf-8")
+    y = aum_change()
+    doc = evaluation_json(evaluate(arms(), {"bought": bought(), "aum_change": y}, control="ctl", money=["aum_change"],
+                                   pre=y[::-1].copy(), cost_per_contact=1.0, holdout=0.3))
+    outcome = doc["outcomes"][1]
+    fields = [*doc, *doc["sample_ratio"], *outcome, *outcome["cuped"], *outcome["arms"][0],
+              *outcome["versus_control"][0], *doc["methods"]]
+    undocumented = [f for f in fields if f"`{f}`" not in text]
+    assert undocumented == [], "document these fields in docs/review.md"
+
+
+def test_a_missing_outcome_value_is_refused_naming_the_outcome():
+    y = aum_change()
+    y[3] = np.nan
+    with pytest.raises(DataError) as err:
+        evaluate(arms(), {"aum_change": y}, control="ctl")
+    assert [(p.column, p.message) for p in err.value.problems] == [("aum_change", "1 value(s) missing or not finite")]
+
+
+def test_a_sample_ratio_mismatch_is_written_into_the_notes_as_untrustworthy():
+    ev = full_evaluation(holdout=0.8)  # 10 of 30 in control, 24 expected at 80%: chi2 = 14^2/24 + 14^2/6 = 8.17 + 32.67 = 40.8
+    assert ev.sample_ratio.mismatch and ev.sample_ratio.chi2 == pytest.approx(14**2 / 24 + 14**2 / 6, abs=TOL)
+    assert any(n.startswith("sample-ratio mismatch") and "not trustworthy" in n for n in ev.notes)

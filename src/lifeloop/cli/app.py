@@ -222,6 +222,45 @@ def demo(
 
 
 @app.command()
+def evaluate(
+    strategy: Optional[str] = typer.Argument(None, help="A strategy id, evaluated from the lake (not yet available)."),
+    from_file: Optional[Path] = typer.Option(None, "--from-file", help="CSV or Parquet: one row per customer with its arm and outcomes."),
+    arm: Optional[str] = typer.Option(None, "--arm", help="The column naming each customer's arm (cell)."),
+    control: Optional[str] = typer.Option(None, "--control", help="The arm value of the control (holdout) customers."),
+    outcome: Optional[list[str]] = typer.Option(None, "--outcome", help="An outcome column: 0/1 for a conversion, or an amount (repeatable)."),
+    money: Optional[list[str]] = typer.Option(None, "--money", help="A money outcome column: incremental money and ROI (repeatable)."),
+    pre: Optional[str] = typer.Option(None, "--pre", help="Pre-period covariate column, for CUPED variance reduction."),
+    cost_per_contact: Optional[float] = typer.Option(None, "--cost-per-contact", help="The channel's cost of one contact, for ROI."),
+    holdout: Optional[float] = typer.Option(None, "--holdout", help="The planned control share (e.g. 0.1), for the sample-ratio check."),
+    min_per_arm: int = typer.Option(30, "--min-per-arm", help="Refuse arms with fewer customers than this."),
+    as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON (fields in docs/review.md)."),
+) -> None:
+    """Post-evaluation (策略后评估): uplift with 95% intervals, sample-ratio check, CUPED, incremental money, ROI."""
+    if from_file is None:
+        raise LifeloopError("lifeloop evaluate STRATEGY (from the lake's outcomes) is not available yet",
+                            hint="evaluate a campaign from a file: lifeloop evaluate --from-file results.csv "
+                                 "--arm COL --control VALUE --outcome COL")
+    if strategy is not None:
+        raise LifeloopError("give either a STRATEGY or --from-file, not both", hint="drop the strategy id")
+    missing = [opt for opt, value in (("--arm", arm), ("--control", control)) if value is None]
+    if missing or not (outcome or money):
+        missing += [] if outcome or money else ["--outcome or --money"]
+        raise LifeloopError(f"--from-file needs {', '.join(missing)}",
+                            hint="e.g. lifeloop evaluate --from-file results.csv --arm cell --control holdout --outcome bought")
+    from lifeloop.review.render import evaluation_json, print_evaluation
+
+    with context() as ctx:
+        result = ctx.evaluate_file(from_file, arm=arm, control=control, outcomes=outcome or [], money=money or [],
+                                   pre=pre, cost_per_contact=cost_per_contact, holdout=holdout, min_per_arm=min_per_arm)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(evaluation_json(result), indent=2, ensure_ascii=False))
+    else:
+        print_evaluation(console(), result)
+
+
+@app.command()
 def strategies(
     as_json: bool = typer.Option(False, "--json", help="Print the map as JSON."),
 ) -> None:
