@@ -186,6 +186,32 @@ class Context:
                              pre=pre, cost_per_contact=cost_per_contact, holdout=holdout,
                              min_per_arm=MIN_PER_ARM if min_per_arm is None else min_per_arm)
 
+    def dispatch(self, as_of: dt.date, *, drain: bool = True):
+        """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
+        from lifeloop.execution.dispatch import dispatch
+
+        return dispatch(self, as_of, drain_outbox=drain)
+
+    def worklist(self, rm_id: str, on: dt.date | None = None) -> list[dict[str, Any]]:
+        """A relationship manager's open tasks, own customers only, most important first, with scripts."""
+        from lifeloop.execution.worklists import worklist
+
+        return worklist(self.ops(), rm_id, lake=self.lake, on=on)
+
+    def import_feedback(self, path: str | Path):
+        """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""
+        from lifeloop.execution.feedback_import import import_feedback
+
+        return import_feedback(self.ops(), Path(path), timezone=self.config.bank.timezone)
+
+    def history_source(self):
+        """The plan's history: the operations database once anything was dispatched, else the lake's lists."""
+        from lifeloop.execution.dispatch import has_dispatched
+        from lifeloop.strategy.history import LakeHistory
+        from lifeloop.strategy.ops_history import OpsHistory
+
+        return OpsHistory(self.ops(), self.lake) if has_dispatched(self.ops()) else LakeHistory(self.lake)
+
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""
         from lifeloop.insight.summary import build

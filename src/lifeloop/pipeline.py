@@ -25,6 +25,7 @@ STEPS: dict[str, str] = {
     "clusters": "lifeloop.insight.clusters:run_step",
     "audiences": "lifeloop.strategy.audiences:run_step",
     "plan": "lifeloop.strategy.plan:run_step",
+    "dispatch": "lifeloop.execution.dispatch:run_step",
 }
 
 

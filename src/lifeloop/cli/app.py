@@ -271,6 +271,61 @@ def strategies(
         strategies_command(ctx, console(), as_json)
 
 
+@app.command()
+def dispatch(
+    as_of: str = typer.Option(..., "--as-of", help="As-of date of the lists, YYYY-MM-DD."),
+    enqueue_only: bool = typer.Option(False, "--enqueue-only", help="Put the lists in the outbox; send nothing."),
+) -> None:
+    """Send the day's lists: outbox (once per contact), consent re-checked, delivered through the channels."""
+    with context() as ctx:
+        summary = ctx.dispatch(parse_date(as_of), drain=not enqueue_only)
+    out = console()
+    for line in summary.lines():
+        out.print(line)
+
+
+@app.command()
+def worklist(
+    rm_id: str = typer.Argument(..., help="The relationship manager's code (e.g. RM00002)."),
+    on: Optional[str] = typer.Option(None, "--on", help="Only tasks due by this date, YYYY-MM-DD."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Also write it to a .csv or .xlsx file."),
+) -> None:
+    """A relationship manager's worklist (客户经理任务): their own customers, most important first, with scripts."""
+    from rich.table import Table
+
+    with context() as ctx:
+        rows = ctx.worklist(rm_id, parse_date(on, "--on"))
+    table = Table(title=f"{rm_id}: {len(rows)} open tasks")
+    for column in ("priority", "due", "customer", "name", "mobile", "strategy / wave", "script"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["priority"]), r["due_on"].isoformat(), r["customer_id"], r["name"] or "",
+                      r["mobile"] or "", f"{r['strategy']} / {r['wave']}", r["script"])
+    out = console()
+    out.print(table)
+    if export is not None:
+        from lifeloop.execution.worklists import export_worklist
+
+        out.print(f"written {export_worklist(rows, export)}")
+
+
+feedback_app = typer.Typer(help="Outcomes of contacts (营销表单): reached, refused, purchased, referrals ...",
+                           no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("import")
+def feedback_import(
+    file: Path = typer.Argument(..., help="CSV: contact_id or contact_key, outcome, recorded_at, recorded_by, ..."),
+) -> None:
+    """Import outcomes from a CSV, all or nothing; importing the same file again changes nothing."""
+    with context() as ctx:
+        result = ctx.import_feedback(file)
+    state = " (already imported: nothing changed)" if result.replayed else ""
+    console().print(f"{result.file}: {result.rows:,} rows, {result.recorded:,} recorded, {result.skipped:,} "
+                    f"already there; {result.refusals:,} refusals, {result.referrals:,} referrals{state}")
+
+
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -1,0 +1,95 @@
+"""Channel settings (``config/channels.yaml``): where each contact channel's messages go.
+
+One entry per channel: a webhook gateway (SMS / push / e-mail providers), a file export (CSV or Excel
+for call centres and branches, personal data masked for the recipient's role), the relationship
+managers' worklists, or the simulated bank. Channels not listed are not dispatched (their contacts
+stay pending in the outbox, so nothing is lost when a channel is switched on later).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, field_validator
+
+from lifeloop.config.models import Strict
+from lifeloop.data.schema import CONTACT_CHANNELS
+
+
+class WebhookSettings(Strict):
+    """An HTTP gateway: one POST per contact, the idempotency key in a header."""
+
+    kind: Literal["webhook"]
+    url: str
+    timeout_seconds: float = Field(5.0, gt=0, le=120)
+    retries: int = Field(3, ge=0, le=10)             # quick retries inside one attempt, before the outbox backoff
+    backoff_seconds: float = Field(0.5, gt=0, le=60)  # first quick retry's wait; doubles, with jitter
+    max_inline_wait_seconds: float = Field(10.0, ge=0, le=600)  # a longer Retry-After goes back to the outbox
+    key_header: str = "Idempotency-Key"
+    breaker: int = Field(3, ge=1, le=1000)  # contacts failing to connect in a row before the batch goes back untried
+    headers: dict[str, str] = {}
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"url {value!r} must start with http:// or https://")
+        return value
+
+
+class FileSettings(Strict):
+    """A file export for people who call or meet customers (call centre, branches)."""
+
+    kind: Literal["file"]
+    folder: str = "exports"                       # relative to the workspace
+    format: Literal["csv", "xlsx"] = "csv"
+    recipient_role: str = "analyst"               # masking role of whoever receives the file
+
+    @field_validator("recipient_role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        from lifeloop.data.masking import ROLES
+
+        if value not in ROLES:
+            raise ValueError(f"unknown role {value!r}; expected one of {', '.join(ROLES)}")
+        return value
+
+
+class WorklistSettings(Strict):
+    """Relationship-manager worklists: each contact becomes a task for the customer's own RM."""
+
+    kind: Literal["worklist"]
+    due_in_days: int = Field(3, ge=0, le=60)
+
+
+class SimulatorSettings(Strict):
+    """The simulated bank: contacts are queued for its next ``advance`` (``lifeloop advance``)."""
+
+    kind: Literal["simulator"]
+    bank: str = "extracts"                        # the simulated bank's folder, relative to the workspace
+
+
+ChannelSettings = Annotated[Union[WebhookSettings, FileSettings, WorklistSettings, SimulatorSettings],
+                            Field(discriminator="kind")]
+
+
+class ChannelsConfig(Strict):
+    """``config/channels.yaml``: channel -> where its contacts go, and how dispatch drains the outbox."""
+
+    version: Literal[1] = 1
+    language: Literal["zh", "en"] = "zh"          # which script text is sent
+    batch_size: int = Field(200, ge=1, le=10_000)
+    max_attempts: int = Field(5, ge=1, le=50)
+    channels: dict[str, ChannelSettings] = {}
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, value: dict[str, object]) -> dict[str, object]:
+        unknown = [name for name in value if name not in CONTACT_CHANNELS]
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], CONTACT_CHANNELS, n=1)
+            raise ValueError(f"unknown channel {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                             + f" (channels are {', '.join(CONTACT_CHANNELS)})")
+        return value

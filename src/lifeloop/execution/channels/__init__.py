@@ -1,0 +1,1 @@
+"""Channel adapters behind one interface (:class:`lifeloop.execution.channels.base.Channel`)."""

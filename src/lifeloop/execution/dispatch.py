@@ -1,0 +1,378 @@
+"""Dispatch (step ``dispatch``): the day's lists into the outbox, then the outbox out through the channels.
+
+1. **Enqueue.** Every treated contact of ``lake/lists/as_of=D/`` goes into the ops outbox with its
+   idempotency key (a hash of as-of date, strategy, wave, customer and channel), its rendered script
+   and the earliest send time (the list's ``send_at`` in the bank's time zone). Control-group rows are
+   recorded as contact history that is never sent (status ``cancelled``, reason "control group"), and
+   channels that want them (the simulated bank) are told. Re-running a day enqueues nothing twice.
+2. **Drain.** Claim a batch (committed before sending), check consent and do-not-disturb again *now*
+   (a customer may have said STOP since the plan ran: such items are blocked, with the reason), send
+   through the channel's adapter, mark each item sent or failed (retryable ones come back after a
+   backoff). A crash mid-batch leaves the items claimed; the lease returns them and the receiver drops
+   the resend by its key: nothing is lost, nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lifeloop.execution.channels.base import Channel, Message
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lifeloop.config.channels import ChannelsConfig
+    from lifeloop.config.strategies import StrategiesConfig
+    from lifeloop.pipeline import StepContext, StepResult
+
+CONTROL_REASON = "control group (holdout): recorded, never sent"
+Baseline = Mapping[tuple[str, str, str], bool]
+
+
+@dataclass
+class DispatchSummary:
+    """What a dispatch did: new and already-queued contacts, controls recorded, and what the drain did."""
+
+    enqueued: int = 0
+    already_queued: int = 0
+    controls: int = 0
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    blocked: int = 0
+    by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
+    outbox: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """A short text account for the CLI and logs."""
+        out = [f"enqueued {self.enqueued:,} contacts ({self.already_queued:,} already queued), "
+               f"recorded {self.controls:,} control-group customers (never sent)",
+               f"sent {self.sent:,}, failed {self.failed:,}, retrying later {self.retrying:,}, "
+               f"blocked at dispatch {self.blocked:,}"]
+        for channel, counts in sorted(self.by_channel.items()):
+            out.append(f"  {channel}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+        if self.outbox:
+            out.append("outbox for the day: " + ", ".join(f"{k} {v:,}" for k, v in self.outbox.items() if v))
+        return out
+
+    def count(self, channel: str, what: str, n: int = 1) -> None:
+        """Add ``n`` to a total and to the channel's."""
+        setattr(self, what, getattr(self, what) + n)
+        per = self.by_channel.setdefault(channel, {})
+        per[what] = per.get(what, 0) + n
+
+
+# ---------------------------------------------------------------------------------------------- scripts
+class Scripts:
+    """Renders a strategy's script for a channel with a customer's whitelisted, masked variables."""
+
+    def __init__(self, config: "StrategiesConfig | None", *, language: str = "zh", bank_name: str = "",
+                 products: Mapping[str, str] | None = None, as_of: dt.date | None = None):
+        self.texts: dict[tuple[str, str], str] = {}
+        for s in (config.strategies if config is not None else ()):
+            for channel, script in s.scripts.items():
+                self.texts[(s.id, channel)] = (script.en or script.zh) if language == "en" else script.zh
+        self.bank_name = bank_name
+        self.products = dict(products or {})   # product_id -> name
+        holidays = config.events.holidays if config is not None else []
+        self.holiday = next((h.name for h in holidays if h.date == as_of), "")
+
+    def render(self, strategy: str, channel: str, customer: Mapping[str, Any], offer: str | None) -> str:
+        """The script text, or "" when the strategy has none for the channel."""
+        from lifeloop.strategy.scripts import customer_variables, render
+
+        text = self.texts.get((strategy, channel))
+        if not text:
+            return ""
+        raw = {"customer_name": customer.get("name"), "gender": customer.get("gender"),
+               "bank_name": self.bank_name, "offer_code": offer or "",
+               "product_name": self.products.get(offer or "", ""), "holiday_name": self.holiday,
+               "days_to_maturity": customer.get("days_to_next_maturity"),
+               "maturing_amount": customer.get("maturing_amount_30d"), "rm_name": customer.get("rm_name"),
+               "branch_name": customer.get("branch_name")}
+        return render(text, customer_variables(raw))
+
+
+# ---------------------------------------------------------------------------------------------- enqueue
+def send_time(as_of: dt.date, send_at: str | None, timezone: str) -> dt.datetime | None:
+    """The list's local send time (HH:MM on the as-of date) as a UTC instant; None: as soon as possible."""
+    if not send_at:
+        return None
+    from zoneinfo import ZoneInfo
+
+    hour, minute = (int(x) for x in send_at.split(":")[:2])
+    local = dt.datetime.combine(as_of, dt.time(hour, minute), tzinfo=ZoneInfo(timezone))
+    return local.astimezone(dt.timezone.utc)
+
+
+def contacts_from_lists(lists: "pa.Table", *, scripts: Scripts | None = None,
+                        customers: Mapping[str, Mapping[str, Any]] | None = None, timezone: str = "UTC",
+                        max_attempts: int = 5) -> tuple[list[Any], list[Any]]:
+    """The outbox items of a day's lists: (treated contacts, control rows); dropped rows are not contacts."""
+    from lifeloop.store.ops.contacts import NewContact
+
+    customers = customers or {}
+    treated, controls = [], []
+    for row in lists.to_pylist():
+        if row["status"] not in ("contact", "control") or not row.get("channel"):
+            continue
+        customer = customers.get(row["customer_id"], {})
+        is_control = row["status"] == "control"
+        script = "" if is_control or scripts is None else scripts.render(row["strategy"], row["channel"], customer,
+                                                                          row.get("offer"))
+        payload = {"group": "control" if is_control else "treated", "offer": row.get("offer"),
+                   "priority": int(row.get("priority") or 0), "script_key": row.get("script_key"),
+                   "send_at": row.get("send_at"), "script": script}
+        item = NewContact(as_of=row["as_of"], customer_id=row["customer_id"], strategy_id=row["strategy"],
+                          wave=row["wave"], channel=row["channel"], purpose=row.get("purpose") or "marketing",
+                          script_id=row.get("script_id"), rm_id=row.get("rm_id"), payload=payload,
+                          max_attempts=max_attempts,
+                          not_before=None if is_control else send_time(row["as_of"], row.get("send_at"), timezone))
+        (controls if is_control else treated).append(item)
+    return treated, controls
+
+
+def enqueue_lists(sessions: Any, lists: "pa.Table", *, adapters: Mapping[str, Channel] | None = None,
+                  scripts: Scripts | None = None, customers: Mapping[str, Mapping[str, Any]] | None = None,
+                  timezone: str = "UTC", max_attempts: int = 5,
+                  summary: DispatchSummary | None = None) -> DispatchSummary:
+    """Put the lists' treated contacts in the outbox and record the controls; idempotent."""
+    from lifeloop.store.ops import contacts as outbox
+    from lifeloop.store.ops.database import unit_of_work
+
+    summary = summary or DispatchSummary()
+    treated, controls = contacts_from_lists(lists, scripts=scripts, customers=customers, timezone=timezone,
+                                            max_attempts=max_attempts)
+    with unit_of_work(sessions) as session:
+        done = outbox.enqueue(session, contacts=treated)
+        summary.enqueued += len(done.new_ids)
+        summary.already_queued += len(done.existing_keys)
+        recorded = outbox.enqueue(session, contacts=controls)
+        outbox.cancel(session, dispatch_ids=recorded.new_ids, reason=CONTROL_REASON)
+        summary.controls += len(recorded.new_ids)
+        existing = set(recorded.existing_keys)
+        fresh = [c for c in controls if c.key not in existing]
+        for name, adapter in (adapters or {}).items():
+            if adapter.capabilities.wants_controls:
+                # inside the transaction: if telling the receiver fails, the controls are not recorded either
+                # and the next run tells it again (the receiver drops repeats by key)
+                adapter.record_controls([_control_message(c, customers or {}) for c in fresh if c.channel == name])
+    return summary
+
+
+def _control_message(c: Any, customers: Mapping[str, Mapping[str, Any]]) -> Message:
+    payload = c.payload or {}
+    return Message(dispatch_id=0, key=c.key, as_of=c.as_of, customer_id=c.customer_id, strategy_id=c.strategy_id,
+                   wave=c.wave, channel=c.channel, purpose=c.purpose, rm_id=c.rm_id, offer=payload.get("offer"),
+                   priority=payload.get("priority", 0), customer=customers.get(c.customer_id, {}))
+
+
+# ---------------------------------------------------------------------------------------------- drain
+def default_worker() -> str:
+    """A worker name that tells which machine and process holds a claim."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+
+
+def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline | None = None,
+          customers: Mapping[str, Mapping[str, Any]] | None = None, batch_size: int = 200,
+          worker: str | None = None, clock: Callable[[], dt.datetime] | None = None,
+          summary: DispatchSummary | None = None, max_batches: int | None = None) -> DispatchSummary:
+    """Send every due outbox item of the configured channels; returns what happened.
+
+    Items whose retry is not due yet stay pending for a later run; channels without an adapter stay
+    pending too. An exception from an adapter propagates (a crash): its batch stays claimed until the
+    lease runs out, and is then claimed and sent again under the same keys.
+    """
+    from lifeloop.store.ops import contacts as outbox
+    from lifeloop.store.ops.database import unit_of_work
+    from lifeloop.store.ops.types import utcnow
+
+    summary = summary or DispatchSummary()
+    clock = clock or utcnow
+    worker = worker or default_worker()
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        now = clock()
+        with unit_of_work(sessions) as session:  # committed before sending, so other workers see the claim
+            items = outbox.claim_batch(session, worker=worker, limit=batch_size, now=now, channels=list(adapters))
+            claimed = [_snapshot(i) for i in items]
+        if not claimed:
+            break
+        batches += 1
+        allowed = _recheck(sessions, claimed, baseline or {}, now, summary)
+        results = []
+        for channel in sorted({c["channel"] for c in allowed}):
+            messages = [_message(c, customers or {}) for c in allowed if c["channel"] == channel]
+            results.extend((channel, r) for r in adapters[channel].send(messages))
+        tokens = {c["id"]: c["claim_token"] for c in allowed}
+        with unit_of_work(sessions) as session:
+            now = clock()
+            for channel, r in results:
+                if r.ok:
+                    if outbox.mark_sent(session, dispatch_id=r.dispatch_id, claim_token=tokens[r.dispatch_id],
+                                        now=now, provider_ref=r.provider_ref):
+                        summary.count(channel, "sent")
+                    continue
+                status = outbox.mark_failed(session, dispatch_id=r.dispatch_id, claim_token=tokens[r.dispatch_id],
+                                            error=r.error or "failed", now=now, retryable=r.retryable,
+                                            retry_after=r.retry_after)
+                if status == "failed":
+                    summary.count(channel, "failed")
+                elif status == "pending":
+                    summary.count(channel, "retrying")
+    return summary
+
+
+def _snapshot(item: Any) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in (
+        "id", "idempotency_key", "as_of", "customer_id", "strategy_id", "wave", "channel", "purpose", "rm_id",
+        "payload", "claim_token")}
+
+
+def _message(c: Mapping[str, Any], customers: Mapping[str, Mapping[str, Any]]) -> Message:
+    payload = c["payload"] or {}
+    return Message(dispatch_id=c["id"], key=c["idempotency_key"], as_of=c["as_of"], customer_id=c["customer_id"],
+                   strategy_id=c["strategy_id"], wave=c["wave"], channel=c["channel"], purpose=c["purpose"],
+                   rm_id=c["rm_id"], offer=payload.get("offer"), priority=int(payload.get("priority") or 0),
+                   script=payload.get("script") or "", customer=customers.get(c["customer_id"], {}))
+
+
+def _recheck(sessions: Any, claimed: Sequence[dict[str, Any]], baseline: Baseline, now: dt.datetime,
+             summary: DispatchSummary) -> list[dict[str, Any]]:
+    """Consent and do-not-disturb checked again at send time; refused items are blocked with the reason."""
+    import sqlalchemy as sa
+
+    from lifeloop.store.ops import consent
+    from lifeloop.store.ops import contacts as outbox
+    from lifeloop.store.ops.database import unit_of_work
+    from lifeloop.store.ops.models import ConsentChange
+
+    ids = sorted({c["customer_id"] for c in claimed})
+    allowed = []
+    with unit_of_work(sessions) as session:
+        changes: dict[str, list[Any]] = {}
+        for start in range(0, len(ids), 1000):
+            query = sa.select(ConsentChange).where(ConsentChange.customer_id.in_(ids[start:start + 1000]),
+                                                   ConsentChange.effective_at <= now)
+            for change in session.scalars(query):
+                changes.setdefault(change.customer_id, []).append(change)
+        dnd: dict[str, list[Any]] = {}
+        for start in range(0, len(ids), 1000):
+            for entry in consent.active_do_not_disturb(session, at=now, customer_ids=ids[start:start + 1000]):
+                dnd.setdefault(entry.customer_id, []).append(entry)
+        for c in claimed:
+            who, channel, purpose = c["customer_id"], c["channel"], c["purpose"]
+            permission = consent.decide(channel=channel, purpose=purpose, at=now,
+                                        baseline=baseline.get((who, purpose, channel)),
+                                        changes=changes.get(who, []), do_not_disturb=dnd.get(who, []))
+            if permission.allowed:
+                allowed.append(c)
+            elif outbox.block(session, dispatch_id=c["id"], claim_token=c["claim_token"],
+                              reason=f"at dispatch: {permission.reason}", now=now):
+                summary.count(channel, "blocked")
+    return allowed
+
+
+# ---------------------------------------------------------------------------------------------- the step
+def build_adapters(config: "ChannelsConfig", workspace: Path, sessions: Any) -> dict[str, Channel]:
+    """One adapter per configured channel."""
+    from lifeloop.execution.channels.files import FileChannel
+    from lifeloop.execution.channels.simulator import SimulatorChannel
+    from lifeloop.execution.channels.webhook import WebhookChannel
+    from lifeloop.execution.channels.worklist import WorklistChannel
+
+    adapters: dict[str, Channel] = {}
+    for name, s in config.channels.items():
+        if s.kind == "webhook":
+            adapters[name] = WebhookChannel(name, s.url, timeout=s.timeout_seconds, retries=s.retries,
+                                            backoff=s.backoff_seconds, max_inline_wait=s.max_inline_wait_seconds,
+                                            key_header=s.key_header, headers=dict(s.headers), breaker=s.breaker)
+        elif s.kind == "file":
+            adapters[name] = FileChannel(name, workspace / s.folder, format=s.format, recipient_role=s.recipient_role)
+        elif s.kind == "worklist":
+            adapters[name] = WorklistChannel(name, sessions, due_in_days=s.due_in_days)
+        else:
+            adapters[name] = SimulatorChannel(name, workspace / s.bank)
+    return adapters
+
+
+def channels_config(ctx: Any) -> "ChannelsConfig":
+    """``config/channels.yaml``, or the offline defaults when the workspace has none."""
+    from lifeloop.config.channels import ChannelsConfig
+
+    if not (ctx.config_dir / "channels.yaml").exists():
+        from lifeloop.config.loader import load_model
+
+        template = Path(__file__).resolve().parents[1] / "templates" / "bank" / "config" / "channels.yaml"
+        return load_model(ChannelsConfig, template)[0]
+    return ctx.load_config("channels", ChannelsConfig)[0]
+
+
+def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
+    """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``)."""
+    from lifeloop.config.strategies import StrategiesConfig
+    from lifeloop.execution.customers import add_features, bank_tables, product_names
+    from lifeloop.store.ops.contacts import outbox_counts
+    from lifeloop.store.ops.database import unit_of_work
+
+    config = channels_config(ctx)
+    lists = ctx.lists(as_of)
+    sessions = ctx.ops()
+    # the day's customers, and those of earlier items still waiting (retries): all are checked and sent now
+    customers, baseline = bank_tables(ctx.lake, as_of, lists["customer_id"].to_pylist() + waiting_customers(sessions))
+    strategies = ctx.load_config("strategies", StrategiesConfig)[0] if (ctx.config_dir / "strategies.yaml").exists() \
+        else None
+    scripts = Scripts(strategies, language=config.language, bank_name=ctx.config.bank.name,
+                      products=product_names(ctx.lake, as_of), as_of=as_of)
+    add_features(ctx, as_of, customers)
+    adapters = build_adapters(config, ctx.workspace, sessions)
+    try:
+        summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
+                                timezone=ctx.config.bank.timezone, max_attempts=config.max_attempts)
+        if drain_outbox:
+            drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,
+                  summary=summary)
+    finally:
+        for adapter in adapters.values():
+            adapter.close()
+    with unit_of_work(sessions) as session:
+        summary.outbox = outbox_counts(session, as_of=as_of)
+    return summary
+
+
+def waiting_customers(sessions: Any) -> list[str]:
+    """Customers with outbox items still pending or claimed (from any day)."""
+    import sqlalchemy as sa
+
+    from lifeloop.store.ops.models import Dispatch
+
+    with sessions() as session:
+        return list(session.scalars(sa.select(Dispatch.customer_id).distinct()
+                                    .where(Dispatch.status.in_(("pending", "claimed")))))
+
+
+def has_dispatched(sessions: Any) -> bool:
+    """Whether anything was ever put in the outbox (then the plan should read history from the ops database)."""
+    import sqlalchemy as sa
+
+    from lifeloop.store.ops.models import Dispatch
+
+    with sessions() as session:
+        return session.scalar(sa.select(Dispatch.id).limit(1)) is not None
+
+
+def run_step(step: "StepContext") -> "StepResult":
+    """Pipeline step ``dispatch``: the day's lists into the outbox and out through the channels."""
+    from dataclasses import asdict
+
+    from lifeloop.pipeline import StepResult
+
+    summary = dispatch(step.ctx, step.as_of)
+    return StepResult("dispatch", step.as_of, summary.enqueued + summary.controls,
+                      run_id=f"dispatch-{step.as_of.isoformat()}", summary=asdict(summary))

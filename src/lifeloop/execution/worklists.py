@@ -1,0 +1,75 @@
+"""Relationship-manager worklists (客户经理工作台): an RM's own customers to contact, with the script.
+
+An RM only ever gets their own book: tasks are read for that RM alone (``tasks.worklist``), and when
+the lake is at hand each task's customer is checked against the bank's current customers extract —
+a customer who has moved to another RM since the task was made drops out of this RM's list (and is
+counted, so nothing disappears silently). Personal fields are shown as the ``rm`` role may see them:
+the RM's own customers unmasked except the ID number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from lifeloop.data.masking import mask_row, role as get_role
+
+COLUMNS = ("task_id", "customer_id", "name", "mobile", "strategy", "wave", "title", "priority", "due_on", "status",
+           "script")
+
+
+def current_owners(lake: Any, as_of: dt.date | None = None) -> dict[str, dict[str, Any]]:
+    """customer_id -> {rm_id, name, mobile} from the bank's customers extract as of a date (default: latest)."""
+    import pyarrow.parquet as pq
+
+    from lifeloop.store.lake import BANK
+
+    if as_of is None:
+        dates = lake.dates(BANK)
+        if not dates:
+            return {}
+        as_of = dates[-1]
+    files = lake.bank_files(as_of).get("customers")
+    if not files:
+        return {}
+    table = pq.read_table(files[0])
+    cols = [c for c in ("customer_id", "rm_id", "name", "mobile") if c in table.column_names]
+    return {r["customer_id"]: r for r in table.select(cols).to_pylist()}
+
+
+def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,
+             on: dt.date | None = None) -> list[dict[str, Any]]:
+    """The RM's open tasks (due by ``on``), most important first, only customers still in their book."""
+    from lifeloop.store.ops.database import unit_of_work
+    from lifeloop.store.ops.tasks import worklist as open_tasks
+
+    with unit_of_work(sessions) as session:
+        tasks = open_tasks(session, rm_id=rm_id, on=on)
+        items = [dict(task_id=t.id, rm_id=t.rm_id, customer_id=t.customer_id, strategy=t.strategy_id or "",
+                      wave=t.wave or "", title=t.title, priority=t.priority, due_on=t.due_on, status=t.status,
+                      script=t.script or "") for t in tasks]
+    owners = current_owners(lake, as_of) if lake is not None else None
+    viewer = get_role("rm")
+    rows = []
+    for item in items:
+        if item.pop("rm_id") != rm_id:
+            continue  # never: the query is by RM; kept so a future query change cannot leak another book
+        if owners is not None:
+            owner = owners.get(item["customer_id"])
+            if owner is None or owner.get("rm_id") != rm_id:
+                continue  # moved to another RM (or left the bank) since the task was made
+            personal, _ = mask_row("customers", {"name": owner.get("name"), "mobile": owner.get("mobile")}, viewer)
+        else:
+            personal = {"name": None, "mobile": None}
+        rows.append({**item, "name": personal.get("name"), "mobile": personal.get("mobile")})
+    return rows
+
+
+def export_worklist(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write a worklist as CSV or Excel (by the file's extension), atomically."""
+    from lifeloop.execution.channels.files import write_table
+
+    path = Path(path)
+    fmt = "xlsx" if path.suffix.lower() == ".xlsx" else "csv"
+    return write_table([{c: r.get(c) for c in COLUMNS} for r in rows], COLUMNS, path, fmt)

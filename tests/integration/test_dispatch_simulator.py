@@ -1,0 +1,72 @@
+"""Dispatch to the simulated bank, and the outbox honouring a provider's Retry-After."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from lifeloop.data.simulator import simulate
+from lifeloop.execution.channels.base import Capabilities, Result
+from lifeloop.execution.channels.simulator import SimulatorChannel, contacts_table, deliver
+from lifeloop.execution.dispatch import drain, enqueue_lists
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.models import Dispatch
+from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
+
+T0 = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(minutes=1)
+
+
+def lists(as_of, treated, controls):
+    rows = [dict(as_of=as_of, customer_id=c, strategy="honeymoon_welcome", wave="d1_sms", group=g, status=s,
+                 channel="sms", send_at=None, purpose="marketing", script_id="honeymoon_welcome.sms",
+                 script_key=None, offer="WM090", priority=80, rm_id=None)
+            for cs, g, s in ((treated, "treated", "contact"), (controls, "control", "control")) for c in cs]
+    return pa.Table.from_pylist(rows)
+
+
+def test_contacts_and_controls_reach_the_simulated_bank_once_each_and_advance_it_a_day(ops_db, tmp_path):
+    bank = tmp_path / "extracts"
+    sim = simulate(bank, customers=200, days=40, seed=3)
+    treated = [f"C{i:09d}" for i in range(1, 21)]
+    controls = [f"C{i:09d}" for i in range(21, 26)]
+    channel = SimulatorChannel("sms", bank)
+    day = lists(sim.as_of, treated, controls)
+    enqueue_lists(ops_db, day, adapters={"sms": channel})
+    enqueue_lists(ops_db, day, adapters={"sms": channel})        # a re-run tells the bank nothing new
+    baseline = {(c, "marketing", "sms"): True for c in treated}
+    summary = drain(ops_db, {"sms": channel}, baseline=baseline, clock=lambda: T0)
+    assert summary.sent == 20
+    channel.send([])                                              # nothing to send changes nothing
+    table = contacts_table(bank)
+    assert table.num_rows == 25
+    assert sorted(table.filter(pa.compute.invert(table["treated"]))["customer_id"].to_pylist()) == controls
+    result = deliver(bank)
+    assert result.date == sim.as_of + dt.timedelta(days=1) and result.contacts == 25
+    assert contacts_table(bank).num_rows == 0                     # the inbox was filed away
+
+
+class Busy:
+    """A provider that always answers 429 with a Retry-After of two hours."""
+
+    name, capabilities = "sms", Capabilities()
+
+    def send(self, batch):
+        return [Result.failed(m, "HTTP 429: slow down", retryable=True, retry_after=dt.timedelta(hours=2))
+                for m in batch]
+
+    def close(self):
+        pass
+
+
+def test_a_429s_retry_after_longer_than_the_backoff_decides_when_the_outbox_tries_again(ops_db):
+    enqueue_lists(ops_db, lists(dt.date(2024, 3, 1), ["C001"], []))
+    summary = drain(ops_db, {"sms": Busy()}, baseline={("C001", "marketing", "sms"): True}, clock=lambda: T0)
+    assert summary.retrying == 1
+    with unit_of_work(ops_db) as s:
+        item = s.scalars(sa.select(Dispatch)).one()
+    assert (item.status, item.attempts, item.last_error) == ("pending", 1, "HTTP 429: slow down")
+    assert item.next_attempt_at == T0 + dt.timedelta(hours=2)
+    # not due an hour later; due after two
+    assert drain(ops_db, {"sms": Busy()}, clock=lambda: T0 + dt.timedelta(hours=1)).retrying == 0

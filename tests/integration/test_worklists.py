@@ -1,0 +1,169 @@
+"""RM worklists and exports hold only that RM's own customers, with personal data masked for the reader.
+
+A workspace from the bank template (its config/channels.yaml: rm -> worklists, call -> Excel for the
+call centre, sms -> CSV), a small bank extract and a day's lists in the lake; ``dispatch`` runs the
+whole step on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lifeloop.context import Context
+from lifeloop.execution.dispatch import dispatch
+from lifeloop.execution.worklists import export_worklist, worklist
+from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
+
+D = dt.date(2024, 3, 1)
+
+CUSTOMERS = [  # customer, name, mobile, gender, rm, branch
+    ("C001", "王小明", "13800000001", "M", "RM001", "B01"),
+    ("C002", "李华", "13800000002", "F", "RM001", "B01"),
+    ("C003", "张伟", "13800000003", "M", "RM002", "B01"),
+    ("C004", "赵敏", "13800000004", "F", "RM002", "B01"),
+    ("C005", "孙丽", "13800000005", "F", "RM001", "B01"),
+]
+
+
+def publish(lake, area, tables, as_of=D):
+    """One batch of the lake area: every table at once (a publish replaces the whole snapshot)."""
+    def write(staging):
+        for name, rows in tables.items():
+            pq.write_table(pa.Table.from_pylist(rows), staging / f"{name}.parquet")
+    lake.publish(area, as_of, write)
+
+
+def customers(moved=()):
+    return [dict(customer_id=c, name=n, mobile=m, gender=g, rm_id="RM002" if c in moved else rm, branch_id=b)
+            for c, n, m, g, rm, b in CUSTOMERS]
+
+
+def list_row(customer, strategy, wave, channel, priority, status="contact", rm=None):
+    return dict(as_of=D, customer_id=customer, strategy=strategy, wave=wave,
+                group="control" if status == "control" else "treated", status=status, channel=channel,
+                send_at="09:00", purpose="marketing", script_id=f"{strategy}.{channel}",
+                script_key=f"{strategy}.{channel}@{D}#{customer}", offer="WM090", priority=priority,
+                rm_id=rm or next(c[4] for c in CUSTOMERS if c[0] == customer))
+
+
+@pytest.fixture
+def ctx(tmp_path, database_url, ops_db, monkeypatch):  # ops_db: migrated (PostgreSQL is never auto-migrated)
+    monkeypatch.setenv("LIFELOOP_DATABASE_URL", database_url)
+    ctx = Context.init(tmp_path / "ws")
+    publish(ctx.lake, "bank", {
+        "customers": customers(),
+        "relationship_managers": [dict(rm_id="RM001", name="陈经理", branch_id="B01"),
+                                  dict(rm_id="RM002", name="刘经理", branch_id="B01")],
+        "consent": [dict(customer_id=c[0], purpose="marketing", channel=ch, granted=True)
+                    for c in CUSTOMERS for ch in ("sms", "rm", "call")],
+        "products": [dict(product_id="WM090", name="新客理财90天")]})
+    publish(ctx.lake, "lists", {"lists": [
+        list_row("C001", "wealth_churn_retention", "w1", "rm", 90),
+        list_row("C002", "honeymoon_welcome", "d7_rm_call", "rm", 80),
+        list_row("C003", "wealth_churn_retention", "w1", "rm", 90),
+        list_row("C004", "wealth_churn_retention", "w1", "call", 90),
+        list_row("C005", "honeymoon_welcome", "d1_sms", "sms", 80),
+        list_row("C005", "maturity_reinvestment", "w1", "rm", 70, status="control"),
+    ]})
+    yield ctx
+    ctx.close()
+
+
+def test_an_rms_worklist_holds_only_their_own_customers_most_important_first_with_the_script(ctx):
+    summary = dispatch(ctx, D)
+    assert (summary.enqueued, summary.controls, summary.sent) == (5, 1, 5)
+    rows = worklist(ctx.ops(), "RM001", lake=ctx.lake)
+    assert [(r["customer_id"], r["priority"]) for r in rows] == [("C001", 90), ("C002", 80)]
+    assert {r["customer_id"] for r in worklist(ctx.ops(), "RM002", lake=ctx.lake)} == {"C003"}
+    # the RM sees their own customers' names and mobiles; the script greets with a masked name
+    assert rows[1]["name"] == "李华" and rows[1]["mobile"] == "13800000002"
+    assert "李*女士" in rows[1]["script"] and "陈经理" in rows[1]["script"] and "新客理财90天" in rows[1]["script"]
+    # a control-group customer is recorded but gets no task
+    assert "C005" not in {r["customer_id"] for r in rows}
+
+
+def test_a_customer_moved_to_another_rm_leaves_the_old_rms_worklist(ctx):
+    dispatch(ctx, D)
+    publish(ctx.lake, "bank", {"customers": customers(moved={"C001"})}, as_of=D + dt.timedelta(days=1))
+    assert [r["customer_id"] for r in worklist(ctx.ops(), "RM001", lake=ctx.lake)] == ["C002"]
+    # nor does it appear in the new RM's list: the task was made for RM001 (reassigning is a decision)
+    assert [r["customer_id"] for r in worklist(ctx.ops(), "RM002", lake=ctx.lake)] == ["C003"]
+
+
+def test_an_exported_worklist_holds_only_that_rms_customers(ctx, tmp_path):
+    dispatch(ctx, D)
+    path = export_worklist(worklist(ctx.ops(), "RM002", lake=ctx.lake), tmp_path / "rm002.csv")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["customer_id"] for r in rows] == ["C003"]
+    assert "王小明" not in path.read_text(encoding="utf-8-sig")
+
+
+def test_the_call_centre_and_sms_exports_mask_personal_data_for_their_analyst_recipients(ctx):
+    dispatch(ctx, D)
+    from openpyxl import load_workbook
+
+    calls = list((ctx.workspace / "exports" / "call").rglob("*.xlsx"))
+    sheet = load_workbook(calls[0]).active
+    header = [c.value for c in sheet[1]]
+    rows = [dict(zip(header, [c.value for c in r])) for r in sheet.iter_rows(min_row=2)]
+    assert [(r["customer_id"], r["name"], r["mobile"]) for r in rows] == [("C004", "赵*", "138****0004")]
+    sms = next((ctx.workspace / "exports" / "sms").rglob("*.csv")).read_text(encoding="utf-8-sig")
+    assert "C005" in sms and "孙丽" not in sms and "13800000005" not in sms
+
+
+def test_dispatching_the_same_day_again_sends_nothing_twice(ctx):
+    first = dispatch(ctx, D)
+    again = dispatch(ctx, D)
+    assert (again.enqueued, again.already_queued, again.controls, again.sent) == (0, 5, 0, 0)
+    assert again.outbox["sent"] == first.outbox["sent"] == 5 and again.outbox["cancelled"] == 1
+    assert len(list((ctx.workspace / "exports" / "sms").rglob("*.csv"))) == 1
+
+
+def test_a_retry_left_over_from_an_earlier_day_is_sent_on_a_later_day_not_blocked_for_want_of_consent(ctx):
+    import http.server
+    import socket
+    import threading
+
+    import sqlalchemy as sa
+
+    from lifeloop.store.ops.database import unit_of_work
+    from lifeloop.store.ops.models import Dispatch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (ctx.config_dir / "channels.yaml").write_text(
+        f"version: 1\nchannels:\n  sms: {{kind: webhook, url: 'http://127.0.0.1:{port}/send', retries: 1,"
+        " backoff_seconds: 0.01, timeout_seconds: 2}\n", encoding="utf-8")
+    first = dispatch(ctx, D)                       # the gateway is down: the SMS waits for a retry
+    assert (first.sent, first.retrying) == (0, 1)
+    later = D + dt.timedelta(days=1)
+    publish(ctx.lake, "lists", {"lists": [list_row("C003", "wealth_churn_retention", "w1", "rm", 90)]}, as_of=later)
+    with unit_of_work(ctx.ops()) as session:       # time passes: the retry is due
+        session.execute(sa.update(Dispatch).values(next_attempt_at=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+                        .where(Dispatch.status == "pending"))
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", port), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        second = dispatch(ctx, later)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (second.sent, second.blocked) == (1, 0)  # C005's SMS from D, consent read from the bank extract
