@@ -231,6 +231,12 @@ class Context:
 
         return cohorts(self.engine(), self.lake, entered, reached, by, month)
 
+    def kpis(self, start: dt.date, end: dt.date) -> dict[str, Any]:
+        """Lifecycle KPIs between two dates (stage mix, transitions, churn, activation, retention, sales)."""
+        from lifeloop.review.kpis import compute
+
+        return compute(self.engine(), self.lake, start, end)
+
     def backfill(self, dates: Sequence[dt.date], steps: Sequence[str] = ("features", "lifecycle", "segments"),
                  engine: str | None = None) -> list["StepResult"]:
         """Run the insight steps for a series of dates, oldest first, so that stage history exists."""

@@ -261,6 +261,20 @@ def evaluate(
 
 
 @app.command()
+def kpis(
+    from_date: str = typer.Option(..., "--from", help="First as-of date of the window, YYYY-MM-DD."),
+    to_date: str = typer.Option(..., "--to", help="Last as-of date of the window, YYYY-MM-DD."),
+    as_json: bool = typer.Option(False, "--json", help="Print the KPIs as JSON (fields in docs/review.md)."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
+) -> None:
+    """Lifecycle KPIs (生命周期经营指标): stage mix, transitions, churn, reactivation, activation, retention, sales."""
+    from lifeloop.review.kpis_render import kpis_command
+
+    with context(engine) as ctx:
+        kpis_command(ctx, console(), parse_date(from_date, "--from"), parse_date(to_date, "--to"), as_json)
+
+
+@app.command()
 def strategies(
     as_json: bool = typer.Option(False, "--json", help="Print the map as JSON."),
 ) -> None:
