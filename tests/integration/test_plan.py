@@ -101,11 +101,12 @@ channels:
   rm: {cost: 20, per_rm_per_day: 5}
 """
 
-CUSTOMERS = [  # id, name, gender, birth, id_no, mobile, email, city, occupation, branch, rm, open, prospect, risk...
-    ("C1", "王小明", "M", d("1985-03-01"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, None, None, None),
-    ("C2", "李四", "F", d("1986-04-02"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, None, None, None),
-    ("C3", "张三", "M", d("1987-05-03"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, None, None, None),
-    ("C4", "赵六", "F", d("1970-01-04"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, None, None, None),
+CUSTOMERS = [  # id, name, gender, birth, id_no, mobile, email, city, occupation, branch, rm, open, prospect, risk level,
+    # assessed, expires (C1-C4 hold a valid C2 assessment, so welcome's R2 product is suitable for them)
+    ("C1", "王小明", "M", d("1985-03-01"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
+    ("C2", "李四", "F", d("1986-04-02"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
+    ("C3", "张三", "M", d("1987-05-03"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
+    ("C4", "赵六", "F", d("1970-01-04"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
     ("C5", "孙七", "F", d("1990-06-30"), None, None, None, "SH", None, "B1", None, d("2020-01-01"), False, None, None, None),
     ("C6", "周八", "M", d("1960-02-05"), None, None, None, "SH", None, "B1", None, d("2015-01-01"), False, None, None, None),
 ]
@@ -220,7 +221,7 @@ def test_re_running_a_day_writes_identical_bytes(ctx):
     first = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
     run_day(ctx, D)
     again = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
-    assert first == again and len(first) == 4
+    assert first == again and len(first) == 5  # audiences, lists, reassessments and two manifests
 
 
 def test_an_audience_naming_an_unknown_column_stops_the_step_before_anything_is_written(ctx):

@@ -276,13 +276,15 @@ def kpis(
 
 @app.command()
 def strategies(
-    as_json: bool = typer.Option(False, "--json", help="Print the map as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage) as JSON."),
+    coverage: bool = typer.Option(False, "--coverage", help="Coverage on a day: segment x stage, gaps and overlaps."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day of the coverage (default: latest audiences snapshot)."),
 ) -> None:
-    """The strategy map (策略图谱): segment x stage x scenario, and one line per strategy."""
+    """The strategy map (策略图谱): segment x stage x scenario and one line per strategy, or its coverage."""
     from lifeloop.cli.strategies import strategies_command
 
     with context() as ctx:
-        strategies_command(ctx, console(), as_json)
+        strategies_command(ctx, console(), as_json, coverage=coverage, as_of=parse_date(as_of))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from lifeloop.config.strategies import StrategiesConfig
@@ -63,8 +64,70 @@ def print_map(out: Any, config: StrategiesConfig, stage_order: list[str] | None 
     out.print(d)
 
 
-def strategies_command(ctx: Any, out: Any, as_json: bool = False) -> None:
-    """Load and check the map of the workspace, then print it (or its JSON)."""
+def coverage_report(ctx: Any, config: StrategiesConfig, as_of: "dt.date | None", order: list[str] | None) -> dict[str, Any]:
+    """Read the day's segments, lifecycle, audiences (and lists, if planned) and compute the coverage."""
+    import pyarrow.parquet as pq
+
+    from lifeloop.errors import DataError
+    from lifeloop.insight.lifecycle import snapshot_file
+    from lifeloop.strategy.coverage import coverage
+
+    if as_of is None:
+        dates = ctx.lake.dates("audiences")
+        if not dates:
+            raise DataError("no audiences snapshot to measure coverage on",
+                            hint="run `lifeloop run --steps audiences` (and plan) first")
+        as_of = dates[-1]
+    read = {area: pq.read_table(snapshot_file(ctx.lake, area, as_of)) for area in ("segments", "lifecycle", "audiences")}
+    lists = pq.read_table(snapshot_file(ctx.lake, "lists", as_of)) if ctx.lake.exists("lists", as_of) else None
+    return coverage(read["segments"], read["lifecycle"], read["audiences"], lists, config.coverage, as_of, order or ())
+
+
+def print_coverage(out: Any, report: dict[str, Any]) -> None:
+    """Print the coverage matrix (customers / AUM / strategies per cell), then gaps and overlaps."""
+    from rich.table import Table
+
+    t = Table(title=f"Coverage (策略覆盖) as of {report['as_of']}: segment x stage, customers / AUM / strategies reached",
+              title_justify="left", show_lines=True)
+    t.add_column("segment \\ stage")
+    for st in report["stages"]:
+        t.add_column(st)
+    by = {(c["kind"], c["segment"], c["stage"]): c for c in report["cells"]}
+    gap_keys = {(g["kind"], g["segment"], g["stage"]) for g in report["gaps"]}
+    for seg in report["segments"]:
+        cells = []
+        for st in report["stages"]:
+            c = by.get((seg["kind"], seg["segment"], st))
+            if c is None:
+                cells.append("")
+                continue
+            head = f"{c['customers']:,} / {c['aum'] / 10_000:,.0f}万"
+            names = "\n".join(f"{s} {n}" for s, n in c["strategies"].items())
+            mark = "[red]GAP[/red]" if (seg["kind"], seg["segment"], st) in gap_keys else names or "-"
+            cells.append(f"{head}\n{mark}")
+        t.add_row(f"{seg['kind']} {seg['segment']}", *cells)
+    out.print(t)
+    if report["gaps"]:
+        g = Table(title="Gaps: big cells no strategy reaches", title_justify="left")
+        for col in ("segment", "stage", "customers", "AUM"):
+            g.add_column(col, justify="right" if col in ("customers", "AUM") else "left")
+        for row in report["gaps"]:
+            g.add_row(f"{row['kind']} {row['segment']}", row["stage"], f"{row['customers']:,}", f"{row['aum']:,.0f}")
+        out.print(g)
+    if report["overlaps"]:
+        o = Table(title="Overlaps: customers who qualify for several strategies, and who won the plan", title_justify="left")
+        for col in ("segment", "stage", "contested", "strategies", "wins", "winner"):
+            o.add_column(col)
+        for row in report["overlaps"]:
+            o.add_row(f"{row['kind']} {row['segment']}", row["stage"], f"{row['contested']:,}",
+                      ", ".join(f"{s} {n}" for s, n in row["strategies"].items()),
+                      ", ".join(f"{s} {n}" for s, n in row["wins"].items()) or "(not planned)", row["winner"] or "-")
+        out.print(o)
+
+
+def strategies_command(ctx: Any, out: Any, as_json: bool = False, coverage: bool = False,
+                       as_of: "dt.date | None" = None) -> None:
+    """Load and check the map of the workspace, then print it, or its coverage on a day (or their JSON)."""
     import json
 
     from lifeloop.config.lifecycle import LifecycleConfig
@@ -77,6 +140,13 @@ def strategies_command(ctx: Any, out: Any, as_json: bool = False) -> None:
         order = [s.name for s in lifecycle.stages]
     except LifeloopError:  # the map is still worth showing without a lifecycle file
         order = None
+    if coverage:
+        report = coverage_report(ctx, config, as_of, order)
+        if as_json:
+            out.print_json(json.dumps(report, ensure_ascii=False, default=str))
+        else:
+            print_coverage(out, report)
+        return
     if as_json:
         out.print_json(json.dumps({"grid": map_grid(config, order), "strategies": strategy_rows(config)},
                                   ensure_ascii=False, default=str))

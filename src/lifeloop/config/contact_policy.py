@@ -3,7 +3,9 @@
 Frequency caps per customer (overall and per channel, per day / week / month), quiet hours per
 channel, the consent purpose each objective needs, what a missing consent row means, refusal memory
 per channel (a customer who said no to a call is not called again for N months), and each channel's
-unit cost and capacity (outbound seats x calls per seat, relationship-manager tasks per day).
+unit cost and capacity (outbound seats x calls per seat, relationship-manager tasks per day), and
+extra suitability rules (stricter only: the core suitability rule has no setting, see
+lifeloop.strategy.suitability).
 """
 
 from __future__ import annotations
@@ -86,6 +88,26 @@ class Consent(Strict):
     missing: dict[Purpose, bool] = Field(default_factory=lambda: {"marketing": False, "service": True, "risk": True})
 
 
+class ExtraRule(Strict):
+    """Customers aged ``min_age`` or more offered a product of ``min_product_level`` or more: flag or drop."""
+
+    name: str
+    min_age: int = Field(ge=0, le=150)
+    min_product_level: Literal["R1", "R2", "R3", "R4", "R5"]
+    action: Literal["enhanced_sales", "drop"] = "enhanced_sales"
+
+
+def default_rules() -> list[ExtraRule]:
+    """The bank default: customers aged 65+ offered R4+ go through the enhanced sales process (双录)."""
+    return [ExtraRule(name="elderly_high_risk", min_age=65, min_product_level="R4")]
+
+
+class SuitabilitySettings(Strict):
+    """``suitability:`` in contact_policy.yaml: only stricter, extra rules (the core rule has no switch)."""
+
+    extra_rules: list[ExtraRule] = Field(default_factory=default_rules)
+
+
 class ContactPolicy(Strict):
     """The whole ``contact_policy.yaml``."""
 
@@ -97,6 +119,7 @@ class ContactPolicy(Strict):
     refusal_memory_months: dict[Channel, int] = Field(default_factory=dict)
     channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)
     lookback_days: int = Field(default=400, ge=30)   # history read for caps, refusals and waves
+    suitability: SuitabilitySettings = Field(default_factory=SuitabilitySettings)  # stricter extras only
 
     @field_validator("refusal_memory_months")
     @classmethod

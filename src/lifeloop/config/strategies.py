@@ -212,6 +212,14 @@ class EventSettings(Strict):
     holidays: list[Holiday] = Field(default_factory=list)
 
 
+class CoverageSettings(Strict):
+    """What ``lifeloop strategies --coverage`` calls a gap (a big cell no strategy reaches) and an overlap."""
+
+    gap_min_customers: int = Field(default=100, ge=1)       # a cell this big with no strategy is a gap ...
+    gap_min_aum: float = Field(default=50_000_000, ge=0)    # ... and so is one holding this much AUM (RMB)
+    overlap_min_customers: int = Field(default=1, ge=1)     # customers reached by 2+ strategies in a cell
+
+
 class StrategiesConfig(Strict):
     """The whole ``strategies.yaml``."""
 
@@ -219,6 +227,7 @@ class StrategiesConfig(Strict):
     holdout_salt: str = Field(default="lifeloop", min_length=1)
     thresholds: dict[str, float] = Field(default_factory=dict)
     events: EventSettings = Field(default_factory=EventSettings)
+    coverage: CoverageSettings = Field(default_factory=CoverageSettings)
     strategies: list[Strategy] = Field(default_factory=list)
 
     @field_validator("thresholds")

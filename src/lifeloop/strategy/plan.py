@@ -8,7 +8,11 @@ audiences:
 * ``channel``, ``send_at``, ``purpose`` (the consent purpose dispatch re-checks), ``script_id``, ``script_key`` (the key dispatch renders the script under),
   ``offer``, ``priority``, ``expected_value``, ``cost``;
 * ``dropped_by`` (the policy that stopped it) and ``detail`` (every channel tried and why), so "why
-  wasn't this customer contacted?" always has an answer; ``reason`` says why they were eligible.
+  wasn't this customer contacted?" always has an answer; ``reason`` says why they were eligible;
+* ``suitability`` — the suitability outcome of a product offer (see suitability.py; null for offers
+  that are not products). Suitability runs on every candidate before arbitration: an unsuitable one
+  is dropped with ``dropped_by = "suitability"`` and takes no cap, capacity or holdout slot. Customers
+  whose missing or expired assessment blocked an offer get a task in ``reassessments.parquet``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from lifeloop.strategy.arbitration import expected_value
 from lifeloop.strategy.history import History
 from lifeloop.strategy.holdout import draws
 from lifeloop.strategy.policy import decide
+from lifeloop.strategy import suitability
 from lifeloop.strategy.scripts import script_id
 
 if TYPE_CHECKING:
@@ -46,7 +51,7 @@ def output_schema() -> "pa.Schema":
         ("channel", s), ("send_at", s), ("purpose", s), ("script_id", s), ("script_key", s), ("offer", s),
         ("priority", pa.int32()),
         ("expected_value", pa.float64()), ("cost", pa.float64()), ("holdout_draw", pa.float64()),
-        ("dropped_by", s), ("detail", s), ("reason", s), ("rm_id", s)])
+        ("dropped_by", s), ("detail", s), ("reason", s), ("rm_id", s), ("suitability", s)])
 
 
 def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy) -> "pa.Table":
@@ -78,7 +83,8 @@ def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
             "values": pa.array([vals] * n, pa.list_(pa.float64())),
             "best_value": pa.array([max(vals)] * n, pa.float64()),
             "send_at": pa.array([w.send_at] * n, pa.string()),
-            "offer": pa.array([s.offer.product_id or s.offer.code] * n, pa.string())}))
+            "offer": pa.array([s.offer.product_id or s.offer.code] * n, pa.string()),
+            "product_offer": pa.array([s.offer.product_id is not None] * n, pa.bool_())}))
     if not parts:
         return candidates_schema().empty_table()
     return pa.concat_tables(parts)
@@ -93,7 +99,7 @@ def candidates_schema() -> "pa.Schema":
                       ("draw", pa.float64()), ("tie", pa.float64()), ("control", pa.bool_()),
                       ("priority", pa.int32()), ("purpose", s), ("channels", pa.list_(s)),
                       ("values", pa.list_(pa.float64())), ("best_value", pa.float64()), ("send_at", s),
-                      ("offer", s)])
+                      ("offer", s), ("product_offer", pa.bool_())])
 
 
 def spent_so_far(history: History, policy: ContactPolicy) -> dict[str, float]:
@@ -109,15 +115,45 @@ def spent_so_far(history: History, policy: ContactPolicy) -> dict[str, float]:
     return out
 
 
+def screened(cands: "pa.Table", verdict: "suitability.Verdict", decide_rest: Any) -> "pa.Table":
+    """Run the policy on the suitable candidates only; unsuitable ones are dropped by ``suitability``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    allowed = np.asarray(verdict.allowed, dtype=bool)
+    if allowed.all():
+        return decide_rest(cands)
+    rest = decide_rest(cands.filter(pa.array(allowed)))
+    # row i of the day takes row where[i] of the decided ones (null: refused by suitability)
+    where = pa.array(np.cumsum(allowed) - 1, pa.int64(), mask=~allowed)
+    blocked = pa.array(~allowed)
+    why = pa.array([None if ok else f"suitability: {o} ({d})"
+                    for ok, o, d in zip(verdict.allowed, verdict.outcome, verdict.detail)], pa.string())
+    cols = {name: pc.take(rest[name], where) for name in rest.column_names}
+    cols["status"] = pc.if_else(blocked, "dropped", cols["status"])
+    cols["dropped_by"] = pc.if_else(blocked, "suitability", cols["dropped_by"])
+    cols["detail"] = pc.if_else(blocked, why, cols["detail"])
+    cols["cost"] = pc.if_else(blocked, 0.0, cols["cost"])
+    return pa.table({name: cols[name] for name in rest.column_names}, schema=rest.schema)
+
+
 def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy, history: History,
-               as_of: dt.date, rm_capacity: Mapping[str, int] | None = None) -> "pa.Table":
-    """The day's lists from the audiences: pure, no I/O (the step below adds the reading and writing)."""
+               as_of: dt.date, rm_capacity: Mapping[str, int] | None = None,
+               customers: "pa.Table | None" = None, products: "pa.Table | None" = None) -> "pa.Table":
+    """The day's lists from the audiences: pure, no I/O (the step below adds the reading and writing).
+
+    ``customers`` and ``products`` feed suitability; without them no customer counts as assessed
+    and no product is known, so only offers that are not products can go out.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     active = {s.id: s for s in config.strategies}
     cands = candidates(audiences, config, policy)
-    decided = decide(cands, history, policy, active, as_of, rm_capacity, spent_so_far(history, policy))
+    verdict = suitability.check(customers, products, cands, as_of, policy.suitability.extra_rules)
+    decided = screened(cands, verdict, lambda c: decide(c, history, policy, active, as_of, rm_capacity,
+                                                        spent_so_far(history, policy)))
     n = cands.num_rows
     sid = [None if ch is None else script_id(s, ch)
            for s, ch in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist())]
@@ -131,7 +167,9 @@ def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
         "script_key": pa.array(key, pa.string()), "offer": cands["offer"], "priority": cands["priority"],
         "expected_value": decided["expected_value"], "cost": decided["cost"], "holdout_draw": cands["draw"],
         "dropped_by": decided["dropped_by"], "detail": decided["detail"], "reason": cands["reason"],
-        "rm_id": cands["rm_id"]}, schema=output_schema())
+        "rm_id": cands["rm_id"],
+        "suitability": pa.array([None if o == suitability.NOT_SUBJECT else o for o in verdict.outcome], pa.string())},
+        schema=output_schema())
     return table.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
 
 
@@ -154,6 +192,14 @@ def rm_capacities(engine: Any) -> dict[str, int]:
     return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist()) if c is not None}
 
 
+def suitability_inputs(engine: Any) -> tuple["pa.Table", "pa.Table"]:
+    """Customers' risk assessments (and birth dates) and products' risk ratings, from the bank's data."""
+    customers = engine.to_arrow(exp.select("customer_id", "risk_level", "risk_assessed_on", "risk_expires_on",
+                                           "birth_date").from_("customers"))
+    products = engine.to_arrow(exp.select("product_id", "product_type", "risk_level").from_("products"))
+    return customers, products
+
+
 def run_step(step: "StepContext") -> "StepResult":
     """Pipeline step ``plan``: audiences -> treated / control / dropped lists -> lake/lists/as_of=D/."""
     import pyarrow.parquet as pq
@@ -168,14 +214,18 @@ def run_step(step: "StepContext") -> "StepResult":
     audiences = pq.read_table(snapshot_file(ctx.lake, "audiences", as_of))
     history = history_source(ctx).load(as_of, policy.lookback_days)
     step.engine.register_bank(ctx.lake, as_of)
-    table = make_lists(audiences, config, policy, history, as_of, rm_capacities(step.engine))
+    customers, products = suitability_inputs(step.engine)
+    table = make_lists(audiences, config, policy, history, as_of, rm_capacities(step.engine), customers, products)
     schema = output_schema()
+    tasks = suitability.reassessments(table, customers, as_of)
 
     def write(staging: Path) -> dict[str, Any]:
         write_arrow(table, staging / f"{AREA}.parquet", (), schema)
+        write_arrow(tasks, staging / "reassessments.parquet", (), suitability.reassessment_schema())
         return {}
 
     found = summary(table)
+    found["reassessments"] = tasks.num_rows
     manifest = ctx.lake.publish(AREA, as_of, write, manifest={
         "config_hash": ctx.config_hash("strategies", "contact_policy"), "rows": table.num_rows,
         "inputs": {"audiences": ctx.lake.manifest("audiences", as_of).get("run_id")}, "summary": found})

@@ -145,7 +145,11 @@ def customers_table(pop: PO.Population, start: dt.date, prospect: np.ndarray, up
     mobile = np.array(PO.mobiles(pop), dtype=object)[idx]
     email = [f"user{i + 1}@example.com" if e else None for i, e in zip(idx.tolist(), pop.has_email[idx].tolist())]
     risk = pop.risk[idx].astype(np.int64) - 1
-    risk_day = pop.risk_day[idx]
+    # most customers renew their risk assessment every year; a fixed ~3 in 10 let it lapse (suitability
+    # then blocks their R2+ offers and asks for a re-assessment)
+    lapses = (idx.astype(np.int64) * 2654435761 % 100) < 30
+    risk_day = pop.risk_day[idx].astype(np.int64)
+    risk_day = np.where(lapses, risk_day, risk_day + 365 * np.maximum(0, (upto - risk_day) // 365))
     return _cast("customers", {
         "customer_id": customer_ids(idx), "name": pa.array([pop.names[i] for i in idx.tolist()]),
         "gender": pa.array(pop.gender[idx].tolist()),
