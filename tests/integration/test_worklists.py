@@ -39,7 +39,9 @@ def publish(lake, area, tables, as_of=D):
 
 
 def customers(moved=()):
-    return [dict(customer_id=c, name=n, mobile=m, gender=g, rm_id="RM002" if c in moved else rm, branch_id=b)
+    # every customer holds a valid risk assessment that covers the R2 wealth offer (dispatch re-checks it)
+    return [dict(customer_id=c, name=n, mobile=m, gender=g, rm_id="RM002" if c in moved else rm, branch_id=b,
+                 risk_level="C3", risk_assessed_on=D - dt.timedelta(days=30), risk_expires_on=D + dt.timedelta(days=335))
             for c, n, m, g, rm, b in CUSTOMERS]
 
 
@@ -61,7 +63,7 @@ def ctx(tmp_path, database_url, ops_db, monkeypatch):  # ops_db: migrated (Postg
                                   dict(rm_id="RM002", name="刘经理", branch_id="B01")],
         "consent": [dict(customer_id=c[0], purpose="marketing", channel=ch, granted=True)
                     for c in CUSTOMERS for ch in ("sms", "rm", "call")],
-        "products": [dict(product_id="WM090", name="新客理财90天")]})
+        "products": [dict(product_id="WM090", name="新客理财90天", product_type="wealth", risk_level="R2")]})
     publish(ctx.lake, "lists", {"lists": [
         list_row("C001", "wealth_churn_retention", "w1", "rm", 90),
         list_row("C002", "honeymoon_welcome", "d7_rm_call", "rm", 80),
