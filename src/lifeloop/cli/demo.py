@@ -75,9 +75,9 @@ def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int, re
                   title_justify="left")
     for col in ("as of", "planned", "held out", "dropped", "sent", "blocked", "bank's next day", "conversions"):
         table.add_column(col, justify="left" if col in ("as of", "bank's next day") else "right")
-    as_of = first
+    as_of, day = first, None
     for i in range(loop_days + 1):
-        if i:
+        if day is not None:  # the bank lived yesterday: load its new day, then run today
             ctx.ingest(day.folder, as_of=day.date)
             as_of = day.date
             results = ctx.run(as_of)
