@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lifeloop demo --dir demo-workspace
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
