@@ -212,6 +212,12 @@ class Context:
 
         return OpsHistory(self.ops(), self.lake) if has_dispatched(self.ops()) else LakeHistory(self.lake)
 
+    def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
+        """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only."""
+        from lifeloop.strategy.why import explain
+
+        return explain(self, customer_id, as_of)
+
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""
         from lifeloop.insight.summary import build

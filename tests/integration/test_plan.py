@@ -221,7 +221,7 @@ def test_re_running_a_day_writes_identical_bytes(ctx):
     first = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
     run_day(ctx, D)
     again = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
-    assert first == again and len(first) == 5  # audiences, lists, reassessments and two manifests
+    assert first == again and len(first) == 7  # audiences, lists, reassessments, two manifests, two config copies
 
 
 def test_an_audience_naming_an_unknown_column_stops_the_step_before_anything_is_written(ctx):

@@ -288,6 +288,19 @@ def strategies(
 
 
 @app.command()
+def why(
+    customer_id: str = typer.Argument(..., help="The customer number, e.g. C000000064."),
+    as_of: str = typer.Option(..., "--as-of", help="The planned day to explain, YYYY-MM-DD."),
+    as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
+) -> None:
+    """Why (决策回放): every decision about a customer on a day, replayed from that day's stored snapshots."""
+    from lifeloop.cli.why import why_command
+
+    with context() as ctx:
+        why_command(ctx, console(), customer_id, parse_date(as_of), as_json)
+
+
+@app.command()
 def dispatch(
     as_of: str = typer.Option(..., "--as-of", help="As-of date of the lists, YYYY-MM-DD."),
     enqueue_only: bool = typer.Option(False, "--enqueue-only", help="Put the lists in the outbox; send nothing."),

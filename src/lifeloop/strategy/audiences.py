@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from lifeloop.pipeline import StepContext, StepResult
 
 AREA = "audiences"
+CONFIG_COPIES = ("strategies", "contact_policy")  # stored next to the snapshot (see run_step)
 LIFECYCLE_COLUMNS = {"stage": "VARCHAR", "previous_stage": "VARCHAR", "days_in_stage": "INTEGER"}
 # names the joined relation takes from one place only (segments' aum repeats the feature as DECIMAL)
 EXCLUDED = {"customer_id", "rm_id", *LIFECYCLE_COLUMNS, *EVENT_COLUMNS}
@@ -231,6 +232,11 @@ def run_step(step: "StepContext") -> "StepResult":
 
     def write(staging: Path) -> dict[str, Any]:
         write_arrow(table, staging / f"{AREA}.parquet", (), schema)
+        # the config text itself, so `lifeloop why` replays this day with exactly this version months later
+        for name in CONFIG_COPIES:
+            source = ctx.config_dir / f"{name}.yaml"
+            if source.exists():
+                (staging / f"{name}.yaml").write_bytes(source.read_bytes())
         return {}
 
     sizes = counts(table)

@@ -1,0 +1,49 @@
+"""``lifeloop why CUSTOMER --as-of D``: the day's decisions about one customer, replayed from stored snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def why_command(ctx: Any, out: Any, customer_id: str, as_of: dt.date, as_json: bool = False) -> dict[str, Any]:
+    """Explain (and print) every decision about a customer on a day; returns the explanation."""
+    import json
+
+    report = ctx.why(customer_id, as_of)
+    if as_json:
+        out.print_json(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        print_why(out, report)
+    return report
+
+
+def print_why(out: Any, report: dict[str, Any]) -> None:
+    """The explanation as rich tables: decisions in arbitration order, then every strategy's eligibility."""
+    from rich.table import Table
+
+    v = report["version"]
+    out.print(f"[bold]Why (决策回放): customer {report['customer_id']} as of {report['as_of']}[/bold]")
+    out.print(f"config {v['config_hash']} (stored copy {v['stored_config_hash']}"
+              f"{'' if v['consistent'] else ', [red]differs from the plan config ' + str(v['plan_config_hash']) + '[/red]'}); "
+              + ", ".join(f"{k} {r}" for k, r in v["run_ids"].items()))
+    d = Table(title="Decisions (in arbitration order)", title_justify="left", show_lines=True)
+    for col in ("rank", "strategy / wave", "group", "decision", "holdout draw / share", "priority", "value",
+                "suitability"):
+        d.add_column(col)
+    for c in report["decisions"]:
+        h = c["holdout"]
+        d.add_row(f"{c['rank']}/{c['of']} (day {c['day_rank']}/{c['day_candidates']})", f"{c['strategy']} / {c['wave']}", c["group"], c["decision"],
+                  f"{h['draw']:.4f} / {h['share']}", str(c["priority"]), f"{c['best_value']:g}",
+                  c["suitability"] or "-")
+    if report["decisions"]:
+        out.print(d)
+    else:
+        out.print("No candidate rows in the day's lists: the customer was in no audience.")
+    e = Table(title="Strategies of the stored map: eligible or not, and the values that decided it",
+              title_justify="left", show_lines=True)
+    for col in ("strategy", "rule", "eligible", "why"):
+        e.add_column(col)
+    for s in report["strategies"]:
+        e.add_row(f"{s['strategy']} ({s['name']})", s["rule"], "yes" if s["eligible"] else "no", s["why"])
+    out.print(e)

@@ -1,0 +1,255 @@
+"""Why (决策回放): every decision the plan made about one customer on one day, from stored snapshots only.
+
+Nothing of today's configuration is used: the strategy map and contact policy are the copies the
+audiences step stored next to its snapshot (``lake/audiences/as_of=D/strategies.yaml`` and
+``contact_policy.yaml``), the rule inputs are that day's features, lifecycle and segments snapshots
+and the bank batches on or before D, and the outcomes are that day's lists. So the same question asked
+months later, after other runs and config edits, gets the same answer.
+
+For each strategy of the stored map: active or not, the audience rule re-evaluated for this customer
+with the values of every column it names, whether the customer was in the audience (and why), and per
+candidate row of the lists: group and holdout draw against the share, suitability, arbitration rank
+and expected value, the policy that dropped it with every channel tried, or the channel, time and script
+it went out with. The config version is the manifests' config hash and run ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from lifeloop.errors import DataError, NotFoundError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+CONFIGS = ("strategies", "contact_policy")
+INPUTS = ("features", "lifecycle", "segments")
+
+
+def stored_config_hash(folder: Any) -> str:
+    """The config hash of the stored copies, computed as :meth:`Context.config_hash` does for live files."""
+    h = hashlib.sha256()
+    for name in sorted(CONFIGS):
+        path = folder / f"{name}.yaml"
+        h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    return h.hexdigest()[:16]
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON-friendly data (doubles to 4 decimals, as the audiences' reasons show them)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _rows(path: Any, customer_id: str) -> list[dict[str, Any]]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return table.filter(pc.equal(table["customer_id"], customer_id)).to_pylist()
+
+
+def _stored_map(lake: Any, as_of: dt.date) -> tuple[Any, Any, str]:
+    """The strategy map and contact policy stored with the day's audiences, and their hash."""
+    from lifeloop.config.contact_policy import ContactPolicy
+    from lifeloop.config.loader import load_model
+    from lifeloop.config.strategies import StrategiesConfig
+
+    folder = lake.snapshot_dir("audiences", as_of)
+    missing = [n for n in CONFIGS if not (folder / f"{n}.yaml").exists()]
+    if missing:
+        raise DataError(f"the audiences snapshot of {as_of} holds no copy of {', '.join(m + '.yaml' for m in missing)}, "
+                        "so its decisions cannot be replayed from stored data",
+                        hint=f"snapshots from before decision replay existed lack it; re-run "
+                             f"`lifeloop run --as-of {as_of} --steps audiences,plan` to store one (with today's config)")
+    config, _ = load_model(StrategiesConfig, folder / "strategies.yaml")
+    policy, _ = load_model(ContactPolicy, folder / "contact_policy.yaml")
+    return config, policy, stored_config_hash(folder)
+
+
+def _rule_inputs(ctx: Any, config: Any, customer_id: str, as_of: dt.date) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The customer's row of the rules' input (stored features, stage, segments, day's events) and each rule's outcome.
+
+    Returns (values by column, {strategy: True/False or an error text}, column types).
+    """
+    import pyarrow.parquet as pq
+
+    from lifeloop.insight.lifecycle import compile_rule, feature_columns, snapshot_file
+    from lifeloop.strategy.audiences import EXCLUDED, SEGMENT_EXCLUDED, audience_columns, base_query
+    from lifeloop.strategy.events import events_query
+
+    lake, engine = ctx.lake, ctx.engine("duckdb")
+    files = {area: snapshot_file(lake, area, as_of) for area in INPUTS}
+    feats = feature_columns(pq.read_schema(files["features"]))
+    segs = feature_columns(pq.read_schema(files["segments"]))
+    types = audience_columns(feats, segs)
+    outcome: dict[str, Any] = {}
+    flags: list[exp.Expression] = [exp.Star()]
+    for i, s in enumerate(config.strategies):
+        try:
+            tree = compile_rule(s.audience, columns=types, thresholds=config.thresholds, as_of=as_of,
+                                where=f"stored strategy {s.id} audience")
+        except Exception as exc:  # a stored rule that no longer compiles is reported, not fatal
+            outcome[s.id] = f"cannot evaluate: {getattr(exc, 'message', exc)}"
+            continue
+        flags.append(exp.alias_(exp.func("coalesce", exp.Paren(this=tree), exp.false()), f"_why_f{i}"))
+    engine.register_bank(lake, as_of)
+    for area in INPUTS:
+        engine.register(f"_why_{area}", [files[area]])
+    engine.create_view("_why_events", events_query(config.events, as_of))
+    engine.create_view("_why_base", base_query("_why_features", "_why_lifecycle", "_why_segments", "_why_events",
+                                               [c for c in feats if c not in EXCLUDED],
+                                               [c for c in segs if c not in SEGMENT_EXCLUDED]))
+    query = exp.select(*flags).from_("_why_base").where(
+        exp.EQ(this=exp.column("customer_id"), expression=exp.Literal.string(customer_id)))
+    found = engine.to_arrow(query).to_pylist()
+    if not found:
+        raise NotFoundError(f"customer {customer_id} is not in the features snapshot of {as_of}",
+                            hint="check the customer number; only customers the bank's data held on that day have decisions")
+    row = found[0]
+    for i, s in enumerate(config.strategies):
+        if f"_why_f{i}" in row:
+            outcome[s.id] = bool(row.pop(f"_why_f{i}"))
+    return row, outcome, types
+
+
+def _rule_names(text: str) -> set[str]:
+    """Every name an audience rule reads (input columns and thresholds alike)."""
+    import sqlglot
+
+    try:
+        tree = sqlglot.parse_one(text, read="duckdb")
+    except Exception:  # stored rules compiled when they were planned; a parse failure shows no values
+        return set()
+    return {c.name for c in tree.find_all(exp.Column)}
+
+
+def _decision(row: dict[str, Any], share: float) -> str:
+    """One sentence: what happened to this candidate."""
+    if row["status"] == "contact":
+        return f"contacted by {row['channel']} at {row['send_at'] or 'any time'} with script {row['script_id']}"
+    if row["status"] == "control":
+        return f"control group: held out (draw {row['holdout_draw']:.4f} < holdout {share})"
+    who = "control candidate" if row["group"] == "control" else "treated candidate"
+    return f"dropped by {row['dropped_by']} ({who}): {row['detail']}"
+
+
+def _best_values(config: Any, policy: Any) -> dict[tuple[str, str], float]:
+    """Each (strategy, wave)'s best expected value over its channels: the arbitration key after priority."""
+    from lifeloop.strategy.arbitration import expected_value
+
+    return {(s.id, w.id): max(expected_value(s, ch, policy) for ch in s.channels_of(w))
+            for s in config.strategies for w in s.waves}
+
+
+def _day_ranks(lists: "pa.Table", best: dict[tuple[str, str], float], customer_id: str) -> dict[tuple[str, str], int]:
+    """The customer's positions in the whole day's arbitration order (as arbitration.order sorts candidates)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = [best.get((s, w), float("-inf")) for s, w in zip(lists["strategy"].to_pylist(), lists["wave"].to_pylist())]
+    keyed = pa.table({"priority": lists["priority"], "best_value": pa.array(values, pa.float64()),
+                      "tie": lists["holdout_draw"], "customer_id": lists["customer_id"],
+                      "strategy": lists["strategy"], "wave": lists["wave"]})
+    idx = pc.sort_indices(keyed, sort_keys=[("priority", "descending"), ("best_value", "descending"),
+                                            ("tie", "ascending"), ("customer_id", "ascending"),
+                                            ("strategy", "ascending"), ("wave", "ascending")]).to_pylist()
+    cust, strat, wave = (lists[c].to_pylist() for c in ("customer_id", "strategy", "wave"))
+    return {(strat[i], wave[i]): pos for pos, i in enumerate(idx, 1) if cust[i] == customer_id}
+
+
+def _candidates(rows: list[dict[str, Any]], config: Any, best_values: dict[tuple[str, str], float],
+                day_ranks: dict[tuple[str, str], int], day_size: int) -> list[dict[str, Any]]:
+    """The customer's lists rows in arbitration order, each with its ranks and its decision."""
+
+    def best(r: dict[str, Any]) -> float:
+        return best_values.get((r["strategy"], r["wave"]), float("-inf"))
+
+    keyed = sorted(rows, key=lambda r: (-(r["priority"] or 0), -best(r), r["holdout_draw"], r["strategy"], r["wave"]))
+    out = []
+    for rank, r in enumerate(keyed, 1):
+        s = config.strategy(r["strategy"])
+        share = s.holdout if s else None
+        out.append({
+            "strategy": r["strategy"], "wave": r["wave"], "rank": rank, "of": len(keyed),
+            "day_rank": day_ranks.get((r["strategy"], r["wave"])), "day_candidates": day_size,
+            "group": r["group"], "status": r["status"], "decision": _decision(r, share if share is not None else 0.0),
+            "holdout": {"draw": round(r["holdout_draw"], 6), "share": share, "control": r["group"] == "control",
+                        "salt": config.holdout_salt},
+            "priority": r["priority"], "best_value": round(best(r), 6),
+            "expected_value": plain(r["expected_value"]), "cost": plain(r["cost"]),
+            "suitability": r["suitability"], "dropped_by": r["dropped_by"], "detail": r["detail"],
+            "channel": r["channel"], "send_at": r["send_at"], "script_id": r["script_id"],
+            "script_key": r["script_key"], "offer": r["offer"], "purpose": r["purpose"], "reason": r["reason"]})
+    return out
+
+
+def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
+    """Every decision about ``customer_id`` on ``as_of``, replayed from that day's stored snapshots."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    lake = ctx.lake
+    if not lake.exists("lists", as_of) or not lake.exists("audiences", as_of):
+        planned = lake.dates("lists")
+        raise NotFoundError(f"no plan as of {as_of}: nothing was decided that day",
+                            hint=("planned days: " + ", ".join(d.isoformat() for d in planned[-5:])) if planned
+                            else f"run `lifeloop run --as-of {as_of} --steps audiences,plan` first")
+    lists_m, aud_m = lake.manifest("lists", as_of), lake.manifest("audiences", as_of)
+    config, policy, stored_hash = _stored_map(lake, as_of)
+    values, outcome, types = _rule_inputs(ctx, config, customer_id, as_of)
+    audience = _rows(lake.snapshot_dir("audiences", as_of) / "audiences.parquet", customer_id)
+    day = pq.read_table(lake.snapshot_dir("lists", as_of) / "lists.parquet")
+    listed = day.filter(pc.equal(day["customer_id"], customer_id)).to_pylist()
+    best = _best_values(config, policy)
+    cands = _candidates(listed, config, best, _day_ranks(day, best, customer_id), day.num_rows)
+    strategies = []
+    for s in config.strategies:
+        names = _rule_names(s.audience)
+        columns = sorted(n for n in names if n in types and n not in config.thresholds)
+        waves = [a for a in audience if a["strategy"] == s.id]
+        rule = outcome.get(s.id)
+        entry: dict[str, Any] = {
+            "strategy": s.id, "name": s.name.zh or s.name.en, "active": s.active_on(as_of),
+            "rule": s.audience, "rule_true": rule if isinstance(rule, bool) else None,
+            "values": {c: plain(values.get(c)) for c in columns},
+            "thresholds": {k: v for k, v in config.thresholds.items() if k in names},
+            "eligible": bool(waves), "audience": [{"wave": a["wave"], "reason": a["reason"]} for a in waves],
+            "candidates": [c for c in cands if c["strategy"] == s.id]}
+        entry["why"] = _eligibility(s, entry, rule, as_of)
+        strategies.append(entry)
+    return {
+        "customer_id": customer_id, "as_of": as_of.isoformat(),
+        "decisions": cands, "strategies": strategies,
+        "contacted": [c for c in cands if c["status"] == "contact"],
+        "version": {"config_hash": aud_m.get("config_hash"), "plan_config_hash": lists_m.get("config_hash"),
+                    "stored_config_hash": stored_hash,
+                    "consistent": aud_m.get("config_hash") == lists_m.get("config_hash") == stored_hash,
+                    "run_ids": {"lists": lists_m.get("run_id"), "audiences": aud_m.get("run_id"),
+                                **(aud_m.get("inputs") or {})}},
+    }
+
+
+def _eligibility(s: Any, entry: dict[str, Any], rule: Any, as_of: dt.date) -> str:
+    """Why the customer was (not) in this strategy's audience that day."""
+    if not entry["active"]:
+        return f"not active on {as_of} (start {s.start}, end {s.end or 'open'})" + ("" if s.enabled else ", disabled")
+    shown = ", ".join(f"{k}={v}" for k, v in entry["values"].items())
+    if entry["eligible"]:
+        return "; ".join(f"eligible for wave {a['wave']}: {a['reason']}" for a in entry["audience"])
+    if isinstance(rule, str):
+        return rule
+    if rule:
+        return (f"audience rule true ({shown}) but not in the audience: entered the strategy within "
+                f"reentry_days ({s.reentry_days})")
+    return f"audience rule false ({shown or 'no columns'})"
