@@ -13,6 +13,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 BANK_AS_OF = dt.date(2024, 3, 31)
 
 
@@ -114,3 +116,12 @@ def lake_fingerprint(ctx) -> dict[str, str]:
         return {}
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# the real Berka dataset (../shared/data/berka, never committed here) and its shipped mapping
+REPO = Path(__file__).resolve().parents[1]
+BERKA = REPO / ".." / "shared" / "data" / "berka"
+BERKA_MAPPING = REPO / "examples" / "berka" / "mapping.yaml"
+BERKA_AS_OF = dt.date(1994, 10, 30)
+needs_berka = pytest.mark.skipif(not (BERKA / "trans.asc.gz").exists(),
+                                 reason="Berka data not found at ../shared/data/berka (see examples/berka/README.md)")

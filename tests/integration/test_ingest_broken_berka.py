@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import shutil
 from collections.abc import Callable
@@ -11,15 +10,11 @@ from pathlib import Path
 import pytest
 
 from lifeloop.errors import IngestError, ValidationError
-from tests.factories import lake_fingerprint, new_context
+from tests.factories import BERKA, lake_fingerprint, needs_berka, new_context
+from tests.factories import BERKA_AS_OF as AS_OF
+from tests.factories import BERKA_MAPPING as MAPPING
 
-REPO = Path(__file__).resolve().parents[2]
-BERKA = REPO / ".." / "shared" / "data" / "berka"
-MAPPING = REPO / "examples" / "berka" / "mapping.yaml"
-AS_OF = dt.date(1994, 10, 30)
-
-pytestmark = pytest.mark.skipif(not (BERKA / "trans.asc.gz").exists(),
-                                reason="Berka data not found at ../shared/data/berka (see examples/berka/README.md)")
+pytestmark = needs_berka
 
 
 @pytest.fixture(scope="module")
