@@ -279,6 +279,42 @@ def same_values(step_file: Path, hand_file: Path) -> tuple[bool, str]:
     return ok, "all columns equal" if ok else f"differences: {bad}, rows {values['n']} vs matched {values['matched']}"
 
 
+def prepare_bank(out: Path, customers: int, transactions: int, *, regenerate: bool = False,
+                 extra=None, after=None) -> Path:
+    """The synthetic bank as a workspace in ``out/workspace``, generated once and reused while the sizes match.
+
+    ``extra(con, staging)`` writes more bank tables into the same batch; ``after(ctx)`` runs once on a
+    freshly generated workspace (e.g. the insight steps a later benchmark starts from).
+    """
+    import duckdb
+
+    ws = out / "workspace"
+    marker = out / "data.json"
+    wanted = {"customers": customers, "transactions": transactions, "as_of": D.isoformat(), "v": 1}
+    if regenerate or not marker.exists() or json.loads(marker.read_text())["params"] != wanted:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        ctx = Context.init(ws)
+        started = time.perf_counter()
+        con = duckdb.connect()
+
+        def write(staging: Path) -> dict:
+            rows = generate(con, staging, customers, transactions)
+            if extra is not None:
+                extra(con, staging)
+            return {"rows": rows}
+
+        ctx.lake.publish("bank", D, write)
+        con.close()
+        if after is not None:
+            after(ctx)
+        ctx.close()
+        gen = time.perf_counter() - started
+        marker.write_text(json.dumps({"params": wanted, "generate_seconds": round(gen, 1)}))
+        print(f"generated {customers:,} customers / {transactions:,} transactions in {gen:.1f}s")
+    return ws
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -292,21 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import duckdb
 
-    ws = args.out / "workspace"
-    marker = args.out / "data.json"
-    wanted = {"customers": args.customers, "transactions": args.transactions, "as_of": D.isoformat(), "v": 1}
-    if args.regenerate or not marker.exists() or json.loads(marker.read_text())["params"] != wanted:
-        shutil.rmtree(args.out, ignore_errors=True)
-        args.out.mkdir(parents=True)
-        ctx = Context.init(ws)
-        started = time.perf_counter()
-        con = duckdb.connect()
-        ctx.lake.publish("bank", D, lambda staging: {"rows": generate(con, staging, args.customers,
-                                                                         args.transactions)})
-        con.close()
-        gen = time.perf_counter() - started
-        marker.write_text(json.dumps({"params": wanted, "generate_seconds": round(gen, 1)}))
-        print(f"generated {args.customers:,} customers / {args.transactions:,} transactions in {gen:.1f}s")
+    ws = prepare_bank(args.out, args.customers, args.transactions, regenerate=args.regenerate)
     ctx = Context(ws)
     bank = ctx.lake.snapshot_dir("bank", D)
     size = sum(p.stat().st_size for p in bank.glob("*.parquet"))

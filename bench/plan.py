@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from features import D, generate, q  # noqa: E402  (bench/features.py: the same synthetic bank)
+from features import D, prepare_bank, q  # noqa: E402  (bench/features.py: the same synthetic bank)
 
 from lifeloop.context import Context  # noqa: E402
 from lifeloop.pipeline import StepContext  # noqa: E402
@@ -83,26 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
     import pyarrow.parquet as pq
 
-    ws = args.out / "workspace"
-    marker = args.out / "data.json"
-    wanted = {"customers": args.customers, "transactions": args.transactions, "as_of": D.isoformat(), "v": 1}
-    if args.regenerate or not marker.exists() or json.loads(marker.read_text())["params"] != wanted:
-        shutil.rmtree(args.out, ignore_errors=True)
-        args.out.mkdir(parents=True)
-        ctx = Context.init(ws)
-        started = time.perf_counter()
-        con = duckdb.connect()
-
-        def write(staging: Path) -> dict:
-            rows = generate(con, staging, args.customers, args.transactions)
-            consent(con, staging, args.customers)
-            return {"rows": rows}
-
-        ctx.lake.publish("bank", D, write)
-        con.close()
-        ctx.run(D, steps=["features", "lifecycle", "segments"])
-        ctx.close()
-        marker.write_text(json.dumps({"params": wanted, "prepare_seconds": round(time.perf_counter() - started, 1)}))
+    ws = prepare_bank(args.out, args.customers, args.transactions, regenerate=args.regenerate,
+                      extra=lambda con, staging: consent(con, staging, args.customers),
+                      after=lambda ctx: ctx.run(D, steps=["features", "lifecycle", "segments"]))
     (ws / "config" / "strategies.yaml").write_text(yaml.safe_dump(strategy_map(), allow_unicode=True, sort_keys=False),
                                                   encoding="utf-8")
     from lifeloop.strategy import audiences, plan
@@ -139,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"plan summary: {json.dumps(summary, ensure_ascii=False)}")
     (args.out / "results.json").write_text(json.dumps({"times": times, "cpu": cpu, "audience_rows": aud_rows,
-                                                       "summary": summary, **wanted}, indent=2))
+                                                       "summary": summary, "customers": args.customers, "transactions": args.transactions,
+                                                       "as_of": D.isoformat()}, indent=2))
     return 0
 
 
