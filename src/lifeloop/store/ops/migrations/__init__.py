@@ -37,30 +37,27 @@ def head() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def upgrade(url: str, revision: str = "head") -> str | None:
-    """Migrate the database at ``url`` up to ``revision`` (default: the newest); returns where it is now."""
+def _migrate(url: str, step, revision: str) -> str | None:
+    """Run an Alembic command (upgrade or downgrade) in one transaction; return the revision reached."""
     engine = make_engine(url)
     try:
         with reaching(url), engine.begin() as conn:
             config = alembic_config(url)
             config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+            step(config, revision)
         return current(url, engine=engine)
     finally:
         engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Migrate the database at ``url`` up to ``revision`` (default: the newest); returns where it is now."""
+    return _migrate(url, command.upgrade, revision)
 
 
 def downgrade(url: str, revision: str) -> str | None:
     """Migrate the database at ``url`` down to ``revision`` (``base``: drop every Lifeloop table)."""
-    engine = make_engine(url)
-    try:
-        with reaching(url), engine.begin() as conn:
-            config = alembic_config(url)
-            config.attributes["connection"] = conn
-            command.downgrade(config, revision)
-        return current(url, engine=engine)
-    finally:
-        engine.dispose()
+    return _migrate(url, command.downgrade, revision)
 
 
 def upgrade_sql(url: str, revision: str = "head") -> str:
