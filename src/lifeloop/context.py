@@ -75,11 +75,7 @@ class Context:
 
     def config_hash(self, *names: str) -> str:
         """A short hash of the named config files' bytes (stamped on every snapshot)."""
-        h = hashlib.sha256()
-        for name in sorted(names):
-            path = self.config_dir / f"{name}.yaml"
-            h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
-        return h.hexdigest()[:16]
+        return config_hash(self.config_dir, *names)
 
     # ------------------------------------------------------------------ engines
     @property
@@ -274,3 +270,12 @@ class Context:
 
         return simulate(Path(out), customers=customers, days=days, seed=seed, start=start, format=format,
                         truth=truth)
+
+
+def config_hash(folder: Path, *names: str) -> str:
+    """A short hash of ``folder/<name>.yaml`` for each name (a missing file hashes as empty)."""
+    h = hashlib.sha256()
+    for name in sorted(names):
+        path = folder / f"{name}.yaml"
+        h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    return h.hexdigest()[:16]

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.errors import DataError, Problem
+from lifeloop.store.ops.models import OUTCOMES
 
 SCOPE = "feedback_import"
-OUTCOMES = ("reached", "no_answer", "interested", "purchased", "refused", "referral")
 COLUMNS = ("contact_id", "contact_key", "outcome", "referred_name", "referred_mobile", "note", "recorded_at",
            "recorded_by", "product_id", "amount")
 REQUIRED = ("outcome", "recorded_at", "recorded_by")

@@ -21,7 +21,7 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Tabl
     import pyarrow.compute as pc
 
     from lifeloop.strategy import suitability
-    from lifeloop.strategy.inputs import load_map
+    from lifeloop.config.contact_policy import ContactPolicy
 
     names = lists.column_names
     if "offer" not in names or lists.num_rows == 0:
@@ -32,7 +32,7 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Tabl
     if not pc.any(treated).as_py():
         return lists, []
     customers, products = _bank_table(ctx.lake, as_of, "customers"), _bank_table(ctx.lake, as_of, "products")
-    rules = load_map(ctx)[2].suitability.extra_rules if (ctx.config_dir / "contact_policy.yaml").exists() else None
+    rules = ctx.load_config("contact_policy", ContactPolicy)[0].suitability.extra_rules if (ctx.config_dir / "contact_policy.yaml").exists() else None
     offers = pa.table({"customer_id": lists["customer_id"], "offer": lists["offer"],
                        "product_offer": pc.is_valid(lists["suitability"]) if "suitability" in lists.column_names
                        else pa.nulls(lists.num_rows, pa.bool_()).fill_null(False)})

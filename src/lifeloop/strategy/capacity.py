@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.strategies import Strategy
+from lifeloop.data.schema import CONTACT_CHANNELS
 
 
 class DailyCapacity:
@@ -26,7 +27,7 @@ class DailyCapacity:
         self.by_strategy_rm: dict[tuple[str, str], int] = defaultdict(int)
         self.by_channel: dict[str, int] = defaultdict(int)
         self.by_rm: dict[str, int] = defaultdict(int)
-        channels = ("sms", "push", "email", "call", "rm", "wechat", "branch")
+        channels = CONTACT_CHANNELS
         self._limits = {ch: self.policy.channel(ch).daily_limit() for ch in channels}
         self._cost = {ch: self.policy.channel(ch).cost for ch in channels}
         self._rm_default = self.policy.channel("rm").per_rm_per_day

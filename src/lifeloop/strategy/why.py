@@ -16,7 +16,6 @@ it went out with. The config version is the manifests' config hash and run ids.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +32,9 @@ INPUTS = ("features", "lifecycle", "segments")
 
 def stored_config_hash(folder: Any) -> str:
     """The config hash of the stored copies, computed as :meth:`Context.config_hash` does for live files."""
-    h = hashlib.sha256()
-    for name in sorted(CONFIGS):
-        path = folder / f"{name}.yaml"
-        h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
-    return h.hexdigest()[:16]
+    from lifeloop.context import config_hash
+
+    return config_hash(folder, *CONFIGS)
 
 
 def plain(value: Any) -> Any:
@@ -155,15 +152,14 @@ def _best_values(config: Any, policy: Any) -> dict[tuple[str, str], float]:
 def _day_ranks(lists: "pa.Table", best: dict[tuple[str, str], float], customer_id: str) -> dict[tuple[str, str], int]:
     """The customer's positions in the whole day's arbitration order (as arbitration.order sorts candidates)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from lifeloop.strategy.arbitration import order
 
     values = [best.get((s, w), float("-inf")) for s, w in zip(lists["strategy"].to_pylist(), lists["wave"].to_pylist())]
     keyed = pa.table({"priority": lists["priority"], "best_value": pa.array(values, pa.float64()),
                       "tie": lists["holdout_draw"], "customer_id": lists["customer_id"],
                       "strategy": lists["strategy"], "wave": lists["wave"]})
-    idx = pc.sort_indices(keyed, sort_keys=[("priority", "descending"), ("best_value", "descending"),
-                                            ("tie", "ascending"), ("customer_id", "ascending"),
-                                            ("strategy", "ascending"), ("wave", "ascending")]).to_pylist()
+    idx = order(keyed)
     cust, strat, wave = (lists[c].to_pylist() for c in ("customer_id", "strategy", "wave"))
     return {(strat[i], wave[i]): pos for pos, i in enumerate(idx, 1) if cust[i] == customer_id}
 

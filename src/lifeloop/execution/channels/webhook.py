@@ -117,10 +117,7 @@ class WebhookChannel:
         if 200 <= status < 300:
             return Result.sent(message, provider_ref=_provider_ref(response))
         reason = f"HTTP {status}: {response.text[:200].strip()}"
-        if status == 429:
-            return Result.failed(message, reason, retryable=True,
-                                 retry_after=parse_retry_after(response.headers.get("Retry-After")))
-        if status >= 500:
+        if status == 429 or status >= 500:  # throttled or the provider's own fault: try again
             return Result.failed(message, reason, retryable=True,
                                  retry_after=parse_retry_after(response.headers.get("Retry-After")))
         return Result.failed(message, reason, retryable=False)  # the request is wrong; resending will not help
