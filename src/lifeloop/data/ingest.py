@@ -9,7 +9,6 @@ primary key, so the same input gives the same bytes and a repeated ingest report
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 import tempfile
 import time
@@ -48,7 +47,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
     """Read a bank's extracts, map them onto the canonical tables, check them, publish one batch."""
     import duckdb
 
-    from lifeloop.store.lake import BANK
+    from lifeloop.store.lake import BANK, file_sha256
 
     started = time.perf_counter()
     source = Path(source)
@@ -81,14 +80,14 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
                 write_table(con, name, out / f"{name}.parquet")
         finally:
             con.close()
-        files = {p.name: _sha256(p) for p in sorted(out.iterdir())}
-        if lake.exists(BANK, as_of) and lake.manifest(BANK, as_of).get("files") == files:
-            old = lake.manifest(BANK, as_of)
+        files = {p.name: file_sha256(p) for p in sorted(out.iterdir())}
+        old = lake.manifest(BANK, as_of) if lake.exists(BANK, as_of) else None
+        if old is not None and old.get("files") == files:
             return IngestReport(as_of, old["run_id"], str(source), dict(rows), warnings,
                                 round(time.perf_counter() - started, 3), unchanged=True)
         manifest = {"kind": "ingest", "source": source.name, "rows": dict(rows),
                     "mapping": Path(mapping).name if mapping else None,
-                    "mapping_sha256": _sha256(Path(mapping)) if mapping else None, "warnings": warnings}
+                    "mapping_sha256": file_sha256(Path(mapping)) if mapping else None, "warnings": warnings}
 
         def write(staging: Path) -> None:
             for name in files:
@@ -97,10 +96,6 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
         body = lake.publish(BANK, as_of, write, manifest)
     return IngestReport(as_of, body["run_id"], str(source), dict(rows), warnings,
                         round(time.perf_counter() - started, 3))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _count(con: Any, query: exp.Select) -> int:
@@ -153,8 +148,7 @@ def keep_latest(con: Any, loaded: LoadedMapping, rows: dict[str, int]) -> None:
         rank = exp.Window(this=exp.RowNumber(), partition_by=[col(k) for k in tm.latest.key],
                           order=exp.Order(expressions=order))
         q = exp.select(exp.Star()).from_(_stage(name)).qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
-        con.execute(create_table(f"latest_{name}", q)).fetchall()
-        con.execute(create_table(f"stage_{name}", exp.select(exp.Star()).from_(exp.Table(this=ident(f"latest_{name}"))))).fetchall()
+        con.execute(create_table(f"stage_{name}", q)).fetchall()  # replaces the table it reads from
         rows[name] = _count(con, exp.select(exp.Count(this=exp.Star())).from_(_stage(name)))
 
 

@@ -232,11 +232,9 @@ def run_step(step: "StepContext") -> "StepResult":
     if "customers" not in files:
         raise DataError(f"no customers on or before {as_of}: nothing to compute features for",
                         hint="ingest a batch of the bank's extracts first (lifeloop ingest SOURCE --as-of DATE)")
-    inputs = {}
-    for paths in files.values():
-        for p in paths:
-            batch = dt.date.fromisoformat(p.parent.name[len("as_of="):])
-            inputs[batch.isoformat()] = ctx.lake.manifest("bank", batch)["run_id"]
+    # each batch's manifest once, however many of its tables were read
+    batches = sorted({dt.date.fromisoformat(p.parent.name[len("as_of="):]) for paths in files.values() for p in paths})
+    inputs = {b.isoformat(): ctx.lake.manifest("bank", b)["run_id"] for b in batches}
     query = compile_features(catalogue, as_of)
     schema = feature_schema(catalogue)
 
