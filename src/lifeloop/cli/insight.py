@@ -153,9 +153,7 @@ def _in_stage_order(ctx: Any, result: dict[str, Any]) -> None:
 
 def insight_command(ctx: Any, out: Any, as_of: dt.date | None, as_json: bool) -> dict[str, Any]:
     """Body of ``lifeloop insight``: build the summary and print it (or its JSON)."""
-    from lifeloop.insight.summary import build
-
-    summary = build(ctx, as_of)
+    summary = ctx.insight(as_of)
     if as_json:
         print(to_json(summary))
     else:
@@ -167,16 +165,14 @@ def transitions_command(ctx: Any, out: Any, before: dt.date, after: dt.date, as_
                         entered: str | None = None, reached: str | None = None) -> dict[str, Any]:
     """Body of ``lifeloop transitions``: flows, moving on and (optionally) entry cohorts."""
     from lifeloop.errors import LifeloopError
-    from lifeloop.insight.transitions import between, cohorts
 
-    engine = ctx.engine()
-    result = between(engine, ctx.lake, before, after)
+    result = ctx.transitions(before, after)
     _in_stage_order(ctx, result)
     if entered or reached:
         if not (entered and reached):
             raise LifeloopError("--entered and --reached go together",
                                 hint="e.g. --entered honeymoon --reached growing")
-        result["cohorts"] = cohorts(engine, ctx.lake, entered, reached, after)
+        result["cohorts"] = ctx.entry_cohorts(entered, reached, after)
     if as_json:
         print(to_json(result))
     else:
@@ -297,10 +293,8 @@ def customer_command(ctx: Any, out: Any, customer_id: str, *, as_json: bool = Fa
                      rm_id: str | None = None, reason: str | None = None, as_of: dt.date | None = None,
                      transactions: int = 20) -> dict[str, Any]:
     """Body of ``lifeloop customer ID``: the profile, masked for the role, as tables or JSON."""
-    from lifeloop.insight.profile import customer_profile
-
-    profile = customer_profile(ctx, customer_id, role_name=role, rm_id=rm_id, reason=reason, as_of=as_of,
-                               transactions=transactions)
+    profile = ctx.customer(customer_id, role=role, rm_id=rm_id, reason=reason, as_of=as_of,
+                           transactions=transactions)
     if as_json:
         print(to_json(profile))
     else:

@@ -25,6 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from lifeloop.data.schema import PRODUCT_TYPES
+from lifeloop.insight.transitions import share
 
 COUNT_BINS = ("0", "1", "2", "3", "4", "5+")
 
@@ -62,9 +63,6 @@ SELECT f.product_type AS first_type, l.next_type, count(*) AS customers
 FROM first_one AS f LEFT JOIN (SELECT * FROM later WHERE m = 1) AS l ON f.customer_id = l.customer_id
 GROUP BY f.product_type, l.next_type""", dialect="duckdb")
 
-
-def _share(part: int, whole: int) -> float | None:
-    return round(part / whole, 6) if whole else None
 
 
 def penetration_query(flags: list[str]) -> exp.Select:
@@ -126,13 +124,13 @@ def _analyse(engine: Any, as_of: dt.date, seg: "Any", tier_order: list[str], lab
 
     def by_flag(prefix: str, key: str) -> list[dict[str, Any]]:
         return [{key: c[len(prefix):], "customers": flag_sizes[c],
-                 "shares": {p: _share(held_by_flag[c].get(p, 0), flag_sizes[c]) for p in types}}
+                 "shares": {p: share(held_by_flag[c].get(p, 0), flag_sizes[c]) for p in types}}
                 for c in flags if c.startswith(prefix)]
 
     penetration = {
         "product_types": types,
         "tiers": [{"tier": t, "customers": tier_sizes[t],
-                   "shares": {p: _share(held_by_tier[t].get(p, 0), tier_sizes[t]) for p in types}} for t in tiers],
+                   "shares": {p: share(held_by_tier[t].get(p, 0), tier_sizes[t]) for p in types}} for t in tiers],
         "groups": by_flag("seg_", "group"),
         "micro_segments": by_flag("micro_", "micro_segment"),
     }
@@ -142,10 +140,10 @@ def _analyse(engine: Any, as_of: dt.date, seg: "Any", tier_order: list[str], lab
         dist[r["tier"]][COUNT_BINS[int(r["accounts"])]] += int(r["customers"])
     total = {b: sum(dist[t][b] for t in tiers) for b in COUNT_BINS}
     counts = [{"tier": t, "customers": tier_sizes[t], "accounts": dict(dist[t]),
-               "single_product": dist[t]["1"], "single_product_share": _share(dist[t]["1"], tier_sizes[t])}
+               "single_product": dist[t]["1"], "single_product_share": share(dist[t]["1"], tier_sizes[t])}
               for t in tiers]
     counts.append({"tier": "all", "customers": sum(tier_sizes.values()), "accounts": total,
-                   "single_product": total["1"], "single_product_share": _share(total["1"],
+                   "single_product": total["1"], "single_product_share": share(total["1"],
                                                                                   sum(tier_sizes.values()))})
 
     pairs: dict[str, dict[str | None, int]] = defaultdict(dict)
@@ -158,7 +156,7 @@ def _analyse(engine: Any, as_of: dt.date, seg: "Any", tier_order: list[str], lab
         moved = sum(nexts.values())
         ranked = sorted(nexts.items(), key=lambda kv: (-kv[1], kv[0]))
         next_products.append({"first": first, "customers": started, "opened_another_type": moved,
-                              "next": [{"product_type": k, "customers": v, "share": _share(v, moved)}
+                              "next": [{"product_type": k, "customers": v, "share": share(v, moved)}
                                        for k, v in ranked[:3]]})
     return {"as_of": as_of.isoformat(), "penetration": penetration, "product_counts": counts,
             "next_products": next_products,

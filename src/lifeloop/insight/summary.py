@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.errors import DataError
+from lifeloop.insight.transitions import share
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,9 +31,6 @@ def _money(value: Any) -> float:
     return float(round(Decimal(value or 0), 2))
 
 
-def _share(part: float, whole: float) -> float | None:
-    return round(part / whole, 6) if whole else None
-
 
 def stage_distribution(current: "pa.Table", previous: "pa.Table | None",
                        config: LifecycleConfig) -> list[dict[str, Any]]:
@@ -44,7 +42,7 @@ def stage_distribution(current: "pa.Table", previous: "pa.Table | None",
     for name in names:
         s = config.stage(name)
         row: dict[str, Any] = {"stage": name, "zh": s.zh if s else "", "label": (s.label if s else "") or name,
-                               "customers": now.get(name, 0), "share": _share(now.get(name, 0), total)}
+                               "customers": now.get(name, 0), "share": share(now.get(name, 0), total)}
         if previous is not None:
             row["previous"] = before.get(name, 0)
             row["change"] = now.get(name, 0) - before.get(name, 0)
@@ -71,8 +69,8 @@ def segment_sizes(segments: "pa.Table", config: SegmentsConfig) -> dict[str, lis
     total_aum = _money(pc.sum(segments["aum"]).as_py())
     counts, aum = _counts(segments, "tier"), _money_by(segments, "tier")
     tiers = [{"tier": t.name, "zh": t.zh, "label": t.label or t.name, "min": t.min, "max": t.max,
-              "customers": counts.get(t.name, 0), "share": _share(counts.get(t.name, 0), total),
-              "aum": aum.get(t.name, 0.0), "aum_share": _share(aum.get(t.name, 0.0), total_aum)}
+              "customers": counts.get(t.name, 0), "share": share(counts.get(t.name, 0), total),
+              "aum": aum.get(t.name, 0.0), "aum_share": share(aum.get(t.name, 0.0), total_aum)}
              for t in sorted(config.tiers, key=lambda t: t.min)]
 
     def flagged(prefix: str, rules: list) -> list[dict[str, Any]]:
@@ -81,7 +79,7 @@ def segment_sizes(segments: "pa.Table", config: SegmentsConfig) -> dict[str, lis
             mask = pc.fill_null(segments[prefix + r.name], False)
             inside = segments.filter(mask)
             rows.append({"name": r.name, "zh": r.zh, "label": r.label or r.name, "customers": inside.num_rows,
-                         "share": _share(inside.num_rows, total),
+                         "share": share(inside.num_rows, total),
                          "aum": _money(pc.sum(inside["aum"]).as_py()) if inside.num_rows else 0.0})
         return rows
 

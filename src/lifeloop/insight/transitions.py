@@ -37,7 +37,8 @@ def _count_star() -> exp.Expression:
     return exp.Count(this=exp.Star())
 
 
-def _share(part: int, whole: int) -> float | None:
+def share(part: float, whole: float) -> float | None:
+    """part / whole rounded to six places; None when there is no whole (never a division by zero)."""
     return round(part / whole, 6) if whole else None
 
 
@@ -61,7 +62,7 @@ def flows(engine: Any, before_file: Path, after_file: Path) -> list[dict[str, An
     for r in rows:
         totals[r["from_stage"]] = totals.get(r["from_stage"], 0) + int(r["customers"])
     out = [{"from_stage": r["from_stage"], "to_stage": r["to_stage"], "customers": int(r["customers"]),
-            "rate": _share(int(r["customers"]), totals[r["from_stage"]])} for r in rows]
+            "rate": share(int(r["customers"]), totals[r["from_stage"]])} for r in rows]
     return sorted(out, key=lambda r: (r["from_stage"] is None, r["from_stage"] or "", r["to_stage"] is None,
                                       r["to_stage"] or ""))
 
@@ -110,7 +111,7 @@ def moving_on(engine: Any, history: Mapping[dt.date, Path], start: dt.date,
         for w in windows:
             seen = [d for d in later if d <= start + dt.timedelta(days=w + grace_days)]
             moved = int(r[f"moved_{w}d"] or 0)
-            row.update({f"moved_{w}d": moved, f"share_{w}d": _share(moved, row["customers"]),
+            row.update({f"moved_{w}d": moved, f"share_{w}d": share(moved, row["customers"]),
                         f"observed_to_{w}d": seen[-1] if seen else None,
                         f"complete_{w}d": last >= start + dt.timedelta(days=w)})
         out.append(row)
@@ -156,7 +157,7 @@ def entry_cohorts(engine: Any, history: Mapping[dt.date, Path], from_stage: str,
     rows = engine.to_arrow(cohorts_query("_transitions_history", dates[0], by, from_stage, to_stage)).to_pylist()
     out = [{"cohort": f"{int(r['cohort']) // 100:04d}-{int(r['cohort']) % 100:02d}", "from_stage": from_stage,
             "to_stage": to_stage, "entered": int(r["entered"]), "reached": int(r["reached"]),
-            "rate": _share(int(r["reached"]), int(r["entered"])), "by": by} for r in rows]
+            "rate": share(int(r["reached"]), int(r["entered"])), "by": by} for r in rows]
     out.sort(key=lambda r: r["cohort"])
     return [r for r in out if month is None or r["cohort"] == month]
 

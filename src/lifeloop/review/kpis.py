@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from lifeloop.engine.adapters.base import date_literal
 from lifeloop.errors import DataError
-from lifeloop.insight.transitions import flows
+from lifeloop.insight.transitions import flows, share
 
 SCHEMA = "lifeloop.kpis/1"
 ACTIVATION_DAYS = 30
@@ -37,9 +37,6 @@ def _alias(name: str) -> exp.TableAlias:
 def _count() -> exp.Expression:
     return exp.Count(this=exp.Star())
 
-
-def _share(part: int, whole: int) -> float | None:
-    return round(part / whole, 6) if whole else None
 
 
 def _in(column: exp.Expression, values: Sequence[str]) -> exp.Expression:
@@ -61,7 +58,7 @@ def stage_distribution(engine: Any, history: str = HISTORY) -> list[dict[str, An
     for r in rows:
         totals[r["as_of"]] += int(r["customers"])
     return sorted(({"as_of": r["as_of"], "stage": r["stage"], "customers": int(r["customers"]),
-                    "share": _share(int(r["customers"]), totals[r["as_of"]])} for r in rows),
+                    "share": share(int(r["customers"]), totals[r["as_of"]])} for r in rows),
                   key=lambda r: (r["as_of"], r["stage"]))
 
 
@@ -90,7 +87,7 @@ def period_rates(transitions: Sequence[Mapping[str, Any]], base: Sequence[str] |
         counts[0] += r["customers"]
         if r["to_stage"] == target:
             counts[1] += r["customers"]
-    return [{"from": a, "to": b, "customers": n, "moved": m, "rate": _share(m, n)}
+    return [{"from": a, "to": b, "customers": n, "moved": m, "rate": share(m, n)}
             for (a, b), (n, m) in sorted(periods.items())]
 
 
@@ -117,7 +114,7 @@ def reached(engine: Any, first: dt.date, base: Sequence[str] | None, exclude: Se
     """Over the whole window: of the base customers at the first snapshot, the share seen in ``target`` later."""
     row = engine.to_arrow(reached_query(history, first, base, exclude, target)).to_pylist()[0]
     n, m = int(row["customers"]), int(row["moved"] or 0)
-    return {"customers": n, "moved": m, "rate": _share(m, n)}
+    return {"customers": n, "moved": m, "rate": share(m, n)}
 
 
 # ---------------------------------------------------------------------------- activation
@@ -157,7 +154,7 @@ def activation_rate(rows: Sequence[Mapping[str, Any]], end: dt.date, days: int =
     active = [r for r in measured
               if r["first_own_txn"] is not None and r["first_own_txn"] <= r["started"] + dt.timedelta(days=days)]
     return {"entered": len(rows), "measured": len(measured), "pending": len(rows) - len(measured),
-            "activated": len(active), "rate": _share(len(active), len(measured)), "days": days}
+            "activated": len(active), "rate": share(len(active), len(measured)), "days": days}
 
 
 # ---------------------------------------------------------------------------- retention by entry cohort
@@ -205,7 +202,7 @@ def retention_curves(rows: Sequence[Mapping[str, Any]], snapshots: Sequence[dt.d
                 row[f"retained_{k}m"] = row[f"rate_{k}m"] = None
                 continue
             kept = sum(1 for c, d in zip(members, due) if stages[c].get(d) not in (None, CHURNED))
-            row[f"retained_{k}m"], row[f"rate_{k}m"] = kept, _share(kept, len(members))
+            row[f"retained_{k}m"], row[f"rate_{k}m"] = kept, share(kept, len(members))
         out.append(row)
     return out
 
@@ -239,7 +236,7 @@ def products_per_customer(engine: Any) -> dict[str, Any]:
     customers = sum(n for _, n in rows)
     total = sum(p * n for p, n in rows)
     return {"customers": customers, "average": round(total / customers, 4) if customers else None,
-            "distribution": [{"products": p, "customers": n, "share": _share(n, customers)} for p, n in rows]}
+            "distribution": [{"products": p, "customers": n, "share": share(n, customers)} for p, n in rows]}
 
 
 def sales_query(start: dt.date, end: dt.date) -> exp.Select:

@@ -112,9 +112,7 @@ def kpis_command(ctx: Any, out: Any, start: dt.date, end: dt.date, as_json: bool
     """Body of ``lifeloop kpis --from D1 --to D2 [--json]``: compute, then print JSON or tables."""
     import json
 
-    from lifeloop.review.kpis import compute
-
-    result = compute(ctx.engine(), ctx.lake, start, end)
+    result = ctx.kpis(start, end)
     if as_json:
         print(json.dumps(kpis_json(result), ensure_ascii=False, indent=2))
     else:
