@@ -61,7 +61,12 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
         out.rule(f"[bold]7. The loop: plan -> dispatch -> the bank lives a day -> ingest ({loop_days} days)")
         _loop(out, ctx, extracts, as_of, loop_days, results)
     out.print(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Workspace: {directory.resolve()}")
-    out.print(f"Try: lifeloop -w {directory} insight   |   lifeloop -w {directory} customer C000000042")
+    import sys
+
+    # the command as it was started (after `make demo` that is .venv/bin/lifeloop, not on the PATH)
+    exe = sys.argv[0] if sys.argv and Path(sys.argv[0]).name == "lifeloop" else "lifeloop"
+    out.print(f"Try: {exe} -w {directory} insight   |   {exe} -w {directory} customer C000000042   |   "
+              f"{exe} -w {directory} why C000000042 --as-of {as_of}")
 
 
 def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int, results: list[Any]) -> None:
