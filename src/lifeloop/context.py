@@ -172,6 +172,13 @@ class Context:
         """The day's lists: treated, control and dropped candidates, with channel, script and dropping policy."""
         return self.snapshot("lists", as_of)
 
+    def evaluate(self, strategies: Sequence[str] = (), *, as_of: dt.date | None = None,
+                 interim: bool = False) -> dict[str, Any]:
+        """Post-evaluation of the strategies from the lake's outcomes (策略后评估; lifeloop.review/1 JSON)."""
+        from lifeloop.review.lake_evaluation import evaluate_lake
+
+        return evaluate_lake(self, as_of, strategies, interim)
+
     def evaluate_file(self, path: str | Path, *, arm: str, control: str, outcomes: Sequence[str] = (),
                       money: Sequence[str] = (), pre: str | None = None, cost_per_contact: float | None = None,
                       holdout: float | None = None, min_per_arm: int | None = None) -> "Evaluation":

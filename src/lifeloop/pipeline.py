@@ -23,6 +23,7 @@ STEPS: dict[str, str] = {
     "lifecycle": "lifeloop.insight.lifecycle:run_step",
     "segments": "lifeloop.insight.segments:run_step",
     "clusters": "lifeloop.insight.clusters:run_step",
+    "outcomes": "lifeloop.review.outcomes:run_step",
     "audiences": "lifeloop.strategy.audiences:run_step",
     "plan": "lifeloop.strategy.plan:run_step",
     "dispatch": "lifeloop.execution.dispatch:run_step",

@@ -35,7 +35,7 @@ def test_the_json_output_carries_the_uplift_of_each_arm(tmp_path):
     assert fee["versus_control"][0]["roi"] == pytest.approx((30 * 40 - 40) / 40)
 
 
-def test_evaluating_a_strategy_from_the_lake_says_not_yet(tmp_path):
-    result = CliRunner().invoke(app, ["evaluate", "retention_call"])
+def test_a_file_option_without_from_file_is_refused_with_what_to_do(tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", "retention_call", "--arm", "cell"])
     assert result.exit_code != 0
-    assert "not available yet" in str(result.exception)
+    assert "--arm only applies with --from-file" in str(result.exception)

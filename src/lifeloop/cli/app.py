@@ -223,7 +223,9 @@ def demo(
 
 @app.command()
 def evaluate(
-    strategy: Optional[str] = typer.Argument(None, help="A strategy id, evaluated from the lake (not yet available)."),
+    strategy: Optional[list[str]] = typer.Argument(None, help="Strategy ids to evaluate from the lake (default: every strategy with entries)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Use the outcomes snapshot of this day, YYYY-MM-DD (default: the newest)."),
+    interim: bool = typer.Option(False, "--interim", help="Include entries whose window is still running, measured to date."),
     from_file: Optional[Path] = typer.Option(None, "--from-file", help="CSV or Parquet: one row per customer with its arm and outcomes."),
     arm: Optional[str] = typer.Option(None, "--arm", help="The column naming each customer's arm (cell)."),
     control: Optional[str] = typer.Option(None, "--control", help="The arm value of the control (holdout) customers."),
@@ -236,12 +238,26 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON (fields in docs/review.md)."),
 ) -> None:
     """Post-evaluation (策略后评估): uplift with 95% intervals, sample-ratio check, CUPED, incremental money, ROI."""
+    import json
+
     if from_file is None:
-        raise LifeloopError("lifeloop evaluate STRATEGY (from the lake's outcomes) is not available yet",
-                            hint="evaluate a campaign from a file: lifeloop evaluate --from-file results.csv "
-                                 "--arm COL --control VALUE --outcome COL")
-    if strategy is not None:
-        raise LifeloopError("give either a STRATEGY or --from-file, not both", hint="drop the strategy id")
+        file_only = [opt for opt, value in (("--arm", arm), ("--control", control), ("--outcome", outcome),
+                                            ("--money", money), ("--pre", pre)) if value]
+        if file_only:
+            raise LifeloopError(f"{file_only[0]} only applies with --from-file",
+                                hint="lifeloop evaluate [STRATEGY ...] reads the lake's outcomes; add --from-file FILE "
+                                     "to evaluate a campaign run elsewhere")
+        from lifeloop.review.board import print_board
+
+        with context() as ctx:
+            doc = ctx.evaluate(strategy or [], as_of=parse_date(as_of) if as_of else None, interim=interim)
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        else:
+            print_board(console(), doc, detail=bool(strategy))
+        return
+    if strategy:
+        raise LifeloopError("give either STRATEGY ids or --from-file, not both", hint="drop the strategy id")
     missing = [opt for opt, value in (("--arm", arm), ("--control", control)) if value is None]
     if missing or not (outcome or money):
         missing += [] if outcome or money else ["--outcome or --money"]
@@ -253,8 +269,6 @@ def evaluate(
         result = ctx.evaluate_file(from_file, arm=arm, control=control, outcomes=outcome or [], money=money or [],
                                    pre=pre, cost_per_contact=cost_per_contact, holdout=holdout, min_per_arm=min_per_arm)
     if as_json:
-        import json
-
         typer.echo(json.dumps(evaluation_json(result), indent=2, ensure_ascii=False))
     else:
         print_evaluation(console(), result)

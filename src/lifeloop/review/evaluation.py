@@ -145,12 +145,14 @@ def compare_rates(successes: int, customers: int, base_successes: int, base_cust
     # Newcombe (1998, method 10): closed form from two Wilson intervals, so it never fails to converge
     # (statsmodels' score-interval root finder can, with a small control group), and it keeps its
     # coverage at the low rates campaigns see, where Wald's interval is too narrow.
-    low, high = confint_proportions_2indep(*args, method="newcomb", compare="diff", alpha=alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):  # statsmodels also computes ratios we do not use
+        low, high = confint_proportions_2indep(*args, method="newcomb", compare="diff", alpha=alpha)
     diff = successes / customers - base_successes / base_customers
     if successes + base_successes in (0, customers + base_customers):
         # everyone (or no one) converted: no variance under the null, nothing to test
         return Difference(diff, float(low), float(high), 1.0, 0.0, BINARY_METHOD)
-    test = test_proportions_2indep(*args, value=0, method="score", compare="diff", correction=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        test = test_proportions_2indep(*args, value=0, method="score", compare="diff", correction=False)
     return Difference(float(test.diff), float(low), float(high), float(test.pvalue), float(test.statistic),
                       BINARY_METHOD)
 

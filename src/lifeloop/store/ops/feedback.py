@@ -194,3 +194,15 @@ def refusals_since(session: Session, *, since: dt.datetime, until: dt.datetime |
         query = query.where(Feedback.occurred_at <= as_utc(until))
     # max() keeps the column's type, so the latest refusal comes back as an aware UTC datetime
     return {customer: latest for customer, latest in session.execute(query)}
+
+
+def outcomes_by_strategy(factory: "sa.orm.sessionmaker[Session]") -> dict[str, dict[str, int]]:
+    """Recorded feedback outcomes per strategy (for the review's descriptive feedback counts)."""
+    query = (sa.select(Dispatch.strategy_id, Feedback.outcome, sa.func.count(Feedback.id))
+             .join(Dispatch, Dispatch.id == Feedback.dispatch_id)
+             .group_by(Dispatch.strategy_id, Feedback.outcome))
+    out: dict[str, dict[str, int]] = {}
+    with factory() as session:
+        for strategy, outcome, n in session.execute(query):
+            out.setdefault(strategy, {})[outcome] = int(n)
+    return out

@@ -1,0 +1,243 @@
+"""Post-evaluation over the lake (策略后评估): each strategy's treated vs control entries and outcomes.
+
+Reads the ``outcomes`` snapshot (review/outcomes.py) of the day and evaluates, per strategy, every
+outcome with :func:`lifeloop.review.evaluation.evaluate` (rates with Newcombe intervals, money with
+Welch and CUPED on the AUM at entry, the sample-ratio check against the planned holdout), then the
+strategy's primary outcome broken down by entry wave, channel and segment (value tier). By default
+only entries whose window has closed are evaluated; ``interim`` adds the open ones, measured to date
+(both arms over the same days, so the comparison stays fair, but uplift still accruing is missed).
+
+The result is the stable ``lifeloop.review/1`` JSON documented in docs/review.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lifeloop.errors import DataError, Problem
+from lifeloop.review.evaluation import ALPHA, compare_means, compare_rates, evaluate
+from lifeloop.review.render import _num, evaluation_json
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lifeloop.config.strategies import StrategiesConfig, Strategy
+
+SCHEMA = "lifeloop.review/1"
+MONEY = ("purchase_amount", "fee_income", "inflow", "aum_change")
+# objective.metric -> the outcome that answers it (docs/review.md, "Outcomes")
+METRICS = {
+    "activation_rate": "active", "card_activation_rate": "purchased", "reactivation_rate": "reactivated",
+    "aum_retained": "aum_change", "aum_growth": "aum_change", "reinvested_aum": "purchase_amount",
+    "wealth_fee_income": "fee_income", "fee_income": "fee_income", "retention_rate": "retained",
+    "conversion_rate": "purchased", "purchase_rate": "purchased", "inflow": "inflow",
+}
+BREAKDOWNS = ("wave", "channel", "segment")
+MIN_PER_ARM = 2  # fewer than this in either arm and there is nothing to compare
+
+
+def primary_outcome(strategy: "Strategy") -> str:
+    """The outcome answering the strategy's objective metric (purchase for a product offer by default)."""
+    found = METRICS.get(strategy.objective.metric)
+    if found == "purchased" and strategy.offer.product_id is None:
+        found = None
+    if found in ("purchase_amount",) and strategy.offer.product_id is None:
+        found = None
+    return found or ("purchased" if strategy.offer.product_id else "inflow")
+
+
+def outcome_names(table: "pa.Table", strategy: "Strategy") -> list[str]:
+    """The outcomes measured for every entry of this strategy (nullable ones only when all are present)."""
+    names = ["purchased", "purchase_amount"] if strategy.offer.product_id else []
+    names += ["active", "reactivated", "retained", "inflow", "fee_income", "aum_change"]
+    return [n for n in names if table.num_rows and table[n].null_count == 0]
+
+
+def values(table: "pa.Table", name: str) -> np.ndarray:
+    """An outcome column as floats (booleans as 0/1)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = table[name]
+    if pa.types.is_boolean(column.type):
+        column = pc.cast(column, pa.int8())
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=float)
+
+
+def compare(arms: np.ndarray, y: np.ndarray, binary: bool, alpha: float = ALPHA) -> dict[str, Any]:
+    """Treated against control on one outcome (no CUPED): counts, levels, uplift, interval, p-value."""
+    t, c = arms == "treated", arms == "control"
+    row: dict[str, Any] = {"treated": int(t.sum()), "control": int(c.sum()), "treated_mean": None,
+                           "control_mean": None, "uplift": None, "ci_low": None, "ci_high": None,
+                           "p_value": None, "significant": False}
+    if row["treated"] < MIN_PER_ARM or row["control"] < MIN_PER_ARM:
+        return row
+    if binary:
+        d = compare_rates(int(y[t].sum()), row["treated"], int(y[c].sum()), row["control"], alpha)
+    else:
+        d = compare_means(y[t], y[c], alpha)
+    row.update(treated_mean=_num(y[t].mean()), control_mean=_num(y[c].mean()), uplift=_num(d.estimate),
+               ci_low=_num(d.ci_low), ci_high=_num(d.ci_high), p_value=_num(d.p_value),
+               significant=bool(d.p_value < alpha))
+    return row
+
+
+def breakdown(table: "pa.Table", by: str, outcome: str, binary: bool, alpha: float = ALPHA) -> list[dict[str, Any]]:
+    """The primary outcome per value of ``by`` (wave, channel, segment), treated vs control within it."""
+    keys = np.asarray(["-" if k is None else k for k in table[by].to_pylist()], dtype=object)
+    arms = np.asarray(table["arm"].to_pylist(), dtype=object)
+    y = values(table, outcome)
+    cost = values(table, "cost")
+    out = []
+    for key in sorted(set(keys.tolist())):
+        m = keys == key
+        row = {"key": key, **compare(arms[m], y[m], binary, alpha)}
+        treated = m & (arms == "treated")
+        row["cost"] = _num(cost[treated].sum())
+        inc = row["uplift"] * row["treated"] if row["uplift"] is not None else None
+        row["cost_per_incremental"] = _num(row["cost"] / inc) if binary and inc and inc > 0 else None
+        out.append(row)
+    return out
+
+
+def verdict(headline: dict[str, Any], srm_mismatch: bool, enough: bool) -> str:
+    """works / harmful / no_effect_yet / untrustworthy / too_early."""
+    if srm_mismatch:
+        return "untrustworthy"
+    if not enough or headline.get("uplift") is None:
+        return "too_early"
+    if headline["significant"]:
+        return "works" if headline["uplift"] > 0 else "harmful"
+    return "no_effect_yet"
+
+
+def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alpha: float = ALPHA) -> dict[str, Any]:
+    """The review of one strategy from its (already filtered) outcome rows."""
+    import pyarrow.compute as pc
+
+    arms = np.asarray(table["arm"].to_pylist(), dtype=object)
+    n_t, n_c = int((arms == "treated").sum()), int((arms == "control").sum())
+    primary = primary_outcome(strategy)
+    names = outcome_names(table, strategy)
+    enough = n_t >= MIN_PER_ARM and n_c >= MIN_PER_ARM and primary in names
+    days = table["entry_date"].to_pylist()
+    cost = float(pc.sum(table["cost"]).as_py() or 0.0) if table.num_rows else 0.0
+    review: dict[str, Any] = {
+        "strategy": strategy.id, "name": {"zh": strategy.name.zh, "en": strategy.name.en}, "owner": strategy.owner,
+        "objective": strategy.objective.model_dump(mode="json"), "offer": strategy.offer.product_id or strategy.offer.code,
+        "primary_outcome": primary, "planned_holdout": strategy.holdout,
+        "entries": {"treated": n_t, "control": n_c, "in_window": in_window,
+                    "contacted": int(pc.sum(table["contacted"]).as_py() or 0) if table.num_rows else 0,
+                    "first": min(days).isoformat() if days else None, "last": max(days).isoformat() if days else None},
+        "verdict": "too_early", "headline": None, "sample_ratio": None,
+        "money": {"contacts": int(pc.sum(table["contacts"]).as_py() or 0) if table.num_rows else 0, "cost": round(cost, 2),
+                  "incremental_aum": None, "incremental_aum_ci": None, "incremental_fee_income": None,
+                  "incremental_fee_income_ci": None, "roi": None, "roi_ci": None,
+                  "cost_per_incremental_conversion": None},
+        "evaluation": None, "breakdowns": {b: [] for b in (*BREAKDOWNS, "segment_channel")}, "feedback": None,
+    }
+    if not enough:
+        return review
+    outcomes = {n: values(table, n) for n in names}
+    ev = evaluate(arms.astype(str), outcomes, control="control", money=[n for n in names if n in MONEY],
+                  pre=values(table, "aum_before"), pre_name="aum_before", holdout=strategy.holdout, alpha=alpha)
+    doc = evaluation_json(ev)
+    review["evaluation"] = doc
+    by_name = {o["name"]: o for o in doc["outcomes"]}
+    head = by_name[primary]["versus_control"][0]
+    binary = by_name[primary]["kind"] == "binary"
+    review["headline"] = {"outcome": primary, "kind": by_name[primary]["kind"], "treated_mean": head["arm_mean"],
+                          "control_mean": head["against_mean"], "uplift": head["uplift"], "ci_low": head["ci_low"],
+                          "ci_high": head["ci_high"], "p_value": head["p_value"], "significant": head["significant"],
+                          "cuped": head["cuped"]}
+    srm = doc["sample_ratio"]
+    review["sample_ratio"] = None if srm is None else {k: srm[k] for k in ("planned_holdout", "observed_holdout",
+                                                                            "control", "treated", "p_value", "mismatch")}
+    money = review["money"]
+    treated_cost = float(values(table, "cost")[arms == "treated"].sum())
+    for name, key in (("aum_change", "incremental_aum"), ("fee_income", "incremental_fee_income")):
+        if name in by_name:
+            c = by_name[name]["versus_control"][0]
+            money[key] = c["incremental"]
+            money[key + "_ci"] = [c["incremental_ci_low"], c["incremental_ci_high"]]
+    fee = by_name.get("fee_income", {}).get("versus_control", [{}])[0]
+    if treated_cost > 0 and fee.get("incremental") is not None:
+        money["roi"] = _num((fee["incremental"] - treated_cost) / treated_cost)
+        money["roi_ci"] = [_num((fee["incremental_ci_low"] - treated_cost) / treated_cost),
+                           _num((fee["incremental_ci_high"] - treated_cost) / treated_cost)]
+    if binary and head["incremental"] and head["incremental"] > 0 and treated_cost > 0:
+        money["cost_per_incremental_conversion"] = _num(treated_cost / head["incremental"])
+    review["breakdowns"] = {b: breakdown(table, b, primary, binary, alpha) for b in BREAKDOWNS}
+    both = pc.binary_join_element_wise(pc.fill_null(table["segment"], "-"), pc.fill_null(table["channel"], "-"), " / ")
+    review["breakdowns"]["segment_channel"] = breakdown(table.append_column("segment_channel", both), "segment_channel",
+                                                        primary, binary, alpha)
+    review["verdict"] = verdict(review["headline"], bool(srm and srm["mismatch"]), enough)
+    return review
+
+
+def review_table(outcomes: "pa.Table", config: "StrategiesConfig", as_of: dt.date, *, strategies: Sequence[str] = (),
+                 interim: bool = False, alpha: float = ALPHA) -> dict[str, Any]:
+    """Pure: the ``lifeloop.review/1`` document from an outcomes table and the strategy map."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lifeloop.review.suggestions import suggest
+
+    known = {s.id: s for s in config.strategies}
+    present = sorted(set(outcomes["strategy"].to_pylist()))
+    wanted = list(strategies) or [s.id for s in config.strategies if s.id in present]
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(known), n=1)
+        raise DataError(f"unknown strategy {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                        problems=[Problem(f"strategies are: {', '.join(known)}", field="strategy")],
+                        hint="`lifeloop strategies` lists the map")
+    docs = []
+    for sid in wanted:
+        rows = outcomes.filter(pc.equal(outcomes["strategy"], pa.scalar(sid)))
+        closed = rows.filter(rows["complete"])
+        in_window = rows.num_rows - closed.num_rows
+        docs.append(strategy_review(rows if interim else closed, known[sid], in_window, alpha))
+    doc = {"schema": SCHEMA, "as_of": as_of.isoformat(), "interim": interim, "alpha": alpha, "strategies": docs}
+    doc["suggestions"] = suggest(doc, config)
+    return doc
+
+
+def evaluate_lake(ctx: Any, as_of: dt.date | None = None, strategies: Sequence[str] = (),
+                  interim: bool = False) -> dict[str, Any]:
+    """Read the outcomes snapshot of ``as_of`` (default: the newest) and review the strategies in it."""
+    import pyarrow.parquet as pq
+
+    from lifeloop.review.outcomes import AREA
+    from lifeloop.strategy.inputs import load_map
+
+    published = ctx.lake.dates(AREA)
+    usable = [d for d in published if as_of is None or d <= as_of]
+    if not usable:
+        raise DataError("no outcomes snapshot to evaluate" + (f" on or before {as_of}" if as_of else ""),
+                        hint="run the daily steps first (`lifeloop run --as-of D`; the `outcomes` step measures "
+                             "every strategy entry from the bank's data)")
+    day = usable[-1]
+    config, _, _ = load_map(ctx)
+    table = pq.read_table(ctx.lake.snapshot_dir(AREA, day) / f"{AREA}.parquet")
+    doc = review_table(table, config, day, strategies=strategies, interim=interim)
+    add_feedback(ctx, doc)
+    return doc
+
+
+def add_feedback(ctx: Any, doc: dict[str, Any]) -> None:
+    """Relationship managers' recorded feedback per strategy (descriptive: the control group has none)."""
+    try:
+        from lifeloop.store.ops.feedback import outcomes_by_strategy
+    except ImportError:
+        return
+    counts = outcomes_by_strategy(ctx.ops())
+    for s in doc["strategies"]:
+        found = counts.get(s["strategy"], {})
+        s["feedback"] = {"recorded": sum(found.values()), "by_outcome": dict(sorted(found.items()))}

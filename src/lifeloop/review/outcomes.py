@@ -1,0 +1,391 @@
+"""Outcomes (效果归因): what each customer who entered a strategy did over its evaluation window.
+
+An **entry** is a customer's first appearance in a strategy's journey (a row of an entry wave — a wave
+that depends on no other — in the day's lists), once per ``reentry_days``. Both arms enter the same
+way: the treated group (``group = treated``) and the control group (held out by hash), counting every
+candidate that passed the customer-level checks (do-not-disturb, consent, refusal memory, quiet
+hours, suitability). Treated candidates later stopped by a cap or by capacity stay in the treated arm:
+the control group never meets caps or capacity, so dropping them would compare a selected treated
+group with an unselected control (intention to treat; ``contacted`` says who was actually reached).
+
+Each entry is measured from the bank's own data over (entry date, entry date + window], the window
+being the strategy's ``objective.window_days``, and cut at the as-of date while it is still running
+(``complete`` false). Control customers are measured on the same window, as if contacted:
+
+* ``purchased`` / ``purchase_amount`` — opened the offered product (product offers; null otherwise),
+  and the opening balance;
+* ``fee_income`` — fee / margin income of every holding opened in the window: opening balance x the
+  product's annual ``fee_rate`` x min(term, 365 days) / 365 (a product without a term counts a year);
+* ``inflow`` — customer-initiated money in (credit transfers and cash deposits) over the window;
+* ``aum_before`` / ``aum_after`` / ``aum_change`` — asset balances (deposits, wealth, funds,
+  insurance) at the entry date and at the end of the window; ``aum_before`` is the pre-period
+  covariate CUPED uses;
+* ``active`` — made at least one transaction of their own; ``reactivated`` — the same, for customers
+  dormant at entry (null for the others); ``retained`` — still holds assets with us at the end.
+
+The step writes ``lake/outcomes/as_of=D/outcomes.parquet``. Complete entries of the previous
+snapshot are carried over unchanged (their window is closed); open ones are measured again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from lifeloop.data.schema import ASSET_PRODUCT_TYPES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lifeloop.config.strategies import StrategiesConfig
+    from lifeloop.pipeline import StepContext, StepResult
+
+AREA = "outcomes"
+ENTRIES_VIEW = "_outcome_entries"
+# dropped before the holdout mattered: the control group meets these checks too, so neither arm keeps them
+BEFORE_ASSIGNMENT = ("dnd", "consent", "refusal_memory", "quiet_hours", "suitability")
+INFLOW_TYPES = ("transfer", "cash")
+col = exp.column
+
+
+def output_schema() -> "pa.Schema":
+    """Columns of ``lake/outcomes/as_of=D/outcomes.parquet``."""
+    import pyarrow as pa
+
+    s, f, d, b = pa.string(), pa.float64(), pa.date32(), pa.bool_()
+    return pa.schema([
+        ("customer_id", s), ("strategy", s), ("wave", s), ("entry_date", d), ("arm", s), ("channel", s),
+        ("segment", s), ("stage", s), ("rm_id", s), ("offer", s), ("product_offer", b), ("window_days", pa.int32()),
+        ("window_end", d), ("observed_through", d), ("complete", b), ("contacted", b),
+        ("contacts", pa.int32()), ("cost", f),
+        ("purchased", b), ("purchase_amount", f), ("fee_income", f), ("inflow", f),
+        ("aum_before", f), ("aum_after", f), ("aum_change", f),
+        ("active", b), ("reactivated", b), ("retained", b)])
+
+
+# ------------------------------------------------------------------------------------------ entries
+def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "pa.Table":
+    """Pure: one row per strategy entry from the lists of every day up to ``as_of`` (see module doc)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    strategies = {s.id: s for s in config.strategies}
+    entry_waves = {(s.id, w.id) for s in config.strategies for w in s.waves if w.depends_on is None}
+    keep = pc.and_(pc.less_equal(lists["as_of"], pa.scalar(as_of, pa.date32())),
+                   pc.or_(pc.is_in(lists["status"], pa.array(["contact", "control"])),
+                          pc.invert(pc.fill_null(pc.is_in(lists["dropped_by"], pa.array(BEFORE_ASSIGNMENT)), False))))
+    rows = lists.filter(keep)
+    contacts = rows.filter(pc.equal(rows["status"], "contact"))
+    pair = pc.binary_join_element_wise(rows["strategy"], rows["wave"], "\x1f").to_pylist()
+    is_entry = np.array([tuple(p.split("\x1f")) in entry_waves for p in pair], bool)
+    rows = rows.filter(pa.array(is_entry)).sort_by([("strategy", "ascending"), ("customer_id", "ascending"),
+                                                    ("as_of", "ascending"), ("wave", "ascending")])
+    cols = {c: rows[c].to_pylist() for c in ("customer_id", "strategy", "wave", "as_of", "group", "status",
+                                             "channel", "rm_id", "offer")}
+    # contacts (every wave) per (strategy, customer): their dates and costs, to add up inside each window
+    spent: dict[tuple[str, str], list[tuple[dt.date, float]]] = {}
+    for s, c, d, cost in zip(contacts["strategy"].to_pylist(), contacts["customer_id"].to_pylist(),
+                             contacts["as_of"].to_pylist(), contacts["cost"].to_pylist()):
+        spent.setdefault((s, c), []).append((d, float(cost or 0.0)))
+    out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "channel",
+                                                 "rm_id", "offer", "product_offer", "window_days", "window_end",
+                                                 "observed_through", "complete", "contacted", "contacts", "cost")}
+    last: tuple[str, str] | None = None
+    started: dt.date | None = None
+    for i in range(rows.num_rows):
+        sid, cid, day = cols["strategy"][i], cols["customer_id"][i], cols["as_of"][i]
+        s = strategies[sid]
+        if (sid, cid) == last and started is not None and (day - started).days < s.reentry_days:
+            continue  # the same journey: a treated candidate stopped by a cap yesterday comes back today
+        last, started = (sid, cid), day
+        window = s.objective.window_days
+        end = day + dt.timedelta(days=window)
+        mine = [(d, c) for d, c in spent.get((sid, cid), []) if day <= d <= end]
+        out["customer_id"].append(cid)
+        out["strategy"].append(sid)
+        out["wave"].append(cols["wave"][i])
+        out["entry_date"].append(day)
+        out["arm"].append(cols["group"][i])
+        out["channel"].append(cols["channel"][i] or "none")
+        out["rm_id"].append(cols["rm_id"][i])
+        out["offer"].append(cols["offer"][i])
+        out["product_offer"].append(s.offer.product_id is not None)
+        out["window_days"].append(window)
+        out["window_end"].append(end)
+        out["observed_through"].append(min(end, as_of))
+        out["complete"].append(end <= as_of)
+        out["contacted"].append(bool(mine))
+        out["contacts"].append(len(mine))
+        out["cost"].append(round(sum(c for _, c in mine), 6))
+    types = {"entry_date": pa.date32(), "window_end": pa.date32(), "observed_through": pa.date32(),
+             "window_days": pa.int32(), "contacts": pa.int32(), "cost": pa.float64(), "product_offer": pa.bool_(),
+             "complete": pa.bool_(), "contacted": pa.bool_()}
+    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in out.items()})
+
+
+def at_entry(entries_table: "pa.Table", lake: Any, area: str, column: str) -> "pa.Array":
+    """Each entry's ``column`` (stage, tier) from the ``area`` snapshot of its entry date (null if none)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lifeloop.insight.lifecycle import snapshot_file
+
+    days = entries_table["entry_date"].to_pylist()
+    ids = entries_table["customer_id"].to_pylist()
+    values: list[str | None] = [None] * len(days)
+    published = set(lake.dates(area))
+    by_day: dict[dt.date, list[int]] = {}
+    for i, d in enumerate(days):
+        by_day.setdefault(d, []).append(i)
+    for d, rows in by_day.items():
+        if d not in published:
+            continue
+        t = pq.read_table(snapshot_file(lake, area, d), columns=["customer_id", column])
+        lookup = dict(zip(t["customer_id"].to_pylist(), t[column].to_pylist()))
+        for i in rows:
+            values[i] = lookup.get(ids[i])
+    return pa.array(values, pa.string())
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def _on(*conditions: exp.Expression) -> exp.Expression:
+    return exp.and_(*conditions)
+
+
+def _within(day: exp.Expression, alias: str = "e") -> exp.Expression:
+    """``day`` in (entry_date, observed_through] of the entry ``alias``."""
+    return _on(exp.GT(this=day, expression=col("entry_date", alias)),
+               exp.LTE(this=day, expression=col("observed_through", alias)))
+
+
+def _same_customer(alias: str) -> exp.Expression:
+    return exp.EQ(this=col("customer_id", "e"), expression=col("customer_id", alias))
+
+
+def _keys() -> list[exp.Expression]:
+    return [col("strategy", "e"), col("customer_id", "e"), col("entry_date", "e")]
+
+
+def _case(condition: exp.Expression, then: exp.Expression, default: exp.Expression | None = None) -> exp.Case:
+    return exp.Case(ifs=[exp.If(this=condition, true=then)], default=default if default is not None else exp.Literal.number(0))
+
+
+def _float(e: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
+
+
+def purchases_query() -> exp.Select:
+    """Per entry: the offered product opened in the window, its amount, and the fee income of all new holdings."""
+    first = (exp.select(col("account_id"), exp.alias_(exp.Min(this=col("snapshot_date")), "first_seen"))
+             .from_("holdings").group_by(col("account_id")))
+    opened = (exp.select(col("account_id", "h"), col("customer_id", "h"), col("product_id", "h"), col("open_date", "h"),
+                         exp.alias_(_float(col("balance", "h")), "amount"))
+              .from_(exp.to_table("holdings", alias=exp.TableAlias(this=exp.to_identifier("h"))))
+              .join(first.subquery("f"), on=_on(exp.EQ(this=col("account_id", "h"), expression=col("account_id", "f")),
+                                                 exp.EQ(this=col("snapshot_date", "h"), expression=col("first_seen", "f")))))
+    is_offer = exp.EQ(this=col("product_id", "o"), expression=col("offer", "e"))
+    term = exp.Least(this=exp.Coalesce(this=col("term_days", "p"), expressions=[exp.Literal.number(365)]),
+                     expressions=[exp.Literal.number(365)])
+    fee = exp.Div(this=exp.Mul(this=exp.Mul(this=col("amount", "o"),
+                                            expression=_float(exp.Coalesce(this=col("fee_rate", "p"),
+                                                                           expressions=[exp.Literal.number(0)]))),
+                               expression=_float(term)),
+                  expression=exp.Literal.number(365))
+    return (exp.select(*_keys(),
+                       exp.alias_(exp.Max(this=_case(_on(is_offer, exp.Not(this=exp.Is(this=col("account_id", "o"), expression=exp.null()))),
+                                                     exp.Literal.number(1))), "purchased_n"),
+                       exp.alias_(exp.Sum(this=_case(is_offer.copy(), col("amount", "o"), exp.Literal.number(0))),
+                                  "purchase_amount"),
+                       exp.alias_(exp.Sum(this=exp.Coalesce(this=fee, expressions=[exp.Literal.number(0)])), "fee_income"))
+            .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e"))))
+            .join(opened.subquery("o"), on=_on(_same_customer("o"), _within(col("open_date", "o"))), join_type="left")
+            .join(exp.to_table("products", alias=exp.TableAlias(this=exp.to_identifier("p"))),
+                  on=exp.EQ(this=col("product_id", "o"), expression=col("product_id", "p")), join_type="left")
+            .group_by(*_keys()))
+
+
+def activity_query() -> exp.Select:
+    """Per entry: own transactions and money in over the window."""
+    own = exp.EQ(this=col("customer_initiated", "t"), expression=exp.true())
+    money_in = _on(own.copy(), exp.EQ(this=col("direction", "t"), expression=exp.Literal.string("credit")),
+                   exp.In(this=col("txn_type", "t"), expressions=[exp.Literal.string(x) for x in INFLOW_TYPES]))
+    return (exp.select(*_keys(),
+                       exp.alias_(exp.Sum(this=_case(own, exp.Literal.number(1))), "own_txns"),
+                       exp.alias_(exp.Sum(this=_case(money_in, _float(col("amount", "t")), exp.Literal.number(0))), "inflow"))
+            .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e"))))
+            .join(exp.to_table("transactions", alias=exp.TableAlias(this=exp.to_identifier("t"))),
+                  on=_on(_same_customer("t"), _within(col("txn_date", "t"))), join_type="left")
+            .group_by(*_keys()))
+
+
+def aum_query() -> exp.Select:
+    """Per entry: asset balances at the entry date and at the end of the observed window.
+
+    A balance at a date is each account's newest snapshot on or before it (closed accounts count 0)."""
+    assets = (exp.select(col("customer_id", "h"), col("account_id", "h"), col("snapshot_date", "h"), col("status", "h"),
+                         exp.alias_(_float(col("balance", "h")), "balance"))
+              .from_(exp.to_table("holdings", alias=exp.TableAlias(this=exp.to_identifier("h"))))
+              .join(exp.to_table("products", alias=exp.TableAlias(this=exp.to_identifier("p"))),
+                    on=exp.EQ(this=col("product_id", "h"), expression=col("product_id", "p")))
+              .where(exp.In(this=col("product_type", "p"), expressions=[exp.Literal.string(t) for t in ASSET_PRODUCT_TYPES])))
+    points = exp.union(
+        exp.select(*_keys(), exp.alias_(col("entry_date", "e"), "point"), exp.alias_(exp.Literal.string("before"), "which"))
+        .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e")))),
+        exp.select(*_keys(), exp.alias_(col("observed_through", "e"), "point"), exp.alias_(exp.Literal.string("after"), "which"))
+        .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e")))),
+        distinct=False)
+    newest = exp.Window(this=exp.RowNumber(), partition_by=[col("strategy", "x"), col("customer_id", "x"),
+                                                             col("entry_date", "x"), col("which", "x"), col("account_id", "a")],
+                        order=exp.Order(expressions=[exp.Ordered(this=col("snapshot_date", "a"), desc=True)]))
+    ranked = (exp.select(col("strategy", "x"), col("customer_id", "x"), col("entry_date", "x"), col("which", "x"),
+                         col("status", "a"), col("balance", "a"), exp.alias_(newest, "rn"))
+              .from_(points.subquery("x"))
+              .join(assets.subquery("a"), on=_on(exp.EQ(this=col("customer_id", "x"), expression=col("customer_id", "a")),
+                                                  exp.LTE(this=col("snapshot_date", "a"), expression=col("point", "x")))))
+    live = exp.EQ(this=col("status"), expression=exp.Literal.string("open"))
+    return (exp.select(col("strategy"), col("customer_id"), col("entry_date"),
+                       exp.alias_(exp.Sum(this=_case(_on(live, exp.EQ(this=col("which"), expression=exp.Literal.string("before"))),
+                                                     col("balance"), exp.Literal.number(0))), "aum_before"),
+                       exp.alias_(exp.Sum(this=_case(_on(live.copy(), exp.EQ(this=col("which"), expression=exp.Literal.string("after"))),
+                                                     col("balance"), exp.Literal.number(0))), "aum_after"))
+            .from_(ranked.subquery("r"))
+            .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1)))
+            .group_by(col("strategy"), col("customer_id"), col("entry_date")))
+
+
+def measure(engine: Any, entries_table: "pa.Table", entries_file: Path) -> "pa.Table":
+    """Add the outcome columns to ``entries_table`` (written to ``entries_file``) from the registered bank views."""
+    import pyarrow as pa
+
+    engine.register(ENTRIES_VIEW, [entries_file])
+    found: dict[tuple[str, str, dt.date], dict[str, Any]] = {}
+    for query in (purchases_query(), activity_query(), aum_query()):
+        for r in engine.to_arrow(query).to_pylist():
+            found.setdefault((r["strategy"], r["customer_id"], r["entry_date"]), {}).update(r)
+    n = entries_table.num_rows
+    keys = zip(entries_table["strategy"].to_pylist(), entries_table["customer_id"].to_pylist(),
+               entries_table["entry_date"].to_pylist())
+    rows = [found.get(k, {}) for k in keys]
+    product = entries_table["product_offer"].to_pylist()
+    stage = entries_table["stage"].to_pylist()
+
+    def num(name: str) -> list[float]:
+        return [float(r.get(name) or 0.0) for r in rows]
+
+    before, after = num("aum_before"), num("aum_after")
+    active = [int(r.get("own_txns") or 0) > 0 for r in rows]
+    cols = {
+        "purchased": pa.array([bool(r.get("purchased_n")) if p else None for r, p in zip(rows, product)], pa.bool_()),
+        "purchase_amount": pa.array([float(r.get("purchase_amount") or 0.0) if p else None
+                                     for r, p in zip(rows, product)], pa.float64()),
+        "fee_income": pa.array(num("fee_income"), pa.float64()),
+        "inflow": pa.array(num("inflow"), pa.float64()),
+        "aum_before": pa.array(before, pa.float64()), "aum_after": pa.array(after, pa.float64()),
+        "aum_change": pa.array([round(a - b, 2) for a, b in zip(after, before)], pa.float64()),
+        "active": pa.array(active, pa.bool_()),
+        "reactivated": pa.array([a if s == "dormant" else None for a, s in zip(active, stage)], pa.bool_()),
+        "retained": pa.array([a > 0 for a in after], pa.bool_()),
+    }
+    assert len(rows) == n
+    out = entries_table
+    for name, values in cols.items():
+        out = out.append_column(name, values)
+    return out.select(output_schema().names).cast(output_schema())
+
+
+# ------------------------------------------------------------------------------------------ the step
+def read_lists(lake: Any, as_of: dt.date) -> "pa.Table":
+    """Every day's lists up to ``as_of`` (only the columns entries need)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = ["as_of", "customer_id", "strategy", "wave", "group", "status", "channel", "dropped_by", "rm_id",
+               "offer", "cost"]
+    parts = [pq.read_table(lake.snapshot_dir("lists", d) / "lists.parquet", columns=columns)
+             for d in lake.dates("lists") if d <= as_of]
+    if not parts:
+        from lifeloop.strategy.plan import output_schema as lists_schema
+
+        return lists_schema().empty_table().select(columns)
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def carried_over(lake: Any, as_of: dt.date) -> "pa.Table | None":
+    """The complete entries of the newest outcomes snapshot before ``as_of`` (their windows are closed)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    earlier = [d for d in lake.dates(AREA) if d < as_of]
+    if not earlier:
+        return None
+    t = pq.read_table(lake.snapshot_dir(AREA, earlier[-1]) / f"{AREA}.parquet")
+    if t.schema.names != output_schema().names:
+        return None  # written by an older release: measure everything again
+    return t.filter(pc.equal(t["complete"], True))
+
+
+def compute(lake: Any, engine: Any, config: "StrategiesConfig", as_of: dt.date, staging: Path) -> "pa.Table":
+    """Entries up to ``as_of`` with their outcomes (measuring only the entries not closed before)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lifeloop.engine.adapters.base import write_arrow
+
+    todo = entries(read_lists(lake, as_of), config, as_of)
+    done = carried_over(lake, as_of)
+    if done is not None and done.num_rows:
+        key = lambda t: pc.binary_join_element_wise(  # noqa: E731
+            t["strategy"], t["customer_id"], pc.cast(t["entry_date"], pa.string()), pc.cast(t["window_days"], pa.string()), "\x1f")
+        closed = pc.is_in(key(todo), value_set=key(done))
+        todo = todo.filter(pc.invert(closed))
+    todo = todo.append_column("segment", at_entry(todo, lake, "segments", "tier"))
+    todo = todo.append_column("stage", at_entry(todo, lake, "lifecycle", "stage"))
+    if todo.num_rows:
+        engine.register_bank(lake, as_of)
+        entries_file = staging / "_entries.parquet"
+        write_arrow(todo, entries_file)
+        measured = measure(engine, todo, entries_file)
+        entries_file.unlink()
+    else:
+        measured = output_schema().empty_table()
+    if done is not None and done.num_rows:
+        measured = pa.concat_tables([done, measured])
+    return measured.sort_by([("strategy", "ascending"), ("entry_date", "ascending"), ("customer_id", "ascending")])
+
+
+def summary(table: "pa.Table") -> dict[str, Any]:
+    """Entries per strategy and arm, and how many windows are still open."""
+    import pyarrow.compute as pc
+
+    out: dict[str, Any] = {"entries": table.num_rows,
+                           "in_window": int(pc.sum(pc.invert(table["complete"])).as_py() or 0), "strategies": {}}
+    for r in table.group_by(["strategy", "arm"]).aggregate([("customer_id", "count")]).to_pylist():
+        out["strategies"].setdefault(r["strategy"], {})[r["arm"]] = r["customer_id_count"]
+    return out
+
+
+def run_step(step: "StepContext") -> "StepResult":
+    """Pipeline step ``outcomes``: every strategy entry up to D with its outcomes -> lake/outcomes/as_of=D/."""
+    from lifeloop.engine.adapters.base import write_arrow
+    from lifeloop.pipeline import StepResult
+    from lifeloop.strategy.inputs import load_map
+
+    ctx, as_of = step.ctx, step.as_of
+    config, _, _ = load_map(ctx)
+    result: dict[str, Any] = {}
+
+    def write(staging: Path) -> dict[str, Any]:
+        table = compute(ctx.lake, step.engine, config, as_of, staging)
+        write_arrow(table, staging / f"{AREA}.parquet", (), output_schema())
+        result["table"] = table
+        return {}
+
+    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
+        "config_hash": ctx.config_hash("strategies")})
+    table = result["table"]
+    found = summary(table)
+    return StepResult("outcomes", as_of, table.num_rows, manifest["run_id"], summary=found)
