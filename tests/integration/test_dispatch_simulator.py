@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from lifeloop.data.simulator import simulate
 from lifeloop.execution.channels.base import Capabilities, Result
-from lifeloop.execution.channels.simulator import SimulatorChannel, contacts_table, deliver
+from lifeloop.execution.channels.simulator import SimulatorChannel, contacts_table
+from lifeloop.execution.closed_loop import deliver
 from lifeloop.execution.dispatch import drain, enqueue_lists
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import Dispatch
@@ -45,7 +46,7 @@ def test_contacts_and_controls_reach_the_simulated_bank_once_each_and_advance_it
     table = contacts_table(bank)
     assert table.num_rows == 25
     assert sorted(table.filter(pa.compute.invert(table["treated"]))["customer_id"].to_pylist()) == controls
-    result = deliver(bank)
+    result, _ = deliver(bank)
     assert result.date == sim.as_of + dt.timedelta(days=1) and result.contacts == 25
     assert contacts_table(bank).num_rows == 0                     # the inbox was filed away
 

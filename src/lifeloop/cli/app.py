@@ -211,14 +211,15 @@ def advance(
 @app.command()
 def demo(
     directory: Path = typer.Option(Path("demo-workspace"), "--dir", help="Workspace folder for the demo."),
-    customers: int = typer.Option(2000, "--customers", help="Size of the simulated bank."),
+    customers: int = typer.Option(5000, "--customers", help="Size of the simulated bank."),
     days: int = typer.Option(400, "--days", help="Days of simulated history."),
     seed: int = typer.Option(7, "--seed", help="Random seed."),
+    loop_days: int = typer.Option(42, "--loop-days", help="Days of the closed loop after the history (six weeks)."),
 ) -> None:
-    """Init a workspace, simulate a bank, ingest it, run the daily steps and print summaries."""
+    """The whole loop on a simulated bank: insight, strategy, weeks of execution, then the review and its report."""
     from lifeloop.cli.demo import run_demo
 
-    run_demo(console(), directory, customers=customers, days=days, seed=seed)
+    run_demo(console(), directory, customers=customers, days=days, seed=seed, loop_days=loop_days)
 
 
 @app.command()

@@ -1,4 +1,10 @@
-"""``lifeloop demo``: the main job, end to end on a simulated bank, then a few days of the loop."""
+"""``lifeloop demo``: the main job, end to end on a simulated bank, then weeks of the closed loop.
+
+insight -> strategy -> execution -> review, and back: every simulated day the plan is dispatched to
+the simulated bank, the bank lives the day (the contacts change what customers do), its extracts are
+ingested and the daily run measures outcomes and plans again. It ends with the strategy board
+(post-evaluation with confidence intervals), the suggestions and a self-contained HTML report.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +33,8 @@ channels:
 """
 
 
-def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int, loop_days: int = 5) -> None:
-    """Init a workspace, simulate a bank, ingest it, run the daily steps, then loop a few days."""
+def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int, loop_days: int = 42) -> None:
+    """Init a workspace, simulate a bank, ingest it, run the daily steps, loop ``loop_days`` days, review."""
     from lifeloop.cli.render import print_feature_summary, print_ingest, print_plan, print_steps
     from lifeloop.context import Context
 
@@ -58,47 +64,68 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
         print_insight(out, ctx.insight(as_of))
         out.rule("[bold]6. Today's plan (策略执行名单)")
         print_plan(out, ctx.lists(as_of), as_of)
-        out.rule(f"[bold]7. The loop: plan -> dispatch -> the bank lives a day -> ingest ({loop_days} days)")
-        _loop(out, ctx, extracts, as_of, loop_days, results)
+        out.rule(f"[bold]7. The closed loop: dispatch -> the bank lives a day -> ingest -> outcomes -> plan "
+                 f"({loop_days} days)")
+        last = _loop(out, ctx, extracts, as_of, loop_days)
+        out.rule(f"[bold]8. Post-evaluation (策略后评估) as of {last}")
+        from lifeloop.review.board import print_board
+
+        out.print("Windows of 30-90 days are still running after a few weeks: the board is interim (every entry "
+                  "measured to date, treated and control over the same days). `lifeloop evaluate` alone shows "
+                  "closed windows only.")
+        print_board(out, ctx.evaluate(interim=True))
+        out.rule("[bold]9. The report")
+        report = _report(out, ctx, directory, last)
     out.print(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Workspace: {directory.resolve()}")
+    if report is not None:
+        out.print(f"Report: {report.resolve()}  (open it in a browser; it works offline)")
     import sys
 
     # the command as it was started (after `make demo` that is .venv/bin/lifeloop, not on the PATH)
     exe = sys.argv[0] if sys.argv and Path(sys.argv[0]).name == "lifeloop" else "lifeloop"
-    out.print(f"Try: {exe} -w {directory} insight   |   {exe} -w {directory} customer C000000042   |   "
-              f"{exe} -w {directory} why C000000042 --as-of {as_of}")
+    out.print(f"Try: {exe} -w {directory} evaluate dormant_reactivation --interim   |   {exe} -w {directory} insight   |   "
+              f"{exe} -w {directory} customer C000000042   |   {exe} -w {directory} why C000000042 --as-of {as_of}")
 
 
-def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int, results: list[Any]) -> None:
-    """Each day: dispatch what was planned, let the bank live the day, ingest it, plan again."""
-    from rich.table import Table
+def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) -> dt.date:
+    """Run the closed loop; print one line per simulated week. Returns the last as-of date."""
+    from lifeloop.execution.closed_loop import run_loop
 
-    from lifeloop.cli.render import plan_rows
-    from lifeloop.execution.channels.simulator import deliver
+    out.print("Each day: the lists go to the simulated bank (controls are only recorded), the bank lives the day, "
+              "its extracts are ingested, outcomes are measured and tomorrow is planned.")
+    week: list[Any] = []
+    weeks = [0]
 
-    table = Table(title="What was sent, day by day (treated contacts go to the bank; controls are only recorded)",
-                  title_justify="left")
-    for col in ("as of", "planned", "held out", "dropped", "sent", "blocked", "bank's next day", "conversions"):
-        table.add_column(col, justify="left" if col in ("as of", "bank's next day") else "right")
-    as_of, day = first, None
-    for i in range(loop_days + 1):
-        if day is not None:  # the bank lived yesterday: load its new day, then run today
-            ctx.ingest(day.folder, as_of=day.date)
-            as_of = day.date
-            results = ctx.run(as_of)
-        rows = plan_rows(ctx.lists(as_of))
-        # the daily run's last step dispatched the lists; its summary says what went out
-        summary = next(r for r in results if r.step == "dispatch").summary
-        if i == loop_days:
-            table.add_row(as_of.isoformat(), f"{sum(r['treated'] for r in rows):,}",
-                          f"{sum(r['control'] for r in rows):,}", f"{sum(r['dropped'] for r in rows):,}",
-                          f"{summary['sent']:,}", f"{summary['blocked']:,}", "(stops here)", "")
-            break
-        day = deliver(extracts)
-        conversions = sum(day.conversions.values()) if day.conversions else 0
-        table.add_row(as_of.isoformat(), f"{sum(r['treated'] for r in rows):,}",
-                      f"{sum(r['control'] for r in rows):,}", f"{sum(r['dropped'] for r in rows):,}",
-                      f"{summary['sent']:,}", f"{summary['blocked']:,}", day.date.isoformat(), f"{conversions:,}")
-    out.print(table)
-    out.print("Post-evaluation of these contacts against their control groups comes with the review step "
-              "(`lifeloop evaluate`); a campaign run elsewhere can already be evaluated with --from-file.")
+    def close_week() -> None:
+        if not week:
+            return
+        weeks[0] += 1
+        plans = [next((r.summary for r in d.results if r.step == "plan"), {}) for d in week]
+        treated = sum(p.get("status", {}).get("contact", 0) for p in plans)
+        held = sum(p.get("status", {}).get("control", 0) for p in plans)
+        conv = {k: sum(d.conversions.get(k, 0) for d in week) for k in ("treated", "control", "organic")}
+        out.print(f"  week {weeks[0]}: {week[0].bank_day} .. {week[-1].bank_day}: {treated:,} contacted, {held:,} held "
+                  f"out; the bank saw {conv['treated']:,} conversions after a contact, {conv['control']:,} in control "
+                  f"groups, {conv['organic']:,} on their own ({sum(d.seconds for d in week):.0f}s)")
+        week.clear()
+
+    def on_day(day: Any) -> None:
+        week.append(day)
+        if len(week) == 7:
+            close_week()
+
+    days = run_loop(ctx, extracts, first, loop_days, on_day=on_day)
+    close_week()
+    return days[-1].bank_day if days else first
+
+
+def _report(out: Any, ctx: Any, directory: Path, as_of: dt.date) -> Path | None:
+    """Write the HTML report into the workspace (if the report module is installed)."""
+    try:
+        from lifeloop.cli.report import report_command
+    except ImportError:  # pragma: no cover - the report lands with its own module
+        out.print("(the HTML report is not available in this build)")
+        return None
+    path = directory / "report.html"
+    report_command(ctx, out, path, as_of, None)
+    return path

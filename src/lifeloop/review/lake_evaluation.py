@@ -97,7 +97,7 @@ def breakdown(table: "pa.Table", by: str, outcome: str, binary: bool, alpha: flo
         m = keys == key
         row = {"key": key, **compare(arms[m], y[m], binary, alpha)}
         treated = m & (arms == "treated")
-        row["cost"] = _num(cost[treated].sum())
+        row["cost"] = _num(round(float(cost[treated].sum()), 2))
         inc = row["uplift"] * row["treated"] if row["uplift"] is not None else None
         row["cost_per_incremental"] = _num(row["cost"] / inc) if binary and inc and inc > 0 else None
         out.append(row)
@@ -165,7 +165,9 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
             money[key] = c["incremental"]
             money[key + "_ci"] = [c["incremental_ci_low"], c["incremental_ci_high"]]
     fee = by_name.get("fee_income", {}).get("versus_control", [{}])[0]
-    if treated_cost > 0 and fee.get("incremental") is not None:
+    # ROI counts what the bank earns: fee income of new holdings. An offer that is not a product earns none
+    # we can measure (a gift, a care message), so it has no ROI rather than a misleading -100%.
+    if treated_cost > 0 and fee.get("incremental") is not None and strategy.offer.product_id:
         money["roi"] = _num((fee["incremental"] - treated_cost) / treated_cost)
         money["roi_ci"] = [_num((fee["incremental_ci_low"] - treated_cost) / treated_cost),
                            _num((fee["incremental_ci_high"] - treated_cost) / treated_cost)]

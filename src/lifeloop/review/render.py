@@ -24,7 +24,7 @@ def evaluation_json(ev: Evaluation) -> dict[str, Any]:
         "sample_ratio": None if srm is None else {
             "planned_holdout": srm.planned_holdout, "observed_holdout": srm.observed_holdout,
             "control": srm.control, "treated": srm.treated, "expected_control": srm.expected_control,
-            "chi2": srm.chi2, "p_value": srm.p_value, "threshold": SRM_ALPHA, "mismatch": srm.mismatch},
+            "chi2": _num(srm.chi2), "p_value": _num(srm.p_value), "threshold": SRM_ALPHA, "mismatch": srm.mismatch},
         "outcomes": [_outcome(o) for o in ev.outcomes],
         "notes": list(ev.notes),
         "methods": {

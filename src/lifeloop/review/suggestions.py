@@ -113,11 +113,11 @@ def _cheaper_channels(s: dict[str, Any], name: str, name_en: str) -> list[dict[s
         if best["cost_per_incremental"] <= CHEAPER * worst["cost_per_incremental"]:
             out.append(_item(
                 "cheaper_channel", s,
-                f"「{name}」在{segment}客群中，{best['channel']} 每个增量转化成本约 {best['cost_per_incremental']:,.0f} 元，"
-                f"{worst['channel']} 约 {worst['cost_per_incremental']:,.0f} 元：建议该客群优先使用 {best['channel']}。",
+                f"「{name}」在{segment}客群中，{best['channel']} 每个增量转化成本约 {best['cost_per_incremental']:,.2f} 元，"
+                f"{worst['channel']} 约 {worst['cost_per_incremental']:,.2f} 元：建议该客群优先使用 {best['channel']}。",
                 f"{name_en}, {segment} customers: an incremental conversion costs about "
-                f"{best['cost_per_incremental']:,.0f} RMB by {best['channel']} against "
-                f"{worst['cost_per_incremental']:,.0f} RMB by {worst['channel']}: prefer {best['channel']} there.",
+                f"{best['cost_per_incremental']:,.2f} RMB by {best['channel']} against "
+                f"{worst['cost_per_incremental']:,.2f} RMB by {worst['channel']}: prefer {best['channel']} there.",
                 {"segment": segment, "cheaper": {k: best[k] for k in ("channel", "treated", "control", "uplift",
                                                                       "cost", "cost_per_incremental")},
                  "dearer": {k: worst[k] for k in ("channel", "treated", "control", "uplift", "cost",

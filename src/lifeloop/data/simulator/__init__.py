@@ -72,6 +72,15 @@ class SimulatedBank:
 
         return advance(self._bank, contacts)
 
+    def reseed(self, seed: int) -> None:
+        """Give the bank fresh chance from here on (a what-if branch of the same history); saved at once."""
+        import numpy as np
+
+        from lifeloop.data.simulator.stepping import save
+
+        self._bank.rng = np.random.default_rng(seed)
+        save(self._bank, self._bank.out, {k: v for k, v in self._meta.items() if k not in self._bank.meta()})
+
     def expected_effect(self, contacts: Any):
         """For verification only: the true expected incremental conversions and money of contacts."""
         from lifeloop.data.simulator.stepping import expected_effect

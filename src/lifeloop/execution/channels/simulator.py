@@ -4,7 +4,7 @@
 control-group customers are queued too (``treated`` false: recorded by the bank, never contacted),
 because the simulated bank decides the control group's outcome as well. :func:`contacts_table` builds
 the table ``SimulatedBank.advance`` takes (a resend after a crash is dropped by its key), and
-:func:`deliver` advances the bank one day with it and files the inbox away.
+:func:`lifeloop.execution.closed_loop.deliver` advances the bank one day with it and files the inbox away.
 """
 
 from __future__ import annotations
@@ -73,19 +73,3 @@ def contacts_table(bank: str | Path):
                      "offer": pa.array([r["offer"] for r in ordered], pa.string()),
                      "channel": pa.array([r["channel"] for r in ordered], pa.string()),
                      "treated": pa.array([r["treated"] == "true" for r in ordered], pa.bool_())})
-
-
-def deliver(bank: str | Path):
-    """Advance the simulated bank one day with the queued contacts; the inbox is then filed by date."""
-    from lifeloop.data.simulator import SimulatedBank
-
-    bank = Path(bank)
-    table = contacts_table(bank)
-    sim = SimulatedBank.open(bank)
-    day = sim.advance(table)
-    path = bank / INBOX
-    if path.exists():
-        done = path.parent / "delivered" / f"{day.date.isoformat()}.csv"
-        done.parent.mkdir(parents=True, exist_ok=True)
-        path.replace(done)
-    return day
