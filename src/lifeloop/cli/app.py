@@ -290,6 +290,20 @@ def kpis(
 
 
 @app.command()
+def report(
+    out: Path = typer.Option(..., "--out", help="The HTML file to write (self-contained: open it anywhere, offline)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Report as of this date (default: the newest published)."),
+    from_date: Optional[str] = typer.Option(None, "--from", help="First day of the KPI window (default: 90 days earlier)."),
+    interim: bool = typer.Option(False, "--interim", help="Board: include entries whose window is still running, measured to date."),
+) -> None:
+    """The HTML report (经营回检报告): strategy board, lifecycle flows, KPIs and map coverage in one offline file."""
+    from lifeloop.cli.report import report_command
+
+    with context() as ctx:
+        report_command(ctx, console(), out, parse_date(as_of), parse_date(from_date, "--from"), interim)
+
+
+@app.command()
 def strategies(
     as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage) as JSON."),
     coverage: bool = typer.Option(False, "--coverage", help="Coverage on a day: segment x stage, gaps and overlaps."),

@@ -77,8 +77,7 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
         out.rule("[bold]9. The report")
         report = _report(out, ctx, directory, last)
     out.print(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Workspace: {directory.resolve()}")
-    if report is not None:
-        out.print(f"Report: {report.resolve()}  (open it in a browser; it works offline)")
+    out.print(f"Report: {report.resolve()}  (open it in a browser; it works offline)")
     import sys
 
     # the command as it was started (after `make demo` that is .venv/bin/lifeloop, not on the PATH)
@@ -119,13 +118,10 @@ def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) ->
     return days[-1].bank_day if days else first
 
 
-def _report(out: Any, ctx: Any, directory: Path, as_of: dt.date) -> Path | None:
-    """Write the HTML report into the workspace (if the report module is installed)."""
-    try:
-        from lifeloop.cli.report import report_command
-    except ImportError:  # pragma: no cover - the report lands with its own module
-        out.print("(the HTML report is not available in this build)")
-        return None
+def _report(out: Any, ctx: Any, directory: Path, as_of: dt.date) -> Path:
+    """Write the HTML report (interim, like the board printed) into the workspace."""
+    from lifeloop.cli.report import report_command
+
     path = directory / "report.html"
-    report_command(ctx, out, path, as_of, None)
+    report_command(ctx, out, path, as_of, None, interim=True)
     return path
