@@ -126,6 +126,17 @@ def test_a_customer_re_enters_only_after_reentry_days(found):
     assert again["arm"] == "control"
 
 
+def test_when_re_entry_comes_before_the_window_ends_each_contact_is_costed_to_one_entry_only():
+    # re-entry after 20 days but a 30-day window: the day-25 contact belongs to the second entry, not both
+    short = strategy("wm", channels=("sms", "call"), holdout=0.5, waves=WAVES, offer={"product_id": "WM"},
+                     objective={"kind": "customers", "metric": "purchase_rate", "window_days": 30}, reentry_days=20)
+    rows = [lists_row("2024-03-01", "c1", channel="call"), lists_row("2024-03-05", "c1", wave="w2", channel="call"),
+            lists_row("2024-03-21", "c1", channel="sms"), lists_row("2024-03-25", "c1", wave="w2", channel="call")]
+    table = outcomes.entries(lists(rows), config(short), AS_OF)
+    costs = {r["entry_date"]: (r["contacts"], r["cost"]) for r in table.to_pylist()}
+    assert costs == {d("2024-03-01"): (2, 4.0), d("2024-03-21"): (2, 2.05)}
+
+
 def test_a_window_is_complete_at_its_end_and_an_open_one_is_observed_through_the_as_of_date(found):
     closed, running = found[("wm", "c2", d("2024-03-01"))], found[("wm", "c2", d("2024-04-30"))]
     assert (closed["window_days"], closed["window_end"], closed["observed_through"], closed["complete"]) == (

@@ -94,17 +94,26 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "p
     out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "channel",
                                                  "rm_id", "offer", "product_offer", "window_days", "window_end",
                                                  "observed_through", "complete", "contacted", "contacts", "cost")}
+    kept: list[int] = []
     last: tuple[str, str] | None = None
     started: dt.date | None = None
     for i in range(rows.num_rows):
         sid, cid, day = cols["strategy"][i], cols["customer_id"][i], cols["as_of"][i]
-        s = strategies[sid]
-        if (sid, cid) == last and started is not None and (day - started).days < s.reentry_days:
+        if (sid, cid) == last and started is not None and (day - started).days < strategies[sid].reentry_days:
             continue  # the same journey: a treated candidate stopped by a cap yesterday comes back today
         last, started = (sid, cid), day
+        kept.append(i)
+    for k, i in enumerate(kept):
+        sid, cid, day = cols["strategy"][i], cols["customer_id"][i], cols["as_of"][i]
+        s = strategies[sid]
         window = s.objective.window_days
         end = day + dt.timedelta(days=window)
-        mine = [(d, c) for d, c in spent.get((sid, cid), []) if day <= d <= end]
+        # a contact belongs to one entry: the window's, or the next entry's once that has begun
+        following = kept[k + 1] if k + 1 < len(kept) else None
+        stop = end
+        if following is not None and (cols["strategy"][following], cols["customer_id"][following]) == (sid, cid):
+            stop = min(end, cols["as_of"][following] - dt.timedelta(days=1))
+        mine = [(d, c) for d, c in spent.get((sid, cid), []) if day <= d <= stop]
         out["customer_id"].append(cid)
         out["strategy"].append(sid)
         out["wave"].append(cols["wave"][i])
