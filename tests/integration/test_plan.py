@@ -76,6 +76,7 @@ strategies:
     waves: [{id: call, day: 0}]
     holdout: 0.1
     priority: 90
+    expected: {uplift: 0.05, value: 2000}     # 0.05 x 2000 - 20 = 80 RMB a visit: first by value too
     start: 2024-01-01
   - id: birthday
     name: {zh: 生日关怀, en: Birthday}
@@ -182,7 +183,7 @@ def test_the_plan_lists_treated_control_and_dropped_customers_with_the_policy_th
     _, lists = run_day(ctx, D)
     assert pick(lists, "strategy", "wave", "customer_id", "group", "status", "channel", "send_at", "dropped_by") == [
         ("birthday", "greet", "C5", "treated", "contact", "sms", "09:00", None),        # service: no consent row needed
-        ("outflow", "call", "C4", "treated", "contact", "rm", "10:00", None),           # priority 90 goes first
+        ("outflow", "call", "C4", "treated", "contact", "rm", "10:00", None),           # worth 80 RMB: goes first
         ("salary_day", "pay", "C3", "treated", "contact", "push", "18:30", None),
         ("welcome", "w1", "C1", "treated", "contact", "sms", "10:00", None),
         ("welcome", "w1", "C2", "treated", "dropped", None, None, "consent"),            # no marketing consent
@@ -221,7 +222,7 @@ def test_re_running_a_day_writes_identical_bytes(ctx):
     first = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
     run_day(ctx, D)
     again = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
-    assert first == again and len(first) == 7  # audiences, lists, reassessments, two manifests, two config copies
+    assert first == again and len(first) == 8  # audiences, lists, reassessments, values, two manifests, two config copies
 
 
 def test_an_audience_naming_an_unknown_column_stops_the_step_before_anything_is_written(ctx):

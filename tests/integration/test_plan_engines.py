@@ -23,4 +23,4 @@ def test_spark_and_duckdb_write_the_same_audiences_and_lists(ctx, spark):  # noq
 
     on_duckdb = run(ctx.engine("duckdb"))
     on_spark = run(SparkAdapter(session=spark))
-    assert len(on_duckdb) == 3 and on_spark == on_duckdb  # audiences, lists, reassessments
+    assert len(on_duckdb) == 4 and on_spark == on_duckdb  # audiences, lists, reassessments, values

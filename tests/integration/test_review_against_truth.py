@@ -102,6 +102,7 @@ def test_the_95_percent_intervals_cover_the_true_uplift_in_17_of_20_branches(bra
         if len(runs) < 10 or s in NO_EXACT_TRUTH:
             continue  # evaluated in too few branches (both arms need customers) to judge coverage
         assert covered >= math.ceil(0.85 * len(runs)), report
+    print("\n".join(report))  # the figures docs/review.md records (pytest -s)
     # the strategy with the most customers must be evaluated in every branch
     assert sum("dormant_reactivation" in b for b in branches) == len(SEEDS)
 

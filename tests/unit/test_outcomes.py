@@ -332,9 +332,6 @@ def test_summary_counts_entries_per_strategy_and_arm_and_the_open_windows(measur
 
 
 # ------------------------------------------------------------------------------------------ with the policy
-@pytest.mark.xfail(strict=True, reason="policy.decide names a capped treated candidate after its first channel's "
-                                       "consent refusal, so entries() drops it while its control twin stays "
-                                       "(fix proposed for strategy/policy.py: dropped_by = the cap that stopped it)")
 def test_a_treated_candidate_refused_on_one_channel_and_capped_on_the_next_stays_treated_like_its_control_twin():
     from lifeloop.strategy.history import History
     from lifeloop.strategy.policy import decide

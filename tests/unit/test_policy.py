@@ -38,9 +38,11 @@ def test_the_next_channel_is_used_when_the_first_is_refused():
     assert got[0]["detail"] == "sms: consent"
 
 
-def test_with_one_contact_a_day_the_higher_priority_strategy_wins():
-    low, high = strategy("low", priority=10), strategy("high", priority=90)
-    got = run([candidate("a", low), candidate("a", high)], strategies=[low, high], pol=policy(caps={"day": 1}))
+def test_with_one_contact_a_day_and_ranking_by_priority_the_higher_priority_strategy_wins():
+    # the low one sorts first by name and is worth more: only priority can make the high one win
+    low, high = strategy("a_low", priority=10), strategy("b_high", priority=90)
+    got = run([candidate("a", low, values=[5.0]), candidate("a", high, values=[1.0])], strategies=[low, high],
+              pol=policy(caps={"day": 1}, arbitration={"rank_by": "priority"}))
     assert (got[0]["status"], got[0]["dropped_by"]) == ("dropped", "cap_overall_day")
     assert got[1]["status"] == "contact"
 

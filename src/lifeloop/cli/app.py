@@ -305,15 +305,16 @@ def report(
 
 @app.command()
 def strategies(
-    as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage) as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage, or its values) as JSON."),
     coverage: bool = typer.Option(False, "--coverage", help="Coverage on a day: segment x stage, gaps and overlaps."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day of the coverage (default: latest audiences snapshot)."),
+    values: bool = typer.Option(False, "--values", help="Prior, evidence and expected value used per strategy x wave x channel (and tier)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day of the coverage or values (default: latest audiences snapshot / latest plan)."),
 ) -> None:
-    """The strategy map (策略图谱): segment x stage x scenario and one line per strategy, or its coverage."""
+    """The strategy map (策略图谱): segment x stage x scenario and one line per strategy, its coverage, or its values."""
     from lifeloop.cli.strategies import strategies_command
 
     with context() as ctx:
-        strategies_command(ctx, console(), as_json, coverage=coverage, as_of=parse_date(as_of))
+        strategies_command(ctx, console(), as_json, coverage=coverage, as_of=parse_date(as_of), values=values)
 
 
 @app.command()

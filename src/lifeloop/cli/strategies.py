@@ -1,4 +1,6 @@
-"""``lifeloop strategies``: the strategy map (策略图谱) as segment x stage x scenario, and one line per strategy."""
+"""``lifeloop strategies``: the strategy map (策略图谱) as segment x stage x scenario, and one line per strategy;
+``--coverage`` (the map as it reached the bank on a day) and ``--values`` (prior, evidence and the expected
+value arbitration used, per strategy x wave x channel and segment)."""
 
 from __future__ import annotations
 
@@ -125,16 +127,91 @@ def print_coverage(out: Any, report: dict[str, Any]) -> None:
         out.print(o)
 
 
+def values_report(ctx: Any, config: StrategiesConfig, policy: Any, as_of: "dt.date | None") -> dict[str, Any]:
+    """The learned values of a day: stored with its plan, else computed from the evidence as of that day.
+
+    Default day: the latest plan. Without any plan, the latest bank batch's date (evidence as of it).
+    """
+    import pyarrow.parquet as pq
+
+    from lifeloop.strategy.learning import learned_values
+    from lifeloop.strategy.plan import day_evidence, day_tiers, tier_names
+
+    lake = ctx.lake
+    if as_of is None:
+        planned = lake.dates("lists")
+        banks = lake.dates("bank")
+        as_of = planned[-1] if planned else (banks[-1] if banks else None)
+    stored = lake.snapshot_dir("lists", as_of) / "values.parquet" if as_of else None
+    if stored is not None and lake.exists("lists", as_of) and stored.exists():
+        table, source = pq.read_table(stored), f"stored with the plan of {as_of}"
+    else:
+        evidence = day_evidence(lake, as_of, config) if as_of else None
+        tiers = day_tiers(lake, as_of) if as_of else None
+        table = learned_values(config, policy, evidence, tier_names(tiers))
+        source = (f"computed from the evidence as of {as_of} (no plan stored values that day)" if as_of
+                  else "the configured priors (no bank data yet)")
+    a = policy.arbitration
+    rows = []
+    for r in table.to_pylist():
+        se, up = r["se"], r["observed_uplift"]
+        r["ci95"] = [up - 1.96 * se, up + 1.96 * se] if se is not None and up is not None else None
+        rows.append(r)
+    return {"as_of": as_of.isoformat() if as_of else None, "source": source,
+            "arbitration": {"rank_by": a.rank_by, "class_size": a.class_size, "learn": a.learn,
+                            "prior_sd": a.prior_sd, "min_customers": a.min_customers},
+            "rows": rows}
+
+
+def print_values(out: Any, report: dict[str, Any]) -> None:
+    """Per strategy x wave x channel (and segments with evidence): prior, evidence, weight, uplift used, value."""
+    from rich.table import Table
+
+    from lifeloop.strategy.learning import ALL
+
+    a = report["arbitration"]
+    t = Table(title=f"Expected value (期望价值) as of {report['as_of'] or '-'}: {report['source']}; ranked by "
+                    + (f"priority class (priority // {a['class_size']}), then value" if a["rank_by"] == "value"
+                       else "priority, then value")
+                    + ("" if a["learn"] else "; learning off: priors only"),
+              title_justify="left")
+    for col in ("strategy / wave", "channel", "segment", "prior", "treated / control", "observed uplift (95% CI)",
+                "weight", "uplift used", "value", "cost", "expected value"):
+        t.add_column(col, justify="left" if col in ("strategy / wave", "channel", "segment") else "right")
+    for r in report["rows"]:
+        if r["segment"] != ALL and not r["treated"]:
+            continue   # a segment without evidence uses the row above: nothing new to show
+        seen = "-"
+        if r["observed_uplift"] is not None:
+            lo, hi = r["ci95"] or (None, None)
+            seen = f"{r['observed_uplift']:+.4f}" + (f" ({lo:+.4f}..{hi:+.4f})" if lo is not None else "")
+            if not r["evidence_used"]:
+                seen += " not used"
+        t.add_row(f"{r['strategy']} / {r['wave']}" if r["segment"] == ALL else "", r["channel"] if r["segment"] == ALL else "",
+                  "all" if r["segment"] == ALL else r["segment"], f"{r['prior_uplift']:.4f}",
+                  f"{r['treated']:,} / {r['control']:,}" if r["treated"] or r["control"] else "-", seen,
+                  f"{r['weight']:.2f}", f"{r['uplift']:.4f}", f"{r['value_of_success']:g}", f"{r['cost']:g}",
+                  f"{r['expected_value']:g}")
+    out.print(t)
+
+
 def strategies_command(ctx: Any, out: Any, as_json: bool = False, coverage: bool = False,
-                       as_of: "dt.date | None" = None) -> None:
-    """Load and check the map of the workspace, then print it, or its coverage on a day (or their JSON)."""
+                       as_of: "dt.date | None" = None, values: bool = False) -> None:
+    """Load and check the map of the workspace, then print it, its coverage or its learned values on a day (or JSON)."""
     import json
 
     from lifeloop.config.lifecycle import LifecycleConfig
     from lifeloop.errors import LifeloopError
     from lifeloop.strategy.inputs import load_map
 
-    config, _, _ = load_map(ctx)
+    config, _, policy = load_map(ctx)
+    if values:
+        report = values_report(ctx, config, policy, as_of)
+        if as_json:
+            out.print_json(json.dumps(report, ensure_ascii=False, default=str))
+        else:
+            print_values(out, report)
+        return
     try:
         lifecycle, _ = ctx.load_config("lifecycle", LifecycleConfig)
         order = [s.name for s in lifecycle.stages]

@@ -38,6 +38,7 @@ def print_why(out: Any, report: dict[str, Any]) -> None:
                   c["suitability"] or "-")
     if report["decisions"]:
         out.print(d)
+        print_values(out, report)
     else:
         out.print("No candidate rows in the day's lists: the customer was in no audience.")
     e = Table(title="Strategies of the stored map: eligible or not, and the values that decided it",
@@ -47,3 +48,28 @@ def print_why(out: Any, report: dict[str, Any]) -> None:
     for s in report["strategies"]:
         e.add_row(f"{s['strategy']} ({s['name']})", s["rule"], "yes" if s["eligible"] else "no", s["why"])
     out.print(e)
+
+
+def print_values(out: Any, report: dict[str, Any]) -> None:
+    """Per candidate and channel: the prior uplift, review's evidence, its weight and the value arbitration used."""
+    from rich.table import Table
+
+    a = report.get("arbitration") or {}
+    rank = (f"priority class (priority // {a.get('class_size')}), then value" if a.get("rank_by") == "value"
+            else "priority, then value")
+    v = Table(title=f"Expected value (ranked by {rank}; segment {a.get('segment') or '-'}; values: {a.get('values', '-')})",
+              title_justify="left")
+    for col in ("strategy / wave", "channel", "prior uplift", "evidence (treated / control, uplift ± 1.96 se)",
+                "weight", "uplift used", "x value", "- cost", "= expected value"):
+        v.add_column(col, justify="left" if col in ("strategy / wave", "channel") or col.startswith("evidence") else "right")
+    for c in report["decisions"]:
+        for r in c.get("values") or []:
+            e = r["evidence"]
+            seen = (f"{e['treated']:,} / {e['control']:,}, {e['uplift']:+.4f} ± {1.96 * e['se']:.4f}"
+                    if e["uplift"] is not None and e["se"] is not None else "none")
+            if e["uplift"] is not None and not r["evidence_used"]:
+                seen += " (not used)"
+            v.add_row(f"{c['strategy']} / {c['wave']}", r["channel"], f"{r['prior_uplift']:.4f}", seen,
+                      f"{r['weight']:.2f}", f"{r['uplift']:.4f}", f"{r['value_of_success']:g}", f"{r['cost']:g}",
+                      f"{r['expected_value']:g}")
+    out.print(v)

@@ -3,8 +3,9 @@
 Frequency caps per customer (overall and per channel, per day / week / month), quiet hours per
 channel, the consent purpose each objective needs, what a missing consent row means, refusal memory
 per channel (a customer who said no to a call is not called again for N months), and each channel's
-unit cost and capacity (outbound seats x calls per seat, relationship-manager tasks per day), and
-extra suitability rules (stricter only: the core suitability rule has no setting, see
+unit cost and capacity (outbound seats x calls per seat, relationship-manager tasks per day), how
+arbitration ranks candidates and learns expected uplift from review (``arbitration``), and extra
+suitability rules (stricter only: the core suitability rule has no setting, see
 lifeloop.strategy.suitability).
 """
 
@@ -108,6 +109,24 @@ class SuitabilitySettings(Strict):
     extra_rules: list[ExtraRule] = Field(default_factory=default_rules)
 
 
+class Arbitration(Strict):
+    """``arbitration:`` how the plan orders candidates, and how it learns expected uplift from review.
+
+    ``rank_by: value`` — priority class first (``priority // class_size``, so priorities 30..90 form
+    one class and a regulatory strategy at 900 stays ahead), then expected incremental value;
+    ``rank_by: priority`` — priority, then value (the older ordering). Learning: each strategy-wave-
+    channel's uplift is the prior shrunk toward the evaluated uplift (normal-normal, prior standard
+    deviation ``prior_sd``), each segment's toward that; evidence counts only when both the treated
+    and the control arm hold ``min_customers``.
+    """
+
+    rank_by: Literal["value", "priority"] = "value"
+    class_size: int = Field(default=100, ge=1, le=1001)
+    learn: bool = True                                   # false: the configured priors only
+    prior_sd: float = Field(default=0.02, gt=0, le=1)    # how far the true uplift may be from the prior
+    min_customers: int = Field(default=30, ge=1)         # per arm, before evidence counts at all
+
+
 class ContactPolicy(Strict):
     """The whole ``contact_policy.yaml``."""
 
@@ -119,6 +138,7 @@ class ContactPolicy(Strict):
     refusal_memory_months: dict[Channel, int] = Field(default_factory=dict)
     channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)
     lookback_days: int = Field(default=400, ge=30)   # history read for caps, refusals and waves
+    arbitration: Arbitration = Field(default_factory=Arbitration)
     suitability: SuitabilitySettings = Field(default_factory=SuitabilitySettings)  # stricter extras only
 
     @field_validator("refusal_memory_months")

@@ -120,6 +120,8 @@ class Expected(Strict):
 
     uplift: float | dict[Channel, float] = Field(default=0.01)
     value: float = Field(default=100.0, ge=0)   # money (RMB) of one success: fee income or AUM margin
+    # how sure the prior is (standard deviation of the uplift); none: contact_policy.yaml arbitration.prior_sd
+    prior_sd: float | None = Field(default=None, gt=0, le=1)
 
     def uplift_for(self, channel: str) -> float:
         """The prior uplift of a contact through ``channel``."""

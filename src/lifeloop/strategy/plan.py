@@ -13,6 +13,10 @@ audiences:
   that are not products). Suitability runs on every candidate before arbitration: an unsuitable one
   is dropped with ``dropped_by = "suitability"`` and takes no cap, capacity or holdout slot. Customers
   whose missing or expired assessment blocked an offer get a task in ``reassessments.parquet``.
+
+``expected_value`` is the learned value (learning.py) of the row's customer segment (value tier),
+and ``values.parquet`` next to the lists keeps the whole learned-values table of the day (prior,
+evidence, weight, uplift used), so ``lifeloop why`` can show it months later.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.strategy.arbitration import expected_value
 from lifeloop.strategy.history import History
 from lifeloop.strategy.holdout import draws
+from lifeloop.strategy.learning import ValueLookup, learned_values, values_schema
 from lifeloop.strategy.policy import decide
 from lifeloop.strategy import suitability
 from lifeloop.strategy.scripts import script_id
@@ -54,11 +59,19 @@ def output_schema() -> "pa.Schema":
         ("dropped_by", s), ("detail", s), ("reason", s), ("rm_id", s), ("suitability", s)])
 
 
-def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy) -> "pa.Table":
-    """One candidate per audience row: channels in priority order, values per channel, holdout draw."""
+def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy,
+               values: "pa.Table | None" = None, tiers: "pa.Table | None" = None) -> "pa.Table":
+    """One candidate per audience row: channels in priority order, values per channel, holdout draw.
+
+    ``values`` is a learned-values table (learning.py; default: the configured priors) and ``tiers``
+    (customer_id, tier) the day's value tiers, so a row's values are those of its customer's segment.
+    """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    lookup = ValueLookup(values) if values is not None else None
+    segment = row_segments(audiences, tiers) if lookup is not None and lookup.varies else None
     parts = []
     keys = pc.binary_join_element_wise(audiences["strategy"], audiences["wave"], "\x1f")
     for key in pc.unique(keys).to_pylist():
@@ -67,10 +80,14 @@ def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
         w = s.wave(wid) if s else None
         if s is None or w is None:
             continue  # an audience of a strategy removed from the map since: nothing to plan
-        rows = audiences.filter(pc.equal(keys, key))
+        mask = pc.equal(keys, key)
+        rows = audiences.filter(mask)
         n = rows.num_rows
         chans = s.channels_of(w)
-        vals = [expected_value(s, ch, policy) for ch in chans]
+        mat = value_matrix(s, wid, chans, policy, lookup, segment.filter(mask) if segment is not None else None, n)
+        k = len(chans)
+        vals = pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
+                                        pa.array(mat.ravel(), pa.float64()))
         d = draws(rows["customer_id"].to_pylist(), s.id, config.holdout_salt)
         parts.append(pa.table({
             "customer_id": rows["customer_id"], "strategy": rows["strategy"], "wave": rows["wave"],
@@ -80,14 +97,59 @@ def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
             "priority": pa.array([s.priority] * n, pa.int32()),
             "purpose": pa.array([policy.purpose(s.objective.kind, s.purpose)] * n, pa.string()),
             "channels": pa.array([chans] * n, pa.list_(pa.string())),
-            "values": pa.array([vals] * n, pa.list_(pa.float64())),
-            "best_value": pa.array([max(vals)] * n, pa.float64()),
+            "values": vals,
+            "best_value": pa.array(mat.max(axis=1) if n else [], pa.float64()),
             "send_at": pa.array([w.send_at] * n, pa.string()),
             "offer": pa.array([s.offer.product_id or s.offer.code] * n, pa.string()),
             "product_offer": pa.array([s.offer.product_id is not None] * n, pa.bool_())}))
     if not parts:
         return candidates_schema().empty_table()
     return pa.concat_tables(parts)
+
+
+def row_segments(rows: "pa.Table", tiers: "pa.Table | None") -> "pa.Array | None":
+    """Each row's customer's value tier of the day (null when unknown), or None without tiers."""
+    import pyarrow.compute as pc
+
+    if tiers is None or not tiers.num_rows:
+        return None
+    return pc.take(tiers["tier"], pc.index_in(rows["customer_id"], value_set=tiers["customer_id"]))
+
+
+def value_matrix(s: Any, wave_id: str, chans: list[str], policy: ContactPolicy, lookup: "ValueLookup | None",
+                 segment: "pa.Array | None", n: int) -> Any:
+    """(n, channels) expected values of ``n`` rows of one strategy wave: learned per segment, else the priors."""
+    import numpy as np
+
+    priors = [expected_value(s, ch, policy) for ch in chans]
+    if lookup is None:
+        return np.tile(np.asarray(priors, dtype=np.float64), (n, 1))
+    return lookup.matrix(s.id, wave_id, chans, segment, n, priors)
+
+
+def best_values(rows: "pa.Table", config: StrategiesConfig, policy: ContactPolicy, values: "pa.Table | None",
+                tiers: "pa.Table | None") -> "pa.Array":
+    """The arbitration value (best channel's expected value) of each (customer_id, strategy, wave) row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lookup = ValueLookup(values) if values is not None else None
+    segment = row_segments(rows, tiers) if lookup is not None and lookup.varies else None
+    out = np.full(rows.num_rows, -np.inf)
+    keys = pc.binary_join_element_wise(rows["strategy"], rows["wave"], "\x1f")
+    for key in pc.unique(keys).to_pylist():
+        sid, wid = key.split("\x1f")
+        s = config.strategy(sid)
+        w = s.wave(wid) if s else None
+        if s is None or w is None:
+            continue
+        mask = pc.equal(keys, key)
+        where = pc.indices_nonzero(mask).to_numpy()
+        mat = value_matrix(s, wid, s.channels_of(w), policy, lookup,
+                           segment.filter(mask) if segment is not None else None, len(where))
+        out[where] = mat.max(axis=1)
+    return pa.array(out, pa.float64())
 
 
 def candidates_schema() -> "pa.Schema":
@@ -140,17 +202,20 @@ def screened(cands: "pa.Table", verdict: "suitability.Verdict", decide_rest: Any
 
 def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy, history: History,
                as_of: dt.date, rm_capacity: Mapping[str, int] | None = None,
-               customers: "pa.Table | None" = None, products: "pa.Table | None" = None) -> "pa.Table":
+               customers: "pa.Table | None" = None, products: "pa.Table | None" = None,
+               values: "pa.Table | None" = None, tiers: "pa.Table | None" = None) -> "pa.Table":
     """The day's lists from the audiences: pure, no I/O (the step below adds the reading and writing).
 
     ``customers`` and ``products`` feed suitability; without them no customer counts as assessed
-    and no product is known, so only offers that are not products can go out.
+    and no product is known, so only offers that are not products can go out. ``values`` is the
+    learned-values table (:func:`lifeloop.strategy.learning.learned_values`; default: the priors) and
+    ``tiers`` (customer_id, tier) the day's value tiers its segment rows apply to.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     active = {s.id: s for s in config.strategies}
-    cands = candidates(audiences, config, policy)
+    cands = candidates(audiences, config, policy, values, tiers)
     verdict = suitability.check(customers, products, cands, as_of, policy.suitability.extra_rules)
     decided = screened(cands, verdict, lambda c: decide(c, history, policy, active, as_of, rm_capacity,
                                                         spent_so_far(history, policy)))
@@ -200,8 +265,41 @@ def suitability_inputs(engine: Any) -> tuple["pa.Table", "pa.Table"]:
     return customers, products
 
 
+def day_tiers(lake: Any, as_of: dt.date) -> "pa.Table | None":
+    """(customer_id, tier) from the day's segments snapshot, or None when there is none."""
+    import pyarrow.parquet as pq
+
+    from lifeloop.insight.lifecycle import snapshot_file
+
+    if not lake.exists("segments", as_of):
+        return None
+    path = snapshot_file(lake, "segments", as_of)
+    if "tier" not in pq.read_schema(path).names:
+        return None
+    return pq.read_table(path, columns=["customer_id", "tier"])
+
+
+def tier_names(tiers: "pa.Table | None") -> list[str]:
+    """The distinct value tiers of the day (the segments learned values are kept for)."""
+    import pyarrow.compute as pc
+
+    if tiers is None:
+        return []
+    return sorted(t for t in pc.unique(tiers["tier"]).to_pylist() if t is not None)
+
+
+def day_evidence(lake: Any, as_of: dt.date, config: StrategiesConfig | None = None) -> "pa.Table | None":
+    """Review's treated-vs-control evidence as of D (None when review's evidence module is absent)."""
+    try:
+        from lifeloop.review.evidence import uplift_evidence
+    except ImportError:   # an installation without review's evidence: the priors only
+        return None
+    return uplift_evidence(lake, as_of, config)
+
+
 def run_step(step: "StepContext") -> "StepResult":
     """Pipeline step ``plan``: audiences -> treated / control / dropped lists -> lake/lists/as_of=D/."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from lifeloop.engine.adapters.base import write_arrow
@@ -215,17 +313,23 @@ def run_step(step: "StepContext") -> "StepResult":
     history = history_source(ctx).load(as_of, policy.lookback_days)
     step.engine.register_bank(ctx.lake, as_of)
     customers, products = suitability_inputs(step.engine)
-    table = make_lists(audiences, config, policy, history, as_of, rm_capacities(step.engine), customers, products)
+    tiers = day_tiers(ctx.lake, as_of)
+    evidence = day_evidence(ctx.lake, as_of, config)
+    values = learned_values(config, policy, evidence, tier_names(tiers))
+    table = make_lists(audiences, config, policy, history, as_of, rm_capacities(step.engine), customers, products,
+                       values, tiers)
     schema = output_schema()
     tasks = suitability.reassessments(table, customers, as_of)
 
     def write(staging: Path) -> dict[str, Any]:
         write_arrow(table, staging / f"{AREA}.parquet", (), schema)
         write_arrow(tasks, staging / "reassessments.parquet", (), suitability.reassessment_schema())
+        write_arrow(values, staging / "values.parquet", (), values_schema())
         return {}
 
     found = summary(table)
     found["reassessments"] = tasks.num_rows
+    found["evidence_cells"] = int(pc.sum(values["evidence_used"]).as_py() or 0)
     manifest = ctx.lake.publish(AREA, as_of, write, manifest={
         "config_hash": ctx.config_hash("strategies", "contact_policy"), "rows": table.num_rows,
         "inputs": {"audiences": ctx.lake.manifest("audiences", as_of).get("run_id")}, "summary": found})

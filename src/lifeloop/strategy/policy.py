@@ -14,10 +14,13 @@ the checks run in this order, and the first that fails is the reason the channel
    ``no_rm``, ``budget`` (see capacity.py).
 
 Checks 1-4 depend on the customer only and run vectorised over Arrow; 5-6 depend on what was
-already kept, so candidates are walked once in arbitration order. The control group passes checks
+already kept, so candidates are walked once in arbitration order (``arbitration.order`` with the
+policy's ``arbitration`` settings: by priority class and expected value across the whole book, so
+capacity is allocated greedily to the most valuable contacts). The control group passes checks
 1-4 like everyone else (so treated and control are the same kind of customer) but is never contacted
-and uses no caps or capacity. A candidate whose channels all fail is dropped with the first channel's
-reason; ``detail`` lists every channel's reason.
+and uses no caps or capacity. A candidate whose channels all fail checks 1-4 is dropped with the first
+channel's reason; one that passed them on a channel and was then stopped is dropped with that channel's
+cap or capacity reason; ``detail`` lists every channel's reason.
 """
 
 from __future__ import annotations
@@ -269,7 +272,7 @@ def decide(candidates: "pa.Table", history: History, policy: ContactPolicy, stra
             ordered.append(i)
     in_walk = np.zeros(n, dtype=bool)
     in_walk[ordered] = True
-    ranked = np.asarray(order(candidates) if ordered else [], dtype=np.int64)
+    ranked = np.asarray(order(candidates, policy.arbitration) if ordered else [], dtype=np.int64)
     ranked = ranked[in_walk[ranked]].tolist() if ordered else []
     for i in ranked:
         c, s = customers[i], strategy[i]
@@ -299,7 +302,9 @@ def decide(candidates: "pa.Table", history: History, policy: ContactPolicy, stra
         if extra or start > offsets[i]:
             failed(i, start, extra)
         if chosen[i] is None:
-            dropped_by[i] = reasons[offsets[i]] or extra[0][1]
+            # it passed checks 1-4 on a channel, so a cap or capacity stopped it (not an earlier channel's
+            # consent): outcomes keeps it in the treated arm, as it keeps its control twin
+            dropped_by[i] = extra[0][1]
     return pa.table({"status": pa.array(status, pa.string()), "channel": pa.array(chosen, pa.string()),
                      "dropped_by": pa.array(dropped_by, pa.string()), "detail": pa.array(detail, pa.string()),
                      "send_at": pa.array(send_at, pa.string()), "expected_value": pa.array(value, pa.float64()),

@@ -9,8 +9,10 @@ months later, after other runs and config edits, gets the same answer.
 For each strategy of the stored map: active or not, the audience rule re-evaluated for this customer
 with the values of every column it names, whether the customer was in the audience (and why), and per
 candidate row of the lists: group and holdout draw against the share, suitability, arbitration rank
-and expected value, the policy that dropped it with every channel tried, or the channel, time and script
-it went out with. The config version is the manifests' config hash and run ids.
+(priority class, then value) and, per channel, the prior uplift, review's evidence, the weight it got
+and the expected value used (from the ``values.parquet`` the plan stored that day, for the customer's
+value tier), the policy that dropped it with every channel tried, or the channel, time and script it
+went out with. The config version is the manifests' config hash and run ids.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.errors import DataError, NotFoundError
+from lifeloop.strategy.plan import best_values
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -141,37 +144,76 @@ def _decision(row: dict[str, Any], share: float) -> str:
     return f"dropped by {row['dropped_by']} ({who}): {row['detail']}"
 
 
-def _best_values(config: Any, policy: Any) -> dict[tuple[str, str], float]:
-    """Each (strategy, wave)'s best expected value over its channels: the arbitration key after priority."""
-    from lifeloop.strategy.arbitration import expected_value
+def _stored_values(lake: Any, as_of: dt.date, config: Any, policy: Any) -> tuple["pa.Table", str]:
+    """The learned-values table the plan stored for the day, or (older plans) the configured priors."""
+    import pyarrow.parquet as pq
 
-    return {(s.id, w.id): max(expected_value(s, ch, policy) for ch in s.channels_of(w))
-            for s in config.strategies for w in s.waves}
+    from lifeloop.strategy.learning import learned_values
+
+    path = lake.snapshot_dir("lists", as_of) / "values.parquet"
+    if path.exists():
+        return pq.read_table(path), "stored"
+    return learned_values(config, policy), "priors (the plan of this day stored no learned values)"
 
 
-def _day_ranks(lists: "pa.Table", best: dict[tuple[str, str], float], customer_id: str) -> dict[tuple[str, str], int]:
+def _day_tiers(lake: Any, as_of: dt.date) -> "pa.Table | None":
+    """The day's (customer_id, tier), as the plan joined them to its candidates."""
+    from lifeloop.strategy.plan import day_tiers
+
+    return day_tiers(lake, as_of)
+
+
+def _day_ranks(lists: "pa.Table", best: "pa.Array", customer_id: str, settings: Any) -> dict[tuple[str, str], int]:
     """The customer's positions in the whole day's arbitration order (as arbitration.order sorts candidates)."""
     import pyarrow as pa
 
     from lifeloop.strategy.arbitration import order
 
-    values = [best.get((s, w), float("-inf")) for s, w in zip(lists["strategy"].to_pylist(), lists["wave"].to_pylist())]
-    keyed = pa.table({"priority": lists["priority"], "best_value": pa.array(values, pa.float64()),
+    keyed = pa.table({"priority": lists["priority"], "best_value": best,
                       "tie": lists["holdout_draw"], "customer_id": lists["customer_id"],
                       "strategy": lists["strategy"], "wave": lists["wave"]})
-    idx = order(keyed)
+    idx = order(keyed, settings)
     cust, strat, wave = (lists[c].to_pylist() for c in ("customer_id", "strategy", "wave"))
     return {(strat[i], wave[i]): pos for pos, i in enumerate(idx, 1) if cust[i] == customer_id}
 
 
-def _candidates(rows: list[dict[str, Any]], config: Any, best_values: dict[tuple[str, str], float],
-                day_ranks: dict[tuple[str, str], int], day_size: int) -> list[dict[str, Any]]:
-    """The customer's lists rows in arbitration order, each with its ranks and its decision."""
+def _value_rows(values: "pa.Table", segment: str | None) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Per (strategy, wave): each channel's prior, evidence, weight and value used for the customer's segment."""
+    from lifeloop.strategy.learning import ALL
+
+    whole: dict[tuple[str, str, str], dict[str, Any]] = {}
+    mine: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in values.to_pylist():
+        key = (r["strategy"], r["wave"], r["channel"])
+        if r["segment"] == ALL:
+            whole[key] = r
+        elif r["segment"] == segment:
+            mine[key] = r
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for key, r in whole.items():
+        used = mine.get(key, r)
+        out.setdefault(key[:2], []).append({
+            "channel": key[2], "segment": used["segment"], "prior_uplift": r["prior_uplift"],
+            "prior_sd": r["prior_sd"],
+            "evidence": {"treated": used["treated"], "control": used["control"],
+                         "uplift": plain(used["observed_uplift"]), "se": plain(used["se"])},
+            "evidence_used": used["evidence_used"], "weight": used["weight"],
+            "uplift": round(used["uplift"], 6), "value_of_success": used["value_of_success"], "cost": used["cost"],
+            "expected_value": used["expected_value"]})
+    return out
+
+
+def _candidates(rows: list[dict[str, Any]], config: Any, settings: Any, best_values: dict[tuple[str, str], float],
+                day_ranks: dict[tuple[str, str], int], day_size: int,
+                value_rows: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The customer's lists rows in arbitration order, each with its ranks, values and decision."""
+    from lifeloop.strategy.arbitration import priority_class
 
     def best(r: dict[str, Any]) -> float:
         return best_values.get((r["strategy"], r["wave"]), float("-inf"))
 
-    keyed = sorted(rows, key=lambda r: (-(r["priority"] or 0), -best(r), r["holdout_draw"], r["strategy"], r["wave"]))
+    keyed = sorted(rows, key=lambda r: (-priority_class(r["priority"] or 0, settings), -best(r), r["holdout_draw"],
+                                        r["strategy"], r["wave"]))
     out = []
     for rank, r in enumerate(keyed, 1):
         s = config.strategy(r["strategy"])
@@ -182,7 +224,9 @@ def _candidates(rows: list[dict[str, Any]], config: Any, best_values: dict[tuple
             "group": r["group"], "status": r["status"], "decision": _decision(r, share if share is not None else 0.0),
             "holdout": {"draw": round(r["holdout_draw"], 6), "share": share, "control": r["group"] == "control",
                         "salt": config.holdout_salt},
-            "priority": r["priority"], "best_value": round(best(r), 6),
+            "priority": r["priority"], "priority_class": priority_class(r["priority"] or 0, settings),
+            "best_value": round(best(r), 6),
+            "values": value_rows.get((r["strategy"], r["wave"]), []),
             "expected_value": plain(r["expected_value"]), "cost": plain(r["cost"]),
             "suitability": r["suitability"], "dropped_by": r["dropped_by"], "detail": r["detail"],
             "channel": r["channel"], "send_at": r["send_at"], "script_id": r["script_id"],
@@ -207,8 +251,16 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
     audience = _rows(lake.snapshot_dir("audiences", as_of) / "audiences.parquet", customer_id)
     day = pq.read_table(lake.snapshot_dir("lists", as_of) / "lists.parquet")
     listed = day.filter(pc.equal(day["customer_id"], customer_id)).to_pylist()
-    best = _best_values(config, policy)
-    cands = _candidates(listed, config, best, _day_ranks(day, best, customer_id), day.num_rows)
+    learned, source = _stored_values(lake, as_of, config, policy)
+    tiers = _day_tiers(lake, as_of)
+    segment = _segment_of(tiers, customer_id)
+    day_best = best_values(day, config, policy, learned, tiers)
+    mine = pc.equal(day["customer_id"], customer_id)
+    best = dict(zip(zip(day.filter(mine)["strategy"].to_pylist(), day.filter(mine)["wave"].to_pylist()),
+                    day_best.filter(mine).to_pylist()))
+    settings = policy.arbitration
+    cands = _candidates(listed, config, settings, best, _day_ranks(day, day_best, customer_id, settings), day.num_rows,
+                        _value_rows(learned, segment))
     strategies = []
     for s in config.strategies:
         names = _rule_names(s.audience)
@@ -228,12 +280,24 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
         "customer_id": customer_id, "as_of": as_of.isoformat(),
         "decisions": cands, "strategies": strategies,
         "contacted": [c for c in cands if c["status"] == "contact"],
+        "arbitration": {"rank_by": settings.rank_by, "class_size": settings.class_size, "segment": segment,
+                        "values": source, "learn": settings.learn, "min_customers": settings.min_customers},
         "version": {"config_hash": aud_m.get("config_hash"), "plan_config_hash": lists_m.get("config_hash"),
                     "stored_config_hash": stored_hash,
                     "consistent": aud_m.get("config_hash") == lists_m.get("config_hash") == stored_hash,
                     "run_ids": {"lists": lists_m.get("run_id"), "audiences": aud_m.get("run_id"),
                                 **(aud_m.get("inputs") or {})}},
     }
+
+
+def _segment_of(tiers: "pa.Table | None", customer_id: str) -> str | None:
+    """The customer's value tier of the day (None when the day has no segments)."""
+    import pyarrow.compute as pc
+
+    if tiers is None:
+        return None
+    hit = tiers.filter(pc.equal(tiers["customer_id"], customer_id))["tier"].to_pylist()
+    return hit[0] if hit else None
 
 
 def _eligibility(s: Any, entry: dict[str, Any], rule: Any, as_of: dt.date) -> str:
