@@ -81,7 +81,7 @@ def from_outcomes(outcomes: "pa.Table", config: "StrategiesConfig") -> "pa.Table
     return pa.Table.from_pylist(rows, schema=schema()) if rows else schema().empty_table()
 
 
-def uplift_evidence(lake: Any, as_of: dt.date, config: "StrategiesConfig | None" = None) -> "pa.Table":
+def uplift_evidence(lake: Any, as_of: dt.date, config: "StrategiesConfig") -> "pa.Table":
     """The evidence from the newest outcomes snapshot on or before ``as_of`` (empty if there is none)."""
     import pyarrow.parquet as pq
 
@@ -90,10 +90,5 @@ def uplift_evidence(lake: Any, as_of: dt.date, config: "StrategiesConfig | None"
     days = [d for d in lake.dates(AREA) if d <= as_of]
     if not days:
         return schema().empty_table()
-    if config is None:
-        from lifeloop.config.loader import load_model
-        from lifeloop.config.strategies import StrategiesConfig
-
-        config, _ = load_model(StrategiesConfig, lake.root.parent / "config" / "strategies.yaml")
     table = pq.read_table(lake.snapshot_dir(AREA, days[-1]) / f"{AREA}.parquet")
     return from_outcomes(table, config)
