@@ -279,12 +279,12 @@ def test_a_purchase_is_the_offered_product_opened_after_the_entry_day_at_its_fir
 
 def test_fee_income_counts_every_holding_opened_in_the_window_for_at_most_a_year(measured):
     rows, _ = measured
-    m1 = 100000 * WM_FEE + 50000 * TD_FEE        # 493.150685 + 200 = 693.150685
-    assert rows[("wm", "m1")]["fee_income"] == pytest.approx(m1, abs=1e-6)
-    assert rows[("care", "m1")]["fee_income"] == pytest.approx(m1, abs=1e-6)  # whatever the offer was
+    m1 = 100000 * WM_FEE + 50000 * TD_FEE        # 493.150685 + 200 = 693.150685, kept to the cent
+    assert rows[("wm", "m1")]["fee_income"] == 693.15 == round(m1, 2)
+    assert rows[("care", "m1")]["fee_income"] == 693.15                       # whatever the offer was
     assert rows[("wm", "m2")]["fee_income"] == 0.0                            # entry day and after: nothing
     assert rows[("wm", "m3")]["fee_income"] == pytest.approx(20000 * FUND_FEE)  # 300; the card has no fee rate
-    assert rows[("wm", "m5")]["fee_income"] == pytest.approx(30000 * WM_FEE, abs=1e-6)  # 147.945205
+    assert rows[("wm", "m5")]["fee_income"] == round(30000 * WM_FEE, 2) == 147.95
 
 
 def test_inflow_is_customer_initiated_money_in_by_transfer_or_cash_inside_the_window(measured):
