@@ -8,18 +8,11 @@ customer's doing. The same entries measured by the two engines must give equal t
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from lifeloop.data.schema import arrow_schema
-from lifeloop.engine.adapters.base import write_arrow
 from lifeloop.engine.adapters.duckdb import DuckDBAdapter
 from lifeloop.review import outcomes
-from lifeloop.store.lake import Lake
-from tests.unit.strategy_factories import config
-from tests.unit.test_outcomes import (AS_OF, HOLDINGS, MEASURE_LISTS, PRODUCTS, STAGES, TRANSACTIONS, care_strategy, d,
-                                      lists, wm_strategy)
+from tests.unit.test_outcomes import BANK_DAY, hand_made_bank
 
 pytestmark = pytest.mark.spark
 
@@ -27,21 +20,10 @@ pytestmark = pytest.mark.spark
 def test_duckdb_and_spark_measure_the_same_outcomes(spark, tmp_path):
     from lifeloop.engine.adapters.spark import SparkAdapter
 
-    lake = Lake(tmp_path / "lake")
-
-    def bank(staging):
-        for name, rows in (("products", PRODUCTS), ("holdings", HOLDINGS), ("transactions", TRANSACTIONS)):
-            pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(name)), staging / f"{name}.parquet")
-
-    lake.publish("bank", d("2024-05-31"), bank)
-    table = outcomes.entries(lists(MEASURE_LISTS), config(wm_strategy(), care_strategy()), AS_OF)
-    table = table.append_column("segment", pa.array(["mass"] * table.num_rows, pa.string()))
-    table = table.append_column("stage", pa.array([STAGES[c] for c in table["customer_id"].to_pylist()], pa.string()))
-    path = tmp_path / "entries.parquet"
-    write_arrow(table, path)
+    lake, table, path = hand_made_bank(tmp_path)
     found = {}
     for name, engine in (("duckdb", DuckDBAdapter()), ("spark", SparkAdapter(session=spark))):
-        engine.register_bank(lake, d("2024-05-31"))
+        engine.register_bank(lake, BANK_DAY)
         found[name] = outcomes.measure(engine, table, path)
         if name == "duckdb":
             engine.close()

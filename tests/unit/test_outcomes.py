@@ -236,23 +236,31 @@ TD_FEE = 0.004              # TD: 0.4% a year, a 2-year term counts one year
 FUND_FEE = 0.015            # FUND: no term: one year
 
 
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory):
-    root = tmp_path_factory.mktemp("outcomes")
+BANK_DAY = d("2024-05-31")
+
+
+def hand_made_bank(root):
+    """The hand-made bank published in a lake, and the entries to measure (written to a file): (lake, table, path)."""
     lake = Lake(root / "lake")
 
     def bank(staging):
         for name, rows in (("products", PRODUCTS), ("holdings", HOLDINGS), ("transactions", TRANSACTIONS)):
             pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(name)), staging / f"{name}.parquet")
     # the bank's data reaches 05-31 (T9 on 05-20): the window's own end, not the data, must cut it
-    lake.publish("bank", d("2024-05-31"), bank)
+    lake.publish("bank", BANK_DAY, bank)
     table = outcomes.entries(lists(MEASURE_LISTS), config(wm_strategy(), care_strategy()), AS_OF)
     table = table.append_column("segment", pa.array(["mass"] * table.num_rows, pa.string()))
     table = table.append_column("stage", pa.array([STAGES[c] for c in table["customer_id"].to_pylist()], pa.string()))
-    engine = DuckDBAdapter()
-    engine.register_bank(lake, d("2024-05-31"))
     path = root / "entries.parquet"
     write_arrow(table, path)
+    return lake, table, path
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    lake, table, path = hand_made_bank(tmp_path_factory.mktemp("outcomes"))
+    engine = DuckDBAdapter()
+    engine.register_bank(lake, BANK_DAY)
     result = outcomes.measure(engine, table, path)
     engine.close()
     return {(r["strategy"], r["customer_id"]): r for r in result.to_pylist()}, result
