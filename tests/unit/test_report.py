@@ -199,6 +199,21 @@ def test_suggestions_show_their_severity_text_and_evidence(html):
     assert "cost per incremental <b>RMB 1.80</b>" in info and "against cost per incremental <b>RMB 235</b>" in info
 
 
+def test_a_cheaper_channel_suggestion_shows_both_channels_evidence():
+    doc = review()
+    doc["suggestions"] = [{"kind": "cheaper_channel", "strategy": "maturity_reinvestment", "severity": "info",
+                           "text": {"zh": "短信更省", "en": "sms is cheaper"},
+                           "evidence": {"segment": "mass",
+                                        "cheaper": {"channel": "sms", "treated": 400, "control": 90, "uplift": 0.02,
+                                                    "cost": 20.0, "cost_per_incremental": 2.5},
+                                        "dearer": {"channel": "rm", "treated": 50, "control": 12, "uplift": 0.08,
+                                                   "cost": 1000.0, "cost_per_incremental": 250.0}}}]
+    board = section(full(review=doc), "board")
+    assert "sms is cheaper" in board
+    assert "channel sms" in board and "channel rm" in board
+    assert "RMB 2.50" in board and "RMB 250" in board
+
+
 def test_each_strategy_has_its_wave_channel_and_segment_breakdown(html):
     board = section(html, "board")
     assert board.count('<details class="breakdown" open>') == 2  # the third has no breakdown yet

@@ -126,6 +126,7 @@ def test_findings_come_most_serious_first_then_by_strategy():
     assert got == [("sample_ratio_mismatch", "c_broken"), ("sample_ratio_mismatch", "e_broken"),
                    ("harmful", "d_harm"), ("no_uplift", "b_flat"), ("cheaper_channel", "a_works"),
                    ("works", "a_works")]
-    assert list(SEVERITY) == ["sample_ratio_mismatch", "harmful", "no_uplift", "cheaper_channel", "works"]
+    assert list(SEVERITY) == ["sample_ratio_mismatch", "cell_split_mismatch", "harmful", "no_uplift",
+                              "wave_adds_nothing", "cell_wins", "cheaper_channel", "works"]
     severities = [SEVERITY[k] for k, _ in got]
     assert severities == ["critical", "critical", "critical", "warning", "info", "info"]

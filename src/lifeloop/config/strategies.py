@@ -14,6 +14,7 @@ import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from lifeloop.config.lifecycle import check_name, rule_text
 from lifeloop.config.models import Strict
@@ -115,6 +116,83 @@ class Wave(Strict):
         return v
 
 
+class Cell(Strict):
+    """One cell (实验组) of an A/B test inside a strategy: a share of its treated customers, what they get.
+
+    A cell may receive only some of the strategy's waves (``[d1_sms]`` against the whole journey
+    measures what the later waves add) and its own script per channel (script A vs script B). The
+    audience is the strategy's: model- against rule-selected customers are two strategies.
+    """
+
+    id: str
+    share: float = Field(gt=0, le=1)                  # of the strategy's treated customers
+    waves: list[str] | None = None                    # none: every wave of the strategy
+    scripts: dict[Channel, Script] = Field(default_factory=dict)   # overrides the strategy's, per channel
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return check_name(v, "cell id")
+
+
+SHARE_TOLERANCE = 1e-9
+
+
+def cell_problems(strategy: "Strategy") -> list[InitErrorDetails]:
+    """What is wrong with a strategy's cells, each located at its field (``cells[1].waves[0]``)."""
+    import difflib
+
+    from lifeloop.strategy.scripts import template_problems
+
+    out: list[InitErrorDetails] = []
+
+    def bad(loc: tuple[object, ...], message: str, value: object) -> None:
+        out.append(InitErrorDetails(type=PydanticCustomError("cells", message), loc=("cells", *loc), input=value))
+
+    if not strategy.cells:
+        return out
+    waves = {w.id: w for w in strategy.waves}
+    seen: set[str] = set()
+    for j, cell in enumerate(strategy.cells):
+        if cell.id == "control":
+            bad((j, "id"), "a cell cannot be called 'control' (the holdout group is)", cell.id)
+        if cell.id in seen:
+            bad((j, "id"), f"cell id {cell.id!r} is used twice", cell.id)
+        seen.add(cell.id)
+        for k, wid in enumerate(cell.waves or []):
+            if wid not in waves:
+                close = difflib.get_close_matches(wid, list(waves), n=1)
+                bad((j, "waves", k), f"cell {cell.id} names unknown wave {wid!r}"
+                    + (f"; did you mean {close[0]!r}?" if close else f" (the strategy's waves: {', '.join(waves)})"),
+                    wid)
+            elif (cell.waves or []).count(wid) > 1 and (cell.waves or []).index(wid) != k:
+                bad((j, "waves", k), f"cell {cell.id} lists wave {wid!r} twice", wid)
+        if cell.waves is not None and all(w in waves for w in cell.waves):
+            first = strategy.waves[0].id
+            if first not in cell.waves:
+                bad((j, "waves"), f"cell {cell.id} must receive the first wave {first!r} (the journey starts there)",
+                    cell.waves)
+            for wid in cell.waves:
+                dep = waves[wid].depends_on
+                if dep is not None and dep.wave in waves and dep.wave not in cell.waves:
+                    bad((j, "waves"), f"cell {cell.id} receives wave {wid} but not wave {dep.wave}, which it follows",
+                        cell.waves)
+        for ch, script in cell.scripts.items():
+            if ch not in strategy.channels:
+                bad((j, "scripts", ch), f"cell {cell.id} has a script for channel {ch!r}, which is not among the "
+                    f"strategy's channels {strategy.channels}", ch)
+            for lang in ("zh", "en"):
+                text = getattr(script, lang)
+                for msg in template_problems(text) if text else []:
+                    bad((j, "scripts", ch, lang), f"cell {cell.id} script {ch}.{lang}: {msg}", text)
+    total = sum(c.share for c in strategy.cells)
+    if abs(total - 1) > SHARE_TOLERANCE:
+        bad((), f"the cells' shares add up to {total:g}, not 1 (each share is a part of the treated customers)",
+            [c.share for c in strategy.cells])
+    return out
+
+
 class Expected(Strict):
     """A prior for arbitration until review learns it: uplift (per channel, or one number) x value."""
 
@@ -161,6 +239,7 @@ class Strategy(Strict):
     reentry_days: int = Field(default=365, ge=1)             # a customer enters the journey once per this
     enabled: bool = True
     description: str = ""
+    cells: list[Cell] = Field(default_factory=list)          # A/B cells of the treated customers; none: one
 
     @field_validator("id")
     @classmethod
@@ -184,7 +263,29 @@ class Strategy(Strict):
     def _consistent(self) -> "Strategy":
         if self.end is not None and self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
+        problems = cell_problems(self)
+        if problems:
+            # raised as a ValidationError so that each problem keeps its own location (cells[1].waves[0])
+            raise ValidationError.from_exception_data("Strategy", problems)
         return self
+
+    def cell(self, cell_id: str | None) -> Cell | None:
+        """The cell called ``cell_id``, if any."""
+        return next((c for c in self.cells if c.id == cell_id), None)
+
+    def cell_waves(self, cell_id: str | None) -> list[str]:
+        """The waves a cell's customers receive, in the strategy's order (every wave without cells)."""
+        c = self.cell(cell_id)
+        if c is None or c.waves is None:
+            return [w.id for w in self.waves]
+        return [w.id for w in self.waves if w.id in c.waves]
+
+    def script_for(self, channel: str, cell_id: str | None = None) -> Script | None:
+        """The script a cell's customers get through ``channel`` (the cell's own, else the strategy's)."""
+        c = self.cell(cell_id)
+        if c is not None and channel in c.scripts:
+            return c.scripts[channel]  # type: ignore[index]
+        return self.scripts.get(channel)  # type: ignore[call-overload]
 
     def wave(self, wave_id: str) -> Wave | None:
         """The wave called ``wave_id``, if any."""

@@ -74,20 +74,30 @@ class Scripts:
 
     def __init__(self, config: "StrategiesConfig | None", *, language: str = "zh", bank_name: str = "",
                  products: Mapping[str, str] | None = None, as_of: dt.date | None = None):
+        from lifeloop.strategy.scripts import script_id
+
+        def text(script: Any) -> str:
+            return (script.en or script.zh) if language == "en" else script.zh
+
         self.texts: dict[tuple[str, str], str] = {}
+        self.by_id: dict[str, str] = {}   # a cell's own scripts (script A vs B), by the id the plan wrote
         for s in (config.strategies if config is not None else ()):
             for channel, script in s.scripts.items():
-                self.texts[(s.id, channel)] = (script.en or script.zh) if language == "en" else script.zh
+                self.texts[(s.id, channel)] = text(script)
+            for cell in s.cells:
+                for channel, script in cell.scripts.items():
+                    self.by_id[script_id(s.id, channel, cell.id)] = text(script)
         self.bank_name = bank_name
         self.products = dict(products or {})   # product_id -> name
         holidays = config.events.holidays if config is not None else []
         self.holiday = next((h.name for h in holidays if h.date == as_of), "")
 
-    def render(self, strategy: str, channel: str, customer: Mapping[str, Any], offer: str | None) -> str:
-        """The script text, or "" when the strategy has none for the channel."""
+    def render(self, strategy: str, channel: str, customer: Mapping[str, Any], offer: str | None,
+               script_id: str | None = None) -> str:
+        """The script text (a cell's own when ``script_id`` names one), or "" when the strategy has none."""
         from lifeloop.strategy.scripts import customer_variables, render
 
-        text = self.texts.get((strategy, channel))
+        text = self.by_id.get(script_id or "") or self.texts.get((strategy, channel))
         if not text:
             return ""
         raw = {"customer_name": customer.get("name"), "gender": customer.get("gender"),
@@ -125,10 +135,12 @@ def contacts_from_lists(lists: "pa.Table", *, scripts: Scripts | None = None,
         customer = customers.get(row["customer_id"], {})
         is_control = row["status"] == "control"
         script = "" if is_control or scripts is None else scripts.render(row["strategy"], row["channel"], customer,
-                                                                          row.get("offer"))
+                                                                          row.get("offer"), row.get("script_id"))
         payload = {"group": "control" if is_control else "treated", "offer": row.get("offer"),
                    "priority": int(row.get("priority") or 0), "script_key": row.get("script_key"),
                    "send_at": row.get("send_at"), "script": script}
+        if row.get("cell"):
+            payload["cell"] = row["cell"]   # which A/B cell (only strategies with cells: others keep their payload)
         item = NewContact(as_of=row["as_of"], customer_id=row["customer_id"], strategy_id=row["strategy"],
                           wave=row["wave"], channel=row["channel"], purpose=row.get("purpose") or "marketing",
                           script_id=row.get("script_id"), rm_id=row.get("rm_id"), payload=payload,

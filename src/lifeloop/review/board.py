@@ -79,6 +79,7 @@ def _detail(out: Any, s: dict[str, Any]) -> None:
                   "–" if c["incremental"] is None else f"{c['incremental']:,.1f}")
     out.print(t)
     binary = (s["headline"] or {}).get("kind") == "binary"
+    _cells(out, s)
     for by in ("wave", "channel", "segment"):
         rows = s["breakdowns"][by]
         if not rows:
@@ -92,3 +93,37 @@ def _detail(out: Any, s: dict[str, Any]) -> None:
                       f"{_fmt(r['ci_low'], binary, True)} .. {_fmt(r['ci_high'], binary, True)}", _p(r["p_value"]),
                       f"{r['cost']:,.2f}" if r["cost"] is not None else "–")
         out.print(b)
+
+
+def _cells(out: Any, s: dict[str, Any]) -> None:
+    """A strategy with cells: each cell against the control, then every pair of cells (primary outcome)."""
+    from rich.table import Table
+
+    if not s.get("cells"):
+        return
+    t = Table(title=f"{s['strategy']}: {s['primary_outcome']} by cell (实验分组)", title_justify="left")
+    for c in ("cell", "waves", "own scripts", "treated", "share (planned)", "cost / entry", "cell level",
+              "control level", "uplift", "95% CI", "p (Holm)"):
+        t.add_column(c, justify="left" if c in ("cell", "waves", "own scripts") else "right")
+    for c in s["cells"]:
+        v = c["versus_control"] or {}
+        binary = v.get("kind", "binary") == "binary"
+        share = "–" if c["observed_share"] is None else f"{c['observed_share']:.1%}"
+        t.add_row(c["cell"], ", ".join(c["waves"]), ", ".join(c["scripts"]) or "–", f"{c['treated']:,}",
+                  f"{share} ({c['planned_share']:.0%})",
+                  "–" if c["cost_per_entry"] is None else f"{c['cost_per_entry']:,.2f}",
+                  _fmt(v.get("cell_mean"), binary), _fmt(v.get("against_mean"), binary),
+                  ("[bold]" if v.get("significant") else "") + _fmt(v.get("uplift"), binary, True),
+                  f"{_fmt(v.get('ci_low'), binary, True)} .. {_fmt(v.get('ci_high'), binary, True)}",
+                  _p(v.get("p_holm")))
+    out.print(t)
+    split = s.get("cell_sample_ratio")
+    if split and split["mismatch"]:
+        out.print(f" [red]the cells' shares are not as planned (p = {split['p_value']:.2g}): do not trust the "
+                  "comparisons between cells[/]")
+    for p in s.get("pairwise") or []:
+        binary = p["kind"] == "binary"
+        uplift = _fmt(p["uplift"], binary, True)
+        out.print(f" {p['cell']} vs {p['against']}: {_fmt(p['cell_mean'], binary)} vs {_fmt(p['against_mean'], binary)}, "
+                  + (f"[bold]{uplift}[/]" if p["significant"] else uplift)
+                  + f" ({_fmt(p['ci_low'], binary, True)} .. {_fmt(p['ci_high'], binary, True)}), p (Holm) {_p(p['p_holm'])}")

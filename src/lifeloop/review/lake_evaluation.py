@@ -141,7 +141,7 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
         "evaluation": None, "breakdowns": {b: [] for b in (*BREAKDOWNS, "segment_channel")}, "feedback": None,
     }
     if not enough:
-        return review
+        return with_cells(review, table, strategy, primary, primary in names, alpha)
     outcomes = {n: values(table, n) for n in names}
     ev = evaluate(arms.astype(str), outcomes, control="control", money=[n for n in names if n in MONEY],
                   pre=values(table, "aum_before"), pre_name="aum_before", holdout=strategy.holdout, alpha=alpha)
@@ -178,7 +178,87 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
     review["breakdowns"]["segment_channel"] = breakdown(table.append_column("segment_channel", both), "segment_channel",
                                                         primary, binary, alpha)
     review["verdict"] = verdict(review["headline"], bool(srm and srm["mismatch"]), enough)
+    return with_cells(review, table, strategy, primary, True, alpha)
+
+
+def with_cells(review: dict[str, Any], table: "pa.Table", strategy: "Strategy", primary: str, measured: bool,
+               alpha: float = ALPHA) -> dict[str, Any]:
+    """Add ``cells`` and ``pairwise`` to the review of a strategy with 2+ cells (others are left as they are).
+
+    Arms are the control group and each cell (its treated entries), evaluated on the primary outcome:
+    every cell against the control and every pair of cells, Holm-adjusted within each family.
+    """
+    if len(strategy.cells) < 2:
+        return review
+    arms = np.asarray(table["arm"].to_pylist(), dtype=object)
+    # an outcomes snapshot written before cells existed has no cell column: none of its entries has a cell
+    cells = np.asarray(table["cell"].to_pylist() if "cell" in table.column_names else [None] * table.num_rows,
+                       dtype=object)
+    cost = values(table, "cost") if table.num_rows else np.zeros(0)
+    label = np.where(arms == "control", CONTROL_ARM, np.where(arms == "treated", cells, None))
+    out: list[dict[str, Any]] = []
+    for c in strategy.cells:
+        mine = label == c.id
+        n = int(mine.sum())
+        spent = round(float(cost[mine].sum()), 2)
+        out.append({"cell": c.id, "waves": strategy.cell_waves(c.id), "scripts": sorted(c.scripts),
+                    "planned_share": c.share, "treated": n, "cost": spent,
+                    "cost_per_entry": _num(spent / n) if n else None, "versus_control": None})
+    total = sum(r["treated"] for r in out)
+    for r in out:
+        r["observed_share"] = _num(r["treated"] / total) if total else None
+    review["cells"], review["pairwise"] = out, []
+    review["cell_sample_ratio"] = cell_sample_ratio(out)
+    n_control = int((label == CONTROL_ARM).sum())
+    usable = [r["cell"] for r in out if r["treated"] >= MIN_PER_ARM]
+    if not measured or n_control < MIN_PER_ARM or not usable:
+        return review
+    wanted = {CONTROL_ARM, *usable}
+    keep = np.asarray([x in wanted for x in label.tolist()], dtype=bool)
+    rows = table.filter(pa_mask(keep))
+    y = values(rows, primary)
+    ev = evaluation_json(evaluate(label[keep].astype(str), {primary: y}, control=CONTROL_ARM,
+                                 money=[primary] if primary in MONEY else [], pre=values(rows, "aum_before"),
+                                 pre_name="aum_before", alpha=alpha))
+    result = ev["outcomes"][0]
+    by_cell = {c["arm"]: c for c in result["versus_control"]}
+    for r in out:
+        c = by_cell.get(r["cell"])
+        if c is not None:
+            r["versus_control"] = {"outcome": primary, "kind": result["kind"], **_levels(c)}
+    review["pairwise"] = [{"cell": c["arm"], "against": c["against"], "outcome": primary, "kind": result["kind"],
+                           **_levels(c)} for c in result["pairwise"]]
     return review
+
+
+CONTROL_ARM = "control"   # a cell may not be called so (config.strategies refuses it)
+
+
+def cell_sample_ratio(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Chi-square of the cells' entries against their planned shares (a broken split, like a broken holdout)."""
+    from scipy.stats import chisquare
+
+    from lifeloop.review.evaluation import SRM_ALPHA
+
+    total = sum(c["treated"] for c in cells)
+    if total == 0:
+        return None
+    expected = [c["planned_share"] * total for c in cells]
+    chi2, p = chisquare([c["treated"] for c in cells], f_exp=expected)
+    return {"chi2": _num(float(chi2)), "p_value": _num(float(p)), "mismatch": bool(p < SRM_ALPHA)}
+
+
+def _levels(c: dict[str, Any]) -> dict[str, Any]:
+    return {"cell_mean": c["arm_mean"], "against_mean": c["against_mean"], "uplift": c["uplift"],
+            "ci_low": c["ci_low"], "ci_high": c["ci_high"], "p_value": c["p_value"], "p_holm": c["p_holm"],
+            "significant": c["significant"], "cuped": c["cuped"]}
+
+
+def pa_mask(mask: np.ndarray) -> "pa.Array":
+    """A NumPy boolean mask as an Arrow array (for ``Table.filter``)."""
+    import pyarrow as pa
+
+    return pa.array(mask.astype(bool), pa.bool_())
 
 
 def review_table(outcomes: "pa.Table", config: "StrategiesConfig", as_of: dt.date, *, strategies: Sequence[str] = (),

@@ -12,6 +12,8 @@ Each entry is measured from the bank's own data over (entry date, entry date + w
 being the strategy's ``objective.window_days``, and cut at the as-of date while it is still running
 (``complete`` false). Control customers are measured on the same window, as if contacted:
 
+``cell`` is the treated entry's cell (A/B test inside a strategy; null for control and without cells).
+
 * ``purchased`` / ``purchase_amount`` — opened the offered product (product offers; null otherwise),
   and the opening balance;
 * ``fee_income`` — fee / margin income of every holding opened in the window: opening balance x the
@@ -57,7 +59,7 @@ def output_schema() -> "pa.Schema":
 
     s, f, d, b = pa.string(), pa.float64(), pa.date32(), pa.bool_()
     return pa.schema([
-        ("customer_id", s), ("strategy", s), ("wave", s), ("entry_date", d), ("arm", s), ("channel", s),
+        ("customer_id", s), ("strategy", s), ("wave", s), ("entry_date", d), ("arm", s), ("cell", s), ("channel", s),
         ("segment", s), ("stage", s), ("rm_id", s), ("offer", s), ("product_offer", b), ("window_days", pa.int32()),
         ("window_end", d), ("observed_through", d), ("complete", b), ("contacted", b),
         ("contacts", pa.int32()), ("cost", f),
@@ -86,12 +88,13 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "p
                                                     ("as_of", "ascending"), ("wave", "ascending")])
     cols = {c: rows[c].to_pylist() for c in ("customer_id", "strategy", "wave", "as_of", "group", "status",
                                              "channel", "rm_id", "offer")}
+    cols["cell"] = rows["cell"].to_pylist() if "cell" in rows.column_names else [None] * rows.num_rows
     # contacts (every wave) per (strategy, customer): their dates and costs, to add up inside each window
     spent: dict[tuple[str, str], list[tuple[dt.date, float]]] = {}
     for s, c, d, cost in zip(contacts["strategy"].to_pylist(), contacts["customer_id"].to_pylist(),
                              contacts["as_of"].to_pylist(), contacts["cost"].to_pylist()):
         spent.setdefault((s, c), []).append((d, float(cost or 0.0)))
-    out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "channel",
+    out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "cell", "channel",
                                                  "rm_id", "offer", "product_offer", "window_days", "window_end",
                                                  "observed_through", "complete", "contacted", "contacts", "cost")}
     kept: list[int] = []
@@ -119,6 +122,7 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "p
         out["wave"].append(cols["wave"][i])
         out["entry_date"].append(day)
         out["arm"].append(cols["group"][i])
+        out["cell"].append(cols["cell"][i] if cols["group"][i] == "treated" else None)
         out["channel"].append(cols["channel"][i] or "none")
         out["rm_id"].append(cols["rm_id"][i])
         out["offer"].append(cols["offer"][i])
@@ -313,15 +317,29 @@ def read_lists(lake: Any, as_of: dt.date) -> "pa.Table":
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = ["as_of", "customer_id", "strategy", "wave", "group", "status", "channel", "dropped_by", "rm_id",
+    columns = ["as_of", "customer_id", "strategy", "wave", "group", "cell", "status", "channel", "dropped_by", "rm_id",
                "offer", "cost"]
-    parts = [pq.read_table(lake.snapshot_dir("lists", d) / "lists.parquet", columns=columns)
+    parts = [_with_cell(pq.read_table(lake.snapshot_dir("lists", d) / "lists.parquet",
+                                      columns=[c for c in columns if c != "cell"] + ["cell"] * _has_cell(lake, d)))
              for d in lake.dates("lists") if d <= as_of]
     if not parts:
         from lifeloop.strategy.plan import output_schema as lists_schema
 
         return lists_schema().empty_table().select(columns)
     return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _has_cell(lake: Any, day: dt.date) -> bool:
+    import pyarrow.parquet as pq
+
+    return "cell" in pq.read_schema(lake.snapshot_dir("lists", day) / "lists.parquet").names
+
+
+def _with_cell(t: "pa.Table") -> "pa.Table":
+    """Lists written before cells existed have no ``cell`` column: every entry there is cell-less."""
+    import pyarrow as pa
+
+    return t if "cell" in t.column_names else t.append_column("cell", pa.nulls(t.num_rows, pa.string()))
 
 
 def carried_over(lake: Any, as_of: dt.date) -> "pa.Table | None":

@@ -197,6 +197,8 @@ def suggestions(review: Mapping[str, Any], names: Labels, kinds: Mapping[str, An
 
 
 def _evidence(key: str, v: Any, kind: Any) -> str:
+    if isinstance(v, dict):  # e.g. cheaper_channel's "cheaper" and "dearer" rows
+        return ", ".join(f"{k2.replace('_', ' ')} {_evidence(k2, x, kind)}" for k2, x in v.items())
     if isinstance(v, str) or v is None or isinstance(v, bool):
         return DASH if v is None else str(v)
     if isinstance(v, (list, tuple)):

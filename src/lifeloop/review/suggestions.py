@@ -8,6 +8,14 @@ Pure: reads the ``lifeloop.review/1`` document, writes nothing. Kinds, most seri
 * ``no_uplift`` — no significant uplift although enough customers were exposed (``MIN_TREATED`` /
   ``MIN_CONTROL``) and their windows closed (never from an interim review): the interval says how
   large an effect could still hide;
+* ``cell_split_mismatch`` — the cells' shares of the treated entries are far from the planned shares
+  (chi-square, p < 0.001): no cell finding is drawn from a broken split;
+* ``wave_adds_nothing`` — of two cells of a strategy whose waves are a prefix of one another (``[d1_sms]``
+  against ``[d1_sms, d7_rm_call]``), both with ``MIN_TREATED`` entries and closed windows, the longer
+  journey is not significantly better on the primary outcome but costs more per entry: the extra waves
+  add nothing measurable;
+* ``cell_wins`` — one cell is significantly better than another (Holm-adjusted among the pairs of
+  cells): script B beats script A;
 * ``cheaper_channel`` — within a segment, one channel buys an incremental conversion for much less
   than another (both with a positive uplift estimate);
 * ``works`` — a significant positive uplift, with its money: keep it, consider widening the audience.
@@ -20,7 +28,9 @@ from typing import Any
 MIN_TREATED = 200   # exposure below which "no significant uplift" is still "too early to say"
 MIN_CONTROL = 30
 CHEAPER = 0.5        # one channel's cost per incremental conversion at most half the other's
-SEVERITY = {"sample_ratio_mismatch": "critical", "harmful": "critical", "no_uplift": "warning",
+# every kind, most serious first (the order findings are listed in), and how serious it is
+SEVERITY = {"sample_ratio_mismatch": "critical", "cell_split_mismatch": "critical", "harmful": "critical",
+            "no_uplift": "warning", "wave_adds_nothing": "warning", "cell_wins": "info",
             "cheaper_channel": "info", "works": "info"}
 
 
@@ -92,8 +102,103 @@ def _for_strategy(s: dict[str, Any], interim: bool = False) -> list[dict[str, An
             f"{name_en} works: {h['outcome']} {_pp(h['uplift'], binary)} (95% CI {ci}){extra_en}. Keep it and consider "
             "widening the audience.", {**evidence, "incremental_fee_income": money.get("incremental_fee_income"),
                                        "cost": money.get("cost")}))
+    out.extend(_cells(s, name, name_en, interim))
     out.extend(_cheaper_channels(s, name, name_en))
     return out
+
+
+def _oriented(pairwise: list[dict[str, Any]], a: str, b: str) -> dict[str, Any] | None:
+    """The comparison of cell ``a`` against cell ``b`` (a - b), turning the stored one round if needed."""
+    for p in pairwise:
+        if (p["cell"], p["against"]) == (a, b):
+            return dict(p)
+        if (p["cell"], p["against"]) == (b, a):
+            low, high = p["ci_low"], p["ci_high"]
+            return {**p, "cell": a, "against": b, "cell_mean": p["against_mean"], "against_mean": p["cell_mean"],
+                    "uplift": None if p["uplift"] is None else -p["uplift"],
+                    "ci_low": None if high is None else -high, "ci_high": None if low is None else -low}
+    return None
+
+
+def _is_prefix(short: list[str], long: list[str]) -> bool:
+    return len(short) < len(long) and long[:len(short)] == short
+
+
+def _cells(s: dict[str, Any], name: str, name_en: str, interim: bool) -> list[dict[str, Any]]:
+    """``wave_adds_nothing`` and ``cell_wins`` from the review's cells and pairwise comparisons."""
+    cells, pairwise = s.get("cells") or [], s.get("pairwise") or []
+    split = s.get("cell_sample_ratio")
+    if split and split["mismatch"]:
+        shares = "、".join(f"{c['cell']} {c['observed_share']:.1%}（计划 {c['planned_share']:.1%}）" for c in cells)
+        shares_en = ", ".join(f"{c['cell']} {c['observed_share']:.1%} (planned {c['planned_share']:.1%})"
+                              for c in cells)
+        return [_item(
+            "cell_split_mismatch", s,
+            f"「{name}」各实验组的人数占比与计划不符：{shares}（p={split['p_value']:.2g}）：组间比较不可信，请先查明原因。",
+            f"{name_en}: the cells' shares of the treated entries are not as planned: {shares_en} "
+            f"(p = {split['p_value']:.2g}). Comparisons between cells cannot be trusted until the cause is found.",
+            {"cells": [c["cell"] for c in cells], "planned_shares": [c["planned_share"] for c in cells],
+             "observed_shares": [c["observed_share"] for c in cells], "p_value": split["p_value"]})]
+    if not cells or not pairwise:
+        return []
+    by_id = {c["cell"]: c for c in cells}
+    out, said = [], set()
+    for short in cells:
+        for long in cells:
+            if not _is_prefix(short["waves"], long["waves"]) or interim:
+                continue
+            if short["treated"] < MIN_TREATED or long["treated"] < MIN_TREATED:
+                continue
+            p = _oriented(pairwise, long["cell"], short["cell"])
+            if p is None or p["uplift"] is None or short["cost_per_entry"] is None or long["cost_per_entry"] is None:
+                continue
+            extra = long["cost_per_entry"] - short["cost_per_entry"]
+            if (p["significant"] and p["uplift"] > 0) or extra <= 0:
+                continue
+            said.add(frozenset((short["cell"], long["cell"])))
+            binary = p["kind"] == "binary"
+            added = [w for w in long["waves"] if w not in short["waves"]]
+            ci = f"{_pp(p['ci_low'], binary)} .. {_pp(p['ci_high'], binary)}"
+            total = round(extra * long["treated"], 2)
+            out.append(_item(
+                "wave_adds_nothing", s,
+                f"「{name}」中，收到 {', '.join(added)} 的实验组 {long['cell']}（{long['treated']:,} 人）比只收到 "
+                f"{', '.join(short['waves'])} 的 {short['cell']}（{short['treated']:,} 人）在{p['outcome']}上未见显著提升"
+                f"（{_pp(p['uplift'], binary)}，95% 区间 {ci}），每人却多花约 {extra:,.2f} 元（共 {total:,.2f} 元）："
+                f"建议去掉 {', '.join(added)} 或改变其渠道与话术。",
+                f"{name_en}: cell {long['cell']} ({long['treated']:,} customers), which also gets "
+                f"{', '.join(added)}, is not significantly better on {p['outcome']} than cell {short['cell']} "
+                f"({short['treated']:,}), which gets {', '.join(short['waves'])} only ({_pp(p['uplift'], binary)}, "
+                f"95% CI {ci}), yet costs about {extra:,.2f} RMB more per customer ({total:,.2f} RMB in all): drop "
+                f"{', '.join(added)} or change its channel or script.",
+                {"outcome": p["outcome"], **_cell_evidence("shorter", short, p["against_mean"]),
+                 **_cell_evidence("longer", long, p["cell_mean"]), "added_waves": added, "uplift": p["uplift"],
+                 "ci_low": p["ci_low"], "ci_high": p["ci_high"], "p_value": p["p_value"], "p_holm": p["p_holm"],
+                 "extra_cost_per_entry": round(extra, 4), "extra_cost": total}))
+    for p in pairwise:
+        if not p["significant"] or p["uplift"] is None or frozenset((p["cell"], p["against"])) in said:
+            continue
+        win, lose = (p["cell"], p["against"]) if p["uplift"] > 0 else (p["against"], p["cell"])
+        q = _oriented(pairwise, win, lose)
+        assert q is not None
+        binary = q["kind"] == "binary"
+        ci = f"{_pp(q['ci_low'], binary)} .. {_pp(q['ci_high'], binary)}"
+        out.append(_item(
+            "cell_wins", s,
+            f"「{name}」实验组 {win} 的{q['outcome']}显著高于 {lose}（{_pp(q['uplift'], binary)}，95% 区间 {ci}，"
+            f"Holm 校正 p={q['p_holm']:.2g}）：建议把 {lose} 的客户也改用 {win} 的做法。",
+            f"{name_en}: cell {win} beats cell {lose} on {q['outcome']} ({_pp(q['uplift'], binary)}, 95% CI {ci}, "
+            f"Holm-adjusted p = {q['p_holm']:.2g}): give {lose}'s customers what {win} gets.",
+            {"outcome": q["outcome"], **_cell_evidence("winner", by_id[win], q["cell_mean"]),
+             **_cell_evidence("loser", by_id[lose], q["against_mean"]), "uplift": q["uplift"], "ci_low": q["ci_low"],
+             "ci_high": q["ci_high"], "p_value": q["p_value"], "p_holm": q["p_holm"]}))
+    return out
+
+
+def _cell_evidence(role: str, c: dict[str, Any], mean: float | None) -> dict[str, Any]:
+    # flat keys (shorter_cell, shorter_mean, ...): the report shows evidence values one by one
+    return {f"{role}_cell": c["cell"], f"{role}_waves": c["waves"], f"{role}_treated": c["treated"],
+            f"{role}_mean": mean, f"{role}_cost_per_entry": c["cost_per_entry"]}
 
 
 def _cheaper_channels(s: dict[str, Any], name: str, name_en: str) -> list[dict[str, Any]]:

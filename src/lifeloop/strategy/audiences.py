@@ -4,7 +4,8 @@ First waves: customers for whom the strategy's audience rule is true today (over
 lifecycle stage, segments and the day's events), who have not entered the strategy within its
 ``reentry_days``. Later waves: customers whose earlier wave (the one named in ``depends_on``) went
 out ``day - depends_on.day`` days ago with the required outcome; the control group follows the
-journey as "no response", so treated and control stay comparable wave by wave.
+journey as "no response", so treated and control stay comparable wave by wave. A treated customer of a
+cell (A/B test inside a strategy) is a candidate only for the waves of their cell.
 
 Writes ``lake/audiences/as_of=D/audiences.parquet``: customer_id, strategy, wave, rm_id, reason —
 the reason names the values that made the rule true (``stage=honeymoon, tenure_days=1``).
@@ -22,6 +23,7 @@ from sqlglot import exp
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
 from lifeloop.strategy.history import REFUSED, RESPONDED
+from lifeloop.strategy.holdout import in_cell_journey
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -196,7 +198,7 @@ def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Express
     query = first_wave_query(config, trees, "_aud_base", as_of, types)
     first = first_waves(engine.to_arrow(query), config, as_of) if query is not None else schema.empty_table()
     first = drop_reentries(first, contacts, config, as_of)
-    later = follow_ups(config, contacts, as_of)
+    later = in_cell_journey(follow_ups(config, contacts, as_of), config)  # a cell may stop its journey early
     if later.num_rows:
         rms = engine.to_arrow(exp.select("customer_id", "rm_id").from_("_aud_events"))
         # customers who left the bank since the earlier wave drop out here (inner join)

@@ -3,8 +3,9 @@
 Writes ``lake/lists/as_of=D/lists.parquet`` with one row per (customer, strategy, wave) of the day's
 audiences:
 
-* ``group`` — treated or control (holdout by hash, see holdout.py); ``status`` — contact (goes out),
-  control (held out, would have been contactable), or dropped;
+* ``group`` — treated or control (holdout by hash, see holdout.py); ``cell`` — the treated customer's
+  cell of a strategy with cells (a second hash draw, holdout.py; null for control and without cells);
+  ``status`` — contact (goes out), control (held out, would have been contactable), or dropped;
 * ``channel``, ``send_at``, ``purpose`` (the consent purpose dispatch re-checks), ``script_id``, ``script_key`` (the key dispatch renders the script under),
   ``offer``, ``priority``, ``expected_value``, ``cost``;
 * ``dropped_by`` (the policy that stopped it) and ``detail`` (every channel tried and why), so "why
@@ -32,7 +33,7 @@ from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.strategy.arbitration import expected_value
 from lifeloop.strategy.history import History
-from lifeloop.strategy.holdout import draws
+from lifeloop.strategy.holdout import draws, in_cell_journey, row_cells
 from lifeloop.strategy.learning import ValueLookup, learned_values, values_schema
 from lifeloop.strategy.policy import decide
 from lifeloop.strategy import suitability
@@ -52,7 +53,8 @@ def output_schema() -> "pa.Schema":
 
     s = pa.string()
     return pa.schema([
-        ("as_of", pa.date32()), ("customer_id", s), ("strategy", s), ("wave", s), ("group", s), ("status", s),
+        ("as_of", pa.date32()), ("customer_id", s), ("strategy", s), ("wave", s), ("group", s), ("cell", s),
+        ("status", s),
         ("channel", s), ("send_at", s), ("purpose", s), ("script_id", s), ("script_key", s), ("offer", s),
         ("priority", pa.int32()),
         ("expected_value", pa.float64()), ("cost", pa.float64()), ("holdout_draw", pa.float64()),
@@ -215,18 +217,22 @@ def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
     import pyarrow.compute as pc
 
     active = {s.id: s for s in config.strategies}
+    audiences = in_cell_journey(audiences, config)  # a cell's customers are no candidates for waves it skips
     cands = candidates(audiences, config, policy, values, tiers)
     verdict = suitability.check(customers, products, cands, as_of, policy.suitability.extra_rules)
     decided = screened(cands, verdict, lambda c: decide(c, history, policy, active, as_of, rm_capacity,
                                                         spent_so_far(history, policy)))
     n = cands.num_rows
-    sid = [None if ch is None else script_id(s, ch)
-           for s, ch in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist())]
+    cell = (row_cells(cands["customer_id"].to_pylist(), cands["strategy"].to_pylist(), cands["control"].to_pylist(),
+                      config) if any(s.cells for s in config.strategies) else [None] * n)
+    sid = [None if ch is None else script_id(s, ch, c if c is not None and own_script(config, s, c, ch) else None)
+           for s, ch, c in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist(), cell)]
     key = [None if i is None else f"{i}@{as_of.isoformat()}#{c}" for i, c in zip(sid, cands["customer_id"].to_pylist())]
     table = pa.table({
         "as_of": pa.array([as_of] * n, pa.date32()), "customer_id": cands["customer_id"],
         "strategy": cands["strategy"], "wave": cands["wave"],
-        "group": pc.if_else(cands["control"], "control", "treated"), "status": decided["status"],
+        "group": pc.if_else(cands["control"], "control", "treated"), "cell": pa.array(cell, pa.string()),
+        "status": decided["status"],
         "channel": decided["channel"], "send_at": decided["send_at"], "purpose": cands["purpose"],
         "script_id": pa.array(sid, pa.string()),
         "script_key": pa.array(key, pa.string()), "offer": cands["offer"], "priority": cands["priority"],
@@ -238,6 +244,13 @@ def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
     return table.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
 
 
+def own_script(config: StrategiesConfig, strategy_id: str, cell: str, channel: str) -> bool:
+    """The cell has its own script for the channel (then the script id names the cell)."""
+    s = config.strategy(strategy_id)
+    c = s.cell(cell) if s is not None else None
+    return c is not None and channel in c.scripts
+
+
 def summary(table: "pa.Table") -> dict[str, Any]:
     """Counts per status, per dropping policy, and contacts per channel."""
     import pyarrow.compute as pc
@@ -247,8 +260,11 @@ def summary(table: "pa.Table") -> dict[str, Any]:
                                                           key=lambda r: r["values"])}
 
     contacts = table.filter(pc.equal(table["status"], "contact"))
-    return {"status": vc(table["status"]), "dropped_by": vc(table["dropped_by"]), "channels": vc(contacts["channel"]),
-            "cost": round(float(pc.sum(table["cost"]).as_py() or 0.0), 2)}
+    out = {"status": vc(table["status"]), "dropped_by": vc(table["dropped_by"]), "channels": vc(contacts["channel"]),
+           "cost": round(float(pc.sum(table["cost"]).as_py() or 0.0), 2)}
+    if table["cell"].null_count < table.num_rows:   # only maps with cells: a map without keeps its summary
+        out["cells"] = vc(pc.binary_join_element_wise(table["strategy"], table["cell"], "/"))
+    return out
 
 
 def rm_capacities(engine: Any) -> dict[str, int]:

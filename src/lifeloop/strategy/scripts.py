@@ -45,9 +45,9 @@ def template_problems(text: str) -> list[str]:
     return out
 
 
-def script_id(strategy_id: str, channel: str) -> str:
-    """The id of a strategy's script for a channel (``honeymoon_welcome.sms``)."""
-    return f"{strategy_id}.{channel}"
+def script_id(strategy_id: str, channel: str, cell: str | None = None) -> str:
+    """The id of a strategy's script for a channel (``honeymoon_welcome.sms``; a cell's own: ``s.cell_b.sms``)."""
+    return f"{strategy_id}.{cell}.{channel}" if cell else f"{strategy_id}.{channel}"
 
 
 def mask_name(name: str | None) -> str:

@@ -1,0 +1,40 @@
+"""Cells on both engines: the tiny lake's welcome strategy split into two cells plans to identical files."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from lifeloop.pipeline import StepContext
+from lifeloop.strategy import audiences, plan
+from tests.factories import lake_fingerprint
+from tests.integration.test_plan import D, STRATEGIES, ctx  # noqa: F401  (the tiny lake fixture)
+
+CELLS = """\
+    cells:
+      - {id: a, share: 0.5, waves: [w1]}
+      - {id: b, share: 0.5, scripts: {sms: {zh: "B{{ customer_name }}", en: "B"}}}
+"""
+
+
+@pytest.mark.spark
+def test_spark_and_duckdb_write_the_same_lists_with_cells(ctx, spark):  # noqa: F811
+    from lifeloop.engine.adapters.spark import SparkAdapter
+
+    at = STRATEGIES.index("  - id: salary_day")
+    (ctx.config_dir / "strategies.yaml").write_text(STRATEGIES[:at] + CELLS + STRATEGIES[at:], encoding="utf-8")
+
+    def run(engine):
+        step = StepContext(ctx=ctx, as_of=D, engine=engine)
+        audiences.run_step(step)
+        plan.run_step(step)
+        return {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))
+                and k.endswith(".parquet")}
+
+    on_duckdb = run(ctx.engine("duckdb"))
+    lists = pq.read_table(ctx.lake.snapshot_dir("lists", D) / "lists.parquet").to_pylist()
+    welcome = [r for r in lists if r["strategy"] == "welcome"]
+    assert {r["cell"] for r in welcome if r["group"] == "treated"} <= {"a", "b"}
+    assert any(r["cell"] for r in welcome) and all(r["cell"] is None for r in welcome if r["group"] == "control")
+    on_spark = run(SparkAdapter(session=spark))
+    assert len(on_duckdb) == 4 and on_spark == on_duckdb
