@@ -304,3 +304,26 @@ def test_the_documents_key_order_is_stable():
     assert list(doc["strategies"][0]) == ["strategy", "name", "owner", "objective", "offer", "primary_outcome",
                                           "planned_holdout", "entries", "verdict", "headline", "sample_ratio",
                                           "money", "evaluation", "breakdowns", "feedback"]
+
+
+def test_the_minimum_detectable_uplift_is_the_80_percent_power_effect_at_these_arm_sizes():
+    from scipy.stats import norm
+
+    from lifeloop.review.lake_evaluation import detectable_uplift
+
+    # 180 treated at 60%, 20 control at 20%: Cohen's h = (z(0.975) + z(0.8)) x sqrt(1/180 + 1/20), back in points
+    # at the control's rate (the far tail NormalIndPower also counts is below 1e-6 here)
+    y = np.array([1.0] * 108 + [0.0] * 72 + [1.0] * 4 + [0.0] * 16)
+    arms = np.array(["treated"] * 180 + ["control"] * 20)
+    h = (norm.ppf(0.975) + norm.ppf(0.8)) * np.sqrt(1 / 180 + 1 / 20)
+    assert detectable_uplift(y, arms, True) == pytest.approx(np.sin(np.arcsin(np.sqrt(0.2)) + h / 2) ** 2 - 0.2, abs=1e-5)
+    # amounts: Cohen's d from the t distribution, times the pooled standard deviation (here 10)
+    money = np.concatenate([np.tile([90.0, 110.0], 50), np.tile([90.0, 110.0], 50)])
+    both = np.array(["treated"] * 100 + ["control"] * 100)
+    from statsmodels.stats.power import TTestIndPower
+
+    d = TTestIndPower().solve_power(effect_size=None, nobs1=100, alpha=0.05, power=0.8, ratio=1.0)
+    sd = np.sqrt(np.var(np.tile([90.0, 110.0], 50), ddof=1))
+    assert detectable_uplift(money, both, False) == pytest.approx(d * sd)
+    assert 0.39 < d < 0.40  # the textbook figure for 100 a group
+    assert detectable_uplift(y[:1], arms[:1], True) is None

@@ -104,6 +104,32 @@ def breakdown(table: "pa.Table", by: str, outcome: str, binary: bool, alpha: flo
     return out
 
 
+POWER = 0.8
+
+
+def detectable_uplift(y: np.ndarray, arms: np.ndarray, binary: bool, alpha: float = ALPHA,
+                      power: float = POWER) -> float | None:
+    """The smallest uplift these arm sizes detect with 80% power (minimum detectable effect, 最小可检测提升).
+
+    "Not significant" means little when only a large effect could have shown: this says how large.
+    Rates: Cohen's h solved by ``statsmodels.stats.power.NormalIndPower`` at the control's rate, turned
+    back into points; amounts: Cohen's d by ``TTestIndPower`` times the pooled standard deviation."""
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower
+
+    t, c = y[arms == "treated"], y[arms == "control"]
+    if len(t) < MIN_PER_ARM or len(c) < MIN_PER_ARM:
+        return None
+    solver = NormalIndPower() if binary else TTestIndPower()
+    effect = float(solver.solve_power(effect_size=None, nobs1=len(t), alpha=alpha, power=power,
+                                      ratio=len(c) / len(t), alternative="two-sided"))
+    if binary:
+        p0 = float(c.mean())
+        reached = min(float(np.arcsin(np.sqrt(p0))) + effect / 2, np.pi / 2)
+        return _num(float(np.sin(reached) ** 2) - p0)
+    sd = float(np.sqrt(((len(t) - 1) * t.var(ddof=1) + (len(c) - 1) * c.var(ddof=1)) / (len(t) + len(c) - 2)))
+    return _num(effect * sd)
+
+
 def verdict(headline: dict[str, Any], srm_mismatch: bool, enough: bool) -> str:
     """works / harmful / no_effect_yet / untrustworthy / too_early."""
     if srm_mismatch:
@@ -153,7 +179,8 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
     review["headline"] = {"outcome": primary, "kind": by_name[primary]["kind"], "treated_mean": head["arm_mean"],
                           "control_mean": head["against_mean"], "uplift": head["uplift"], "ci_low": head["ci_low"],
                           "ci_high": head["ci_high"], "p_value": head["p_value"], "significant": head["significant"],
-                          "cuped": head["cuped"]}
+                          "cuped": head["cuped"],
+                          "mde": detectable_uplift(outcomes[primary], arms, binary, alpha)}
     srm = doc["sample_ratio"]
     review["sample_ratio"] = None if srm is None else {k: srm[k] for k in ("planned_holdout", "observed_holdout",
                                                                             "control", "treated", "p_value", "mismatch")}

@@ -203,7 +203,7 @@ def _evidence(key: str, v: Any, kind: Any) -> str:
         return DASH if v is None else str(v)
     if isinstance(v, (list, tuple)):
         return " .. ".join(_evidence(key, x, kind) for x in v)
-    if key in ("uplift", "ci_low", "ci_high") or key.endswith("_uplift"):
+    if key in ("uplift", "ci_low", "ci_high", "mde") or key.endswith("_uplift"):
         return _uplift_fmt(kind)(v)
     if "p_value" in key:
         return pval(v)

@@ -83,13 +83,17 @@ def _for_strategy(s: dict[str, Any], interim: bool = False) -> list[dict[str, An
             "review the script, channel and frequency.", evidence))
     elif not h["significant"] and not interim and e["treated"] >= MIN_TREATED and e["control"] >= MIN_CONTROL:
         # (an interim review measures windows still running: "no uplift yet" is not a finding)
+        mde = h.get("mde")
+        power_zh = f"（以当前样本量，只有不小于 {_pp(mde, binary)} 的提升才有八成把握被发现）" if mde is not None else ""
+        power_en = (f" (at these sizes only an uplift of {_pp(mde, binary)} or more had an 80% chance to show)"
+                    if mde is not None else "")
         out.append(_item(
             "no_uplift", s,
             f"「{name}」已触达 {e['treated']:,} 位客户（对照 {e['control']:,}），{h['outcome']} 未见显著提升"
-            f"（{_pp(h['uplift'], binary)}，95% 区间 {ci}）：建议调整客群、权益或渠道，或停用以节省成本。",
+            f"（{_pp(h['uplift'], binary)}，95% 区间 {ci}）{power_zh}：建议调整客群、权益或渠道，或停用以节省成本。",
             f"{name_en} reached {e['treated']:,} customers (control {e['control']:,}) with no significant uplift in "
-            f"{h['outcome']} ({_pp(h['uplift'], binary)}, 95% CI {ci}): change the audience, offer or channel, or stop "
-            "it and save the cost.", evidence))
+            f"{h['outcome']} ({_pp(h['uplift'], binary)}, 95% CI {ci}){power_en}: change the audience, offer or "
+            "channel, or stop it and save the cost.", {**evidence, "mde": mde}))
     elif h["significant"]:
         money = s.get("money") or {}
         extra_zh = extra_en = ""
