@@ -194,8 +194,12 @@ def default_worker() -> str:
 def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline | None = None,
           customers: Mapping[str, Mapping[str, Any]] | None = None, batch_size: int = 200,
           worker: str | None = None, clock: Callable[[], dt.datetime] | None = None,
-          summary: DispatchSummary | None = None, max_batches: int | None = None) -> DispatchSummary:
+          summary: DispatchSummary | None = None, max_batches: int | None = None,
+          screen: Callable[[Sequence[dict[str, Any]]], Mapping[int, str]] | None = None) -> DispatchSummary:
     """Send every due outbox item of the configured channels; returns what happened.
+
+    ``screen`` (suitability at send time, see suitability_gate.send_time_screen) names the claimed items
+    that must not go out, with why; they are blocked like a consent refusal.
 
     Items whose retry is not due yet stay pending for a later run; channels without an adapter stay
     pending too. An exception from an adapter propagates (a crash): its batch stays claimed until the
@@ -217,7 +221,7 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
         if not claimed:
             break
         batches += 1
-        allowed = _recheck(sessions, claimed, baseline or {}, now, summary)
+        allowed = _recheck(sessions, claimed, baseline or {}, now, summary, screen)
         results = []
         for channel in sorted({c["channel"] for c in allowed}):
             messages = [_message(c, customers or {}) for c in allowed if c["channel"] == channel]
@@ -256,11 +260,12 @@ def _message(c: Mapping[str, Any], customers: Mapping[str, Mapping[str, Any]]) -
 
 
 def _recheck(sessions: Any, claimed: Sequence[dict[str, Any]], baseline: Baseline, now: dt.datetime,
-             summary: DispatchSummary) -> list[dict[str, Any]]:
-    """Consent and do-not-disturb checked again at send time; refused items are blocked with the reason."""
+             summary: DispatchSummary,
+             screen: Callable[[Sequence[dict[str, Any]]], Mapping[int, str]] | None = None) -> list[dict[str, Any]]:
+    """Suitability, consent and do-not-disturb checked again at send time; refused items are blocked with why."""
     import sqlalchemy as sa
 
-    from lifeloop.store.ops import consent
+    from lifeloop.store.ops import audit, consent
     from lifeloop.store.ops import contacts as outbox
     from lifeloop.store.ops.database import unit_of_work
     from lifeloop.store.ops.models import ConsentChange
@@ -278,8 +283,19 @@ def _recheck(sessions: Any, claimed: Sequence[dict[str, Any]], baseline: Baselin
         for start in range(0, len(ids), 1000):
             for entry in consent.active_do_not_disturb(session, at=now, customer_ids=ids[start:start + 1000]):
                 dnd.setdefault(entry.customer_id, []).append(entry)
+        unsuitable = screen(claimed) if screen is not None else {}
         for c in claimed:
             who, channel, purpose = c["customer_id"], c["channel"], c["purpose"]
+            if c["id"] in unsuitable:
+                if outbox.block(session, dispatch_id=c["id"], claim_token=c["claim_token"],
+                                reason=f"at dispatch: {unsuitable[c['id']]}", now=now):
+                    summary.count(channel, "blocked")
+                    audit.record(session, actor="dispatch", action="dispatch.blocked.suitability",
+                                 target_type="customer", target_id=who, reason=unsuitable[c["id"]],
+                                 details={"as_of": str(c["as_of"]), "strategy": c["strategy_id"], "wave": c["wave"],
+                                          "offer": (c["payload"] or {}).get("offer"), "channel": channel,
+                                          "dispatch_id": c["id"], "at_send": True})
+                continue
             permission = consent.decide(channel=channel, purpose=purpose, at=now,
                                         baseline=baseline.get((who, purpose, channel)),
                                         changes=changes.get(who, []), do_not_disturb=dnd.get(who, []))
@@ -328,7 +344,7 @@ def channels_config(ctx: Any) -> "ChannelsConfig":
 
 def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
     """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``)."""
-    from lifeloop.execution.suitability_gate import record_unsuitable, suitable_only
+    from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitable_only
     from lifeloop.config.strategies import StrategiesConfig
     from lifeloop.execution.customers import add_features, bank_tables, product_names
     from lifeloop.store.ops.contacts import outbox_counts
@@ -351,7 +367,7 @@ def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> Dispatch
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
             drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,
-                  summary=summary)
+                  summary=summary, screen=send_time_screen(ctx, as_of))
     finally:
         for adapter in adapters.values():
             adapter.close()

@@ -6,6 +6,8 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     import pyarrow as pa
 
     from lifeloop.execution.dispatch import DispatchSummary
@@ -26,9 +28,10 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Tabl
     names = lists.column_names
     if "offer" not in names or lists.num_rows == 0:
         return lists, []
-    treated = pc.equal(lists["group"], "treated") if "group" in names else pa.repeat(True, lists.num_rows)
-    if "dropped_by" in names:
-        treated = pc.and_(treated, pc.is_null(lists["dropped_by"]))
+    # every row the outbox would send (status contact), whatever its group or dropped_by say: a hand-edited
+    # list can pair them wrongly; never NULL, or filtering would drop the row from the lists unseen
+    treated = (pc.fill_null(pc.equal(lists["status"], "contact"), False) if "status" in names
+               else pa.repeat(True, lists.num_rows))
     if not pc.any(treated).as_py():
         return lists, []
     customers, products = _bank_table(ctx.lake, as_of, "customers"), _bank_table(ctx.lake, as_of, "products")
@@ -43,6 +46,35 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Tabl
     rows = [dict(r, detail=verdict.detail[i]) for i, (r, bad) in
             enumerate(zip(lists.to_pylist(), refused.to_pylist())) if bad]
     return lists.filter(pc.invert(refused)), rows
+
+
+def send_time_screen(ctx: Any, as_of: dt.date) -> "Callable[[Sequence[dict[str, Any]]], dict[int, str]]":
+    """Suitability once more for what the outbox is about to send, queued today or earlier (a retry).
+
+    An offer queued on D and retried on D+1 is judged on D+1's customers and products: an assessment
+    that expired overnight stops it. Returns a function of the claimed items giving {item id: why}."""
+    import pyarrow as pa
+
+    from lifeloop.config.contact_policy import ContactPolicy
+    from lifeloop.strategy import suitability
+
+    customers, products = _bank_table(ctx.lake, as_of, "customers"), _bank_table(ctx.lake, as_of, "products")
+    rules = ctx.load_config("contact_policy", ContactPolicy)[0].suitability.extra_rules \
+        if (ctx.config_dir / "contact_policy.yaml").exists() else None
+    known = set(products["product_id"].to_pylist()) if products is not None else set()
+
+    def screen(claimed: "Sequence[dict[str, Any]]") -> dict[int, str]:
+        offers = [(c.get("payload") or {}).get("offer") for c in claimed]
+        subject = [o is not None and o in known for o in offers]
+        if not any(subject):
+            return {}
+        table = pa.table({"customer_id": pa.array([c["customer_id"] for c in claimed], pa.string()),
+                          "offer": pa.array(offers, pa.string()), "product_offer": pa.array(subject, pa.bool_())})
+        verdict = suitability.check(customers, products, table, as_of, rules)
+        return {c["id"]: f"suitability: {verdict.outcome[i]} ({verdict.detail[i]})"
+                for i, c in enumerate(claimed) if not verdict.allowed[i]}
+
+    return screen
 
 
 def _bank_table(lake: Any, as_of: dt.date, name: str) -> "pa.Table | None":
