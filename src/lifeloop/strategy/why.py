@@ -221,7 +221,8 @@ def _candidates(rows: list[dict[str, Any]], config: Any, settings: Any, best_val
         out.append({
             "strategy": r["strategy"], "wave": r["wave"], "rank": rank, "of": len(keyed),
             "day_rank": day_ranks.get((r["strategy"], r["wave"])), "day_candidates": day_size,
-            "group": r["group"], "status": r["status"], "decision": _decision(r, share if share is not None else 0.0),
+            "group": r["group"], "cell": r.get("cell"), "status": r["status"],
+            "decision": _decision(r, share if share is not None else 0.0),
             "holdout": {"draw": round(r["holdout_draw"], 6), "share": share, "control": r["group"] == "control",
                         "salt": config.holdout_salt},
             "priority": r["priority"], "priority_class": priority_class(r["priority"] or 0, settings),
