@@ -204,13 +204,15 @@ def strategies_command(ctx: Any, out: Any, as_json: bool = False, coverage: bool
     from lifeloop.errors import LifeloopError
     from lifeloop.strategy.inputs import load_map
 
-    config, _, policy = load_map(ctx)
-    if values:
-        report = values_report(ctx, config, policy, as_of)
+    def show(report: Any, printer: Any) -> None:
         if as_json:
             out.print_json(json.dumps(report, ensure_ascii=False, default=str))
         else:
-            print_values(out, report)
+            printer(out, report)
+
+    config, _, policy = load_map(ctx)
+    if values:
+        show(values_report(ctx, config, policy, as_of), print_values)
         return
     try:
         lifecycle, _ = ctx.load_config("lifecycle", LifecycleConfig)
@@ -218,11 +220,7 @@ def strategies_command(ctx: Any, out: Any, as_json: bool = False, coverage: bool
     except LifeloopError:  # the map is still worth showing without a lifecycle file
         order = None
     if coverage:
-        report = coverage_report(ctx, config, as_of, order)
-        if as_json:
-            out.print_json(json.dumps(report, ensure_ascii=False, default=str))
-        else:
-            print_coverage(out, report)
+        show(coverage_report(ctx, config, as_of, order), print_coverage)
         return
     if as_json:
         out.print_json(json.dumps({"grid": map_grid(config, order), "strategies": strategy_rows(config)},

@@ -23,14 +23,14 @@ evidence, weight, uplift used), so ``lifeloop why`` can show it months later.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from lifeloop.config.contact_policy import ContactPolicy
-from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.config.strategies import StrategiesConfig, Strategy, Wave
 from lifeloop.strategy.arbitration import expected_value
 from lifeloop.strategy.history import History
 from lifeloop.strategy.holdout import draws, in_cell_journey, row_cells
@@ -61,6 +61,20 @@ def output_schema() -> "pa.Schema":
         ("dropped_by", s), ("detail", s), ("reason", s), ("rm_id", s), ("suitability", s)])
 
 
+def strategy_waves(rows: "pa.Table", config: StrategiesConfig) -> "Iterator[tuple[Strategy, Wave, pa.Array]]":
+    """Each (strategy, wave) of the rows that the map still has, with the mask of its rows."""
+    import pyarrow.compute as pc
+
+    keys = pc.binary_join_element_wise(rows["strategy"], rows["wave"], "\x1f")
+    for key in pc.unique(keys).to_pylist():
+        sid, wid = key.split("\x1f")
+        s = config.strategy(sid)
+        w = s.wave(wid) if s else None
+        if s is None or w is None:
+            continue  # a strategy (or wave) removed from the map since: nothing to plan
+        yield s, w, pc.equal(keys, key)
+
+
 def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy,
                values: "pa.Table | None" = None, tiers: "pa.Table | None" = None) -> "pa.Table":
     """One candidate per audience row: channels in priority order, values per channel, holdout draw.
@@ -70,23 +84,15 @@ def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
     """
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     lookup = ValueLookup(values) if values is not None else None
     segment = row_segments(audiences, tiers) if lookup is not None and lookup.varies else None
     parts = []
-    keys = pc.binary_join_element_wise(audiences["strategy"], audiences["wave"], "\x1f")
-    for key in pc.unique(keys).to_pylist():
-        sid, wid = key.split("\x1f")
-        s = config.strategy(sid)
-        w = s.wave(wid) if s else None
-        if s is None or w is None:
-            continue  # an audience of a strategy removed from the map since: nothing to plan
-        mask = pc.equal(keys, key)
+    for s, w, mask in strategy_waves(audiences, config):
         rows = audiences.filter(mask)
         n = rows.num_rows
         chans = s.channels_of(w)
-        mat = value_matrix(s, wid, chans, policy, lookup, segment.filter(mask) if segment is not None else None, n)
+        mat = value_matrix(s, w.id, chans, policy, lookup, segment.filter(mask) if segment is not None else None, n)
         k = len(chans)
         vals = pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
                                         pa.array(mat.ravel(), pa.float64()))
@@ -139,16 +145,9 @@ def best_values(rows: "pa.Table", config: StrategiesConfig, policy: ContactPolic
     lookup = ValueLookup(values) if values is not None else None
     segment = row_segments(rows, tiers) if lookup is not None and lookup.varies else None
     out = np.full(rows.num_rows, -np.inf)
-    keys = pc.binary_join_element_wise(rows["strategy"], rows["wave"], "\x1f")
-    for key in pc.unique(keys).to_pylist():
-        sid, wid = key.split("\x1f")
-        s = config.strategy(sid)
-        w = s.wave(wid) if s else None
-        if s is None or w is None:
-            continue
-        mask = pc.equal(keys, key)
+    for s, w, mask in strategy_waves(rows, config):
         where = pc.indices_nonzero(mask).to_numpy()
-        mat = value_matrix(s, wid, s.channels_of(w), policy, lookup,
+        mat = value_matrix(s, w.id, s.channels_of(w), policy, lookup,
                            segment.filter(mask) if segment is not None else None, len(where))
         out[where] = mat.max(axis=1)
     return pa.array(out, pa.float64())
