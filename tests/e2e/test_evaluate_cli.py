@@ -1,8 +1,8 @@
 """`lifeloop evaluate` over a workspace's lake: the board, the JSON, --interim, and the errors that say what to run.
 
 The workspace is the default bank template; its outcomes snapshot is written by hand with Lake.publish
-(no simulator): honeymoon_welcome (objective: activation, planned holdout 10%) has 180 treated entries
-of whom 108 became active (60%) and 20 control entries of whom 4 did (20%), all windows closed on
+(no simulator): honeymoon_welcome (objective: activation, planned holdout 10%) has 360 treated entries
+of whom 216 became active (60%) and 40 control entries of whom 8 did (20%), all windows closed on
 2024-06-30, plus 12 treated entries still in their window (all active).
 """
 
@@ -44,8 +44,8 @@ def workspace(tmp_path_factory):
     invoke("init", str(ws))
     sid = "honeymoon_welcome"
     entry = dt.date(2024, 3, 1)
-    outcomes = table(rows(sid, "treated", 180, entry=entry, window=90, active=flags(108, 180), cost=0.05),
-                     rows(sid, "control", 20, entry=entry, window=90, active=flags(4, 20)),
+    outcomes = table(rows(sid, "treated", 360, entry=entry, window=90, active=flags(216, 360), cost=0.05),
+                     rows(sid, "control", 40, entry=entry, window=90, active=flags(8, 40)),
                      rows(sid, "treated", 12, entry=dt.date(2024, 6, 1), window=90, complete=False, active=True,
                           cost=0.05, start=500))
     Lake(ws / "lake").publish("outcomes", AS_OF, lambda staging: pq.write_table(outcomes, staging / "outcomes.parquet"))
@@ -57,13 +57,13 @@ def test_the_json_review_carries_each_strategys_uplift_interval_and_verdict(work
     assert (doc["schema"], doc["as_of"], doc["interim"]) == ("lifeloop.review/1", "2024-06-30", False)
     (s,) = doc["strategies"]
     assert (s["strategy"], s["primary_outcome"], s["verdict"]) == ("honeymoon_welcome", "active", "works")
-    assert (s["entries"]["treated"], s["entries"]["control"], s["entries"]["in_window"]) == (180, 20, 12)
-    low, high = proportion.confint_proportions_2indep(108, 180, 4, 20, method="newcomb")
+    assert (s["entries"]["treated"], s["entries"]["control"], s["entries"]["in_window"]) == (360, 40, 12)
+    low, high = proportion.confint_proportions_2indep(216, 360, 8, 40, method="newcomb")
     h = s["headline"]
     assert h["uplift"] == pytest.approx(0.4, abs=1e-12)
     assert (h["ci_low"], h["ci_high"]) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
     assert s["sample_ratio"]["observed_holdout"] == pytest.approx(0.1) and not s["sample_ratio"]["mismatch"]
-    assert s["money"]["cost"] == pytest.approx(9.0)                 # 180 closed treated entries x 0.05
+    assert s["money"]["cost"] == pytest.approx(18.0)                # 360 closed treated entries x 0.05
     assert s["feedback"] == {"recorded": 0, "by_outcome": {}}       # the ops database has no feedback yet
     assert [x["kind"] for x in doc["suggestions"]] == ["works"]
 
@@ -72,15 +72,15 @@ def test_interim_also_reviews_the_windows_still_running(workspace):
     doc = json.loads(invoke("-w", str(workspace), "evaluate", "honeymoon_welcome", "--interim", "--json"))
     (s,) = doc["strategies"]
     assert doc["interim"] is True
-    assert (s["entries"]["treated"], s["entries"]["in_window"]) == (192, 12)
-    assert s["headline"]["treated_mean"] == pytest.approx(120 / 192)
-    assert s["money"]["cost"] == pytest.approx(9.6)
+    assert (s["entries"]["treated"], s["entries"]["in_window"]) == (372, 12)
+    assert s["headline"]["treated_mean"] == pytest.approx(228 / 372)
+    assert s["money"]["cost"] == pytest.approx(18.6)
 
 
 def test_the_board_shows_the_strategy_its_verdict_and_the_suggestion(workspace):
     out = invoke("-w", str(workspace), "evaluate")
     assert "Strategy board (策略管理看板) as of 2024-06-30 — closed windows only" in out
-    assert "honeymoon_welcome" in out and "180 / 20 (12)" in out
+    assert "honeymoon_welcome" in out and "360 / 40 (12)" in out
     # (rich wraps long cells at the 140 columns of a pipe: compare without the line breaks and borders)
     flat = " ".join(out.replace("│", " ").split())
     assert "active: 60.00% vs" in flat and "20.00%" in flat and "+40.00pp" in flat and "works 有效" in flat

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lifeloop.review.lake_evaluation import MIN_FOR_VERDICT, verdict
 from lifeloop.review.suggestions import CHEAPER, MIN_CONTROL, MIN_TREATED, SEVERITY, suggest
 
 
@@ -28,9 +29,11 @@ def cell(segment, channel, cost_per_incremental, uplift=0.05, treated=100, contr
 
 def review(sid="s", *, head=None, ratio=None, treated=400, control=50, cells=(), fee=None, cost=100.0):
     """One strategy's part of a lifeloop.review/1 document, with only what suggestions read."""
-    return {"strategy": sid, "name": {"zh": f"{sid}策略", "en": f"{sid} strategy"},
+    ratio = ratio if ratio is not None else srm(False)
+    ruled = verdict(head, ratio["mismatch"], min(treated, control) >= MIN_FOR_VERDICT) if head else "too_early"
+    return {"strategy": sid, "name": {"zh": f"{sid}策略", "en": f"{sid} strategy"}, "verdict": ruled,
             "entries": {"treated": treated, "control": control, "in_window": 0},
-            "headline": head, "sample_ratio": ratio if ratio is not None else srm(False),
+            "headline": head, "sample_ratio": ratio,
             "money": {"cost": cost, "incremental_fee_income": fee},
             "breakdowns": {"wave": [], "channel": [], "segment": [], "segment_channel": list(cells)}}
 
@@ -130,3 +133,10 @@ def test_findings_come_most_serious_first_then_by_strategy():
                               "wave_adds_nothing", "cell_wins", "cheaper_channel", "works"]
     severities = [SEVERITY[k] for k, _ in got]
     assert severities == ["critical", "critical", "critical", "warning", "info", "info"]
+
+
+def test_a_significant_result_on_a_handful_of_controls_is_no_finding_yet():
+    # Welch's test with 2 controls can look significant on a variance guessed from two customers
+    for uplift in (0.05, -0.05):
+        assert kinds(review(head=headline(uplift, True), control=MIN_FOR_VERDICT - 1)) == []
+        assert kinds(review(head=headline(uplift, True), control=MIN_FOR_VERDICT))[0][0] in ("works", "harmful")

@@ -38,6 +38,9 @@ METRICS = {
 }
 BREAKDOWNS = ("wave", "channel", "segment")
 MIN_PER_ARM = 2  # fewer than this in either arm and there is nothing to compare
+# fewer than this in either arm and a verdict would rest on a variance guessed from a handful of customers
+# (Welch with 2 controls can look "significant"): the numbers are shown, the verdict waits
+MIN_FOR_VERDICT = 30
 
 
 def primary_outcome(strategy: "Strategy") -> str:
@@ -204,7 +207,8 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
     both = pc.binary_join_element_wise(pc.fill_null(table["segment"], "-"), pc.fill_null(table["channel"], "-"), " / ")
     review["breakdowns"]["segment_channel"] = breakdown(table.append_column("segment_channel", both), "segment_channel",
                                                         primary, binary, alpha)
-    review["verdict"] = verdict(review["headline"], bool(srm and srm["mismatch"]), enough)
+    review["verdict"] = verdict(review["headline"], bool(srm and srm["mismatch"]),
+                                min(n_t, n_c) >= MIN_FOR_VERDICT)
     return with_cells(review, table, strategy, primary, True, alpha)
 
 

@@ -75,7 +75,7 @@ def _for_strategy(s: dict[str, Any], interim: bool = False) -> list[dict[str, An
     evidence = {"outcome": h["outcome"], "uplift": h["uplift"], "ci_low": h["ci_low"], "ci_high": h["ci_high"],
                 "p_value": h["p_value"], "treated": e["treated"], "control": e["control"]}
     ci = f"{_pp(h['ci_low'], binary)} .. {_pp(h['ci_high'], binary)}"
-    if h["significant"] and h["uplift"] < 0:
+    if s["verdict"] == "harmful":
         out.append(_item(
             "harmful", s,
             f"「{name}」显著降低了{h['outcome']}（{_pp(h['uplift'], binary)}，95% 区间 {ci}）：建议暂停并复盘话术、渠道与频次。",
@@ -94,7 +94,7 @@ def _for_strategy(s: dict[str, Any], interim: bool = False) -> list[dict[str, An
             f"{name_en} reached {e['treated']:,} customers (control {e['control']:,}) with no significant uplift in "
             f"{h['outcome']} ({_pp(h['uplift'], binary)}, 95% CI {ci}){power_en}: change the audience, offer or "
             "channel, or stop it and save the cost.", {**evidence, "mde": mde}))
-    elif h["significant"]:
+    elif s["verdict"] == "works":
         money = s.get("money") or {}
         extra_zh = extra_en = ""
         if money.get("incremental_fee_income") is not None:
