@@ -211,7 +211,7 @@ def advance(
 @app.command()
 def demo(
     directory: Path = typer.Option(Path("demo-workspace"), "--dir", help="Workspace folder for the demo."),
-    customers: int = typer.Option(5000, "--customers", help="Size of the simulated bank."),
+    customers: int = typer.Option(20000, "--customers", help="Size of the simulated bank."),
     days: int = typer.Option(400, "--days", help="Days of simulated history."),
     seed: int = typer.Option(7, "--seed", help="Random seed."),
     loop_days: int = typer.Option(42, "--loop-days", help="Days of the closed loop after the history (six weeks)."),
