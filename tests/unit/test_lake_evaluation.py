@@ -327,3 +327,18 @@ def test_the_minimum_detectable_uplift_is_the_80_percent_power_effect_at_these_a
     assert detectable_uplift(money, both, False) == pytest.approx(d * sd)
     assert 0.39 < d < 0.40  # the textbook figure for 100 a group
     assert detectable_uplift(y[:1], arms[:1], True) is None
+
+
+def test_a_holdout_raised_mid_flight_is_checked_against_each_entrys_own_share():
+    # 400 entries planned at 10% control, then 400 at 30%: 40 + 120 = 160 controls of 800 is exactly what
+    # was planned (20% on average); today's 30% alone would call it a broken split
+    sid = "buy"
+    early = rows(sid, "treated", 360, planned_holdout=0.1) + rows(sid, "control", 40, planned_holdout=0.1, start=400)
+    late = rows(sid, "treated", 280, planned_holdout=0.3, start=500) + rows(sid, "control", 120, planned_holdout=0.3,
+                                                                            start=900)
+    s = only(review(early, late, map=[strategy(sid, holdout=0.3)]))
+    assert s["planned_holdout"] == pytest.approx(0.2)
+    assert s["sample_ratio"]["planned_holdout"] == pytest.approx(0.2)
+    assert s["sample_ratio"]["mismatch"] is False and s["verdict"] != "untrustworthy"
+    only_today = only(review([{**r, "planned_holdout": None} for r in early + late], map=[strategy(sid, holdout=0.3)]))
+    assert only_today["sample_ratio"]["mismatch"] is True   # what the check said before it knew each entry's share

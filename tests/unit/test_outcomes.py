@@ -407,3 +407,10 @@ def test_compute_reads_the_stage_and_tier_at_entry_and_carries_closed_windows_ov
     assert (may[("wm", "m5")]["inflow"], may[("wm", "m5")]["complete"], may[("wm", "m5")]["stage"]) == (
         400.0, False, "growing")
     assert len(may) == 6
+
+
+def test_each_entry_keeps_the_control_share_its_strategy_was_planned_with_that_day():
+    rows = [lists_row("2024-03-01", "c1"), lists_row("2024-03-02", "c2", group="control", status="control")]
+    table = outcomes.entries(lists(rows), config(wm_strategy()), AS_OF, {(d("2024-03-01"), "wm"): 0.2})
+    shares = dict(zip(table["customer_id"].to_pylist(), table["planned_holdout"].to_pylist()))
+    assert shares == {"c1": 0.2, "c2": 0.5}   # 03-02 is not in the stored maps: the current map's 50%

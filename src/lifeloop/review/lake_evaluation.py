@@ -144,6 +144,15 @@ def verdict(headline: dict[str, Any], srm_mismatch: bool, enough: bool) -> str:
     return "no_effect_yet"
 
 
+def planned_share(table: "pa.Table", strategy: "Strategy") -> float:
+    """The control share the entries were planned with (their mean, when the holdout changed mid-flight)."""
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0 or "planned_holdout" not in table.column_names or table["planned_holdout"].null_count:
+        return strategy.holdout
+    return float(pc.mean(table["planned_holdout"]).as_py())
+
+
 def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alpha: float = ALPHA) -> dict[str, Any]:
     """The review of one strategy from its (already filtered) outcome rows."""
     import pyarrow.compute as pc
@@ -158,7 +167,7 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
     review: dict[str, Any] = {
         "strategy": strategy.id, "name": {"zh": strategy.name.zh, "en": strategy.name.en}, "owner": strategy.owner,
         "objective": strategy.objective.model_dump(mode="json"), "offer": strategy.offer.product_id or strategy.offer.code,
-        "primary_outcome": primary, "planned_holdout": strategy.holdout,
+        "primary_outcome": primary, "planned_holdout": planned_share(table, strategy),
         "entries": {"treated": n_t, "control": n_c, "in_window": in_window,
                     "contacted": int(pc.sum(table["contacted"]).as_py() or 0) if table.num_rows else 0,
                     "first": min(days).isoformat() if days else None, "last": max(days).isoformat() if days else None},
@@ -173,7 +182,7 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
         return with_cells(review, table, strategy, primary, primary in names, alpha)
     outcomes = {n: values(table, n) for n in names}
     ev = evaluate(arms.astype(str), outcomes, control="control", money=[n for n in names if n in MONEY],
-                  pre=values(table, "aum_before"), pre_name="aum_before", holdout=strategy.holdout, alpha=alpha)
+                  pre=values(table, "aum_before"), pre_name="aum_before", holdout=review["planned_holdout"], alpha=alpha)
     doc = evaluation_json(ev)
     review["evaluation"] = doc
     by_name = {o["name"]: o for o in doc["outcomes"]}

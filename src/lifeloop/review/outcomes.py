@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 
@@ -53,7 +54,8 @@ def output_schema() -> "pa.Schema":
 
     s, f, d, b = pa.string(), pa.float64(), pa.date32(), pa.bool_()
     return pa.schema([
-        ("customer_id", s), ("strategy", s), ("wave", s), ("entry_date", d), ("arm", s), ("cell", s), ("channel", s),
+        ("customer_id", s), ("strategy", s), ("wave", s), ("entry_date", d), ("arm", s), ("planned_holdout", f), ("cell", s),
+        ("channel", s),
         ("segment", s), ("stage", s), ("rm_id", s), ("offer", s), ("product_offer", b), ("window_days", pa.int32()),
         ("window_end", d), ("observed_through", d), ("complete", b), ("contacted", b),
         ("contacts", pa.int32()), ("cost", f),
@@ -63,8 +65,12 @@ def output_schema() -> "pa.Schema":
 
 
 # ------------------------------------------------------------------------------------------ entries
-def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "pa.Table":
-    """Pure: one row per strategy entry from the lists of every day up to ``as_of`` (see module doc)."""
+def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date,
+            holdouts: Mapping[tuple[dt.date, str], float] | None = None) -> "pa.Table":
+    """Pure: one row per strategy entry from the lists of every day up to ``as_of`` (see module doc).
+
+    ``holdouts`` gives the control share each strategy was planned with on each day (the map the
+    audiences step stored that day); without it, or for a day it lacks, the current map's share."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -88,7 +94,7 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "p
     for s, c, d, cost in zip(contacts["strategy"].to_pylist(), contacts["customer_id"].to_pylist(),
                              contacts["as_of"].to_pylist(), contacts["cost"].to_pylist()):
         spent.setdefault((s, c), []).append((d, float(cost or 0.0)))
-    out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "cell", "channel",
+    out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "planned_holdout", "cell", "channel",
                                                  "rm_id", "offer", "product_offer", "window_days", "window_end",
                                                  "observed_through", "complete", "contacted", "contacts", "cost")}
     kept: list[int] = []
@@ -116,6 +122,7 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "p
         out["wave"].append(cols["wave"][i])
         out["entry_date"].append(day)
         out["arm"].append(cols["group"][i])
+        out["planned_holdout"].append((holdouts or {}).get((day, sid), s.holdout))
         out["cell"].append(cols["cell"][i] if cols["group"][i] == "treated" else None)
         out["channel"].append(cols["channel"][i] or "none")
         out["rm_id"].append(cols["rm_id"][i])
@@ -130,7 +137,7 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date) -> "p
         out["cost"].append(round(sum(c for _, c in mine), 6))
     types = {"entry_date": pa.date32(), "window_end": pa.date32(), "observed_through": pa.date32(),
              "window_days": pa.int32(), "contacts": pa.int32(), "cost": pa.float64(), "product_offer": pa.bool_(),
-             "complete": pa.bool_(), "contacted": pa.bool_()}
+             "complete": pa.bool_(), "contacted": pa.bool_(), "planned_holdout": pa.float64()}
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in out.items()})
 
 
@@ -197,6 +204,28 @@ def _with_cell(t: "pa.Table") -> "pa.Table":
     return t if "cell" in t.column_names else t.append_column("cell", pa.nulls(t.num_rows, pa.string()))
 
 
+def planned_holdouts(lake: Any, as_of: dt.date) -> dict[tuple[dt.date, str], float]:
+    """(day, strategy) -> the control share of the map the audiences step stored that day (up to ``as_of``).
+
+    A bank that raises a holdout from 10% to 20% mid-flight has entries planned under both: the
+    sample-ratio check must expect each entry's own share, not today's."""
+    from lifeloop.config.loader import load_model
+    from lifeloop.config.strategies import StrategiesConfig
+    from lifeloop.errors import LifeloopError
+
+    out: dict[tuple[dt.date, str], float] = {}
+    for day in lake.dates("audiences"):
+        stored = lake.snapshot_dir("audiences", day) / "strategies.yaml"
+        if day > as_of or not stored.exists():
+            continue  # audiences written before the copy was kept: the current map's share is used
+        try:
+            config, _ = load_model(StrategiesConfig, stored)
+        except LifeloopError:
+            continue
+        out.update({(day, s.id): s.holdout for s in config.strategies})
+    return out
+
+
 def carried_over(lake: Any, as_of: dt.date) -> "pa.Table | None":
     """The complete entries of the newest outcomes snapshot before ``as_of`` (their windows are closed)."""
     import pyarrow.compute as pc
@@ -218,7 +247,7 @@ def compute(lake: Any, engine: Any, config: "StrategiesConfig", as_of: dt.date, 
 
     from lifeloop.engine.adapters.base import write_arrow
 
-    todo = entries(read_lists(lake, as_of), config, as_of)
+    todo = entries(read_lists(lake, as_of), config, as_of, planned_holdouts(lake, as_of))
     done = carried_over(lake, as_of)
     if done is not None and done.num_rows:
         key = lambda t: pc.binary_join_element_wise(  # noqa: E731
