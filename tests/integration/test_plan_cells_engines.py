@@ -5,10 +5,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from lifeloop.pipeline import StepContext
-from lifeloop.strategy import audiences, plan
-from tests.factories import lake_fingerprint
 from tests.integration.test_plan import D, STRATEGIES, ctx  # noqa: F401  (the tiny lake fixture)
+from tests.integration.test_plan_engines import plan_files
 
 CELLS = """\
     cells:
@@ -24,17 +22,10 @@ def test_spark_and_duckdb_write_the_same_lists_with_cells(ctx, spark):  # noqa: 
     at = STRATEGIES.index("  - id: salary_day")
     (ctx.config_dir / "strategies.yaml").write_text(STRATEGIES[:at] + CELLS + STRATEGIES[at:], encoding="utf-8")
 
-    def run(engine):
-        step = StepContext(ctx=ctx, as_of=D, engine=engine)
-        audiences.run_step(step)
-        plan.run_step(step)
-        return {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))
-                and k.endswith(".parquet")}
-
-    on_duckdb = run(ctx.engine("duckdb"))
+    on_duckdb = plan_files(ctx, ctx.engine("duckdb"))
     lists = pq.read_table(ctx.lake.snapshot_dir("lists", D) / "lists.parquet").to_pylist()
     welcome = [r for r in lists if r["strategy"] == "welcome"]
     assert {r["cell"] for r in welcome if r["group"] == "treated"} <= {"a", "b"}
     assert any(r["cell"] for r in welcome) and all(r["cell"] is None for r in welcome if r["group"] == "control")
-    on_spark = run(SparkAdapter(session=spark))
+    on_spark = plan_files(ctx, SparkAdapter(session=spark))
     assert len(on_duckdb) == 4 and on_spark == on_duckdb
