@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def bank_tables(lake: Any, as_of: dt.date, customer_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict]:
@@ -21,9 +24,10 @@ def bank_tables(lake: Any, as_of: dt.date, customer_ids: Sequence[str]) -> tuple
     wanted = pa.array(sorted(set(customer_ids)), pa.string())
     customers: dict[str, dict[str, Any]] = {}
     if "customers" in files:
-        table = pq.read_table(files["customers"][0])
-        cols = [c for c in ("customer_id", "name", "mobile", "gender", "rm_id", "branch_id") if c in table.column_names]
-        table = table.select(cols).filter(pc.is_in(table["customer_id"], wanted))
+        present = pq.read_schema(files["customers"][0]).names
+        cols = [c for c in ("customer_id", "name", "mobile", "gender", "rm_id", "branch_id") if c in present]
+        table = pq.read_table(files["customers"][0], columns=cols)
+        table = table.filter(pc.is_in(table["customer_id"], wanted))
         customers = {r["customer_id"]: r for r in table.to_pylist()}
     # staff and branch names for scripts (not personal data: the bank's own reference tables)
     names = {}
@@ -46,27 +50,28 @@ def add_features(ctx: Any, as_of: dt.date, customers: dict[str, dict[str, Any]])
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    import pyarrow.parquet as pq
+
     from lifeloop.errors import DataError
+    from lifeloop.insight.lifecycle import snapshot_file
 
     wanted = ("days_to_next_maturity", "maturing_amount_30d")
     try:
-        features = ctx.features(as_of)
+        path = snapshot_file(ctx.lake, "features", as_of)
     except DataError:
         return  # no features published for D: scripts leave those figures blank
-    cols = [c for c in wanted if c in features.column_names]
+    cols = [c for c in wanted if c in pq.read_schema(path).names]
     if not cols or not customers:
         return
     ids = pa.array(sorted(customers), pa.string())
-    table = features.select(["customer_id", *cols]).filter(pc.is_in(features["customer_id"], ids))
+    features = pq.read_table(path, columns=["customer_id", *cols])  # two columns, not the whole snapshot
+    table = features.filter(pc.is_in(features["customer_id"], ids))
     for row in table.to_pylist():
         customers[row["customer_id"]].update({c: row[c] for c in cols})
 
 
-def product_names(lake: Any, as_of: dt.date) -> dict[str, str]:
-    """product_id -> name from the bank's product catalogue as of D (for scripts)."""
-    import pyarrow.parquet as pq
-
-    files = lake.bank_files(as_of).get("products")
-    if not files:
+def product_names(products: "pa.Table | None") -> dict[str, str]:
+    """product_id -> name from the bank's product catalogue (for scripts)."""
+    if products is None:
         return {}
-    return {r["product_id"]: r["name"] for r in pq.read_table(files[0], columns=["product_id", "name"]).to_pylist()}
+    return dict(zip(products["product_id"].to_pylist(), products["name"].to_pylist()))

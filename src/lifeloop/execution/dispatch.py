@@ -337,14 +337,16 @@ def channels_config(ctx: Any) -> "ChannelsConfig":
     if not (ctx.config_dir / "channels.yaml").exists():
         from lifeloop.config.loader import load_model
 
-        template = Path(__file__).resolve().parents[1] / "templates" / "bank" / "config" / "channels.yaml"
-        return load_model(ChannelsConfig, template)[0]
+        from lifeloop.workspace import template_root
+
+        return load_model(ChannelsConfig, template_root() / "config" / "channels.yaml")[0]
     return ctx.load_config("channels", ChannelsConfig)[0]
 
 
 def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
     """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``)."""
-    from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitable_only
+    from lifeloop.execution.suitability_gate import (record_unsuitable, send_time_screen, suitability_inputs,
+                                                     suitable_only)
     from lifeloop.config.strategies import StrategiesConfig
     from lifeloop.execution.customers import add_features, bank_tables, product_names
     from lifeloop.store.ops.contacts import outbox_counts
@@ -352,13 +354,14 @@ def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> Dispatch
 
     config = channels_config(ctx)
     sessions = ctx.ops()
-    lists, unsuitable = suitable_only(ctx, ctx.lists(as_of), as_of)  # 投资者适当性, again
+    inputs = suitability_inputs(ctx, as_of)  # the bank's customers and products, read once for every check
+    lists, unsuitable = suitable_only(ctx, ctx.lists(as_of), as_of, inputs)  # 投资者适当性, again
     # the day's customers, and those of earlier items still waiting (retries): all are checked and sent now
     customers, baseline = bank_tables(ctx.lake, as_of, lists["customer_id"].to_pylist() + waiting_customers(sessions))
     strategies = ctx.load_config("strategies", StrategiesConfig)[0] if (ctx.config_dir / "strategies.yaml").exists() \
         else None
     scripts = Scripts(strategies, language=config.language, bank_name=ctx.config.bank.name,
-                      products=product_names(ctx.lake, as_of), as_of=as_of)
+                      products=product_names(inputs[1]), as_of=as_of)
     add_features(ctx, as_of, customers)
     adapters = build_adapters(config, ctx.workspace, sessions)
     try:
@@ -367,7 +370,7 @@ def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> Dispatch
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
             drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,
-                  summary=summary, screen=send_time_screen(ctx, as_of))
+                  summary=summary, screen=send_time_screen(ctx, as_of, inputs))
     finally:
         for adapter in adapters.values():
             adapter.close()

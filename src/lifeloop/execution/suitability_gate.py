@@ -13,7 +13,20 @@ if TYPE_CHECKING:
     from lifeloop.execution.dispatch import DispatchSummary
 
 
-def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Table", list[dict[str, Any]]]:
+Inputs = tuple["pa.Table | None", "pa.Table | None", Any]  # the bank's customers, its products, extra rules
+
+
+def suitability_inputs(ctx: Any, as_of: dt.date) -> Inputs:
+    """What suitability reads: the bank's customers and products as of D, and the policy's extra rules."""
+    from lifeloop.config.contact_policy import ContactPolicy
+
+    rules = (ctx.load_config("contact_policy", ContactPolicy)[0].suitability.extra_rules
+             if (ctx.config_dir / "contact_policy.yaml").exists() else None)
+    return _bank_table(ctx.lake, as_of, "customers"), _bank_table(ctx.lake, as_of, "products"), rules
+
+
+def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date,
+                  inputs: Inputs | None = None) -> tuple["pa.Table", list[dict[str, Any]]]:
     """Suitability again at dispatch (投资者适当性): treated product offers the customer may not buy are held back.
 
     The plan already dropped them; checking again here means no edited list, stale plan or
@@ -23,7 +36,6 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Tabl
     import pyarrow.compute as pc
 
     from lifeloop.strategy import suitability
-    from lifeloop.config.contact_policy import ContactPolicy
 
     names = lists.column_names
     if "offer" not in names or lists.num_rows == 0:
@@ -34,8 +46,7 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Tabl
                else pa.repeat(True, lists.num_rows))
     if not pc.any(treated).as_py():
         return lists, []
-    customers, products = _bank_table(ctx.lake, as_of, "customers"), _bank_table(ctx.lake, as_of, "products")
-    rules = ctx.load_config("contact_policy", ContactPolicy)[0].suitability.extra_rules if (ctx.config_dir / "contact_policy.yaml").exists() else None
+    customers, products, rules = inputs or suitability_inputs(ctx, as_of)
     offers = pa.table({"customer_id": lists["customer_id"], "offer": lists["offer"],
                        "product_offer": pc.is_valid(lists["suitability"]) if "suitability" in lists.column_names
                        else pa.nulls(lists.num_rows, pa.bool_()).fill_null(False)})
@@ -48,19 +59,17 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date) -> tuple["pa.Tabl
     return lists.filter(pc.invert(refused)), rows
 
 
-def send_time_screen(ctx: Any, as_of: dt.date) -> "Callable[[Sequence[dict[str, Any]]], dict[int, str]]":
+def send_time_screen(ctx: Any, as_of: dt.date,
+                     inputs: Inputs | None = None) -> "Callable[[Sequence[dict[str, Any]]], dict[int, str]]":
     """Suitability once more for what the outbox is about to send, queued today or earlier (a retry).
 
     An offer queued on D and retried on D+1 is judged on D+1's customers and products: an assessment
     that expired overnight stops it. Returns a function of the claimed items giving {item id: why}."""
     import pyarrow as pa
 
-    from lifeloop.config.contact_policy import ContactPolicy
     from lifeloop.strategy import suitability
 
-    customers, products = _bank_table(ctx.lake, as_of, "customers"), _bank_table(ctx.lake, as_of, "products")
-    rules = ctx.load_config("contact_policy", ContactPolicy)[0].suitability.extra_rules \
-        if (ctx.config_dir / "contact_policy.yaml").exists() else None
+    customers, products, rules = inputs or suitability_inputs(ctx, as_of)
     known = set(products["product_id"].to_pylist()) if products is not None else set()
 
     def screen(claimed: "Sequence[dict[str, Any]]") -> dict[int, str]:
