@@ -163,3 +163,16 @@ def test_a_csv_bank_advances_into_csv_day_folders_that_ingest_loads(tmp_path):
     assert sorted(p.suffix for p in day.folder.iterdir()) == [".csv"] * len(TABLES)
     report = ctx.ingest(day.folder, as_of=day.date)
     assert report.tables["transactions"] == day.rows["transactions"]
+
+
+def test_reseeding_after_an_advance_keeps_the_id_counters_moving_on(tmp_path, bank_dir):
+    out = tmp_path / "bank"
+    shutil.copytree(bank_dir, out)
+    bank = SimulatedBank.open(out)
+    first = bank.advance(None)
+    bank.reseed(5)                                   # a what-if branch from here on
+    second = SimulatedBank.open(out).advance(None)
+    con = duckdb.connect()
+    dup = con.execute(f"""SELECT count(*) - count(DISTINCT transaction_id) FROM read_parquet([
+        '{first.folder}/transactions.parquet', '{second.folder}/transactions.parquet'])""")
+    assert dup.fetchall()[0][0] == 0

@@ -76,10 +76,12 @@ class SimulatedBank:
         """Give the bank fresh chance from here on (a what-if branch of the same history); saved at once."""
         import numpy as np
 
-        from lifeloop.data.simulator.stepping import save
+        from lifeloop.data.simulator.stepping import open_meta, save
 
         self._bank.rng = np.random.default_rng(seed)
-        save(self._bank, self._bank.out, {k: v for k, v in self._meta.items() if k not in self._bank.meta()})
+        # the id counters on disk, not the ones read at open: an advance since then has moved them on
+        _, meta = open_meta(self._bank.out)
+        save(self._bank, self._bank.out, {k: v for k, v in meta.items() if k not in self._bank.meta()})
 
     def expected_effect(self, contacts: Any):
         """For verification only: the true expected incremental conversions and money of contacts."""
