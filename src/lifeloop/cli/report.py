@@ -61,22 +61,13 @@ def _latest(ctx: Any, areas: tuple[str, ...], as_of: dt.date | None) -> dt.date 
 def load_review(ctx: Any, as_of: dt.date | None, missing: dict[str, str],
                 interim: bool = False) -> Mapping[str, Any] | None:
     """The lake's post-evaluation (``lifeloop.review/1``), or None with the reason in ``missing``."""
+    from lifeloop.review.lake_evaluation import evaluate_lake
+
     try:
-        from lifeloop.review.lake_evaluation import evaluate_lake
-    except ModuleNotFoundError as exc:
-        if exc.name != "lifeloop.review.lake_evaluation":
-            raise
-        missing["review"] = ("The post-evaluation over the lake is not part of this version yet; "
-                             "a campaign can be evaluated with `lifeloop evaluate --from-file`. 暂无策略后评估。")
-        return None
-    try:
-        result = evaluate_lake(ctx, as_of, interim=interim) if interim else evaluate_lake(ctx, as_of)
+        return evaluate_lake(ctx, as_of, interim=interim)
     except LifeloopError as exc:
         missing["review"] = f"No post-evaluation: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         return None
-    if result is not None and not isinstance(result, Mapping):
-        result = result.to_json() if hasattr(result, "to_json") else None
-    return result
 
 
 def load_kpis(ctx: Any, as_of: dt.date | None, start: dt.date | None, missing: dict[str, str]) -> dict[str, Any] | None:

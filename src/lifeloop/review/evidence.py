@@ -85,10 +85,11 @@ def uplift_evidence(lake: Any, as_of: dt.date, config: "StrategiesConfig") -> "p
     """The evidence from the newest outcomes snapshot on or before ``as_of`` (empty if there is none)."""
     import pyarrow.parquet as pq
 
+    from lifeloop.insight.lifecycle import snapshot_file
     from lifeloop.review.outcomes import AREA
 
     days = [d for d in lake.dates(AREA) if d <= as_of]
     if not days:
         return schema().empty_table()
-    table = pq.read_table(lake.snapshot_dir(AREA, days[-1]) / f"{AREA}.parquet")
+    table = pq.read_table(snapshot_file(lake, AREA, days[-1]))
     return from_outcomes(table, config)

@@ -46,10 +46,8 @@ MIN_FOR_VERDICT = 30
 def primary_outcome(strategy: "Strategy") -> str:
     """The outcome answering the strategy's objective metric (purchase for a product offer by default)."""
     found = METRICS.get(strategy.objective.metric)
-    if found == "purchased" and strategy.offer.product_id is None:
-        found = None
-    if found in ("purchase_amount",) and strategy.offer.product_id is None:
-        found = None
+    if found in ("purchased", "purchase_amount") and strategy.offer.product_id is None:
+        found = None  # an offer code has nothing to buy
     return found or ("purchased" if strategy.offer.product_id else "inflow")
 
 
@@ -89,12 +87,10 @@ def compare(arms: np.ndarray, y: np.ndarray, binary: bool, alpha: float = ALPHA)
     return row
 
 
-def breakdown(table: "pa.Table", by: str, outcome: str, binary: bool, alpha: float = ALPHA) -> list[dict[str, Any]]:
-    """The primary outcome per value of ``by`` (wave, channel, segment), treated vs control within it."""
-    keys = np.asarray(["-" if k is None else k for k in table[by].to_pylist()], dtype=object)
-    arms = np.asarray(table["arm"].to_pylist(), dtype=object)
-    y = values(table, outcome)
-    cost = values(table, "cost")
+def breakdown(keys_column: "pa.ChunkedArray", arms: np.ndarray, y: np.ndarray, cost: np.ndarray, binary: bool,
+              alpha: float = ALPHA) -> list[dict[str, Any]]:
+    """The primary outcome ``y`` per value of a column (wave, channel, segment), treated vs control within it."""
+    keys = np.asarray(["-" if k is None else k for k in keys_column.to_pylist()], dtype=object)
     out = []
     for key in sorted(set(keys.tolist())):
         m = keys == key
@@ -212,10 +208,10 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
                            _num((fee["incremental_ci_high"] - treated_cost) / treated_cost)]
     if binary and head["incremental"] and head["incremental"] > 0 and treated_cost > 0:
         money["cost_per_incremental_conversion"] = _num(treated_cost / head["incremental"])
-    review["breakdowns"] = {b: breakdown(table, b, primary, binary, alpha) for b in BREAKDOWNS}
+    cost = values(table, "cost")
+    review["breakdowns"] = {b: breakdown(table[b], arms, outcomes[primary], cost, binary, alpha) for b in BREAKDOWNS}
     both = pc.binary_join_element_wise(pc.fill_null(table["segment"], "-"), pc.fill_null(table["channel"], "-"), " / ")
-    review["breakdowns"]["segment_channel"] = breakdown(table.append_column("segment_channel", both), "segment_channel",
-                                                        primary, binary, alpha)
+    review["breakdowns"]["segment_channel"] = breakdown(both, arms, outcomes[primary], cost, binary, alpha)
     review["verdict"] = verdict(review["headline"], bool(srm and srm["mismatch"]),
                                 min(n_t, n_c) >= MIN_FOR_VERDICT)
     return with_cells(review, table, strategy, primary, True, alpha)
@@ -327,15 +323,13 @@ def review_table(outcomes: "pa.Table", config: "StrategiesConfig", as_of: dt.dat
         in_window = rows.num_rows - closed.num_rows
         docs.append(strategy_review(rows if interim else closed, known[sid], in_window, alpha))
     doc = {"schema": SCHEMA, "as_of": as_of.isoformat(), "interim": interim, "alpha": alpha, "strategies": docs}
-    doc["suggestions"] = suggest(doc, config)
+    doc["suggestions"] = suggest(doc)
     return doc
 
 
 def evaluate_lake(ctx: Any, as_of: dt.date | None = None, strategies: Sequence[str] = (),
                   interim: bool = False) -> dict[str, Any]:
     """Read the outcomes snapshot of ``as_of`` (default: the newest) and review the strategies in it."""
-    import pyarrow.parquet as pq
-
     from lifeloop.review.outcomes import AREA
     from lifeloop.strategy.inputs import load_map
 
@@ -347,7 +341,7 @@ def evaluate_lake(ctx: Any, as_of: dt.date | None = None, strategies: Sequence[s
                              "every strategy entry from the bank's data)")
     day = usable[-1]
     config, _, _ = load_map(ctx)
-    table = pq.read_table(ctx.lake.snapshot_dir(AREA, day) / f"{AREA}.parquet")
+    table = ctx.snapshot(AREA, day)
     doc = review_table(table, config, day, strategies=strategies, interim=interim)
     add_feedback(ctx, doc)
     return doc

@@ -71,7 +71,6 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date,
 
     ``holdouts`` gives the control share each strategy was planned with on each day (the map the
     audiences step stored that day); without it, or for a day it lacks, the current map's share."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -82,9 +81,9 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date,
                           pc.invert(pc.fill_null(pc.is_in(lists["dropped_by"], pa.array(BEFORE_ASSIGNMENT)), False))))
     rows = lists.filter(keep)
     contacts = rows.filter(pc.equal(rows["status"], "contact"))
-    pair = pc.binary_join_element_wise(rows["strategy"], rows["wave"], "\x1f").to_pylist()
-    is_entry = np.array([tuple(p.split("\x1f")) in entry_waves for p in pair], bool)
-    rows = rows.filter(pa.array(is_entry)).sort_by([("strategy", "ascending"), ("customer_id", "ascending"),
+    pair = pc.binary_join_element_wise(rows["strategy"], rows["wave"], "\x1f")
+    is_entry = pc.is_in(pair, value_set=pa.array(["\x1f".join(k) for k in entry_waves], pa.string()))
+    rows = rows.filter(is_entry).sort_by([("strategy", "ascending"), ("customer_id", "ascending"),
                                                     ("as_of", "ascending"), ("wave", "ascending")])
     cols = {c: rows[c].to_pylist() for c in ("customer_id", "strategy", "wave", "as_of", "group", "status",
                                              "channel", "rm_id", "offer")}
@@ -214,15 +213,18 @@ def planned_holdouts(lake: Any, as_of: dt.date) -> dict[tuple[dt.date, str], flo
     from lifeloop.errors import LifeloopError
 
     out: dict[tuple[dt.date, str], float] = {}
+    shares: dict[bytes, dict[str, float]] = {}  # most days store the same map: parse each version once
     for day in lake.dates("audiences"):
         stored = lake.snapshot_dir("audiences", day) / "strategies.yaml"
         if day > as_of or not stored.exists():
             continue  # audiences written before the copy was kept: the current map's share is used
-        try:
-            config, _ = load_model(StrategiesConfig, stored)
-        except LifeloopError:
-            continue
-        out.update({(day, s.id): s.holdout for s in config.strategies})
+        raw = stored.read_bytes()
+        if raw not in shares:
+            try:
+                shares[raw] = {s.id: s.holdout for s in load_model(StrategiesConfig, stored)[0].strategies}
+            except LifeloopError:
+                shares[raw] = {}
+        out.update({(day, sid): share for sid, share in shares[raw].items()})
     return out
 
 
@@ -231,10 +233,12 @@ def carried_over(lake: Any, as_of: dt.date) -> "pa.Table | None":
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    earlier = [d for d in lake.dates(AREA) if d < as_of]
-    if not earlier:
+    from lifeloop.insight.lifecycle import previous_date, snapshot_file
+
+    day = previous_date(lake, AREA, as_of)
+    if day is None:
         return None
-    t = pq.read_table(lake.snapshot_dir(AREA, earlier[-1]) / f"{AREA}.parquet")
+    t = pq.read_table(snapshot_file(lake, AREA, day))
     if t.schema.names != output_schema().names:
         return None  # written by an older release: measure everything again
     return t.filter(pc.equal(t["complete"], True))

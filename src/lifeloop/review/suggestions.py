@@ -45,7 +45,7 @@ def _item(kind: str, s: dict[str, Any], zh: str, en: str, evidence: dict[str, An
             "evidence": evidence}
 
 
-def suggest(doc: dict[str, Any], config: Any = None) -> list[dict[str, Any]]:
+def suggest(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Every finding for every strategy of the review, most serious first."""
     out: list[dict[str, Any]] = []
     for s in doc["strategies"]:
