@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from lifeloop.config.lifecycle import HISTORY_COLUMNS
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
 from lifeloop.strategy.history import REFUSED, RESPONDED
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 AREA = "audiences"
 CONFIG_COPIES = ("strategies", "contact_policy")  # stored next to the snapshot (see run_step)
-LIFECYCLE_COLUMNS = {"stage": "VARCHAR", "previous_stage": "VARCHAR", "days_in_stage": "INTEGER"}
+LIFECYCLE_COLUMNS = {"stage": "VARCHAR", **HISTORY_COLUMNS}
 # names the joined relation takes from one place only (segments' aum repeats the feature as DECIMAL)
 EXCLUDED = {"customer_id", "rm_id", *LIFECYCLE_COLUMNS, *EVENT_COLUMNS}
 SEGMENT_EXCLUDED = EXCLUDED | {"aum"}

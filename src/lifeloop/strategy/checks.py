@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
-from lifeloop.config.strategies import StrategiesConfig, Strategy
+from lifeloop.config.strategies import SCRIPT_VARIABLES, StrategiesConfig, Strategy
 from lifeloop.errors import ConfigError, Problem, RuleError
 
 if TYPE_CHECKING:
@@ -98,8 +98,7 @@ def check_structure(config: StrategiesConfig, doc: "LocatedYaml | None" = None) 
                 for msg in template_problems(text) if text else []:
                     problems.append(at.problem(f"script {ch}.{lang}: {msg}", "scripts", ch, lang))
     _raise(problems, "structure", "fix the fields named above (see docs/strategies.md); script variables are: "
-                                  "customer_name, title, rm_name, branch_name, product_name, offer_code, "
-                                  "days_to_maturity, maturing_amount, holiday_name, bank_name")
+                                  + ", ".join(SCRIPT_VARIABLES))
 
 
 def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of: dt.date,

@@ -251,8 +251,6 @@ def decide(candidates: "pa.Table", history: History, policy: ContactPolicy, stra
         else:
             walk.append(i)
     # treated candidates, in arbitration order: caps and capacity depend on what was already kept
-    import numpy as np
-
     # (strategy, channel) pairs that no capacity or budget can refuse: skip the capacity ledger
     free = {(sid, ch) for sid in set(strategy) for ch in set(channels) if cap.unlimited(sid, ch)}
     check_caps, check_capacity, take_caps, take_capacity = caps.check, cap.check, caps.take, cap.take
@@ -270,10 +268,9 @@ def decide(candidates: "pa.Table", history: History, policy: ContactPolicy, stra
                 failed(i, k)
         else:
             ordered.append(i)
-    in_walk = np.zeros(n, dtype=bool)
-    in_walk[ordered] = True
-    ranked = np.asarray(order(candidates, policy.arbitration) if ordered else [], dtype=np.int64)
-    ranked = ranked[in_walk[ranked]].tolist() if ordered else []
+    # sort only the candidates that compete (the keys are unique, so the order is the full table's)
+    ranked = [ordered[j] for j in order(candidates.take(pa.array(ordered, pa.int64())), policy.arbitration)] \
+        if ordered else []
     for i in ranked:
         c, s = customers[i], strategy[i]
         extra: list[tuple[str, str]] = []

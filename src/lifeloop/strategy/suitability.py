@@ -261,14 +261,18 @@ def reassessment_schema() -> "pa.Schema":
 def reassessments(lists: "pa.Table", customers: "pa.Table | None", as_of: dt.date) -> "pa.Table":
     """Re-assessment tasks (重新风险测评): customers whose missing or expired assessment blocked an offer today."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    cust = _rows(customers, "customer_id")
     blocked: dict[str, tuple[set[str], set[str], str | None]] = {}
     for r in lists.select(["customer_id", "strategy", "offer", "suitability", "rm_id"]).to_pylist():
         if r["suitability"] == REASSESS:
             offers, strategies, _ = blocked.setdefault(r["customer_id"], (set(), set(), r["rm_id"]))
             offers.add(r["offer"])
             strategies.add(r["strategy"])
+    # only the blocked customers' assessments (not the whole book as Python dicts on every plan)
+    mine = customers.filter(pc.is_in(customers["customer_id"], value_set=pa.array(list(blocked), pa.string()))) \
+        if customers is not None and blocked else None
+    cust = _rows(mine, "customer_id")
     rows = []
     for c in sorted(blocked):
         offers, strategies, rm = blocked[c]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.errors import DataError, NotFoundError
-from lifeloop.strategy.plan import best_values
+from lifeloop.strategy.plan import best_values, day_tiers
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -156,13 +156,6 @@ def _stored_values(lake: Any, as_of: dt.date, config: Any, policy: Any) -> tuple
     return learned_values(config, policy), "priors (the plan of this day stored no learned values)"
 
 
-def _day_tiers(lake: Any, as_of: dt.date) -> "pa.Table | None":
-    """The day's (customer_id, tier), as the plan joined them to its candidates."""
-    from lifeloop.strategy.plan import day_tiers
-
-    return day_tiers(lake, as_of)
-
-
 def _day_ranks(lists: "pa.Table", best: "pa.Array", customer_id: str, settings: Any) -> dict[tuple[str, str], int]:
     """The customer's positions in the whole day's arbitration order (as arbitration.order sorts candidates)."""
     import pyarrow as pa
@@ -251,14 +244,14 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
     values, outcome, types = _rule_inputs(ctx, config, customer_id, as_of)
     audience = _rows(lake.snapshot_dir("audiences", as_of) / "audiences.parquet", customer_id)
     day = pq.read_table(lake.snapshot_dir("lists", as_of) / "lists.parquet")
-    listed = day.filter(pc.equal(day["customer_id"], customer_id)).to_pylist()
+    mine = pc.equal(day["customer_id"], customer_id)
+    own = day.filter(mine)
+    listed = own.to_pylist()
     learned, source = _stored_values(lake, as_of, config, policy)
-    tiers = _day_tiers(lake, as_of)
+    tiers = day_tiers(lake, as_of)
     segment = _segment_of(tiers, customer_id)
     day_best = best_values(day, config, policy, learned, tiers)
-    mine = pc.equal(day["customer_id"], customer_id)
-    best = dict(zip(zip(day.filter(mine)["strategy"].to_pylist(), day.filter(mine)["wave"].to_pylist()),
-                    day_best.filter(mine).to_pylist()))
+    best = dict(zip(zip(own["strategy"].to_pylist(), own["wave"].to_pylist()), day_best.filter(mine).to_pylist()))
     settings = policy.arbitration
     cands = _candidates(listed, config, settings, best, _day_ranks(day, day_best, customer_id, settings), day.num_rows,
                         _value_rows(learned, segment))
