@@ -18,6 +18,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from lifeloop.engine.adapters.base import date_literal
+
 from lifeloop.data.mapping import LoadedMapping, canonical_mapping, load_mapping
 from lifeloop.data.schema import TABLES, arrow_schema
 from lifeloop.data.sql import FILE, PART, ROW, col, create_table, ident
@@ -129,7 +131,7 @@ def drop_rows_after(con: Any, loaded: LoadedMapping, rows: dict[str, int], as_of
         t = TABLES[name]
         if tm is None or tm.rows_after_as_of != "drop" or not t.date_column:
             continue
-        later = exp.GT(this=col(t.date_column), expression=exp.cast(exp.Literal.string(as_of.isoformat()), "DATE"))
+        later = exp.GT(this=col(t.date_column), expression=date_literal(as_of))
         n = _count(con, exp.select(exp.Count(this=exp.Star())).from_(_stage(name)).where(later))
         if n:
             con.execute(exp.Delete(this=_stage(name), where=exp.Where(this=later)).sql(dialect="duckdb")).fetchall()

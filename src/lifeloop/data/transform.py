@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from lifeloop.engine.adapters.base import date_literal
+
 from lifeloop.config.loader import format_loc
 from lifeloop.data.mapping import ColumnSpec, LoadedMapping, Lookup, Part
 from lifeloop.data.readers import read_source
@@ -108,7 +110,7 @@ class Stager:
         if "as_of" in names or any(isinstance(a, exp.Anonymous) and a.name.lower() in MACROS
                                    for a in tree.find_all(exp.Anonymous)):
             self.uses_as_of.append(self.loaded.where(*path))
-        as_of_lit = exp.cast(exp.Literal.string(self.as_of.isoformat()), exp.DataType.build("DATE"))
+        as_of_lit = date_literal(self.as_of)
         tree = tree.transform(lambda n: as_of_lit.copy() if isinstance(n, exp.Column) and n.name == "as_of"
                               and not n.table else n, copy=True)
         return expand(tree, self.as_of), sql_type

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from lifeloop.engine.adapters.base import date_literal
+
 from lifeloop.data.schema import TABLES, ForeignKey, Table
 from lifeloop.data.sql import CAP, FILE, PART, ROW, col, ident
 
@@ -42,10 +44,6 @@ def parquet(files: list[Path]) -> exp.Table:
     """A table expression reading Parquet files the lake published (our paths, never user text)."""
     paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
     return exp.Table(this=exp.Anonymous(this="read_parquet", expressions=[paths]))
-
-
-def _date(d: dt.date) -> exp.Expression:
-    return exp.cast(exp.Literal.string(d.isoformat()), exp.DataType.build("DATE"))
 
 
 def located(con: Any, table: str, condition: exp.Expression, value: exp.Expression, *, column: str | None,
@@ -193,14 +191,14 @@ def date_checks(t: Table, as_of: dt.date) -> list[RowCheck]:
     """No fact row is dated after the as-of date; no date is absurd (before 1900 or after 2199)."""
     out = []
     if t.kind == "fact" and t.date_column:
-        out.append(RowCheck(exp.GT(this=col(t.date_column), expression=_date(as_of)), col(t.date_column),
+        out.append(RowCheck(exp.GT(this=col(t.date_column), expression=date_literal(as_of)), col(t.date_column),
                             t.date_column, "as_of", lambda v: f"dated {v}, after the as-of date {as_of}",
                             "ingest with a later --as-of, or set rows_after_as_of: drop for this table in "
                             "the mapping when the extract is a time cut"))
     for c in t.columns:
         if c.type == "DATE":
-            cond = exp.or_(exp.LT(this=col(c.name), expression=_date(EARLIEST)),
-                           exp.GT(this=col(c.name), expression=_date(LATEST)))
+            cond = exp.or_(exp.LT(this=col(c.name), expression=date_literal(EARLIEST)),
+                           exp.GT(this=col(c.name), expression=date_literal(LATEST)))
             out.append(RowCheck(cond, col(c.name), c.name, "date_range",
                                 lambda v, c=c: f"{c.name} {v} is outside 1900-2199: a placeholder or a wrong "
                                                f"date format?",

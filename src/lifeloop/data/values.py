@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from lifeloop.engine.adapters.base import date_literal
+
 from lifeloop.data.mapping import ColumnSpec
 
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c")
@@ -43,7 +45,7 @@ def literal(value: Any) -> exp.Expression:
     if isinstance(value, (int, float)):
         return exp.Literal.number(value)
     if isinstance(value, dt.date):
-        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))
+        return date_literal(value)
     return exp.Literal.string(str(value))
 
 

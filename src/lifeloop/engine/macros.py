@@ -13,12 +13,10 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
+from lifeloop.engine.adapters.base import date_literal
+
 # name -> number of arguments
 MACROS: dict[str, int] = {"age": 1, "days_since": 1, "days_until": 1, "months_since": 1, "safe_divide": 2}
-
-
-def _date(value: dt.date) -> exp.Expression:
-    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))
 
 
 def _int(n: int) -> exp.Literal:
@@ -43,12 +41,12 @@ def age(d: exp.Expression, as_of: dt.date) -> exp.Expression:
 
 def days_since(d: exp.Expression, as_of: dt.date) -> exp.Expression:
     """Whole days from ``d`` to the as-of date (negative if ``d`` is later)."""
-    return exp.DateDiff(this=_date(as_of), expression=exp.cast(d.copy(), "DATE"), unit=exp.var("DAY"))
+    return exp.DateDiff(this=date_literal(as_of), expression=exp.cast(d.copy(), "DATE"), unit=exp.var("DAY"))
 
 
 def days_until(d: exp.Expression, as_of: dt.date) -> exp.Expression:
     """Whole days from the as-of date to ``d`` (e.g. to a product's maturity)."""
-    return exp.DateDiff(this=exp.cast(d.copy(), "DATE"), expression=_date(as_of), unit=exp.var("DAY"))
+    return exp.DateDiff(this=exp.cast(d.copy(), "DATE"), expression=date_literal(as_of), unit=exp.var("DAY"))
 
 
 def months_since(d: exp.Expression, as_of: dt.date) -> exp.Expression:

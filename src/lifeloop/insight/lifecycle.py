@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
+from lifeloop.engine.adapters.base import date_literal
 from lifeloop.errors import ConfigError, DataError, Problem
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ def lifecycle_query(compiled: CompiledStages, features: str, feature_names: Sequ
     return exp.select(
         col("customer_id"), col("stage"), col("rule"), col("previous_stage"),
         exp.alias_(exp.cast(days, "INTEGER"), "days_in_stage"),
-        exp.alias_(exp.cast(exp.Literal.string(as_of.isoformat()), "DATE"), "as_of"),
+        exp.alias_(date_literal(as_of), "as_of"),
     ).from_(staged.subquery("s"))
 
 
