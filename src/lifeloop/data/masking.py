@@ -84,12 +84,15 @@ def role(name: str) -> Role:
                       hint=f"roles are: {', '.join(ROLES)}")
 
 
+# (table, column) -> personal-data class, looked up once per cell of every export and worklist row
+PII = {(t.name, c.name): c.pii for t in TABLES.values() for c in t.columns}
+
+
 def column_kind(table: str, column: str) -> str | None:
     """The masking kind of a canonical column (None: not personal data, shown as is)."""
     if (table, column) in COLUMN_KINDS:
         return COLUMN_KINDS[(table, column)]
-    col = TABLES[table].column(column) if table in TABLES and column in TABLES[table].column_names else None
-    if col is not None and col.pii in ("C2", "C3"):
+    if PII.get((table, column)) in ("C2", "C3"):
         return "other"
     return None
 
@@ -142,7 +145,7 @@ def mask_row(table: str, row: dict[str, Any], viewer: Role) -> tuple[dict[str, A
     out, masked = {}, []
     for column, value in row.items():
         kind = column_kind(table, column)
-        if table in TABLES and column in TABLES[table].column_names and TABLES[table].column(column).pii == "C3":
+        if PII.get((table, column)) == "C3":
             continue  # authentication data is never shown
         if kind is not None and kind not in viewer.unmasked:
             out[column] = mask_value(kind, value)

@@ -19,7 +19,7 @@ of D is every batch on or before D, restricted to rows dated on or before D.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 PiiClass = Literal["C1", "C2", "C3"]
@@ -74,7 +74,6 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...] = ()
     date_column: str | None = None  # the column that must be <= as-of (fact tables)
     required_in_ingest: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:
@@ -222,27 +221,6 @@ CONSENT = Table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (BRANCHES, RELATIONSHIP_MANAGERS, CUSTOMERS, PRODUCTS,
                                                   HOLDINGS, TRANSACTIONS, EVENTS, CONSENT)}
-# dependency order: a table comes after every table it references
-TABLE_ORDER: tuple[str, ...] = tuple(TABLES)
-
-
-def table(name: str) -> Table:
-    """The canonical table called ``name``; unknown names get a 'did you mean'."""
-    try:
-        return TABLES[name]
-    except KeyError:
-        import difflib
-
-        from lifeloop.errors import IngestError
-
-        close = difflib.get_close_matches(name, TABLES, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"canonical tables are: {', '.join(TABLES)}"
-        raise IngestError(f"unknown canonical table {name!r}", hint=hint) from None
-
-
-def pii_columns(table_name: str, classes: tuple[str, ...] = ("C2", "C3")) -> list[str]:
-    """Columns of a table whose personal-data class is one of ``classes`` (used by masking)."""
-    return [c.name for c in TABLES[table_name].columns if c.pii in classes]
 
 
 def arrow_schema(table_name: str):

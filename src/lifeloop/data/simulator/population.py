@@ -193,17 +193,8 @@ def card_codes(bin_code: str, serial: np.ndarray) -> np.ndarray:
     out = np.empty((n, 16), np.uint8)
     out[:, :6] = np.frombuffer(bin_code.encode(), np.uint8)
     out[:, 6:15] = digits + 48
-    # Luhn over the 15-digit payload: from the right, every other digit (starting with the last) is doubled
-    doubled = np.arange(15)[::-1] % 2 == 0
-    bin_digits = np.array([int(c) for c in bin_code])
-    bin_sum = sum(_luhn_term(d, x) for d, x in zip(bin_digits, doubled[:6]))
-    terms = np.where(doubled[6:], np.where(digits * 2 > 9, digits * 2 - 9, digits * 2), digits).astype(np.int16)
-    out[:, 15] = (10 - (bin_sum + terms.sum(1)) % 10) % 10 + 48
+    out[:, 15] = luhn_check_digit(out[:, :15].astype(np.int16) - 48) + 48  # Luhn over the 15-digit payload
     return out
-
-
-def _luhn_term(d: int, doubled: bool) -> int:
-    return (d * 2 - 9 if d * 2 > 9 else d * 2) if doubled else d
 
 
 def card_numbers(bin_code: str, serial: np.ndarray) -> list[str]:
