@@ -49,8 +49,6 @@ def context(engine: str | None = None):
 
 
 def console():
-    import sys
-
     from rich.console import Console
 
     # piped or logged output (CI, `make demo | tee`) gets room for the tables instead of rich's 80 columns
@@ -251,7 +249,7 @@ def evaluate(
         from lifeloop.review.board import print_board
 
         with context() as ctx:
-            doc = ctx.evaluate(strategy or [], as_of=parse_date(as_of) if as_of else None, interim=interim)
+            doc = ctx.evaluate(strategy or [], as_of=parse_date(as_of), interim=interim)
         if as_json:
             typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         else:

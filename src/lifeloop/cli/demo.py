@@ -46,7 +46,7 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
     out.rule("[bold]1. A simulated bank")
     extracts = directory / "extracts"
     sim = ctx.simulate(extracts, customers=customers, days=days, seed=seed)
-    out.print(sim.describe() if hasattr(sim, "describe") else sim)
+    out.print(sim.describe())
     as_of: dt.date = sim.as_of
 
     out.rule("[bold]2. Ingest (map -> validate -> publish atomically)")

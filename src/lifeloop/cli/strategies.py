@@ -163,6 +163,13 @@ def values_report(ctx: Any, config: StrategiesConfig, policy: Any, as_of: "dt.da
             "rows": rows}
 
 
+def rank_text(arbitration: dict[str, Any]) -> str:
+    """How arbitration ranked the day's candidates, in words."""
+    if arbitration.get("rank_by") == "value":
+        return f"priority class (priority // {arbitration.get('class_size')}), then value"
+    return "priority, then value"
+
+
 def print_values(out: Any, report: dict[str, Any]) -> None:
     """Per strategy x wave x channel (and segments with evidence): prior, evidence, weight, uplift used, value."""
     from rich.table import Table
@@ -171,9 +178,7 @@ def print_values(out: Any, report: dict[str, Any]) -> None:
 
     a = report["arbitration"]
     t = Table(title=f"Expected value (期望价值) as of {report['as_of'] or '-'}: {report['source']}; ranked by "
-                    + (f"priority class (priority // {a['class_size']}), then value" if a["rank_by"] == "value"
-                       else "priority, then value")
-                    + ("" if a["learn"] else "; learning off: priors only"),
+                    + rank_text(a) + ("" if a["learn"] else "; learning off: priors only"),
               title_justify="left")
     for col in ("strategy / wave", "channel", "segment", "prior", "treated / control", "observed uplift (95% CI)",
                 "weight", "uplift used", "value", "cost", "expected value"):

@@ -54,9 +54,10 @@ def print_values(out: Any, report: dict[str, Any]) -> None:
     """Per candidate and channel: the prior uplift, review's evidence, its weight and the value arbitration used."""
     from rich.table import Table
 
+    from lifeloop.cli.strategies import rank_text
+
     a = report.get("arbitration") or {}
-    rank = (f"priority class (priority // {a.get('class_size')}), then value" if a.get("rank_by") == "value"
-            else "priority, then value")
+    rank = rank_text(a)
     v = Table(title=f"Expected value (ranked by {rank}; segment {a.get('segment') or '-'}; values: {a.get('values', '-')})",
               title_justify="left")
     for col in ("strategy / wave", "channel", "prior uplift", "evidence (treated / control, uplift ± 1.96 se)",

@@ -95,8 +95,9 @@ def import_feedback(sessions: Any, path: str | Path, *, timezone: str = "Asia/Sh
         seen = idempotency.begin(session, scope=SCOPE, key=file_key, request_hash=file_key, now=now)
         if not seen.new and seen.result is not None:
             return ImportResult(**{**seen.result, "replayed": True})
-        rows = list(csv.DictReader(io.StringIO(text)))
-        header = next(csv.reader(io.StringIO(text)), [])
+        reader = csv.DictReader(io.StringIO(text))
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
         _check_header(name, header)
         parsed, problems = _parse_rows(session, name, rows, timezone)
         if problems:
