@@ -18,6 +18,7 @@ from typing import Any
 from sqlglot import exp
 
 from lifeloop.engine.adapters.base import date_literal
+from lifeloop.engine.views import holdings_asof
 from lifeloop.errors import DataError
 from lifeloop.insight.transitions import flows, share
 
@@ -208,31 +209,20 @@ def retention_curves(rows: Sequence[Mapping[str, Any]], snapshots: Sequence[dt.d
 
 
 # ---------------------------------------------------------------------------- bank facts
-def _latest_holdings() -> exp.Select:
-    """Each account's newest balance snapshot (holdings are snapshots; the last one says open or closed)."""
-    last = (exp.select(col("account_id"), exp.alias_(exp.Max(this=col("snapshot_date")), "last_seen"))
-            .from_("holdings").group_by(col("account_id")))
-    return (exp.select(col("customer_id", "h"), col("product_id", "h"), col("status", "h"))
-            .from_(exp.to_table("holdings", alias=_alias("h")))
-            .join(last.subquery("l"), on=exp.and_(
-                exp.EQ(this=col("account_id", "h"), expression=col("account_id", "l")),
-                exp.EQ(this=col("snapshot_date", "h"), expression=col("last_seen", "l")))))
-
-
-def products_query() -> exp.Select:
-    """Customers by the number of distinct products they hold open (from the registered bank views)."""
+def products_query(as_of: dt.date) -> exp.Select:
+    """Customers by the number of distinct products they hold open at each account's newest snapshot."""
     held = (exp.select(col("customer_id"), exp.alias_(exp.Count(this=exp.Distinct(expressions=[col("product_id")])),
                                                        "products"))
-            .from_(_latest_holdings().subquery("x"))
+            .from_(holdings_asof(as_of).subquery("x"))
             .where(exp.EQ(this=col("status"), expression=exp.Literal.string("open")))
             .group_by(col("customer_id")))
     return (exp.select(col("products"), exp.alias_(_count(), "customers"))
             .from_(held.subquery("p")).group_by(col("products")))
 
 
-def products_per_customer(engine: Any) -> dict[str, Any]:
+def products_per_customer(engine: Any, as_of: dt.date) -> dict[str, Any]:
     """Customers holding 1, 2, 3, ... open products, and the average, over customers with at least one."""
-    rows = sorted((int(r["products"]), int(r["customers"])) for r in engine.to_arrow(products_query()).to_pylist())
+    rows = sorted((int(r["products"]), int(r["customers"])) for r in engine.to_arrow(products_query(as_of)).to_pylist())
     customers = sum(n for _, n in rows)
     total = sum(p * n for p, n in rows)
     return {"customers": customers, "average": round(total / customers, 4) if customers else None,
@@ -330,7 +320,7 @@ def compute(engine: Any, lake: Any, start: dt.date, end: dt.date) -> dict[str, A
     after = max(start - dt.timedelta(days=1), lake_first)
     result["activation"] = activation_rate(engine.to_arrow(activation_query(HISTORY, after, end)).to_pylist(), end)
     result["retention"] = retention_curves(engine.to_arrow(retention_query(HISTORY, start, end)).to_pylist(), dates)
-    result["products_per_customer"] = {"as_of": end, **products_per_customer(engine)}
+    result["products_per_customer"] = {"as_of": end, **products_per_customer(engine, end)}
     result["aum_by_tier"] = aum_by_tier(engine, _snapshot_files(lake, "segments", start, end))
     result["daily_sales"] = daily_sales(engine, start, end)
     result["sales_by_branch_rm"] = sales_totals(result["daily_sales"])
