@@ -19,13 +19,16 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
 
 from lifeloop.data.schema import PRODUCT_TYPES
 from lifeloop.insight.transitions import share
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 COUNT_BINS = ("0", "1", "2", "3", "4", "5+")
 
@@ -84,8 +87,11 @@ def penetration_query(flags: list[str]) -> exp.Select:
 
 
 def analyse(engine: Any, lake: Any, as_of: dt.date, segments_file: Path, tier_order: list[str],
-            tier_labels: dict[str, str] | None = None, finding_share: float = 0.2) -> dict[str, Any]:
-    """The holdings analysis as of D: penetration, product counts, single-product findings, next products."""
+            tier_labels: dict[str, str] | None = None, finding_share: float = 0.2,
+            segments: "pa.Table | None" = None) -> dict[str, Any]:
+    """The holdings analysis as of D: penetration, product counts, single-product findings, next products.
+
+    ``segments`` is the snapshot in ``segments_file`` when the caller has already read it."""
     import shutil
     import tempfile
 
@@ -98,7 +104,8 @@ def analyse(engine: Any, lake: Any, as_of: dt.date, segments_file: Path, tier_or
     try:
         engine.write_parquet(LATEST_ACCOUNTS.copy(), scratch / "accounts.parquet")
         engine.register("_accounts", [scratch / "accounts.parquet"])
-        return _analyse(engine, as_of, pq.read_table(segments_file), tier_order, tier_labels or {}, finding_share)
+        table = segments if segments is not None else pq.read_table(segments_file)
+        return _analyse(engine, as_of, table, tier_order, tier_labels or {}, finding_share)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -183,7 +190,7 @@ def findings(counts: list[dict[str, Any]], next_products: list[dict[str, Any]], 
     return out
 
 
-def build(ctx: Any, as_of: dt.date) -> dict[str, Any] | None:
+def build(ctx: Any, as_of: dt.date, segments: "pa.Table | None" = None) -> dict[str, Any] | None:
     """The holdings analysis of a workspace as of D (None without a segments snapshot or bank data)."""
     from lifeloop.config.segments import SegmentsConfig
 
@@ -193,4 +200,4 @@ def build(ctx: Any, as_of: dt.date) -> dict[str, Any] | None:
     order = [t.name for t in sorted(config.tiers, key=lambda t: t.min)]
     labels = {t.name: (t.label or t.name) for t in config.tiers}
     path = ctx.lake.snapshot_dir("segments", as_of) / "segments.parquet"
-    return analyse(ctx.engine(), ctx.lake, as_of, path, order, labels)
+    return analyse(ctx.engine(), ctx.lake, as_of, path, order, labels, segments=segments)

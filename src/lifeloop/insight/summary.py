@@ -130,11 +130,12 @@ def build(ctx: Any, as_of: dt.date | None = None) -> dict[str, Any]:
         out["warnings"] += lake.manifest("segments", as_of).get("warnings", [])
     else:
         out["warnings"].append(f"no segments snapshot as of {as_of}: run the segments step for tiers and groups")
-    add_clusters_and_holdings(ctx, as_of, out)
+    add_clusters_and_holdings(ctx, as_of, out, segments)
     return out
 
 
-def add_clusters_and_holdings(ctx: Any, as_of: dt.date, out: dict[str, Any]) -> None:
+def add_clusters_and_holdings(ctx: Any, as_of: dt.date, out: dict[str, Any],
+                              segments: "pa.Table | None" = None) -> None:
     """Add cluster profiles (``clusters``) and the holdings analysis (``holdings``) when their inputs exist."""
     from lifeloop.insight import clusters, holdings
 
@@ -143,6 +144,6 @@ def add_clusters_and_holdings(ctx: Any, as_of: dt.date, out: dict[str, Any]) -> 
         out["clusters"] = profiles
     else:
         out["warnings"].append(f"no clusters snapshot as of {as_of}: run the clusters step for cluster profiles")
-    analysis = holdings.build(ctx, as_of)
+    analysis = holdings.build(ctx, as_of, segments)  # the snapshot build() already read
     if analysis is not None:
         out["holdings"] = analysis
