@@ -66,8 +66,8 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
             as_of = as_of or default_as_of(con, rows)
             drop_rows_after(con, loaded, rows, as_of, warnings)
             keep_latest(con, loaded, rows)
-            require_tables(lake, rows, as_of)
             published, others = published_files(lake, as_of)
+            require_tables(rows, published)
             failed = check_batch(con, list(rows), as_of, published, others)
             if failed:
                 problems = [p for r in failed for p in r.problems]
@@ -154,13 +154,12 @@ def keep_latest(con: Any, loaded: LoadedMapping, rows: dict[str, int]) -> None:
         rows[name] = _count(con, exp.select(exp.Count(this=exp.Star())).from_(_stage(name)))
 
 
-def require_tables(lake: Any, rows: dict[str, int], as_of: dt.date) -> None:
-    """The first batch must hold every table a bank always has (later batches may hold only some)."""
-    from lifeloop.store.lake import BANK
+def require_tables(rows: dict[str, int], published: dict[str, list[Path]]) -> None:
+    """The first batch must hold every table a bank always has (later batches may hold only some).
 
-    earlier = [d for d in lake.dates(BANK) if d < as_of]
+    ``published``: what earlier batches serve (:func:`published_files`)."""
     missing = [name for name, t in TABLES.items() if t.required_in_ingest and name not in rows
-               and not any((lake.snapshot_dir(BANK, d) / f"{name}.parquet").exists() for d in earlier)]
+               and name not in published]
     if missing:
         raise ValidationError(f"the batch lacks the table(s) {', '.join(missing)}, and no earlier batch has them",
                               problems=[Problem("table missing", table=m, rule="required_table") for m in missing],
@@ -173,13 +172,10 @@ def published_files(lake: Any, as_of: dt.date) -> tuple[dict[str, list[Path]], d
     from lifeloop.store.lake import BANK
 
     dates = lake.dates(BANK)
-    published: dict[str, list[Path]] = {}
+    # the lake's own view of the day before: state tables' newest batch, fact tables' every batch
+    published = lake.bank_files(as_of - dt.timedelta(days=1))
     others: dict[str, list[Path]] = {}
     for name, t in TABLES.items():
-        files = [lake.snapshot_dir(BANK, d) / f"{name}.parquet" for d in dates if d < as_of]
-        files = [f for f in files if f.exists()]
-        if files:
-            published[name] = files[-1:] if t.kind == "state" else files
         if t.kind == "fact":
             other = [lake.snapshot_dir(BANK, d) / f"{name}.parquet" for d in dates if d != as_of]
             others[name] = [f for f in other if f.exists()]
