@@ -261,7 +261,7 @@ def same_values(step_file: Path, hand_file: Path) -> tuple[bool, str]:
     con = duckdb.connect()
     a = con.sql(f"SELECT * FROM read_parquet({q(str(step_file))}, hive_partitioning = false)")
     names = a.columns
-    types = dict(zip(names, [str(t) for t in a.types]))
+    types = dict(zip(names, [str(t) for t in a.types], strict=False))
     checks = []
     for c in names:
         if c == "customer_id":
@@ -273,7 +273,7 @@ def same_values(step_file: Path, hand_file: Path) -> tuple[bool, str]:
             checks.append(f"sum(CASE WHEN a.{c} IS DISTINCT FROM b.{c} THEN 1 ELSE 0 END) AS {c}")
     row = con.sql(f"""SELECT count(*) AS n, count(b.customer_id) AS matched, {', '.join(checks)}
         FROM read_parquet({q(str(step_file))}, hive_partitioning = false) a FULL JOIN read_parquet({q(str(hand_file))}) b USING (customer_id)""")
-    values = dict(zip(row.columns, row.fetchall()[0]))
+    values = dict(zip(row.columns, row.fetchall()[0], strict=False))
     bad = {k: v for k, v in values.items() if k not in ("n", "matched") and v}
     ok = not bad and values["n"] == values["matched"]
     return ok, "all columns equal" if ok else f"differences: {bad}, rows {values['n']} vs matched {values['matched']}"

@@ -89,7 +89,7 @@ def synthetic_evidence(doc: dict):
                     se = ((pt * (1 - pt) + pc_ * (1 - pc_)) / 1000) ** 0.5
                     rows.append((s["id"], w["id"], ch, tier, 1000, 1000, pt, pc_, pt - pc_, se))
     names = evidence_schema().names
-    return pa.Table.from_pylist([dict(zip(names, r)) for r in rows], schema=evidence_schema())
+    return pa.Table.from_pylist([dict(zip(names, r, strict=False)) for r in rows], schema=evidence_schema())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     best_cpu = {k: min(v) for k, v in cpu.items()}
     # CPU seconds of this process (DuckDB's threads included): a machine shared with other jobs
     # inflates wall time, so both are reported, with the load average at the end
-    print("| step | wall seconds (best of %d) | CPU seconds |" % args.repeat)
+    print(f"| step | wall seconds (best of {args.repeat}) | CPU seconds |")
     print("|---|---:|---:|")
     for k, v in best.items():
         print(f"| {k} | {v:.2f} | {best_cpu[k]:.2f} |")

@@ -26,7 +26,7 @@ def M(x: str) -> Decimal:
 
 def _rows(table: str, rows: list[tuple]) -> pa.Table:
     names = TABLES[table].column_names
-    return pa.Table.from_pylist([dict(zip(names, r)) for r in rows], schema=arrow_schema(table))
+    return pa.Table.from_pylist([dict(zip(names, r, strict=False)) for r in rows], schema=arrow_schema(table))
 
 
 BRANCHES = [("B1", "Main street", "Shanghai", "East")]

@@ -23,7 +23,7 @@ import pytest
 PG_BIN = Path(os.environ.get("LIFELOOP_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
 
-_server: "PostgresServer | None" = None
+_server: PostgresServer | None = None
 _server_error: str | None = None
 
 

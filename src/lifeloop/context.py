@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lifeloop.config.loader import config_hash, load_model
+from lifeloop.data.ingest import ingest
+from lifeloop.data.simulator import simulate
+from lifeloop.engine.adapters import connect
+from lifeloop.errors import ConfigError, DataError
+from lifeloop.execution.dispatch import dispatch, has_dispatched
+from lifeloop.execution.feedback_import import import_feedback
+from lifeloop.execution.worklists import worklist
+from lifeloop.insight.lifecycle import backfill
+from lifeloop.insight.profile import customer_profile
+from lifeloop.insight.summary import build
+from lifeloop.insight.transitions import between, cohorts
+from lifeloop.pipeline import run_steps
+from lifeloop.review.from_file import MIN_PER_ARM, evaluate_file
+from lifeloop.review.kpis import compute
+from lifeloop.review.lake_evaluation import evaluate_lake
 from lifeloop.settings import ENGINES, Settings
+from lifeloop.store.lake import Lake
+from lifeloop.store.ops import open_ops
+from lifeloop.store.ops.database import resolve_url
+from lifeloop.strategy.history import LakeHistory
+from lifeloop.strategy.ops_history import OpsHistory
+from lifeloop.strategy.why import explain
+from lifeloop.workspace import init_workspace, load_workspace
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,13 +55,12 @@ class Context:
         self.settings = settings or Settings.from_env(workspace, engine, debug)
         self._engines: dict[str, Any] = {}
         self._configs: dict[str, tuple[Any, Any]] = {}
-        self._ops: "sessionmaker[Session] | None" = None
+        self._ops: sessionmaker[Session] | None = None
 
     # ------------------------------------------------------------------ workspace
     @classmethod
-    def init(cls, directory: str | Path, template: str = "bank", force: bool = False) -> "Context":
+    def init(cls, directory: str | Path, template: str = "bank", force: bool = False) -> Context:
         """Create a workspace from a template and open it."""
-        from lifeloop.workspace import init_workspace
 
         init_workspace(directory, template, force)
         return cls(directory)
@@ -49,9 +70,8 @@ class Context:
         return self.settings.workspace
 
     @cached_property
-    def config(self) -> "WorkspaceConfig":
+    def config(self) -> WorkspaceConfig:
         """The validated ``lifeloop.yaml``."""
-        from lifeloop.workspace import load_workspace
 
         return load_workspace(self.workspace)
 
@@ -60,15 +80,13 @@ class Context:
         return self.workspace / self.config.config_dir
 
     @cached_property
-    def lake(self) -> "Lake":
-        from lifeloop.store.lake import Lake
+    def lake(self) -> Lake:
 
         return Lake(self.workspace / self.config.lake)
 
-    def load_config(self, name: str, model: type[M]) -> tuple[M, "LocatedYaml"]:
+    def load_config(self, name: str, model: type[M]) -> tuple[M, LocatedYaml]:
         """Load ``config/<name>.yaml`` into a strict model (cached for this context)."""
         if name not in self._configs:
-            from lifeloop.config.loader import load_model
 
             self._configs[name] = load_model(model, self.config_dir / f"{name}.yaml")
         return self._configs[name]
@@ -84,13 +102,11 @@ class Context:
 
     def engine(self, name: str | None = None):
         """The engine adapter (DuckDB by default, Spark on request), opened once per context."""
-        from lifeloop.errors import ConfigError
 
         name = name or self.engine_name
         if name not in ENGINES:
             raise ConfigError(f"unknown engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
         if name not in self._engines:
-            from lifeloop.engine.adapters import connect
 
             self._engines[name] = connect(name, self)
         return self._engines[name]
@@ -99,14 +115,12 @@ class Context:
     @property
     def database_url(self) -> str:
         """The operations database: LIFELOOP_DATABASE_URL, else lifeloop.yaml's database_url, else ops.db here."""
-        from lifeloop.store.ops.database import resolve_url
 
         return resolve_url(self.workspace, setting=self.settings.database_url, configured=self.config.database_url)
 
-    def ops(self) -> "sessionmaker[Session]":
+    def ops(self) -> sessionmaker[Session]:
         """The operations database's session factory (SQLite is migrated on first use; PostgreSQL must be)."""
         if self._ops is None:
-            from lifeloop.store.ops import open_ops
 
             self._ops = open_ops(self.database_url)
         return self._ops
@@ -120,7 +134,7 @@ class Context:
             self._ops.kw["bind"].dispose()
             self._ops = None
 
-    def __enter__(self) -> "Context":
+    def __enter__(self) -> Context:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -130,60 +144,55 @@ class Context:
     def ingest(self, source: str | Path, mapping: str | Path | None = None, as_of: dt.date | None = None,
                progress: bool = False):
         """Read a bank's extracts, map, validate, and publish them atomically as one batch."""
-        from lifeloop.data.ingest import ingest
 
         return ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress)
 
-    def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | None = None) -> list["StepResult"]:
+    def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | None = None) -> list[StepResult]:
         """Run daily steps for one as-of date."""
-        from lifeloop.pipeline import run_steps
 
         return run_steps(self, as_of, steps, engine)
 
-    def features(self, as_of: dt.date | None = None) -> "pa.Table":
+    def features(self, as_of: dt.date | None = None) -> pa.Table:
         """The published feature snapshot (标签) as of a date (default: the latest)."""
         return self.snapshot("features", as_of)
 
-    def lifecycle(self, as_of: dt.date | None = None) -> "pa.Table":
+    def lifecycle(self, as_of: dt.date | None = None) -> pa.Table:
         """The published lifecycle snapshot (stage, rule, previous stage, days in stage) as of a date."""
         return self.snapshot("lifecycle", as_of)
 
-    def segments(self, as_of: dt.date | None = None) -> "pa.Table":
+    def segments(self, as_of: dt.date | None = None) -> pa.Table:
         """The published segments snapshot (tier, seg_<group>, micro_<name>) as of a date."""
         return self.snapshot("segments", as_of)
 
-    def clusters(self, as_of: dt.date | None = None) -> "pa.Table":
+    def clusters(self, as_of: dt.date | None = None) -> pa.Table:
         """The published clusters snapshot (cluster_id, cluster_name, distance) as of a date."""
         return self.snapshot("clusters", as_of)
 
     def customer(self, customer_id: str, *, role: str = "analyst", rm_id: str | None = None,
                  reason: str | None = None, as_of: dt.date | None = None, transactions: int = 20) -> dict[str, Any]:
         """The customer profile (客户档案) as data, personal fields masked for ``role``."""
-        from lifeloop.insight.profile import customer_profile
 
         return customer_profile(self, customer_id, role_name=role, rm_id=rm_id, reason=reason, as_of=as_of,
                                 transactions=transactions)
 
-    def audiences(self, as_of: dt.date | None = None) -> "pa.Table":
+    def audiences(self, as_of: dt.date | None = None) -> pa.Table:
         """Eligible customers per strategy and wave, with the reason (定名单)."""
         return self.snapshot("audiences", as_of)
 
-    def lists(self, as_of: dt.date | None = None) -> "pa.Table":
+    def lists(self, as_of: dt.date | None = None) -> pa.Table:
         """The day's lists: treated, control and dropped candidates, with channel, script and dropping policy."""
         return self.snapshot("lists", as_of)
 
     def evaluate(self, strategies: Sequence[str] = (), *, as_of: dt.date | None = None,
                  interim: bool = False) -> dict[str, Any]:
         """Post-evaluation of the strategies from the lake's outcomes (策略后评估; lifeloop.review/1 JSON)."""
-        from lifeloop.review.lake_evaluation import evaluate_lake
 
         return evaluate_lake(self, as_of, strategies, interim)
 
     def evaluate_file(self, path: str | Path, *, arm: str, control: str, outcomes: Sequence[str] = (),
                       money: Sequence[str] = (), pre: str | None = None, cost_per_contact: float | None = None,
-                      holdout: float | None = None, min_per_arm: int | None = None) -> "Evaluation":
+                      holdout: float | None = None, min_per_arm: int | None = None) -> Evaluation:
         """Evaluate a campaign run outside Lifeloop from a file, one row per customer (策略后评估)."""
-        from lifeloop.review.from_file import MIN_PER_ARM, evaluate_file
 
         return evaluate_file(Path(path), arm=arm, control=control, outcomes=list(outcomes), money=list(money),
                              pre=pre, cost_per_contact=cost_per_contact, holdout=holdout,
@@ -191,73 +200,60 @@ class Context:
 
     def dispatch(self, as_of: dt.date, *, drain: bool = True):
         """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
-        from lifeloop.execution.dispatch import dispatch
 
         return dispatch(self, as_of, drain_outbox=drain)
 
     def worklist(self, rm_id: str, on: dt.date | None = None) -> list[dict[str, Any]]:
         """A relationship manager's open tasks, own customers only, most important first, with scripts."""
-        from lifeloop.execution.worklists import worklist
 
         return worklist(self.ops(), rm_id, lake=self.lake, on=on)
 
     def import_feedback(self, path: str | Path):
         """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""
-        from lifeloop.execution.feedback_import import import_feedback
 
         return import_feedback(self.ops(), Path(path), timezone=self.config.bank.timezone)
 
     def history_source(self):
         """The plan's history: the operations database once anything was dispatched, else the lake's lists."""
-        from lifeloop.execution.dispatch import has_dispatched
-        from lifeloop.strategy.history import LakeHistory
-        from lifeloop.strategy.ops_history import OpsHistory
 
         return OpsHistory(self.ops(), self.lake) if has_dispatched(self.ops()) else LakeHistory(self.lake)
 
     def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
         """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only."""
-        from lifeloop.strategy.why import explain
 
         return explain(self, customer_id, as_of)
 
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""
-        from lifeloop.insight.summary import build
 
         return build(self, as_of)
 
     def transitions(self, before: dt.date, after: dt.date) -> dict[str, Any]:
         """Stage flows between two dates and the share of each stage moving on within 30/90 days."""
-        from lifeloop.insight.transitions import between
 
         return between(self.engine(), self.lake, before, after)
 
     def entry_cohorts(self, entered: str, reached: str, by: dt.date | None = None,
                       month: str | None = None) -> list[dict[str, Any]]:
         """Of the customers entering stage ``entered`` each month, how many reached ``reached`` by ``by``."""
-        from lifeloop.insight.transitions import cohorts
 
         return cohorts(self.engine(), self.lake, entered, reached, by, month)
 
     def kpis(self, start: dt.date, end: dt.date) -> dict[str, Any]:
         """Lifecycle KPIs between two dates (stage mix, transitions, churn, activation, retention, sales)."""
-        from lifeloop.review.kpis import compute
 
         return compute(self.engine(), self.lake, start, end)
 
     def backfill(self, dates: Sequence[dt.date], steps: Sequence[str] = ("features", "lifecycle", "segments"),
-                 engine: str | None = None) -> list["StepResult"]:
+                 engine: str | None = None) -> list[StepResult]:
         """Run the insight steps for a series of dates, oldest first, so that stage history exists."""
-        from lifeloop.insight.lifecycle import backfill
 
         return backfill(self, dates, engine, steps)
 
-    def snapshot(self, area: str, as_of: dt.date | None = None) -> "pa.Table":
+    def snapshot(self, area: str, as_of: dt.date | None = None) -> pa.Table:
         """Read a published step snapshot as an Arrow table."""
         import pyarrow.parquet as pq
 
-        from lifeloop.errors import DataError
 
         dates = self.lake.dates(area)
         if not dates:
@@ -273,16 +269,7 @@ class Context:
     def simulate(self, out: str | Path, customers: int = 2000, days: int = 365, seed: int = 7,
                  start: dt.date | None = None, format: str = "parquet", truth: str | Path | None = None):
         """Write a synthetic bank's extracts (canonical CSV/Parquet) to ``out``."""
-        from lifeloop.data.simulator import simulate
 
         return simulate(Path(out), customers=customers, days=days, seed=seed, start=start, format=format,
                         truth=truth)
 
-
-def config_hash(folder: Path, *names: str) -> str:
-    """A short hash of ``folder/<name>.yaml`` for each name (a missing file hashes as empty)."""
-    h = hashlib.sha256()
-    for name in sorted(names):
-        path = folder / f"{name}.yaml"
-        h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
-    return h.hexdigest()[:16]

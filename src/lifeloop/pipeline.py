@@ -24,6 +24,7 @@ STEPS: dict[str, str] = {
     "segments": "lifeloop.insight.segments:run_step",
     "clusters": "lifeloop.insight.clusters:run_step",
     "outcomes": "lifeloop.review.outcomes:run_step",
+    "evidence": "lifeloop.review.evidence:run_step",
     "audiences": "lifeloop.strategy.audiences:run_step",
     "plan": "lifeloop.strategy.plan:run_step",
     "dispatch": "lifeloop.execution.dispatch:run_step",
@@ -34,7 +35,7 @@ STEPS: dict[str, str] = {
 class StepContext:
     """What a step gets: the facade, the as-of date and the engine to run on."""
 
-    ctx: "Context"
+    ctx: Context
     as_of: dt.date
     engine: Any  # lifeloop.engine.adapters.base.Adapter
 
@@ -65,7 +66,7 @@ def resolve_steps(steps: list[str] | None) -> list[str]:
     return [s for s in STEPS if s in steps]
 
 
-def run_steps(ctx: "Context", as_of: dt.date, steps: list[str] | None = None,
+def run_steps(ctx: Context, as_of: dt.date, steps: list[str] | None = None,
               engine: str | None = None) -> list[StepResult]:
     """Run the named steps (default: all) for one as-of date, in order."""
     names = resolve_steps(steps)

@@ -24,7 +24,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, workspace: str | Path | None = None, engine: str | None = None,
-                 debug: bool | None = None) -> "Settings":
+                 debug: bool | None = None) -> Settings:
         """Settings from the environment, overridden by explicit arguments."""
         ws = workspace or os.environ.get("LIFELOOP_WORKSPACE") or "."
         return cls(

@@ -89,12 +89,12 @@ def true_uplift(outcomes: pa.Table, effects: pa.Table | None, money: bool = Fals
     if effects is not None:
         value = "incremental_money" if money else "incremental_conversions"
         for c, o, d, v in zip(effects["customer_id"].to_pylist(), effects["offer"].to_pylist(),
-                              effects["as_of"].to_pylist(), effects[value].to_pylist()):
+                              effects["as_of"].to_pylist(), effects[value].to_pylist(), strict=False):
             if v:
                 by_customer.setdefault((c, o), []).append((d, float(v)))
     sums: dict[str, dict[str, list[float]]] = {}
     for s, c, offer, entry, seen, arm in zip(*(outcomes[k].to_pylist() for k in (
-            "strategy", "customer_id", "offer", "entry_date", "observed_through", "arm"))):
+            "strategy", "customer_id", "offer", "entry_date", "observed_through", "arm")), strict=False):
         total = 0.0
         for d, v in by_customer.get((c, offer), []):
             if d >= entry:

@@ -20,11 +20,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # review_truth, as the other loop tests import it
 
+from review_truth import base_workspace  # noqa: E402
+
 from lifeloop.context import Context  # noqa: E402
 from lifeloop.data.simulator import SimulatedBank  # noqa: E402
 from lifeloop.execution.closed_loop import run_loop  # noqa: E402
 from lifeloop.store.ops.models import Dispatch  # noqa: E402
-from review_truth import base_workspace  # noqa: E402
 
 pytestmark = pytest.mark.slow   # about 40 s: a 2,000-customer bank lives 14 days of the loop
 
@@ -123,7 +124,7 @@ def test_outcomes_carry_the_cell_and_the_review_compares_cells_with_control_and_
     o = loop["outcomes"]
     mine = o.filter(pc.equal(o["strategy"], STRATEGY))
     by_arm = {}
-    for arm, cell in zip(mine["arm"].to_pylist(), mine["cell"].to_pylist()):
+    for arm, cell in zip(mine["arm"].to_pylist(), mine["cell"].to_pylist(), strict=False):
         by_arm[(arm, cell)] = by_arm.get((arm, cell), 0) + 1
     assert set(by_arm) <= {("treated", "sms_only"), ("treated", "full"), ("control", None)}
     (s,) = loop["doc"]["strategies"]

@@ -97,7 +97,7 @@ strategies:
 def ctx(tmp_path):
     ctx = new_context(tmp_path)
     (ctx.config_dir / "strategies.yaml").write_text(STRATEGIES, encoding="utf-8")
-    for area, table in zip(("segments", "lifecycle", "audiences", "lists"), snapshots()):
+    for area, table in zip(("segments", "lifecycle", "audiences", "lists"), snapshots(), strict=False):
         ctx.lake.publish(area, D, lambda st, t=table, a=area: pq.write_table(t, st / f"{a}.parquet"), manifest={})
     yield ctx
     ctx.close()

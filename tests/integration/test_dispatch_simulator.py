@@ -19,7 +19,7 @@ from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
 # the drain's clock; the outbox stamps items with the real time when they are enqueued, so T0 must lie
 # after every enqueue of the run: the module is imported when the suite is collected, minutes before
 # these tests run in a full `make test`
-T0 = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=6)
+T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=6)
 
 
 def lists(as_of, treated, controls):

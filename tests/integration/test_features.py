@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lifeloop.context import Context
-from tests.fixtures_bank import D, EXPECTED, LATER, publish_tiny_bank
+from tests.fixtures_bank import EXPECTED, LATER, D, publish_tiny_bank
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ import sqlglot
 from lifeloop.engine.adapters import connect
 from lifeloop.errors import ConfigError, EngineError
 from lifeloop.store.lake import Lake
-from tests.fixtures_bank import D, LATER, publish_tiny_bank
+from tests.fixtures_bank import LATER, D, publish_tiny_bank
 
 
 def test_an_unknown_engine_gets_a_did_you_mean():

@@ -54,12 +54,12 @@ def test_a_good_file_records_every_outcome_remembers_refusals_and_turns_referral
     assert (result.recorded, result.refusals, result.referrals, result.replayed) == (3, 1, 1, False)
     with unit_of_work(ops_db) as s:
         assert feedback.refused_within(s, customer_id="C001", months=3,
-                                       now=dt.datetime(2024, 3, 2, tzinfo=dt.timezone.utc))
+                                       now=dt.datetime(2024, 3, 2, tzinfo=dt.UTC))
         lead = s.scalars(sa.select(Lead)).one()
         assert (lead.name, lead.phone, lead.referred_by_customer_id) == ("王芳", "13800001111", "C002")
         # a time without a zone is the bank's local time (Asia/Shanghai, UTC+8)
         first = s.scalars(sa.select(Feedback).where(Feedback.dispatch_id == ids[0])).one()
-        assert first.occurred_at == dt.datetime(2024, 3, 1, 2, 0, tzinfo=dt.timezone.utc)
+        assert first.occurred_at == dt.datetime(2024, 3, 1, 2, 0, tzinfo=dt.UTC)
         assert first.source_ref == "feedback.csv:2"
 
 

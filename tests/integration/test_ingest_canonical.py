@@ -9,8 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lifeloop.errors import IngestError, ValidationError
-from tests.factories import (BANK_AS_OF, canonical_bank, lake_fingerprint, new_context, write_canonical,
-                             write_csv)
+from tests.factories import BANK_AS_OF, canonical_bank, lake_fingerprint, new_context, write_canonical, write_csv
 
 COUNTS = {"branches": 2, "relationship_managers": 1, "customers": 3, "products": 3, "holdings": 4, "transactions": 5}
 

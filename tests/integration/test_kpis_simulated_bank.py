@@ -24,7 +24,7 @@ def split_into_month_batches(ctx, last: dt.date, cuts: list[dt.date]) -> None:
     folder = ctx.lake.snapshot_dir("bank", last)
     tables = {f.stem: pq.read_table(f) for f in folder.glob("*.parquet")}
     bounds = [None, *cuts, last]
-    for low, high in zip(bounds, bounds[1:]):
+    for low, high in zip(bounds, bounds[1:], strict=False):
         def write(staging, low=low, high=high):
             for name, t in tables.items():
                 column = TABLES[name].date_column

@@ -17,11 +17,11 @@ import shutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from review_truth import _link_parquet, base_workspace, true_uplift
 
 from lifeloop.context import Context
 from lifeloop.data.simulator import SimulatedBank
 from lifeloop.execution.closed_loop import run_loop
-from review_truth import _link_parquet, base_workspace, true_uplift
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import AuditEntry
 from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fixtures
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 D = dt.date(2026, 3, 2)
 

@@ -11,7 +11,7 @@ from lifeloop.errors import DataError
 from lifeloop.store.ops import consent
 from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fixtures
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = dt.timedelta(days=1)
 

@@ -15,7 +15,7 @@ from lifeloop.store.ops.feedback import Referral, months_before
 from lifeloop.store.ops.models import Feedback, Lead
 from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fixtures
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 D = dt.date(2026, 3, 2)
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -26,8 +26,8 @@ def history(session, lookback: int = 30):
 
 
 def test_a_local_day_starts_at_midnight_in_the_banks_zone():
-    assert day_bounds(D, TZ) == (dt.datetime(2026, 3, 9, 16, 0, tzinfo=dt.timezone.utc),
-                                 dt.datetime(2026, 3, 10, 16, 0, tzinfo=dt.timezone.utc))
+    assert day_bounds(D, TZ) == (dt.datetime(2026, 3, 9, 16, 0, tzinfo=dt.UTC),
+                                 dt.datetime(2026, 3, 10, 16, 0, tzinfo=dt.UTC))
 
 
 def test_contacts_are_earlier_lists_in_the_look_back_window_with_their_latest_outcome(session):

@@ -10,8 +10,14 @@ import sqlalchemy as sa
 
 from lifeloop.errors import ConfigError
 from lifeloop.store.ops import audit
-from lifeloop.store.ops.database import (OpsDatabaseError, default_url, make_engine, resolve_url, session_factory,
-                                         unit_of_work)
+from lifeloop.store.ops.database import (
+    OpsDatabaseError,
+    default_url,
+    make_engine,
+    resolve_url,
+    session_factory,
+    unit_of_work,
+)
 from lifeloop.store.ops.migrations import current, downgrade, head, require_head, upgrade, upgrade_sql
 from lifeloop.store.ops.models import Base, Feedback
 from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fixtures
@@ -83,10 +89,10 @@ def test_a_time_comes_back_aware_in_utc_and_an_amount_comes_back_exact(session):
     session.commit()
     session.expire_all()
     row = session.scalars(sa.select(Feedback)).one()
-    assert row.occurred_at == dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
+    assert row.occurred_at == dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
     assert row.occurred_at.utcoffset() == dt.timedelta(0)
     assert row.amount == Decimal("1234567890123.45") and isinstance(row.amount, Decimal)
-    assert row.dispatch.created_at == dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.timezone.utc)
+    assert row.dispatch.created_at == dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)
 
 
 def test_a_time_without_a_zone_is_refused_by_the_services_and_by_the_column_type(session):

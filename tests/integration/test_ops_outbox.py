@@ -15,7 +15,7 @@ from lifeloop.store.ops.models import Dispatch
 from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fixtures
 
 D = dt.date(2026, 3, 2)
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
 def contact(customer: str, channel: str = "sms", wave: str = "d1", **kw) -> NewContact:

@@ -15,7 +15,7 @@ from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import Dispatch
 from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
 
-T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=5)
 
 step = st.tuples(
@@ -50,7 +50,7 @@ def test_workers_doing_anything_never_share_an_item_never_send_twice_and_lose_no
 
     for seconds, worker, limit, fates in steps:
         now += dt.timedelta(seconds=seconds)
-        for (item_id, token), fate in zip(list(stale), fates):
+        for (item_id, token), fate in zip(list(stale), fates, strict=False):
             if fate == "late":  # a crashed worker wakes up and reports: it counts unless the item was re-claimed
                 with unit_of_work(ops_db) as s:
                     ok = contacts.mark_sent(s, dispatch_id=item_id, claim_token=token, now=now)
@@ -59,7 +59,7 @@ def test_workers_doing_anything_never_share_an_item_never_send_twice_and_lose_no
                     sent.add(item_id)
                     holder.pop(item_id)
                 stale.remove((item_id, token))
-        for item, fate in zip(claim(worker, limit), fates + ["crash"] * limit):
+        for item, fate in zip(claim(worker, limit), fates + ["crash"] * limit, strict=False):
             with unit_of_work(ops_db) as s:
                 if fate == "sent":
                     assert contacts.mark_sent(s, dispatch_id=item.id, claim_token=item.claim_token, now=now)

@@ -22,7 +22,7 @@ import pytest
 
 from lifeloop.pipeline import StepContext
 from lifeloop.strategy import audiences, plan
-from tests.factories import new_context, lake_fingerprint
+from tests.factories import lake_fingerprint, new_context
 from tests.fixtures_bank import publish_batch
 
 D = dt.date(2024, 6, 30)

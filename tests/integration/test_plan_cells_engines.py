@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from tests.integration.test_plan import D, STRATEGIES, ctx  # noqa: F401  (the tiny lake fixture)
+from tests.integration.test_plan import STRATEGIES, D, ctx  # noqa: F401  (the tiny lake fixture)
 from tests.integration.test_plan_engines import plan_files
 
 CELLS = """\

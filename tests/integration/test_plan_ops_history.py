@@ -11,9 +11,9 @@ import pytest
 from lifeloop.pipeline import StepContext
 from lifeloop.strategy import audiences, plan
 from lifeloop.strategy.ops_history import OpsHistory
-from tests.integration.test_plan import D, D2, ctx, publish_insight  # noqa: F401  (the tiny lake fixture)
+from tests.integration.test_plan import D2, D, ctx, publish_insight  # noqa: F401  (the tiny lake fixture)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(day: dt.date, hour: int = 12) -> dt.datetime:

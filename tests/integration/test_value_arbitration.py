@@ -26,7 +26,6 @@ import pytest
 
 from lifeloop.context import Context
 from lifeloop.data.simulator import SimulatedBank
-from lifeloop.insight.lifecycle import snapshot_file
 from lifeloop.strategy import plan
 from lifeloop.strategy.history import LakeHistory
 from lifeloop.strategy.inputs import load_map
@@ -73,7 +72,7 @@ def prepare(base: Path, customers: int, days: int, seed: int, extra_map: str = I
     engine.register_bank(ctx.lake, d)
     customers_t, products = plan.suitability_inputs(engine)
     out = dict(ctx=ctx, as_of=d, config=config, policy=policy, customers=customers_t, products=products,
-               audiences=pq.read_table(snapshot_file(ctx.lake, "audiences", d)), tiers=plan.day_tiers(ctx.lake, d),
+               audiences=pq.read_table(ctx.lake.snapshot_file("audiences", d)), tiers=plan.day_tiers(ctx.lake, d),
                history=LakeHistory(ctx.lake).load(d, policy.lookback_days), bank=SimulatedBank.open(base / "extracts"))
     return out
 
@@ -96,7 +95,7 @@ def true_value(inputs: dict[str, Any], lists: pa.Table) -> dict[str, float]:
         "treated": pa.array([True] * sent.num_rows)}))
     worth = {s.id: s.expected.value for s in inputs["config"].strategies}
     inc = effect.rows["incremental_conversions"].to_pylist()
-    value = sum(i * worth[s] for i, s in zip(inc, sent["strategy"].to_pylist()))
+    value = sum(i * worth[s] for i, s in zip(inc, sent["strategy"].to_pylist(), strict=False))
     rm = pc.equal(sent["channel"], "rm")
     return {"contacts": sent.num_rows, "rm_tasks": int(pc.sum(rm).as_py() or 0),
             "conversions": effect.incremental_conversions, "value": value, "money": effect.incremental_money,
@@ -137,7 +136,7 @@ def test_both_plans_hold_out_the_same_control_group(experiment):
 
     def controls(lists):
         return sorted(zip(*[lists.filter(pc.equal(lists["group"], "control"))[c].to_pylist()
-                            for c in ("customer_id", "strategy")]))
+                            for c in ("customer_id", "strategy")], strict=False))
 
     assert controls(runs["priority"]) == controls(runs["value"])
 

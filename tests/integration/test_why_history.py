@@ -30,7 +30,7 @@ import pytest
 from lifeloop.context import Context
 
 STEPS = ["features", "lifecycle", "segments", "audiences", "plan"]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CAPS = "caps: {day: 1, week: 3, month: 6}"
 WEEKLY_ONE = "caps: {day: 1, week: 1, month: 6}"
 RM_REVIEW = """

@@ -113,7 +113,7 @@ def test_the_call_centre_and_sms_exports_mask_personal_data_for_their_analyst_re
     calls = list((ctx.workspace / "exports" / "call").rglob("*.xlsx"))
     sheet = load_workbook(calls[0]).active
     header = [c.value for c in sheet[1]]
-    rows = [dict(zip(header, [c.value for c in r])) for r in sheet.iter_rows(min_row=2)]
+    rows = [dict(zip(header, [c.value for c in r], strict=False)) for r in sheet.iter_rows(min_row=2)]
     assert [(r["customer_id"], r["name"], r["mobile"]) for r in rows] == [("C004", "赵*", "138****0004")]
     sms = next((ctx.workspace / "exports" / "sms").rglob("*.csv")).read_text(encoding="utf-8-sig")
     assert "C005" in sms and "孙丽" not in sms and "13800000005" not in sms
@@ -148,7 +148,7 @@ def test_a_retry_left_over_from_an_earlier_day_is_sent_on_a_later_day_not_blocke
     later = D + dt.timedelta(days=1)
     publish(ctx.lake, "lists", {"lists": [list_row("C003", "wealth_churn_retention", "w1", "rm", 90)]}, as_of=later)
     with unit_of_work(ctx.ops()) as session:       # time passes: the retry is due
-        session.execute(sa.update(Dispatch).values(next_attempt_at=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+        session.execute(sa.update(Dispatch).values(next_attempt_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
                         .where(Dispatch.status == "pending"))
 
     class Ok(http.server.BaseHTTPRequestHandler):

@@ -83,7 +83,7 @@ def test_a_retry_after_longer_than_the_inline_limit_goes_back_to_the_outbox_with
 
 
 def test_retry_after_as_an_http_date_is_the_time_left_until_then():
-    now = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
     assert parse_retry_after("Mon, 02 Mar 2026 12:02:00 GMT", now=now) == dt.timedelta(minutes=2)
     assert parse_retry_after("soon", now=now) is None and parse_retry_after(None) is None
 
@@ -123,7 +123,7 @@ def test_with_the_rm_role_each_rm_gets_a_file_of_their_own_customers_only(tmp_pa
     for path in ch.written:
         sheet = load_workbook(path).active
         header = [c.value for c in sheet[1]]
-        rows = [dict(zip(header, [c.value for c in row])) for row in sheet.iter_rows(min_row=2)]
+        rows = [dict(zip(header, [c.value for c in row], strict=False)) for row in sheet.iter_rows(min_row=2)]
         owners[path.parent.name] = {(r["customer_id"], r["rm_id"], r["name"]) for r in rows}
     assert owners == {"RM001": {("C001", "RM001", "张小明"), ("C003", "RM001", "张小明")},
                       "RM002": {("C002", "RM002", "张小明")}}
@@ -157,10 +157,9 @@ def test_channels_yaml_names_a_misspelt_channel_and_an_unknown_role_with_file_an
 def test_the_bank_templates_channels_work_offline():
     from pathlib import Path
 
+    import lifeloop
     from lifeloop.config.channels import ChannelsConfig
     from lifeloop.config.loader import load_model
-
-    import lifeloop
 
     template = Path(lifeloop.__file__).parent / "templates" / "bank" / "config" / "channels.yaml"
     config, _ = load_model(ChannelsConfig, template)

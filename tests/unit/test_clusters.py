@@ -42,7 +42,7 @@ def book(seed: int, per_group: int = 60, groups=GROUPS) -> pa.Table:
 
 
 def cluster_of(table: pa.Table) -> dict[str, int]:
-    return dict(zip(table["customer_id"].to_pylist(), table["cluster_id"].to_pylist()))
+    return dict(zip(table["customer_id"].to_pylist(), table["cluster_id"].to_pylist(), strict=False))
 
 
 def test_three_separated_groups_give_three_clusters_chosen_by_silhouette():
@@ -85,7 +85,7 @@ def test_an_analyst_name_sticks_across_a_refit(tmp_path):
     name_cluster(lake, rich, "Private-banking prospects", by="analyst1")
     refit(lake, book(2), CONFIG, D2)
     table = assign(book(2), load_registry(lake), CONFIG)
-    names = dict(zip(table["customer_id"].to_pylist(), table["cluster_name"].to_pylist()))
+    names = dict(zip(table["customer_id"].to_pylist(), table["cluster_name"].to_pylist(), strict=False))
     assert names["rich_005"] == "Private-banking prospects"
     assert names["plain_005"].startswith("cluster ")
 

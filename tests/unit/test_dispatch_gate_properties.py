@@ -333,7 +333,7 @@ def test_nothing_unsuitable_is_enqueued_or_sent_and_every_held_row_is_counted_an
     row_of = {_key(r): r for r in rows}
     for customer, offer, strategy, wave in sent:
         assert _may(custs, row_of[(customer, strategy, wave)]) and offer == row_of[(customer, strategy, wave)]["offer"]
-    for customer, offer, status, strategy, wave in outbox:
+    for customer, _offer, status, strategy, wave in outbox:
         if status != "cancelled":   # control rows are recorded as cancelled history, never sent
             assert _may(custs, row_of[(customer, strategy, wave)]), (row_of[(customer, strategy, wave)], status)
     # every held-back row: counted as blocked, and one audit entry naming it, with the levels as the reason
@@ -375,7 +375,7 @@ def test_a_retry_after_the_assessment_expired_overnight_is_held_back_at_send_tim
     consent = {(c, "marketing", "sms"): True for c in ("C1", "C2")}
     kept, held = suitable_only(_ctx(bank, custs), pa.Table.from_pylist(rows, schema=output_schema()), D)
     assert held == [] and kept.num_rows == 2          # both suitable on D
-    day = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)  # the outbox is due from enqueue time on
+    day = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)  # the outbox is due from enqueue time on
     summary = enqueue_lists(sessions, kept)
     drain(sessions, {"sms": sms}, baseline=consent, summary=summary, clock=lambda: day,
           screen=send_time_screen(_ctx(bank, custs), D))

@@ -17,8 +17,15 @@ from statsmodels.stats import proportion
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from lifeloop.errors import DataError
-from lifeloop.review.evaluation import (compare_means, compare_rates, cuped_adjust, cuped_theta, evaluate, holm,
-                                        sample_ratio)
+from lifeloop.review.evaluation import (
+    compare_means,
+    compare_rates,
+    cuped_adjust,
+    cuped_theta,
+    evaluate,
+    holm,
+    sample_ratio,
+)
 from lifeloop.review.render import evaluation_json
 
 TOL = 1e-12

@@ -50,7 +50,7 @@ def result(tmp_path):
     lake = Lake(tmp_path / "lake")
     publish_batch(lake, D, {"products": PRODUCTS, "holdings": HOLDINGS})
     seg = tmp_path / "segments.parquet"
-    pq.write_table(pa.Table.from_pylist([dict(zip(SEGMENT_COLUMNS, r)) for r in SEGMENTS]), seg)
+    pq.write_table(pa.Table.from_pylist([dict(zip(SEGMENT_COLUMNS, r, strict=False)) for r in SEGMENTS]), seg)
     engine = DuckDBAdapter()
     try:
         yield analyse(engine, lake, D, seg, ["mass", "potential", "wealth", "private"],

@@ -10,7 +10,7 @@ from lifeloop.engine.adapters.duckdb import DuckDBAdapter
 from lifeloop.insight.holdings import analyse
 from lifeloop.store.lake import Lake
 from tests.fixtures_bank import publish_batch
-from tests.unit.test_holdings import D, HOLDINGS, PRODUCTS, SEGMENT_COLUMNS, SEGMENTS
+from tests.unit.test_holdings import HOLDINGS, PRODUCTS, SEGMENT_COLUMNS, SEGMENTS, D
 
 pytestmark = pytest.mark.spark
 
@@ -21,7 +21,7 @@ def test_penetration_counts_and_next_products_agree_between_duckdb_and_spark(tmp
     lake = Lake(tmp_path / "lake")
     publish_batch(lake, D, {"products": PRODUCTS, "holdings": HOLDINGS})
     seg = tmp_path / "segments.parquet"
-    pq.write_table(pa.Table.from_pylist([dict(zip(SEGMENT_COLUMNS, r)) for r in SEGMENTS]), seg)
+    pq.write_table(pa.Table.from_pylist([dict(zip(SEGMENT_COLUMNS, r, strict=False)) for r in SEGMENTS]), seg)
     tiers = ["mass", "potential", "wealth", "private"]
     duck = DuckDBAdapter()
     try:

@@ -28,7 +28,7 @@ def test_bulk_draws_equal_single_draws_for_one_strategy_or_many():
     ids = [f"C{i:05d}" for i in range(50)]
     assert draws(ids, "s1", "salt") == [draw(c, "s1", "salt") for c in ids]
     strategies = ["s1", "s2"] * 25
-    assert draws(ids, strategies, "salt") == [draw(c, s, "salt") for c, s in zip(ids, strategies)]
+    assert draws(ids, strategies, "salt") == [draw(c, s, "salt") for c, s in zip(ids, strategies, strict=False)]
 
 
 def test_groups_are_identical_in_a_fresh_interpreter_with_another_hash_seed():
@@ -54,7 +54,7 @@ def test_control_groups_of_two_strategies_are_independent():
     ids = [f"C{i:07d}" for i in range(n)]
     a = control_mask(draws(ids, "s1", "salt"), 0.2)
     b = control_mask(draws(ids, "s2", "salt"), 0.2)
-    both = sum(x and y for x, y in zip(a, b)) / n
+    both = sum(x and y for x, y in zip(a, b, strict=False)) / n
     assert abs(both - 0.04) < 4 * math.sqrt(0.04 * 0.96 / n)
 
 
@@ -62,7 +62,7 @@ def test_changing_the_salt_reshuffles_the_groups():
     ids = [f"C{i:05d}" for i in range(1000)]
     a = control_mask(draws(ids, "s1", "salt-a"), 0.5)
     b = control_mask(draws(ids, "s1", "salt-b"), 0.5)
-    assert 400 < sum(x != y for x, y in zip(a, b)) < 600
+    assert 400 < sum(x != y for x, y in zip(a, b, strict=False)) < 600
 
 
 def test_duckdb_computes_the_same_draw_from_its_own_sha256():

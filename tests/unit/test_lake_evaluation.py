@@ -53,8 +53,8 @@ def test_the_headline_of_a_purchase_offer_is_statsmodels_newcombe_interval_and_s
 def test_a_money_primary_uses_welch_on_cuped_adjusted_values_when_aum_before_removes_variance():
     # inflow strategy (offer code): inflow follows the AUM at entry, plus 100 for the treated
     x_t, x_c = [1000.0, 2000, 3000, 4000, 5000, 6000], [1500.0, 2500, 3500, 4500, 5500, 6500]
-    y_t = [0.1 * x + 100 + e for x, e in zip(x_t, [5, -7, 3, 0, -4, 6])]
-    y_c = [0.1 * x + e for x, e in zip(x_c, [-3, 4, 8, -6, 2, -1])]
+    y_t = [0.1 * x + 100 + e for x, e in zip(x_t, [5, -7, 3, 0, -4, 6], strict=False)]
+    y_c = [0.1 * x + e for x, e in zip(x_c, [-3, 4, 8, -6, 2, -1], strict=False)]
     grow = strategy("grow", metric="inflow", product=None)
     s = only(review(rows("grow", "treated", 6, product=False, aum_before=x_t, inflow=y_t),
                     rows("grow", "control", 6, product=False, aum_before=x_c, inflow=y_c), map=[grow]))

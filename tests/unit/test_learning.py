@@ -33,7 +33,7 @@ def welcome(**extra):
 
 def evidence(*rows):
     names = evidence_schema().names
-    return pa.Table.from_pylist([dict(zip(names, r)) for r in rows], schema=evidence_schema())
+    return pa.Table.from_pylist([dict(zip(names, r, strict=False)) for r in rows], schema=evidence_schema())
 
 
 def row(strategy, wave, channel, segment, nt, nc, pt, pc, se):

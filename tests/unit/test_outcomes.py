@@ -357,7 +357,7 @@ def test_a_treated_candidate_refused_on_one_channel_and_capped_on_the_next_stays
     day = D.isoformat()
     table = lists([lists_row(day, r["customer_id"], sid=c["strategy"], group="control" if c["control"] else "treated",
                              status=x["status"], channel=x["channel"], dropped_by=x["dropped_by"])
-                   for r, c, x in zip(rows, rows, decided)])
+                   for r, c, x in zip(rows, rows, decided, strict=False)])
     got = {(r["strategy"], r["customer_id"]): r["arm"]
            for r in outcomes.entries(table, config(s, first), D).to_pylist()}
     assert got[("wm", "b")] == "control"
@@ -412,5 +412,5 @@ def test_compute_reads_the_stage_and_tier_at_entry_and_carries_closed_windows_ov
 def test_each_entry_keeps_the_control_share_its_strategy_was_planned_with_that_day():
     rows = [lists_row("2024-03-01", "c1"), lists_row("2024-03-02", "c2", group="control", status="control")]
     table = outcomes.entries(lists(rows), config(wm_strategy()), AS_OF, {(d("2024-03-01"), "wm"): 0.2})
-    shares = dict(zip(table["customer_id"].to_pylist(), table["planned_holdout"].to_pylist()))
+    shares = dict(zip(table["customer_id"].to_pylist(), table["planned_holdout"].to_pylist(), strict=False))
     assert shares == {"c1": 0.2, "c2": 0.5}   # 03-02 is not in the stored maps: the current map's 50%

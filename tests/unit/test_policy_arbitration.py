@@ -5,12 +5,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from lifeloop.config.contact_policy import Arbitration
 from lifeloop.strategy.arbitration import order, priority_class
 from lifeloop.strategy.history import History
 from lifeloop.strategy.learning import evidence_schema, learned_values
 from lifeloop.strategy.plan import make_lists
 from lifeloop.strategy.policy import decide
-from lifeloop.config.contact_policy import Arbitration
 from tests.unit.strategy_factories import D, candidate, candidates, config, consent_all, policy, strategy
 
 
@@ -70,7 +70,7 @@ def test_the_plan_values_each_customer_by_the_learned_uplift_of_their_segment():
     pol = policy(caps={"day": 1}, channels={"sms": {"cost": 0.05}})
     cfg = config(welcome, other)
     names = evidence_schema().names
-    evidence = pa.Table.from_pylist([dict(zip(names, r)) for r in (
+    evidence = pa.Table.from_pylist([dict(zip(names, r, strict=False)) for r in (
         ("welcome", "w1", "sms", "mass", 100, 100, 0.06, 0.04, 0.02, 0.02),
         ("welcome", "w1", "sms", "wealth", 100, 100, 0.10, 0.04, 0.06, 0.04))], schema=evidence_schema())
     tiers = pa.table({"customer_id": ["a", "b", "c"], "tier": ["wealth", "mass", None]})

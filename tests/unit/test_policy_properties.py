@@ -45,7 +45,7 @@ def worlds(draw):
                      "rm": {"cost": 20, "per_rm_per_day": draw(cap)}, "sms": {"cost": 0.05}},
     })
     rows = []
-    for k, s in enumerate(strategies):
+    for _k, s in enumerate(strategies):
         for c in draw(st.lists(st.sampled_from(CUSTOMERS), unique=True)):
             rows.append(candidate(c, s, rm_id=draw(st.sampled_from(["RM1", "RM2", None])), control=draw(st.booleans()),
                                   tie=draw(st.floats(0, 1)), send_at=draw(st.one_of(st.none(), st.sampled_from(TIMES))),
@@ -80,11 +80,11 @@ def test_no_decision_ever_breaks_the_contact_policy(world):
     strategies, pol, rows, history, rm_capacity = world
     out = _decide(world)
     assert out == _decide(world)  # same input, same decisions
-    contacts = [(r, o) for r, o in zip(rows, out) if o["status"] == "contact"]
+    contacts = [(r, o) for r, o in zip(rows, out, strict=False) if o["status"] == "contact"]
     by_id = {s.id: s for s in strategies}
     hist = history.contacts.to_pylist()
     consent = {(c["customer_id"], c["purpose"], c["channel"]): c["granted"] for c in history.consent.to_pylist()}
-    for r, o in zip(rows, out):
+    for r, o in zip(rows, out, strict=False):
         assert o["status"] in ("contact", "control", "dropped")
         assert (o["dropped_by"] is None) == (o["status"] != "dropped")
         if r["control"]:

@@ -488,7 +488,7 @@ def test_any_numeric_field_of_the_review_may_be_null(nulls):
 
 
 def test_the_review_comes_from_the_lake_evaluation_interim_on_request_and_its_error_becomes_the_reason(monkeypatch):
-    import lifeloop.review.lake_evaluation as lake_evaluation
+    import lifeloop.cli.report as cli_report
     from lifeloop.cli.report import load_review
     from lifeloop.errors import DataError
 
@@ -500,7 +500,7 @@ def test_the_review_comes_from_the_lake_evaluation_interim_on_request_and_its_er
             raise DataError("no outcomes snapshot to evaluate on or before 2025-01-31", hint="run the daily steps")
         return review()
 
-    monkeypatch.setattr(lake_evaluation, "evaluate_lake", fake)
+    monkeypatch.setattr(cli_report, "evaluate_lake", fake)
     missing: dict = {}
     assert load_review(None, D3, missing)["schema"] == "lifeloop.review/1" and not missing
     assert load_review(None, D3, missing, interim=True) is not None

@@ -6,8 +6,8 @@ import pytest
 
 from lifeloop.cli.strategies import map_grid, strategy_rows
 from lifeloop.config.loader import load_model
+from lifeloop.config.scripts import customer_variables, mask_name, render, round_amount, template_problems
 from lifeloop.config.strategies import StrategiesConfig
-from lifeloop.strategy.scripts import customer_variables, mask_name, render, round_amount, template_problems
 from lifeloop.workspace import template_root
 
 

@@ -153,7 +153,7 @@ def test_an_audience_per_cell_is_an_unknown_key_and_a_cell_cannot_be_called_cont
 
 # ------------------------------------------------------------------------------------------ assignment
 def test_the_cell_draw_is_sha256_of_customer_strategy_cell_and_salt():
-    digest = hashlib.sha256("C001|welcome|cell|s".encode()).digest()
+    digest = hashlib.sha256(b"C001|welcome|cell|s").digest()
     by_hand = int.from_bytes(digest[:8], "big") / 2 ** 64
     assert cell_draws(["C001"], "welcome", "s") == [by_hand]
     # cell k takes [s1 + ... + s(k-1), s1 + ... + sk): 0.3 / 0.7
@@ -176,11 +176,11 @@ def test_the_cell_draw_is_independent_of_the_holdout_draw():
     holdout, cell = draws(ids, "welcome", "salt"), cell_draws(ids, "welcome", "salt")
     n = len(ids)
     mh, mc = sum(holdout) / n, sum(cell) / n
-    corr = (sum((h - mh) * (c - mc) for h, c in zip(holdout, cell))
+    corr = (sum((h - mh) * (c - mc) for h, c in zip(holdout, cell, strict=False))
             / math.sqrt(sum((h - mh) ** 2 for h in holdout) * sum((c - mc) ** 2 for c in cell)))
     assert abs(corr) < 4 / math.sqrt(n)
     # within the 10% that the holdout draw would put in control, cells keep their shares
-    low = [c for h, c in zip(holdout, cell) if h < 0.1]
+    low = [c for h, c in zip(holdout, cell, strict=False) if h < 0.1]
     share = sum(1 for c in low if c < 0.5) / len(low)
     assert abs(share - 0.5) < 4 * math.sqrt(0.25 / len(low))
 
@@ -209,7 +209,7 @@ def customers_by_cell(cfg, n=40):
     control = [d < s.holdout for d in draws(ids, "welcome", cfg.holdout_salt)]
     cells = row_cells(ids, ["welcome"] * n, control, cfg)
     out: dict[str, list[str]] = {"control": [], "short": [], "long": []}
-    for c, ctl, cell in zip(ids, control, cells):
+    for c, ctl, cell in zip(ids, control, cells, strict=False):
         out["control" if ctl else cell].append(c)
     return out
 

@@ -5,11 +5,27 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
+from lifeloop.cli.demo import run_demo
+from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
+from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
+from lifeloop.cli.report import report_command
+from lifeloop.cli.simulator import describe_day, progress_callback, read_contacts
+from lifeloop.cli.strategies import strategies_command
+from lifeloop.cli.why import why_command
+from lifeloop.context import Context
+from lifeloop.data.simulator import SimulatedBank
+from lifeloop.data.simulator import simulate as run_simulation
 from lifeloop.errors import LifeloopError
+from lifeloop.execution.worklists import export_worklist
+from lifeloop.review.board import print_board
+from lifeloop.review.kpis_render import kpis_command
+from lifeloop.review.render import evaluation_json, print_evaluation
+from lifeloop.store.ops.database import safe_url
+from lifeloop.store.ops.migrations import current, head, upgrade, upgrade_sql
+from lifeloop.workspace import init_workspace
 
 app = typer.Typer(
     name="lifeloop",
@@ -24,7 +40,7 @@ _state: dict[str, object] = {"workspace": None, "debug": False}
 
 @app.callback()
 def _main(
-    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", envvar="LIFELOOP_WORKSPACE",
+    workspace: Path | None = typer.Option(None, "--workspace", "-w", envvar="LIFELOOP_WORKSPACE",
                                              help="Workspace folder (default: current folder)."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
 ) -> None:
@@ -43,7 +59,6 @@ def parse_date(value: str | None, option: str = "--as-of") -> dt.date | None:
 
 
 def context(engine: str | None = None):
-    from lifeloop.context import Context
 
     return Context(_state["workspace"], engine=engine, debug=bool(_state["debug"]))
 
@@ -62,7 +77,6 @@ def init(
     force: bool = typer.Option(False, help="Rewrite template files in an existing workspace (data is kept)."),
 ) -> None:
     """Create a workspace: lifeloop.yaml and config/ with the default bank template."""
-    from lifeloop.workspace import init_workspace
 
     written = init_workspace(directory, template, force)
     out = console()
@@ -75,11 +89,10 @@ def init(
 @app.command()
 def ingest(
     source: Path = typer.Argument(..., help="A folder (or file) of CSV / Parquet extracts."),
-    mapping: Optional[Path] = typer.Option(None, "--mapping", "-m", help="Mapping YAML (none: canonical extracts)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date of the batch (default: latest date in the data)."),
+    mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Mapping YAML (none: canonical extracts)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="As-of date of the batch (default: latest date in the data)."),
 ) -> None:
     """Read, map, validate and publish a bank's extracts atomically."""
-    from lifeloop.cli.render import print_ingest
 
     with context() as ctx:
         report = ctx.ingest(source, mapping, parse_date(as_of), progress=sys.stderr.isatty())
@@ -89,11 +102,10 @@ def ingest(
 @app.command()
 def run(
     as_of: str = typer.Option(..., "--as-of", help="As-of date, YYYY-MM-DD."),
-    steps: Optional[str] = typer.Option(None, "--steps", help="Comma-separated steps (default: all)."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
+    steps: str | None = typer.Option(None, "--steps", help="Comma-separated steps (default: all)."),
+    engine: str | None = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
 ) -> None:
     """Run the daily steps for one as-of date."""
-    from lifeloop.cli.render import print_steps
 
     names = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
     with context(engine) as ctx:
@@ -102,10 +114,9 @@ def run(
 
 @app.command()
 def features(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date (default: latest published)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="As-of date (default: latest published)."),
 ) -> None:
     """Summarise the published feature snapshot (标签): one row per tag."""
-    from lifeloop.cli.render import print_feature_summary
 
     with context() as ctx:
         print_feature_summary(console(), ctx.features(parse_date(as_of)))
@@ -113,11 +124,10 @@ def features(
 
 @app.command()
 def insight(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date (default: latest lifecycle snapshot)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="As-of date (default: latest lifecycle snapshot)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (for the web UI and scripts)."),
 ) -> None:
     """Customer insight (客户洞察): stages with changes since the previous run, tiers and segments with AUM."""
-    from lifeloop.cli.insight import insight_command
 
     with context() as ctx:
         insight_command(ctx, console(), parse_date(as_of), as_json)
@@ -127,13 +137,12 @@ def insight(
 def transitions(
     from_date: str = typer.Option(..., "--from", help="Earlier as-of date, YYYY-MM-DD."),
     to_date: str = typer.Option(..., "--to", help="Later as-of date, YYYY-MM-DD."),
-    entered: Optional[str] = typer.Option(None, "--entered", help="Entry cohorts: the stage entered (e.g. honeymoon)."),
-    reached: Optional[str] = typer.Option(None, "--reached", help="Entry cohorts: the stage reached by --to (e.g. growing)."),
+    entered: str | None = typer.Option(None, "--entered", help="Entry cohorts: the stage entered (e.g. honeymoon)."),
+    reached: str | None = typer.Option(None, "--reached", help="Entry cohorts: the stage reached by --to (e.g. growing)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
+    engine: str | None = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
 ) -> None:
     """Stage-to-stage flows between two dates, the share moving on within 30/90 days, entry cohorts."""
-    from lifeloop.cli.insight import transitions_command
 
     with context(engine) as ctx:
         transitions_command(ctx, console(), parse_date(from_date, "--from"), parse_date(to_date, "--to"), as_json,
@@ -143,12 +152,11 @@ def transitions(
 @app.command()
 def clusters(
     fit: bool = typer.Option(False, "--fit", help="Re-fit on the latest (or --as-of) feature snapshot; ids are matched to the previous fit."),
-    name: Optional[list[str]] = typer.Option(None, "--name", help='Name a cluster: --name 3="Digital savers" (repeatable).'),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date (default: the latest clusters snapshot)."),
+    name: list[str] | None = typer.Option(None, "--name", help='Name a cluster: --name 3="Digital savers" (repeatable).'),
+    as_of: str | None = typer.Option(None, "--as-of", help="As-of date (default: the latest clusters snapshot)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Behavioural clusters (聚类分群): profiles in words; re-fit keeping identities; name clusters."""
-    from lifeloop.cli.insight import clusters_command
 
     with context() as ctx:
         clusters_command(ctx, console(), parse_date(as_of), fit, name or [], as_json)
@@ -159,13 +167,12 @@ def customer(
     customer_id: str = typer.Argument(..., help="Customer number (客户号)."),
     as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
     role: str = typer.Option("analyst", "--role", help="analyst (masked), rm, compliance or admin."),
-    rm: Optional[str] = typer.Option(None, "--rm", help="Your relationship-manager id (role rm)."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Why you look (required for compliance and admin)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="As-of date (default: the latest bank batch)."),
+    rm: str | None = typer.Option(None, "--rm", help="Your relationship-manager id (role rm)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why you look (required for compliance and admin)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="As-of date (default: the latest bank batch)."),
     transactions: int = typer.Option(20, "--transactions", help="Recent transactions to show."),
 ) -> None:
     """The customer profile (客户档案): attributes masked by role, holdings, transactions, stages, segments, cluster."""
-    from lifeloop.cli.insight import customer_command
 
     with context() as ctx:
         customer_command(ctx, console(), customer_id, as_json=as_json, role=role, rm_id=rm, reason=reason,
@@ -178,13 +185,11 @@ def simulate(
     customers: int = typer.Option(2000, "--customers", help="Number of customers."),
     days: int = typer.Option(365, "--days", help="Days of history."),
     seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same bytes)."),
-    start: Optional[str] = typer.Option(None, "--start", help="First simulated day (default: 2024-01-01)."),
+    start: str | None = typer.Option(None, "--start", help="First simulated day (default: 2024-01-01)."),
     format: str = typer.Option("parquet", "--format", help="parquet or csv (canonical CSV: comma, header, UTF-8)."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help="Response-truth YAML (default: the built-in one)."),
+    truth: Path | None = typer.Option(None, "--truth", help="Response-truth YAML (default: the built-in one)."),
 ) -> None:
     """Write a synthetic retail bank's extracts in the canonical model."""
-    from lifeloop.cli.simulator import progress_callback
-    from lifeloop.data.simulator import simulate as run_simulation
 
     with progress_callback(sys.stderr.isatty(), "Simulating days") as progress:
         result = run_simulation(out, customers=customers, days=days, seed=seed, start=parse_date(start, "--start"),
@@ -195,12 +200,10 @@ def simulate(
 @app.command()
 def advance(
     out: Path = typer.Option(..., "--out", help="Folder of a simulated bank (written by `lifeloop simulate`)."),
-    contacts: Optional[Path] = typer.Option(None, "--contacts",
+    contacts: Path | None = typer.Option(None, "--contacts",
                                             help="CSV or Parquet: customer_id, offer, channel, treated (none: no contacts)."),
 ) -> None:
     """Advance the simulated bank one day with the contacts Lifeloop dispatched; write out/days/DATE/."""
-    from lifeloop.cli.simulator import describe_day, read_contacts
-    from lifeloop.data.simulator import SimulatedBank
 
     bank = SimulatedBank.open(out)
     console().print(describe_day(bank.advance(read_contacts(contacts) if contacts else None)))
@@ -215,24 +218,23 @@ def demo(
     loop_days: int = typer.Option(42, "--loop-days", help="Days of the closed loop after the history (six weeks)."),
 ) -> None:
     """The whole loop on a simulated bank: insight, strategy, weeks of execution, then the review and its report."""
-    from lifeloop.cli.demo import run_demo
 
     run_demo(console(), directory, customers=customers, days=days, seed=seed, loop_days=loop_days)
 
 
 @app.command()
 def evaluate(
-    strategy: Optional[list[str]] = typer.Argument(None, help="Strategy ids to evaluate from the lake (default: every strategy with entries)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Use the outcomes snapshot of this day, YYYY-MM-DD (default: the newest)."),
+    strategy: list[str] | None = typer.Argument(None, help="Strategy ids to evaluate from the lake (default: every strategy with entries)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Use the outcomes snapshot of this day, YYYY-MM-DD (default: the newest)."),
     interim: bool = typer.Option(False, "--interim", help="Include entries whose window is still running, measured to date."),
-    from_file: Optional[Path] = typer.Option(None, "--from-file", help="CSV or Parquet: one row per customer with its arm and outcomes."),
-    arm: Optional[str] = typer.Option(None, "--arm", help="The column naming each customer's arm (cell)."),
-    control: Optional[str] = typer.Option(None, "--control", help="The arm value of the control (holdout) customers."),
-    outcome: Optional[list[str]] = typer.Option(None, "--outcome", help="An outcome column: 0/1 for a conversion, or an amount (repeatable)."),
-    money: Optional[list[str]] = typer.Option(None, "--money", help="A money outcome column: incremental money and ROI (repeatable)."),
-    pre: Optional[str] = typer.Option(None, "--pre", help="Pre-period covariate column, for CUPED variance reduction."),
-    cost_per_contact: Optional[float] = typer.Option(None, "--cost-per-contact", help="The channel's cost of one contact, for ROI."),
-    holdout: Optional[float] = typer.Option(None, "--holdout", help="The planned control share (e.g. 0.1), for the sample-ratio check."),
+    from_file: Path | None = typer.Option(None, "--from-file", help="CSV or Parquet: one row per customer with its arm and outcomes."),
+    arm: str | None = typer.Option(None, "--arm", help="The column naming each customer's arm (cell)."),
+    control: str | None = typer.Option(None, "--control", help="The arm value of the control (holdout) customers."),
+    outcome: list[str] | None = typer.Option(None, "--outcome", help="An outcome column: 0/1 for a conversion, or an amount (repeatable)."),
+    money: list[str] | None = typer.Option(None, "--money", help="A money outcome column: incremental money and ROI (repeatable)."),
+    pre: str | None = typer.Option(None, "--pre", help="Pre-period covariate column, for CUPED variance reduction."),
+    cost_per_contact: float | None = typer.Option(None, "--cost-per-contact", help="The channel's cost of one contact, for ROI."),
+    holdout: float | None = typer.Option(None, "--holdout", help="The planned control share (e.g. 0.1), for the sample-ratio check."),
     min_per_arm: int = typer.Option(30, "--min-per-arm", help="Refuse arms with fewer customers than this."),
     as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON (fields in docs/review.md)."),
 ) -> None:
@@ -246,7 +248,6 @@ def evaluate(
             raise LifeloopError(f"{file_only[0]} only applies with --from-file",
                                 hint="lifeloop evaluate [STRATEGY ...] reads the lake's outcomes; add --from-file FILE "
                                      "to evaluate a campaign run elsewhere")
-        from lifeloop.review.board import print_board
 
         with context() as ctx:
             doc = ctx.evaluate(strategy or [], as_of=parse_date(as_of), interim=interim)
@@ -262,7 +263,6 @@ def evaluate(
         missing += [] if outcome or money else ["--outcome or --money"]
         raise LifeloopError(f"--from-file needs {', '.join(missing)}",
                             hint="e.g. lifeloop evaluate --from-file results.csv --arm cell --control holdout --outcome bought")
-    from lifeloop.review.render import evaluation_json, print_evaluation
 
     with context() as ctx:
         result = ctx.evaluate_file(from_file, arm=arm, control=control, outcomes=outcome or [], money=money or [],
@@ -278,10 +278,9 @@ def kpis(
     from_date: str = typer.Option(..., "--from", help="First as-of date of the window, YYYY-MM-DD."),
     to_date: str = typer.Option(..., "--to", help="Last as-of date of the window, YYYY-MM-DD."),
     as_json: bool = typer.Option(False, "--json", help="Print the KPIs as JSON (fields in docs/review.md)."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
+    engine: str | None = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
 ) -> None:
     """Lifecycle KPIs (生命周期经营指标): stage mix, transitions, churn, reactivation, activation, retention, sales."""
-    from lifeloop.review.kpis_render import kpis_command
 
     with context(engine) as ctx:
         kpis_command(ctx, console(), parse_date(from_date, "--from"), parse_date(to_date, "--to"), as_json)
@@ -290,12 +289,11 @@ def kpis(
 @app.command()
 def report(
     out: Path = typer.Option(..., "--out", help="The HTML file to write (self-contained: open it anywhere, offline)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Report as of this date (default: the newest published)."),
-    from_date: Optional[str] = typer.Option(None, "--from", help="First day of the KPI window (default: 90 days earlier)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Report as of this date (default: the newest published)."),
+    from_date: str | None = typer.Option(None, "--from", help="First day of the KPI window (default: 90 days earlier)."),
     interim: bool = typer.Option(False, "--interim", help="Board: include entries whose window is still running, measured to date."),
 ) -> None:
     """The HTML report (经营回检报告): strategy board, lifecycle flows, KPIs and map coverage in one offline file."""
-    from lifeloop.cli.report import report_command
 
     with context() as ctx:
         report_command(ctx, console(), out, parse_date(as_of), parse_date(from_date, "--from"), interim)
@@ -306,10 +304,9 @@ def strategies(
     as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage, or its values) as JSON."),
     coverage: bool = typer.Option(False, "--coverage", help="Coverage on a day: segment x stage, gaps and overlaps."),
     values: bool = typer.Option(False, "--values", help="Prior, evidence and expected value used per strategy x wave x channel (and tier)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day of the coverage or values (default: latest audiences snapshot / latest plan)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Day of the coverage or values (default: latest audiences snapshot / latest plan)."),
 ) -> None:
     """The strategy map (策略图谱): segment x stage x scenario and one line per strategy, its coverage, or its values."""
-    from lifeloop.cli.strategies import strategies_command
 
     with context() as ctx:
         strategies_command(ctx, console(), as_json, coverage=coverage, as_of=parse_date(as_of), values=values)
@@ -322,7 +319,6 @@ def why(
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
 ) -> None:
     """Why (决策回放): every decision about a customer on a day, replayed from that day's stored snapshots."""
-    from lifeloop.cli.why import why_command
 
     with context() as ctx:
         why_command(ctx, console(), customer_id, parse_date(as_of), as_json)
@@ -344,8 +340,8 @@ def dispatch(
 @app.command()
 def worklist(
     rm_id: str = typer.Argument(..., help="The relationship manager's code (e.g. RM00002)."),
-    on: Optional[str] = typer.Option(None, "--on", help="Only tasks due by this date, YYYY-MM-DD."),
-    export: Optional[Path] = typer.Option(None, "--export", help="Also write it to a .csv or .xlsx file."),
+    on: str | None = typer.Option(None, "--on", help="Only tasks due by this date, YYYY-MM-DD."),
+    export: Path | None = typer.Option(None, "--export", help="Also write it to a .csv or .xlsx file."),
 ) -> None:
     """A relationship manager's worklist (客户经理任务): their own customers, most important first, with scripts."""
     from rich.table import Table
@@ -361,7 +357,6 @@ def worklist(
     out = console()
     out.print(table)
     if export is not None:
-        from lifeloop.execution.worklists import export_worklist
 
         out.print(f"written {export_worklist(rows, export)}")
 
@@ -393,8 +388,6 @@ def db_upgrade(
     sql: bool = typer.Option(False, "--sql", help="Print the SQL instead of running it (for a DBA to review)."),
 ) -> None:
     """Create the operations database's tables, or migrate them to this version of Lifeloop."""
-    from lifeloop.store.ops.database import safe_url
-    from lifeloop.store.ops.migrations import upgrade, upgrade_sql
 
     url = context().database_url
     if sql:
@@ -406,8 +399,6 @@ def db_upgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Show the operations database's revision and the one this version of Lifeloop needs."""
-    from lifeloop.store.ops.database import safe_url
-    from lifeloop.store.ops.migrations import current, head
 
     url = context().database_url
     at, expected = current(url), head()

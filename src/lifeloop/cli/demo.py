@@ -14,6 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lifeloop.cli.insight import print_insight
+from lifeloop.cli.render import print_feature_summary, print_ingest, print_plan, print_steps
+from lifeloop.cli.report import report_command
+from lifeloop.context import Context
+from lifeloop.execution.closed_loop import run_loop
+from lifeloop.review.board import print_board
+
 # every channel of the demo workspace delivers to the simulated bank, so its contacts change what
 # the bank does next and the following days' extracts show it
 DEMO_CHANNELS = """\
@@ -35,8 +42,6 @@ channels:
 
 def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int, loop_days: int = 42) -> None:
     """Init a workspace, simulate a bank, ingest it, run the daily steps, loop ``loop_days`` days, review."""
-    from lifeloop.cli.render import print_feature_summary, print_ingest, print_plan, print_steps
-    from lifeloop.context import Context
 
     started = time.perf_counter()
     if directory.exists():
@@ -59,7 +64,6 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
         out.rule("[bold]4. Feature summary (标签)")
         print_feature_summary(out, ctx.features(as_of))
         out.rule("[bold]5. Customer insight (客户洞察)")
-        from lifeloop.cli.insight import print_insight
 
         print_insight(out, ctx.insight(as_of))
         out.rule("[bold]6. Today's plan (策略执行名单)")
@@ -68,7 +72,6 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
                  f"({loop_days} days)")
         last = _loop(out, ctx, extracts, as_of, loop_days)
         out.rule(f"[bold]8. Post-evaluation (策略后评估) as of {last}")
-        from lifeloop.review.board import print_board
 
         out.print("Windows of 30-90 days are still running after a few weeks: the board is interim (every entry "
                   "measured to date, treated and control over the same days). `lifeloop evaluate` alone shows "
@@ -88,7 +91,6 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
 
 def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) -> dt.date:
     """Run the closed loop; print one line per simulated week. Returns the last as-of date."""
-    from lifeloop.execution.closed_loop import run_loop
 
     out.print("Each day: the lists go to the simulated bank (controls are only recorded), the bank lives the day, "
               "its extracts are ingested, outcomes are measured and tomorrow is planned.")
@@ -120,7 +122,6 @@ def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) ->
 
 def _report(out: Any, ctx: Any, directory: Path, as_of: dt.date) -> Path:
     """Write the HTML report (interim, like the board printed) into the workspace."""
-    from lifeloop.cli.report import report_command
 
     path = directory / "report.html"
     report_command(ctx, out, path, as_of, None, interim=True)

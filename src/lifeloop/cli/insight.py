@@ -10,6 +10,10 @@ import datetime as dt
 import json
 from typing import Any
 
+from lifeloop.config.lifecycle import LifecycleConfig
+from lifeloop.errors import DataError, LifeloopError
+from lifeloop.insight import cluster_registry, clusters
+
 
 def to_json(data: Any) -> str:
     """JSON text of a summary (dates as ISO text, Chinese kept readable)."""
@@ -140,7 +144,6 @@ def print_transitions(out: Any, result: dict[str, Any]) -> None:
 
 def _in_stage_order(ctx: Any, result: dict[str, Any]) -> None:
     # people read stages in lifecycle order (prospect ... won back), not alphabetically
-    from lifeloop.config.lifecycle import LifecycleConfig
 
     order = {s.name: i for i, s in enumerate(ctx.load_config("lifecycle", LifecycleConfig)[0].stages)}
 
@@ -164,7 +167,6 @@ def insight_command(ctx: Any, out: Any, as_of: dt.date | None, as_json: bool) ->
 def transitions_command(ctx: Any, out: Any, before: dt.date, after: dt.date, as_json: bool = False,
                         entered: str | None = None, reached: str | None = None) -> dict[str, Any]:
     """Body of ``lifeloop transitions``: flows, moving on and (optionally) entry cohorts."""
-    from lifeloop.errors import LifeloopError
 
     result = ctx.transitions(before, after)
     _in_stage_order(ctx, result)
@@ -217,8 +219,6 @@ def print_fit(out: Any, change: dict[str, Any]) -> None:
 def clusters_command(ctx: Any, out: Any, as_of: dt.date | None = None, refit: bool = False,
                      names: list[str] = (), as_json: bool = False) -> dict[str, Any]:
     """Body of ``lifeloop clusters``: optionally re-fit and name clusters, then show the profiles."""
-    from lifeloop.errors import DataError, LifeloopError
-    from lifeloop.insight import cluster_registry, clusters
 
     result: dict[str, Any] = {}
     if refit:

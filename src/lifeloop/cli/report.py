@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lifeloop.cli.strategies import coverage_report
+from lifeloop.config.channels import ChannelsConfig
+from lifeloop.config.lifecycle import LifecycleConfig
+from lifeloop.config.segments import SegmentsConfig
+from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.errors import LifeloopError
+from lifeloop.review.lake_evaluation import evaluate_lake
+from lifeloop.review.report import render_report
+from lifeloop.strategy.inputs import load_map
 
 KPI_DAYS = 90  # default KPI window: the last 90 days of lifecycle snapshots
 
@@ -19,7 +27,6 @@ def report_command(ctx: Any, out: Any, out_file: Path, as_of: dt.date | None, st
 
     ``interim``: the board measures every entry to date, windows still running included (as
     ``lifeloop evaluate --interim``); by default only closed evaluation windows count."""
-    from lifeloop.review.report import render_report
 
     missing: dict[str, str] = {}
     day = as_of or _latest(ctx, ("lifecycle", "audiences", "bank"), None)
@@ -28,7 +35,7 @@ def report_command(ctx: Any, out: Any, out_file: Path, as_of: dt.date | None, st
     coverage = load_coverage(ctx, as_of, missing)
     html = render_report(bank_name=ctx.config.bank.name, as_of=day, review=review, kpis=kpis, coverage=coverage,
                          labels=workspace_labels(ctx), missing=missing, language=_language(ctx),
-                         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     size = write_atomically(out_file, html)
     out.print(f"[green]Report written[/] {out_file} ({size:,} bytes)")
     for section, why in missing.items():
@@ -61,7 +68,6 @@ def _latest(ctx: Any, areas: tuple[str, ...], as_of: dt.date | None) -> dt.date 
 def load_review(ctx: Any, as_of: dt.date | None, missing: dict[str, str],
                 interim: bool = False) -> Mapping[str, Any] | None:
     """The lake's post-evaluation (``lifeloop.review/1``), or None with the reason in ``missing``."""
-    from lifeloop.review.lake_evaluation import evaluate_lake
 
     try:
         return evaluate_lake(ctx, as_of, interim=interim)
@@ -92,8 +98,6 @@ def load_kpis(ctx: Any, as_of: dt.date | None, start: dt.date | None, missing: d
 
 def load_coverage(ctx: Any, as_of: dt.date | None, missing: dict[str, str]) -> dict[str, Any] | None:
     """The strategy-map coverage on the newest audiences snapshot on or before ``as_of``."""
-    from lifeloop.cli.strategies import coverage_report
-    from lifeloop.strategy.inputs import load_map
 
     day = _latest(ctx, ("audiences",), as_of)
     if day is None:
@@ -109,7 +113,6 @@ def load_coverage(ctx: Any, as_of: dt.date | None, missing: dict[str, str]) -> d
 
 
 def _stage_order(ctx: Any) -> list[str] | None:
-    from lifeloop.config.lifecycle import LifecycleConfig
 
     try:
         config, _ = ctx.load_config("lifecycle", LifecycleConfig)
@@ -119,7 +122,6 @@ def _stage_order(ctx: Any) -> list[str] | None:
 
 
 def _language(ctx: Any) -> str:
-    from lifeloop.config.channels import ChannelsConfig
 
     try:
         config, _ = ctx.load_config("channels", ChannelsConfig)
@@ -130,9 +132,6 @@ def _language(ctx: Any) -> str:
 
 def workspace_labels(ctx: Any) -> dict[str, dict[str, tuple[str, str]]]:
     """zh / en names of the workspace's stages, tiers, groups and strategies (each file optional)."""
-    from lifeloop.config.lifecycle import LifecycleConfig
-    from lifeloop.config.segments import SegmentsConfig
-    from lifeloop.config.strategies import StrategiesConfig
 
     labels: dict[str, dict[str, tuple[str, str]]] = {}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lifeloop.errors import DataError
+
 
 def describe_day(day: Any) -> Any:
     """One advanced day: rows per table and conversions by source."""
@@ -24,7 +26,6 @@ def read_contacts(path: Any) -> Any:
     """Read a contacts file (CSV or Parquet) as an Arrow table."""
     from pathlib import Path
 
-    from lifeloop.errors import DataError
 
     p = Path(path)
     if not p.exists():

@@ -7,7 +7,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.errors import DataError, LifeloopError
+from lifeloop.strategy.coverage import coverage
+from lifeloop.strategy.inputs import load_map
+from lifeloop.strategy.learning import ALL, learned_values
+from lifeloop.strategy.plan import day_evidence, day_tiers, tier_names
 
 ANY = "all"
 
@@ -66,13 +72,10 @@ def print_map(out: Any, config: StrategiesConfig, stage_order: list[str] | None 
     out.print(d)
 
 
-def coverage_report(ctx: Any, config: StrategiesConfig, as_of: "dt.date | None", order: list[str] | None) -> dict[str, Any]:
+def coverage_report(ctx: Any, config: StrategiesConfig, as_of: dt.date | None, order: list[str] | None) -> dict[str, Any]:
     """Read the day's segments, lifecycle, audiences (and lists, if planned) and compute the coverage."""
     import pyarrow.parquet as pq
 
-    from lifeloop.errors import DataError
-    from lifeloop.insight.lifecycle import snapshot_file
-    from lifeloop.strategy.coverage import coverage
 
     if as_of is None:
         dates = ctx.lake.dates("audiences")
@@ -80,8 +83,8 @@ def coverage_report(ctx: Any, config: StrategiesConfig, as_of: "dt.date | None",
             raise DataError("no audiences snapshot to measure coverage on",
                             hint="run `lifeloop run --steps audiences` (and plan) first")
         as_of = dates[-1]
-    read = {area: pq.read_table(snapshot_file(ctx.lake, area, as_of)) for area in ("segments", "lifecycle", "audiences")}
-    lists = pq.read_table(snapshot_file(ctx.lake, "lists", as_of)) if ctx.lake.exists("lists", as_of) else None
+    read = {area: pq.read_table(ctx.lake.snapshot_file(area, as_of)) for area in ("segments", "lifecycle", "audiences")}
+    lists = pq.read_table(ctx.lake.snapshot_file("lists", as_of)) if ctx.lake.exists("lists", as_of) else None
     return coverage(read["segments"], read["lifecycle"], read["audiences"], lists, config.coverage, as_of, order or ())
 
 
@@ -127,15 +130,13 @@ def print_coverage(out: Any, report: dict[str, Any]) -> None:
         out.print(o)
 
 
-def values_report(ctx: Any, config: StrategiesConfig, policy: Any, as_of: "dt.date | None") -> dict[str, Any]:
+def values_report(ctx: Any, config: StrategiesConfig, policy: Any, as_of: dt.date | None) -> dict[str, Any]:
     """The learned values of a day: stored with its plan, else computed from the evidence as of that day.
 
     Default day: the latest plan. Without any plan, the latest bank batch's date (evidence as of it).
     """
     import pyarrow.parquet as pq
 
-    from lifeloop.strategy.learning import learned_values
-    from lifeloop.strategy.plan import day_evidence, day_tiers, tier_names
 
     lake = ctx.lake
     if as_of is None:
@@ -146,7 +147,7 @@ def values_report(ctx: Any, config: StrategiesConfig, policy: Any, as_of: "dt.da
     if stored is not None and lake.exists("lists", as_of) and stored.exists():
         table, source = pq.read_table(stored), f"stored with the plan of {as_of}"
     else:
-        evidence = day_evidence(lake, as_of, config) if as_of else None
+        evidence = day_evidence(lake, as_of) if as_of else None
         tiers = day_tiers(lake, as_of) if as_of else None
         table = learned_values(config, policy, evidence, tier_names(tiers))
         source = (f"computed from the evidence as of {as_of} (no plan stored values that day)" if as_of
@@ -174,7 +175,6 @@ def print_values(out: Any, report: dict[str, Any]) -> None:
     """Per strategy x wave x channel (and segments with evidence): prior, evidence, weight, uplift used, value."""
     from rich.table import Table
 
-    from lifeloop.strategy.learning import ALL
 
     a = report["arbitration"]
     t = Table(title=f"Expected value (期望价值) as of {report['as_of'] or '-'}: {report['source']}; ranked by "
@@ -201,13 +201,10 @@ def print_values(out: Any, report: dict[str, Any]) -> None:
 
 
 def strategies_command(ctx: Any, out: Any, as_json: bool = False, coverage: bool = False,
-                       as_of: "dt.date | None" = None, values: bool = False) -> None:
+                       as_of: dt.date | None = None, values: bool = False) -> None:
     """Load and check the map of the workspace, then print it, its coverage or its learned values on a day (or JSON)."""
     import json
 
-    from lifeloop.config.lifecycle import LifecycleConfig
-    from lifeloop.errors import LifeloopError
-    from lifeloop.strategy.inputs import load_map
 
     def show(report: Any, printer: Any) -> None:
         if as_json:

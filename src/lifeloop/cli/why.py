@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from lifeloop.cli.strategies import rank_text
+
 
 def why_command(ctx: Any, out: Any, customer_id: str, as_of: dt.date, as_json: bool = False) -> dict[str, Any]:
     """Explain (and print) every decision about a customer on a day; returns the explanation."""
@@ -54,7 +56,6 @@ def print_values(out: Any, report: dict[str, Any]) -> None:
     """Per candidate and channel: the prior uplift, review's evidence, its weight and the value arbitration used."""
     from rich.table import Table
 
-    from lifeloop.cli.strategies import rank_text
 
     a = report.get("arbitration") or {}
     rank = rank_text(a)

@@ -8,11 +8,12 @@ stay pending in the outbox, so nothing is lost when a channel is switched on lat
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from lifeloop.config.models import Strict
+from lifeloop.data.masking import ROLES
 from lifeloop.data.schema import CONTACT_CHANNELS
 
 
@@ -48,7 +49,6 @@ class FileSettings(Strict):
     @field_validator("recipient_role")
     @classmethod
     def _known_role(cls, value: str) -> str:
-        from lifeloop.data.masking import ROLES
 
         if value not in ROLES:
             raise ValueError(f"unknown role {value!r}; expected one of {', '.join(ROLES)}")
@@ -69,7 +69,7 @@ class SimulatorSettings(Strict):
     bank: str = "extracts"                        # the simulated bank's folder, relative to the workspace
 
 
-ChannelSettings = Annotated[Union[WebhookSettings, FileSettings, WorklistSettings, SimulatorSettings],
+ChannelSettings = Annotated[WebhookSettings | FileSettings | WorklistSettings | SimulatorSettings,
                             Field(discriminator="kind")]
 
 

@@ -36,7 +36,7 @@ class KRange(Strict):
     max: int = Field(default=8, ge=2)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "KRange":
+    def _ordered(self) -> KRange:
         if self.max < self.min:
             raise ValueError(f"k.max ({self.max}) is below k.min ({self.min})")
         return self
@@ -58,7 +58,7 @@ class ClustersConfig(Strict):
     min_effect: float = Field(default=0.3, ge=0)            # standardised difference worth mentioning
 
     @model_validator(mode="after")
-    def _unique(self) -> "ClustersConfig":
+    def _unique(self) -> ClustersConfig:
         names = [f.name for f in self.features]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

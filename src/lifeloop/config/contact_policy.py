@@ -150,7 +150,7 @@ class ContactPolicy(Strict):
         return v
 
     @model_validator(mode="after")
-    def _lookback(self) -> "ContactPolicy":
+    def _lookback(self) -> ContactPolicy:
         need = max([30 * m + 31 for m in self.refusal_memory_months.values()] + [30])
         if self.lookback_days < need:
             raise ValueError(f"lookback_days {self.lookback_days} is shorter than the longest refusal memory "

@@ -8,6 +8,7 @@ pydantic error location can be turned into ``config/tags.yaml:42 field tags[3].w
 from __future__ import annotations
 
 import difflib
+import hashlib
 import types
 import typing
 from pathlib import Path
@@ -177,3 +178,12 @@ def load_model(model: type[M], path: str | Path) -> tuple[M, LocatedYaml]:
     """Load a YAML file into ``model``; return the model and the located document (for later checks)."""
     doc = load_yaml(path)
     return validate_model(model, doc), doc
+
+
+def config_hash(folder: Path, *names: str) -> str:
+    """A short hash of ``folder/<name>.yaml`` for each name (a missing file hashes as empty)."""
+    h = hashlib.sha256()
+    for name in sorted(names):
+        path = folder / f"{name}.yaml"
+        h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    return h.hexdigest()[:16]

@@ -18,6 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from lifeloop.config.lifecycle import check_name, rule_text
 from lifeloop.config.models import Strict
+from lifeloop.config.scripts import template_problems
 from lifeloop.data.schema import CONTACT_CHANNELS
 
 Outcome = Literal["no_response", "responded", "any"]
@@ -26,20 +27,6 @@ ScenarioKind = Literal["lifecycle", "product", "event", "calendar"]
 Channel = Literal["sms", "push", "email", "call", "rm", "wechat", "branch"]
 assert set(Channel.__args__) == set(CONTACT_CHANNELS)  # type: ignore[attr-defined]
 
-# Variables a script (话术) may use. Personal ones (C2) are masked when rendered, so a script cannot
-# put a full name or an amount in an SMS by accident. name -> (personal?, what it is)
-SCRIPT_VARIABLES: dict[str, tuple[bool, str]] = {
-    "customer_name": (True, "customer's name, masked (王**)"),
-    "title": (False, "先生 / 女士 (Mr / Ms) from gender"),
-    "rm_name": (False, "the relationship manager's name (staff, not personal)"),
-    "branch_name": (False, "the home branch"),
-    "product_name": (False, "the offered product's name"),
-    "offer_code": (False, "the offer code"),
-    "days_to_maturity": (False, "days until the next maturity"),
-    "maturing_amount": (True, "amount maturing within 30 days, rounded to 10,000s (约 5 万)"),
-    "holiday_name": (False, "today's holiday, if any"),
-    "bank_name": (False, "the bank's name (lifeloop.yaml)"),
-}
 TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -74,7 +61,7 @@ class Offer(Strict):
     code: str | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "Offer":
+    def _one(self) -> Offer:
         if not self.product_id and not self.code:
             raise ValueError("an offer needs product_id or code")
         return self
@@ -139,11 +126,10 @@ class Cell(Strict):
 SHARE_TOLERANCE = 1e-9
 
 
-def cell_problems(strategy: "Strategy") -> list[InitErrorDetails]:
+def cell_problems(strategy: Strategy) -> list[InitErrorDetails]:
     """What is wrong with a strategy's cells, each located at its field (``cells[1].waves[0]``)."""
     import difflib
 
-    from lifeloop.strategy.scripts import template_problems
 
     out: list[InitErrorDetails] = []
 
@@ -260,7 +246,7 @@ class Strategy(Strict):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Strategy":
+    def _consistent(self) -> Strategy:
         if self.end is not None and self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
         problems = cell_problems(self)

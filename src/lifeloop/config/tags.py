@@ -80,7 +80,7 @@ class TagSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "TagSpec":
+    def _one_kind(self) -> TagSpec:
         if self.expression is not None:
             extra = [k for k in ("source", "aggregate", "where", "windows", "as_of_offset_days")
                      if getattr(self, k) is not None]

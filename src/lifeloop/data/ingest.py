@@ -18,15 +18,14 @@ from typing import Any
 
 from sqlglot import exp
 
-from lifeloop.engine.adapters.base import date_literal
-
 from lifeloop.data.mapping import LoadedMapping, canonical_mapping, load_mapping
 from lifeloop.data.schema import TABLES, arrow_schema
 from lifeloop.data.sql import FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.transform import stage
 from lifeloop.data.validate import check_batch
+from lifeloop.engine.adapters.base import date_literal
 from lifeloop.errors import IngestError, Problem, ValidationError
-
+from lifeloop.store.lake import BANK, file_sha256
 
 ROW_GROUP = 1_000_000
 
@@ -49,7 +48,6 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
     """Read a bank's extracts, map them onto the canonical tables, check them, publish one batch."""
     import duckdb
 
-    from lifeloop.store.lake import BANK, file_sha256
 
     started = time.perf_counter()
     source = Path(source)
@@ -169,7 +167,6 @@ def require_tables(rows: dict[str, int], published: dict[str, list[Path]]) -> No
 
 def published_files(lake: Any, as_of: dt.date) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
     """What the lake serves as of the date without this batch, and every other batch's fact files."""
-    from lifeloop.store.lake import BANK
 
     dates = lake.dates(BANK)
     # the lake's own view of the day before: state tables' newest batch, fact tables' every batch

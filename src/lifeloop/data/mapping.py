@@ -82,7 +82,7 @@ class ColumnSpec(Strict):
         return data
 
     @model_validator(mode="after")
-    def _one_origin(self) -> "ColumnSpec":
+    def _one_origin(self) -> ColumnSpec:
         given = [k for k in ("column", "expr", "value") if k in self.model_fields_set]
         if len(given) != 1:
             raise ValueError("give exactly one of column, expr or value" + (f" (got {', '.join(given)})" if given else ""))
@@ -137,7 +137,7 @@ class TableMapping(Strict):
     rows_after_as_of: Literal["error", "drop"] = "error"
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "TableMapping":
+    def _one_kind(self) -> TableMapping:
         kinds = [k for k, v in (("from", self.from_), ("union", self.union), ("rows", self.rows)) if v is not None]
         if len(kinds) != 1:
             raise ValueError("give exactly one of from, union or rows" + (f" (got {', '.join(kinds)})" if kinds else ""))

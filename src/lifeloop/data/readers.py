@@ -50,7 +50,7 @@ def is_parquet(path: Path) -> bool:
     return path.name.lower().endswith((".parquet", ".pq"))
 
 
-def read_source(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False) -> "pa.Table":
+def read_source(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False) -> pa.Table:
     """Read one extract file (CSV, CSV.gz or Parquet) into an Arrow table."""
     if not path.is_file():
         raise IngestError(f"{path}: file not found", problems=[Problem("file not found", file=str(path))],
@@ -60,7 +60,7 @@ def read_source(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = Fa
     return read_csv(path, fmt, tmpdir=tmpdir, progress=progress)
 
 
-def read_parquet(path: Path) -> "pa.Table":
+def read_parquet(path: Path) -> pa.Table:
     """Read a Parquet file; a damaged file is an IngestError naming it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -72,7 +72,7 @@ def read_parquet(path: Path) -> "pa.Table":
                           hint="export the file again; it is damaged or not Parquet") from None
 
 
-def read_csv(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False) -> "pa.Table":
+def read_csv(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False) -> pa.Table:
     """Read a CSV (optionally gzip) as text columns; trim and turn null markers into NULL."""
     import pyarrow as pa
 
@@ -205,7 +205,7 @@ def _column_names(path_utf8: Path, original: Path, fmt: CsvFormat) -> list[str]:
 
 
 def _read_utf8(path: Path, names: list[str], fmt: CsvFormat, invalid: list[str], progress: bool,
-               label: str, threads: bool = True) -> "pa.Table":
+               label: str, threads: bool = True) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -245,7 +245,7 @@ def _advancing(reader, raw, advance) -> Iterator:
         advance(raw.tell())
 
 
-def _clean(table: "pa.Table", fmt: CsvFormat) -> "pa.Table":
+def _clean(table: pa.Table, fmt: CsvFormat) -> pa.Table:
     """Trim spaces and turn the source's null markers (e.g. "" and "?") into NULL."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -265,7 +265,7 @@ def _decode_error(path: Path, encoding: str) -> IngestError:
     """Find the first byte that is not valid ``encoding`` and say where it is and what to do."""
     line_no, offset, start, bad = 0, 0, 0, b""
     with _open_bytes(path) as f:
-        for line_no, line in enumerate(f, start=1):
+        for line_no, line in enumerate(f, start=1):  # noqa: B007 -- read after the loop
             try:
                 line.decode(encoding)
             except UnicodeDecodeError as exc:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from lifeloop.data.transform import PartPlan
 
 
-def unreadable_rows(con: Any, plan: "PartPlan", prep: str) -> list[tuple[list[Problem], int]]:
+def unreadable_rows(con: Any, plan: PartPlan, prep: str) -> list[tuple[list[Problem], int]]:
     """Run a part's value checks over its prepared rows: (first problems, total) per failing check."""
     out = []
     table = exp.Table(this=ident(prep))

@@ -19,15 +19,16 @@ from typing import Any
 
 from sqlglot import exp
 
-from lifeloop.engine.adapters.base import date_literal
-
 from lifeloop.config.loader import format_loc
 from lifeloop.data.mapping import ColumnSpec, LoadedMapping, Lookup, Part
 from lifeloop.data.readers import read_source
-from lifeloop.data.schema import TABLES
 from lifeloop.data.row_checks import unreadable_rows
+from lifeloop.data.schema import TABLES
 from lifeloop.data.sql import CAP, FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.values import ValueCheck, build_value
+from lifeloop.engine.adapters.base import date_literal
+from lifeloop.engine.macros import MACROS, expand
+from lifeloop.engine.rules import parse_expression
 from lifeloop.errors import IngestError, Problem, RuleError, ValidationError
 
 
@@ -88,15 +89,13 @@ class Stager:
         relation = f"src_{len(self.sources)}"
         self.con.register(relation, table)
         rel = self.con.table(relation)
-        types = {c: str(t) for c, t in zip(rel.columns, rel.types) if c != ROW}
+        types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=False) if c != ROW}
         self.sources[name] = SourceData(name, spec.file, relation, types)
         return self.sources[name]
 
     # ------------------------------------------------------------------ expressions
     def parse(self, text: str, env: dict[str, str], kind: str, path: tuple[Any, ...]) -> tuple[exp.Expression, str]:
         """A user expression as a checked tree, with as_of and macros replaced for this as-of date."""
-        from lifeloop.engine.macros import MACROS, expand
-        from lifeloop.engine.rules import parse_expression
 
         try:
             tree = parse_expression(text, columns={**env, "as_of": "DATE"}, kind=kind,  # type: ignore[arg-type]
@@ -174,7 +173,7 @@ class Stager:
         keys = [f"__k{j}" for j in range(len(lk.match))]
         hit = f"__hit{i}"
         sub = exp.select(*[exp.alias_(exp.cast(col(there), "VARCHAR"), k, quoted=True)
-                           for k, there in zip(keys, lk.match.values())],
+                           for k, there in zip(keys, lk.match.values(), strict=False)],
                          *[exp.alias_(col(there), alias, quoted=True) for there, alias in lk.columns.items()],
                          exp.alias_(exp.true(), hit, quoted=True), col(ROW)).from_(exp.Table(this=ident(other.relation)))
         if lk.where:
@@ -182,7 +181,7 @@ class Stager:
             sub = sub.where(cond)
         plan.lookup_subs.append((sub, lk, other.label, keys))
         on = exp.and_(*[exp.EQ(this=exp.cast(col(here, "b"), "VARCHAR"), expression=col(k, "l"))
-                        for here, k in zip(lk.match, keys)])
+                        for here, k in zip(lk.match, keys, strict=False)])
         joined = exp.select(exp.Column(this=exp.Star(), table=ident("b")),
                             *[col(alias, "l") for alias in lk.columns.values()], col(hit, "l")) \
             .from_(query.subquery("b")).join(sub.subquery("l"), on=on, join_type="left")

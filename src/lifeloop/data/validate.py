@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from lifeloop.engine.adapters.base import date_literal
-
 from lifeloop.data.schema import TABLES, ForeignKey, Table
 from lifeloop.data.sql import CAP, FILE, PART, ROW, col, ident
+from lifeloop.engine.adapters.base import date_literal
+from lifeloop.errors import Problem
 
 EARLIEST = dt.date(1900, 1, 1)   # a date before this is a placeholder or a wrong format, not history
 LATEST = dt.date(2199, 12, 31)
@@ -49,7 +49,6 @@ def parquet(files: list[Path]) -> exp.Table:
 def located(con: Any, table: str, condition: exp.Expression, value: exp.Expression, *, column: str | None,
             rule: str, message: Callable[[Any], str], hint: str, source: exp.Expression | None = None) -> CheckResult:
     """Rows of ``stage_<table>`` matching ``condition``: the first CAP as problems, plus the count."""
-    from lifeloop.errors import Problem
 
     q = exp.select(col(FILE), col(ROW), exp.alias_(value, "v", quoted=True),
                    exp.alias_(exp.Window(this=exp.Count(this=exp.Star())), "n", quoted=True)) \
@@ -86,7 +85,7 @@ def screened(con: Any, table: str, checks: list[RowCheck]) -> list[CheckResult]:
     found = con.sql(counts.sql(dialect="duckdb")).fetchall()[0]
     return [located(con, table, c.condition, c.value, column=c.column, rule=c.rule, message=c.message, hint=c.hint)
             if n else CheckResult(c.rule, [], 0, c.hint)
-            for c, n in zip(checks, found or [0] * len(checks))]
+            for c, n in zip(checks, found or [0] * len(checks), strict=False)]
 
 
 def required_checks(t: Table) -> list[RowCheck]:

@@ -15,9 +15,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from lifeloop.engine.adapters.base import date_literal
-
 from lifeloop.data.mapping import ColumnSpec
+from lifeloop.engine.adapters.base import date_literal
 
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c")
 DERIVE_TYPES = ("VARCHAR", "BOOLEAN", "INTEGER", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP")

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.data.simulator import SimulatedBank
+from lifeloop.execution.channels.simulator import INBOX, contacts_table
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -31,13 +34,11 @@ class LoopDay:
     conversions: dict[str, int]
     seconds: float
     results: list[Any] = field(default_factory=list)
-    truth: "pa.Table | None" = None  # the simulator's expected effect of the day's queued contacts
+    truth: pa.Table | None = None  # the simulator's expected effect of the day's queued contacts
 
 
-def deliver(extracts: str | Path, truth: bool = False) -> tuple[Any, "pa.Table | None"]:
+def deliver(extracts: str | Path, truth: bool = False) -> tuple[Any, pa.Table | None]:
     """Advance the simulated bank one day with the queued contacts (and their true effect, if asked)."""
-    from lifeloop.execution.channels.simulator import INBOX, contacts_table
-    from lifeloop.data.simulator import SimulatedBank
 
     extracts = Path(extracts)
     table = contacts_table(extracts)

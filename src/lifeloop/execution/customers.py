@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.errors import DataError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -49,15 +51,12 @@ def add_features(ctx: Any, as_of: dt.date, customers: dict[str, dict[str, Any]])
     """Maturity figures for scripts from the day's feature snapshot, when it has them."""
     import pyarrow as pa
     import pyarrow.compute as pc
-
     import pyarrow.parquet as pq
 
-    from lifeloop.errors import DataError
-    from lifeloop.insight.lifecycle import snapshot_file
 
     wanted = ("days_to_next_maturity", "maturing_amount_30d")
     try:
-        path = snapshot_file(ctx.lake, "features", as_of)
+        path = ctx.lake.snapshot_file("features", as_of)
     except DataError:
         return  # no features published for D: scripts leave those figures blank
     cols = [c for c in wanted if c in pq.read_schema(path).names]
@@ -70,8 +69,8 @@ def add_features(ctx: Any, as_of: dt.date, customers: dict[str, dict[str, Any]])
         customers[row["customer_id"]].update({c: row[c] for c in cols})
 
 
-def product_names(products: "pa.Table | None") -> dict[str, str]:
+def product_names(products: pa.Table | None) -> dict[str, str]:
     """product_id -> name from the bank's product catalogue (for scripts)."""
     if products is None:
         return {}
-    return dict(zip(products["product_id"].to_pylist(), products["name"].to_pylist()))
+    return dict(zip(products["product_id"].to_pylist(), products["name"].to_pylist(), strict=False))

@@ -22,7 +22,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.channels import ChannelsConfig
+from lifeloop.config.loader import load_model
+from lifeloop.config.scripts import customer_variables, render, script_id
+from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.execution.channels.base import Channel, Message
+from lifeloop.execution.channels.files import FileChannel
+from lifeloop.execution.channels.simulator import SimulatorChannel
+from lifeloop.execution.channels.webhook import WebhookChannel
+from lifeloop.execution.channels.worklist import WorklistChannel
+from lifeloop.execution.customers import add_features, bank_tables, product_names
+from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitability_inputs, suitable_only
+from lifeloop.pipeline import StepResult
+from lifeloop.store.ops import audit, consent
+from lifeloop.store.ops import contacts as outbox
+from lifeloop.store.ops.contacts import NewContact, outbox_counts
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.models import ConsentChange, Dispatch
+from lifeloop.store.ops.types import utcnow
+from lifeloop.workspace import template_root
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,9 +90,8 @@ class DispatchSummary:
 class Scripts:
     """Renders a strategy's script for a channel with a customer's whitelisted, masked variables."""
 
-    def __init__(self, config: "StrategiesConfig | None", *, language: str = "zh", bank_name: str = "",
+    def __init__(self, config: StrategiesConfig | None, *, language: str = "zh", bank_name: str = "",
                  products: Mapping[str, str] | None = None, as_of: dt.date | None = None):
-        from lifeloop.strategy.scripts import script_id
 
         def text(script: Any) -> str:
             return (script.en or script.zh) if language == "en" else script.zh
@@ -95,7 +112,6 @@ class Scripts:
     def render(self, strategy: str, channel: str, customer: Mapping[str, Any], offer: str | None,
                script_id: str | None = None) -> str:
         """The script text (a cell's own when ``script_id`` names one), or "" when the strategy has none."""
-        from lifeloop.strategy.scripts import customer_variables, render
 
         text = self.by_id.get(script_id or "") or self.texts.get((strategy, channel))
         if not text:
@@ -118,14 +134,13 @@ def send_time(as_of: dt.date, send_at: str | None, timezone: str) -> dt.datetime
 
     hour, minute = (int(x) for x in send_at.split(":")[:2])
     local = dt.datetime.combine(as_of, dt.time(hour, minute), tzinfo=ZoneInfo(timezone))
-    return local.astimezone(dt.timezone.utc)
+    return local.astimezone(dt.UTC)
 
 
-def contacts_from_lists(lists: "pa.Table", *, scripts: Scripts | None = None,
+def contacts_from_lists(lists: pa.Table, *, scripts: Scripts | None = None,
                         customers: Mapping[str, Mapping[str, Any]] | None = None, timezone: str = "UTC",
                         max_attempts: int = 5) -> tuple[list[Any], list[Any]]:
     """The outbox items of a day's lists: (treated contacts, control rows); dropped rows are not contacts."""
-    from lifeloop.store.ops.contacts import NewContact
 
     customers = customers or {}
     treated, controls = [], []
@@ -150,13 +165,11 @@ def contacts_from_lists(lists: "pa.Table", *, scripts: Scripts | None = None,
     return treated, controls
 
 
-def enqueue_lists(sessions: Any, lists: "pa.Table", *, adapters: Mapping[str, Channel] | None = None,
+def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Channel] | None = None,
                   scripts: Scripts | None = None, customers: Mapping[str, Mapping[str, Any]] | None = None,
                   timezone: str = "UTC", max_attempts: int = 5,
                   summary: DispatchSummary | None = None) -> DispatchSummary:
     """Put the lists' treated contacts in the outbox and record the controls; idempotent."""
-    from lifeloop.store.ops import contacts as outbox
-    from lifeloop.store.ops.database import unit_of_work
 
     summary = summary or DispatchSummary()
     treated, controls = contacts_from_lists(lists, scripts=scripts, customers=customers, timezone=timezone,
@@ -205,9 +218,6 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
     pending too. An exception from an adapter propagates (a crash): its batch stays claimed until the
     lease runs out, and is then claimed and sent again under the same keys.
     """
-    from lifeloop.store.ops import contacts as outbox
-    from lifeloop.store.ops.database import unit_of_work
-    from lifeloop.store.ops.types import utcnow
 
     summary = summary or DispatchSummary()
     clock = clock or utcnow
@@ -265,10 +275,6 @@ def _recheck(sessions: Any, claimed: Sequence[dict[str, Any]], baseline: Baselin
     """Suitability, consent and do-not-disturb checked again at send time; refused items are blocked with why."""
     import sqlalchemy as sa
 
-    from lifeloop.store.ops import audit, consent
-    from lifeloop.store.ops import contacts as outbox
-    from lifeloop.store.ops.database import unit_of_work
-    from lifeloop.store.ops.models import ConsentChange
 
     ids = sorted({c["customer_id"] for c in claimed})
     allowed = []
@@ -308,12 +314,8 @@ def _recheck(sessions: Any, claimed: Sequence[dict[str, Any]], baseline: Baselin
 
 
 # ---------------------------------------------------------------------------------------------- the step
-def build_adapters(config: "ChannelsConfig", workspace: Path, sessions: Any) -> dict[str, Channel]:
+def build_adapters(config: ChannelsConfig, workspace: Path, sessions: Any) -> dict[str, Channel]:
     """One adapter per configured channel."""
-    from lifeloop.execution.channels.files import FileChannel
-    from lifeloop.execution.channels.simulator import SimulatorChannel
-    from lifeloop.execution.channels.webhook import WebhookChannel
-    from lifeloop.execution.channels.worklist import WorklistChannel
 
     adapters: dict[str, Channel] = {}
     for name, s in config.channels.items():
@@ -330,14 +332,11 @@ def build_adapters(config: "ChannelsConfig", workspace: Path, sessions: Any) -> 
     return adapters
 
 
-def channels_config(ctx: Any) -> "ChannelsConfig":
+def channels_config(ctx: Any) -> ChannelsConfig:
     """``config/channels.yaml``, or the offline defaults when the workspace has none."""
-    from lifeloop.config.channels import ChannelsConfig
 
     if not (ctx.config_dir / "channels.yaml").exists():
-        from lifeloop.config.loader import load_model
 
-        from lifeloop.workspace import template_root
 
         return load_model(ChannelsConfig, template_root() / "config" / "channels.yaml")[0]
     return ctx.load_config("channels", ChannelsConfig)[0]
@@ -345,12 +344,6 @@ def channels_config(ctx: Any) -> "ChannelsConfig":
 
 def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
     """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``)."""
-    from lifeloop.execution.suitability_gate import (record_unsuitable, send_time_screen, suitability_inputs,
-                                                     suitable_only)
-    from lifeloop.config.strategies import StrategiesConfig
-    from lifeloop.execution.customers import add_features, bank_tables, product_names
-    from lifeloop.store.ops.contacts import outbox_counts
-    from lifeloop.store.ops.database import unit_of_work
 
     config = channels_config(ctx)
     sessions = ctx.ops()
@@ -383,7 +376,6 @@ def waiting_customers(sessions: Any) -> list[str]:
     """Customers with outbox items still pending or claimed (from any day)."""
     import sqlalchemy as sa
 
-    from lifeloop.store.ops.models import Dispatch
 
     with sessions() as session:
         return list(session.scalars(sa.select(Dispatch.customer_id).distinct()
@@ -394,17 +386,15 @@ def has_dispatched(sessions: Any) -> bool:
     """Whether anything was ever put in the outbox (then the plan should read history from the ops database)."""
     import sqlalchemy as sa
 
-    from lifeloop.store.ops.models import Dispatch
 
     with sessions() as session:
         return session.scalar(sa.select(Dispatch.id).limit(1)) is not None
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Pipeline step ``dispatch``: the day's lists into the outbox and out through the channels."""
     from dataclasses import asdict
 
-    from lifeloop.pipeline import StepResult
 
     summary = dispatch(step.ctx, step.as_of)
     return StepResult("dispatch", step.as_of, summary.enqueued + summary.controls,

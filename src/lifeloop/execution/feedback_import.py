@@ -36,7 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.errors import DataError, Problem
-from lifeloop.store.ops.models import OUTCOMES
+from lifeloop.store.ops import idempotency
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.feedback import Outcome, Referral, record_many
+from lifeloop.store.ops.models import OUTCOMES, Dispatch
 
 SCOPE = "feedback_import"
 COLUMNS = ("contact_id", "contact_key", "outcome", "referred_name", "referred_mobile", "note", "recorded_at",
@@ -77,15 +80,12 @@ def parse_time(text: str, timezone: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.strip().replace("/", "-"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(timezone))
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 def import_feedback(sessions: Any, path: str | Path, *, timezone: str = "Asia/Shanghai",
                     now: dt.datetime | None = None) -> ImportResult:
     """Import a feedback CSV all or nothing; a file imported before is not imported again."""
-    from lifeloop.store.ops import idempotency
-    from lifeloop.store.ops.database import unit_of_work
-    from lifeloop.store.ops.feedback import Outcome, Referral, record_many
 
     path = Path(path)
     data, text = read_text(path)
@@ -141,7 +141,6 @@ def _parse_rows(session: Any, name: str, rows: list[dict[str, Any]], timezone: s
                 ) -> tuple[list[dict[str, Any]], list[Problem]]:
     import sqlalchemy as sa
 
-    from lifeloop.store.ops.models import Dispatch
 
     def cell(row: dict[str, Any], column: str) -> str:
         return (row.get(column) or "").strip()
@@ -158,7 +157,7 @@ def _parse_rows(session: Any, name: str, rows: list[dict[str, Any]], timezone: s
     parsed, problems = [], []
     lines_by_key: dict[str, int] = {}
     for line, row in enumerate(rows, 2):
-        def bad(column: str, message: str) -> None:
+        def bad(column: str, message: str, line: int = line) -> None:
             problems.append(Problem(message, file=name, line=line, column=column))
 
         contact_id, contact_key = cell(row, "contact_id"), cell(row, "contact_key")

@@ -5,6 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.data.schema import arrow_schema
+from lifeloop.store.ops import audit
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.strategy import suitability
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -18,15 +24,14 @@ Inputs = tuple["pa.Table | None", "pa.Table | None", Any]  # the bank's customer
 
 def suitability_inputs(ctx: Any, as_of: dt.date) -> Inputs:
     """What suitability reads: the bank's customers and products as of D, and the policy's extra rules."""
-    from lifeloop.config.contact_policy import ContactPolicy
 
     rules = (ctx.load_config("contact_policy", ContactPolicy)[0].suitability.extra_rules
              if (ctx.config_dir / "contact_policy.yaml").exists() else None)
     return _bank_table(ctx.lake, as_of, "customers"), _bank_table(ctx.lake, as_of, "products"), rules
 
 
-def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date,
-                  inputs: Inputs | None = None) -> tuple["pa.Table", list[dict[str, Any]]]:
+def suitable_only(ctx: Any, lists: pa.Table, as_of: dt.date,
+                  inputs: Inputs | None = None) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Suitability again at dispatch (投资者适当性): treated product offers the customer may not buy are held back.
 
     The plan already dropped them; checking again here means no edited list, stale plan or
@@ -35,7 +40,6 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date,
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from lifeloop.strategy import suitability
 
     names = lists.column_names
     if "offer" not in names or lists.num_rows == 0:
@@ -55,24 +59,23 @@ def suitable_only(ctx: Any, lists: "pa.Table", as_of: dt.date,
     if not pc.any(refused).as_py():
         return lists, []
     rows = [dict(r, detail=verdict.detail[i]) for i, (r, bad) in
-            enumerate(zip(lists.to_pylist(), refused.to_pylist())) if bad]
+            enumerate(zip(lists.to_pylist(), refused.to_pylist(), strict=False)) if bad]
     return lists.filter(pc.invert(refused)), rows
 
 
 def send_time_screen(ctx: Any, as_of: dt.date,
-                     inputs: Inputs | None = None) -> "Callable[[Sequence[dict[str, Any]]], dict[int, str]]":
+                     inputs: Inputs | None = None) -> Callable[[Sequence[dict[str, Any]]], dict[int, str]]:
     """Suitability once more for what the outbox is about to send, queued today or earlier (a retry).
 
     An offer queued on D and retried on D+1 is judged on D+1's customers and products: an assessment
     that expired overnight stops it. Returns a function of the claimed items giving {item id: why}."""
     import pyarrow as pa
 
-    from lifeloop.strategy import suitability
 
     customers, products, rules = inputs or suitability_inputs(ctx, as_of)
     known = set(products["product_id"].to_pylist()) if products is not None else set()
 
-    def screen(claimed: "Sequence[dict[str, Any]]") -> dict[int, str]:
+    def screen(claimed: Sequence[dict[str, Any]]) -> dict[int, str]:
         offers = [(c.get("payload") or {}).get("offer") for c in claimed]
         subject = [o is not None and o in known for o in offers]
         if not any(subject):
@@ -86,12 +89,11 @@ def send_time_screen(ctx: Any, as_of: dt.date,
     return screen
 
 
-def _bank_table(lake: Any, as_of: dt.date, name: str) -> "pa.Table | None":
+def _bank_table(lake: Any, as_of: dt.date, name: str) -> pa.Table | None:
     """A state table of the bank as of a date (newest batch), with every canonical column (missing: NULL)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lifeloop.data.schema import arrow_schema
 
     files = lake.bank_files(as_of).get(name)
     if not files:
@@ -102,10 +104,8 @@ def _bank_table(lake: Any, as_of: dt.date, name: str) -> "pa.Table | None":
                      else pa.nulls(table.num_rows, f.type) for f in schema})
 
 
-def record_unsuitable(sessions: Any, rows: list[dict[str, Any]], summary: "DispatchSummary") -> None:
+def record_unsuitable(sessions: Any, rows: list[dict[str, Any]], summary: DispatchSummary) -> None:
     """Count offers held back for suitability as blocked, and leave an audit entry for each."""
-    from lifeloop.store.ops import audit
-    from lifeloop.store.ops.database import unit_of_work
 
     if not rows:
         return

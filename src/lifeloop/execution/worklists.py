@@ -13,7 +13,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from lifeloop.data.masking import mask_row, role as get_role
+from lifeloop.data.masking import mask_row
+from lifeloop.data.masking import role as get_role
+from lifeloop.execution.channels.files import write_table
+from lifeloop.store.lake import BANK
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.tasks import worklist as open_tasks
 
 COLUMNS = ("task_id", "customer_id", "name", "mobile", "strategy", "wave", "title", "priority", "due_on", "status",
            "script")
@@ -23,7 +28,6 @@ def current_owners(lake: Any, as_of: dt.date | None = None) -> dict[str, dict[st
     """customer_id -> {rm_id, name, mobile} from the bank's customers extract as of a date (default: latest)."""
     import pyarrow.parquet as pq
 
-    from lifeloop.store.lake import BANK
 
     if as_of is None:
         dates = lake.dates(BANK)
@@ -41,8 +45,6 @@ def current_owners(lake: Any, as_of: dt.date | None = None) -> dict[str, dict[st
 def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,
              on: dt.date | None = None) -> list[dict[str, Any]]:
     """The RM's open tasks (due by ``on``), most important first, only customers still in their book."""
-    from lifeloop.store.ops.database import unit_of_work
-    from lifeloop.store.ops.tasks import worklist as open_tasks
 
     with unit_of_work(sessions) as session:
         tasks = open_tasks(session, rm_id=rm_id, on=on)
@@ -68,7 +70,6 @@ def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | No
 
 def export_worklist(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Write a worklist as CSV or Excel (by the file's extension), atomically."""
-    from lifeloop.execution.channels.files import write_table
 
     path = Path(path)
     fmt = "xlsx" if path.suffix.lower() == ".xlsx" else "csv"

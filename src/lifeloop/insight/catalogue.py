@@ -15,7 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from lifeloop.config.loader import LocatedYaml, load_yaml, validate_model
-from lifeloop.config.tags import TagSpec, TagsConfig, valid_tag_name
+from lifeloop.config.tags import TagsConfig, TagSpec, valid_tag_name
 from lifeloop.data.schema import TABLES
 from lifeloop.engine.rules import parse_expression
 from lifeloop.engine.views import SOURCES

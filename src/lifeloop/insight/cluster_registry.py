@@ -28,7 +28,7 @@ REGISTRY = "registry.json"
 
 
 # ---------------------------------------------------------------------------- matching identities
-def match(old: "np.ndarray", new: "np.ndarray", std: "np.ndarray", threshold: float) -> list[int | None]:
+def match(old: np.ndarray, new: np.ndarray, std: np.ndarray, threshold: float) -> list[int | None]:
     """For each new centroid, the index of the old one it continues (Hungarian, RMS z-distance <= threshold)."""
     import numpy as np
     from scipy.optimize import linear_sum_assignment
@@ -39,7 +39,7 @@ def match(old: "np.ndarray", new: "np.ndarray", std: "np.ndarray", threshold: fl
     diff = (new[:, None, :] - old[None, :, :]) / std
     cost = np.sqrt((diff ** 2).mean(axis=2))
     rows, cols = linear_sum_assignment(cost)
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=False):
         if cost[r, c] <= threshold:
             out[int(r)] = int(c)
     return out
@@ -123,7 +123,7 @@ def same_space(registry: dict[str, Any] | None, config: ClustersConfig) -> bool:
         and registry.get("fill") == [f.fill for f in config.features]
 
 
-def previous_centroids(registry: dict[str, Any] | None, width: int) -> "np.ndarray":
+def previous_centroids(registry: dict[str, Any] | None, width: int) -> np.ndarray:
     """The active centroids of a registry, by id (an empty matrix when there are none)."""
     import numpy as np
 

@@ -22,9 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.config.clusters import ClustersConfig
+from lifeloop.engine.adapters.base import write_arrow
 from lifeloop.errors import ConfigError, DataError, Problem
-from lifeloop.insight.cluster_registry import (AREA, active, cluster_label, load_registry, previous_centroids, same_space,
-                                               save_registry, update_registry)
+from lifeloop.insight.cluster_registry import (
+    AREA,
+    active,
+    cluster_label,
+    load_registry,
+    previous_centroids,
+    same_space,
+    save_registry,
+    update_registry,
+)
+from lifeloop.pipeline import StepResult
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,8 +47,8 @@ CONFIG = "config/clusters.yaml"
 
 
 # ---------------------------------------------------------------------------- the feature matrix
-def matrix(features: "pa.Table", config: ClustersConfig,
-           doc: "LocatedYaml | None" = None) -> tuple[list[str], "np.ndarray"]:
+def matrix(features: pa.Table, config: ClustersConfig,
+           doc: LocatedYaml | None = None) -> tuple[list[str], np.ndarray]:
     """Customer ids and the transformed (filled, log1p) feature matrix, one row per customer."""
     import numpy as np
     import pyarrow.compute as pc
@@ -70,7 +80,7 @@ def matrix(features: "pa.Table", config: ClustersConfig,
     return ids, np.column_stack(cols) if cols else np.zeros((len(ids), 0))
 
 
-def _scale(x: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+def _scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
     mean = x.mean(axis=0)
@@ -85,9 +95,9 @@ class Fit:
     """One k-means fit: the chosen k, its centroids (transformed space) and how k was chosen."""
 
     k: int
-    centroids: "np.ndarray"
-    mean: "np.ndarray"
-    std: "np.ndarray"
+    centroids: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
     silhouettes: dict[int, float]
     customers: int
     fitted_on: int
@@ -108,7 +118,7 @@ class Fit:
         return f"k={self.k} chosen by the highest silhouette ({self.silhouettes[self.k]:.3f}) {sample}"
 
 
-def fit(x: "np.ndarray", config: ClustersConfig, previous: "np.ndarray | None" = None) -> Fit:
+def fit(x: np.ndarray, config: ClustersConfig, previous: np.ndarray | None = None) -> Fit:
     """Seeded k-means for each k in the range; keep the k with the best silhouette (ties: fewer clusters).
 
     Each k is tried on a seeded sample (``select_sample`` customers) and scored by silhouette on a
@@ -130,14 +140,14 @@ def fit(x: "np.ndarray", config: ClustersConfig, previous: "np.ndarray | None" =
     mean, std = _scale(x)
     z = (x - mean) / std
 
-    def sample(data: "np.ndarray", size: int) -> "np.ndarray":
+    def sample(data: np.ndarray, size: int) -> np.ndarray:
         return data if data.shape[0] <= size else data[np.sort(rng.choice(data.shape[0], size, replace=False))]
 
     train = sample(z, config.fit_sample)
     select = sample(train, config.select_sample)
     scored = np.sort(rng.choice(select.shape[0], min(config.silhouette_sample, select.shape[0]), replace=False))
     scores: dict[int, float] = {}
-    starts: dict[int, "np.ndarray"] = {}
+    starts: dict[int, np.ndarray] = {}
 
     def score(k: int, init: Any, n_init: int) -> None:
         model = KMeans(n_clusters=k, init=init, n_init=n_init, random_state=config.seed).fit(select)
@@ -162,8 +172,8 @@ def fit(x: "np.ndarray", config: ClustersConfig, previous: "np.ndarray | None" =
     return Fit(chosen, centroids, mean, std, scores, n, train.shape[0], len(scored), best, config.k_margin)
 
 
-def refit(lake: Any, features: "pa.Table", config: ClustersConfig, as_of: dt.date,
-          doc: "LocatedYaml | None" = None) -> dict[str, Any]:
+def refit(lake: Any, features: pa.Table, config: ClustersConfig, as_of: dt.date,
+          doc: LocatedYaml | None = None) -> dict[str, Any]:
     """Fit on a feature snapshot, match to the registry, save it; return what changed (kept/new/retired)."""
     _, x = matrix(features, config, doc)
     registry = load_registry(lake)
@@ -174,8 +184,8 @@ def refit(lake: Any, features: "pa.Table", config: ClustersConfig, as_of: dt.dat
     return change
 
 
-def assign(features: "pa.Table", registry: dict[str, Any], config: ClustersConfig,
-           doc: "LocatedYaml | None" = None) -> "pa.Table":
+def assign(features: pa.Table, registry: dict[str, Any], config: ClustersConfig,
+           doc: LocatedYaml | None = None) -> pa.Table:
     """Each customer's nearest active cluster (standardised Euclidean distance), sorted by customer."""
     import numpy as np
     import pyarrow as pa
@@ -201,7 +211,7 @@ def assign(features: "pa.Table", registry: dict[str, Any], config: ClustersConfi
     return table.sort_by([("customer_id", "ascending")])
 
 
-def unassigned(features: "pa.Table") -> "pa.Table":
+def unassigned(features: pa.Table) -> pa.Table:
     """Every customer with no cluster (the book is too small to cluster)."""
     import pyarrow as pa
 
@@ -242,7 +252,7 @@ def trait_text(feature: Any, effect: float, inside: float, overall: float) -> st
     return f"{words} ({_fmt(inside)} vs {_fmt(overall)})"
 
 
-def describe(features: "pa.Table", assignments: "pa.Table", config: ClustersConfig,
+def describe(features: pa.Table, assignments: pa.Table, config: ClustersConfig,
              registry: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Per cluster: size, share, mean features and what sets it apart (standardised difference vs the rest)."""
     import numpy as np
@@ -291,13 +301,12 @@ def describe(features: "pa.Table", assignments: "pa.Table", config: ClustersConf
 
 
 # ---------------------------------------------------------------------------- the step
-def _features_table(ctx: Any, as_of: dt.date, config: ClustersConfig) -> "pa.Table":
+def _features_table(ctx: Any, as_of: dt.date, config: ClustersConfig) -> pa.Table:
     """The feature snapshot's customer_id and clustering columns (only those: the file has dozens)."""
     import pyarrow.parquet as pq
 
-    from lifeloop.insight.lifecycle import snapshot_file
 
-    path = snapshot_file(ctx.lake, "features", as_of)
+    path = ctx.lake.snapshot_file("features", as_of)
     present = set(pq.read_schema(path).names)
     wanted = ["customer_id"] + [f.name for f in config.features if f.name in present]
     # a missing feature is left out here so that matrix() can name it with its line in clusters.yaml
@@ -314,13 +323,11 @@ def fit_command(ctx: Any, as_of: dt.date | None = None) -> dict[str, Any]:
     return refit(ctx.lake, _features_table(ctx, as_of, config), config, as_of, doc)
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Pipeline step ``clusters``: each customer's cluster as of D -> lake/clusters/as_of=D/clusters.parquet.
 
     Uses the registry's centroids; on a lake with no registry yet it fits first (and says so).
     """
-    from lifeloop.engine.adapters.base import write_arrow
-    from lifeloop.pipeline import StepResult
 
     ctx, as_of = step.ctx, step.as_of
     config, doc = ctx.load_config("clusters", ClustersConfig)
@@ -354,7 +361,7 @@ def run_step(step: "StepContext") -> "StepResult":
                                                                                 "notes": notes})
 
 
-def snapshot(ctx: Any, as_of: dt.date) -> "pa.Table | None":
+def snapshot(ctx: Any, as_of: dt.date) -> pa.Table | None:
     """The published clusters snapshot as of a date, or None if there is none."""
     import pyarrow.parquet as pq
 

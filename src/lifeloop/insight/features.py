@@ -28,7 +28,9 @@ from sqlglot import exp
 from lifeloop.engine.adapters.base import date_literal
 from lifeloop.engine.macros import expand
 from lifeloop.engine.views import SOURCES
+from lifeloop.errors import DataError
 from lifeloop.insight.catalogue import CUSTOMER_COLUMNS, Catalogue, Tag, load_catalogue, type_class
+from lifeloop.pipeline import StepResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -196,7 +198,7 @@ _ARROW = {"INTEGER": "int32", "BIGINT": "int64", "DOUBLE": "float64", "BOOLEAN":
           "VARCHAR": "string"}
 
 
-def feature_schema(catalogue: Catalogue) -> "pa.Schema":
+def feature_schema(catalogue: Catalogue) -> pa.Schema:
     """The Arrow schema of the published feature table (identical whichever engine computed it)."""
     import pyarrow as pa
 
@@ -221,10 +223,8 @@ def catalogue_for(ctx: Any) -> Catalogue:
     return load_catalogue(path, display)
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Compute every tag for every customer as of D on the step's engine and publish the snapshot."""
-    from lifeloop.errors import DataError
-    from lifeloop.pipeline import StepResult
 
     ctx, as_of, engine = step.ctx, step.as_of, step.engine
     catalogue = catalogue_for(ctx)

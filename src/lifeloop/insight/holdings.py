@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlglot
 from sqlglot import exp
 
+from lifeloop.config.segments import SegmentsConfig
 from lifeloop.data.schema import PRODUCT_TYPES
 from lifeloop.insight.transitions import share
 
@@ -88,7 +89,7 @@ def penetration_query(flags: list[str]) -> exp.Select:
 
 def analyse(engine: Any, lake: Any, as_of: dt.date, segments_file: Path, tier_order: list[str],
             tier_labels: dict[str, str] | None = None, finding_share: float = 0.2,
-            segments: "pa.Table | None" = None) -> dict[str, Any]:
+            segments: pa.Table | None = None) -> dict[str, Any]:
     """The holdings analysis as of D: penetration, product counts, single-product findings, next products.
 
     ``segments`` is the snapshot in ``segments_file`` when the caller has already read it."""
@@ -110,7 +111,7 @@ def analyse(engine: Any, lake: Any, as_of: dt.date, segments_file: Path, tier_or
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _analyse(engine: Any, as_of: dt.date, seg: "Any", tier_order: list[str], labels: dict[str, str],
+def _analyse(engine: Any, as_of: dt.date, seg: Any, tier_order: list[str], labels: dict[str, str],
              finding_share: float) -> dict[str, Any]:
     import pyarrow.compute as pc
 
@@ -190,9 +191,8 @@ def findings(counts: list[dict[str, Any]], next_products: list[dict[str, Any]], 
     return out
 
 
-def build(ctx: Any, as_of: dt.date, segments: "pa.Table | None" = None) -> dict[str, Any] | None:
+def build(ctx: Any, as_of: dt.date, segments: pa.Table | None = None) -> dict[str, Any] | None:
     """The holdings analysis of a workspace as of D (None without a segments snapshot or bank data)."""
-    from lifeloop.config.segments import SegmentsConfig
 
     if not ctx.lake.exists("segments", as_of) or not ctx.lake.dates("bank"):
         return None

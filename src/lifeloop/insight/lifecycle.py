@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
-from lifeloop.engine.adapters.base import date_literal
+from lifeloop.engine.adapters.base import date_literal, write_arrow
+from lifeloop.engine.macros import expand
+from lifeloop.engine.rules import parse_expression
 from lifeloop.errors import ConfigError, DataError, Problem
+from lifeloop.pipeline import StepResult, run_steps
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,7 +42,7 @@ CONFIG = "config/lifecycle.yaml"
 
 
 # ---------------------------------------------------------------------------- shared rule helpers
-def duckdb_type(arrow_type: "pa.DataType") -> str:
+def duckdb_type(arrow_type: pa.DataType) -> str:
     """The DuckDB SQL type of an Arrow column type (what rule validation needs to know)."""
     import pyarrow as pa
 
@@ -61,7 +64,7 @@ def duckdb_type(arrow_type: "pa.DataType") -> str:
     return "VARCHAR"
 
 
-def feature_columns(schema: "pa.Schema") -> dict[str, str]:
+def feature_columns(schema: pa.Schema) -> dict[str, str]:
     """Feature name -> DuckDB type, for every column of a feature snapshot."""
     return {f.name: duckdb_type(f.type) for f in schema}
 
@@ -74,8 +77,6 @@ def threshold_literal(value: float) -> exp.Expression:
 def compile_rule(text: str, *, columns: Mapping[str, str], thresholds: Mapping[str, float], as_of: dt.date,
                  where: str) -> exp.Expression:
     """Validate one boolean rule and return its engine-neutral tree (thresholds and macros replaced)."""
-    from lifeloop.engine.macros import expand
-    from lifeloop.engine.rules import parse_expression
 
     clash = sorted(set(thresholds) & set(columns))
     if clash:
@@ -152,7 +153,7 @@ class CompiledStages:
 
 
 def compile_stages(config: LifecycleConfig, columns: Mapping[str, str], as_of: dt.date,
-                   doc: "LocatedYaml | None" = None) -> CompiledStages:
+                   doc: LocatedYaml | None = None) -> CompiledStages:
     """Check the rules (stages known, catch-all last, rules that can fire) and build the CASE tree."""
     file = doc.file if doc else CONFIG
 
@@ -273,7 +274,7 @@ def lifecycle_query(compiled: CompiledStages, features: str, feature_names: Sequ
     ).from_(staged.subquery("s"))
 
 
-def output_schema() -> "pa.Schema":
+def output_schema() -> pa.Schema:
     """Columns of ``lake/lifecycle/as_of=D/lifecycle.parquet``."""
     import pyarrow as pa
 
@@ -282,24 +283,9 @@ def output_schema() -> "pa.Schema":
 
 
 # ---------------------------------------------------------------------------- running it
-def snapshot_file(lake: Any, area: str, as_of: dt.date) -> Path:
-    """The Parquet file of a published step snapshot, or a DataError saying which step to run."""
-    path = lake.snapshot_dir(area, as_of) / f"{area}.parquet"
-    if not lake.exists(area, as_of) or not path.exists():
-        raise DataError(f"no {area} snapshot as of {as_of}",
-                        hint=f"run `lifeloop run --as-of {as_of} --steps {area}` first")
-    return path
-
-
-def previous_date(lake: Any, area: str, as_of: dt.date) -> dt.date | None:
-    """The latest published snapshot date of ``area`` strictly before ``as_of``."""
-    earlier = [d for d in lake.dates(area) if d < as_of]
-    return earlier[-1] if earlier else None
-
-
 def assign(engine: Any, config: LifecycleConfig, features_file: Path, as_of: dt.date,
            previous_file: Path | None = None, previous_as_of: dt.date | None = None,
-           doc: "LocatedYaml | None" = None) -> tuple["pa.Table", list[Problem]]:
+           doc: LocatedYaml | None = None) -> tuple[pa.Table, list[Problem]]:
     """Stages for one date on any engine: the Arrow result (sorted by customer) and warnings."""
     import pyarrow.parquet as pq
 
@@ -330,21 +316,19 @@ def assign(engine: Any, config: LifecycleConfig, features_file: Path, as_of: dt.
     return table, compiled.warnings
 
 
-def stage_counts(table: "pa.Table") -> dict[str, int]:
+def stage_counts(table: pa.Table) -> dict[str, int]:
     """Customers per stage in a lifecycle table."""
     return {r["values"]: r["counts"] for r in table["stage"].value_counts().to_pylist()}
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Pipeline step ``lifecycle``: assign stages as of D and publish lake/lifecycle/as_of=D/."""
-    from lifeloop.engine.adapters.base import write_arrow
-    from lifeloop.pipeline import StepResult
 
     ctx, as_of = step.ctx, step.as_of
     config, doc = ctx.load_config("lifecycle", LifecycleConfig)
-    features_file = snapshot_file(ctx.lake, "features", as_of)
-    prev = previous_date(ctx.lake, AREA, as_of)
-    prev_file = snapshot_file(ctx.lake, AREA, prev) if prev else None
+    features_file = ctx.lake.snapshot_file("features", as_of)
+    prev = ctx.lake.previous_date(AREA, as_of)
+    prev_file = ctx.lake.snapshot_file(AREA, prev) if prev else None
     table, warnings = assign(step.engine, config, features_file, as_of, prev_file, prev, doc)
 
     def write(staging: Path) -> dict[str, Any]:
@@ -361,9 +345,8 @@ def run_step(step: "StepContext") -> "StepResult":
 
 
 def backfill(ctx: Any, dates: Sequence[dt.date], engine: str | None = None,
-             steps: Sequence[str] = ("features", "lifecycle", "segments")) -> list["StepResult"]:
+             steps: Sequence[str] = ("features", "lifecycle", "segments")) -> list[StepResult]:
     """Run lifecycle (and what it needs) for a series of dates, oldest first, so history exists."""
-    from lifeloop.pipeline import run_steps
 
     results: list[StepResult] = []
     for d in sorted(set(dates)):

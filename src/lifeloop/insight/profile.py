@@ -69,7 +69,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(table: "pa.Table") -> list[dict[str, Any]]:
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in r.items()} for r in table.to_pylist()]
 
 
@@ -79,7 +79,7 @@ def _latest_on_or_before(lake: Any, area: str, as_of: dt.date) -> dt.date | None
 
 
 def _snapshot_row(lake: Any, area: str, as_of: dt.date, customer_id: str) -> tuple[dt.date | None, dict | None,
-                                                                                    "pa.Schema | None"]:
+                                                                                    pa.Schema | None]:
     import pyarrow.parquet as pq
 
     d = _latest_on_or_before(lake, area, as_of)
@@ -188,5 +188,5 @@ def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", 
         "events": evts,
         "access": {"role": viewer.name, "rm_id": rm_id, "reason": reason.strip() if reason else None,
                    "masked": sorted(set(masked_columns)),
-                   "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+                   "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
     }

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.config.segments import SegmentsConfig
+from lifeloop.engine.adapters.base import write_arrow
 from lifeloop.errors import ConfigError, DataError, Problem
-from lifeloop.insight.lifecycle import compile_rule, contradictions, feature_columns, snapshot_file
+from lifeloop.insight.lifecycle import compile_rule, contradictions, feature_columns
+from lifeloop.pipeline import StepResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,7 +34,7 @@ AREA = "segments"
 CONFIG = "config/segments.yaml"
 
 
-def check_tiers(config: SegmentsConfig, doc: "LocatedYaml | None" = None) -> None:
+def check_tiers(config: SegmentsConfig, doc: LocatedYaml | None = None) -> None:
     """Tier ranges must partition [0, inf): start at 0, each max is the next min, the last is open."""
     file = doc.file if doc else CONFIG
 
@@ -52,7 +54,7 @@ def check_tiers(config: SegmentsConfig, doc: "LocatedYaml | None" = None) -> Non
     if first.min != 0:
         problems.append(Problem(f"tier {first.name!r} starts at {first.min:g}: customers below it have no tier "
                                 "(the lowest tier must start at 0)", file=file, line=line(first_i)))
-    for (ai, a), (bi, b) in zip(tiers, tiers[1:]):
+    for (ai, a), (bi, b) in zip(tiers, tiers[1:], strict=False):
         if a.max is None:
             problems.append(Problem(f"tiers {a.name!r} and {b.name!r} overlap: {a.name!r} has no max",
                                     file=file, line=line(ai)))
@@ -88,7 +90,7 @@ def _num(v: float | None) -> exp.Literal:
 
 
 def segments_query(config: SegmentsConfig, columns: Mapping[str, str], features: str, as_of: dt.date,
-                   doc: "LocatedYaml | None" = None) -> tuple[exp.Select, list[Problem]]:
+                   doc: LocatedYaml | None = None) -> tuple[exp.Select, list[Problem]]:
     """The segments query over a feature relation, and warnings (rules that can never fire)."""
     file = doc.file if doc else CONFIG
     check_tiers(config, doc)
@@ -137,7 +139,7 @@ def segments_query(config: SegmentsConfig, columns: Mapping[str, str], features:
     return exp.select(*cols).from_(features), warnings
 
 
-def output_schema(config: SegmentsConfig) -> "pa.Schema":
+def output_schema(config: SegmentsConfig) -> pa.Schema:
     """Columns of ``lake/segments/as_of=D/segments.parquet``."""
     import pyarrow as pa
 
@@ -149,7 +151,7 @@ def output_schema(config: SegmentsConfig) -> "pa.Schema":
 
 
 def assign(engine: Any, config: SegmentsConfig, features_file: Path, as_of: dt.date,
-           doc: "LocatedYaml | None" = None) -> tuple["pa.Table", list[Problem]]:
+           doc: LocatedYaml | None = None) -> tuple[pa.Table, list[Problem]]:
     """Segments for one date on any engine: the Arrow result (sorted by customer) and warnings."""
     import pyarrow.parquet as pq
 
@@ -164,7 +166,7 @@ def assign(engine: Any, config: SegmentsConfig, features_file: Path, as_of: dt.d
     return table, warnings
 
 
-def sizes(table: "pa.Table", config: SegmentsConfig) -> dict[str, dict[str, int]]:
+def sizes(table: pa.Table, config: SegmentsConfig) -> dict[str, dict[str, int]]:
     """Customers per tier, per group and per micro-segment (for manifests and summaries)."""
     import pyarrow.compute as pc
 
@@ -178,14 +180,12 @@ def sizes(table: "pa.Table", config: SegmentsConfig) -> dict[str, dict[str, int]
     return out
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Pipeline step ``segments``: tiers, groups and micro-segments as of D -> lake/segments/as_of=D/."""
-    from lifeloop.engine.adapters.base import write_arrow
-    from lifeloop.pipeline import StepResult
 
     ctx, as_of = step.ctx, step.as_of
     config, doc = ctx.load_config("segments", SegmentsConfig)
-    features_file = snapshot_file(ctx.lake, "features", as_of)
+    features_file = ctx.lake.snapshot_file("features", as_of)
     table, warnings = assign(step.engine, config, features_file, as_of, doc)
     schema = output_schema(config)
 

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.errors import DataError
+from lifeloop.insight import clusters, holdings
 from lifeloop.insight.transitions import share
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def _counts(table: "pa.Table | None", column: str) -> dict[Any, int]:
+def _counts(table: pa.Table | None, column: str) -> dict[Any, int]:
     if table is None or table.num_rows == 0:
         return {}
     return {r["values"]: int(r["counts"]) for r in table[column].value_counts().to_pylist()}
@@ -32,7 +33,7 @@ def _money(value: Any) -> float:
 
 
 
-def stage_distribution(current: "pa.Table", previous: "pa.Table | None",
+def stage_distribution(current: pa.Table, previous: pa.Table | None,
                        config: LifecycleConfig) -> list[dict[str, Any]]:
     """Customers per stage (display order), with the previous snapshot's count and the change."""
     now, before = _counts(current, "stage"), _counts(previous, "stage")
@@ -50,18 +51,18 @@ def stage_distribution(current: "pa.Table", previous: "pa.Table | None",
     return out
 
 
-def rule_counts(current: "pa.Table", config: LifecycleConfig) -> list[dict[str, Any]]:
+def rule_counts(current: pa.Table, config: LifecycleConfig) -> list[dict[str, Any]]:
     """Customers per deciding rule, in decision order (why customers are where they are)."""
     counts = _counts(current, "rule")
     return [{"rule": r.rule, "stage": r.stage, "customers": counts.get(r.rule, 0)} for r in config.rules]
 
 
-def _money_by(table: "pa.Table", key: str) -> dict[Any, float]:
+def _money_by(table: pa.Table, key: str) -> dict[Any, float]:
     grouped = table.group_by(key).aggregate([("aum", "sum")]).to_pylist()
     return {r[key]: _money(r["aum_sum"]) for r in grouped}
 
 
-def segment_sizes(segments: "pa.Table", config: SegmentsConfig) -> dict[str, list[dict[str, Any]]]:
+def segment_sizes(segments: pa.Table, config: SegmentsConfig) -> dict[str, list[dict[str, Any]]]:
     """Tier, group and micro-segment sizes, each with customers, AUM and shares of the bank's total."""
     import pyarrow.compute as pc
 
@@ -88,9 +89,9 @@ def segment_sizes(segments: "pa.Table", config: SegmentsConfig) -> dict[str, lis
             "totals": {"customers": total, "aum": total_aum}}
 
 
-def summarise(as_of: dt.date, lifecycle: "pa.Table", lifecycle_config: LifecycleConfig,
-              previous: "pa.Table | None" = None, previous_as_of: dt.date | None = None,
-              segments: "pa.Table | None" = None, segments_config: SegmentsConfig | None = None) -> dict[str, Any]:
+def summarise(as_of: dt.date, lifecycle: pa.Table, lifecycle_config: LifecycleConfig,
+              previous: pa.Table | None = None, previous_as_of: dt.date | None = None,
+              segments: pa.Table | None = None, segments_config: SegmentsConfig | None = None) -> dict[str, Any]:
     """The whole summary as plain data (dates as ISO text, money as numbers)."""
     out: dict[str, Any] = {
         "as_of": as_of.isoformat(),
@@ -108,7 +109,6 @@ def build(ctx: Any, as_of: dt.date | None = None) -> dict[str, Any]:
     """Read the published lifecycle and segments snapshots of a workspace and summarise them."""
     import pyarrow.parquet as pq
 
-    from lifeloop.insight.lifecycle import previous_date, snapshot_file
 
     lake = ctx.lake
     dates = lake.dates("lifecycle")
@@ -116,13 +116,13 @@ def build(ctx: Any, as_of: dt.date | None = None) -> dict[str, Any]:
         raise DataError("no lifecycle snapshot has been published yet",
                         hint="run `lifeloop run --as-of DATE` (features, lifecycle and segments steps) first")
     as_of = as_of or dates[-1]
-    current = pq.read_table(snapshot_file(lake, "lifecycle", as_of))
-    prev = previous_date(lake, "lifecycle", as_of)
-    previous = pq.read_table(snapshot_file(lake, "lifecycle", prev)) if prev else None
+    current = pq.read_table(lake.snapshot_file("lifecycle", as_of))
+    prev = lake.previous_date("lifecycle", as_of)
+    previous = pq.read_table(lake.snapshot_file("lifecycle", prev)) if prev else None
     lc_config, _ = ctx.load_config("lifecycle", LifecycleConfig)
     segments = seg_config = None
     if lake.exists("segments", as_of):
-        segments = pq.read_table(snapshot_file(lake, "segments", as_of))
+        segments = pq.read_table(lake.snapshot_file("segments", as_of))
         seg_config, _ = ctx.load_config("segments", SegmentsConfig)
     out = summarise(as_of, current, lc_config, previous, prev, segments, seg_config)
     out["warnings"] = list(lake.manifest("lifecycle", as_of).get("warnings", []))
@@ -135,9 +135,8 @@ def build(ctx: Any, as_of: dt.date | None = None) -> dict[str, Any]:
 
 
 def add_clusters_and_holdings(ctx: Any, as_of: dt.date, out: dict[str, Any],
-                              segments: "pa.Table | None" = None) -> None:
+                              segments: pa.Table | None = None) -> None:
     """Add cluster profiles (``clusters``) and the holdings analysis (``holdings``) when their inputs exist."""
-    from lifeloop.insight import clusters, holdings
 
     profiles = clusters.profiles(ctx, as_of)
     if profiles is not None:

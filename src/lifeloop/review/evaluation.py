@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -265,7 +266,8 @@ def evaluate(arms: Sequence[str] | np.ndarray, outcomes: Mapping[str, np.ndarray
                        for a in order]
         by_arm = {r.arm: r for r in arm_results}
 
-        def compare(a: str, b: str, with_cost: bool) -> Comparison:
+        def compare(a: str, b: str, with_cost: bool, kind: str = kind, by_arm: dict = by_arm,
+                    analysed: Any = analysed, is_money: bool = is_money) -> Comparison:
             if kind == "binary":
                 d = compare_rates(by_arm[a].successes, counts[a], by_arm[b].successes, counts[b], alpha)
             else:
@@ -311,4 +313,4 @@ def _with_holm(comparisons: list[Comparison], alpha: float) -> list[Comparison]:
     from dataclasses import replace
 
     adjusted = holm([c.uplift.p_value for c in comparisons])
-    return [replace(c, p_holm=p, significant=bool(p < alpha)) for c, p in zip(comparisons, adjusted)]
+    return [replace(c, p_holm=p, significant=bool(p < alpha)) for c, p in zip(comparisons, adjusted, strict=False)]

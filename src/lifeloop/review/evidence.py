@@ -19,6 +19,12 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.engine.adapters.base import write_arrow
+from lifeloop.pipeline import StepContext, StepResult
+from lifeloop.review.lake_evaluation import primary_outcome
+from lifeloop.review.outcomes import AREA
+from lifeloop.strategy.inputs import load_map
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
 BINARY = ("purchased", "active", "reactivated", "retained")
 
 
-def schema() -> "pa.Schema":
+def schema() -> pa.Schema:
     """Columns of the evidence table."""
     import pyarrow as pa
 
@@ -38,7 +44,6 @@ def schema() -> "pa.Schema":
 
 def success_outcome(strategy: Any) -> str:
     """The yes/no outcome whose uplift arbitration values (see the module doc)."""
-    from lifeloop.review.lake_evaluation import primary_outcome
 
     if strategy.offer.product_id:
         return "purchased"
@@ -46,7 +51,7 @@ def success_outcome(strategy: Any) -> str:
     return primary if primary in BINARY else "active"
 
 
-def from_outcomes(outcomes: "pa.Table", config: "StrategiesConfig") -> "pa.Table":
+def from_outcomes(outcomes: pa.Table, config: StrategiesConfig) -> pa.Table:
     """Pure: the evidence rows from an outcomes table (closed windows only)."""
     import pyarrow as pa
 
@@ -81,15 +86,27 @@ def from_outcomes(outcomes: "pa.Table", config: "StrategiesConfig") -> "pa.Table
     return pa.Table.from_pylist(rows, schema=schema()) if rows else schema().empty_table()
 
 
-def uplift_evidence(lake: Any, as_of: dt.date, config: "StrategiesConfig") -> "pa.Table":
+def uplift_evidence(lake: Any, as_of: dt.date, config: StrategiesConfig) -> pa.Table:
     """The evidence from the newest outcomes snapshot on or before ``as_of`` (empty if there is none)."""
     import pyarrow.parquet as pq
 
-    from lifeloop.insight.lifecycle import snapshot_file
-    from lifeloop.review.outcomes import AREA
 
     days = [d for d in lake.dates(AREA) if d <= as_of]
     if not days:
         return schema().empty_table()
-    table = pq.read_table(snapshot_file(lake, AREA, days[-1]))
+    table = pq.read_table(lake.snapshot_file(AREA, days[-1]))
     return from_outcomes(table, config)
+
+
+def run_step(step: StepContext) -> StepResult:
+    """Pipeline step ``evidence``: the review's treated-vs-control evidence as of D -> lake/evidence/as_of=D/."""
+    config, _, _ = load_map(step.ctx)
+    table = uplift_evidence(step.ctx.lake, step.as_of, config)
+
+    def write(staging):
+        write_arrow(table, staging / "evidence.parquet", ("strategy", "wave", "channel", "segment"), schema())
+        return {}
+
+    manifest = step.ctx.lake.publish("evidence", step.as_of, write, manifest={
+        "config_hash": step.ctx.config_hash("strategies"), "rows": table.num_rows})
+    return StepResult("evidence", step.as_of, table.num_rows, manifest["run_id"], summary={"cells": table.num_rows})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lifeloop.data.readers import CsvFormat, is_parquet, read_csv, read_parquet
 from lifeloop.errors import Problem, ValidationError
 from lifeloop.review.evaluation import ALPHA, Evaluation, evaluate
 
@@ -39,9 +40,8 @@ def evaluate_file(path: str | Path, *, arm: str, control: str, outcomes: Sequenc
                           alpha=alpha)
 
 
-def read_results(path: Path) -> "pa.Table":
+def read_results(path: Path) -> pa.Table:
     """A results file as an Arrow table (CSV as text columns, Parquet as stored)."""
-    from lifeloop.data.readers import CsvFormat, is_parquet, read_csv, read_parquet
 
     if not path.is_file():
         raise ValidationError(f"{path}: file not found", problems=[Problem("file not found", file=str(path))],
@@ -52,7 +52,7 @@ def read_results(path: Path) -> "pa.Table":
         return read_csv(path, CsvFormat(), tmpdir=Path(tmp))
 
 
-def evaluate_table(table: "pa.Table", *, file: str, arm: str, control: str, outcomes: Sequence[str],
+def evaluate_table(table: pa.Table, *, file: str, arm: str, control: str, outcomes: Sequence[str],
                    money: Sequence[str] = (), pre: str | None = None, cost_per_contact: float | None = None,
                    holdout: float | None = None, min_per_arm: int = MIN_PER_ARM, alpha: float = ALPHA) -> Evaluation:
     """Validate a results table (columns, numbers, arms, sizes) and evaluate it."""
@@ -88,7 +88,7 @@ def _check_options(file: str, cost_per_contact: float | None, holdout: float | N
                               hint="give the channel's cost of one contact, e.g. 0.05 for an SMS")
 
 
-def _check_columns(table: "pa.Table", file: str, wanted: list[str]) -> None:
+def _check_columns(table: pa.Table, file: str, wanted: list[str]) -> None:
     present = table.column_names
     missing = [c for c in dict.fromkeys(wanted) if c not in present]
     if missing:
@@ -101,7 +101,7 @@ def _check_columns(table: "pa.Table", file: str, wanted: list[str]) -> None:
                               hint=f"the file has: {', '.join(present)}")
 
 
-def _arm_values(table: "pa.Table", column: str, file: str) -> tuple[np.ndarray, list[Problem], int]:
+def _arm_values(table: pa.Table, column: str, file: str) -> tuple[np.ndarray, list[Problem], int]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -112,7 +112,7 @@ def _arm_values(table: "pa.Table", column: str, file: str) -> tuple[np.ndarray, 
     return values, problems, len(empty)
 
 
-def _numbers(table: "pa.Table", column: str, file: str) -> tuple[np.ndarray, list[Problem], int]:
+def _numbers(table: pa.Table, column: str, file: str) -> tuple[np.ndarray, list[Problem], int]:
     """A column as float64; the rows that are empty or not numbers, located."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -167,7 +167,7 @@ def _number(raw: object) -> float | None:
 
 def _check_arms(arms: np.ndarray, control: str, column: str, file: str, min_per_arm: int) -> None:
     names, counts = np.unique(arms.astype(str), return_counts=True)
-    sizes = dict(zip(names.tolist(), counts.tolist()))
+    sizes = dict(zip(names.tolist(), counts.tolist(), strict=False))
     if control not in sizes:
         close = difflib.get_close_matches(control, list(sizes), n=1)
         raise ValidationError(

@@ -68,7 +68,7 @@ def transition_rates(engine: Any, files: Mapping[dt.date, Path]) -> list[dict[st
     """Stage-to-stage flows between each pair of consecutive snapshots (rate = share of the first stage)."""
     dates = sorted(files)
     out = []
-    for before, after in zip(dates, dates[1:]):
+    for before, after in zip(dates, dates[1:], strict=False):
         for r in flows(engine, files[before], files[after]):
             out.append({"from": before, "to": after, **r})
     return out
@@ -202,7 +202,7 @@ def retention_curves(rows: Sequence[Mapping[str, Any]], snapshots: Sequence[dt.d
             if any(d is None for d in due):
                 row[f"retained_{k}m"] = row[f"rate_{k}m"] = None
                 continue
-            kept = sum(1 for c, d in zip(members, due) if stages[c].get(d) not in (None, CHURNED))
+            kept = sum(1 for c, d in zip(members, due, strict=False) if stages[c].get(d) not in (None, CHURNED))
             row[f"retained_{k}m"], row[f"rate_{k}m"] = kept, share(kept, len(members))
         out.append(row)
     return out

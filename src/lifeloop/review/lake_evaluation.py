@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lifeloop.errors import DataError, Problem
-from lifeloop.review.evaluation import ALPHA, compare_means, compare_rates, evaluate
+from lifeloop.review.evaluation import ALPHA, SRM_ALPHA, compare_means, compare_rates, evaluate
+from lifeloop.review.outcomes import AREA
 from lifeloop.review.render import _num, evaluation_json
+from lifeloop.review.suggestions import suggest
+from lifeloop.store.ops import feedback as ops_feedback
+from lifeloop.strategy.inputs import load_map
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,7 +47,7 @@ MIN_PER_ARM = 2  # fewer than this in either arm and there is nothing to compare
 MIN_FOR_VERDICT = 30
 
 
-def primary_outcome(strategy: "Strategy") -> str:
+def primary_outcome(strategy: Strategy) -> str:
     """The outcome answering the strategy's objective metric (purchase for a product offer by default)."""
     found = METRICS.get(strategy.objective.metric)
     if found in ("purchased", "purchase_amount") and strategy.offer.product_id is None:
@@ -51,14 +55,14 @@ def primary_outcome(strategy: "Strategy") -> str:
     return found or ("purchased" if strategy.offer.product_id else "inflow")
 
 
-def outcome_names(table: "pa.Table", strategy: "Strategy") -> list[str]:
+def outcome_names(table: pa.Table, strategy: Strategy) -> list[str]:
     """The outcomes measured for every entry of this strategy (nullable ones only when all are present)."""
     names = ["purchased", "purchase_amount"] if strategy.offer.product_id else []
     names += ["active", "reactivated", "retained", "inflow", "fee_income", "aum_change"]
     return [n for n in names if table.num_rows and table[n].null_count == 0]
 
 
-def values(table: "pa.Table", name: str) -> np.ndarray:
+def values(table: pa.Table, name: str) -> np.ndarray:
     """An outcome column as floats (booleans as 0/1)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -87,7 +91,7 @@ def compare(arms: np.ndarray, y: np.ndarray, binary: bool, alpha: float = ALPHA)
     return row
 
 
-def breakdown(keys_column: "pa.ChunkedArray", arms: np.ndarray, y: np.ndarray, cost: np.ndarray, binary: bool,
+def breakdown(keys_column: pa.ChunkedArray, arms: np.ndarray, y: np.ndarray, cost: np.ndarray, binary: bool,
               alpha: float = ALPHA) -> list[dict[str, Any]]:
     """The primary outcome ``y`` per value of a column (wave, channel, segment), treated vs control within it."""
     keys = np.asarray(["-" if k is None else k for k in keys_column.to_pylist()], dtype=object)
@@ -140,7 +144,7 @@ def verdict(headline: dict[str, Any], srm_mismatch: bool, enough: bool) -> str:
     return "no_effect_yet"
 
 
-def planned_share(table: "pa.Table", strategy: "Strategy") -> float:
+def planned_share(table: pa.Table, strategy: Strategy) -> float:
     """The control share the entries were planned with (their mean, when the holdout changed mid-flight)."""
     import pyarrow.compute as pc
 
@@ -149,7 +153,7 @@ def planned_share(table: "pa.Table", strategy: "Strategy") -> float:
     return float(pc.mean(table["planned_holdout"]).as_py())
 
 
-def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alpha: float = ALPHA) -> dict[str, Any]:
+def strategy_review(table: pa.Table, strategy: Strategy, in_window: int, alpha: float = ALPHA) -> dict[str, Any]:
     """The review of one strategy from its (already filtered) outcome rows."""
     import pyarrow.compute as pc
 
@@ -217,7 +221,7 @@ def strategy_review(table: "pa.Table", strategy: "Strategy", in_window: int, alp
     return with_cells(review, table, strategy, primary, True, alpha)
 
 
-def with_cells(review: dict[str, Any], table: "pa.Table", strategy: "Strategy", primary: str, measured: bool,
+def with_cells(review: dict[str, Any], table: pa.Table, strategy: Strategy, primary: str, measured: bool,
                alpha: float = ALPHA) -> dict[str, Any]:
     """Add ``cells`` and ``pairwise`` to the review of a strategy with 2+ cells (others are left as they are).
 
@@ -274,7 +278,6 @@ def cell_sample_ratio(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Chi-square of the cells' entries against their planned shares (a broken split, like a broken holdout)."""
     from scipy.stats import chisquare
 
-    from lifeloop.review.evaluation import SRM_ALPHA
 
     total = sum(c["treated"] for c in cells)
     if total == 0:
@@ -290,20 +293,19 @@ def _levels(c: dict[str, Any]) -> dict[str, Any]:
             "significant": c["significant"], "cuped": c["cuped"]}
 
 
-def pa_mask(mask: np.ndarray) -> "pa.Array":
+def pa_mask(mask: np.ndarray) -> pa.Array:
     """A NumPy boolean mask as an Arrow array (for ``Table.filter``)."""
     import pyarrow as pa
 
     return pa.array(mask.astype(bool), pa.bool_())
 
 
-def review_table(outcomes: "pa.Table", config: "StrategiesConfig", as_of: dt.date, *, strategies: Sequence[str] = (),
+def review_table(outcomes: pa.Table, config: StrategiesConfig, as_of: dt.date, *, strategies: Sequence[str] = (),
                  interim: bool = False, alpha: float = ALPHA) -> dict[str, Any]:
     """Pure: the ``lifeloop.review/1`` document from an outcomes table and the strategy map."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from lifeloop.review.suggestions import suggest
 
     known = {s.id: s for s in config.strategies}
     present = sorted(set(outcomes["strategy"].to_pylist()))
@@ -330,8 +332,6 @@ def review_table(outcomes: "pa.Table", config: "StrategiesConfig", as_of: dt.dat
 def evaluate_lake(ctx: Any, as_of: dt.date | None = None, strategies: Sequence[str] = (),
                   interim: bool = False) -> dict[str, Any]:
     """Read the outcomes snapshot of ``as_of`` (default: the newest) and review the strategies in it."""
-    from lifeloop.review.outcomes import AREA
-    from lifeloop.strategy.inputs import load_map
 
     published = ctx.lake.dates(AREA)
     usable = [d for d in published if as_of is None or d <= as_of]
@@ -349,11 +349,7 @@ def evaluate_lake(ctx: Any, as_of: dt.date | None = None, strategies: Sequence[s
 
 def add_feedback(ctx: Any, doc: dict[str, Any]) -> None:
     """Relationship managers' recorded feedback per strategy (descriptive: the control group has none)."""
-    try:
-        from lifeloop.store.ops.feedback import outcomes_by_strategy
-    except ImportError:
-        return
-    counts = outcomes_by_strategy(ctx.ops())
+    counts = ops_feedback.outcomes_by_strategy(ctx.ops())
     for s in doc["strategies"]:
         found = counts.get(s["strategy"], {})
         s["feedback"] = {"recorded": sum(found.values()), "by_outcome": dict(sorted(found.items()))}

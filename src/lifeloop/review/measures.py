@@ -129,7 +129,7 @@ def aum_query() -> exp.Select:
             .group_by(col("strategy"), col("customer_id"), col("entry_date")))
 
 
-def measure(engine: Any, entries_table: "pa.Table", entries_file: Path) -> "pa.Table":
+def measure(engine: Any, entries_table: pa.Table, entries_file: Path) -> pa.Table:
     """``entries_table`` (written to ``entries_file``) with the outcome columns, from the registered bank views."""
     import pyarrow as pa
 
@@ -140,7 +140,7 @@ def measure(engine: Any, entries_table: "pa.Table", entries_file: Path) -> "pa.T
             found.setdefault((r["strategy"], r["customer_id"], r["entry_date"]), {}).update(r)
     n = entries_table.num_rows
     keys = zip(entries_table["strategy"].to_pylist(), entries_table["customer_id"].to_pylist(),
-               entries_table["entry_date"].to_pylist())
+               entries_table["entry_date"].to_pylist(), strict=False)
     rows = [found.get(k, {}) for k in keys]
     product = entries_table["product_offer"].to_pylist()
     stage = entries_table["stage"].to_pylist()
@@ -152,15 +152,15 @@ def measure(engine: Any, entries_table: "pa.Table", entries_file: Path) -> "pa.T
     before, after = num("aum_before"), num("aum_after")
     active = [int(r.get("own_txns") or 0) > 0 for r in rows]
     cols = {
-        "purchased": pa.array([bool(r.get("purchased_n")) if p else None for r, p in zip(rows, product)], pa.bool_()),
+        "purchased": pa.array([bool(r.get("purchased_n")) if p else None for r, p in zip(rows, product, strict=False)], pa.bool_()),
         "purchase_amount": pa.array([round(float(r.get("purchase_amount") or 0.0), 2) if p else None
-                                     for r, p in zip(rows, product)], pa.float64()),
+                                     for r, p in zip(rows, product, strict=False)], pa.float64()),
         "fee_income": pa.array(num("fee_income"), pa.float64()),
         "inflow": pa.array(num("inflow"), pa.float64()),
         "aum_before": pa.array(before, pa.float64()), "aum_after": pa.array(after, pa.float64()),
-        "aum_change": pa.array([round(a - b, 2) for a, b in zip(after, before)], pa.float64()),
+        "aum_change": pa.array([round(a - b, 2) for a, b in zip(after, before, strict=False)], pa.float64()),
         "active": pa.array(active, pa.bool_()),
-        "reactivated": pa.array([a if s == "dormant" else None for a, s in zip(active, stage)], pa.bool_()),
+        "reactivated": pa.array([a if s == "dormant" else None for a, s in zip(active, stage, strict=False)], pa.bool_()),
         "retained": pa.array([a > 0 for a in after], pa.bool_()),
     }
     assert len(rows) == n

@@ -32,10 +32,18 @@ snapshot are carried over unchanged (their window is closed); open ones are meas
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.loader import load_model
+from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.engine.adapters.base import write_arrow
+from lifeloop.errors import LifeloopError
+from lifeloop.pipeline import StepResult
+from lifeloop.review import measures
+from lifeloop.strategy.inputs import load_map
+from lifeloop.strategy.plan import output_schema as lists_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,7 +56,7 @@ AREA = "outcomes"
 BEFORE_ASSIGNMENT = ("dnd", "consent", "refusal_memory", "quiet_hours", "suitability")
 
 
-def output_schema() -> "pa.Schema":
+def output_schema() -> pa.Schema:
     """Columns of ``lake/outcomes/as_of=D/outcomes.parquet``."""
     import pyarrow as pa
 
@@ -65,8 +73,8 @@ def output_schema() -> "pa.Schema":
 
 
 # ------------------------------------------------------------------------------------------ entries
-def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date,
-            holdouts: Mapping[tuple[dt.date, str], float] | None = None) -> "pa.Table":
+def entries(lists: pa.Table, config: StrategiesConfig, as_of: dt.date,
+            holdouts: Mapping[tuple[dt.date, str], float] | None = None) -> pa.Table:
     """Pure: one row per strategy entry from the lists of every day up to ``as_of`` (see module doc).
 
     ``holdouts`` gives the control share each strategy was planned with on each day (the map the
@@ -91,7 +99,7 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date,
     # contacts (every wave) per (strategy, customer): their dates and costs, to add up inside each window
     spent: dict[tuple[str, str], list[tuple[dt.date, float]]] = {}
     for s, c, d, cost in zip(contacts["strategy"].to_pylist(), contacts["customer_id"].to_pylist(),
-                             contacts["as_of"].to_pylist(), contacts["cost"].to_pylist()):
+                             contacts["as_of"].to_pylist(), contacts["cost"].to_pylist(), strict=False):
         spent.setdefault((s, c), []).append((d, float(cost or 0.0)))
     out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "planned_holdout", "cell", "channel",
                                                  "rm_id", "offer", "product_offer", "window_days", "window_end",
@@ -140,12 +148,11 @@ def entries(lists: "pa.Table", config: "StrategiesConfig", as_of: dt.date,
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in out.items()})
 
 
-def at_entry(entries_table: "pa.Table", lake: Any, area: str, column: str) -> "pa.Array":
+def at_entry(entries_table: pa.Table, lake: Any, area: str, column: str) -> pa.Array:
     """Each entry's ``column`` (stage, tier) from the ``area`` snapshot of its entry date (null if none)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lifeloop.insight.lifecycle import snapshot_file
 
     days = entries_table["entry_date"].to_pylist()
     ids = entries_table["customer_id"].to_pylist()
@@ -157,23 +164,22 @@ def at_entry(entries_table: "pa.Table", lake: Any, area: str, column: str) -> "p
     for d, rows in by_day.items():
         if d not in published:
             continue
-        t = pq.read_table(snapshot_file(lake, area, d), columns=["customer_id", column])
-        lookup = dict(zip(t["customer_id"].to_pylist(), t[column].to_pylist()))
+        t = pq.read_table(lake.snapshot_file(area, d), columns=["customer_id", column])
+        lookup = dict(zip(t["customer_id"].to_pylist(), t[column].to_pylist(), strict=False))
         for i in rows:
             values[i] = lookup.get(ids[i])
     return pa.array(values, pa.string())
 
 
 # ------------------------------------------------------------------------------------------ measuring
-def measure(engine: Any, entries_table: "pa.Table", entries_file: Path) -> "pa.Table":
+def measure(engine: Any, entries_table: pa.Table, entries_file: Path) -> pa.Table:
     """Add the outcome columns to ``entries_table`` (written to ``entries_file``) from the registered bank views."""
-    from lifeloop.review import measures
 
     return measures.measure(engine, entries_table, entries_file).select(output_schema().names).cast(output_schema())
 
 
 # ------------------------------------------------------------------------------------------ the step
-def read_lists(lake: Any, as_of: dt.date) -> "pa.Table":
+def read_lists(lake: Any, as_of: dt.date) -> pa.Table:
     """Every day's lists up to ``as_of`` (only the columns entries need)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -184,7 +190,6 @@ def read_lists(lake: Any, as_of: dt.date) -> "pa.Table":
                                       columns=[c for c in columns if c != "cell"] + ["cell"] * _has_cell(lake, d)))
              for d in lake.dates("lists") if d <= as_of]
     if not parts:
-        from lifeloop.strategy.plan import output_schema as lists_schema
 
         return lists_schema().empty_table().select(columns)
     return pa.concat_tables(parts, promote_options="permissive")
@@ -196,7 +201,7 @@ def _has_cell(lake: Any, day: dt.date) -> bool:
     return "cell" in pq.read_schema(lake.snapshot_dir("lists", day) / "lists.parquet").names
 
 
-def _with_cell(t: "pa.Table") -> "pa.Table":
+def _with_cell(t: pa.Table) -> pa.Table:
     """Lists written before cells existed have no ``cell`` column: every entry there is cell-less."""
     import pyarrow as pa
 
@@ -208,9 +213,6 @@ def planned_holdouts(lake: Any, as_of: dt.date) -> dict[tuple[dt.date, str], flo
 
     A bank that raises a holdout from 10% to 20% mid-flight has entries planned under both: the
     sample-ratio check must expect each entry's own share, not today's."""
-    from lifeloop.config.loader import load_model
-    from lifeloop.config.strategies import StrategiesConfig
-    from lifeloop.errors import LifeloopError
 
     out: dict[tuple[dt.date, str], float] = {}
     shares: dict[bytes, dict[str, float]] = {}  # most days store the same map: parse each version once
@@ -228,28 +230,26 @@ def planned_holdouts(lake: Any, as_of: dt.date) -> dict[tuple[dt.date, str], flo
     return out
 
 
-def carried_over(lake: Any, as_of: dt.date) -> "pa.Table | None":
+def carried_over(lake: Any, as_of: dt.date) -> pa.Table | None:
     """The complete entries of the newest outcomes snapshot before ``as_of`` (their windows are closed)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from lifeloop.insight.lifecycle import previous_date, snapshot_file
 
-    day = previous_date(lake, AREA, as_of)
+    day = lake.previous_date(AREA, as_of)
     if day is None:
         return None
-    t = pq.read_table(snapshot_file(lake, AREA, day))
+    t = pq.read_table(lake.snapshot_file(AREA, day))
     if t.schema.names != output_schema().names:
         return None  # written by an older release: measure everything again
     return t.filter(pc.equal(t["complete"], True))
 
 
-def compute(lake: Any, engine: Any, config: "StrategiesConfig", as_of: dt.date, staging: Path) -> "pa.Table":
+def compute(lake: Any, engine: Any, config: StrategiesConfig, as_of: dt.date, staging: Path) -> pa.Table:
     """Entries up to ``as_of`` with their outcomes (measuring only the entries not closed before)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from lifeloop.engine.adapters.base import write_arrow
 
     todo = entries(read_lists(lake, as_of), config, as_of, planned_holdouts(lake, as_of))
     done = carried_over(lake, as_of)
@@ -273,7 +273,7 @@ def compute(lake: Any, engine: Any, config: "StrategiesConfig", as_of: dt.date, 
     return measured.sort_by([("strategy", "ascending"), ("entry_date", "ascending"), ("customer_id", "ascending")])
 
 
-def summary(table: "pa.Table") -> dict[str, Any]:
+def summary(table: pa.Table) -> dict[str, Any]:
     """Entries per strategy and arm, and how many windows are still open."""
     import pyarrow.compute as pc
 
@@ -284,11 +284,8 @@ def summary(table: "pa.Table") -> dict[str, Any]:
     return out
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Pipeline step ``outcomes``: every strategy entry up to D with its outcomes -> lake/outcomes/as_of=D/."""
-    from lifeloop.engine.adapters.base import write_arrow
-    from lifeloop.pipeline import StepResult
-    from lifeloop.strategy.inputs import load_map
 
     ctx, as_of = step.ctx, step.as_of
     config, _, _ = load_map(ctx)

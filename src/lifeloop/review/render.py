@@ -5,8 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lifeloop.review.evaluation import (BINARY_METHOD, CUPED_MIN_REDUCTION, SRM_ALPHA, WELCH_METHOD, ArmResult,
-                                        Comparison, Evaluation, OutcomeResult)
+from lifeloop.review.evaluation import (
+    BINARY_METHOD,
+    CUPED_MIN_REDUCTION,
+    SRM_ALPHA,
+    WELCH_METHOD,
+    ArmResult,
+    Comparison,
+    Evaluation,
+    OutcomeResult,
+)
 
 SCHEMA = "lifeloop.evaluation/1"
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.review import svg
+from lifeloop.review.kpis_render import kpis_json
 from lifeloop.review.svg import DASH, money, num, pct, wan
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ NEW, LEFT = "(new)", "(left)"  # a customer entering the book, and one leaving i
 # ---------------------------------------------------------------------------- sections 2 and 3: flows and KPIs
 def _plain(kpis: Mapping[str, Any]) -> Any:
     """The KPIs with dates as ISO text (the raw compute() output and its JSON both work)."""
-    from lifeloop.review.kpis_render import kpis_json
 
     return kpis_json(dict(kpis))
 

@@ -106,7 +106,7 @@ def chart(width: float, height: float, label: str, shapes: list[dict[str, Any]])
 def ramp(t: float) -> str:
     """Colour for ``t`` in [0, 1] on the heat-map ramp (0 = near white, 1 = navy)."""
     t = min(1.0, max(0.0, t))
-    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(LOW, HIGH))
+    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(LOW, HIGH, strict=False))
 
 
 def ink(t: float) -> str:
@@ -230,7 +230,7 @@ def columns(labels: Sequence[str], values: Sequence[float], tips: Sequence[str],
         shapes.append({"kind": "line", "x1": left - 4, "y1": y(t), "x2": width - 8, "y2": y(t), "cls": "grid"})
         shapes.append({"kind": "text", "x": left - 7, "y": y(t) + 4, "text": tick(t), "anchor": "end", "cls": "tick"})
     every = max(1, math.ceil(len(values) / 12))
-    for i, (label, v, tip) in enumerate(zip(labels, values, tips)):
+    for i, (label, v, tip) in enumerate(zip(labels, values, tips, strict=False)):
         x0 = left + i * step + (step - bar) / 2
         shapes.append({"kind": "rect", "x": x0, "y": y(max(v, 0)), "width": bar, "height": y(0) - y(max(v, 0)),
                        "fill": fill, "title": tip})

@@ -78,6 +78,24 @@ class Lake:
             raise DataError(f"no {area} snapshot as of {as_of}", hint=f"run the {area} step for {as_of} first")
         return json.loads(path.read_text(encoding="utf-8"))
 
+    def snapshot_file(self, area: str, as_of: dt.date) -> Path:
+        """The Parquet file of a published step snapshot, or a DataError saying which step to run."""
+        path = self.snapshot_dir(area, as_of) / f"{area}.parquet"
+        if not self.exists(area, as_of) or not path.exists():
+            raise DataError(f"no {area} snapshot as of {as_of}",
+                            hint=f"run `lifeloop run --as-of {as_of} --steps {area}` first")
+        return path
+
+    def previous_date(self, area: str, as_of: dt.date) -> dt.date | None:
+        """The latest published snapshot date of ``area`` strictly before ``as_of``."""
+        earlier = [d for d in self.dates(area) if d < as_of]
+        return earlier[-1] if earlier else None
+
+    def latest_date(self, area: str, as_of: dt.date) -> dt.date | None:
+        """The latest published snapshot date of ``area`` on or before ``as_of``."""
+        found = [d for d in self.dates(area) if d <= as_of]
+        return found[-1] if found else None
+
     def bank_files(self, as_of: dt.date) -> dict[str, list[Path]]:
         """The canonical tables as of a date: for each table, the Parquet files to read.
 
@@ -134,7 +152,7 @@ class Lake:
         _rmdir_if_empty(staging.parent)
         self._log({"area": area, "as_of": as_of.isoformat(), "run_id": body["run_id"],
                    "seconds": round(time.perf_counter() - started, 3),
-                   "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                    "rows": body.get("rows")})
         return body
 

@@ -35,7 +35,7 @@ def priority_class(priority: int, settings: Arbitration) -> int:
     return priority // settings.class_size if settings.rank_by == "value" else priority
 
 
-def order(candidates: "pa.Table", settings: Arbitration | None = None) -> list[int]:
+def order(candidates: pa.Table, settings: Arbitration | None = None) -> list[int]:
     """Row indices in arbitration order: class (or priority) desc, best expected value desc, draw, ids."""
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -22,9 +22,14 @@ from sqlglot import exp
 
 from lifeloop.config.lifecycle import HISTORY_COLUMNS
 from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.engine.adapters.base import write_arrow
+from lifeloop.insight.lifecycle import feature_columns
+from lifeloop.pipeline import StepResult
+from lifeloop.strategy.checks import check_references, compile_audiences
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
 from lifeloop.strategy.history import REFUSED, RESPONDED
 from lifeloop.strategy.holdout import in_cell_journey
+from lifeloop.strategy.inputs import gather, known_names
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,7 +44,7 @@ EXCLUDED = {"customer_id", "rm_id", *LIFECYCLE_COLUMNS, *EVENT_COLUMNS}
 SEGMENT_EXCLUDED = EXCLUDED | {"aum"}
 
 
-def output_schema() -> "pa.Schema":
+def output_schema() -> pa.Schema:
     """Columns of ``lake/audiences/as_of=D/audiences.parquet``."""
     import pyarrow as pa
 
@@ -113,7 +118,7 @@ def first_wave_query(config: StrategiesConfig, trees: Mapping[str, exp.Expressio
     return exp.select(*cols).from_(base).where(where)
 
 
-def first_waves(wide: "pa.Table", config: StrategiesConfig, as_of: dt.date) -> "pa.Table":
+def first_waves(wide: pa.Table, config: StrategiesConfig, as_of: dt.date) -> pa.Table:
     """Unpivot the one-pass result: one row per (customer, strategy) whose flag is true."""
     import pyarrow as pa
 
@@ -130,7 +135,7 @@ def first_waves(wide: "pa.Table", config: StrategiesConfig, as_of: dt.date) -> "
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
-def drop_reentries(first: "pa.Table", contacts: "pa.Table", config: StrategiesConfig, as_of: dt.date) -> "pa.Table":
+def drop_reentries(first: pa.Table, contacts: pa.Table, config: StrategiesConfig, as_of: dt.date) -> pa.Table:
     """Leave out customers who entered the strategy (treated or control) within its reentry_days."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -151,7 +156,7 @@ def drop_reentries(first: "pa.Table", contacts: "pa.Table", config: StrategiesCo
     return pa.concat_tables(keep) if keep else first.slice(0, 0)
 
 
-def follow_ups(config: StrategiesConfig, contacts: "pa.Table", as_of: dt.date) -> "pa.Table":
+def follow_ups(config: StrategiesConfig, contacts: pa.Table, as_of: dt.date) -> pa.Table:
     """Later waves due today: customer_id, strategy, wave, reason (rm_id is added by the caller)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -167,7 +172,7 @@ def follow_ups(config: StrategiesConfig, contacts: "pa.Table", as_of: dt.date) -
             c = contacts.filter(pc.and_(pc.and_(pc.equal(contacts["strategy"], s.id), pc.equal(contacts["wave"], dep.wave)),
                                         pc.equal(contacts["contact_date"], sent)))
             for cust, treated, outcome in zip(c["customer_id"].to_pylist(), c["treated"].to_pylist(),
-                                              c["outcome"].to_pylist()):
+                                              c["outcome"].to_pylist(), strict=False):
                 responded = bool(treated) and outcome in RESPONDED
                 if outcome == REFUSED:
                     continue  # a customer who said no leaves the journey
@@ -184,8 +189,8 @@ def follow_ups(config: StrategiesConfig, contacts: "pa.Table", as_of: dt.date) -
 
 
 def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Expression], as_of: dt.date,
-          contacts: "pa.Table", columns: tuple[list[str], list[str]], files: Mapping[str, Path],
-          types: Mapping[str, str] | None = None) -> "pa.Table":
+          contacts: pa.Table, columns: tuple[list[str], list[str]], files: Mapping[str, Path],
+          types: Mapping[str, str] | None = None) -> pa.Table:
     """The audiences table for D (engine computes the first waves; later waves come from history)."""
     import pyarrow as pa
 
@@ -208,15 +213,10 @@ def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Express
     return first.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Pipeline step ``audiences``: eligible customers per strategy and wave as of D -> lake/audiences/."""
     import pyarrow.parquet as pq
 
-    from lifeloop.engine.adapters.base import write_arrow
-    from lifeloop.insight.lifecycle import feature_columns
-    from lifeloop.pipeline import StepResult
-    from lifeloop.strategy.checks import check_references, compile_audiences
-    from lifeloop.strategy.inputs import gather, known_names
 
     ctx, as_of, engine = step.ctx, step.as_of, step.engine
     inputs = gather(step)
@@ -250,7 +250,7 @@ def run_step(step: "StepContext") -> "StepResult":
     return StepResult(AREA, as_of, table.num_rows, manifest["run_id"], summary={"sizes": sizes})
 
 
-def counts(table: "pa.Table") -> dict[str, int]:
+def counts(table: pa.Table) -> dict[str, int]:
     """Eligible customers per ``strategy/wave``."""
     import pyarrow.compute as pc
 

@@ -14,8 +14,10 @@ import difflib
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
-from lifeloop.config.strategies import SCRIPT_VARIABLES, StrategiesConfig, Strategy
+from lifeloop.config.scripts import SCRIPT_VARIABLES, template_problems
+from lifeloop.config.strategies import StrategiesConfig, Strategy
 from lifeloop.errors import ConfigError, Problem, RuleError
+from lifeloop.insight.lifecycle import compile_rule
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -28,7 +30,7 @@ CONFIG = "config/strategies.yaml"
 class _Where:
     """Locates fields of one strategy in the YAML file."""
 
-    def __init__(self, doc: "LocatedYaml | None", index: int, strategy: Strategy):
+    def __init__(self, doc: LocatedYaml | None, index: int, strategy: Strategy):
         self.doc, self.i, self.s = doc, index, strategy
         self.file = doc.file if doc else CONFIG
 
@@ -51,9 +53,8 @@ def _raise(problems: list[Problem], what: str, hint: str) -> None:
                           problems=problems, hint=hint)
 
 
-def check_structure(config: StrategiesConfig, doc: "LocatedYaml | None" = None) -> None:
+def check_structure(config: StrategiesConfig, doc: LocatedYaml | None = None) -> None:
     """Ids, waves, channels and scripts hang together (no lake needed)."""
-    from lifeloop.strategy.scripts import template_problems
 
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -102,9 +103,8 @@ def check_structure(config: StrategiesConfig, doc: "LocatedYaml | None" = None) 
 
 
 def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of: dt.date,
-                      doc: "LocatedYaml | None" = None) -> dict[str, "exp.Expression"]:
+                      doc: LocatedYaml | None = None) -> dict[str, exp.Expression]:
     """Each strategy's audience rule as an engine-neutral boolean tree; errors name file, line, strategy."""
-    from lifeloop.insight.lifecycle import compile_rule
 
     out: dict[str, exp.Expression] = {}
     problems: list[Problem] = []
@@ -124,7 +124,7 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
     return out
 
 
-def check_references(config: StrategiesConfig, doc: "LocatedYaml | None" = None, *,
+def check_references(config: StrategiesConfig, doc: LocatedYaml | None = None, *,
                      products: Collection[str] | None = None, stages: Collection[str] | None = None,
                      segments: Collection[str] | None = None) -> None:
     """Offers name known products; scenario stages and segments exist (each check only when known)."""

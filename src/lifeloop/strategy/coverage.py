@@ -28,35 +28,35 @@ if TYPE_CHECKING:
 GROUP_PREFIX = "seg_"
 
 
-def memberships(segments: "pa.Table", lifecycle: "pa.Table") -> list[tuple[str, str, str, str, float]]:
+def memberships(segments: pa.Table, lifecycle: pa.Table) -> list[tuple[str, str, str, str, float]]:
     """(customer, segment kind, segment, stage, AUM) for every tier and featured group a customer is in."""
     import pyarrow.compute as pc
 
-    stage = dict(zip(lifecycle["customer_id"].to_pylist(), lifecycle["stage"].to_pylist()))
+    stage = dict(zip(lifecycle["customer_id"].to_pylist(), lifecycle["stage"].to_pylist(), strict=False))
     ids = segments["customer_id"].to_pylist()
     aum = [float(x or 0) for x in pc.cast(segments["aum"], "float64").to_pylist()] if "aum" in segments.column_names \
         else [0.0] * len(ids)
     out = []
-    for c, tier, a in zip(ids, segments["tier"].to_pylist(), aum):
+    for c, tier, a in zip(ids, segments["tier"].to_pylist(), aum, strict=False):
         out.append((c, "tier", tier or "(none)", stage.get(c) or "(none)", a))
     for col in segments.column_names:
         if col.startswith(GROUP_PREFIX):
             name = col[len(GROUP_PREFIX):]
-            for c, flag, a in zip(ids, segments[col].to_pylist(), aum):
+            for c, flag, a in zip(ids, segments[col].to_pylist(), aum, strict=False):
                 if flag:
                     out.append((c, "group", name, stage.get(c) or "(none)", a))
     return out
 
 
-def coverage(segments: "pa.Table", lifecycle: "pa.Table", audiences: "pa.Table", lists: "pa.Table | None",
+def coverage(segments: pa.Table, lifecycle: pa.Table, audiences: pa.Table, lists: pa.Table | None,
              settings: CoverageSettings, as_of: dt.date, stage_order: Sequence[str] = ()) -> dict[str, Any]:
     """The coverage matrix with gaps and overlaps (JSON-ready)."""
     reach: dict[str, set[str]] = defaultdict(set)
-    for c, s in zip(audiences["customer_id"].to_pylist(), audiences["strategy"].to_pylist()):
+    for c, s in zip(audiences["customer_id"].to_pylist(), audiences["strategy"].to_pylist(), strict=False):
         reach[c].add(s)
     contacted: dict[str, list[str]] = defaultdict(list)
     if lists is not None:
-        for c, s, st in zip(lists["customer_id"].to_pylist(), lists["strategy"].to_pylist(), lists["status"].to_pylist()):
+        for c, s, st in zip(lists["customer_id"].to_pylist(), lists["strategy"].to_pylist(), lists["status"].to_pylist(), strict=False):
             if st == "contact":
                 contacted[c].append(s)
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}

@@ -23,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from lifeloop.config.strategies import EventSettings
+from lifeloop.engine.adapters.base import date_literal
 
 # name -> DuckDB type (what audience rules may use)
 EVENT_COLUMNS: dict[str, str] = {
@@ -77,7 +78,6 @@ def holiday_on(settings: EventSettings, as_of: dt.date) -> tuple[str | None, int
 
 def events_query(settings: EventSettings, as_of: dt.date) -> exp.Select:
     """One row per customer as of D with the day's event columns (over the bank views)."""
-    from lifeloop.engine.adapters.base import date_literal
 
     name, days = holiday_on(settings, as_of)
     leap = as_of.year % 4 == 0 and (as_of.year % 100 != 0 or as_of.year % 400 == 0)

@@ -31,7 +31,7 @@ RESPONDED = ("responded", "interested", "purchased", "referral")
 REFUSED = "refused"
 
 
-def schemas() -> dict[str, "pa.Schema"]:
+def schemas() -> dict[str, pa.Schema]:
     """The Arrow schema of each history table."""
     import pyarrow as pa
 
@@ -49,18 +49,18 @@ def schemas() -> dict[str, "pa.Schema"]:
 class History:
     """The four history tables (Arrow), already limited to what the plan may look at."""
 
-    contacts: "pa.Table"
-    consent: "pa.Table"
-    dnd: "pa.Table"
-    refusals: "pa.Table"
+    contacts: pa.Table
+    consent: pa.Table
+    dnd: pa.Table
+    refusals: pa.Table
 
     @classmethod
-    def empty(cls) -> "History":
+    def empty(cls) -> History:
         """No contacts, no consent rows, no DND, no refusals."""
         return cls(**{k: v.empty_table() for k, v in schemas().items()})
 
     @classmethod
-    def from_rows(cls, contacts=(), consent=(), dnd=(), refusals=()) -> "History":
+    def from_rows(cls, contacts=(), consent=(), dnd=(), refusals=()) -> History:
         """Build from lists of dicts (tests, small imports)."""
         import pyarrow as pa
 
@@ -89,7 +89,7 @@ class InMemoryHistory:
                        self.history.dnd, self.history.refusals)
 
 
-def _window(contacts: "pa.Table", as_of: dt.date, lookback_days: int) -> "pa.Table":
+def _window(contacts: pa.Table, as_of: dt.date, lookback_days: int) -> pa.Table:
     import pyarrow.compute as pc
 
     start = as_of - dt.timedelta(days=lookback_days)
@@ -100,7 +100,7 @@ def _window(contacts: "pa.Table", as_of: dt.date, lookback_days: int) -> "pa.Tab
 class LakeHistory:
     """History from the lake until the ops database is connected (see docs/strategies.md)."""
 
-    def __init__(self, lake: "Lake"):
+    def __init__(self, lake: Lake):
         self.lake = lake
 
     def load(self, as_of: dt.date, lookback_days: int) -> History:

@@ -82,7 +82,7 @@ def assign_cells(customer_ids: Sequence[str], strategy_id: str, salt: str,
 
 
 def row_cells(customer_ids: Sequence[str], strategy_ids: Sequence[str], control: Sequence[bool],
-              config: "StrategiesConfig") -> list[str | None]:
+              config: StrategiesConfig) -> list[str | None]:
     """The cell of each (customer, strategy) row: null for control rows and for strategies without cells."""
     out: list[str | None] = [None] * len(customer_ids)
     split = {s.id for s in config.strategies if s.cells}
@@ -97,12 +97,12 @@ def row_cells(customer_ids: Sequence[str], strategy_ids: Sequence[str], control:
         assert s is not None
         found = assign_cells([customer_ids[i] for i in rows], sid, config.holdout_salt,
                              [(c.id, c.share) for c in s.cells])
-        for i, cell in zip(rows, found):
+        for i, cell in zip(rows, found, strict=False):
             out[i] = cell
     return out
 
 
-def in_cell_journey(rows: "pa.Table", config: "StrategiesConfig") -> "pa.Table":
+def in_cell_journey(rows: pa.Table, config: StrategiesConfig) -> pa.Table:
     """Keep the (customer_id, strategy, wave) rows whose wave the customer's cell receives.
 
     Control customers keep every wave (they follow the journey as "no response"); treated customers of
@@ -129,6 +129,6 @@ def in_cell_journey(rows: "pa.Table", config: "StrategiesConfig") -> "pa.Table":
         treated = [k for k, v in enumerate(d) if v >= s.holdout]   # positions within this strategy's rows
         cells = assign_cells([ids[k] for k in treated], sid, config.holdout_salt, [(c.id, c.share) for c in s.cells])
         allowed = {c.id: set(s.cell_waves(c.id)) for c in s.cells}
-        for k, cell in zip(treated, cells):
+        for k, cell in zip(treated, cells, strict=False):
             keep[at[k]] = waves[k] in allowed[cell]  # type: ignore[index]
     return rows.filter(pa.array(keep, pa.bool_()))

@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.lifecycle import LifecycleConfig
+from lifeloop.config.segments import SegmentsConfig
 from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.errors import ConfigError
+from lifeloop.strategy.checks import check_structure
 from lifeloop.strategy.history import History, HistorySource, LakeHistory
 
 if TYPE_CHECKING:
@@ -20,9 +24,8 @@ if TYPE_CHECKING:
     from lifeloop.pipeline import StepContext
 
 
-def load_map(ctx: Any) -> tuple[StrategiesConfig, "LocatedYaml", ContactPolicy]:
+def load_map(ctx: Any) -> tuple[StrategiesConfig, LocatedYaml, ContactPolicy]:
     """The strategy map (structure checked) and the contact policy of a workspace."""
-    from lifeloop.strategy.checks import check_structure
 
     config, doc = ctx.load_config("strategies", StrategiesConfig)
     check_structure(config, doc)
@@ -43,28 +46,24 @@ class Inputs:
     """Everything the two steps need for one as-of date."""
 
     config: StrategiesConfig
-    doc: "LocatedYaml"
+    doc: LocatedYaml
     policy: ContactPolicy
     history: History
     files: dict[str, Path]
 
 
-def gather(step: "StepContext") -> Inputs:
+def gather(step: StepContext) -> Inputs:
     """Load and check the map and policy, locate snapshots, read history (once per step)."""
-    from lifeloop.insight.lifecycle import snapshot_file
 
     ctx, as_of = step.ctx, step.as_of
     config, doc, policy = load_map(ctx)
-    files = {area: snapshot_file(ctx.lake, area, as_of) for area in ("features", "lifecycle", "segments")}
+    files = {area: ctx.lake.snapshot_file(area, as_of) for area in ("features", "lifecycle", "segments")}
     history = history_source(ctx).load(as_of, policy.lookback_days)
     return Inputs(config, doc, policy, history, files)
 
 
 def known_names(ctx: Any) -> tuple[set[str] | None, set[str] | None]:
     """Stages of lifecycle.yaml and tiers/groups/micro-segments of segments.yaml (None if absent)."""
-    from lifeloop.config.lifecycle import LifecycleConfig
-    from lifeloop.config.segments import SegmentsConfig
-    from lifeloop.errors import ConfigError
 
     try:
         lc, _ = ctx.load_config("lifecycle", LifecycleConfig)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 ALL = "*"   # the segment of the strategy-wave-channel row (every customer)
 
 
-def values_schema() -> "pa.Schema":
+def values_schema() -> pa.Schema:
     """Columns of the learned-values table (``lake/lists/as_of=D/values.parquet``)."""
     import pyarrow as pa
 
@@ -50,7 +50,7 @@ def values_schema() -> "pa.Schema":
                       ("value_of_success", f), ("cost", f), ("expected_value", f)])
 
 
-def evidence_schema() -> "pa.Schema":
+def evidence_schema() -> pa.Schema:
     """Columns of the evidence table review hands over (one row per strategy x wave x channel x segment)."""
     import pyarrow as pa
 
@@ -114,7 +114,7 @@ def shrink(prior: float, tau: float, arm: Arm | None, min_customers: int) -> tup
     return (prior * p_prior + arm.uplift * p_data) / (p_prior + p_data), weight, True
 
 
-def _arms(evidence: "pa.Table | None") -> dict[tuple[str, str, str], dict[str | None, Arm]]:
+def _arms(evidence: pa.Table | None) -> dict[tuple[str, str, str], dict[str | None, Arm]]:
     """Evidence rows by (strategy, wave, channel) and segment."""
     out: dict[tuple[str, str, str], dict[str | None, Arm]] = {}
     if evidence is None or evidence.num_rows == 0:
@@ -136,8 +136,8 @@ def _arms(evidence: "pa.Table | None") -> dict[tuple[str, str, str], dict[str | 
     return out
 
 
-def learned_values(config: StrategiesConfig, policy: ContactPolicy, evidence: "pa.Table | None" = None,
-                   segments: Iterable[str] = ()) -> "pa.Table":
+def learned_values(config: StrategiesConfig, policy: ContactPolicy, evidence: pa.Table | None = None,
+                   segments: Iterable[str] = ()) -> pa.Table:
     """One row per (strategy, wave, channel, segment): prior, evidence, weight, uplift used and expected value.
 
     Segment ``*`` is the strategy-wave-channel level; a row follows for every segment in ``segments``
@@ -183,11 +183,11 @@ def _row(key: tuple[str, str, str], segment: str, prior: float, tau: float, arm:
 class ValueLookup:
     """Expected value per (strategy, wave, channel) and segment, from a learned-values table."""
 
-    def __init__(self, values: "pa.Table"):
+    def __init__(self, values: pa.Table):
         self.whole: dict[tuple[str, str, str], float] = {}
         self.by_segment: dict[tuple[str, str, str], dict[str, float]] = {}
         cols = [values[c].to_pylist() for c in ("strategy", "wave", "channel", "segment", "expected_value")]
-        for s, w, ch, seg, v in zip(*cols):
+        for s, w, ch, seg, v in zip(*cols, strict=False):
             if seg == ALL:
                 self.whole[(s, w, ch)] = v
             else:
@@ -195,7 +195,7 @@ class ValueLookup:
         # segments matter only where some segment's value differs from the whole's
         self.varies = any(any(v != self.whole.get(key) for v in segs.values()) for key, segs in self.by_segment.items())
 
-    def matrix(self, strategy: str, wave: str, channels: list[str], segment: "pa.Array | None",
+    def matrix(self, strategy: str, wave: str, channels: list[str], segment: pa.Array | None,
                n: int, fallback: Iterable[float]) -> Any:
         """(n, channels) NumPy matrix of expected values for ``n`` rows whose segments are ``segment``."""
         import numpy as np

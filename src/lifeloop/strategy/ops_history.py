@@ -19,6 +19,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.data.schema import CONTACT_CHANNELS
+from lifeloop.store.ops.models import ConsentChange, Dispatch, DoNotDisturb, Feedback
 from lifeloop.strategy.history import History, LakeHistory, schemas
 
 if TYPE_CHECKING:
@@ -30,17 +31,17 @@ LIVE = ("pending", "claimed", "sent", "failed")   # counted as contacts for caps
 
 
 def _end_of(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
 
 
 def _day(value: dt.datetime) -> dt.date:
-    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc).date()
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).date()
 
 
 class OpsHistory:
     """A :class:`lifeloop.strategy.history.HistorySource` over the ops database and the lake."""
 
-    def __init__(self, sessions: Any, lake: "Lake"):
+    def __init__(self, sessions: Any, lake: Lake):
         self.sessions = sessions   # a sqlalchemy sessionmaker (lifeloop.store.ops.open_ops)
         self.lake = lake
 
@@ -50,7 +51,6 @@ class OpsHistory:
         import pyarrow.compute as pc
         import sqlalchemy as sa
 
-        from lifeloop.store.ops.models import ConsentChange, Dispatch, DoNotDisturb, Feedback
 
         s = schemas()
         start = as_of - dt.timedelta(days=lookback_days)
@@ -88,7 +88,7 @@ class OpsHistory:
             [dict(customer_id=c, channel=ch, refused_on=_day(at)) for c, ch, at in refusals], s["refusals"]))
 
 
-def _consent(baseline: "pa.Table", changes: list[tuple]) -> "pa.Table":
+def _consent(baseline: pa.Table, changes: list[tuple]) -> pa.Table:
     """The bank's consent with the recorded changes applied in time order."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -107,7 +107,7 @@ def _consent(baseline: "pa.Table", changes: list[tuple]) -> "pa.Table":
     return pa.concat_tables([kept, overlay])
 
 
-def _dnd(rows: list[tuple], as_of: dt.date) -> "pa.Table":
+def _dnd(rows: list[tuple], as_of: dt.date) -> pa.Table:
     """Entries as dates: in force from the start day through the day it expires or is lifted (at midnight: the day before)."""
     import pyarrow as pa
 

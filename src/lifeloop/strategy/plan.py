@@ -30,24 +30,28 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.scripts import script_id
 from lifeloop.config.strategies import StrategiesConfig, Strategy, Wave
+from lifeloop.engine.adapters.base import write_arrow
+from lifeloop.pipeline import StepResult
+from lifeloop.strategy import suitability
 from lifeloop.strategy.arbitration import expected_value
 from lifeloop.strategy.history import History
 from lifeloop.strategy.holdout import draws, in_cell_journey, row_cells
+from lifeloop.strategy.inputs import history_source, load_map
 from lifeloop.strategy.learning import ValueLookup, learned_values, values_schema
 from lifeloop.strategy.policy import decide
-from lifeloop.strategy import suitability
-from lifeloop.strategy.scripts import script_id
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lifeloop.pipeline import StepContext, StepResult
+    from lifeloop.store.lake import Lake
 
 AREA = "lists"
 
 
-def output_schema() -> "pa.Schema":
+def output_schema() -> pa.Schema:
     """Columns of ``lake/lists/as_of=D/lists.parquet``."""
     import pyarrow as pa
 
@@ -61,7 +65,7 @@ def output_schema() -> "pa.Schema":
         ("dropped_by", s), ("detail", s), ("reason", s), ("rm_id", s), ("suitability", s)])
 
 
-def strategy_waves(rows: "pa.Table", config: StrategiesConfig) -> "Iterator[tuple[Strategy, Wave, pa.Array]]":
+def strategy_waves(rows: pa.Table, config: StrategiesConfig) -> Iterator[tuple[Strategy, Wave, pa.Array]]:
     """Each (strategy, wave) of the rows that the map still has, with the mask of its rows."""
     import pyarrow.compute as pc
 
@@ -75,8 +79,8 @@ def strategy_waves(rows: "pa.Table", config: StrategiesConfig) -> "Iterator[tupl
         yield s, w, pc.equal(keys, key)
 
 
-def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy,
-               values: "pa.Table | None" = None, tiers: "pa.Table | None" = None) -> "pa.Table":
+def candidates(audiences: pa.Table, config: StrategiesConfig, policy: ContactPolicy,
+               values: pa.Table | None = None, tiers: pa.Table | None = None) -> pa.Table:
     """One candidate per audience row: channels in priority order, values per channel, holdout draw.
 
     ``values`` is a learned-values table (learning.py; default: the configured priors) and ``tiers``
@@ -115,7 +119,7 @@ def candidates(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
     return pa.concat_tables(parts)
 
 
-def row_segments(rows: "pa.Table", tiers: "pa.Table | None") -> "pa.Array | None":
+def row_segments(rows: pa.Table, tiers: pa.Table | None) -> pa.Array | None:
     """Each row's customer's value tier of the day (null when unknown), or None without tiers."""
     import pyarrow.compute as pc
 
@@ -124,8 +128,8 @@ def row_segments(rows: "pa.Table", tiers: "pa.Table | None") -> "pa.Array | None
     return pc.take(tiers["tier"], pc.index_in(rows["customer_id"], value_set=tiers["customer_id"]))
 
 
-def value_matrix(s: Any, wave_id: str, chans: list[str], policy: ContactPolicy, lookup: "ValueLookup | None",
-                 segment: "pa.Array | None", n: int) -> Any:
+def value_matrix(s: Any, wave_id: str, chans: list[str], policy: ContactPolicy, lookup: ValueLookup | None,
+                 segment: pa.Array | None, n: int) -> Any:
     """(n, channels) expected values of ``n`` rows of one strategy wave: learned per segment, else the priors."""
     import numpy as np
 
@@ -135,8 +139,8 @@ def value_matrix(s: Any, wave_id: str, chans: list[str], policy: ContactPolicy, 
     return lookup.matrix(s.id, wave_id, chans, segment, n, priors)
 
 
-def best_values(rows: "pa.Table", config: StrategiesConfig, policy: ContactPolicy, values: "pa.Table | None",
-                tiers: "pa.Table | None") -> "pa.Array":
+def best_values(rows: pa.Table, config: StrategiesConfig, policy: ContactPolicy, values: pa.Table | None,
+                tiers: pa.Table | None) -> pa.Array:
     """The arbitration value (best channel's expected value) of each (customer_id, strategy, wave) row."""
     import numpy as np
     import pyarrow as pa
@@ -153,7 +157,7 @@ def best_values(rows: "pa.Table", config: StrategiesConfig, policy: ContactPolic
     return pa.array(out, pa.float64())
 
 
-def candidates_schema() -> "pa.Schema":
+def candidates_schema() -> pa.Schema:
     """Columns of the candidates table that :func:`lifeloop.strategy.policy.decide` reads."""
     import pyarrow as pa
 
@@ -171,14 +175,14 @@ def spent_so_far(history: History, policy: ContactPolicy) -> dict[str, float]:
 
     c = history.contacts
     counts = Counter((s, ch) for s, ch, treated in zip(c["strategy"].to_pylist(), c["channel"].to_pylist(),
-                                                       c["treated"].to_pylist()) if treated)
+                                                       c["treated"].to_pylist(), strict=False) if treated)
     out: dict[str, float] = {}
     for (s, ch), k in counts.items():
         out[s] = out.get(s, 0.0) + k * policy.channel(ch).cost
     return out
 
 
-def screened(cands: "pa.Table", verdict: "suitability.Verdict", decide_rest: Any) -> "pa.Table":
+def screened(cands: pa.Table, verdict: suitability.Verdict, decide_rest: Any) -> pa.Table:
     """Run the policy on the suitable candidates only; unsuitable ones are dropped by ``suitability``."""
     import numpy as np
     import pyarrow as pa
@@ -192,7 +196,7 @@ def screened(cands: "pa.Table", verdict: "suitability.Verdict", decide_rest: Any
     where = pa.array(np.cumsum(allowed) - 1, pa.int64(), mask=~allowed)
     blocked = pa.array(~allowed)
     why = pa.array([None if ok else f"suitability: {o} ({d})"
-                    for ok, o, d in zip(verdict.allowed, verdict.outcome, verdict.detail)], pa.string())
+                    for ok, o, d in zip(verdict.allowed, verdict.outcome, verdict.detail, strict=False)], pa.string())
     cols = {name: pc.take(rest[name], where) for name in rest.column_names}
     cols["status"] = pc.if_else(blocked, "dropped", cols["status"])
     cols["dropped_by"] = pc.if_else(blocked, "suitability", cols["dropped_by"])
@@ -201,10 +205,10 @@ def screened(cands: "pa.Table", verdict: "suitability.Verdict", decide_rest: Any
     return pa.table({name: cols[name] for name in rest.column_names}, schema=rest.schema)
 
 
-def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactPolicy, history: History,
+def make_lists(audiences: pa.Table, config: StrategiesConfig, policy: ContactPolicy, history: History,
                as_of: dt.date, rm_capacity: Mapping[str, int] | None = None,
-               customers: "pa.Table | None" = None, products: "pa.Table | None" = None,
-               values: "pa.Table | None" = None, tiers: "pa.Table | None" = None) -> "pa.Table":
+               customers: pa.Table | None = None, products: pa.Table | None = None,
+               values: pa.Table | None = None, tiers: pa.Table | None = None) -> pa.Table:
     """The day's lists from the audiences: pure, no I/O (the step below adds the reading and writing).
 
     ``customers`` and ``products`` feed suitability; without them no customer counts as assessed
@@ -225,8 +229,8 @@ def make_lists(audiences: "pa.Table", config: StrategiesConfig, policy: ContactP
     cell = (row_cells(cands["customer_id"].to_pylist(), cands["strategy"].to_pylist(), cands["control"].to_pylist(),
                       config) if any(s.cells for s in config.strategies) else [None] * n)
     sid = [None if ch is None else script_id(s, ch, c if c is not None and own_script(config, s, c, ch) else None)
-           for s, ch, c in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist(), cell)]
-    key = [None if i is None else f"{i}@{as_of.isoformat()}#{c}" for i, c in zip(sid, cands["customer_id"].to_pylist())]
+           for s, ch, c in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist(), cell, strict=False)]
+    key = [None if i is None else f"{i}@{as_of.isoformat()}#{c}" for i, c in zip(sid, cands["customer_id"].to_pylist(), strict=False)]
     table = pa.table({
         "as_of": pa.array([as_of] * n, pa.date32()), "customer_id": cands["customer_id"],
         "strategy": cands["strategy"], "wave": cands["wave"],
@@ -250,11 +254,11 @@ def own_script(config: StrategiesConfig, strategy_id: str, cell: str, channel: s
     return c is not None and channel in c.scripts
 
 
-def summary(table: "pa.Table") -> dict[str, Any]:
+def summary(table: pa.Table) -> dict[str, Any]:
     """Counts per status, per dropping policy, and contacts per channel."""
     import pyarrow.compute as pc
 
-    def vc(col: "pa.ChunkedArray") -> dict[str, int]:
+    def vc(col: pa.ChunkedArray) -> dict[str, int]:
         return {r["values"]: r["counts"] for r in sorted(col.drop_null().value_counts().to_pylist(),
                                                           key=lambda r: r["values"])}
 
@@ -269,10 +273,10 @@ def summary(table: "pa.Table") -> dict[str, Any]:
 def rm_capacities(engine: Any) -> dict[str, int]:
     """Each relationship manager's daily task capacity from the bank's data (registered bank views)."""
     t = engine.to_arrow(exp.select("rm_id", "daily_capacity").from_("relationship_managers"))
-    return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist()) if c is not None}
+    return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist(), strict=False) if c is not None}
 
 
-def suitability_inputs(engine: Any) -> tuple["pa.Table", "pa.Table"]:
+def suitability_inputs(engine: Any) -> tuple[pa.Table, pa.Table]:
     """Customers' risk assessments (and birth dates) and products' risk ratings, from the bank's data."""
     customers = engine.to_arrow(exp.select("customer_id", "risk_level", "risk_assessed_on", "risk_expires_on",
                                            "birth_date").from_("customers"))
@@ -280,21 +284,20 @@ def suitability_inputs(engine: Any) -> tuple["pa.Table", "pa.Table"]:
     return customers, products
 
 
-def day_tiers(lake: Any, as_of: dt.date) -> "pa.Table | None":
+def day_tiers(lake: Any, as_of: dt.date) -> pa.Table | None:
     """(customer_id, tier) from the day's segments snapshot, or None when there is none."""
     import pyarrow.parquet as pq
 
-    from lifeloop.insight.lifecycle import snapshot_file
 
     if not lake.exists("segments", as_of):
         return None
-    path = snapshot_file(lake, "segments", as_of)
+    path = lake.snapshot_file("segments", as_of)
     if "tier" not in pq.read_schema(path).names:
         return None
     return pq.read_table(path, columns=["customer_id", "tier"])
 
 
-def tier_names(tiers: "pa.Table | None") -> list[str]:
+def tier_names(tiers: pa.Table | None) -> list[str]:
     """The distinct value tiers of the day (the segments learned values are kept for)."""
     import pyarrow.compute as pc
 
@@ -303,33 +306,28 @@ def tier_names(tiers: "pa.Table | None") -> list[str]:
     return sorted(t for t in pc.unique(tiers["tier"]).to_pylist() if t is not None)
 
 
-def day_evidence(lake: Any, as_of: dt.date, config: StrategiesConfig | None = None) -> "pa.Table | None":
-    """Review's treated-vs-control evidence as of D (None when review's evidence module is absent)."""
-    try:
-        from lifeloop.review.evidence import uplift_evidence
-    except ImportError:   # an installation without review's evidence: the priors only
-        return None
-    return uplift_evidence(lake, as_of, config)
+def day_evidence(lake: Lake, as_of: dt.date) -> pa.Table | None:
+    """The review's treated-vs-control evidence (lake/evidence, newest on or before D), or None without one."""
+    import pyarrow.parquet as pq
+
+    day = lake.latest_date("evidence", as_of)
+    return pq.read_table(lake.snapshot_file("evidence", day)) if day else None
 
 
-def run_step(step: "StepContext") -> "StepResult":
+def run_step(step: StepContext) -> StepResult:
     """Pipeline step ``plan``: audiences -> treated / control / dropped lists -> lake/lists/as_of=D/."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from lifeloop.engine.adapters.base import write_arrow
-    from lifeloop.insight.lifecycle import snapshot_file
-    from lifeloop.pipeline import StepResult
-    from lifeloop.strategy.inputs import history_source, load_map
 
     ctx, as_of = step.ctx, step.as_of
     config, _, policy = load_map(ctx)
-    audiences = pq.read_table(snapshot_file(ctx.lake, "audiences", as_of))
+    audiences = pq.read_table(ctx.lake.snapshot_file("audiences", as_of))
     history = history_source(ctx).load(as_of, policy.lookback_days)
     step.engine.register_bank(ctx.lake, as_of)
     customers, products = suitability_inputs(step.engine)
     tiers = day_tiers(ctx.lake, as_of)
-    evidence = day_evidence(ctx.lake, as_of, config)
+    evidence = day_evidence(ctx.lake, as_of)
     values = learned_values(config, policy, evidence, tier_names(tiers))
     table = make_lists(audiences, config, policy, history, as_of, rm_capacities(step.engine), customers, products,
                        values, tiers)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 SEP = "\x1f"
 
 
-def _key(*cols: "pa.Array") -> "pa.Array":
+def _key(*cols: pa.Array) -> pa.Array:
     import pyarrow.compute as pc
 
     return pc.binary_join_element_wise(*[pc.cast(c, "string") for c in cols], SEP)
@@ -56,7 +56,7 @@ def months_before(day: dt.date, months: int) -> dt.date:
     return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
-def channel_reasons(options: "pa.Table", history: History, policy: ContactPolicy, as_of: dt.date) -> list[str | None]:
+def channel_reasons(options: pa.Table, history: History, policy: ContactPolicy, as_of: dt.date) -> list[str | None]:
     """Checks 1-4 for each (candidate, channel) option: the failing check's name, or None."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -66,7 +66,7 @@ def channel_reasons(options: "pa.Table", history: History, policy: ContactPolicy
     cc = _key(cust, chan)
     reasons: list[str | None] = [None] * n
 
-    def mark(mask: "pa.Array", name: str) -> None:
+    def mark(mask: pa.Array, name: str) -> None:
         for i in pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist():
             if reasons[i] is None:
                 reasons[i] = name
@@ -116,7 +116,7 @@ class Caps:
 
     SLOTS = {1: (0, "day"), 7: (1, "week"), 30: (2, "month")}
 
-    def __init__(self, policy: ContactPolicy, contacts: "pa.Table", as_of: dt.date, customers: set[str]):
+    def __init__(self, policy: ContactPolicy, contacts: pa.Table, as_of: dt.date, customers: set[str]):
         import pyarrow.compute as pc
 
         # (slot in the counts row, cap, name of the policy) for every cap that is set
@@ -130,7 +130,7 @@ class Caps:
         recent = contacts.filter(pc.and_(pc.fill_null(contacts["treated"], False),
                                          pc.greater(contacts["contact_date"], as_of - dt.timedelta(days=30))))
         for c, ch, day in zip(recent["customer_id"].to_pylist(), recent["channel"].to_pylist(),
-                              recent["contact_date"].to_pylist()):
+                              recent["contact_date"].to_pylist(), strict=False):
             if c in customers and day <= as_of:
                 age = (as_of - day).days
                 for key in ((c, "*"), (c, ch)):
@@ -170,7 +170,7 @@ class Caps:
                 row[2] += 1
 
 
-def _first_ok(reasons: list[str | None], parent: "pa.Array", n: int) -> list[int]:
+def _first_ok(reasons: list[str | None], parent: pa.Array, n: int) -> list[int]:
     """Per candidate, the index of its first option without a reason (-1 if none)."""
     import numpy as np
 
@@ -183,9 +183,9 @@ def _first_ok(reasons: list[str | None], parent: "pa.Array", n: int) -> list[int
     return out.tolist()
 
 
-def decide(candidates: "pa.Table", history: History, policy: ContactPolicy, strategies: Mapping[str, Strategy],
+def decide(candidates: pa.Table, history: History, policy: ContactPolicy, strategies: Mapping[str, Strategy],
            as_of: dt.date, rm_capacity: Mapping[str, int] | None = None,
-           spent: Mapping[str, float] | None = None) -> "pa.Table":
+           spent: Mapping[str, float] | None = None) -> pa.Table:
     """Decide every candidate: status (contact / control / dropped), channel, dropped_by, detail, send_at, value, cost.
 
     ``candidates`` columns: customer_id, strategy, wave, rm_id, control, tie, priority, purpose,

@@ -114,13 +114,13 @@ def decide_one(customer: dict | None, product: dict | None, product_offer: bool,
     return (ENHANCED, flagged) if flagged else (SUITABLE, f"{state}; product {pid} is {p_code}")
 
 
-def _rows(table: "pa.Table | None", key: str) -> dict[str, dict]:
+def _rows(table: pa.Table | None, key: str) -> dict[str, dict]:
     if table is None:
         return {}
     return {r[key]: r for r in table.to_pylist()}
 
 
-def _codes(values: "pa.ChunkedArray | pa.Array", levels: Sequence[str]) -> "np.ndarray":
+def _codes(values: pa.ChunkedArray | pa.Array, levels: Sequence[str]) -> np.ndarray:
     """Level numbers 1..5 of level codes (0: missing or unknown)."""
     import numpy as np
     import pyarrow as pa
@@ -130,7 +130,7 @@ def _codes(values: "pa.ChunkedArray | pa.Array", levels: Sequence[str]) -> "np.n
     return np.asarray(pc.fill_null(pc.add(idx, 1), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _assessments(customers: "pa.Table", as_of: dt.date) -> tuple["np.ndarray", "np.ndarray", "np.ndarray", "pa.Array"]:
+def _assessments(customers: pa.Table, as_of: dt.date) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
     """Per customer row: level (0 none), valid on ``as_of``, age (-1 unknown), and the expiry dates."""
     import numpy as np
     import pyarrow as pa
@@ -158,7 +158,7 @@ def _assessments(customers: "pa.Table", as_of: dt.date) -> tuple["np.ndarray", "
     return lv, valid, age, ends
 
 
-def check(customers: "pa.Table | None", products: "pa.Table | None", offers: "pa.Table", as_of: dt.date,
+def check(customers: pa.Table | None, products: pa.Table | None, offers: pa.Table, as_of: dt.date,
           rules: Sequence[ExtraRule] | None = None) -> Verdict:
     """Suitability of each offer row (columns customer_id, offer; optional product_offer) on ``as_of``.
 
@@ -249,7 +249,7 @@ def check(customers: "pa.Table | None", products: "pa.Table | None", offers: "pa
                    reassess=(code == OUTCOMES.index(REASSESS)).tolist())
 
 
-def reassessment_schema() -> "pa.Schema":
+def reassessment_schema() -> pa.Schema:
     """Columns of ``lake/lists/as_of=D/reassessments.parquet``: one re-assessment task per customer."""
     import pyarrow as pa
 
@@ -258,7 +258,7 @@ def reassessment_schema() -> "pa.Schema":
                       ("expired_on", pa.date32()), ("status", s), ("blocked_offers", s), ("strategies", s)])
 
 
-def reassessments(lists: "pa.Table", customers: "pa.Table | None", as_of: dt.date) -> "pa.Table":
+def reassessments(lists: pa.Table, customers: pa.Table | None, as_of: dt.date) -> pa.Table:
     """Re-assessment tasks (重新风险测评): customers whose missing or expired assessment blocked an offer today."""
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.loader import config_hash, load_model
+from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.errors import DataError, NotFoundError
+from lifeloop.insight.lifecycle import compile_rule, feature_columns
+from lifeloop.strategy.arbitration import order, priority_class
+from lifeloop.strategy.audiences import EXCLUDED, SEGMENT_EXCLUDED, audience_columns, base_query
+from lifeloop.strategy.events import events_query
+from lifeloop.strategy.learning import ALL, learned_values
 from lifeloop.strategy.plan import best_values, day_tiers
 
 if TYPE_CHECKING:
@@ -35,7 +43,6 @@ INPUTS = ("features", "lifecycle", "segments")
 
 def stored_config_hash(folder: Any) -> str:
     """The config hash of the stored copies, computed as :meth:`Context.config_hash` does for live files."""
-    from lifeloop.context import config_hash
 
     return config_hash(folder, *CONFIGS)
 
@@ -61,9 +68,6 @@ def _rows(path: Any, customer_id: str) -> list[dict[str, Any]]:
 
 def _stored_map(lake: Any, as_of: dt.date) -> tuple[Any, Any, str]:
     """The strategy map and contact policy stored with the day's audiences, and their hash."""
-    from lifeloop.config.contact_policy import ContactPolicy
-    from lifeloop.config.loader import load_model
-    from lifeloop.config.strategies import StrategiesConfig
 
     folder = lake.snapshot_dir("audiences", as_of)
     missing = [n for n in CONFIGS if not (folder / f"{n}.yaml").exists()]
@@ -84,12 +88,9 @@ def _rule_inputs(ctx: Any, config: Any, customer_id: str, as_of: dt.date) -> tup
     """
     import pyarrow.parquet as pq
 
-    from lifeloop.insight.lifecycle import compile_rule, feature_columns, snapshot_file
-    from lifeloop.strategy.audiences import EXCLUDED, SEGMENT_EXCLUDED, audience_columns, base_query
-    from lifeloop.strategy.events import events_query
 
     lake, engine = ctx.lake, ctx.engine("duckdb")
-    files = {area: snapshot_file(lake, area, as_of) for area in INPUTS}
+    files = {area: lake.snapshot_file(area, as_of) for area in INPUTS}
     feats = feature_columns(pq.read_schema(files["features"]))
     segs = feature_columns(pq.read_schema(files["segments"]))
     types = audience_columns(feats, segs)
@@ -144,11 +145,10 @@ def _decision(row: dict[str, Any], share: float) -> str:
     return f"dropped by {row['dropped_by']} ({who}): {row['detail']}"
 
 
-def _stored_values(lake: Any, as_of: dt.date, config: Any, policy: Any) -> tuple["pa.Table", str]:
+def _stored_values(lake: Any, as_of: dt.date, config: Any, policy: Any) -> tuple[pa.Table, str]:
     """The learned-values table the plan stored for the day, or (older plans) the configured priors."""
     import pyarrow.parquet as pq
 
-    from lifeloop.strategy.learning import learned_values
 
     path = lake.snapshot_dir("lists", as_of) / "values.parquet"
     if path.exists():
@@ -156,11 +156,10 @@ def _stored_values(lake: Any, as_of: dt.date, config: Any, policy: Any) -> tuple
     return learned_values(config, policy), "priors (the plan of this day stored no learned values)"
 
 
-def _day_ranks(lists: "pa.Table", best: "pa.Array", customer_id: str, settings: Any) -> dict[tuple[str, str], int]:
+def _day_ranks(lists: pa.Table, best: pa.Array, customer_id: str, settings: Any) -> dict[tuple[str, str], int]:
     """The customer's positions in the whole day's arbitration order (as arbitration.order sorts candidates)."""
     import pyarrow as pa
 
-    from lifeloop.strategy.arbitration import order
 
     keyed = pa.table({"priority": lists["priority"], "best_value": best,
                       "tie": lists["holdout_draw"], "customer_id": lists["customer_id"],
@@ -170,9 +169,8 @@ def _day_ranks(lists: "pa.Table", best: "pa.Array", customer_id: str, settings: 
     return {(strat[i], wave[i]): pos for pos, i in enumerate(idx, 1) if cust[i] == customer_id}
 
 
-def _value_rows(values: "pa.Table", segment: str | None) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def _value_rows(values: pa.Table, segment: str | None) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Per (strategy, wave): each channel's prior, evidence, weight and value used for the customer's segment."""
-    from lifeloop.strategy.learning import ALL
 
     whole: dict[tuple[str, str, str], dict[str, Any]] = {}
     mine: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -200,7 +198,6 @@ def _candidates(rows: list[dict[str, Any]], config: Any, settings: Any, best_val
                 day_ranks: dict[tuple[str, str], int], day_size: int,
                 value_rows: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The customer's lists rows in arbitration order, each with its ranks, values and decision."""
-    from lifeloop.strategy.arbitration import priority_class
 
     def best(r: dict[str, Any]) -> float:
         return best_values.get((r["strategy"], r["wave"]), float("-inf"))
@@ -251,7 +248,7 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
     tiers = day_tiers(lake, as_of)
     segment = _segment_of(tiers, customer_id)
     day_best = best_values(day, config, policy, learned, tiers)
-    best = dict(zip(zip(own["strategy"].to_pylist(), own["wave"].to_pylist()), day_best.filter(mine).to_pylist()))
+    best = dict(zip(zip(own["strategy"].to_pylist(), own["wave"].to_pylist(), strict=False), day_best.filter(mine).to_pylist(), strict=False))
     settings = policy.arbitration
     cands = _candidates(listed, config, settings, best, _day_ranks(day, day_best, customer_id, settings), day.num_rows,
                         _value_rows(learned, segment))
@@ -284,7 +281,7 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
     }
 
 
-def _segment_of(tiers: "pa.Table | None", customer_id: str) -> str | None:
+def _segment_of(tiers: pa.Table | None, customer_id: str) -> str | None:
     """The customer's value tier of the day (None when the day has no segments)."""
     import pyarrow.compute as pc
 

@@ -15,6 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lifeloop.data.schema import TABLES
+from lifeloop.data.simulator import stepping as S
+from lifeloop.data.simulator import writer as W
+from lifeloop.data.simulator.bank import BankEngine
+from lifeloop.data.simulator.response import DEFAULT_TRUTH, load_truth
+from lifeloop.data.simulator.stepping import advance, expected_effect, open_bank, open_meta, save
+from lifeloop.data.simulator.summary import describe_simulation, summarise
 from lifeloop.errors import ConfigError
 
 DEFAULT_START = dt.date(2024, 1, 1)
@@ -37,7 +44,6 @@ class SimulationResult:
 
     def describe(self):
         """A short rich-printable summary: customers, tiers, stages, transactions, days."""
-        from lifeloop.data.simulator.summary import describe_simulation
 
         return describe_simulation(self)
 
@@ -50,9 +56,8 @@ class SimulatedBank:
         self._meta = meta
 
     @classmethod
-    def open(cls, out: str | Path) -> "SimulatedBank":
+    def open(cls, out: str | Path) -> SimulatedBank:
         """Reopen the bank that ``simulate`` (and earlier ``advance`` calls) left in ``out``."""
-        from lifeloop.data.simulator.stepping import open_bank
 
         return cls(*open_bank(Path(out)))
 
@@ -68,7 +73,6 @@ class SimulatedBank:
 
     def advance(self, contacts: Any = None):
         """Simulate the next day with the day's contacts (customer_id, offer, channel, treated)."""
-        from lifeloop.data.simulator.stepping import advance
 
         return advance(self._bank, contacts)
 
@@ -76,7 +80,6 @@ class SimulatedBank:
         """Give the bank fresh chance from here on (a what-if branch of the same history); saved at once."""
         import numpy as np
 
-        from lifeloop.data.simulator.stepping import open_meta, save
 
         self._bank.rng = np.random.default_rng(seed)
         # the id counters on disk, not the ones read at open: an advance since then has moved them on
@@ -85,7 +88,6 @@ class SimulatedBank:
 
     def expected_effect(self, contacts: Any):
         """For verification only: the true expected incremental conversions and money of contacts."""
-        from lifeloop.data.simulator.stepping import expected_effect
 
         return expected_effect(self._bank, contacts)
 
@@ -94,11 +96,6 @@ def simulate(out: Path, *, customers: int = 2000, days: int = 365, seed: int = 7
              format: str = "parquet", truth: str | Path | None = None, arrival_share: float | None = None,
              progress: Any = None) -> SimulationResult:
     """Simulate a bank for ``days`` days from ``start`` and write its canonical extracts to ``out``."""
-    from lifeloop.data.simulator import stepping as S
-    from lifeloop.data.simulator import writer as W
-    from lifeloop.data.simulator.bank import BankEngine
-    from lifeloop.data.simulator.response import DEFAULT_TRUTH, load_truth
-    from lifeloop.data.simulator.summary import summarise
 
     if customers < 1 or days < 1:
         raise ConfigError(f"cannot simulate {customers} customers over {days} days",
@@ -113,7 +110,6 @@ def simulate(out: Path, *, customers: int = 2000, days: int = 365, seed: int = 7
     if (out / "_sim" / "meta.json").exists():   # a previous simulation: none of its files apply any more
         for sub in ("days", "_sim", "_truth"):
             shutil.rmtree(out / sub, ignore_errors=True)
-        from lifeloop.data.schema import TABLES
 
         for name in TABLES:
             for ext in FORMATS:

@@ -52,7 +52,7 @@ class BankEngine:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, *, customers: int, days: int, seed: int, start: dt.date, truth: Truth,
-               arrival_share: float | None = None) -> tuple["BankEngine", Population]:
+               arrival_share: float | None = None) -> tuple[BankEngine, Population]:
         """Draw a bank of ``customers`` people (some arriving during the ``days`` simulated)."""
         rng = np.random.default_rng(seed)
         share = arrival_share if arrival_share is not None else min(0.3, 0.1 * days / 365)
@@ -287,7 +287,7 @@ class BankEngine:
                 "calendar_days": self.cal.days}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], truth: Truth) -> "BankEngine":
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], truth: Truth) -> BankEngine:
         """Rebuild a bank saved with :meth:`state_arrays` and :meth:`meta`."""
         c = {k[2:]: arrays[k].copy() for k in arrays if k.startswith("c_")}
         acc = Accounts(columns={k[2:]: arrays[k] for k in arrays if k.startswith("a_")})

@@ -14,6 +14,7 @@ import numpy as np
 from lifeloop.data.simulator import lifecycle as L
 from lifeloop.data.simulator import products as P
 from lifeloop.data.simulator.ledger import CH, CP, NEVER, T
+from lifeloop.data.simulator.population import tier_of
 from lifeloop.data.simulator.seasons import SF_RUNUP_DAYS
 
 if TYPE_CHECKING:
@@ -46,12 +47,12 @@ def cents(rmb: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(rmb) * 100).astype(np.int64)
 
 
-def demand_balance(bank: "BankEngine", cust: np.ndarray) -> np.ndarray:
+def demand_balance(bank: BankEngine, cust: np.ndarray) -> np.ndarray:
     """Cash (demand deposit) balance of customers, in cents."""
     return bank.books.acc.bal[bank.c["primary"][cust]]
 
 
-def income(bank: "BankEngine", d: int) -> None:
+def income(bank: BankEngine, d: int) -> None:
     """Salary on the employer's payday (代发), pensions on the 15th, other transfers in at random."""
     c, cal, rng = bank.c, bank.cal, bank.rng
     share = L.INCOME[np.maximum(c["stage"], 0)] * (c["stage"] >= 0) * (c["primary"] >= 0)
@@ -72,7 +73,7 @@ def income(bank: "BankEngine", d: int) -> None:
     bank.books.post(d, c["primary"][other], cents(amount), True, T["transfer"], CH["system"], CP["individual"], False)
 
 
-def spending(bank: "BankEngine", d: int) -> None:
+def spending(bank: BankEngine, d: int) -> None:
     """Customer-initiated payments, transfers and withdrawals, with seasonality and payday boosts."""
     c, rng, books = bank.c, bank.rng, bank.books
     stage = c["stage"]
@@ -105,7 +106,7 @@ def spending(bank: "BankEngine", d: int) -> None:
     books.post(d, acc, np.floor(amount * 100).astype(np.int64), False, SPEND_TYPES[kind], channel, SPEND_CP[kind], True)
 
 
-def repayments(bank: "BankEngine", d: int) -> None:
+def repayments(bank: BankEngine, d: int) -> None:
     """Credit-card statements are paid by auto-debit on the 25th; loan instalments on the 10th."""
     acc, books, c = bank.books.acc, bank.books, bank.c
     dom = bank.cal.day_of_month[d]
@@ -127,7 +128,7 @@ def repayments(bank: "BankEngine", d: int) -> None:
         acc.close(done, d)
 
 
-def maturities(bank: "BankEngine", d: int) -> None:
+def maturities(bank: BankEngine, d: int) -> None:
     """Time deposits and 理财 mature: the customer rolls over, moves the money out, or lets it sit."""
     acc, books, c, rng = bank.books.acc, bank.books, bank.c, bank.rng
     a = np.flatnonzero(acc.maturity == d)
@@ -151,7 +152,7 @@ def maturities(bank: "BankEngine", d: int) -> None:
     books.post(d, c["primary"][owner[~roll][leave]], paid[leave], False, T["transfer"], CH["mobile"], CP["bank"], True)
 
 
-def outflows(bank: "BankEngine", d: int) -> None:
+def outflows(bank: BankEngine, d: int) -> None:
     """Declining customers move money to other banks and redeem funds: the outflows before churn."""
     c, rng, books, acc = bank.c, bank.rng, bank.books, bank.books.acc
     dec = c["stage"] == L.S["declining"]
@@ -165,7 +166,7 @@ def outflows(bank: "BankEngine", d: int) -> None:
         _redeem(bank, d, a)
 
 
-def _redeem(bank: "BankEngine", d: int, a: np.ndarray) -> None:
+def _redeem(bank: BankEngine, d: int, a: np.ndarray) -> None:
     """Sell holdings back into the owner's demand account and close them."""
     acc, books, c = bank.books.acc, bank.books, bank.c
     if not len(a):
@@ -176,7 +177,7 @@ def _redeem(bank: "BankEngine", d: int, a: np.ndarray) -> None:
     books.post(d, c["primary"][acc.cust[a]], amount, True, T["redemption"], CH["mobile"], CP["internal"], True)
 
 
-def close_customers(bank: "BankEngine", d: int, who: np.ndarray) -> None:
+def close_customers(bank: BankEngine, d: int, who: np.ndarray) -> None:
     """Churn: redeem everything, repay debts, transfer the cash out and close every account."""
     acc, books, c = bank.books.acc, bank.books, bank.c
     if not len(who):
@@ -196,7 +197,7 @@ def close_customers(bank: "BankEngine", d: int, who: np.ndarray) -> None:
     c["card"][who] = -1
 
 
-def interest_and_markets(bank: "BankEngine", d: int) -> None:
+def interest_and_markets(bank: BankEngine, d: int) -> None:
     """Quarterly demand-deposit interest on the 21st (结息日); month-end revaluation of funds."""
     acc, books, cal, rng = bank.books.acc, bank.books, bank.cal, bank.rng
     if cal.interest_day[d]:
@@ -212,7 +213,7 @@ def interest_and_markets(bank: "BankEngine", d: int) -> None:
         acc.cols["bal"][a] = np.round(acc.bal[a] * factor[acc.prod[a]]).astype(np.int64)
 
 
-def digital(bank: "BankEngine", d: int) -> None:
+def digital(bank: BankEngine, d: int) -> None:
     """App logins (with the activity of the customer's state), product page views and complaints."""
     c, rng, cal = bank.c, bank.rng, bank.cal
     stage = c["stage"]
@@ -230,18 +231,16 @@ def digital(bank: "BankEngine", d: int) -> None:
     bank.books.events.add(day=d, cust=comp, second=rng.integers(9 * 3600, 18 * 3600, len(comp)), type=2, detail=-1)
 
 
-def drift(bank: "BankEngine") -> None:
+def drift(bank: BankEngine) -> None:
     """Growing customers build wealth; declining ones lose it (the hidden target AUM moves)."""
     c = bank.c
     g = np.where(c["stage"] == L.S["growing"], 1.0006, np.where(c["stage"] == L.S["declining"], 0.997, 1.0))
     c["wealth"] *= g
-    from lifeloop.data.simulator.population import tier_of
     c["demand_target"] = c["wealth"] * DEMAND_SHARE[tier_of(c["wealth"])]
 
 
-def initial_holdings(bank: "BankEngine", who: np.ndarray) -> None:
+def initial_holdings(bank: BankEngine, who: np.ndarray) -> None:
     """Accounts of customers who banked here before day 0: cash plus products by tier."""
-    from lifeloop.data.simulator.population import tier_of
 
     c, rng, acc = bank.c, bank.rng, bank.books.acc
     wealth = c["wealth"][who]
@@ -250,7 +249,7 @@ def initial_holdings(bank: "BankEngine", who: np.ndarray) -> None:
     own = {"time_deposit": [.25, .5, .7, .8], "wealth": [.1, .4, .7, .9], "fund": [.05, .25, .5, .7],
            "insurance": [.03, .12, .25, .4]}
     weights = np.zeros((len(who), len(own)))
-    for j, (fam, p) in enumerate(own.items()):
+    for j, p in enumerate(own.values()):
         weights[:, j] = (rng.random(len(who)) < np.array(p)[tier]) * rng.gamma(1.0, 1.0, len(who))
     held = weights.sum(1) > 0
     dshare = np.where(held, DEMAND_SHARE[tier], 1.0)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lifeloop.data.simulator.seasons import SALARY_DAY_WEIGHTS, SALARY_DAYS
+
 SURNAMES = list("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎")
 SURNAME_W = np.r_[np.full(10, 6.0), np.full(10, 2.5), np.full(len(SURNAMES) - 20, 1.0)]
 GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉兰萍红鹏飞建国志文斌宇浩然梓涵子轩欣怡佳琪思雨一诺俊杰晨曦雅婷")
@@ -76,7 +78,7 @@ def random_names(rng: np.random.Generator, n: int) -> list[str]:
     g1 = rng.integers(0, len(GIVEN), n)
     g2 = np.where(rng.random(n) < 0.7, rng.integers(0, len(GIVEN), n), -1)
     given = GIVEN + [""]
-    return [SURNAMES[a] + GIVEN[b] + given[c] for a, b, c in zip(s.tolist(), g1.tolist(), g2.tolist())]
+    return [SURNAMES[a] + GIVEN[b] + given[c] for a, b, c in zip(s.tolist(), g1.tolist(), g2.tolist(), strict=False)]
 
 
 def generate(rng: np.random.Generator, n: int, start: dt.date, days: int, arrival_share: float) -> Population:
@@ -128,7 +130,6 @@ def generate(rng: np.random.Generator, n: int, start: dt.date, days: int, arriva
     working = (age < 60) & (occ != OCCUPATIONS.index("学生")) & (occ != OCCUPATIONS.index("个体工商户"))
     payroll = working & (rng.random(n) < 0.7)
     n_employers = max(3, n // 40)
-    from lifeloop.data.simulator.seasons import SALARY_DAY_WEIGHTS, SALARY_DAYS
     employer_day = rng.choice(SALARY_DAYS, n_employers, p=SALARY_DAY_WEIGHTS)
     employer = np.where(payroll, rng.integers(0, n_employers, n), -1).astype(np.int32)
     salary_code = np.where(payroll, employer_day[np.maximum(employer, 0)], -1).astype(np.int8)

@@ -13,9 +13,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from lifeloop.config.loader import load_model
 from lifeloop.config.models import Strict
 from lifeloop.data.simulator import products as P
-from lifeloop.data.simulator.lifecycle import S, STAGES
+from lifeloop.data.simulator.lifecycle import STAGES, S
 from lifeloop.data.simulator.population import TIERS
 
 DEFAULT_TRUTH = Path(__file__).with_name("truth.yaml")
@@ -55,7 +56,7 @@ class OfferTruth(Strict):
     by_tier: dict[TierName, Factor] = {}    # type: ignore[valid-type]
 
     @model_validator(mode="after")
-    def _product_known(self) -> "OfferTruth":
+    def _product_known(self) -> OfferTruth:
         if self.kind == "product":
             if self.product_id is None:
                 raise ValueError("an offer of kind 'product' needs product_id")
@@ -77,7 +78,6 @@ class Truth(Strict):
 
 def load_truth(path: str | Path | None = None) -> Truth:
     """Read and validate a response-truth YAML file (errors name file, line and field)."""
-    from lifeloop.config.loader import load_model
 
     truth, _ = load_model(Truth, path or DEFAULT_TRUTH)
     return truth

@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lifeloop.errors import DataError, Problem
 from lifeloop.data.simulator import writer as W
-from lifeloop.data.simulator.response import CHANNELS
+from lifeloop.data.simulator.bank import SOURCES, BankEngine
+from lifeloop.data.simulator.response import CHANNELS, load_truth
+from lifeloop.errors import DataError, Problem
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -36,7 +37,7 @@ MAX_PROBLEMS = 20
 class DayResult:
     """What one ``advance`` did: the date, the folder written, rows per table, contacts and conversions."""
 
-    date: "dt.date"
+    date: dt.date
     folder: Path
     rows: dict[str, int]
     contacts: int
@@ -59,7 +60,7 @@ def sim_dir(out: Path) -> Path:
     return out / "_sim"
 
 
-def save(bank: "BankEngine", out: Path, extra: dict[str, Any]) -> None:
+def save(bank: BankEngine, out: Path, extra: dict[str, Any]) -> None:
     """Persist the bank's state in ``out/_sim`` (NumPy arrays + JSON scalars)."""
     d = sim_dir(out)
     d.mkdir(parents=True, exist_ok=True)
@@ -72,10 +73,8 @@ def save(bank: "BankEngine", out: Path, extra: dict[str, Any]) -> None:
     os.replace(d / "meta.tmp.json", d / "meta.json")
 
 
-def open_bank(out: Path) -> tuple["BankEngine", dict[str, Any]]:
+def open_bank(out: Path) -> tuple[BankEngine, dict[str, Any]]:
     """Reopen a bank written by ``simulate`` (or a previous ``advance``)."""
-    from lifeloop.data.simulator.bank import BankEngine
-    from lifeloop.data.simulator.response import load_truth
 
     d = sim_dir(out)
     if not (d / "meta.json").exists():
@@ -89,7 +88,7 @@ def open_bank(out: Path) -> tuple["BankEngine", dict[str, Any]]:
     return bank, meta
 
 
-def parse_contacts(bank: "BankEngine", contacts: Any) -> dict[str, np.ndarray]:
+def parse_contacts(bank: BankEngine, contacts: Any) -> dict[str, np.ndarray]:
     """Contacts (Arrow table, list of dicts or dict of lists) -> customer, offer, channel, treated arrays."""
     if contacts is None:
         contacts = []
@@ -143,7 +142,7 @@ def parse_contacts(bank: "BankEngine", contacts: Any) -> dict[str, np.ndarray]:
     return {"cust": cust, "offer": offer, "channel": channel, "treated": treated}
 
 
-def expected_effect(bank: "BankEngine", contacts: Any) -> ExpectedEffect:
+def expected_effect(bank: BankEngine, contacts: Any) -> ExpectedEffect:
     """True expected incremental conversions and money if ``contacts`` were dispatched on the next day."""
     k = parse_contacts(bank, contacts)
     p = bank.contact_probabilities(k["cust"], k["offer"], k["channel"], k["treated"], bank.day)
@@ -162,7 +161,7 @@ def expected_effect(bank: "BankEngine", contacts: Any) -> ExpectedEffect:
                           float(expected[co].mean()) if co.any() else None)
 
 
-def advance(bank: "BankEngine", contacts: Any) -> DayResult:
+def advance(bank: BankEngine, contacts: Any) -> DayResult:
     """Simulate the next day with the contacts' effects; write ``out/days/DATE/``; save the state."""
     out = bank.out
     if out is None:
@@ -180,7 +179,6 @@ def advance(bank: "BankEngine", contacts: Any) -> DayResult:
     rows = write_state_tables(bank, out, folder, fmt)
     rows.update(write_facts(bank, out, folder, fmt, meta, changed_only=True))
     cv = bank.conversions.concat()
-    from lifeloop.data.simulator.bank import SOURCES
 
     counts = {s: int((cv["source"][conv_before:] == i).sum()) for i, s in enumerate(SOURCES)} if len(cv["day"]) else {}
     truth_days = out / "_truth" / "days"
@@ -202,7 +200,7 @@ def open_meta(out: Path) -> tuple[Path, dict[str, Any]]:
     return d, json.loads((d / "meta.json").read_text(encoding="utf-8"))
 
 
-def write_state_tables(bank: "BankEngine", out: Path, folder: Path, fmt: str) -> dict[str, int]:
+def write_state_tables(bank: BankEngine, out: Path, folder: Path, fmt: str) -> dict[str, int]:
     """Full state tables for a day folder: copies, except customers when a prospect became a customer."""
     import pyarrow.parquet as pq
 
@@ -242,7 +240,7 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def write_facts(bank: "BankEngine", out: Path, folder: Path, fmt: str, meta: dict[str, Any],
+def write_facts(bank: BankEngine, out: Path, folder: Path, fmt: str, meta: dict[str, Any],
                 changed_only: bool) -> dict[str, int]:
     """The buffered facts (transactions, events, holdings snapshots) as canonical tables; clears the buffers."""
     books = bank.books

@@ -22,8 +22,8 @@ def summarise(bank: Any) -> dict[str, Any]:
     np.add.at(aum, acc.cust[m], acc.bal[m] / 100)
     holders = here & (c["primary"] >= 0) & (c["stage"] != STAGES.index("churned"))
     tiers = np.bincount(tier_of(aum[holders]), minlength=4)
-    return {"stages": {s: int(v) for s, v in zip(STAGES, stages)},
-            "tiers": {t: int(v) for t, v in zip(TIERS, tiers)},
+    return {"stages": {s: int(v) for s, v in zip(STAGES, stages, strict=False)},
+            "tiers": {t: int(v) for t, v in zip(TIERS, tiers, strict=False)},
             "payroll": int(c["payroll"][here].sum()), "aum": float(aum.sum())}
 
 

@@ -18,6 +18,7 @@ from lifeloop.data.schema import arrow_schema
 from lifeloop.data.simulator import ledger as G
 from lifeloop.data.simulator import population as PO
 from lifeloop.data.simulator import products as P
+from lifeloop.data.simulator.bank import SOURCES
 from lifeloop.data.simulator.lifecycle import STAGES
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def customers_table(pop: PO.Population, start: dt.date, prospect: np.ndarray, up
     idx = np.flatnonzero(pop.open_day <= upto)
     ids = np.array(PO.id_numbers(pop), dtype=object)[idx]
     mobile = np.array(PO.mobiles(pop), dtype=object)[idx]
-    email = [f"user{i + 1}@example.com" if e else None for i, e in zip(idx.tolist(), pop.has_email[idx].tolist())]
+    email = [f"user{i + 1}@example.com" if e else None for i, e in zip(idx.tolist(), pop.has_email[idx].tolist(), strict=False)]
     risk = pop.risk[idx].astype(np.int64) - 1
     # most customers renew their risk assessment every year; a fixed ~3 in 10 let it lapse (suitability
     # then blocks their R2+ offers and asks for a re-assessment)
@@ -189,7 +190,7 @@ def products_table() -> pa.Table:
     return _cast("products", {**{k: pa.array(v) for k, v in cols.items()}, "fee_rate": fee})
 
 
-def holdings_table(bank: "BankEngine", snaps: dict[str, np.ndarray]) -> pa.Table:
+def holdings_table(bank: BankEngine, snaps: dict[str, np.ndarray]) -> pa.Table:
     """Balance snapshots of accounts."""
     acc = bank.books.acc
     a = snaps["acc"]
@@ -202,7 +203,7 @@ def holdings_table(bank: "BankEngine", snaps: dict[str, np.ndarray]) -> pa.Table
         "status": take(("closed", "open"), snaps["is_open"].astype(np.int8))})
 
 
-def transactions_table(bank: "BankEngine", t: dict[str, np.ndarray], first_id: int) -> pa.Table:
+def transactions_table(bank: BankEngine, t: dict[str, np.ndarray], first_id: int) -> pa.Table:
     """Transactions (交易流水), numbered T + 12 digits from ``first_id``."""
     acc = bank.books.acc
     n = len(t["day"])
@@ -216,7 +217,7 @@ def transactions_table(bank: "BankEngine", t: dict[str, np.ndarray], first_id: i
         "balance_after": decimal_from_cents(t["after"])})
 
 
-def events_table(bank: "BankEngine", e: dict[str, np.ndarray], first_id: int) -> pa.Table:
+def events_table(bank: BankEngine, e: dict[str, np.ndarray], first_id: int) -> pa.Table:
     """Digital and business events: app logins, product page views, complaints, leads."""
     n = len(e["day"])
     epoch_s = (e["day"].astype(np.int64) + bank.start.toordinal() - EPOCH) * 86400 + e["second"]
@@ -247,9 +248,8 @@ def write_table(table: pa.Table, folder: Path, name: str, fmt: str = "parquet") 
     return path
 
 
-def truth_tables(bank: "BankEngine") -> dict[str, pa.Table]:
+def truth_tables(bank: BankEngine) -> dict[str, pa.Table]:
     """The hidden truth for verification: customers' states, state changes, conversions."""
-    from lifeloop.data.simulator.bank import SOURCES
 
     c = bank.c
     idx = np.flatnonzero(c["stage"] >= 0)

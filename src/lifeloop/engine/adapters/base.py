@@ -73,7 +73,7 @@ class Adapter:
         """Make a SELECT tree queryable as the relation ``name``."""
         raise NotImplementedError
 
-    def to_arrow(self, expression: exp.Expression) -> "pa.Table":
+    def to_arrow(self, expression: exp.Expression) -> pa.Table:
         """Run a SELECT tree and return its rows as an Arrow table."""
         raise NotImplementedError
 
@@ -85,7 +85,7 @@ class Adapter:
         """The engine's own SQL text for a tree (for logs, golden tests and error messages)."""
         return expression.sql(dialect=self.dialect)
 
-    def register_bank(self, lake: "Lake", as_of: dt.date) -> dict[str, list[Path]]:
+    def register_bank(self, lake: Lake, as_of: dt.date) -> dict[str, list[Path]]:
         """Register one view per canonical table as of ``as_of``; return the files read per table.
 
         Fact tables are filtered to their date column <= as_of, state tables come from the newest
@@ -108,7 +108,7 @@ class Adapter:
             self.create_view(name, query)
 
     def write_parquet(self, expression: exp.Expression, path: str | Path, order_by: Sequence[str] = (),
-                      schema: "pa.Schema | None" = None) -> int:
+                      schema: pa.Schema | None = None) -> int:
         """Run a tree and write its rows to ``path`` with pyarrow, sorted by ``order_by``; return the rows.
 
         Sorting and writing happen here, not in the engine, so DuckDB and Spark produce identical files
@@ -127,7 +127,7 @@ class Adapter:
                                 "and the engine's full message, and report it")
 
 
-def write_arrow(table: "pa.Table", path: Path, order_by: Sequence[str] = (), schema: "pa.Schema | None" = None) -> int:
+def write_arrow(table: pa.Table, path: Path, order_by: Sequence[str] = (), schema: pa.Schema | None = None) -> int:
     """Write an Arrow table deterministically (fixed row order, no wall-clock metadata); return rows."""
     import pyarrow.parquet as pq
 

@@ -51,7 +51,7 @@ class DuckDBAdapter(Adapter):
         """A temporary view defined by a SELECT tree."""
         self._run(_create_view(name, query))
 
-    def to_arrow(self, expression: exp.Expression) -> "pa.Table":
+    def to_arrow(self, expression: exp.Expression) -> pa.Table:
         """Run a SELECT tree; the result comes back as Arrow without a copy through Python objects."""
         try:
             return self.con.sql(self.sql(expression)).to_arrow_table()

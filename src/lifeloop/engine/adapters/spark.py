@@ -88,7 +88,7 @@ class SparkAdapter(Adapter):
         except Exception as exc:
             raise self._fail(exc) from exc
 
-    def to_arrow(self, expression: exp.Expression) -> "pa.Table":
+    def to_arrow(self, expression: exp.Expression) -> pa.Table:
         """Run a SELECT tree and collect the result as Arrow (no pandas on the way)."""
         try:
             return self.spark.sql(self.sql(expression)).toArrow()

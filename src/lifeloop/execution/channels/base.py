@@ -57,13 +57,13 @@ class Result:
     provider_ref: str | None = None
 
     @classmethod
-    def sent(cls, message: Message, provider_ref: str | None = None) -> "Result":
+    def sent(cls, message: Message, provider_ref: str | None = None) -> Result:
         """Delivered."""
         return cls(message.dispatch_id, True, provider_ref=provider_ref)
 
     @classmethod
     def failed(cls, message: Message, error: str, *, retryable: bool,
-               retry_after: dt.timedelta | None = None) -> "Result":
+               retry_after: dt.timedelta | None = None) -> Result:
         """Not delivered: for good (``retryable=False``) or for now."""
         return cls(message.dispatch_id, False, retryable=retryable, error=error, retry_after=retry_after)
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lifeloop.data.masking import mask_row, role as get_role
+from lifeloop.data.masking import mask_row
+from lifeloop.data.masking import role as get_role
 from lifeloop.execution.channels.base import Capabilities, Message, Result
 
 COLUMNS = ("contact_key", "as_of", "customer_id", "name", "mobile", "rm_id", "strategy", "wave", "offer",

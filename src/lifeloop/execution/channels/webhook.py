@@ -34,8 +34,8 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> d
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(dt.timedelta(0), when - (now or dt.datetime.now(dt.timezone.utc)))
+        when = when.replace(tzinfo=dt.UTC)
+    return max(dt.timedelta(0), when - (now or dt.datetime.now(dt.UTC)))
 
 
 def body(message: Message) -> dict[str, Any]:

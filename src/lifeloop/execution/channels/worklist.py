@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from lifeloop.execution.channels.base import Capabilities, Message, Result
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.models import Task
+from lifeloop.store.ops.tasks import create_task
 
 
 class WorklistChannel:
@@ -28,9 +31,6 @@ class WorklistChannel:
         """One task per message for its RM (an existing task for the same contact is kept)."""
         import sqlalchemy as sa
 
-        from lifeloop.store.ops.database import unit_of_work
-        from lifeloop.store.ops.models import Task
-        from lifeloop.store.ops.tasks import create_task
 
         results: list[Result] = []
         with unit_of_work(self.sessions) as session:

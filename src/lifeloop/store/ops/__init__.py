@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lifeloop.store.ops.database import session_factory
+from lifeloop.store.ops.migrations import current, head, known, require_head, upgrade
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 
-def open_ops(url: str, *, auto_upgrade: bool | None = None) -> "sessionmaker[Session]":
+def open_ops(url: str, *, auto_upgrade: bool | None = None) -> sessionmaker[Session]:
     """A session factory for the operations database at ``url``, checked to be at the schema this code needs.
 
     ``auto_upgrade`` (default: only for SQLite, the embedded database a single user owns) migrates a
@@ -23,8 +26,6 @@ def open_ops(url: str, *, auto_upgrade: bool | None = None) -> "sessionmaker[Ses
     """
     from sqlalchemy.engine import make_url
 
-    from lifeloop.store.ops.database import session_factory
-    from lifeloop.store.ops.migrations import current, head, known, require_head, upgrade
 
     if auto_upgrade is None:
         auto_upgrade = make_url(url).get_backend_name() == "sqlite"

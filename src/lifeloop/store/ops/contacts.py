@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from lifeloop.store.ops.models import Dispatch
+from lifeloop.store.ops.models import DISPATCH_STATUSES, Dispatch
 from lifeloop.store.ops.types import as_utc, utcnow
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
@@ -254,7 +254,6 @@ def retry_at(attempts: int, now: dt.datetime, *, base: dt.timedelta = RETRY_BASE
 
 def outbox_counts(session: Session, *, as_of: dt.date | None = None) -> dict[str, int]:
     """How many items are in each status (all statuses present, zeros included)."""
-    from lifeloop.store.ops.models import DISPATCH_STATUSES
 
     query = sa.select(Dispatch.status, sa.func.count()).group_by(Dispatch.status)
     if as_of is not None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Iterable
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -196,7 +195,7 @@ def refusals_since(session: Session, *, since: dt.datetime, until: dt.datetime |
     return {customer: latest for customer, latest in session.execute(query)}
 
 
-def outcomes_by_strategy(factory: "sa.orm.sessionmaker[Session]") -> dict[str, dict[str, int]]:
+def outcomes_by_strategy(factory: sa.orm.sessionmaker[Session]) -> dict[str, dict[str, int]]:
     """Recorded feedback outcomes per strategy (for the review's descriptive feedback counts)."""
     query = (sa.select(Dispatch.strategy_id, Feedback.outcome, sa.func.count(Feedback.id))
              .join(Dispatch, Dispatch.id == Feedback.dispatch_id)

@@ -31,7 +31,7 @@ def day_bounds(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
     zone = ZoneInfo(timezone)
     start = dt.datetime.combine(day, dt.time(), zone)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
 def local_date(moment: dt.datetime, timezone: str) -> dt.date:
@@ -39,7 +39,7 @@ def local_date(moment: dt.datetime, timezone: str) -> dt.date:
     return moment.astimezone(ZoneInfo(timezone)).date()
 
 
-def plan_history(session: Session, *, as_of: dt.date, lookback_days: int, timezone: str) -> dict[str, "pa.Table"]:
+def plan_history(session: Session, *, as_of: dt.date, lookback_days: int, timezone: str) -> dict[str, pa.Table]:
     """Contacts in [D - lookback, D), consent at the end of D, do-not-disturb touching D, refusals up to D."""
     import pyarrow as pa
 

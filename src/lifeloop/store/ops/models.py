@@ -92,7 +92,7 @@ class Dispatch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    feedback: Mapped[list["Feedback"]] = relationship(back_populates="dispatch")
+    feedback: Mapped[list[Feedback]] = relationship(back_populates="dispatch")
 
 
 class Lead(Base):

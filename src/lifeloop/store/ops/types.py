@@ -13,7 +13,7 @@ CENT = Decimal("0.01")
 
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware, in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def as_utc(moment: dt.datetime, *, what: str = "time") -> dt.datetime:
@@ -21,7 +21,7 @@ def as_utc(moment: dt.datetime, *, what: str = "time") -> dt.datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} {moment.isoformat()} has no time zone: pass an aware datetime "
                          "(e.g. datetime.now(timezone.utc))")
-    return moment.astimezone(dt.timezone.utc)
+    return moment.astimezone(dt.UTC)
 
 
 class UtcDateTime(TypeDecorator):
@@ -44,8 +44,8 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Money(TypeDecorator):

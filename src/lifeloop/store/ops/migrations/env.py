@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from lifeloop.store.ops.database import make_engine
 from lifeloop.store.ops.models import Base
 
 config = context.config
@@ -39,8 +40,6 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from lifeloop.store.ops.database import make_engine
-
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as conn:

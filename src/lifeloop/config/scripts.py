@@ -1,6 +1,6 @@
 """Scripts (话术): sandboxed Jinja2 templates over a whitelist of customer variables.
 
-A script may only name the variables in :data:`lifeloop.config.strategies.SCRIPT_VARIABLES`; the
+A script may only name the variables in :data:`SCRIPT_VARIABLES`; the
 check runs when the map is loaded, so a typo fails before anything is sent. Rendering uses a
 ``SandboxedEnvironment`` with ``StrictUndefined`` (no attribute tricks, no silent blanks), and every
 personal value is masked before it reaches the template.
@@ -13,8 +13,20 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from lifeloop.config.strategies import SCRIPT_VARIABLES
-
+# Variables a script (话术) may use. Personal ones (C2) are masked when rendered, so a script cannot
+# put a full name or an amount in an SMS by accident. name -> (personal?, what it is)
+SCRIPT_VARIABLES: dict[str, tuple[bool, str]] = {
+    "customer_name": (True, "customer's name, masked (王**)"),
+    "title": (False, "先生 / 女士 (Mr / Ms) from gender"),
+    "rm_name": (False, "the relationship manager's name (staff, not personal)"),
+    "branch_name": (False, "the home branch"),
+    "product_name": (False, "the offered product's name"),
+    "offer_code": (False, "the offer code"),
+    "days_to_maturity": (False, "days until the next maturity"),
+    "maturing_amount": (True, "amount maturing within 30 days, rounded to 10,000s (约 5 万)"),
+    "holiday_name": (False, "today's holiday, if any"),
+    "bank_name": (False, "the bank's name (lifeloop.yaml)"),
+}
 LANGUAGES = ("zh", "en")
 
 
