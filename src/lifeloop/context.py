@@ -8,29 +8,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lifeloop.config.loader import config_hash, load_model
-from lifeloop.data.ingest import ingest
-from lifeloop.data.simulator import simulate
+from lifeloop import pipeline
+from lifeloop.config.loader import ConfigFolder
+from lifeloop.contract import Bank, StepResult
+from lifeloop.data import ingest as ingesting
+from lifeloop.data import simulator
 from lifeloop.engine.adapters import connect
 from lifeloop.errors import ConfigError, DataError
-from lifeloop.execution.dispatch import dispatch, has_dispatched
-from lifeloop.execution.feedback_import import import_feedback
-from lifeloop.execution.worklists import worklist
-from lifeloop.insight.lifecycle import backfill
-from lifeloop.insight.profile import customer_profile
-from lifeloop.insight.summary import build
-from lifeloop.insight.transitions import between, cohorts
-from lifeloop.pipeline import run_steps
-from lifeloop.review.from_file import MIN_PER_ARM, evaluate_file
-from lifeloop.review.kpis import compute
-from lifeloop.review.lake_evaluation import evaluate_lake
+from lifeloop.execution import dispatch as dispatching
+from lifeloop.execution import feedback_import, worklists
+from lifeloop.insight import profile, summary, transitions
+from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Settings
+from lifeloop.store import ops as ops_store
 from lifeloop.store.lake import Lake
-from lifeloop.store.ops import open_ops
 from lifeloop.store.ops.database import resolve_url
+from lifeloop.strategy import why as why_replay
 from lifeloop.strategy.history import LakeHistory
 from lifeloop.strategy.ops_history import OpsHistory
-from lifeloop.strategy.why import explain
 from lifeloop.workspace import init_workspace, load_workspace
 
 if TYPE_CHECKING:
@@ -40,7 +35,6 @@ if TYPE_CHECKING:
 
     from lifeloop.config.loader import LocatedYaml
     from lifeloop.config.workspace import WorkspaceConfig
-    from lifeloop.pipeline import StepResult
     from lifeloop.review.evaluation import Evaluation
     from lifeloop.store.lake import Lake
 
@@ -54,7 +48,7 @@ class Context:
                  debug: bool | None = None, settings: Settings | None = None):
         self.settings = settings or Settings.from_env(workspace, engine, debug)
         self._engines: dict[str, Any] = {}
-        self._configs: dict[str, tuple[Any, Any]] = {}
+        self._configs: ConfigFolder | None = None
         self._ops: sessionmaker[Session] | None = None
 
     # ------------------------------------------------------------------ workspace
@@ -84,16 +78,30 @@ class Context:
 
         return Lake(self.workspace / self.config.lake)
 
+    @property
+    def configs(self) -> ConfigFolder:
+        """The workspace's config files, each loaded once into its strict model (the steps' config port)."""
+        if self._configs is None:
+            self._configs = ConfigFolder(self.config_dir, self.workspace)
+        return self._configs
+
     def load_config(self, name: str, model: type[M]) -> tuple[M, LocatedYaml]:
         """Load ``config/<name>.yaml`` into a strict model (cached for this context)."""
-        if name not in self._configs:
-
-            self._configs[name] = load_model(model, self.config_dir / f"{name}.yaml")
-        return self._configs[name]
+        return self.configs.load(name, model)
 
     def config_hash(self, *names: str) -> str:
         """A short hash of the named config files' bytes (stamped on every snapshot)."""
-        return config_hash(self.config_dir, *names)
+        return self.configs.hash(*names)
+
+    @property
+    def bank(self) -> Bank:
+        """The bank's name and time zone (lifeloop.yaml) and the workspace folder."""
+        return Bank(self.config.bank.name, self.config.bank.timezone, self.workspace)
+
+    def ports(self) -> pipeline.Ports:
+        """What the daily steps may reach: the lake, the configs, engines, history, the ops database."""
+        return pipeline.Ports(lake=self.lake, configs=self.configs, engine=self.engine, bank=self.bank,
+                              history=self.history_source, ops=self.ops)
 
     # ------------------------------------------------------------------ engines
     @property
@@ -122,7 +130,7 @@ class Context:
         """The operations database's session factory (SQLite is migrated on first use; PostgreSQL must be)."""
         if self._ops is None:
 
-            self._ops = open_ops(self.database_url)
+            self._ops = ops_store.open_ops(self.database_url)
         return self._ops
 
     def close(self) -> None:
@@ -145,12 +153,12 @@ class Context:
                progress: bool = False):
         """Read a bank's extracts, map, validate, and publish them atomically as one batch."""
 
-        return ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress)
+        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress)
 
     def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | None = None) -> list[StepResult]:
         """Run daily steps for one as-of date."""
 
-        return run_steps(self, as_of, steps, engine)
+        return pipeline.run_steps(self.ports(), as_of, steps, engine)
 
     def features(self, as_of: dt.date | None = None) -> pa.Table:
         """The published feature snapshot (标签) as of a date (default: the latest)."""
@@ -172,7 +180,7 @@ class Context:
                  reason: str | None = None, as_of: dt.date | None = None, transactions: int = 20) -> dict[str, Any]:
         """The customer profile (客户档案) as data, personal fields masked for ``role``."""
 
-        return customer_profile(self, customer_id, role_name=role, rm_id=rm_id, reason=reason, as_of=as_of,
+        return profile.customer_profile(self, customer_id, role_name=role, rm_id=rm_id, reason=reason, as_of=as_of,
                                 transactions=transactions)
 
     def audiences(self, as_of: dt.date | None = None) -> pa.Table:
@@ -187,68 +195,73 @@ class Context:
                  interim: bool = False) -> dict[str, Any]:
         """Post-evaluation of the strategies from the lake's outcomes (策略后评估; lifeloop.review/1 JSON)."""
 
-        return evaluate_lake(self, as_of, strategies, interim)
+        return lake_evaluation.evaluate_lake(self, as_of, strategies, interim)
 
     def evaluate_file(self, path: str | Path, *, arm: str, control: str, outcomes: Sequence[str] = (),
                       money: Sequence[str] = (), pre: str | None = None, cost_per_contact: float | None = None,
                       holdout: float | None = None, min_per_arm: int | None = None) -> Evaluation:
         """Evaluate a campaign run outside Lifeloop from a file, one row per customer (策略后评估)."""
 
-        return evaluate_file(Path(path), arm=arm, control=control, outcomes=list(outcomes), money=list(money),
+        return from_file.evaluate_file(Path(path), arm=arm, control=control, outcomes=list(outcomes), money=list(money),
                              pre=pre, cost_per_contact=cost_per_contact, holdout=holdout,
-                             min_per_arm=MIN_PER_ARM if min_per_arm is None else min_per_arm)
+                             min_per_arm=from_file.MIN_PER_ARM if min_per_arm is None else min_per_arm)
 
     def dispatch(self, as_of: dt.date, *, drain: bool = True):
         """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
 
-        return dispatch(self, as_of, drain_outbox=drain)
+        return dispatching.dispatch(dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank), as_of,
+                                   drain_outbox=drain)
 
     def worklist(self, rm_id: str, on: dt.date | None = None) -> list[dict[str, Any]]:
         """A relationship manager's open tasks, own customers only, most important first, with scripts."""
 
-        return worklist(self.ops(), rm_id, lake=self.lake, on=on)
+        return worklists.worklist(self.ops(), rm_id, lake=self.lake, on=on)
 
     def import_feedback(self, path: str | Path):
         """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""
 
-        return import_feedback(self.ops(), Path(path), timezone=self.config.bank.timezone)
+        return feedback_import.import_feedback(self.ops(), Path(path), timezone=self.config.bank.timezone)
 
     def history_source(self):
         """The plan's history: the operations database once anything was dispatched, else the lake's lists."""
 
-        return OpsHistory(self.ops(), self.lake) if has_dispatched(self.ops()) else LakeHistory(self.lake)
+        return OpsHistory(self.ops(), self.lake) if dispatching.has_dispatched(self.ops()) else LakeHistory(self.lake)
 
     def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
         """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only."""
 
-        return explain(self, customer_id, as_of)
+        return why_replay.explain(self, customer_id, as_of)
 
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""
 
-        return build(self, as_of)
+        return summary.build(self, as_of)
 
     def transitions(self, before: dt.date, after: dt.date) -> dict[str, Any]:
         """Stage flows between two dates and the share of each stage moving on within 30/90 days."""
 
-        return between(self.engine(), self.lake, before, after)
+        return transitions.between(self.engine(), self.lake, before, after)
 
     def entry_cohorts(self, entered: str, reached: str, by: dt.date | None = None,
                       month: str | None = None) -> list[dict[str, Any]]:
         """Of the customers entering stage ``entered`` each month, how many reached ``reached`` by ``by``."""
 
-        return cohorts(self.engine(), self.lake, entered, reached, by, month)
+        return transitions.cohorts(self.engine(), self.lake, entered, reached, by, month)
 
     def kpis(self, start: dt.date, end: dt.date) -> dict[str, Any]:
         """Lifecycle KPIs between two dates (stage mix, transitions, churn, activation, retention, sales)."""
 
-        return compute(self.engine(), self.lake, start, end)
+        return kpis.compute(self.engine(), self.lake, start, end)
 
     def backfill(self, dates: Sequence[dt.date], steps: Sequence[str] = ("features", "lifecycle", "segments"),
                  engine: str | None = None) -> list[StepResult]:
         """Run the insight steps for a series of dates, oldest first, so that stage history exists."""
 
-        return backfill(self, dates, engine, steps)
+        results: list[StepResult] = []
+        for d in sorted(set(dates)):
+            wanted = [s for s in steps if not (s == "features" and self.lake.exists("features", d))]
+            results.extend(self.run(d, wanted, engine))
+        return results
 
     def snapshot(self, area: str, as_of: dt.date | None = None) -> pa.Table:
         """Read a published step snapshot as an Arrow table."""
@@ -270,6 +283,6 @@ class Context:
                  start: dt.date | None = None, format: str = "parquet", truth: str | Path | None = None):
         """Write a synthetic bank's extracts (canonical CSV/Parquet) to ``out``."""
 
-        return simulate(Path(out), customers=customers, days=days, seed=seed, start=start, format=format,
+        return simulator.simulate(Path(out), customers=customers, days=days, seed=seed, start=start, format=format,
                         truth=truth)
 

@@ -48,6 +48,8 @@ class Problem:
 class LifeloopError(Exception):
     """Base of every error Lifeloop raises on purpose."""
 
+    exit_code = 1  # what the CLI exits with
+
     def __init__(self, message: str, *, hint: str | None = None, problems: list[Problem] | None = None,
                  total: int | None = None):
         super().__init__(message)
@@ -107,3 +109,9 @@ class OpsDatabaseError(LifeloopError):
 
 class NotFoundError(LifeloopError):
     """A named thing (customer, snapshot, strategy) does not exist."""
+
+
+class Interrupted(LifeloopError):
+    """The user pressed Ctrl-C (SIGINT); what was being written is not published."""
+
+    exit_code = 130

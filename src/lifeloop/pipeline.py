@@ -1,82 +1,154 @@
-"""The daily run: an ordered list of steps, each a pure function of (snapshots, config, as-of).
+"""The daily run: a static registry of typed steps and the one runner that executes them.
 
-A step is ``run(step: StepContext) -> StepResult`` in its own module, imported only when it runs
-(so the CLI starts instantly and Spark is never imported unless asked for).
+Read the flow here: :data:`STEPS` lists every step in the order of a full day, each one imported from
+its own module, where its declaration (:class:`lifeloop.contract.Step`) says what it reads and writes.
+:func:`run_steps` checks the request up front (dates, replans), then for each step resolves its
+declared inputs, calls its pure ``compute``, publishes the output atomically with a manifest naming
+every input snapshot and config hash read, and reports a :class:`lifeloop.contract.StepResult`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
+import difflib
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from lifeloop.errors import ConfigError
+from lifeloop.config.loader import config_hash
+from lifeloop.contract import Bank, ConfigPort, HistoryPort, Inputs, Output, Read, Snapshot, Step, StepResult
+from lifeloop.engine.adapters.base import Adapter, write_arrow
+from lifeloop.errors import ConfigError, DataError, Interrupted
+from lifeloop.execution import dispatch
+from lifeloop.insight import clusters, features, lifecycle, segments
+from lifeloop.review import evidence, outcomes
+from lifeloop.store.lake import BANK, Lake
+from lifeloop.strategy import audiences, plan
 
-if TYPE_CHECKING:
-    from lifeloop.context import Context
+# the order of a full daily run
+STEPS: dict[str, Step] = {s.name: s for s in (
+    features.STEP, lifecycle.STEP, segments.STEP, clusters.STEP,
+    outcomes.STEP, evidence.STEP,
+    audiences.STEP, plan.STEP,
+    dispatch.STEP,
+)}
 
-# step name -> "module:function"; the order is the order of a full daily run
-STEPS: dict[str, str] = {
-    "features": "lifeloop.insight.features:run_step",
-    "lifecycle": "lifeloop.insight.lifecycle:run_step",
-    "segments": "lifeloop.insight.segments:run_step",
-    "clusters": "lifeloop.insight.clusters:run_step",
-    "outcomes": "lifeloop.review.outcomes:run_step",
-    "evidence": "lifeloop.review.evidence:run_step",
-    "audiences": "lifeloop.strategy.audiences:run_step",
-    "plan": "lifeloop.strategy.plan:run_step",
-    "dispatch": "lifeloop.execution.dispatch:run_step",
-}
-
-
-@dataclass
-class StepContext:
-    """What a step gets: the facade, the as-of date and the engine to run on."""
-
-    ctx: Context
-    as_of: dt.date
-    engine: Any  # lifeloop.engine.adapters.base.Adapter
+__all__ = ["STEPS", "Ports", "StepResult", "resolve_steps", "run_steps"]
 
 
 @dataclass
-class StepResult:
-    """What a step reports: rows written, the snapshot's run id, time taken, a summary."""
+class Ports:
+    """What the runner needs from the workspace: the lake, configs, engines, history, the ops database."""
 
-    step: str
-    as_of: dt.date
-    rows: int
-    run_id: str
-    seconds: float = 0.0
-    summary: dict[str, Any] = field(default_factory=dict)
+    lake: Lake
+    configs: ConfigPort
+    engine: Callable[[str | None], Adapter]
+    bank: Bank
+    history: Callable[[], HistoryPort]
+    ops: Callable[[], Any]
 
 
-def resolve_steps(steps: list[str] | None) -> list[str]:
+def resolve_steps(steps: Sequence[str] | None) -> list[str]:
     """Validate step names (did-you-mean) and put them in run order."""
     if not steps:
         return list(STEPS)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        import difflib
-
         close = difflib.get_close_matches(unknown[0], STEPS, n=1)
         raise ConfigError(f"unknown step {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
                           hint=f"steps are: {', '.join(STEPS)}")
     return [s for s in STEPS if s in steps]
 
 
-def run_steps(ctx: Context, as_of: dt.date, steps: list[str] | None = None,
-              engine: str | None = None) -> list[StepResult]:
-    """Run the named steps (default: all) for one as-of date, in order."""
+def writer_of(area: str) -> str:
+    """The step that publishes a lake area (``lists`` is written by ``plan``)."""
+    return next((s.name for s in STEPS.values() if s.writes == area), area)
+
+
+def resolve_read(lake: Lake, read: Read, as_of: dt.date, step: str) -> Snapshot | None:
+    """The snapshot a declared read names for D (None for an optional one that does not exist)."""
+    if read.when == "on":
+        day: dt.date | None = as_of if lake.exists(read.area, as_of) else None
+    elif read.when == "before":
+        day = lake.previous_date(read.area, as_of)
+    else:
+        day = lake.latest_date(read.area, as_of)
+    if day is None:
+        if read.optional or read.when == "before":
+            return None
+        raise DataError(f"no {read.area} snapshot as of {as_of}: the {step} step reads it",
+                        hint=f"run `lifeloop run --as-of {as_of} --steps {writer_of(read.area)}` first "
+                             "(or the whole day)")
+    return Snapshot(read.area, day, lake.manifest(read.area, day).get("run_id"), lake.snapshot_file(read.area, day))
+
+
+def gather(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> tuple[Inputs, dict[str, Any]]:
+    """Load what a step declared; return its inputs and the manifest's record of them."""
+    snapshots = {r.area: resolve_read(ports.lake, r, as_of, step.name) for r in step.reads}
+    configs = {name: ports.configs.load(name, model) for name, model in step.configs.items()
+               if ports.configs.exists(name)}
+    read: dict[str, Any] = {a: {"as_of": s.as_of.isoformat(), "run_id": s.run_id}
+                            for a, s in sorted(snapshots.items()) if s is not None}
+    bank_files: dict[str, list[Path]] = {}
+    if step.bank:
+        bank_files = adapter.register_bank(ports.lake, as_of)
+        batches = sorted({p.parent.name[len("as_of="):] for paths in bank_files.values() for p in paths})
+        read[BANK] = {b: ports.lake.manifest(BANK, dt.date.fromisoformat(b)).get("run_id") for b in batches}
+    inputs = Inputs(as_of=as_of, engine=adapter, snapshots=snapshots, configs=configs, bank=ports.bank,
+                    lake=ports.lake, bank_files=bank_files, history=ports.history() if step.history else None,
+                    ops=ports.ops if step.ops else None, config_source=ports.configs)
+    return inputs, read
+
+
+def publish(step: Step, ports: Ports, as_of: dt.date, out: Output, read: dict[str, Any],
+            engine: str) -> str:
+    """Write a step's output atomically under lake/<area>/as_of=D/ with its manifest; return the run id."""
+    assert step.writes is not None
+
+    def write(staging: Path) -> dict[str, Any]:
+        for t in out.tables:
+            write_arrow(t.table, staging / f"{t.name}.parquet", t.order_by, t.schema)
+        for name, data in out.files.items():
+            (staging / name).write_bytes(data)
+        return {}
+
+    names = sorted(step.configs)
+    manifest = {
+        "step": step.name, "rows": out.row_count(), "inputs": read,
+        "configs": {n: config_hash(ports.configs.path(n).parent, n) for n in names},
+        "config_hash": ports.configs.hash(*names) if names else None,
+        **({"engine": engine} if step.bank else {}),
+        **out.manifest,
+        **({"warnings": out.warnings} if out.warnings else {}),
+    }
+    published = ports.lake.publish(step.writes, as_of, write, manifest=manifest)
+    for name, data in out.state.items():
+        ports.lake.save_state(step.writes, name, data)
+    return published["run_id"]
+
+
+def run_step(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> StepResult:
+    """Gather, compute, publish one step; Ctrl-C inside it publishes nothing and says so."""
+    started = time.perf_counter()
+    try:
+        inputs, read = gather(step, ports, as_of, adapter)
+        out = step.compute(inputs)
+        if step.writes:
+            run_id = publish(step, ports, as_of, out, read, adapter.name)
+        else:
+            run_id = out.manifest.get("run_id") or f"{step.name}-{as_of.isoformat()}"
+    except (KeyboardInterrupt, Interrupted) as exc:
+        action = "nothing of it was published" if step.writes else "what it had not sent stays in the outbox"
+        raise Interrupted(f"interrupted during the {step.name} step for {as_of}: {action}") from exc
+    return StepResult(step.name, as_of, out.row_count(), run_id, round(time.perf_counter() - started, 3),
+                      out.summary, out.warnings)
+
+
+def run_steps(ports: Ports, as_of: dt.date, steps: Sequence[str] | None = None,
+              engine: str | Adapter | None = None) -> list[StepResult]:
+    """Run the named steps (default: all) for one as-of date, in order (on a named engine, or an adapter)."""
     names = resolve_steps(steps)
-    adapter = ctx.engine(engine)
-    results = []
-    for name in names:
-        module, func = STEPS[name].split(":")
-        step_fn = getattr(importlib.import_module(module), func)
-        started = time.perf_counter()
-        result: StepResult = step_fn(StepContext(ctx=ctx, as_of=as_of, engine=adapter))
-        result.seconds = round(time.perf_counter() - started, 3)
-        results.append(result)
-    return results
+    adapter = engine if isinstance(engine, Adapter) else ports.engine(engine)
+    return [run_step(STEPS[name], ports, as_of, adapter) for name in names]

@@ -11,14 +11,12 @@ from rich.console import Console
 from lifeloop.cli.insight import clusters_command, insight_command
 from lifeloop.context import Context
 from lifeloop.insight import cluster_registry, clusters
-from lifeloop.pipeline import StepContext
 
 pytestmark = pytest.mark.slow
 
 
 def run_clusters(ctx, as_of):
-    # the "clusters" step, called directly until lifeloop.pipeline registers it
-    return clusters.run_step(StepContext(ctx=ctx, as_of=as_of, engine=ctx.engine()))
+    return ctx.run(as_of, ["clusters"])[0]
 
 
 def split_batch(ctx, last, d1):

@@ -63,7 +63,8 @@ def test_the_snapshot_is_stamped_with_config_hash_engine_inputs_and_rows(ctx):
     manifest = json.loads((ctx.lake.snapshot_dir("features", D) / "_manifest.json").read_text())
     assert manifest["config_hash"] == ctx.config_hash("tags")
     assert manifest["engine"] == "duckdb" and manifest["rows"] == 4 == result.rows
-    assert manifest["inputs"] == {D.isoformat(): ctx.lake.manifest("bank", D)["run_id"]}
+    assert manifest["inputs"] == {"bank": {D.isoformat(): ctx.lake.manifest("bank", D)["run_id"]}}
+    assert manifest["configs"] == {"tags": ctx.config_hash("tags")} and manifest["step"] == "features"
     assert result.run_id == manifest["run_id"]
 
 

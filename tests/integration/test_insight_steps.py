@@ -11,7 +11,6 @@ from rich.console import Console
 
 from lifeloop.cli.insight import insight_command, transitions_command
 from lifeloop.context import Context
-from lifeloop.insight.lifecycle import backfill
 from tests.unit.insight_factories import customer, publish_features
 
 D1, D2 = dt.date(2024, 5, 31), dt.date(2024, 6, 30)
@@ -51,7 +50,7 @@ def stage_map(ctx, as_of):
 
 
 def test_two_monthly_runs_keep_stage_history_and_publish_one_row_per_customer(ctx):
-    results = backfill(ctx, [D2, D1], steps=("lifecycle", "segments"))
+    results = ctx.backfill([D2, D1], steps=("lifecycle", "segments"))
     assert [(r.step, r.as_of, r.rows) for r in results] == [
         ("lifecycle", D1, 5), ("segments", D1, 5), ("lifecycle", D2, 6), ("segments", D2, 6)]
     assert stage_map(ctx, D1) == {"c_lead": ("prospect", None, 0), "c_new": ("honeymoon", None, 0),
@@ -65,16 +64,16 @@ def test_two_monthly_runs_keep_stage_history_and_publish_one_row_per_customer(ct
 
 
 def test_rerunning_a_date_gives_the_same_bytes(ctx):
-    backfill(ctx, [D1], steps=("lifecycle", "segments"))
+    ctx.backfill([D1], steps=("lifecycle", "segments"))
     first = (ctx.lake.snapshot_dir("lifecycle", D1) / "lifecycle.parquet").read_bytes()
     run_id = ctx.lake.manifest("segments", D1)["run_id"]
-    backfill(ctx, [D1], steps=("lifecycle", "segments"))
+    ctx.backfill([D1], steps=("lifecycle", "segments"))
     assert (ctx.lake.snapshot_dir("lifecycle", D1) / "lifecycle.parquet").read_bytes() == first
     assert ctx.lake.manifest("segments", D1)["run_id"] == run_id
 
 
 def test_the_insight_summary_shows_stage_changes_and_tier_sizes_with_aum(ctx):
-    backfill(ctx, [D1, D2], steps=("lifecycle", "segments"))
+    ctx.backfill([D1, D2], steps=("lifecycle", "segments"))
     out = Console(record=True, width=140)
     summary = insight_command(ctx, out, D2, as_json=False)
     stages = {r["stage"]: (r["customers"], r["change"]) for r in summary["stages"]}
@@ -90,7 +89,7 @@ def test_the_insight_summary_shows_stage_changes_and_tier_sizes_with_aum(ctx):
 
 
 def test_the_insight_json_is_the_same_data(ctx, capsys):
-    backfill(ctx, [D1, D2], steps=("lifecycle", "segments"))
+    ctx.backfill([D1, D2], steps=("lifecycle", "segments"))
     summary = insight_command(ctx, Console(), D2, as_json=True)
     printed = json.loads(capsys.readouterr().out)
     assert printed["stages"] == summary["stages"] and printed["as_of"] == "2024-06-30"
@@ -100,7 +99,7 @@ def test_the_insight_json_is_the_same_data(ctx, capsys):
 
 
 def test_transitions_between_two_runs_print_flows_and_cohorts(ctx):
-    backfill(ctx, [D1, D2], steps=("lifecycle", "segments"))
+    ctx.backfill([D1, D2], steps=("lifecycle", "segments"))
     out = Console(record=True, width=140)
     result = transitions_command(ctx, out, D1, D2)
     flows = {(r["from_stage"], r["to_stage"]): r["customers"] for r in result["flows"]}

@@ -20,8 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lifeloop.pipeline import StepContext
-from lifeloop.strategy import audiences, plan
 from tests.factories import lake_fingerprint, new_context
 from tests.fixtures_bank import publish_batch
 
@@ -155,9 +153,7 @@ def ctx(tmp_path):
 
 
 def run_day(ctx, as_of):
-    step = StepContext(ctx=ctx, as_of=as_of, engine=ctx.engine())
-    audiences.run_step(step)
-    plan.run_step(step)
+    ctx.run(as_of, ["audiences", "plan"])
     return (pq.read_table(ctx.lake.snapshot_dir("audiences", as_of) / "audiences.parquet").to_pylist(),
             pq.read_table(ctx.lake.snapshot_dir("lists", as_of) / "lists.parquet").to_pylist())
 
@@ -231,7 +227,7 @@ def test_an_audience_naming_an_unknown_column_stops_the_step_before_anything_is_
     text = STRATEGIES.replace("audience: \"birthday_today\"", "audience: \"birthday_tday\"")
     (ctx.config_dir / "strategies.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(RuleError) as err:
-        audiences.run_step(StepContext(ctx=ctx, as_of=D, engine=ctx.engine()))
+        ctx.run(D, ["audiences"])
     assert "strategy birthday field audience" in err.value.render()
     assert "birthday_today" in err.value.render()
     assert not ctx.lake.exists("audiences", D)

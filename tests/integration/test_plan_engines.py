@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from lifeloop.pipeline import StepContext
-from lifeloop.strategy import audiences, plan
 from tests.factories import lake_fingerprint
 from tests.integration.test_plan import D, ctx  # noqa: F401  (the tiny lake fixture)
 
 
 def plan_files(ctx, engine) -> dict:
     """Run audiences and plan on ``engine``; the hashes of the Parquet files they published."""
-    step = StepContext(ctx=ctx, as_of=D, engine=engine)
-    audiences.run_step(step)
-    plan.run_step(step)
+    ctx.run(D, ["audiences", "plan"], engine=engine)
     return {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))
             and k.endswith(".parquet")}
 

@@ -8,8 +8,6 @@ import datetime as dt
 import pyarrow.parquet as pq
 import pytest
 
-from lifeloop.pipeline import StepContext
-from lifeloop.strategy import audiences, plan
 from lifeloop.strategy.ops_history import OpsHistory
 from tests.integration.test_plan import D2, D, ctx, publish_insight  # noqa: F401  (the tiny lake fixture)
 
@@ -28,9 +26,7 @@ def ops(tmp_path):
 
 
 def run(ctx, day):  # noqa: F811
-    step = StepContext(ctx=ctx, as_of=day, engine=ctx.engine())
-    audiences.run_step(step)
-    plan.run_step(step)
+    ctx.run(day, ["audiences", "plan"])
     read = lambda area: pq.read_table(ctx.lake.snapshot_dir(area, day) / f"{area}.parquet").to_pylist()  # noqa: E731
     return read("audiences"), read("lists")
 

@@ -10,9 +10,7 @@ import pytest
 from lifeloop.cli.insight import customer_command
 from lifeloop.data.masking import AccessError
 from lifeloop.errors import NotFoundError
-from lifeloop.insight.clusters import run_step as run_clusters
 from lifeloop.insight.profile import customer_profile
-from lifeloop.pipeline import StepContext
 from tests.factories import BANK_AS_OF, canonical_bank, new_context, write_canonical
 
 
@@ -27,9 +25,7 @@ def ctx(tmp_path_factory):
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("k: {min: 3, max: 8}", "k: {min: 2, max: 2}"),
                    encoding="utf-8")
     context.ingest(write_canonical(root / "extracts", bank))
-    context.run(BANK_AS_OF, ["features", "lifecycle", "segments"])
-    # the clusters step (registered in lifeloop.pipeline by the lead), called directly
-    run_clusters(StepContext(ctx=context, as_of=BANK_AS_OF, engine=context.engine()))
+    context.run(BANK_AS_OF, ["features", "lifecycle", "segments", "clusters"])
     yield context
     context.close()
 

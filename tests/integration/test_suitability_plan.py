@@ -20,8 +20,6 @@ from decimal import Decimal
 import pyarrow.parquet as pq
 import pytest
 
-from lifeloop.pipeline import StepContext
-from lifeloop.strategy import audiences, plan
 from tests.factories import new_context
 from tests.fixtures_bank import publish_batch
 from tests.integration.test_plan import publish_insight
@@ -93,9 +91,7 @@ def ctx(tmp_path):
 
 
 def test_the_plan_step_drops_unsuitable_offers_flags_the_elderly_and_writes_re_assessment_tasks(ctx):
-    step = StepContext(ctx=ctx, as_of=D, engine=ctx.engine())
-    audiences.run_step(step)
-    result = plan.run_step(step)
+    result = ctx.run(D, ["audiences", "plan"])[-1]
     folder = ctx.lake.snapshot_dir("lists", D)
     lists = pq.read_table(folder / "lists.parquet").to_pylist()
     assert [(r["strategy"], r["customer_id"], r["status"], r["dropped_by"], r["suitability"]) for r in lists] == [

@@ -159,8 +159,6 @@ def test_trait_words_by_hand():
 
 def test_a_book_too_small_to_cluster_is_published_without_clusters_and_says_why(tmp_path):
     from lifeloop.context import Context
-    from lifeloop.insight.clusters import run_step
-    from lifeloop.pipeline import StepContext
     from tests.unit.insight_factories import AS_OF, customer, feature_table
 
     ctx = Context.init(tmp_path / "ws")
@@ -171,7 +169,7 @@ def test_a_book_too_small_to_cluster_is_published_without_clusters_and_says_why(
                  "salary_months_6m"):
         table = table.append_column(name, pa.nulls(2, pa.float64()))
     ctx.lake.publish("features", AS_OF, lambda staging: pq.write_table(table, staging / "features.parquet"))
-    result = run_step(StepContext(ctx=ctx, as_of=AS_OF, engine=None))
+    result = ctx.run(AS_OF, ["clusters"])[0]
     assert result.rows == 2 and "2 customers are too few to form 3 clusters" in result.summary["notes"][0]
     assert ctx.snapshot("clusters", AS_OF)["cluster_id"].null_count == 2
     assert load_registry(ctx.lake) is None

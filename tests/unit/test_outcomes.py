@@ -385,7 +385,8 @@ def test_compute_reads_the_stage_and_tier_at_entry_and_carries_closed_windows_ov
     def compute(day):
         engine = DuckDBAdapter()
         try:
-            return outcomes.compute(lake, engine, cfg, d(day), tmp_path)
+            engine.register_bank(lake, d(day))
+            return outcomes.entries_with_outcomes(lake, engine, cfg, d(day), tmp_path)
         finally:
             engine.close()
 

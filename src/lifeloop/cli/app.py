@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from lifeloop.cli.why import why_command
 from lifeloop.context import Context
 from lifeloop.data.simulator import SimulatedBank
 from lifeloop.data.simulator import simulate as run_simulation
-from lifeloop.errors import LifeloopError
+from lifeloop.errors import Interrupted, LifeloopError
 from lifeloop.execution.worklists import export_worklist
 from lifeloop.review.board import print_board
 from lifeloop.review.kpis_render import kpis_command
@@ -407,8 +408,14 @@ def db_current() -> None:
                     f"this Lifeloop needs {expected} ({state})")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C becomes a Lifeloop error, so that it reaches main() (Click would print 'Aborted!' and exit 1)."""
+    raise Interrupted("interrupted: nothing was published")
+
+
 def main() -> None:
-    """Console entry point: translate Lifeloop errors once, into 'Error: ...' and exit code 1."""
+    """Console entry point: translate Lifeloop errors once, into 'Error: ...' and exit code 1 (130 for Ctrl-C)."""
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         app()
     except LifeloopError as exc:
@@ -417,6 +424,9 @@ def main() -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        # soft_wrap: an error names files and lines; never break a path across lines
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(exc.render())}")
-        sys.exit(1)
+        if isinstance(exc, Interrupted):  # one line: which step, and that nothing of it was published
+            Console(stderr=True, soft_wrap=True).print(f"[bold yellow]Interrupted:[/] {escape(exc.message)}")
+        else:
+            # soft_wrap: an error names files and lines; never break a path across lines
+            Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(exc.render())}")
+        sys.exit(exc.exit_code)

@@ -187,3 +187,37 @@ def config_hash(folder: Path, *names: str) -> str:
         path = folder / f"{name}.yaml"
         h.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
     return h.hexdigest()[:16]
+
+
+class ConfigFolder:
+    """The config files of a workspace, loaded once each into their strict models (the steps' config port)."""
+
+    def __init__(self, folder: Path, root: Path | None = None):
+        self.folder = Path(folder)
+        self.root = root
+        self._cache: dict[str, tuple[Any, LocatedYaml]] = {}
+
+    def path(self, name: str) -> Path:
+        """``config/<name>.yaml`` of this workspace."""
+        return self.folder / f"{name}.yaml"
+
+    def exists(self, name: str) -> bool:
+        """Whether the workspace has ``config/<name>.yaml``."""
+        return self.path(name).exists()
+
+    def load(self, name: str, model: type[M]) -> tuple[M, LocatedYaml]:
+        """The validated model and located document (errors name the file relative to the workspace)."""
+        if name not in self._cache:
+            path = self.path(name)
+            doc = load_yaml(path)
+            if self.root is not None:
+                try:
+                    doc.file = str(path.relative_to(self.root))
+                except ValueError:
+                    pass
+            self._cache[name] = (validate_model(model, doc), doc)
+        return self._cache[name]
+
+    def hash(self, *names: str) -> str:
+        """A short hash of the named files' bytes (stamped on every snapshot)."""
+        return config_hash(self.folder, *names)

@@ -26,6 +26,7 @@ from lifeloop.config.channels import ChannelsConfig
 from lifeloop.config.loader import load_model
 from lifeloop.config.scripts import customer_variables, render, script_id
 from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.contract import Bank, ConfigPort, Inputs, Output, Read, Step
 from lifeloop.execution.channels.base import Channel, Message
 from lifeloop.execution.channels.files import FileChannel
 from lifeloop.execution.channels.simulator import SimulatorChannel
@@ -33,7 +34,6 @@ from lifeloop.execution.channels.webhook import WebhookChannel
 from lifeloop.execution.channels.worklist import WorklistChannel
 from lifeloop.execution.customers import add_features, bank_tables, product_names
 from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitability_inputs, suitable_only
-from lifeloop.pipeline import StepResult
 from lifeloop.store.ops import audit, consent
 from lifeloop.store.ops import contacts as outbox
 from lifeloop.store.ops.contacts import NewContact, outbox_counts
@@ -47,10 +47,32 @@ if TYPE_CHECKING:
 
     from lifeloop.config.channels import ChannelsConfig
     from lifeloop.config.strategies import StrategiesConfig
-    from lifeloop.pipeline import StepContext, StepResult
+    from lifeloop.store.lake import Lake
 
 CONTROL_REASON = "control group (holdout): recorded, never sent"
 Baseline = Mapping[tuple[str, str, str], bool]
+
+
+@dataclass
+class Surroundings:
+    """What dispatch reaches outside its inputs: the lake's lists, the configs, the ops database, the bank."""
+
+    lake: Lake
+    configs: ConfigPort
+    ops: Callable[[], Any]
+    bank: Bank
+
+    @property
+    def config_dir(self) -> Path:
+        return self.configs.path("channels").parent
+
+    def load_config(self, name: str, model: Any) -> tuple[Any, Any]:
+        return self.configs.load(name, model)
+
+    def lists(self, as_of: dt.date) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.lake.snapshot_file("lists", as_of))
 
 
 @dataclass
@@ -332,7 +354,7 @@ def build_adapters(config: ChannelsConfig, workspace: Path, sessions: Any) -> di
     return adapters
 
 
-def channels_config(ctx: Any) -> ChannelsConfig:
+def channels_config(ctx: Surroundings) -> ChannelsConfig:
     """``config/channels.yaml``, or the offline defaults when the workspace has none."""
 
     if not (ctx.config_dir / "channels.yaml").exists():
@@ -342,7 +364,7 @@ def channels_config(ctx: Any) -> ChannelsConfig:
     return ctx.load_config("channels", ChannelsConfig)[0]
 
 
-def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
+def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
     """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``)."""
 
     config = channels_config(ctx)
@@ -353,13 +375,13 @@ def dispatch(ctx: Any, as_of: dt.date, *, drain_outbox: bool = True) -> Dispatch
     customers, baseline = bank_tables(ctx.lake, as_of, lists["customer_id"].to_pylist() + waiting_customers(sessions))
     strategies = ctx.load_config("strategies", StrategiesConfig)[0] if (ctx.config_dir / "strategies.yaml").exists() \
         else None
-    scripts = Scripts(strategies, language=config.language, bank_name=ctx.config.bank.name,
+    scripts = Scripts(strategies, language=config.language, bank_name=ctx.bank.name,
                       products=product_names(inputs[1]), as_of=as_of)
     add_features(ctx, as_of, customers)
-    adapters = build_adapters(config, ctx.workspace, sessions)
+    adapters = build_adapters(config, ctx.bank.workspace, sessions)
     try:
         summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
-                                timezone=ctx.config.bank.timezone, max_attempts=config.max_attempts)
+                                timezone=ctx.bank.timezone, max_attempts=config.max_attempts)
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
             drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,
@@ -391,11 +413,14 @@ def has_dispatched(sessions: Any) -> bool:
         return session.scalar(sa.select(Dispatch.id).limit(1)) is not None
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``dispatch``: the day's lists into the outbox and out through the channels."""
+def compute(inputs: Inputs) -> Output:
+    """An action, not a snapshot: the day's lists into the outbox and out through the channels."""
     from dataclasses import asdict
 
+    assert inputs.ops is not None and inputs.config_source is not None
+    summary = dispatch(Surroundings(inputs.lake, inputs.config_source, inputs.ops, inputs.bank), inputs.as_of)
+    return Output(rows=summary.enqueued + summary.controls, summary=asdict(summary))
 
-    summary = dispatch(step.ctx, step.as_of)
-    return StepResult("dispatch", step.as_of, summary.enqueued + summary.controls,
-                      run_id=f"dispatch-{step.as_of.isoformat()}", summary=asdict(summary))
+
+STEP = Step("dispatch", compute, reads=(Read("lists"),), writes=None, ops=True,
+            doc="dispatch (执行): lists -> ops outbox (idempotency keys) -> consent/DND/suitability re-checked -> channels")

@@ -57,12 +57,17 @@ def load_registry(lake: Any) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def registry_bytes(registry: dict[str, Any]) -> bytes:
+    """The registry as the JSON bytes stored in the lake."""
+    return (json.dumps(registry, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
 def save_registry(lake: Any, registry: dict[str, Any]) -> None:
     """Write the registry atomically (write a temporary file, then rename over the old one)."""
     path = registry_path(lake)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{REGISTRY}.tmp")
-    tmp.write_text(json.dumps(registry, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_bytes(registry_bytes(registry))
     with lake.lock():
         os.replace(tmp, path)
 

@@ -22,26 +22,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.config.clusters import ClustersConfig
-from lifeloop.engine.adapters.base import write_arrow
+from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.errors import ConfigError, DataError, Problem
 from lifeloop.insight.cluster_registry import (
     AREA,
+    REGISTRY,
     active,
     cluster_label,
     load_registry,
     previous_centroids,
+    registry_bytes,
     same_space,
     save_registry,
     update_registry,
 )
-from lifeloop.pipeline import StepResult
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
     from lifeloop.config.loader import LocatedYaml
-    from lifeloop.pipeline import StepContext, StepResult
 
 CONFIG = "config/clusters.yaml"
 
@@ -175,13 +175,18 @@ def fit(x: np.ndarray, config: ClustersConfig, previous: np.ndarray | None = Non
 def refit(lake: Any, features: pa.Table, config: ClustersConfig, as_of: dt.date,
           doc: LocatedYaml | None = None) -> dict[str, Any]:
     """Fit on a feature snapshot, match to the registry, save it; return what changed (kept/new/retired)."""
-    _, x = matrix(features, config, doc)
-    registry = load_registry(lake)
-    previous = previous_centroids(registry, x.shape[1]) if same_space(registry, config) else None
-    result = fit(x, config, previous if previous is not None and len(previous) else None)
-    registry, change = update_registry(registry, result, config, as_of)
+    registry, change = refitted(load_registry(lake), features, config, as_of, doc)
     save_registry(lake, registry)
     return change
+
+
+def refitted(registry: dict[str, Any] | None, features: pa.Table, config: ClustersConfig, as_of: dt.date,
+             doc: LocatedYaml | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Pure: the registry after a fit on a feature snapshot, and what changed (kept/new/retired)."""
+    _, x = matrix(features, config, doc)
+    previous = previous_centroids(registry, x.shape[1]) if same_space(registry, config) else None
+    result = fit(x, config, previous if previous is not None and len(previous) else None)
+    return update_registry(registry, result, config, as_of)
 
 
 def assign(features: pa.Table, registry: dict[str, Any], config: ClustersConfig,
@@ -301,12 +306,10 @@ def describe(features: pa.Table, assignments: pa.Table, config: ClustersConfig,
 
 
 # ---------------------------------------------------------------------------- the step
-def _features_table(ctx: Any, as_of: dt.date, config: ClustersConfig) -> pa.Table:
+def _features_table(path: Path, config: ClustersConfig) -> pa.Table:
     """The feature snapshot's customer_id and clustering columns (only those: the file has dozens)."""
     import pyarrow.parquet as pq
 
-
-    path = ctx.lake.snapshot_file("features", as_of)
     present = set(pq.read_schema(path).names)
     wanted = ["customer_id"] + [f.name for f in config.features if f.name in present]
     # a missing feature is left out here so that matrix() can name it with its line in clusters.yaml
@@ -320,20 +323,16 @@ def fit_command(ctx: Any, as_of: dt.date | None = None) -> dict[str, Any]:
     if not dates:
         raise DataError("no features snapshot to cluster", hint="run `lifeloop run --as-of DATE --steps features`")
     as_of = as_of or dates[-1]
-    return refit(ctx.lake, _features_table(ctx, as_of, config), config, as_of, doc)
+    return refit(ctx.lake, _features_table(ctx.lake.snapshot_file("features", as_of), config), config, as_of, doc)
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``clusters``: each customer's cluster as of D -> lake/clusters/as_of=D/clusters.parquet.
-
-    Uses the registry's centroids; on a lake with no registry yet it fits first (and says so).
-    """
-
-    ctx, as_of = step.ctx, step.as_of
-    config, doc = ctx.load_config("clusters", ClustersConfig)
-    features = _features_table(ctx, as_of, config)
-    registry = load_registry(ctx.lake)
-    notes = []
+def compute(inputs: Inputs) -> Output:
+    """Each customer's nearest cluster as of D; on a lake with no registry yet it fits first (and says so)."""
+    config, doc = inputs.config("clusters"), inputs.doc("clusters")
+    features = _features_table(inputs.snapshot("features").file, config)
+    registry = load_registry(inputs.lake)
+    notes: list[str] = []
+    state: dict[str, bytes] = {}
     if registry is None and features.num_rows < config.k.min + 1:
         # a tiny book (a test bank, a new branch) cannot be clustered; the daily run goes on without
         notes.append(f"{features.num_rows} customers are too few to form {config.k.min} clusters: "
@@ -341,24 +340,20 @@ def run_step(step: StepContext) -> StepResult:
         table = unassigned(features)
     else:
         if registry is None:
-            change = refit(ctx.lake, features, config, as_of, doc)
-            registry = load_registry(ctx.lake)
-            notes.append(f"no clusters had been fitted: fitted now on {as_of}; {change['criterion']}")
+            registry, change = refitted(None, features, config, inputs.as_of, doc)
+            state[REGISTRY] = registry_bytes(registry)
+            notes.append(f"no clusters had been fitted: fitted now on {inputs.as_of}; {change['criterion']}")
         table = assign(features, registry, config, doc)
-
-    def write(staging: Path) -> dict[str, Any]:
-        write_arrow(table, staging / f"{AREA}.parquet", ("customer_id",))
-        return {}
-
     sizes = {str(r["values"]): int(r["counts"]) for r in table["cluster_id"].value_counts().to_pylist()
              if r["values"] is not None}
-    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
-        "config_hash": ctx.config_hash("clusters"), "rows": table.num_rows,
-        "fitted_as_of": (registry or {}).get("fitted_as_of"),
-        "inputs": {"features": ctx.lake.manifest("features", as_of).get("run_id")},
-        "sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0]))), "notes": notes})
-    return StepResult(AREA, as_of, table.num_rows, manifest["run_id"], summary={"sizes": manifest["sizes"],
-                                                                                "notes": notes})
+    sizes = dict(sorted(sizes.items(), key=lambda kv: int(kv[0])))
+    return Output(tables=[Table(AREA, table, ("customer_id",))], state=state,
+                  manifest={"fitted_as_of": (registry or {}).get("fitted_as_of"), "sizes": sizes, "notes": notes},
+                  summary={"sizes": sizes, "notes": notes})
+
+
+STEP = Step(AREA, compute, reads=(Read("features"),), configs={"clusters": ClustersConfig}, writes=AREA,
+            doc="clusters (聚类): each customer's nearest stored centroid (the registry keeps identities and names)")
 
 
 def snapshot(ctx: Any, as_of: dt.date) -> pa.Table | None:
@@ -380,4 +375,4 @@ def profiles(ctx: Any, as_of: dt.date) -> dict[str, Any] | None:
     last = fits[-1] if fits else {}
     return {"fitted_as_of": registry.get("fitted_as_of"), "criterion": last.get("criterion"), "fits": len(fits),
             "new_at_last_fit": last.get("new", []), "retired_at_last_fit": last.get("retired", []),
-            "clusters": describe(_features_table(ctx, as_of, config), table, config, registry)}
+            "clusters": describe(_features_table(ctx.lake.snapshot_file("features", as_of), config), table, config, registry)}

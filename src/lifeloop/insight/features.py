@@ -25,17 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from lifeloop.config.tags import TagsConfig
+from lifeloop.contract import Inputs, Output, Step, Table
 from lifeloop.engine.adapters.base import date_literal
 from lifeloop.engine.macros import expand
 from lifeloop.engine.views import SOURCES
 from lifeloop.errors import DataError
-from lifeloop.insight.catalogue import CUSTOMER_COLUMNS, Catalogue, Tag, load_catalogue, type_class
-from lifeloop.pipeline import StepResult
+from lifeloop.insight.catalogue import CUSTOMER_COLUMNS, Catalogue, Tag, resolve_catalogue, type_class
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from lifeloop.pipeline import StepContext, StepResult
 
 AREA = "features"
 _AGGS = (exp.Count, exp.Sum, exp.Min, exp.Max)
@@ -213,37 +212,17 @@ def feature_schema(catalogue: Catalogue) -> pa.Schema:
     return pa.schema(fields)
 
 
-def catalogue_for(ctx: Any) -> Catalogue:
-    """The workspace's resolved catalogue (config/tags.yaml), errors naming that file."""
-    path = ctx.config_dir / "tags.yaml"
-    try:
-        display = str(path.relative_to(ctx.workspace))
-    except ValueError:
-        display = str(path)
-    return load_catalogue(path, display)
-
-
-def run_step(step: StepContext) -> StepResult:
-    """Compute every tag for every customer as of D on the step's engine and publish the snapshot."""
-
-    ctx, as_of, engine = step.ctx, step.as_of, step.engine
-    catalogue = catalogue_for(ctx)
-    files = engine.register_bank(ctx.lake, as_of)
-    if "customers" not in files:
-        raise DataError(f"no customers on or before {as_of}: nothing to compute features for",
+def compute(inputs: Inputs) -> Output:
+    """Every tag for every customer as of D, from the bank's tables registered on the step's engine."""
+    if "customers" not in inputs.bank_files:
+        raise DataError(f"no customers on or before {inputs.as_of}: nothing to compute features for",
                         hint="ingest a batch of the bank's extracts first (lifeloop ingest SOURCE --as-of DATE)")
-    # each batch's manifest once, however many of its tables were read
-    batches = sorted({dt.date.fromisoformat(p.parent.name[len("as_of="):]) for paths in files.values() for p in paths})
-    inputs = {b.isoformat(): ctx.lake.manifest("bank", b)["run_id"] for b in batches}
-    query = compile_features(catalogue, as_of)
-    schema = feature_schema(catalogue)
+    catalogue = resolve_catalogue(inputs.config("tags"), inputs.doc("tags"))
+    table = inputs.engine.to_arrow(compile_features(catalogue, inputs.as_of))
+    return Output(tables=[Table(AREA, table, ("customer_id",), feature_schema(catalogue))],
+                  manifest={"tags": len(catalogue.tags)},
+                  summary={"tags": len(catalogue.tags), "engine": inputs.engine.name})
 
-    def write(staging):
-        rows = engine.write_parquet(query, staging / f"{AREA}.parquet", order_by=["customer_id"], schema=schema)
-        return {"rows": rows}
 
-    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
-        "config_hash": ctx.config_hash("tags"), "engine": engine.name, "inputs": dict(sorted(inputs.items())),
-        "tags": len(catalogue.tags)})
-    return StepResult(step=AREA, as_of=as_of, rows=manifest["rows"], run_id=manifest["run_id"],
-                      summary={"tags": len(catalogue.tags), "engine": engine.name})
+STEP = Step(AREA, compute, configs={"tags": TagsConfig}, writes=AREA, bank=True,
+            doc="features (标签): config/tags.yaml -> one SQL tree over the bank's tables as of D")

@@ -25,17 +25,16 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
-from lifeloop.engine.adapters.base import date_literal, write_arrow
+from lifeloop.contract import Inputs, Output, Read, Step, Table
+from lifeloop.engine.adapters.base import date_literal
 from lifeloop.engine.macros import expand
 from lifeloop.engine.rules import parse_expression
 from lifeloop.errors import ConfigError, DataError, Problem
-from lifeloop.pipeline import StepResult, run_steps
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lifeloop.config.loader import LocatedYaml
-    from lifeloop.pipeline import StepContext, StepResult
 
 AREA = "lifecycle"
 CONFIG = "config/lifecycle.yaml"
@@ -321,38 +320,21 @@ def stage_counts(table: pa.Table) -> dict[str, int]:
     return {r["values"]: r["counts"] for r in table["stage"].value_counts().to_pylist()}
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``lifecycle``: assign stages as of D and publish lake/lifecycle/as_of=D/."""
-
-    ctx, as_of = step.ctx, step.as_of
-    config, doc = ctx.load_config("lifecycle", LifecycleConfig)
-    features_file = ctx.lake.snapshot_file("features", as_of)
-    prev = ctx.lake.previous_date(AREA, as_of)
-    prev_file = ctx.lake.snapshot_file(AREA, prev) if prev else None
-    table, warnings = assign(step.engine, config, features_file, as_of, prev_file, prev, doc)
-
-    def write(staging: Path) -> dict[str, Any]:
-        write_arrow(table, staging / f"{AREA}.parquet", ("customer_id",), output_schema())
-        return {}
-
+def compute(inputs: Inputs) -> Output:
+    """Stages as of D from the day's features and the previous lifecycle snapshot (its history)."""
+    previous = inputs.snapshots.get(AREA)
+    table, warnings = assign(inputs.engine, inputs.config("lifecycle"), inputs.snapshot("features").file,
+                             inputs.as_of, previous.file if previous else None, previous.as_of if previous else None,
+                             inputs.doc("lifecycle"))
     counts = stage_counts(table)
-    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
-        "config_hash": ctx.config_hash("lifecycle"), "rows": table.num_rows, "previous_as_of": prev,
-        "inputs": {"features": ctx.lake.manifest("features", as_of).get("run_id")},
-        "stages": dict(sorted(counts.items())), "warnings": [str(w) for w in warnings]})
-    return StepResult("lifecycle", as_of, table.num_rows, manifest["run_id"],
-                      summary={"stages": counts, "previous_as_of": prev, "warnings": [str(w) for w in warnings]})
+    prev = previous.as_of if previous else None
+    return Output(tables=[Table(AREA, table, ("customer_id",), output_schema())],
+                  manifest={"previous_as_of": prev, "stages": dict(sorted(counts.items()))},
+                  summary={"stages": counts, "previous_as_of": prev}, warnings=[str(w) for w in warnings])
 
 
-def backfill(ctx: Any, dates: Sequence[dt.date], engine: str | None = None,
-             steps: Sequence[str] = ("features", "lifecycle", "segments")) -> list[StepResult]:
-    """Run lifecycle (and what it needs) for a series of dates, oldest first, so history exists."""
-
-    results: list[StepResult] = []
-    for d in sorted(set(dates)):
-        wanted = [s for s in steps if not (s == "features" and ctx.lake.exists("features", d))]
-        results.extend(run_steps(ctx, d, wanted, engine))
-    return results
+STEP = Step(AREA, compute, reads=(Read("features"), Read(AREA, "before")), configs={"lifecycle": LifecycleConfig},
+            writes=AREA, doc="lifecycle (生命周期): ordered stage rules over the day's features and yesterday's stages")
 
 
 def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.config.segments import SegmentsConfig
-from lifeloop.engine.adapters.base import write_arrow
+from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.errors import ConfigError, DataError, Problem
 from lifeloop.insight.lifecycle import compile_rule, contradictions, feature_columns
-from lifeloop.pipeline import StepResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lifeloop.config.loader import LocatedYaml
-    from lifeloop.pipeline import StepContext, StepResult
 
 AREA = "segments"
 CONFIG = "config/segments.yaml"
@@ -180,23 +178,15 @@ def sizes(table: pa.Table, config: SegmentsConfig) -> dict[str, dict[str, int]]:
     return out
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``segments``: tiers, groups and micro-segments as of D -> lake/segments/as_of=D/."""
-
-    ctx, as_of = step.ctx, step.as_of
-    config, doc = ctx.load_config("segments", SegmentsConfig)
-    features_file = ctx.lake.snapshot_file("features", as_of)
-    table, warnings = assign(step.engine, config, features_file, as_of, doc)
-    schema = output_schema(config)
-
-    def write(staging: Path) -> dict[str, Any]:
-        write_arrow(table, staging / f"{AREA}.parquet", ("customer_id",), schema)
-        return {}
-
+def compute(inputs: Inputs) -> Output:
+    """Tiers, groups and micro-segments as of D from the day's features."""
+    config = inputs.config("segments")
+    table, warnings = assign(inputs.engine, config, inputs.snapshot("features").file, inputs.as_of,
+                             inputs.doc("segments"))
     found = sizes(table, config)
-    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
-        "config_hash": ctx.config_hash("segments"), "rows": table.num_rows,
-        "inputs": {"features": ctx.lake.manifest("features", as_of).get("run_id")},
-        "sizes": found, "warnings": [str(w) for w in warnings]})
-    return StepResult("segments", as_of, table.num_rows, manifest["run_id"],
-                      summary={**found, "warnings": [str(w) for w in warnings]})
+    return Output(tables=[Table(AREA, table, ("customer_id",), output_schema(config))], manifest={"sizes": found},
+                  summary=dict(found), warnings=[str(w) for w in warnings])
+
+
+STEP = Step(AREA, compute, reads=(Read("features"),), configs={"segments": SegmentsConfig}, writes=AREA,
+            doc="segments (客群): value tiers, featured groups and micro-segments over the day's features")

@@ -19,17 +19,17 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
-from lifeloop.engine.adapters.base import write_arrow
-from lifeloop.pipeline import StepContext, StepResult
+from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.review.lake_evaluation import primary_outcome
 from lifeloop.review.outcomes import AREA
-from lifeloop.strategy.inputs import load_map
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lifeloop.config.strategies import StrategiesConfig
 
+EVIDENCE = "evidence"
 BINARY = ("purchased", "active", "reactivated", "retained")
 
 
@@ -98,15 +98,14 @@ def uplift_evidence(lake: Any, as_of: dt.date, config: StrategiesConfig) -> pa.T
     return from_outcomes(table, config)
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``evidence``: the review's treated-vs-control evidence as of D -> lake/evidence/as_of=D/."""
-    config, _, _ = load_map(step.ctx)
-    table = uplift_evidence(step.ctx.lake, step.as_of, config)
+def compute(inputs: Inputs) -> Output:
+    """The evidence the plan learns from, as of D: from the newest outcomes snapshot on or before D."""
+    found = inputs.snapshots.get(AREA)
+    config = inputs.config("strategies")
+    table = from_outcomes(found.read(), config) if found is not None else schema().empty_table()
+    return Output(tables=[Table(EVIDENCE, table, ("strategy", "wave", "channel", "segment"), schema())],
+                  summary={"cells": table.num_rows})
 
-    def write(staging):
-        write_arrow(table, staging / "evidence.parquet", ("strategy", "wave", "channel", "segment"), schema())
-        return {}
 
-    manifest = step.ctx.lake.publish("evidence", step.as_of, write, manifest={
-        "config_hash": step.ctx.config_hash("strategies"), "rows": table.num_rows})
-    return StepResult("evidence", step.as_of, table.num_rows, manifest["run_id"], summary={"cells": table.num_rows})
+STEP = Step(EVIDENCE, compute, reads=(Read(AREA, "latest", optional=True),), configs={"strategies": StrategiesConfig},
+            writes=EVIDENCE, doc="evidence (复盘反哺): observed uplift per strategy, wave, channel and segment, for the plan")

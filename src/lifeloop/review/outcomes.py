@@ -38,18 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from lifeloop.config.loader import load_model
 from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.contract import Inputs, Output, Read, Step, Table
+from lifeloop.data.areas import lists_schema
 from lifeloop.engine.adapters.base import write_arrow
 from lifeloop.errors import LifeloopError
-from lifeloop.pipeline import StepResult
 from lifeloop.review import measures
-from lifeloop.strategy.inputs import load_map
-from lifeloop.strategy.plan import output_schema as lists_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lifeloop.config.strategies import StrategiesConfig
-    from lifeloop.pipeline import StepContext, StepResult
 
 AREA = "outcomes"
 # dropped before the holdout mattered: the control group meets these checks too, so neither arm keeps them
@@ -180,7 +178,10 @@ def measure(engine: Any, entries_table: pa.Table, entries_file: Path) -> pa.Tabl
 
 # ------------------------------------------------------------------------------------------ the step
 def read_lists(lake: Any, as_of: dt.date) -> pa.Table:
-    """Every day's lists up to ``as_of`` (only the columns entries need)."""
+    """Every day's lists strictly before ``as_of`` (only the columns entries need).
+
+    Strictly before: the day's own lists are written later in the same run, so reading them would make
+    a re-run of D differ from its first run; a day's entries are measured from the next day on."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -188,7 +189,7 @@ def read_lists(lake: Any, as_of: dt.date) -> pa.Table:
                "offer", "cost"]
     parts = [_with_cell(pq.read_table(lake.snapshot_dir("lists", d) / "lists.parquet",
                                       columns=[c for c in columns if c != "cell"] + ["cell"] * _has_cell(lake, d)))
-             for d in lake.dates("lists") if d <= as_of]
+             for d in lake.dates("lists") if d < as_of]
     if not parts:
 
         return lists_schema().empty_table().select(columns)
@@ -209,7 +210,7 @@ def _with_cell(t: pa.Table) -> pa.Table:
 
 
 def planned_holdouts(lake: Any, as_of: dt.date) -> dict[tuple[dt.date, str], float]:
-    """(day, strategy) -> the control share of the map the audiences step stored that day (up to ``as_of``).
+    """(day, strategy) -> the control share of the map the audiences step stored that day (before ``as_of``).
 
     A bank that raises a holdout from 10% to 20% mid-flight has entries planned under both: the
     sample-ratio check must expect each entry's own share, not today's."""
@@ -218,7 +219,7 @@ def planned_holdouts(lake: Any, as_of: dt.date) -> dict[tuple[dt.date, str], flo
     shares: dict[bytes, dict[str, float]] = {}  # most days store the same map: parse each version once
     for day in lake.dates("audiences"):
         stored = lake.snapshot_dir("audiences", day) / "strategies.yaml"
-        if day > as_of or not stored.exists():
+        if day >= as_of or not stored.exists():
             continue  # audiences written before the copy was kept: the current map's share is used
         raw = stored.read_bytes()
         if raw not in shares:
@@ -245,8 +246,8 @@ def carried_over(lake: Any, as_of: dt.date) -> pa.Table | None:
     return t.filter(pc.equal(t["complete"], True))
 
 
-def compute(lake: Any, engine: Any, config: StrategiesConfig, as_of: dt.date, staging: Path) -> pa.Table:
-    """Entries up to ``as_of`` with their outcomes (measuring only the entries not closed before)."""
+def entries_with_outcomes(lake: Any, engine: Any, config: StrategiesConfig, as_of: dt.date, scratch: Path) -> pa.Table:
+    """Entries before ``as_of`` with their outcomes (measuring only the entries not closed before)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -260,9 +261,8 @@ def compute(lake: Any, engine: Any, config: StrategiesConfig, as_of: dt.date, st
         todo = todo.filter(pc.invert(closed))
     todo = todo.append_column("segment", at_entry(todo, lake, "segments", "tier"))
     todo = todo.append_column("stage", at_entry(todo, lake, "lifecycle", "stage"))
-    if todo.num_rows:
-        engine.register_bank(lake, as_of)
-        entries_file = staging / "entries.parquet"  # no leading "_": Spark skips such files as hidden
+    if todo.num_rows:  # the bank's tables as of D are registered on the engine (the step declares bank=True)
+        entries_file = scratch / "entries.parquet"  # no leading "_": Spark skips such files as hidden
         write_arrow(todo, entries_file)
         measured = measure(engine, todo, entries_file)
         entries_file.unlink()
@@ -284,21 +284,15 @@ def summary(table: pa.Table) -> dict[str, Any]:
     return out
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``outcomes``: every strategy entry up to D with its outcomes -> lake/outcomes/as_of=D/."""
+def compute(inputs: Inputs) -> Output:
+    """Every strategy entry before D, treated and control, with its outcomes over its window so far."""
+    with inputs.scratch() as scratch:
+        table = entries_with_outcomes(inputs.lake, inputs.engine, inputs.config("strategies"), inputs.as_of, scratch)
+    return Output(tables=[Table(AREA, table, (), output_schema())], summary=summary(table))
 
-    ctx, as_of = step.ctx, step.as_of
-    config, _, _ = load_map(ctx)
-    result: dict[str, Any] = {}
 
-    def write(staging: Path) -> dict[str, Any]:
-        table = compute(ctx.lake, step.engine, config, as_of, staging)
-        write_arrow(table, staging / f"{AREA}.parquet", (), output_schema())
-        result["table"] = table
-        return {}
-
-    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
-        "config_hash": ctx.config_hash("strategies")})
-    table = result["table"]
-    found = summary(table)
-    return StepResult("outcomes", as_of, table.num_rows, manifest["run_id"], summary=found)
+# Besides the declared snapshots, entries read every earlier day's lists, the map stored with that day's
+# audiences (its planned holdout) and the stage and tier at entry: all strictly before D.
+STEP = Step(AREA, compute, reads=(Read("lists", "before", optional=True), Read(AREA, "before")),
+            configs={"strategies": StrategiesConfig}, writes=AREA, bank=True,
+            doc="outcomes (效果): every strategy entry measured from the bank's data over its evaluation window")

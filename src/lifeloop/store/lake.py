@@ -156,6 +156,16 @@ class Lake:
                    "rows": body.get("rows")})
         return body
 
+    def save_state(self, area: str, name: str, data: bytes) -> Path:
+        """Write an area-level state file (``lake/<area>/<name>``, e.g. the cluster registry) atomically."""
+        path = self.root / area / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(data)
+        with self.lock():
+            os.replace(tmp, path)
+        return path
+
     def _swap(self, staging: Path, final: Path) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():

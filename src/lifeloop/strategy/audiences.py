@@ -20,21 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from lifeloop.config.lifecycle import HISTORY_COLUMNS
+from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
+from lifeloop.config.segments import SegmentsConfig
 from lifeloop.config.strategies import StrategiesConfig
-from lifeloop.engine.adapters.base import write_arrow
+from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.insight.lifecycle import feature_columns
-from lifeloop.pipeline import StepResult
-from lifeloop.strategy.checks import check_references, compile_audiences
+from lifeloop.strategy.checks import check_references, check_structure, compile_audiences
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
 from lifeloop.strategy.history import REFUSED, RESPONDED
 from lifeloop.strategy.holdout import in_cell_journey
-from lifeloop.strategy.inputs import gather, known_names
+from lifeloop.strategy.inputs import known_names
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from lifeloop.pipeline import StepContext, StepResult
 
 AREA = "audiences"
 CONFIG_COPIES = ("strategies", "contact_policy")  # stored next to the snapshot (see run_step)
@@ -213,41 +213,31 @@ def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Express
     return first.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``audiences``: eligible customers per strategy and wave as of D -> lake/audiences/."""
+def compute(inputs: Inputs) -> Output:
+    """Eligible customers per strategy and wave as of D, each with the reason the rule was true."""
     import pyarrow.parquet as pq
 
-
-    ctx, as_of, engine = step.ctx, step.as_of, step.engine
-    inputs = gather(step)
-    config, doc = inputs.config, inputs.doc
-    engine.register_bank(ctx.lake, as_of)
+    config, doc = inputs.config("strategies"), inputs.doc("strategies")
+    check_structure(config, doc)
+    policy = inputs.config("contact_policy")
+    history = inputs.history.load(inputs.as_of, policy.lookback_days)
+    files = {a: inputs.snapshot(a).file for a in ("features", "lifecycle", "segments")}
+    engine = inputs.engine
     products = set(engine.to_arrow(exp.select("product_id").from_("products"))["product_id"].to_pylist())
-    stages, segments = known_names(ctx)
+    stages, segments = known_names(inputs.configs)
     check_references(config, doc, products=products or None, stages=stages, segments=segments)
-    seg_columns = feature_columns(pq.read_schema(inputs.files["segments"]))
-    feat_columns = feature_columns(pq.read_schema(inputs.files["features"]))
+    seg_columns = feature_columns(pq.read_schema(files["segments"]))
+    feat_columns = feature_columns(pq.read_schema(files["features"]))
     types = audience_columns(feat_columns, seg_columns)
-    trees = compile_audiences(config, types, as_of, doc)
+    trees = compile_audiences(config, types, inputs.as_of, doc)
     names = ([c for c in feat_columns if c not in EXCLUDED], [c for c in seg_columns if c not in SEGMENT_EXCLUDED])
-    table = build(engine, config, trees, as_of, inputs.history.contacts, names, inputs.files, types)
-    schema = output_schema()
-
-    def write(staging: Path) -> dict[str, Any]:
-        write_arrow(table, staging / f"{AREA}.parquet", (), schema)
-        # the config text itself, so `lifeloop why` replays this day with exactly this version months later
-        for name in CONFIG_COPIES:
-            source = ctx.config_dir / f"{name}.yaml"
-            if source.exists():
-                (staging / f"{name}.yaml").write_bytes(source.read_bytes())
-        return {}
-
+    table = build(engine, config, trees, inputs.as_of, history.contacts, names, files, types)
+    # the config text itself, so `lifeloop why` replays this day with exactly this version months later
+    copies = {f"{name}.yaml": inputs.config_source.path(name).read_bytes() for name in CONFIG_COPIES
+              if inputs.config_source is not None and inputs.config_source.exists(name)}
     sizes = counts(table)
-    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
-        "config_hash": ctx.config_hash("strategies", "contact_policy"), "rows": table.num_rows,
-        "inputs": {a: ctx.lake.manifest(a, as_of).get("run_id") for a in ("features", "lifecycle", "segments")},
-        "sizes": sizes})
-    return StepResult(AREA, as_of, table.num_rows, manifest["run_id"], summary={"sizes": sizes})
+    return Output(tables=[Table(AREA, table, (), output_schema())], files=copies, manifest={"sizes": sizes},
+                  summary={"sizes": sizes})
 
 
 def counts(table: pa.Table) -> dict[str, int]:
@@ -256,3 +246,10 @@ def counts(table: pa.Table) -> dict[str, int]:
 
     keys = pc.binary_join_element_wise(table["strategy"], table["wave"], "/")
     return {r["values"]: r["counts"] for r in sorted(keys.value_counts().to_pylist(), key=lambda r: r["values"])}
+
+
+STEP = Step(AREA, compute, reads=(Read("features"), Read("lifecycle"), Read("segments")),
+            configs={"strategies": StrategiesConfig, "contact_policy": ContactPolicy,
+                     "lifecycle": LifecycleConfig, "segments": SegmentsConfig},
+            writes=AREA, bank=True, history=True,
+            doc="audiences (定名单): who is eligible for which strategy and wave as of D, and why")

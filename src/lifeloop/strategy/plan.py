@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -32,37 +31,27 @@ from sqlglot import exp
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.scripts import script_id
 from lifeloop.config.strategies import StrategiesConfig, Strategy, Wave
-from lifeloop.engine.adapters.base import write_arrow
-from lifeloop.pipeline import StepResult
+from lifeloop.contract import Inputs, Output, Read, Snapshot, Step, Table
+from lifeloop.data.areas import lists_schema
 from lifeloop.strategy import suitability
 from lifeloop.strategy.arbitration import expected_value
+from lifeloop.strategy.checks import check_structure
 from lifeloop.strategy.history import History
 from lifeloop.strategy.holdout import draws, in_cell_journey, row_cells
-from lifeloop.strategy.inputs import history_source, load_map
 from lifeloop.strategy.learning import ValueLookup, learned_values, values_schema
 from lifeloop.strategy.policy import decide
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from lifeloop.pipeline import StepContext, StepResult
     from lifeloop.store.lake import Lake
 
 AREA = "lists"
 
 
 def output_schema() -> pa.Schema:
-    """Columns of ``lake/lists/as_of=D/lists.parquet``."""
-    import pyarrow as pa
-
-    s = pa.string()
-    return pa.schema([
-        ("as_of", pa.date32()), ("customer_id", s), ("strategy", s), ("wave", s), ("group", s), ("cell", s),
-        ("status", s),
-        ("channel", s), ("send_at", s), ("purpose", s), ("script_id", s), ("script_key", s), ("offer", s),
-        ("priority", pa.int32()),
-        ("expected_value", pa.float64()), ("cost", pa.float64()), ("holdout_draw", pa.float64()),
-        ("dropped_by", s), ("detail", s), ("reason", s), ("rm_id", s), ("suitability", s)])
+    """Columns of ``lake/lists/as_of=D/lists.parquet`` (declared with the data in lifeloop.data.areas)."""
+    return lists_schema()
 
 
 def strategy_waves(rows: pa.Table, config: StrategiesConfig) -> Iterator[tuple[Strategy, Wave, pa.Array]]:
@@ -314,36 +303,40 @@ def day_evidence(lake: Lake, as_of: dt.date) -> pa.Table | None:
     return pq.read_table(lake.snapshot_file("evidence", day)) if day else None
 
 
-def run_step(step: StepContext) -> StepResult:
-    """Pipeline step ``plan``: audiences -> treated / control / dropped lists -> lake/lists/as_of=D/."""
+def tiers_of(segments: Snapshot | None) -> pa.Table | None:
+    """(customer_id, tier) from a segments snapshot, or None without one (or without tiers)."""
+    if segments is None or "tier" not in segments.schema().names:
+        return None
+    return segments.read(["customer_id", "tier"])
+
+
+def compute(inputs: Inputs) -> Output:
+    """Audiences -> treated / control / dropped lists (arbitration, contact policy, capacity, holdout)."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-
-    ctx, as_of = step.ctx, step.as_of
-    config, _, policy = load_map(ctx)
-    audiences = pq.read_table(ctx.lake.snapshot_file("audiences", as_of))
-    history = history_source(ctx).load(as_of, policy.lookback_days)
-    step.engine.register_bank(ctx.lake, as_of)
-    customers, products = suitability_inputs(step.engine)
-    tiers = day_tiers(ctx.lake, as_of)
-    evidence = day_evidence(ctx.lake, as_of)
+    as_of = inputs.as_of
+    config, doc = inputs.config("strategies"), inputs.doc("strategies")
+    check_structure(config, doc)
+    policy = inputs.config("contact_policy")
+    history = inputs.history.load(as_of, policy.lookback_days)
+    customers, products = suitability_inputs(inputs.engine)
+    tiers = tiers_of(inputs.snapshots.get("segments"))
+    found_evidence = inputs.snapshots.get("evidence")
+    evidence = found_evidence.read() if found_evidence is not None else None
     values = learned_values(config, policy, evidence, tier_names(tiers))
-    table = make_lists(audiences, config, policy, history, as_of, rm_capacities(step.engine), customers, products,
-                       values, tiers)
-    schema = output_schema()
+    table = make_lists(inputs.snapshot("audiences").read(), config, policy, history, as_of,
+                       rm_capacities(inputs.engine), customers, products, values, tiers)
     tasks = suitability.reassessments(table, customers, as_of)
-
-    def write(staging: Path) -> dict[str, Any]:
-        write_arrow(table, staging / f"{AREA}.parquet", (), schema)
-        write_arrow(tasks, staging / "reassessments.parquet", (), suitability.reassessment_schema())
-        write_arrow(values, staging / "values.parquet", (), values_schema())
-        return {}
-
     found = summary(table)
     found["reassessments"] = tasks.num_rows
     found["evidence_cells"] = int(pc.sum(values["evidence_used"]).as_py() or 0)
-    manifest = ctx.lake.publish(AREA, as_of, write, manifest={
-        "config_hash": ctx.config_hash("strategies", "contact_policy"), "rows": table.num_rows,
-        "inputs": {"audiences": ctx.lake.manifest("audiences", as_of).get("run_id")}, "summary": found})
-    return StepResult("plan", as_of, table.num_rows, manifest["run_id"], summary=found)
+    return Output(tables=[Table(AREA, table, (), output_schema()),
+                          Table("reassessments", tasks, (), suitability.reassessment_schema()),
+                          Table("values", values, (), values_schema())],
+                  manifest={"summary": found}, summary=found)
+
+
+STEP = Step("plan", compute,
+            reads=(Read("audiences"), Read("segments", optional=True), Read("evidence", "latest", optional=True)),
+            configs={"strategies": StrategiesConfig, "contact_policy": ContactPolicy}, writes=AREA, bank=True,
+            history=True, doc="plan (定策略): arbitration, caps, quiet hours, consent, DND, capacity, hashed holdout")

@@ -273,12 +273,19 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
         "contacted": [c for c in cands if c["status"] == "contact"],
         "arbitration": {"rank_by": settings.rank_by, "class_size": settings.class_size, "segment": segment,
                         "values": source, "learn": settings.learn, "min_customers": settings.min_customers},
-        "version": {"config_hash": aud_m.get("config_hash"), "plan_config_hash": lists_m.get("config_hash"),
+        "version": {"config_hash": lists_m.get("config_hash"), "plan_config_hash": lists_m.get("config_hash"),
                     "stored_config_hash": stored_hash,
-                    "consistent": aud_m.get("config_hash") == lists_m.get("config_hash") == stored_hash,
+                    "consistent": lists_m.get("config_hash") == stored_hash and _same_files(aud_m, lake.snapshot_dir("audiences", as_of)),
                     "run_ids": {"lists": lists_m.get("run_id"), "audiences": aud_m.get("run_id"),
-                                **(aud_m.get("inputs") or {})}},
+                                **{a: v["run_id"] for a, v in (aud_m.get("inputs") or {}).items()
+                                   if isinstance(v, dict) and "run_id" in v}}},
     }
+
+
+def _same_files(manifest: dict[str, Any], folder: Any) -> bool:
+    """Whether the audiences step read the very strategy map and contact policy stored beside it."""
+    read = manifest.get("configs") or {}
+    return all(read.get(n) == config_hash(folder, n) for n in CONFIGS)
 
 
 def _segment_of(tiers: pa.Table | None, customer_id: str) -> str | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlglot import exp
 
 from lifeloop.engine.adapters.base import Adapter
+from lifeloop.errors import Interrupted
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -55,12 +56,16 @@ class DuckDBAdapter(Adapter):
         """Run a SELECT tree; the result comes back as Arrow without a copy through Python objects."""
         try:
             return self.con.sql(self.sql(expression)).to_arrow_table()
+        except self._duckdb.InterruptException as exc:
+            raise Interrupted("the engine's query was interrupted") from exc
         except self._duckdb.Error as exc:
             raise self._fail(exc) from exc
 
     def _run(self, statement: exp.Expression) -> None:
         try:
             self.con.execute(self.sql(statement))
+        except self._duckdb.InterruptException as exc:
+            raise Interrupted("the engine's query was interrupted") from exc
         except self._duckdb.Error as exc:
             raise self._fail(exc) from exc
 
