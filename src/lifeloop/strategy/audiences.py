@@ -23,7 +23,7 @@ from sqlglot import exp
 from lifeloop.config.lifecycle import HISTORY_COLUMNS
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.engine.adapters.base import write_arrow
-from lifeloop.insight.lifecycle import feature_columns
+from lifeloop.engine.compile import feature_columns
 from lifeloop.pipeline import StepResult
 from lifeloop.strategy.checks import check_references, compile_audiences
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
