@@ -22,6 +22,7 @@ class Problem:
     column: str | None = None
     rule: str | None = None
     field: str | None = None
+    hint: str | None = None      # what to do about this one problem (``lifeloop check`` prints it as the fix)
 
     def where(self) -> str:
         """A short 'where' text such as ``customers.csv row 12, column birth_date``."""

@@ -7,6 +7,7 @@ import pytest
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.loader import load_model
 from lifeloop.config.segments import SegmentsConfig
+from lifeloop.engine.compile import feature_columns
 from lifeloop.insight import lifecycle, segments
 from lifeloop.workspace import template_root
 from tests.unit.insight_factories import AS_OF, FEATURE_SCHEMA
@@ -34,7 +35,7 @@ def test_the_default_segments_compile_against_the_default_catalogue(catalogue_co
 
 
 def test_the_test_feature_tables_use_the_catalogue_types(catalogue_columns):
-    ours = lifecycle.feature_columns(FEATURE_SCHEMA)
+    ours = feature_columns(FEATURE_SCHEMA)
     assert {n: t for n, t in ours.items() if catalogue_columns.get(n) != t} == {}
 
 

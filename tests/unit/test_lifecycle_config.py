@@ -6,11 +6,12 @@ import pytest
 
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.loader import load_yaml, validate_model
+from lifeloop.engine.compile import feature_columns
 from lifeloop.errors import ConfigError, RuleError
 from lifeloop.insight import lifecycle
 from tests.unit.insight_factories import AS_OF, FEATURE_SCHEMA
 
-COLUMNS = lifecycle.feature_columns(FEATURE_SCHEMA)
+COLUMNS = feature_columns(FEATURE_SCHEMA)
 FILE = "config/lifecycle.yaml"
 
 HEAD = """\

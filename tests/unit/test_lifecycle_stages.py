@@ -11,6 +11,7 @@ import pytest
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.loader import load_model
 from lifeloop.engine.adapters.duckdb import DuckDBAdapter
+from lifeloop.engine.compile import feature_columns
 from lifeloop.insight import lifecycle
 from lifeloop.workspace import template_root
 from tests.unit.insight_factories import AS_OF, customer, write_features
@@ -116,7 +117,7 @@ def test_every_customer_gets_exactly_one_stage(engine, config, tmp_path):
 def test_the_default_template_has_no_warnings(config):
     from tests.unit.insight_factories import FEATURE_SCHEMA
 
-    compiled = lifecycle.compile_stages(config[0], lifecycle.feature_columns(FEATURE_SCHEMA), AS_OF, config[1])
+    compiled = lifecycle.compile_stages(config[0], feature_columns(FEATURE_SCHEMA), AS_OF, config[1])
     assert compiled.warnings == []
 
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from lifeloop.config.loader import load_model, load_yaml, validate_model
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.engine.adapters.duckdb import DuckDBAdapter
+from lifeloop.engine.compile import feature_columns
 from lifeloop.errors import ConfigError, RuleError
 from lifeloop.insight import segments
-from lifeloop.insight.lifecycle import feature_columns
 from lifeloop.workspace import template_root
 from tests.unit.insight_factories import AS_OF, FEATURE_SCHEMA, customer, write_features
 

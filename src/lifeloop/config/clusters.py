@@ -7,26 +7,21 @@ silhouette on a seeded sample; cluster identities are kept in a registry and mat
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from lifeloop.config.lifecycle import check_name
 from lifeloop.config.models import Strict
+from lifeloop.config.types import Name
 
 
 class ClusterFeature(Strict):
     """One feature column the clustering reads, with how to transform it and words for its extremes."""
 
-    name: str
+    name: Name("feature name")
     label: str = ""
     log1p: bool = False          # money and counts: compare orders of magnitude, not raw amounts
     fill: float = 0.0            # value used when the feature is empty for a customer
     high: str = ""               # words for a cluster far above the average ("mostly mobile")
     low: str = ""                # words for a cluster far below the average ("few products")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return check_name(v, "feature name")
 
 
 class KRange(Strict):

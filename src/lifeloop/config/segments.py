@@ -8,45 +8,30 @@ in ``lake/segments/``, so a strategy's audience rule can say ``seg_payroll AND t
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from lifeloop.config.lifecycle import check_name, rule_text
 from lifeloop.config.models import Strict
+from lifeloop.config.types import Name, RuleText, Thresholds
 
 
 class Tier(Strict):
     """One value tier: customers whose measure is in ``[min, max)`` (``max`` empty = no upper bound)."""
 
-    name: str
+    name: Name("tier name")
     zh: str = ""
     label: str = ""
     min: float
     max: float | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return check_name(v, "tier name")
-
 
 class SegmentRule(Strict):
     """A featured group or micro-segment: the customers for whom ``when`` is true."""
 
-    name: str
+    name: Name("segment name")
     zh: str = ""
     label: str = ""
-    when: str
+    when: RuleText
     description: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return check_name(v, "segment name")
-
-    @field_validator("when", mode="before")
-    @classmethod
-    def _when(cls, v: object) -> object:
-        return rule_text(v)
 
 
 class SegmentsConfig(Strict):
@@ -54,14 +39,7 @@ class SegmentsConfig(Strict):
 
     version: int = 1
     tier_measure: str = "aum"
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    thresholds: Thresholds = Field(default_factory=dict)
     tiers: list[Tier] = Field(min_length=1)
     groups: list[SegmentRule] = Field(default_factory=list)
     micro_segments: list[SegmentRule] = Field(default_factory=list)
-
-    @field_validator("thresholds")
-    @classmethod
-    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        for name in v:
-            check_name(name, "threshold name")
-        return v

@@ -16,9 +16,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from lifeloop.config.lifecycle import check_name, rule_text
 from lifeloop.config.models import Strict
 from lifeloop.config.scripts import template_problems
+from lifeloop.config.types import Name, RuleText, Thresholds
 from lifeloop.data.schema import CONTACT_CHANNELS
 
 Outcome = Literal["no_response", "responded", "any"]
@@ -84,16 +84,11 @@ class DependsOn(Strict):
 class Wave(Strict):
     """One wave: a day offset (D+N), a channel, the time to send, and what it depends on."""
 
-    id: str
+    id: Name("wave id")
     day: int = Field(ge=0, le=730)
     channel: Channel | None = None   # none: the strategy's channels, in priority order
     send_at: str | None = None        # HH:MM; none: the channel's default (contact_policy.yaml)
     depends_on: DependsOn | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return check_name(v, "wave id")
 
     @field_validator("send_at")
     @classmethod
@@ -111,16 +106,11 @@ class Cell(Strict):
     audience is the strategy's: model- against rule-selected customers are two strategies.
     """
 
-    id: str
+    id: Name("cell id")
     share: float = Field(gt=0, le=1)                  # of the strategy's treated customers
     waves: list[str] | None = None                    # none: every wave of the strategy
     scripts: dict[Channel, Script] = Field(default_factory=dict)   # overrides the strategy's, per channel
     description: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return check_name(v, "cell id")
 
 
 SHARE_TOLERANCE = 1e-9
@@ -204,12 +194,12 @@ class Capacity(Strict):
 class Strategy(Strict):
     """One strategy of the map."""
 
-    id: str
+    id: Name("strategy id")
     name: Names
     owner: str
     objective: Objective
     scenario: Scenario
-    audience: str
+    audience: RuleText
     offer: Offer
     channels: list[Channel] = Field(min_length=1)
     scripts: dict[Channel, Script]
@@ -226,16 +216,6 @@ class Strategy(Strict):
     enabled: bool = True
     description: str = ""
     cells: list[Cell] = Field(default_factory=list)          # A/B cells of the treated customers; none: one
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return check_name(v, "strategy id")
-
-    @field_validator("audience", mode="before")
-    @classmethod
-    def _audience(cls, v: object) -> object:
-        return rule_text(v)
 
     @field_validator("channels")
     @classmethod
@@ -314,17 +294,10 @@ class StrategiesConfig(Strict):
 
     version: int = 1
     holdout_salt: str = Field(default="lifeloop", min_length=1)
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    thresholds: Thresholds = Field(default_factory=dict)
     events: EventSettings = Field(default_factory=EventSettings)
     coverage: CoverageSettings = Field(default_factory=CoverageSettings)
     strategies: list[Strategy] = Field(default_factory=list)
-
-    @field_validator("thresholds")
-    @classmethod
-    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        for name in v:
-            check_name(name, "threshold name")
-        return v
 
     def strategy(self, strategy_id: str) -> Strategy | None:
         """The strategy called ``strategy_id``, if any."""

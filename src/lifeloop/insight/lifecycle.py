@@ -27,8 +27,7 @@ from sqlglot import exp
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.engine.adapters.base import date_literal
-from lifeloop.engine.macros import expand
-from lifeloop.engine.rules import parse_expression
+from lifeloop.engine.compile import compile_rule, contradictions, feature_columns, is_catch_all
 from lifeloop.errors import ConfigError, DataError, Problem
 
 if TYPE_CHECKING:
@@ -38,107 +37,6 @@ if TYPE_CHECKING:
 
 AREA = "lifecycle"
 CONFIG = "config/lifecycle.yaml"
-
-
-# ---------------------------------------------------------------------------- shared rule helpers
-def duckdb_type(arrow_type: pa.DataType) -> str:
-    """The DuckDB SQL type of an Arrow column type (what rule validation needs to know)."""
-    import pyarrow as pa
-
-    t = arrow_type
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_int32(t):
-        return "INTEGER"
-    if pa.types.is_integer(t):
-        return "BIGINT"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_decimal(t):
-        return f"DECIMAL({t.precision},{t.scale})"
-    if pa.types.is_date(t):
-        return "DATE"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMP"
-    return "VARCHAR"
-
-
-def feature_columns(schema: pa.Schema) -> dict[str, str]:
-    """Feature name -> DuckDB type, for every column of a feature snapshot."""
-    return {f.name: duckdb_type(f.type) for f in schema}
-
-
-def threshold_literal(value: float) -> exp.Expression:
-    """A threshold as a number literal (integers stay integers so comparisons keep their type)."""
-    return exp.Literal.number(int(value) if float(value).is_integer() else value)
-
-
-def compile_rule(text: str, *, columns: Mapping[str, str], thresholds: Mapping[str, float], as_of: dt.date,
-                 where: str) -> exp.Expression:
-    """Validate one boolean rule and return its engine-neutral tree (thresholds and macros replaced)."""
-
-    clash = sorted(set(thresholds) & set(columns))
-    if clash:
-        raise ConfigError(f"{where}: threshold {clash[0]!r} has the same name as a feature column",
-                          hint="rename the threshold, e.g. with a _days or _min suffix")
-    names = {**columns, **{k: ("INTEGER" if float(v).is_integer() else "DOUBLE") for k, v in thresholds.items()}}
-    tree = parse_expression(text, columns=names, kind="boolean", where=where)
-
-    def fill(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and node.name in thresholds:
-            return threshold_literal(thresholds[node.name])
-        return node
-
-    return expand(tree.copy().transform(fill), as_of)
-
-
-def is_catch_all(text: str) -> bool:
-    """True for the rule that matches everyone (``when: "true"``)."""
-    return text.strip().lower() == "true"
-
-
-def contradictions(text: str, thresholds: Mapping[str, float]) -> list[str]:
-    """Cheap check: AND-ed bounds on one column that no value satisfies (``x > 5 AND x < 3``)."""
-    import sqlglot
-
-    try:
-        tree = sqlglot.parse_one(text, read="duckdb")
-    except sqlglot.errors.ParseError:
-        return []
-    bounds: dict[str, list[tuple[str, float]]] = {}
-
-    def number(node: exp.Expression) -> float | None:
-        if isinstance(node, exp.Neg):
-            inner = number(node.this)
-            return -inner if inner is not None else None
-        if isinstance(node, exp.Literal) and node.is_number:
-            return float(node.this)
-        if isinstance(node, exp.Column) and node.name in thresholds:
-            return float(thresholds[node.name])
-        return None
-
-    flip = {"GT": "LT", "GTE": "LTE", "LT": "GT", "LTE": "GTE", "EQ": "EQ"}
-    for part in tree.flatten() if isinstance(tree, exp.And) else [tree]:
-        part = part.unnest()
-        op = type(part).__name__
-        if op not in flip:
-            continue
-        left, right = part.this, part.expression
-        if isinstance(left, exp.Column) and left.name not in thresholds and number(right) is not None:
-            bounds.setdefault(left.name, []).append((op, number(right)))
-        elif isinstance(right, exp.Column) and right.name not in thresholds and number(left) is not None:
-            bounds.setdefault(right.name, []).append((flip[op], number(left)))
-    found = []
-    for col, bs in bounds.items():
-        lo, lo_open, hi, hi_open = float("-inf"), False, float("inf"), False
-        for op, v in bs:
-            if op in ("GT", "GTE", "EQ") and (v > lo or (v == lo and op == "GT")):
-                lo, lo_open = v, op == "GT"
-            if op in ("LT", "LTE", "EQ") and (v < hi or (v == hi and op == "LT")):
-                hi, hi_open = v, op == "LT"
-        if lo > hi or (lo == hi and (lo_open or hi_open)):
-            found.append(col)
-    return found
 
 
 # ---------------------------------------------------------------------------- compiling the stages
@@ -199,7 +97,7 @@ def compile_stages(config: LifecycleConfig, columns: Mapping[str, str], as_of: d
             continue
         tree = compile_rule(r.when, columns=names, thresholds=config.thresholds, as_of=as_of, where=where(i, r.rule))
         _check_stage_literals(tree, seen_stages, where(i, r.rule))
-        for col in contradictions(r.when, config.thresholds):
+        for col in contradictions(tree):
             warnings.append(Problem(f"can never fire: the bounds on {col!r} contradict each other",
                                     file=file, line=line("rules", i, "when"), rule=r.rule))
         if is_catch_all(r.when):

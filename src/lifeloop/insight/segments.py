@@ -20,8 +20,8 @@ from sqlglot import exp
 
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
+from lifeloop.engine.compile import compile_rule, contradictions, feature_columns
 from lifeloop.errors import ConfigError, DataError, Problem
-from lifeloop.insight.lifecycle import compile_rule, contradictions, feature_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -124,7 +124,7 @@ def segments_query(config: SegmentsConfig, columns: Mapping[str, str], features:
             seen.add(out)
             where = f"{file}:{ln} {key[:-1].replace('_', '-')} {rule.name}" if ln else f"{file} {rule.name}"
             tree = compile_rule(rule.when, columns=columns, thresholds=thresholds, as_of=as_of, where=where)
-            for col in contradictions(rule.when, thresholds):
+            for col in contradictions(tree):
                 warnings.append(Problem(f"can never match: the bounds on {col!r} contradict each other",
                                         file=file, line=ln, rule=rule.name))
             flag = exp.func("coalesce", exp.Paren(this=tree), exp.false())

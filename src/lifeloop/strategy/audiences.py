@@ -25,7 +25,7 @@ from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
-from lifeloop.insight.lifecycle import feature_columns
+from lifeloop.engine.compile import feature_columns
 from lifeloop.strategy.checks import check_references, check_structure, compile_audiences
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
 from lifeloop.strategy.history import REFUSED, RESPONDED

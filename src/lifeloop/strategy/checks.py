@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from lifeloop.config.scripts import SCRIPT_VARIABLES, template_problems
 from lifeloop.config.strategies import StrategiesConfig, Strategy
+from lifeloop.engine.compile import compile_rule
 from lifeloop.errors import ConfigError, Problem, RuleError
-from lifeloop.insight.lifecycle import compile_rule
 
 if TYPE_CHECKING:
     from sqlglot import exp

@@ -26,8 +26,8 @@ from sqlglot import exp
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.loader import config_hash, load_model
 from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.engine.compile import compile_rule, feature_columns
 from lifeloop.errors import DataError, NotFoundError
-from lifeloop.insight.lifecycle import compile_rule, feature_columns
 from lifeloop.strategy.arbitration import order, priority_class
 from lifeloop.strategy.audiences import EXCLUDED, SEGMENT_EXCLUDED, audience_columns, base_query
 from lifeloop.strategy.events import events_query
@@ -81,10 +81,12 @@ def _stored_map(lake: Any, as_of: dt.date) -> tuple[Any, Any, str]:
     return config, policy, stored_config_hash(folder)
 
 
-def _rule_inputs(ctx: Any, config: Any, customer_id: str, as_of: dt.date) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+def _rule_inputs(ctx: Any, config: Any, customer_id: str,
+                 as_of: dt.date) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], dict[str, frozenset[str]]]:
     """The customer's row of the rules' input (stored features, stage, segments, day's events) and each rule's outcome.
 
-    Returns (values by column, {strategy: True/False or an error text}, column types).
+    Returns (values by column, {strategy: True/False or an error text}, column types, {strategy: names its
+    rule reads}; a stored rule that no longer compiles reads no names, so it shows no values).
     """
     import pyarrow.parquet as pq
 
@@ -95,6 +97,7 @@ def _rule_inputs(ctx: Any, config: Any, customer_id: str, as_of: dt.date) -> tup
     segs = feature_columns(pq.read_schema(files["segments"]))
     types = audience_columns(feats, segs)
     outcome: dict[str, Any] = {}
+    reads: dict[str, frozenset[str]] = {}
     flags: list[exp.Expression] = [exp.Star()]
     for i, s in enumerate(config.strategies):
         try:
@@ -103,6 +106,7 @@ def _rule_inputs(ctx: Any, config: Any, customer_id: str, as_of: dt.date) -> tup
         except Exception as exc:  # a stored rule that no longer compiles is reported, not fatal
             outcome[s.id] = f"cannot evaluate: {getattr(exc, 'message', exc)}"
             continue
+        reads[s.id] = tree.meta["names"]
         flags.append(exp.alias_(exp.func("coalesce", exp.Paren(this=tree), exp.false()), f"_why_f{i}"))
     engine.register_bank(lake, as_of)
     for area in INPUTS:
@@ -121,18 +125,7 @@ def _rule_inputs(ctx: Any, config: Any, customer_id: str, as_of: dt.date) -> tup
     for i, s in enumerate(config.strategies):
         if f"_why_f{i}" in row:
             outcome[s.id] = bool(row.pop(f"_why_f{i}"))
-    return row, outcome, types
-
-
-def _rule_names(text: str) -> set[str]:
-    """Every name an audience rule reads (input columns and thresholds alike)."""
-    import sqlglot
-
-    try:
-        tree = sqlglot.parse_one(text, read="duckdb")
-    except Exception:  # stored rules compiled when they were planned; a parse failure shows no values
-        return set()
-    return {c.name for c in tree.find_all(exp.Column)}
+    return row, outcome, types, reads
 
 
 def _decision(row: dict[str, Any], share: float) -> str:
@@ -238,7 +231,7 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
                             else f"run `lifeloop run --as-of {as_of} --steps audiences,plan` first")
     lists_m, aud_m = lake.manifest("lists", as_of), lake.manifest("audiences", as_of)
     config, policy, stored_hash = _stored_map(lake, as_of)
-    values, outcome, types = _rule_inputs(ctx, config, customer_id, as_of)
+    values, outcome, types, reads = _rule_inputs(ctx, config, customer_id, as_of)
     audience = _rows(lake.snapshot_dir("audiences", as_of) / "audiences.parquet", customer_id)
     day = pq.read_table(lake.snapshot_dir("lists", as_of) / "lists.parquet")
     mine = pc.equal(day["customer_id"], customer_id)
@@ -254,7 +247,7 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
                         _value_rows(learned, segment))
     strategies = []
     for s in config.strategies:
-        names = _rule_names(s.audience)
+        names = reads.get(s.id, frozenset())
         columns = sorted(n for n in names if n in types and n not in config.thresholds)
         waves = [a for a in audience if a["strategy"] == s.id]
         rule = outcome.get(s.id)

@@ -1,0 +1,133 @@
+"""Compile user rules (lifecycle stages, segments, audiences) into engine-neutral boolean trees.
+
+Rule text is parsed in one place, :func:`lifeloop.engine.rules.parse_expression`; everything here
+works on the tree it returns: thresholds become number literals, macros expand for the as-of date,
+and cheap static checks (bounds that contradict each other) read the compiled tree, never the text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from lifeloop.engine.macros import expand
+from lifeloop.engine.rules import parse_expression
+from lifeloop.errors import ConfigError, LifeloopError, Problem
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB SQL type of an Arrow column type (what rule validation needs to know)."""
+    import pyarrow as pa
+
+    t = arrow_type
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP"
+    return "VARCHAR"
+
+
+def feature_columns(schema: pa.Schema) -> dict[str, str]:
+    """Column name -> DuckDB type, for every column of a snapshot's schema (features, segments)."""
+    return {f.name: duckdb_type(f.type) for f in schema}
+
+
+def threshold_literal(value: float) -> exp.Expression:
+    """A threshold as a number literal (integers stay integers so comparisons keep their type)."""
+    return exp.Literal.number(int(value) if float(value).is_integer() else value)
+
+
+def compile_rule(text: str, *, columns: Mapping[str, str], thresholds: Mapping[str, float], as_of: dt.date,
+                 where: str) -> exp.Expression:
+    """Validate one boolean rule and return its engine-neutral tree (thresholds and macros replaced).
+
+    ``meta["names"]`` of the result holds every name the text reads, columns and thresholds alike
+    (``lifeloop why`` shows their values).
+    """
+    clash = sorted(set(thresholds) & set(columns))
+    if clash:
+        raise ConfigError(f"{where}: threshold {clash[0]!r} has the same name as a feature column",
+                          hint="rename the threshold, e.g. with a _days or _min suffix")
+    names = {**columns, **{k: ("INTEGER" if float(v).is_integer() else "DOUBLE") for k, v in thresholds.items()}}
+    tree = parse_expression(text, columns=names, kind="boolean", where=where)
+    read = frozenset(c.name for c in tree.find_all(exp.Column))
+
+    def fill(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.name in thresholds:
+            return threshold_literal(thresholds[node.name])
+        return node
+
+    out = expand(tree.copy().transform(fill), as_of)
+    out.meta["names"] = read
+    return out
+
+
+def rule_problem(error: LifeloopError, where: str, **located: object) -> Problem:
+    """An error raised for one rule (``where`` prefixed, as compile_rule does) as one located problem."""
+    message = error.message.removeprefix(f"{where}: ")
+    return Problem(message, hint=error.hint, **located)  # type: ignore[arg-type]
+
+
+def is_catch_all(text: str) -> bool:
+    """True for the rule that matches everyone (``when: "true"``)."""
+    return text.strip().lower() == "true"
+
+
+_FLIP = {"GT": "LT", "GTE": "LTE", "LT": "GT", "LTE": "GTE", "EQ": "EQ"}
+
+
+def contradictions(tree: exp.Expression) -> list[str]:
+    """Columns whose AND-ed bounds no value satisfies (``x > 5 AND x < 3``), in a compiled rule's tree.
+
+    Thresholds must already be literals (as :func:`compile_rule` returns them); a cheap check, not a
+    solver: it reads comparisons of one column with one number at the top level of an AND.
+    """
+    bounds: dict[str, list[tuple[str, float]]] = {}
+
+    def number(node: exp.Expression) -> float | None:
+        node = node.unnest()
+        if isinstance(node, exp.Neg):
+            inner = number(node.this)
+            return -inner if inner is not None else None
+        if isinstance(node, exp.Literal) and node.is_number:
+            return float(node.this)
+        return None
+
+    root = tree.unnest()
+    for part in root.flatten() if isinstance(root, exp.And) else [root]:
+        part = part.unnest()
+        op = type(part).__name__
+        if op not in _FLIP:
+            continue
+        left, right = part.this, part.expression
+        if isinstance(left, exp.Column) and (v := number(right)) is not None:
+            bounds.setdefault(left.name, []).append((op, v))
+        elif isinstance(right, exp.Column) and (v := number(left)) is not None:
+            bounds.setdefault(right.name, []).append((_FLIP[op], v))
+    found = []
+    for col, bs in bounds.items():
+        lo, lo_open, hi, hi_open = float("-inf"), False, float("inf"), False
+        for op, v in bs:
+            if op in ("GT", "GTE", "EQ") and (v > lo or (v == lo and op == "GT")):
+                lo, lo_open = v, op == "GT"
+            if op in ("LT", "LTE", "EQ") and (v < hi or (v == hi and op == "LT")):
+                hi, hi_open = v, op == "LT"
+        if lo > hi or (lo == hi and (lo_open or hi_open)):
+            found.append(col)
+    return found
