@@ -25,7 +25,7 @@ from lifeloop.review.from_file import MIN_PER_ARM, evaluate_file
 from lifeloop.review.kpis import compute
 from lifeloop.review.lake_evaluation import evaluate_lake
 from lifeloop.settings import ENGINES, Settings
-from lifeloop.store.lake import Lake
+from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.ops import open_ops
 from lifeloop.store.ops.database import resolve_url
 from lifeloop.strategy.history import LakeHistory
@@ -258,7 +258,7 @@ class Context:
         dates = self.lake.dates(area)
         if not dates:
             raise DataError(f"no {area} snapshot has been published yet",
-                            hint=f"run `lifeloop run --as-of DATE --steps {area}`")
+                            hint=run_hint(area))
         as_of = as_of or dates[-1]
         path = self.lake.snapshot_dir(area, as_of) / f"{area}.parquet"
         if not path.exists():
