@@ -191,12 +191,13 @@ class Context:
 
     def evaluate_file(self, path: str | Path, *, arm: str, control: str, outcomes: Sequence[str] = (),
                       money: Sequence[str] = (), pre: str | None = None, cost_per_contact: float | None = None,
-                      holdout: float | None = None, min_per_arm: int | None = None) -> Evaluation:
+                      holdout: float | None = None, min_per_arm: int | None = None,
+                      encoding: str = "utf-8") -> Evaluation:
         """Evaluate a campaign run outside Lifeloop from a file, one row per customer (策略后评估)."""
 
         return evaluate_file(Path(path), arm=arm, control=control, outcomes=list(outcomes), money=list(money),
                              pre=pre, cost_per_contact=cost_per_contact, holdout=holdout,
-                             min_per_arm=MIN_PER_ARM if min_per_arm is None else min_per_arm)
+                             min_per_arm=MIN_PER_ARM if min_per_arm is None else min_per_arm, encoding=encoding)
 
     def dispatch(self, as_of: dt.date, *, drain: bool = True):
         """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
