@@ -21,7 +21,7 @@ from lifeloop.insight import profile, summary, transitions
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Settings
 from lifeloop.store import ops as ops_store
-from lifeloop.store.lake import Lake
+from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.ops.database import resolve_url
 from lifeloop.strategy import why as why_replay
 from lifeloop.strategy.history import LakeHistory
@@ -199,12 +199,14 @@ class Context:
 
     def evaluate_file(self, path: str | Path, *, arm: str, control: str, outcomes: Sequence[str] = (),
                       money: Sequence[str] = (), pre: str | None = None, cost_per_contact: float | None = None,
-                      holdout: float | None = None, min_per_arm: int | None = None) -> Evaluation:
+                      holdout: float | None = None, min_per_arm: int | None = None,
+                      encoding: str = "utf-8") -> Evaluation:
         """Evaluate a campaign run outside Lifeloop from a file, one row per customer (策略后评估)."""
 
         return from_file.evaluate_file(Path(path), arm=arm, control=control, outcomes=list(outcomes), money=list(money),
                              pre=pre, cost_per_contact=cost_per_contact, holdout=holdout,
-                             min_per_arm=from_file.MIN_PER_ARM if min_per_arm is None else min_per_arm)
+                             min_per_arm=from_file.MIN_PER_ARM if min_per_arm is None else min_per_arm,
+                             encoding=encoding)
 
     def dispatch(self, as_of: dt.date, *, drain: bool = True):
         """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
@@ -271,7 +273,7 @@ class Context:
         dates = self.lake.dates(area)
         if not dates:
             raise DataError(f"no {area} snapshot has been published yet",
-                            hint=f"run `lifeloop run --as-of DATE --steps {area}`")
+                            hint=run_hint(area))
         as_of = as_of or dates[-1]
         path = self.lake.snapshot_dir(area, as_of) / f"{area}.parquet"
         if not path.exists():

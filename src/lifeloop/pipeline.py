@@ -24,7 +24,7 @@ from lifeloop.errors import ConfigError, DataError, Interrupted
 from lifeloop.execution import dispatch
 from lifeloop.insight import clusters, features, lifecycle, segments
 from lifeloop.review import evidence, outcomes
-from lifeloop.store.lake import BANK, Lake
+from lifeloop.store.lake import BANK, Lake, run_hint
 from lifeloop.strategy import audiences, plan
 
 # the order of a full daily run
@@ -62,11 +62,6 @@ def resolve_steps(steps: Sequence[str] | None) -> list[str]:
     return [s for s in STEPS if s in steps]
 
 
-def writer_of(area: str) -> str:
-    """The step that publishes a lake area (``lists`` is written by ``plan``)."""
-    return next((s.name for s in STEPS.values() if s.writes == area), area)
-
-
 def resolve_read(lake: Lake, read: Read, as_of: dt.date, step: str) -> Snapshot | None:
     """The snapshot a declared read names for D (None for an optional one that does not exist)."""
     if read.when == "on":
@@ -79,8 +74,7 @@ def resolve_read(lake: Lake, read: Read, as_of: dt.date, step: str) -> Snapshot 
         if read.optional or read.when == "before":
             return None
         raise DataError(f"no {read.area} snapshot as of {as_of}: the {step} step reads it",
-                        hint=f"run `lifeloop run --as-of {as_of} --steps {writer_of(read.area)}` first "
-                             "(or the whole day)")
+                        hint=run_hint(read.area, as_of))
     return Snapshot(read.area, day, lake.manifest(read.area, day).get("run_id"), lake.snapshot_file(read.area, day))
 
 

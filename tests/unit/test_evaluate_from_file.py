@@ -126,11 +126,12 @@ def test_the_terminal_tables_show_each_comparison(tmp_path):
 
     path = write_csv(tmp_path / "results.csv", campaign_rows(40))
     ev = evaluate_file(path, arm="cell", control="ctl", outcomes=["bought"], money=["aum_change"],
-                       holdout=0.5, cost_per_contact=1.0)
+                       holdout=0.6, cost_per_contact=1.0)
     console = Console(width=160, record=True)
     print_evaluation(console, ev)
     text = console.export_text()
-    assert "MISMATCH" in text  # 40 of 120 in control against a planned half
+    assert "MISMATCH" in text  # 40 of 120 in control against a planned 60%, 40 in each arm against 24
+    assert "ctl 33.33% vs 60.00%, rm_call 33.33% vs 20.00%, sms 33.33% vs 20.00%" in text
     assert "+50.00pp" in text and "+25.00pp" in text and "rm_call" in text and "sms" in text
 
 

@@ -237,6 +237,7 @@ def evaluate(
     cost_per_contact: float | None = typer.Option(None, "--cost-per-contact", help="The channel's cost of one contact, for ROI."),
     holdout: float | None = typer.Option(None, "--holdout", help="The planned control share (e.g. 0.1), for the sample-ratio check."),
     min_per_arm: int = typer.Option(30, "--min-per-arm", help="Refuse arms with fewer customers than this."),
+    encoding: str | None = typer.Option(None, "--encoding", help="The CSV file's encoding, e.g. gbk (default: utf-8)."),
     as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON (fields in docs/review.md)."),
 ) -> None:
     """Post-evaluation (策略后评估): uplift with 95% intervals, sample-ratio check, CUPED, incremental money, ROI."""
@@ -244,7 +245,8 @@ def evaluate(
 
     if from_file is None:
         file_only = [opt for opt, value in (("--arm", arm), ("--control", control), ("--outcome", outcome),
-                                            ("--money", money), ("--pre", pre)) if value]
+                                            ("--money", money), ("--pre", pre), ("--encoding", encoding))
+                     if value]
         if file_only:
             raise LifeloopError(f"{file_only[0]} only applies with --from-file",
                                 hint="lifeloop evaluate [STRATEGY ...] reads the lake's outcomes; add --from-file FILE "
@@ -267,7 +269,8 @@ def evaluate(
 
     with context() as ctx:
         result = ctx.evaluate_file(from_file, arm=arm, control=control, outcomes=outcome or [], money=money or [],
-                                   pre=pre, cost_per_contact=cost_per_contact, holdout=holdout, min_per_arm=min_per_arm)
+                                   pre=pre, cost_per_contact=cost_per_contact, holdout=holdout, min_per_arm=min_per_arm,
+                                   encoding=encoding or "utf-8")
     if as_json:
         typer.echo(json.dumps(evaluation_json(result), indent=2, ensure_ascii=False))
     else:

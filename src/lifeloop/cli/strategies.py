@@ -81,7 +81,7 @@ def coverage_report(ctx: Any, config: StrategiesConfig, as_of: dt.date | None, o
         dates = ctx.lake.dates("audiences")
         if not dates:
             raise DataError("no audiences snapshot to measure coverage on",
-                            hint="run `lifeloop run --steps audiences` (and plan) first")
+                            hint="run `lifeloop run --as-of DATE --steps audiences,plan` first")
         as_of = dates[-1]
     read = {area: pq.read_table(ctx.lake.snapshot_file(area, as_of)) for area in ("segments", "lifecycle", "audiences")}
     lists = pq.read_table(ctx.lake.snapshot_file("lists", as_of)) if ctx.lake.exists("lists", as_of) else None

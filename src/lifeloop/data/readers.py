@@ -72,18 +72,27 @@ def read_parquet(path: Path) -> pa.Table:
                           hint="export the file again; it is damaged or not Parquet") from None
 
 
-def read_csv(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False) -> pa.Table:
-    """Read a CSV (optionally gzip) as text columns; trim and turn null markers into NULL."""
+# how a user sets a file's encoding, for the hint of a decode error: the mapping's source block by default;
+# a command with its own option (evaluate --from-file) names that instead
+IN_MAPPING = "set encoding: {} for it in the mapping's source block"
+
+
+def read_csv(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False,
+             set_encoding: str = IN_MAPPING) -> pa.Table:
+    """Read a CSV (optionally gzip) as text columns; trim and turn null markers into NULL.
+
+    ``set_encoding`` tells the user how to name another encoding (a template with ``{}`` for it).
+    """
     import pyarrow as pa
 
     encoding = _encoding_name(path, fmt.encoding)
     if encoding != "utf-8":
-        path_utf8 = _transcode(path, encoding, tmpdir, progress)
+        path_utf8 = _transcode(path, encoding, tmpdir, progress, set_encoding)
     else:
         path_utf8 = path
     invalid: list[str] = []
     try:
-        names = _column_names(path_utf8, path, fmt)
+        names = _column_names(path_utf8, path, fmt, set_encoding)
         table = _read_utf8(path_utf8, names, fmt, invalid, progress and encoding == "utf-8", path.name)
         if invalid:  # read again on one thread: only then does Arrow know the rows' numbers
             invalid.clear()
@@ -93,7 +102,7 @@ def read_csv(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False
                           hint="copy or export the file again; it looks damaged or truncated") from None
     except pa.ArrowInvalid as exc:
         if "UTF8" in str(exc) or "utf8" in str(exc).lower():
-            raise _decode_error(path, encoding) from None
+            raise _decode_error(path, encoding, set_encoding) from None
         raise IngestError(f"{path.name}: cannot parse CSV: {exc}", problems=[Problem(str(exc), file=path.name)],
                           hint="check the delimiter and quote settings in the mapping's source block") from None
     if invalid:
@@ -140,7 +149,7 @@ def _progress(enabled: bool, label: str, total: int) -> tuple[Callable[[int], No
     return (lambda pos: bar.update(task, completed=pos)), bar.stop
 
 
-def _transcode(path: Path, encoding: str, tmpdir: Path, progress: bool) -> Path:
+def _transcode(path: Path, encoding: str, tmpdir: Path, progress: bool, set_encoding: str = IN_MAPPING) -> Path:
     """Stream-decode a file in ``encoding`` into a UTF-8 copy; a bad byte fails with its location."""
     out = tmpdir / (path.name + ".utf8.csv")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
@@ -155,18 +164,18 @@ def _transcode(path: Path, encoding: str, tmpdir: Path, progress: bool) -> Path:
                 try:
                     dst.write(decoder.decode(chunk))
                 except UnicodeDecodeError:
-                    raise _decode_error(path, encoding) from None
+                    raise _decode_error(path, encoding, set_encoding) from None
                 advance(raw.tell())
             try:
                 dst.write(decoder.decode(b"", final=True))
             except UnicodeDecodeError:
-                raise _decode_error(path, encoding) from None
+                raise _decode_error(path, encoding, set_encoding) from None
     finally:
         close()
     return out
 
 
-def _column_names(path_utf8: Path, original: Path, fmt: CsvFormat) -> list[str]:
+def _column_names(path_utf8: Path, original: Path, fmt: CsvFormat, set_encoding: str = IN_MAPPING) -> list[str]:
     """Column names from the header row (or the mapping's ``columns``), checked for repeats."""
     with _open_bytes(path_utf8) as f:
         first = f.readline()
@@ -175,7 +184,7 @@ def _column_names(path_utf8: Path, original: Path, fmt: CsvFormat) -> list[str]:
     try:
         line = first.decode("utf-8")
     except UnicodeDecodeError:
-        raise _decode_error(original, "utf-8") from None
+        raise _decode_error(original, "utf-8", set_encoding) from None
     fields = next(csv.reader(io.StringIO(line), delimiter=fmt.delimiter, quotechar=fmt.quote or "\x00",
                              quoting=csv.QUOTE_MINIMAL if fmt.quote else csv.QUOTE_NONE), [])
     if not fmt.header:
@@ -261,7 +270,7 @@ def _clean(table: pa.Table, fmt: CsvFormat) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def _decode_error(path: Path, encoding: str) -> IngestError:
+def _decode_error(path: Path, encoding: str, set_encoding: str = IN_MAPPING) -> IngestError:
     """Find the first byte that is not valid ``encoding`` and say where it is and what to do."""
     line_no, offset, start, bad = 0, 0, 0, b""
     with _open_bytes(path) as f:
@@ -274,8 +283,8 @@ def _decode_error(path: Path, encoding: str) -> IngestError:
                 break
             offset += len(line)
     guess = _guess_encoding(path, encoding)
-    hint = (f"this file looks like {guess[1]}: set encoding: {guess[0]} for it in the mapping's source block"
-            if guess else "set encoding: to the file's real encoding in the mapping's source block")
+    hint = (f"this file looks like {guess[1]}: {set_encoding.format(guess[0])}"
+            if guess else set_encoding.format("ENCODING") + ", with the file's real encoding")
     row = line_no - 1 if line_no > 1 else None
     snippet = bad[max(0, start - 8):][:24] if bad else b""
     msg = f"not valid {encoding} text at line {line_no:,}, byte {offset:,}"

@@ -18,11 +18,21 @@ from typing import Literal
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.tokens import TokenType
 
 from lifeloop.engine.macros import MACROS, expand
 from lifeloop.errors import RuleError
 
 Kind = Literal["boolean", "value", "aggregate"]
+
+# Limits on rule text, generous for a bank analyst's rules (the longest segment rule in the default
+# bank is under 200 characters) and checked on the tokens *before* sqlglot parses: its parser recurses
+# about twenty Python frames per bracket, so ~50 nested brackets raised RecursionError, and a
+# 289k-character rule took ten seconds. docs/features.md, "Limits", lists them.
+MAX_RULE_LENGTH = 10_000
+MAX_RULE_DEPTH = 32
+MAX_IN_VALUES = 1_000
 
 # sqlglot logs a warning when it falls back to parsing unknown syntax as a Command; we refuse such
 # input with our own message, so its log line would only be noise in the user's terminal
@@ -51,6 +61,10 @@ _FRIENDLY = {
 }
 
 
+_DUCKDB = Dialect.get_or_raise("duckdb")
+_SPLIT = "split it into tags (config/tags.yaml) and combine those"
+
+
 def _fail(where: str, message: str, hint: str) -> RuleError:
     return RuleError(f"{where}: {message}", hint=hint)
 
@@ -65,6 +79,53 @@ def parse_expression(text: str, *, columns: Mapping[str, str], kind: Kind, where
     """
     if not isinstance(text, str) or not text.strip():
         raise _fail(where, "the expression is empty", "write a SQL expression, e.g. aum >= 500000")
+    _check_limits(text, where)
+    try:
+        return _parse_checked(text, columns=columns, kind=kind, where=where, functions=functions)
+    except RecursionError:
+        # the token checks keep rules far from Python's recursion limit; this is the last guard,
+        # should a caller already sit deep in its own stack
+        raise _fail(where, f"the expression is nested too deeply to check (limit {MAX_RULE_DEPTH} levels)",
+                    _SPLIT) from None
+
+
+def _check_limits(text: str, where: str) -> None:
+    """Refuse rule text over the length, nesting and IN-list limits, without parsing it."""
+    if len(text) > MAX_RULE_LENGTH:
+        raise _fail(where, f"the expression is {len(text):,} characters long; the limit is {MAX_RULE_LENGTH:,}",
+                    _SPLIT + "; long value lists belong in the bank's data, e.g. a flag column")
+    try:
+        tokens = _DUCKDB.tokenize(text)
+    except sqlglot.errors.TokenError:
+        return  # the parser reports it with its own message
+    # one frame per open bracket or CASE: [is an IN list, values so far, NOTs in force]; a NOT nests
+    # until AND/OR (or its frame's end) closes its operand, so NOT NOT x and (NOT (NOT x)) count twice
+    frames: list[list[int]] = [[0, 0, 0]]
+    previous = None
+    for token in tokens:
+        kind = token.token_type
+        if kind in (TokenType.L_PAREN, TokenType.CASE):
+            frames.append([int(kind == TokenType.L_PAREN and previous == TokenType.IN), 1, 0])
+        elif kind in (TokenType.R_PAREN, TokenType.END):
+            if len(frames) > 1:
+                frames.pop()
+        elif kind in (TokenType.AND, TokenType.OR, TokenType.WHEN, TokenType.THEN, TokenType.ELSE):
+            frames[-1][2] = 0
+        elif kind == TokenType.NOT:
+            frames[-1][2] += 1
+        elif kind == TokenType.COMMA and frames[-1][0]:
+            frames[-1][1] += 1
+            if frames[-1][1] > MAX_IN_VALUES:
+                raise _fail(where, f"an IN list holds more than the limit of {MAX_IN_VALUES:,} values",
+                            "keep long value lists in the bank's data (a flag or group column) and test that")
+        if len(frames) - 1 + sum(f[2] for f in frames) > MAX_RULE_DEPTH:
+            raise _fail(where, f"the expression is nested deeper than the limit of {MAX_RULE_DEPTH} levels "
+                        f"(brackets, CASE and NOT count)", _SPLIT)
+        previous = kind
+
+
+def _parse_checked(text: str, *, columns: Mapping[str, str], kind: Kind, where: str,
+                   functions: Sequence[str]) -> exp.Expression:
     try:
         statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
@@ -169,5 +230,7 @@ def _dry_run(tree: exp.Expression, columns: Mapping[str, str], where: str, text:
         msg = str(exc).split("\n")[0]
         for prefix in ("Binder Error: ", "Conversion Error: ", "Parser Error: ", "Catalog Error: "):
             msg = msg.replace(prefix, "")
+        if "expression depth" in msg:  # DuckDB's own limit on very long chains such as a + 1 + 1 ...
+            raise _fail(where, "the expression is too long a chain for the engine to check", _SPLIT) from None
         raise _fail(where, f"{text!r} does not type-check: {msg}",
                     "compare numbers with numbers, text with quoted text, dates with DATE '2024-01-31'") from None

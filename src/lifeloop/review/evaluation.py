@@ -15,8 +15,10 @@ scipy; this module only chooses the method, feeds the counts and arrays, and nam
 - CUPED (Deng, Xu, Kohavi & Walker 2013, "Improving the sensitivity of online controlled experiments
   by utilizing pre-experiment data", WSDM): y' = y - theta (x - mean x), theta = cov(y, x) / var(x)
   pooled over every customer of the experiment; used only when it removes at least 1% of the variance.
-- Sample-ratio mismatch: chi-square goodness of fit of (control, treated) counts against the planned
-  holdout share (``scipy.stats.chisquare``); flagged when p < 0.001 (Fabijan et al. 2019, KDD).
+- Sample-ratio mismatch: chi-square goodness of fit of every arm's count (control and each treated arm)
+  against its planned share (``scipy.stats.chisquare``, k - 1 degrees of freedom); flagged when
+  p < 0.001 (Fabijan et al. 2019, KDD). All arms at once, not control against the treated arms pooled:
+  rows moved from one treated arm to another leave the pooled split intact but break the experiment.
 - Several arms: each arm against the control, and every pair of arms; p-values are also given
   Holm-adjusted within each family (Holm 1979, ``statsmodels.stats.multitest.multipletests``);
   intervals are not adjusted.
@@ -54,8 +56,19 @@ class Difference:
 
 
 @dataclass(frozen=True)
+class ArmShare:
+    """One arm of the sample-ratio check: its customers against its planned share."""
+
+    arm: str
+    customers: int
+    planned_share: float
+    observed_share: float
+    expected: float
+
+
+@dataclass(frozen=True)
 class SampleRatio:
-    """Observed control share against the planned holdout (样本比例检验)."""
+    """Every arm's observed count against its planned share (样本比例检验); control first."""
 
     planned_holdout: float
     observed_holdout: float
@@ -65,6 +78,13 @@ class SampleRatio:
     chi2: float
     p_value: float
     mismatch: bool
+    arms: tuple[ArmShare, ...] = ()
+    degrees_of_freedom: int = 1
+
+    def worst(self) -> ArmShare | None:
+        """The arm furthest from its plan (largest chi-square contribution)."""
+        return max(self.arms, key=lambda a: (a.customers - a.expected) ** 2 / a.expected if a.expected else 0.0,
+                   default=None)
 
 
 @dataclass(frozen=True)
@@ -185,13 +205,46 @@ def cuped_adjust(y: np.ndarray, x: np.ndarray, theta: float) -> np.ndarray:
 
 def sample_ratio(control: int, treated: int, holdout: float) -> SampleRatio:
     """Chi-square goodness of fit of (control, treated) against the planned holdout share."""
+    return sample_ratio_arms({"control": control, "treated": treated},
+                             {"control": holdout, "treated": 1 - holdout}, control="control")
+
+
+def planned_shares(arms: Sequence[str], control: str, holdout: float,
+                   treated_shares: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Planned share of every arm: ``holdout`` for the control, the rest split by ``treated_shares``.
+
+    ``treated_shares`` weighs the treated arms (e.g. the cells' planned shares); without it they are
+    planned equal. Weights are normalised, so shares of the treated group and of all customers both work.
+    """
+    treated = [a for a in arms if a != control]
+    weights = {a: float((treated_shares or {}).get(a, 0.0 if treated_shares else 1.0)) for a in treated}
+    total = sum(weights.values())
+    return {control: holdout, **{a: (1 - holdout) * w / total if total else 0.0 for a, w in weights.items()}}
+
+
+def sample_ratio_arms(counts: Mapping[str, int], planned: Mapping[str, float], *, control: str) -> SampleRatio:
+    """Chi-square goodness of fit of every arm's count against its planned share of all customers."""
     from scipy.stats import chisquare
 
-    n = control + treated
-    expected = [holdout * n, (1 - holdout) * n]
-    chi2, p = chisquare([control, treated], f_exp=expected)
-    return SampleRatio(holdout, control / n, control, treated, expected[0], float(chi2), float(p),
-                       bool(p < SRM_ALPHA))
+    order = [control] + [a for a in counts if a != control]
+    n = sum(counts[a] for a in order)
+    total_share = sum(planned[a] for a in order)
+    expected = [planned[a] / total_share * n for a in order]
+    observed = [counts[a] for a in order]
+    chi2, p = chisquare(observed, f_exp=expected)
+    arms = tuple(ArmShare(a, counts[a], planned[a] / total_share, counts[a] / n if n else 0.0, e)
+                 for a, e in zip(order, expected, strict=True))
+    return SampleRatio(planned[control] / total_share, counts[control] / n, counts[control], n - counts[control],
+                       expected[0], float(chi2), float(p), bool(p < SRM_ALPHA), arms, len(order) - 1)
+
+
+def srm_text(srm: SampleRatio) -> str:
+    """Where the split is off: the control share, and the arm furthest from its plan when that is another."""
+    text = f"control is {srm.observed_holdout:.2%} of customers, planned {srm.planned_holdout:.2%}"
+    worst = srm.worst()
+    if worst is not None and worst.arm != srm.arms[0].arm:
+        text += f"; arm {worst.arm} is {worst.observed_share:.2%}, planned {worst.planned_share:.2%}"
+    return text
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -217,8 +270,14 @@ def is_binary(values: np.ndarray) -> bool:
 def evaluate(arms: Sequence[str] | np.ndarray, outcomes: Mapping[str, np.ndarray], *, control: str,
              money: Sequence[str] = (), pre: np.ndarray | None = None, pre_name: str = "pre",
              cost_per_contact: float | None = None, holdout: float | None = None,
+             treated_shares: Mapping[str, float] | None = None, srm: SampleRatio | None = None,
              alpha: float = ALPHA) -> Evaluation:
-    """Evaluate every outcome for every arm against the control group and pairwise between arms."""
+    """Evaluate every outcome for every arm against the control group and pairwise between arms.
+
+    The sample-ratio check runs when ``holdout`` is given: every arm against its planned share
+    (:func:`planned_shares`). A caller that knows finer arms than it evaluates (the lake review's cells)
+    passes its own check as ``srm``.
+    """
     labels = np.asarray(arms).astype(str)
     names = sorted(set(labels.tolist()))
     if control not in names:
@@ -232,13 +291,12 @@ def evaluate(arms: Sequence[str] | np.ndarray, outcomes: Mapping[str, np.ndarray
     if len(order) < 2 or small:
         raise DataError("an evaluation needs a control group and at least one arm, each with 2+ customers",
                         problems=[Problem(f"{a}: {counts[a]} customer(s)", field="arm") for a in small])
-    treated_total = len(labels) - counts[control]
-    srm = sample_ratio(counts[control], treated_total, holdout) if holdout is not None else None
+    if srm is None and holdout is not None:
+        srm = sample_ratio_arms(counts, planned_shares(order, control, holdout, treated_shares), control=control)
     notes = []
     if srm and srm.mismatch:
-        notes.append(f"sample-ratio mismatch: control is {srm.observed_holdout:.2%} of customers, planned "
-                     f"{srm.planned_holdout:.2%} (p = {srm.p_value:.2g}); results are not trustworthy until "
-                     "the assignment is explained")
+        notes.append(f"sample-ratio mismatch: {srm_text(srm)} (p = {srm.p_value:.2g}); results are not "
+                     "trustworthy until the assignment is explained")
     if len(order) > 2:
         notes.append("several arms: p_holm is Holm-adjusted within each family (vs control; pairwise); "
                      "intervals are not adjusted")

@@ -31,17 +31,17 @@ _FALSE = {"false", "f", "no", "n"}
 
 def evaluate_file(path: str | Path, *, arm: str, control: str, outcomes: Sequence[str], money: Sequence[str] = (),
                   pre: str | None = None, cost_per_contact: float | None = None, holdout: float | None = None,
-                  min_per_arm: int = MIN_PER_ARM, alpha: float = ALPHA) -> Evaluation:
+                  min_per_arm: int = MIN_PER_ARM, alpha: float = ALPHA, encoding: str = "utf-8") -> Evaluation:
     """Read, validate and evaluate a results file (``lifeloop evaluate --from-file``)."""
     path = Path(path)
-    table = read_results(path)
+    table = read_results(path, encoding)
     return evaluate_table(table, file=path.name, arm=arm, control=control, outcomes=outcomes, money=money,
                           pre=pre, cost_per_contact=cost_per_contact, holdout=holdout, min_per_arm=min_per_arm,
                           alpha=alpha)
 
 
-def read_results(path: Path) -> pa.Table:
-    """A results file as an Arrow table (CSV as text columns, Parquet as stored)."""
+def read_results(path: Path, encoding: str = "utf-8") -> pa.Table:
+    """A results file as an Arrow table (CSV in ``encoding`` as text columns, Parquet as stored)."""
 
     if not path.is_file():
         raise ValidationError(f"{path}: file not found", problems=[Problem("file not found", file=str(path))],
@@ -49,7 +49,7 @@ def read_results(path: Path) -> pa.Table:
     if is_parquet(path):
         return read_parquet(path)
     with tempfile.TemporaryDirectory(prefix="lifeloop-evaluate-") as tmp:
-        return read_csv(path, CsvFormat(), tmpdir=Path(tmp))
+        return read_csv(path, CsvFormat(encoding=encoding), tmpdir=Path(tmp), set_encoding="pass --encoding {}")
 
 
 def evaluate_table(table: pa.Table, *, file: str, arm: str, control: str, outcomes: Sequence[str],

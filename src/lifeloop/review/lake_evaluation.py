@@ -2,7 +2,8 @@
 
 Reads the ``outcomes`` snapshot (review/outcomes.py) of the day and evaluates, per strategy, every
 outcome with :func:`lifeloop.review.evaluation.evaluate` (rates with Newcombe intervals, money with
-Welch and CUPED on the AUM at entry, the sample-ratio check against the planned holdout), then the
+Welch and CUPED on the AUM at entry, the sample-ratio check of every arm -- control and, when the
+strategy declares cells, each cell -- against its planned share), then the
 strategy's primary outcome broken down by entry wave, channel and segment (value tier). By default
 only entries whose window has closed are evaluated; ``interim`` adds the open ones, measured to date
 (both arms over the same days, so the comparison stays fair, but uplift still accruing is missed).
@@ -19,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lifeloop.errors import DataError, Problem
-from lifeloop.review.evaluation import ALPHA, SRM_ALPHA, compare_means, compare_rates, evaluate
+from lifeloop.review.evaluation import (
+    ALPHA,
+    SRM_ALPHA,
+    SampleRatio,
+    compare_means,
+    compare_rates,
+    evaluate,
+    planned_shares,
+    sample_ratio_arms,
+)
 from lifeloop.review.outcomes import AREA
 from lifeloop.review.render import _num, evaluation_json
 from lifeloop.review.suggestions import suggest
@@ -182,7 +192,8 @@ def strategy_review(table: pa.Table, strategy: Strategy, in_window: int, alpha: 
         return with_cells(review, table, strategy, primary, primary in names, alpha)
     outcomes = {n: values(table, n) for n in names}
     ev = evaluate(arms.astype(str), outcomes, control="control", money=[n for n in names if n in MONEY],
-                  pre=values(table, "aum_before"), pre_name="aum_before", holdout=review["planned_holdout"], alpha=alpha)
+                  pre=values(table, "aum_before"), pre_name="aum_before", holdout=review["planned_holdout"],
+                  srm=split_check(table, strategy, review["planned_holdout"]), alpha=alpha)
     doc = evaluation_json(ev)
     review["evaluation"] = doc
     by_name = {o["name"]: o for o in doc["outcomes"]}
@@ -195,7 +206,8 @@ def strategy_review(table: pa.Table, strategy: Strategy, in_window: int, alpha: 
                           "mde": detectable_uplift(outcomes[primary], arms, binary, alpha)}
     srm = doc["sample_ratio"]
     review["sample_ratio"] = None if srm is None else {k: srm[k] for k in ("planned_holdout", "observed_holdout",
-                                                                            "control", "treated", "p_value", "mismatch")}
+                                                                            "control", "treated", "arms", "p_value",
+                                                                            "mismatch")}
     money = review["money"]
     treated_cost = float(values(table, "cost")[arms == "treated"].sum())
     for name, key in (("aum_change", "incremental_aum"), ("fee_income", "incremental_fee_income")):
@@ -219,6 +231,29 @@ def strategy_review(table: pa.Table, strategy: Strategy, in_window: int, alpha: 
     review["verdict"] = verdict(review["headline"], bool(srm and srm["mismatch"]),
                                 min(n_t, n_c) >= MIN_FOR_VERDICT)
     return with_cells(review, table, strategy, primary, True, alpha)
+
+
+def split_check(table: pa.Table, strategy: Strategy, holdout: float) -> SampleRatio:
+    """The sample-ratio check over every arm: control and each cell (when 2+ are declared), else treated.
+
+    Each arm's planned share: the entries' planned control share for the control, and the rest split by
+    the cells' planned shares. Entries written before cells existed carry no cell; they are checked as
+    control against treated, like a strategy without cells.
+    """
+    arms = np.asarray(table["arm"].to_pylist(), dtype=object)
+    labels = arms
+    if len(strategy.cells) >= 2 and "cell" in table.column_names:
+        cells = np.asarray(table["cell"].to_pylist(), dtype=object)
+        declared = {c.id for c in strategy.cells}
+        if all(c in declared for c in cells[arms == "treated"].tolist()):
+            labels = np.where(arms == "control", CONTROL_ARM, cells)
+    names = [CONTROL_ARM] + sorted({str(x) for x in labels.tolist()} - {CONTROL_ARM})
+    counts = {a: int((labels == a).sum()) for a in names}
+    shares = {c.id: c.share for c in strategy.cells} if labels is not arms else None
+    if shares:
+        names = [CONTROL_ARM, *[c.id for c in strategy.cells]]   # a planned cell without entries counts too
+        counts = {a: counts.get(a, 0) for a in names}
+    return sample_ratio_arms(counts, planned_shares(names, CONTROL_ARM, holdout, shares), control=CONTROL_ARM)
 
 
 def with_cells(review: dict[str, Any], table: pa.Table, strategy: Strategy, primary: str, measured: bool,

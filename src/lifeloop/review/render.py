@@ -32,6 +32,9 @@ def evaluation_json(ev: Evaluation) -> dict[str, Any]:
         "sample_ratio": None if srm is None else {
             "planned_holdout": srm.planned_holdout, "observed_holdout": srm.observed_holdout,
             "control": srm.control, "treated": srm.treated, "expected_control": srm.expected_control,
+            "arms": [{"arm": a.arm, "customers": a.customers, "planned_share": a.planned_share,
+                      "observed_share": a.observed_share, "expected": a.expected} for a in srm.arms],
+            "degrees_of_freedom": srm.degrees_of_freedom,
             "chi2": _num(srm.chi2), "p_value": _num(srm.p_value), "threshold": SRM_ALPHA, "mismatch": srm.mismatch},
         "outcomes": [_outcome(o) for o in ev.outcomes],
         "notes": list(ev.notes),
@@ -40,7 +43,8 @@ def evaluation_json(ev: Evaluation) -> dict[str, Any]:
             "amount": WELCH_METHOD + " (statsmodels.stats.weightstats.CompareMeans, usevar='unequal')",
             "cuped": f"Deng et al. 2013; theta pooled over all customers; used when variance falls >= "
                      f"{CUPED_MIN_REDUCTION:.0%}",
-            "sample_ratio": f"chi-square goodness of fit (scipy.stats.chisquare); mismatch when p < {SRM_ALPHA}",
+            "sample_ratio": f"chi-square goodness of fit of every arm against its planned share "
+                            f"(scipy.stats.chisquare, arms - 1 degrees of freedom); mismatch when p < {SRM_ALPHA}",
             "multiple_comparisons": "Holm (statsmodels.stats.multitest.multipletests) within each family",
         },
     }
@@ -100,8 +104,9 @@ def print_evaluation(out: Any, ev: Evaluation) -> None:
     if srm is not None:
         colour = "red" if srm.mismatch else "green"
         verdict = "MISMATCH" if srm.mismatch else "ok"
-        out.print(f"Sample ratio: control {srm.observed_holdout:.2%} vs planned {srm.planned_holdout:.2%} "
-                  f"(chi2 {srm.chi2:.2f}, p {srm.p_value:.3g}) [{colour}]{verdict}[/]")
+        arms = ", ".join(f"{a.arm} {a.observed_share:.2%} vs {a.planned_share:.2%}" for a in srm.arms)
+        out.print(f"Sample ratio (observed vs planned share): {arms} "
+                  f"(chi2 {srm.chi2:.2f}, df {srm.degrees_of_freedom}, p {srm.p_value:.3g}) [{colour}]{verdict}[/]")
     for o in ev.outcomes:
         rate = o.kind == "binary"
         title = f"{o.name} ({'rate' if rate else 'mean'}{', money' if o.money else ''})"

@@ -2,8 +2,10 @@
 
 Pure: reads the ``lifeloop.review/1`` document, writes nothing. Kinds, most serious first:
 
-* ``sample_ratio_mismatch`` — the control share is far from the planned holdout: the result cannot be
-  trusted until the assignment is explained (a list edited by hand, a channel that drops controls...);
+* ``sample_ratio_mismatch`` — the arms' counts are far from their planned shares (every arm at once,
+  control and cells): the result cannot be trusted until the assignment is explained (a list edited by
+  hand, a channel that drops controls...). When the arm furthest from its plan is a cell and the cells'
+  own split is broken, the finding is ``cell_split_mismatch`` instead, which names the cells;
 * ``harmful`` — a significant negative uplift on the primary outcome: stop or rethink;
 * ``no_uplift`` — no significant uplift although enough customers were exposed (``MIN_TREATED`` /
   ``MIN_CONTROL``) and their windows closed (never from an interim review): the interval says how
@@ -60,6 +62,9 @@ def _for_strategy(s: dict[str, Any], interim: bool = False) -> list[dict[str, An
     h, srm, e = s.get("headline"), s.get("sample_ratio"), s["entries"]
     out = []
     if srm and srm["mismatch"]:
+        split = s.get("cell_sample_ratio")
+        if split and split["mismatch"] and _worst_arm(srm) not in (None, srm["arms"][0]["arm"]):
+            return _cells(s, name, name_en, interim)  # the cells are off, not the holdout: say which
         out.append(_item(
             "sample_ratio_mismatch", s,
             f"「{name}」对照组占比 {srm['observed_holdout']:.1%}，计划为 {srm['planned_holdout']:.1%}"
@@ -122,6 +127,12 @@ def _oriented(pairwise: list[dict[str, Any]], a: str, b: str) -> dict[str, Any] 
                     "uplift": None if p["uplift"] is None else -p["uplift"],
                     "ci_low": None if high is None else -high, "ci_high": None if low is None else -low}
     return None
+
+
+def _worst_arm(srm: dict[str, Any]) -> str | None:
+    """The arm furthest from its planned count (largest chi-square term), or None without arms."""
+    arms = [a for a in srm.get("arms") or [] if a["expected"]]
+    return max(arms, key=lambda a: (a["customers"] - a["expected"]) ** 2 / a["expected"])["arm"] if arms else None
 
 
 def _is_prefix(short: list[str], long: list[str]) -> bool:

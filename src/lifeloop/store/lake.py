@@ -35,6 +35,18 @@ BANK = "bank"
 MANIFEST = "_manifest.json"
 
 
+# the step that publishes an area, where the two names differ (every other area is its step's name);
+# hints must name a step `lifeloop run --steps` accepts
+STEP_OF_AREA = {"lists": "plan"}
+
+
+def run_hint(area: str, as_of: dt.date | str = "DATE") -> str:
+    """What to run to publish ``area`` as of a date: the ingest for bank data, else the step that writes it."""
+    if area == BANK:
+        return "ingest the bank's extracts first: `lifeloop ingest FOLDER`"
+    return f"run `lifeloop run --as-of {as_of} --steps {STEP_OF_AREA.get(area, area)}` first"
+
+
 def as_of_dir_name(as_of: dt.date) -> str:
     return f"as_of={as_of.isoformat()}"
 
@@ -75,7 +87,7 @@ class Lake:
     def manifest(self, area: str, as_of: dt.date) -> dict[str, Any]:
         path = self.snapshot_dir(area, as_of) / MANIFEST
         if not path.exists():
-            raise DataError(f"no {area} snapshot as of {as_of}", hint=f"run the {area} step for {as_of} first")
+            raise DataError(f"no {area} snapshot as of {as_of}", hint=run_hint(area, as_of))
         return json.loads(path.read_text(encoding="utf-8"))
 
     def snapshot_file(self, area: str, as_of: dt.date) -> Path:
@@ -83,7 +95,7 @@ class Lake:
         path = self.snapshot_dir(area, as_of) / f"{area}.parquet"
         if not self.exists(area, as_of) or not path.exists():
             raise DataError(f"no {area} snapshot as of {as_of}",
-                            hint=f"run `lifeloop run --as-of {as_of} --steps {area}` first")
+                            hint=run_hint(area, as_of))
         return path
 
     def previous_date(self, area: str, as_of: dt.date) -> dt.date | None:

@@ -1,0 +1,26 @@
+"""What a refusal must leave untouched: every file under lake/ (by hash) and the ops database (row for row)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import MetaData, select
+
+from tests.factories import lake_fingerprint
+
+
+def ops_rows(ctx) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the workspace's operations database, in primary-key order."""
+    engine = ctx.ops().kw["bind"]
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return {name: [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns or
+                                                                              table.columns))]
+                for name, table in sorted(meta.tables.items())}
+
+
+def state(ctx) -> tuple[dict[str, str], dict[str, list[tuple[Any, ...]]]]:
+    """The lake's file hashes (the append-only run log aside) and the ops database's rows."""
+    lake = {k: v for k, v in lake_fingerprint(ctx).items() if k != "_runs.jsonl"}
+    return lake, ops_rows(ctx)
