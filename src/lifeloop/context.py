@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -101,7 +102,7 @@ class Context:
     def ports(self) -> pipeline.Ports:
         """What the daily steps may reach: the lake, the configs, engines, history, the ops database."""
         return pipeline.Ports(lake=self.lake, configs=self.configs, engine=self.engine, bank=self.bank,
-                              history=self.history_source, ops=self.ops)
+                              history=self.history_source, ops=self.ops, settings=self.config.run)
 
     # ------------------------------------------------------------------ engines
     @property
@@ -155,10 +156,16 @@ class Context:
 
         return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress)
 
-    def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | None = None) -> list[StepResult]:
-        """Run daily steps for one as-of date."""
+    def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | Any | None = None, *,
+            replan_reason: str | None = None) -> list[StepResult]:
+        """Run daily steps for one as-of date (re-planning a dispatched day needs a reason, which is audited)."""
+        replan = pipeline.Replan(replan_reason, self.operator) if replan_reason else None
+        return pipeline.run_steps(self.ports(), as_of, steps, engine, replan)
 
-        return pipeline.run_steps(self.ports(), as_of, steps, engine)
+    @property
+    def operator(self) -> str:
+        """Who is acting: the operating-system user until principals land (data-protection issue)."""
+        return getpass.getuser()
 
     def features(self, as_of: dt.date | None = None) -> pa.Table:
         """The published feature snapshot (标签) as of a date (default: the latest)."""

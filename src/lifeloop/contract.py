@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from lifeloop.config.loader import LocatedYaml
+    from lifeloop.config.workspace import RunSettings
     from lifeloop.engine.adapters.base import Adapter
     from lifeloop.store.lake import Lake
 
@@ -83,6 +84,8 @@ class HistoryPort(Protocol):
 class ConfigPort(Protocol):
     """Validated config files of the workspace, by name (``strategies`` -> config/strategies.yaml)."""
 
+    folder: Path
+
     def load(self, name: str, model: type[BaseModel]) -> tuple[Any, LocatedYaml]: ...
 
     def hash(self, *names: str) -> str: ...
@@ -115,6 +118,7 @@ class Inputs:
     history: HistoryPort | None = None
     ops: Callable[[], sessionmaker[Session]] | None = None
     config_source: ConfigPort | None = None
+    settings: RunSettings | None = None    # lifeloop.yaml's run guards (warning thresholds)
 
     @contextmanager
     def scratch(self) -> Iterator[Path]:

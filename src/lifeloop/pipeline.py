@@ -13,11 +13,12 @@ import datetime as dt
 import difflib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lifeloop.config.loader import config_hash
+from lifeloop.config.workspace import RunSettings
 from lifeloop.contract import Bank, ConfigPort, HistoryPort, Inputs, Output, Read, Snapshot, Step, StepResult
 from lifeloop.engine.adapters.base import Adapter, write_arrow
 from lifeloop.errors import ConfigError, DataError, Interrupted
@@ -25,6 +26,8 @@ from lifeloop.execution import dispatch
 from lifeloop.insight import clusters, features, lifecycle, segments
 from lifeloop.review import evidence, outcomes
 from lifeloop.store.lake import BANK, Lake, run_hint
+from lifeloop.store.ops import audit, contacts
+from lifeloop.store.ops.database import unit_of_work
 from lifeloop.strategy import audiences, plan
 
 # the order of a full daily run
@@ -35,7 +38,7 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     dispatch.STEP,
 )}
 
-__all__ = ["STEPS", "Ports", "StepResult", "resolve_steps", "run_steps"]
+__all__ = ["STEPS", "Ports", "Replan", "StepResult", "resolve_steps", "run_steps"]
 
 
 @dataclass
@@ -48,6 +51,50 @@ class Ports:
     bank: Bank
     history: Callable[[], HistoryPort]
     ops: Callable[[], Any]
+    settings: RunSettings = field(default_factory=RunSettings)
+
+
+@dataclass(frozen=True)
+class Replan:
+    """A deliberate re-plan of a day whose plan was already dispatched: who and why (audited)."""
+
+    reason: str
+    actor: str
+
+
+def check_as_of(lake: Lake, as_of: dt.date, max_days: int) -> None:
+    """Refuse a day before every bank batch, or too long after the newest one on or before it."""
+    batches = lake.dates(BANK)
+    if not batches:
+        raise DataError("no bank batch has been ingested: there is nothing to run on",
+                        hint="ingest the bank's extracts first: `lifeloop ingest FOLDER`")
+    if as_of < batches[0]:
+        raise DataError(f"{as_of} is before every bank batch: there was no data yet",
+                        hint="published batches: " + ", ".join(d.isoformat() for d in batches[-10:]))
+    newest = max(d for d in batches if d <= as_of)
+    if (as_of - newest).days > max_days:
+        raise DataError(f"{as_of} is {(as_of - newest).days} days after the newest bank batch ({newest}); stages "
+                        f"and plans would describe customers from stale data (at most {max_days} days)",
+                        hint="ingest the bank's newer extracts first, or raise run.max_days_after_batch in "
+                             "lifeloop.yaml if the gap is intended")
+
+
+def check_replan(ports: Ports, as_of: dt.date, names: Sequence[str], replan: Replan | None) -> int:
+    """A dispatched day is re-planned only on purpose (``--replan --reason``), and the re-plan is audited."""
+    if "plan" not in names:
+        return 0
+    with unit_of_work(ports.ops()) as session:
+        sent = contacts.dispatched_on(session, as_of)
+        if sent and replan is None:
+            raise DataError(f"the plan of {as_of} was already dispatched ({sent:,} contacts in the outbox): "
+                            "re-planning would replace the lists those contacts came from",
+                            hint="re-plan on purpose with `--replan --reason TEXT` (audited); contacts that went "
+                                 "out are never recalled or sent twice")
+        if sent and replan is not None:
+            audit.record(session, actor=replan.actor, action="plan.replan", target_type="day",
+                         target_id=as_of.isoformat(), reason=replan.reason,
+                         details={"dispatched": sent, "steps": list(names)})
+    return sent
 
 
 def resolve_steps(steps: Sequence[str] | None) -> list[str]:
@@ -92,7 +139,7 @@ def gather(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> tuple[
         read[BANK] = {b: ports.lake.manifest(BANK, dt.date.fromisoformat(b)).get("run_id") for b in batches}
     inputs = Inputs(as_of=as_of, engine=adapter, snapshots=snapshots, configs=configs, bank=ports.bank,
                     lake=ports.lake, bank_files=bank_files, history=ports.history() if step.history else None,
-                    ops=ports.ops if step.ops else None, config_source=ports.configs)
+                    ops=ports.ops if step.ops else None, config_source=ports.configs, settings=ports.settings)
     return inputs, read
 
 
@@ -141,8 +188,14 @@ def run_step(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> Step
 
 
 def run_steps(ports: Ports, as_of: dt.date, steps: Sequence[str] | None = None,
-              engine: str | Adapter | None = None) -> list[StepResult]:
-    """Run the named steps (default: all) for one as-of date, in order (on a named engine, or an adapter)."""
+              engine: str | Adapter | None = None, replan: Replan | None = None) -> list[StepResult]:
+    """Run the named steps (default: all) for one as-of date, in order (on a named engine, or an adapter).
+
+    Checked before any step runs: the configuration (every file, every problem at once), the date against
+    the bank's batches, and a re-plan of a day already dispatched."""
     names = resolve_steps(steps)
+    if any(STEPS[n].bank for n in names):
+        check_as_of(ports.lake, as_of, ports.settings.max_days_after_batch)
+    check_replan(ports, as_of, names, replan)
     adapter = engine if isinstance(engine, Adapter) else ports.engine(engine)
     return [run_step(STEPS[name], ports, as_of, adapter) for name in names]

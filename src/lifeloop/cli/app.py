@@ -105,12 +105,19 @@ def run(
     as_of: str = typer.Option(..., "--as-of", help="As-of date, YYYY-MM-DD."),
     steps: str | None = typer.Option(None, "--steps", help="Comma-separated steps (default: all)."),
     engine: str | None = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
+    replan: bool = typer.Option(False, "--replan", help="Re-plan a day whose plan was already dispatched."),
+    reason: str | None = typer.Option(None, "--reason", help="Why the day is re-planned (kept on the audit log)."),
 ) -> None:
     """Run the daily steps for one as-of date."""
 
+    if replan and not (reason or "").strip():
+        raise LifeloopError("--replan needs --reason TEXT", hint="say why the day is re-planned; it is audited")
+    if reason and not replan:
+        raise LifeloopError("--reason only applies with --replan", hint="add --replan, or drop --reason")
     names = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
     with context(engine) as ctx:
-        print_steps(console(), ctx.run(parse_date(as_of), names, engine))
+        results = ctx.run(parse_date(as_of), names, engine, replan_reason=reason.strip() if replan and reason else None)
+        print_steps(console(), results)
 
 
 @app.command()

@@ -32,6 +32,9 @@ def print_steps(out: Any, results: list[Any]) -> None:
     for r in results:
         t.add_row(r.step, r.as_of.isoformat(), f"{r.rows:,}", r.run_id, f"{r.seconds:.2f}")
     out.print(t)
+    for r in results:  # said out loud: an audience that matches no one, a rule that can never fire, ...
+        for w in getattr(r, "warnings", ()):
+            out.print(f"[bold yellow]Warning[/] ({r.step}): {w}")
 
 
 def feature_summary_rows(table: Any) -> list[dict[str, Any]]:

@@ -24,6 +24,16 @@ class SparkSettings(Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class RunSettings(Strict):
+    """Guards of a daily run (``run:`` in lifeloop.yaml)."""
+
+    # `lifeloop run --as-of D` more than this many days after the newest bank batch is refused: the
+    # stages and the plan would describe customers from stale data
+    max_days_after_batch: int = Field(default=7, ge=0, le=366)
+    # an audience that shrinks by more than this share since its previous run is a warning
+    audience_shrink_warning: float = Field(default=0.5, gt=0, le=1)
+
+
 class WorkspaceConfig(Strict):
     """The top-level ``lifeloop.yaml``."""
 
@@ -33,3 +43,4 @@ class WorkspaceConfig(Strict):
     config_dir: str = "config"
     database_url: str | None = None
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    run: RunSettings = Field(default_factory=RunSettings)

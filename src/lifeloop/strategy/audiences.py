@@ -236,8 +236,29 @@ def compute(inputs: Inputs) -> Output:
     copies = {f"{name}.yaml": inputs.config_source.path(name).read_bytes() for name in CONFIG_COPIES
               if inputs.config_source is not None and inputs.config_source.exists(name)}
     sizes = counts(table)
+    previous = inputs.snapshots.get(AREA)
+    shrink = inputs.settings.audience_shrink_warning if inputs.settings else 0.5
+    warnings = audience_warnings(config, inputs.as_of, sizes, counts(previous.read()) if previous else None,
+                                 previous.as_of if previous else None, shrink)
     return Output(tables=[Table(AREA, table, (), output_schema())], files=copies, manifest={"sizes": sizes},
-                  summary={"sizes": sizes})
+                  summary={"sizes": sizes}, warnings=warnings)
+
+
+def audience_warnings(config: StrategiesConfig, as_of: dt.date, sizes: Mapping[str, int],
+                      before: Mapping[str, int] | None, before_as_of: dt.date | None, shrink: float) -> list[str]:
+    """Said out loud: a live strategy whose first wave matches no one, or shrank by more than ``shrink``."""
+    out = []
+    for s in config.strategies:
+        if not s.enabled or s.start > as_of or (s.end is not None and s.end < as_of):
+            continue
+        key = f"{s.id}/{s.waves[0].id}"
+        now, then = sizes.get(key, 0), (before or {}).get(key)
+        if now == 0:
+            out.append(f"strategy {s.id}: its audience matches no one on {as_of} (rule: {s.audience})")
+        elif then and (then - now) / then > shrink:
+            out.append(f"strategy {s.id}: its audience shrank from {then:,} on {before_as_of} to {now:,} "
+                       f"(-{(then - now) / then:.0%}; warning above -{shrink:.0%})")
+    return out
 
 
 def counts(table: pa.Table) -> dict[str, int]:
@@ -248,7 +269,7 @@ def counts(table: pa.Table) -> dict[str, int]:
     return {r["values"]: r["counts"] for r in sorted(keys.value_counts().to_pylist(), key=lambda r: r["values"])}
 
 
-STEP = Step(AREA, compute, reads=(Read("features"), Read("lifecycle"), Read("segments")),
+STEP = Step(AREA, compute, reads=(Read("features"), Read("lifecycle"), Read("segments"), Read(AREA, "before")),
             configs={"strategies": StrategiesConfig, "contact_policy": ContactPolicy,
                      "lifecycle": LifecycleConfig, "segments": SegmentsConfig},
             writes=AREA, bank=True, history=True,

@@ -285,3 +285,8 @@ def recent_contacts(session: Session, *, since: dt.datetime):
     schema = pa.schema([(n, pa.string()) for n in names[:4]] + [("as_of", pa.date32()), ("status", pa.string()),
                                                                  ("created_at", ts), ("sent_at", ts)])
     return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}, schema=schema)
+
+
+def dispatched_on(session: Session, as_of: dt.date) -> int:
+    """How many contacts of the plan of ``as_of`` were put in the outbox (sent, waiting or held)."""
+    return session.scalar(sa.select(sa.func.count(Dispatch.id)).where(Dispatch.as_of == as_of)) or 0
