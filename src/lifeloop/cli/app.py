@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from lifeloop.cli.check import check_command
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
@@ -110,6 +111,14 @@ def run(
     names = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
     with context(engine) as ctx:
         print_steps(console(), ctx.run(parse_date(as_of), names, engine))
+
+
+@app.command()
+def check() -> None:
+    """Check every config file and rule at once (run before every `run`); exit 1 on errors."""
+    with context() as ctx:
+        code = check_command(ctx)
+    raise typer.Exit(code)
 
 
 @app.command()
