@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lifeloop import preflight
 from lifeloop.config.loader import config_hash
 from lifeloop.config.workspace import RunSettings
 from lifeloop.contract import Bank, ConfigPort, HistoryPort, Inputs, Output, Read, Snapshot, Step, StepResult
@@ -194,6 +195,7 @@ def run_steps(ports: Ports, as_of: dt.date, steps: Sequence[str] | None = None,
     Checked before any step runs: the configuration (every file, every problem at once), the date against
     the bank's batches, and a re-plan of a day already dispatched."""
     names = resolve_steps(steps)
+    preflight.check_workspace(ports.configs.folder, lake=ports.lake, as_of=as_of).raise_for_errors()
     if any(STEPS[n].bank for n in names):
         check_as_of(ports.lake, as_of, ports.settings.max_days_after_batch)
     check_replan(ports, as_of, names, replan)

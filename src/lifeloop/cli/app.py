@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from lifeloop.cli.check import check_command
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
@@ -118,6 +119,14 @@ def run(
     with context(engine) as ctx:
         results = ctx.run(parse_date(as_of), names, engine, replan_reason=reason.strip() if replan and reason else None)
         print_steps(console(), results)
+
+
+@app.command()
+def check() -> None:
+    """Check every config file and rule at once (run before every `run`); exit 1 on errors."""
+    with context() as ctx:
+        code = check_command(ctx)
+    raise typer.Exit(code)
 
 
 @app.command()

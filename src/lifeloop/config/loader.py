@@ -49,11 +49,16 @@ def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: 
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise ConfigError(f"{file}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported",
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"{file}:{line}: YAML merge keys (<<) are not supported",
+                                  problems=[Problem("YAML merge keys (<<) are not supported", file=file, line=line)],
                                   hint="write the keys out in full")
             key = _construct(key_node, path + ("<key>",), {}, file)
             if key in out:
-                raise ConfigError(f"{file}:{key_node.start_mark.line + 1}: duplicate key {key!r}",
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"{file}:{line}: duplicate key {key!r}",
+                                  problems=[Problem(f"duplicate key {key!r}", file=file, line=line,
+                                                    field=format_loc(path + (key,)))],
                                   hint="each key may appear once; remove or rename the repeated one")
             out[key] = _construct(value_node, path + (key,), lines, file)
             lines[path + (key,)] = key_node.start_mark.line + 1

@@ -17,6 +17,7 @@ The output keeps, per customer: ``stage``, ``rule`` (the rule that decided), ``p
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from sqlglot import exp
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.engine.adapters.base import date_literal
-from lifeloop.engine.compile import compile_rule, contradictions, feature_columns, is_catch_all
+from lifeloop.engine.compile import compile_rule, contradictions, feature_columns, is_catch_all, rule_problem
 from lifeloop.errors import ConfigError, DataError, Problem
 
 if TYPE_CHECKING:
@@ -52,6 +53,23 @@ class CompiledStages:
 def compile_stages(config: LifecycleConfig, columns: Mapping[str, str], as_of: dt.date,
                    doc: LocatedYaml | None = None) -> CompiledStages:
     """Check the rules (stages known, catch-all last, rules that can fire) and build the CASE tree."""
+    return _stages(config, columns, as_of, doc, errors=None)
+
+
+def check_stages(config: LifecycleConfig, columns: Mapping[str, str] | None, as_of: dt.date,
+                 doc: LocatedYaml | None = None) -> tuple[list[Problem], list[Problem]]:
+    """Every problem of the stages and rules at once, as (errors, warnings), never raising.
+
+    Rules are compiled only when the feature ``columns`` are known (a broken tags.yaml leaves them unknown).
+    """
+    errors: list[Problem] = []
+    compiled = _stages(config, columns, as_of, doc, errors=errors)
+    return errors, compiled.warnings
+
+
+def _stages(config: LifecycleConfig, columns: Mapping[str, str] | None, as_of: dt.date, doc: LocatedYaml | None,
+            errors: list[Problem] | None) -> CompiledStages:
+    """Compile the stages; raise at the first failing check, or, given ``errors``, collect every problem there."""
     file = doc.file if doc else CONFIG
 
     def line(*path: Any) -> int | None:
@@ -65,51 +83,70 @@ def compile_stages(config: LifecycleConfig, columns: Mapping[str, str], as_of: d
     seen_stages: set[str] = set()
     for i, s in enumerate(config.stages):
         if s.name in seen_stages:
-            problems.append(Problem(f"stage {s.name!r} is defined twice", file=file, line=line("stages", i), field="name"))
+            problems.append(Problem(f"stage {s.name!r} is defined twice", file=file, line=line("stages", i),
+                                    field=f"stages[{i}].name"))
         seen_stages.add(s.name)
     seen_rules: set[str] = set()
     for i, r in enumerate(config.rules):
         if r.rule in seen_rules:
-            problems.append(Problem(f"rule {r.rule!r} is defined twice", file=file, line=line("rules", i), rule=r.rule))
+            problems.append(Problem(f"rule {r.rule!r} is defined twice", file=file, line=line("rules", i), rule=r.rule,
+                                    field=f"rules[{i}].rule"))
         seen_rules.add(r.rule)
         if r.stage not in seen_stages:
-            import difflib
-
             close = difflib.get_close_matches(r.stage, list(seen_stages), n=1)
             problems.append(Problem(f"unknown stage {r.stage!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                                    file=file, line=line("rules", i, "stage"), rule=r.rule))
+                                    file=file, line=line("rules", i, "stage"), rule=r.rule, field=f"rules[{i}].stage",
+                                    hint="name a stage of stages: " + ", ".join(sorted(seen_stages))))
     if not is_catch_all(config.rules[-1].when):
         last = config.rules[-1]
         problems.append(Problem('the last rule must be a catch-all (when: "true") so that every customer gets a stage',
-                                file=file, line=line("rules", len(config.rules) - 1), rule=last.rule))
-    if problems:
+                                file=file, line=line("rules", len(config.rules) - 1), rule=last.rule,
+                                field=f"rules[{len(config.rules) - 1}].when",
+                                hint='add a last rule with when: "true"'))
+    if problems and errors is None:
         raise ConfigError(f"{file}: {len(problems)} problem(s) in the lifecycle stages; first: {problems[0]}",
                           problems=problems, hint="fix the stages and rules named above (see docs/insight.md)")
+    if errors is not None:
+        errors.extend(problems)
 
-    names = {**columns, **HISTORY_COLUMNS}
+    names = {**(columns or {}), **HISTORY_COLUMNS}
     warnings: list[Problem] = []
     ifs: list[exp.If] = []
     catch_all: str | None = None
+    default: exp.Expression = exp.null()  # a catch-all is required above; this is only seen when collecting
     for i, r in enumerate(config.rules):
         if catch_all is not None:
             warnings.append(Problem(f"can never fire: the catch-all rule {catch_all!r} above it matches everyone",
-                                    file=file, line=line("rules", i), rule=r.rule))
+                                    file=file, line=line("rules", i), rule=r.rule, field=f"rules[{i}]",
+                                    hint="move the rule above the catch-all, or remove it"))
             continue
-        tree = compile_rule(r.when, columns=names, thresholds=config.thresholds, as_of=as_of, where=where(i, r.rule))
-        _check_stage_literals(tree, seen_stages, where(i, r.rule))
-        for col in contradictions(tree):
-            warnings.append(Problem(f"can never fire: the bounds on {col!r} contradict each other",
-                                    file=file, line=line("rules", i, "when"), rule=r.rule))
         if is_catch_all(r.when):
             catch_all = r.rule
             default = exp.Literal.string(r.rule)
             continue
+        if columns is None:
+            continue
+        try:
+            tree = compile_rule(r.when, columns=names, thresholds=config.thresholds, as_of=as_of,
+                                where=where(i, r.rule))
+            _check_stage_literals(tree, seen_stages, where(i, r.rule))
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(rule_problem(exc, where(i, r.rule), file=file, line=line("rules", i, "when"), rule=r.rule,
+                                       field=f"rules[{i}].when"))
+            continue
+        for col in contradictions(tree):
+            warnings.append(Problem(f"can never fire: the bounds on {col!r} contradict each other",
+                                    file=file, line=line("rules", i, "when"), rule=r.rule, field=f"rules[{i}].when",
+                                    hint=f"check the comparisons of {col} and the thresholds they use"))
         ifs.append(exp.If(this=tree, true=exp.Literal.string(r.rule)))
     used = {r.stage for r in config.rules}
     for i, s in enumerate(config.stages):
         if s.name not in used:
             warnings.append(Problem(f"stage {s.name!r} has no rule, so no customer can be in it",
-                                    file=file, line=line("stages", i)))
+                                    file=file, line=line("stages", i), field=f"stages[{i}]",
+                                    hint="add a rule leading to it, or remove the stage"))
     case = exp.Case(ifs=ifs, default=default) if ifs else default
     return CompiledStages(case, {r.rule: r.stage for r in config.rules}, warnings)
 
@@ -121,8 +158,6 @@ def aliased(name: str, alias: str) -> exp.Table:
 
 def _check_stage_literals(tree: exp.Expression, stages: set[str], where: str) -> None:
     """``previous_stage = 'dormnt'`` would silently never match: stage names in comparisons must exist."""
-    import difflib
-
     for node in tree.find_all(exp.EQ, exp.NEQ, exp.In):
         sides = [node.this] + (list(node.expressions) if isinstance(node, exp.In) else [node.expression])
         if not any(isinstance(x, exp.Column) and x.name == "previous_stage" for x in sides):

@@ -12,7 +12,9 @@ One row per customer in ``lake/segments/as_of=D/segments.parquet``:
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ from sqlglot import exp
 
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
-from lifeloop.engine.compile import compile_rule, contradictions, feature_columns
+from lifeloop.engine.compile import compile_rule, contradictions, feature_columns, rule_problem
 from lifeloop.errors import ConfigError, DataError, Problem
 
 if TYPE_CHECKING:
@@ -43,7 +45,8 @@ def check_tiers(config: SegmentsConfig, doc: LocatedYaml | None = None) -> None:
     tiers = sorted(enumerate(config.tiers), key=lambda t: t[1].min)
     names = [t.name for t in config.tiers]
     for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(Problem(f"tier {dup!r} is defined twice", file=file, line=line(names.index(dup))))
+        problems.append(Problem(f"tier {dup!r} is defined twice", file=file, line=line(names.index(dup)),
+                                field=f"tiers[{names.index(dup)}].name"))
     for i, t in enumerate(config.tiers):
         if t.max is not None and t.max <= t.min:
             problems.append(Problem(f"tier {t.name!r}: max {t.max:g} is not above min {t.min:g}", file=file,
@@ -51,21 +54,24 @@ def check_tiers(config: SegmentsConfig, doc: LocatedYaml | None = None) -> None:
     first_i, first = tiers[0]
     if first.min != 0:
         problems.append(Problem(f"tier {first.name!r} starts at {first.min:g}: customers below it have no tier "
-                                "(the lowest tier must start at 0)", file=file, line=line(first_i)))
+                                "(the lowest tier must start at 0)", file=file, line=line(first_i),
+                                field=f"tiers[{first_i}].min"))
     for (ai, a), (bi, b) in zip(tiers, tiers[1:], strict=False):
         if a.max is None:
             problems.append(Problem(f"tiers {a.name!r} and {b.name!r} overlap: {a.name!r} has no max",
-                                    file=file, line=line(ai)))
+                                    file=file, line=line(ai), field=f"tiers[{ai}].max"))
         elif a.max > b.min:
             problems.append(Problem(f"tiers {a.name!r} and {b.name!r} overlap between {b.min:g} and {a.max:g}",
-                                    file=file, line=line(bi)))
+                                    file=file, line=line(bi), field=f"tiers[{bi}].min"))
         elif a.max < b.min:
             problems.append(Problem(f"gap between tiers {a.name!r} and {b.name!r}: no tier covers "
-                                    f"{a.max:g} to {b.min:g}", file=file, line=line(bi)))
+                                    f"{a.max:g} to {b.min:g}", file=file, line=line(bi),
+                                    field=f"tiers[{bi}].min"))
     last_i, last = tiers[-1]
     if last.max is not None:
         problems.append(Problem(f"tier {last.name!r} ends at {last.max:g}: customers above it have no tier "
-                                "(leave max empty on the highest tier)", file=file, line=line(last_i)))
+                                "(leave max empty on the highest tier)", file=file, line=line(last_i),
+                                field=f"tiers[{last_i}].max"))
     if problems:
         raise ConfigError(f"{file}: the value tiers do not partition AUM from 0 upwards; first: {problems[0]}",
                           problems=problems, hint="make each tier's max equal the next tier's min, start at 0, "
@@ -90,47 +96,95 @@ def _num(v: float | None) -> exp.Literal:
 def segments_query(config: SegmentsConfig, columns: Mapping[str, str], features: str, as_of: dt.date,
                    doc: LocatedYaml | None = None) -> tuple[exp.Select, list[Problem]]:
     """The segments query over a feature relation, and warnings (rules that can never fire)."""
-    file = doc.file if doc else CONFIG
-    check_tiers(config, doc)
-    if config.tier_measure not in columns:
-        import difflib
+    query, warnings = _segments(config, columns, features, as_of, doc, errors=None)
+    assert query is not None
+    return query, warnings
 
+
+def check_segments(config: SegmentsConfig, columns: Mapping[str, str] | None, as_of: dt.date,
+                   doc: LocatedYaml | None = None) -> tuple[list[Problem], list[Problem]]:
+    """Every problem of tiers, groups and micro-segments at once, as (errors, warnings), never raising.
+
+    Rules are compiled only when the feature ``columns`` are known (a broken tags.yaml leaves them unknown).
+    """
+    errors: list[Problem] = []
+    _, warnings = _segments(config, columns, "features", as_of, doc, errors=errors)
+    return errors, warnings
+
+
+def _segments(config: SegmentsConfig, columns: Mapping[str, str] | None, features: str, as_of: dt.date,
+              doc: LocatedYaml | None, errors: list[Problem] | None) -> tuple[exp.Select | None, list[Problem]]:
+    """Build the query, raising at the first failing check; given ``errors``, collect every problem there instead."""
+    file = doc.file if doc else CONFIG
+
+    def line(*path: object) -> int | None:
+        return doc.line_of(path) if doc else None
+
+    def fail(exc: ConfigError) -> None:
+        if errors is None:
+            raise exc
+        errors.extend(replace(p, hint=p.hint or exc.hint) for p in exc.problems or [Problem(exc.message, file=file)])
+
+    try:
+        check_tiers(config, doc)
+    except ConfigError as exc:
+        fail(exc)
+    if columns is not None and config.tier_measure not in columns:
         close = difflib.get_close_matches(config.tier_measure, list(columns), n=1)
-        raise ConfigError(f"{file}: tier_measure {config.tier_measure!r} is not a feature column"
-                          + (f"; did you mean {close[0]!r}?" if close else ""),
-                          hint="name a feature of config/tags.yaml, e.g. aum")
+        message = f"tier_measure {config.tier_measure!r} is not a feature column" + (
+            f"; did you mean {close[0]!r}?" if close else "")
+        hint = "name a feature of config/tags.yaml, e.g. aum"
+        fail(ConfigError(f"{file}: {message}", hint=hint, problems=[
+            Problem(message, file=file, line=line("tier_measure"), field="tier_measure", hint=hint)]))
     # every tier's lower bound is a threshold too (wealth_min, private_min), so rules follow the tiers
     thresholds = {f"{t.name}_min": t.min for t in config.tiers}
-    clash = sorted(set(thresholds) & set(config.thresholds))
-    if clash:
-        raise ConfigError(f"{file}: threshold {clash[0]!r} is already defined by the tiers",
-                          hint=f"remove it from thresholds; it is the tier's min ({thresholds[clash[0]]:g})")
+    for name in sorted(set(thresholds) & set(config.thresholds)):
+        hint = f"remove it from thresholds; it is the tier's min ({thresholds[name]:g})"
+        fail(ConfigError(f"{file}: threshold {name!r} is already defined by the tiers", hint=hint, problems=[
+            Problem(f"threshold {name!r} is already defined by the tiers", file=file,
+                    line=line("thresholds", name), field=f"thresholds.{name}", hint=hint)]))
     thresholds.update(config.thresholds)
     warnings: list[Problem] = []
     seen: set[str] = set()
-    measure = exp.func("coalesce", exp.column(config.tier_measure, quoted=True), exp.Literal.number(0))
-    cols: list[exp.Expression] = [exp.column("customer_id"),
-                                  exp.alias_(tier_case(config, measure), "tier"),
-                                  exp.alias_(exp.cast(measure.copy(), "DECIMAL(18,2)"), "aum")]
+    building = errors is None  # collecting checks only; the tiers may not even partition
+    cols: list[exp.Expression] = []
+    if building:
+        measure = exp.func("coalesce", exp.column(config.tier_measure, quoted=True), exp.Literal.number(0))
+        cols = [exp.column("customer_id"), exp.alias_(tier_case(config, measure), "tier"),
+                exp.alias_(exp.cast(measure.copy(), "DECIMAL(18,2)"), "aum")]
     micro_ifs: list[exp.If] = []
     for key, prefix in (("groups", "seg_"), ("micro_segments", "micro_")):
         for i, rule in enumerate(getattr(config, key)):
-            ln = doc.line_of((key, i, "when")) if doc else None
+            ln = line(key, i, "when")
             out = prefix + rule.name
             if out in seen:
-                raise ConfigError(f"{file}:{ln} {key} {rule.name}: the name is used twice",
-                                  problems=[Problem("duplicate name", file=file, line=ln, rule=rule.name)],
-                                  hint="give each group and micro-segment its own name")
+                hint = "give each group and micro-segment its own name"
+                fail(ConfigError(f"{file}:{ln} {key} {rule.name}: the name is used twice", hint=hint, problems=[
+                    Problem("duplicate name", file=file, line=line(key, i, "name"), rule=rule.name,
+                            field=f"{key}[{i}].name", hint=hint)]))
             seen.add(out)
+            if columns is None:
+                continue
             where = f"{file}:{ln} {key[:-1].replace('_', '-')} {rule.name}" if ln else f"{file} {rule.name}"
-            tree = compile_rule(rule.when, columns=columns, thresholds=thresholds, as_of=as_of, where=where)
+            try:
+                tree = compile_rule(rule.when, columns=columns, thresholds=thresholds, as_of=as_of, where=where)
+            except ConfigError as exc:
+                if errors is None:
+                    raise
+                errors.append(rule_problem(exc, where, file=file, line=ln, rule=rule.name, field=f"{key}[{i}].when"))
+                continue
             for col in contradictions(tree):
                 warnings.append(Problem(f"can never match: the bounds on {col!r} contradict each other",
-                                        file=file, line=ln, rule=rule.name))
+                                        file=file, line=ln, rule=rule.name, field=f"{key}[{i}].when",
+                                        hint=f"check the comparisons of {col} and the thresholds they use"))
+            if not building:
+                continue
             flag = exp.func("coalesce", exp.Paren(this=tree), exp.false())
             cols.append(exp.alias_(flag, out))
             if key == "micro_segments":
                 micro_ifs.append(exp.If(this=flag.copy(), true=exp.Literal.string(rule.name)))
+    if not building:
+        return None, warnings
     primary = exp.Case(ifs=micro_ifs, default=exp.cast(exp.null(), "VARCHAR")) if micro_ifs else \
         exp.cast(exp.null(), "VARCHAR")
     cols.append(exp.alias_(primary, "micro_segment"))

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lifeloop.config.scripts import SCRIPT_VARIABLES, template_problems
 from lifeloop.config.strategies import StrategiesConfig, Strategy
-from lifeloop.engine.compile import compile_rule
+from lifeloop.engine.compile import compile_rule, contradictions, rule_problem
 from lifeloop.errors import ConfigError, Problem, RuleError
 
 if TYPE_CHECKING:
@@ -122,6 +123,27 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
                         f"{problems[0].file}: {len(problems)} audience rules are invalid; first: {problems[0]}",
                         problems=problems, hint=first.hint if first else "fix the audience rules named above")
     return out
+
+
+def check_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of: dt.date,
+                    doc: LocatedYaml | None = None) -> tuple[list[Problem], list[Problem]]:
+    """Every audience rule at once, as (errors, warnings), never raising: rules that do not compile, and
+    rules whose bounds contradict each other (they can never match anyone)."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for i, s in enumerate(config.strategies):
+        at = _Where(doc, i, s)
+        where = f"{at.text('audience')} field audience"
+        try:
+            tree = compile_rule(s.audience, columns=columns, thresholds=config.thresholds, as_of=as_of, where=where)
+        except ConfigError as exc:
+            errors.append(replace(at.problem(rule_problem(exc, where).message, "audience"), hint=exc.hint))
+            continue
+        for col in contradictions(tree):
+            warnings.append(replace(at.problem(f"can never match anyone: the bounds on {col!r} contradict each other",
+                                               "audience"),
+                                    hint=f"check the comparisons of {col} and the thresholds they use"))
+    return errors, warnings
 
 
 def check_references(config: StrategiesConfig, doc: LocatedYaml | None = None, *,
