@@ -64,7 +64,7 @@ class LifeloopError(Exception):
         """The full text shown to a user: message, located problems (capped), hint."""
         lines = [self.message]
         for p in self.problems[:limit]:
-            lines.append(f"  - {p}")
+            lines.append(f"  - {p}" + (f" (fix: {p.hint})" if p.hint else ""))
         more = self.total - min(len(self.problems), limit)
         if more > 0:
             lines.append(f"  ... and {more:,} more")

@@ -101,7 +101,7 @@ def test_a_lake_without_customers_is_a_clear_error(tmp_path):
     from lifeloop.errors import DataError
 
     context = Context.init(tmp_path / "empty")
-    with pytest.raises(DataError, match="no customers on or before 2024-06-30"):
+    with pytest.raises(DataError, match="no bank batch has been ingested: there is nothing to run on"):
         context.run(dt.date(2024, 6, 30), steps=["features"])
     context.close()
 

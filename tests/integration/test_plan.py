@@ -221,13 +221,13 @@ def test_re_running_a_day_writes_identical_bytes(ctx):
     assert first == again and len(first) == 8  # audiences, lists, reassessments, values, two manifests, two config copies
 
 
-def test_an_audience_naming_an_unknown_column_stops_the_step_before_anything_is_written(ctx):
-    from lifeloop.errors import RuleError
+def test_an_audience_naming_an_unknown_column_stops_the_run_before_anything_is_written(ctx):
+    from lifeloop.errors import ConfigError
 
     text = STRATEGIES.replace("audience: \"birthday_today\"", "audience: \"birthday_tday\"")
     (ctx.config_dir / "strategies.yaml").write_text(text, encoding="utf-8")
-    with pytest.raises(RuleError) as err:
+    with pytest.raises(ConfigError) as err:
         ctx.run(D, ["audiences"])
-    assert "strategy birthday field audience" in err.value.render()
+    assert "config/strategies.yaml:" in err.value.render() and "field strategies[3].audience" in err.value.render()
     assert "birthday_today" in err.value.render()
     assert not ctx.lake.exists("audiences", D)

@@ -151,6 +151,10 @@ def later(bank):
         shutil.copy(base / "extracts" / f"{name}.parquet", nxt / f"{name}.parquet")
     pq.write_table(bank["rms"], nxt / "relationship_managers.parquet")
     ctx.ingest(nxt, as_of=d2)
+    # two months without a new extract is refused by default (stale data): this test means it
+    settings = ctx.workspace / "lifeloop.yaml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace("max_days_after_batch: 7", "max_days_after_batch: 90"),
+                        encoding="utf-8")
     fresh = Context(ctx.workspace)
     try:
         for day in (d2, d3):

@@ -43,6 +43,6 @@ def test_dispatch_before_a_plan_suggests_the_plan_step_and_changes_nothing(tmp_p
     before = state(ctx)
     with pytest.raises(DataError) as info:
         ctx.dispatch(dt.date(2024, 3, 31))
-    assert str(info.value) == ("no lists snapshot has been published yet\n"
-                               "What to do: run `lifeloop run --as-of DATE --steps plan` first")
+    assert str(info.value) == ("no lists snapshot as of 2024-03-31\n"
+                               "What to do: run `lifeloop run --as-of 2024-03-31 --steps plan` first")
     assert state(ctx) == before
