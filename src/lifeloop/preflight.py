@@ -147,8 +147,9 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
         _check_clusters(c, *loaded["clusters"], features)
     if loaded["strategies"]:
         config, doc = loaded["strategies"]
+        policy = loaded["contact_policy"][0] if loaded.get("contact_policy") else None
         try:
-            check_structure(config, doc)
+            check_structure(config, doc, policy)
         except ConfigError as exc:
             c.failed(exc, doc.file)
         try:

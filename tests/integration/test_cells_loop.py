@@ -31,13 +31,13 @@ pytestmark = pytest.mark.slow   # about 40 s: a 2,000-customer bank lives 14 day
 
 STRATEGY = "dormant_reactivation"
 CALL_AFTER = 14
-SCRIPT_B = "B话术：{{ customer_name }}{{ title }}，您的回归礼遇已到账，登录即可查看。"
+SCRIPT_B = "【{{ bank_name }}】B话术：{{ customer_name }}{{ title }}，您的回归礼遇已到账，登录即可查看。回复TD退订"
 CELLS = f"""    cells:
       - {{id: sms_only, share: 0.5, waves: [sms]}}
       - id: full
         share: 0.5
         scripts:
-          sms: {{zh: "{SCRIPT_B}", en: "Script B"}}
+          sms: {{zh: "{SCRIPT_B}", en: "【{{{{ bank_name }}}}】Script B. Reply STOP to opt out"}}
 """
 
 
@@ -97,8 +97,8 @@ def test_the_full_cell_gets_script_b_and_its_own_script_id_when_dispatched(loop)
     full = [s for s in sms if s[4] == "full"]
     only = [s for s in sms if s[4] == "sms_only"]
     assert full and only
-    assert {s[2] for s in full} == {f"{STRATEGY}.full.sms"} and all(s[3].startswith("B话术：") for s in full)
-    assert {s[2] for s in only} == {f"{STRATEGY}.sms"} and not any(s[3].startswith("B话术") for s in only)
+    assert {s[2] for s in full} == {f"{STRATEGY}.full.sms"} and all("】B话术：" in s[3] for s in full)
+    assert {s[2] for s in only} == {f"{STRATEGY}.sms"} and not any("B话术" in s[3] for s in only)
 
 
 def test_the_call_goes_to_the_full_cell_and_the_control_group_but_never_to_sms_only(loop):

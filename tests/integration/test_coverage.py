@@ -86,7 +86,7 @@ strategies:
     audience: "true"
     offer: {code: HELLO}
     channels: [sms]
-    scripts: {sms: {zh: "您好", en: "Hello"}}
+    scripts: {sms: {zh: "【示例银行】您好，回复TD退订", en: "【Demo Bank】Hello. Reply STOP to opt out"}}
     waves: [{id: w1, day: 0}]
     holdout: 0
     start: 2024-01-01

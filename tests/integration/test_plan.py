@@ -41,7 +41,7 @@ strategies:
     offer: {product_id: WM090}
     channels: [sms, rm]
     scripts:
-      sms: {zh: "{{ customer_name }}您好", en: "Hello {{ customer_name }}"}
+      sms: {zh: "【示例银行】{{ customer_name }}您好，回复TD退订", en: "【Demo Bank】Hello {{ customer_name }}. Reply STOP to opt out"}
       rm: {zh: "我是{{ rm_name }}", en: "I am {{ rm_name }}"}
     waves:
       - {id: w1, day: 1, channel: sms}

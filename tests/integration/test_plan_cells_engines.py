@@ -11,7 +11,7 @@ from tests.integration.test_plan_engines import plan_files
 CELLS = """\
     cells:
       - {id: a, share: 0.5, waves: [w1]}
-      - {id: b, share: 0.5, scripts: {sms: {zh: "B{{ customer_name }}", en: "B"}}}
+      - {id: b, share: 0.5, scripts: {sms: {zh: "【示例银行】B{{ customer_name }}，回复TD退订", en: "【Demo Bank】B. Reply STOP to opt out"}}}
 """
 
 

@@ -39,7 +39,7 @@ strategies:
     audience: "stage = 'honeymoon'"
     offer: {product_id: FD_EQ}
     channels: [sms]
-    scripts: {sms: {zh: "基金推荐", en: "A fund for you"}}
+    scripts: {sms: {zh: "【示例银行】基金推荐，回复TD退订", en: "【Demo Bank】A fund for you. Reply STOP to opt out"}}
     waves: [{id: w1, day: 0}]
     holdout: 0
     priority: 90

@@ -29,7 +29,7 @@ strategies:
     offer: {product_id: WM090}
     channels: [sms, rm]
     scripts:
-      sms: {zh: "{{ customer_name }}您好", en: "Hello {{ customer_name }}"}
+      sms: {zh: "【示例银行】{{ customer_name }}您好，回复TD退订", en: "【Demo Bank】Hello {{ customer_name }}. Reply STOP to opt out"}
       rm: {zh: "我是{{ rm_name }}", en: "I am {{ rm_name }}"}
     waves:
       - {id: first, day: 1, channel: sms}
@@ -62,8 +62,8 @@ def test_a_good_map_passes_every_check_and_its_audience_compiles():
 def test_the_default_template_map_and_policy_are_valid():
     root = template_root("bank") / "config"
     config, doc = load_model(StrategiesConfig, root / "strategies.yaml")
-    check_structure(config, doc)
     policy, _ = load_model(ContactPolicy, root / "contact_policy.yaml")
+    check_structure(config, doc, policy)   # with the template's own marketing SMS rules and purposes
     ids = {s.id for s in config.strategies}
     assert {"honeymoon_welcome", "dormant_reactivation", "wealth_churn_retention", "maturity_reinvestment",
             "payroll_salary_day", "birthday_care", "card_activation"} <= ids
@@ -111,7 +111,7 @@ def test_a_later_wave_must_come_after_the_wave_it_depends_on():
 
 def test_a_script_using_a_variable_outside_the_whitelist_is_refused():
     with pytest.raises(ConfigError) as err:
-        all_checks(GOOD.replace('en: "Hello {{ customer_name }}"', 'en: "Hello {{ mobile }} {{ customer_nmae }}"'))
+        all_checks(GOOD.replace('Hello {{ customer_name }}', 'Hello {{ mobile }} {{ customer_nmae }}'))
     messages = [p.message for p in err.value.problems]
     assert messages == ["script sms.en: variable 'customer_nmae' is not allowed in scripts; did you mean 'customer_name'?",
                         "script sms.en: variable 'mobile' is not allowed in scripts"]

@@ -4,14 +4,16 @@ Frequency caps per customer (overall and per channel, per day / week / month), q
 channel, the consent purpose each objective needs, what a missing consent row means, refusal memory
 per channel (a customer who said no to a call is not called again for N months), and each channel's
 unit cost and capacity (outbound seats x calls per seat, relationship-manager tasks per day), how
-arbitration ranks candidates and learns expected uplift from review (``arbitration``), and extra
+arbitration ranks candidates and learns expected uplift from review (``arbitration``), extra
 suitability rules (stricter only: the core suitability rule has no setting, see
-lifeloop.strategy.suitability).
+lifeloop.strategy.suitability), and what a marketing SMS must carry and must not say
+(``marketing_sms``, checked when the strategy map loads).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -127,6 +129,57 @@ class Arbitration(Strict):
     min_customers: int = Field(default=30, ge=1)         # per arm, before evidence counts at all
 
 
+SIGNATURE = re.compile(r"【[^【】\s][^【】]*】")
+
+# Inducing words (诱导性表述) a marketing message may not use: the wealth sales rules forbid promising
+# principal or returns and words that do not match a product's risk (CBIRC Order 2021 No 4 on wealth
+# product sales, and the 2018 asset-management guidelines against rigid redemption 刚性兑付).
+FORBIDDEN_WORDS = ["高收益", "保本", "稳赚", "零风险", "无风险", "保证收益",
+                   "guaranteed return", "risk-free", "no risk"]
+# Required disclosures that contain a forbidden word (本产品为非保本浮动收益型产品) are not inducements.
+ALLOWED_PHRASES = ["非保本", "不保本", "不保证收益", "并非无风险", "not guaranteed"]
+
+
+class MarketingSms(Strict):
+    """``marketing_sms:`` what a marketing SMS template (营销短信) must carry and must not say.
+
+    MIIT Order 2015 No 31 (通信短信息服务管理规定): a commercial message names its sender (the
+    signature 签名 in 【...】) and tells the customer how to refuse further messages (退订). Checked on
+    every marketing script of ``channels`` when the strategy map loads (lifeloop.config.sms_lint).
+    """
+
+    channels: list[Channel] = Field(default_factory=lambda: ["sms"])
+    signature: str | None = None   # the bank's exact signature, e.g. 【示例银行】; none: any non-empty 【...】
+    # accepted opt-out phrases per script language; at least one each (the requirement cannot be switched off)
+    opt_out: dict[Literal["zh", "en"], list[str]] = Field(
+        default_factory=lambda: {"zh": ["回复TD退订"], "en": ["Reply STOP to opt out"]})
+    forbidden_words: list[str] = Field(default_factory=lambda: list(FORBIDDEN_WORDS))   # matched ignoring case
+    allowed_phrases: list[str] = Field(default_factory=lambda: list(ALLOWED_PHRASES))   # disclosures, not inducements
+
+    @field_validator("signature")
+    @classmethod
+    def _signature(cls, v: str | None) -> str | None:
+        if v is not None and not SIGNATURE.fullmatch(v):
+            raise ValueError(f"signature {v!r} must be the bank's name in 【】, e.g. 【示例银行】")
+        return v
+
+    @field_validator("opt_out")
+    @classmethod
+    def _opt_out(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for lang in ("zh", "en"):
+            if not [p for p in v.get(lang, []) if p.strip()]:
+                raise ValueError(f"opt_out needs at least one phrase for {lang} (a marketing SMS must say how to "
+                                 "opt out)")
+        return v
+
+    @field_validator("forbidden_words", "allowed_phrases")
+    @classmethod
+    def _words(cls, v: list[str]) -> list[str]:
+        if any(not w.strip() for w in v):
+            raise ValueError("an empty word would match every message")
+        return v
+
+
 class ContactPolicy(Strict):
     """The whole ``contact_policy.yaml``."""
 
@@ -140,6 +193,7 @@ class ContactPolicy(Strict):
     lookback_days: int = Field(default=400, ge=30)   # history read for caps, refusals and waves
     arbitration: Arbitration = Field(default_factory=Arbitration)
     suitability: SuitabilitySettings = Field(default_factory=SuitabilitySettings)  # stricter extras only
+    marketing_sms: MarketingSms = Field(default_factory=MarketingSms)
 
     @field_validator("refusal_memory_months")
     @classmethod

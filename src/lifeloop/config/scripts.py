@@ -57,6 +57,16 @@ def template_problems(text: str) -> list[str]:
     return out
 
 
+def template_variables(text: str) -> set[str]:
+    """The variables a script template names (empty when it does not parse; template_problems says why)."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    try:
+        return set(meta.find_undeclared_variables(environment().parse(text)))
+    except TemplateSyntaxError:
+        return set()
+
+
 def script_id(strategy_id: str, channel: str, cell: str | None = None) -> str:
     """The id of a strategy's script for a channel (``honeymoon_welcome.sms``; a cell's own: ``s.cell_b.sms``)."""
     return f"{strategy_id}.{cell}.{channel}" if cell else f"{strategy_id}.{channel}"

@@ -218,8 +218,8 @@ def compute(inputs: Inputs) -> Output:
     import pyarrow.parquet as pq
 
     config, doc = inputs.config("strategies"), inputs.doc("strategies")
-    check_structure(config, doc)
     policy = inputs.config("contact_policy")
+    check_structure(config, doc, policy)
     history = inputs.history.load(inputs.as_of, policy.lookback_days)
     files = {a: inputs.snapshot(a).file for a in ("features", "lifecycle", "segments")}
     engine = inputs.engine

@@ -2,7 +2,9 @@
 strategy and field.
 
 Structure (always): unique strategy and wave ids, waves that depend on a known earlier wave, a
-script for every channel a wave can use, scripts using whitelisted variables only. References (when
+script for every channel a wave can use, scripts using whitelisted variables only, no product
+promoted under ``purpose: service`` and marketing SMS that pass the lint (signature, opt-out phrase,
+no inducing words; settings in contact_policy.yaml ``marketing_sms``). References (when
 the lake is known): audience rules over known columns, offers of known products, scenario stages and
 segments that exist.
 """
@@ -11,12 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from lifeloop.config.scripts import SCRIPT_VARIABLES, template_problems
-from lifeloop.config.strategies import StrategiesConfig, Strategy
+from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.scripts import SCRIPT_VARIABLES, script_id, template_problems, template_variables
+from lifeloop.config.sms_lint import lint
+from lifeloop.config.strategies import Script, StrategiesConfig, Strategy
 from lifeloop.engine.compile import compile_rule, contradictions, rule_problem
 from lifeloop.errors import ConfigError, Problem, RuleError
 
@@ -54,10 +59,79 @@ def _raise(problems: list[Problem], what: str, hint: str) -> None:
                           problems=problems, hint=hint)
 
 
-def check_structure(config: StrategiesConfig, doc: LocatedYaml | None = None) -> None:
-    """Ids, waves, channels and scripts hang together (no lake needed)."""
+# Variables whose only use is to promote an offer: a message naming them is marketing.
+PROMOTING_VARIABLES = ("product_name", "offer_code")
 
+
+def _scripts(s: Strategy) -> list[tuple[str | None, str, Script, tuple[object, ...]]]:
+    """(cell, channel, script, path in the strategy) for the strategy's scripts and each cell's own."""
+    out: list[tuple[str | None, str, Script, tuple[object, ...]]] = [
+        (None, ch, script, ("scripts", ch)) for ch, script in s.scripts.items()]
+    for j, cell in enumerate(s.cells):
+        out += [(cell.id, ch, script, ("cells", j, "scripts", ch)) for ch, script in cell.scripts.items()]
+    return out
+
+
+def _texts(s: Strategy) -> list[tuple[str | None, str, str, str, tuple[object, ...]]]:
+    """(cell, channel, language, text, path) of every non-empty script text of the strategy."""
+    return [(cell, ch, lang, getattr(script, lang), (*path, lang)) for cell, ch, script, path in _scripts(s)
+            for lang in ("zh", "en") if getattr(script, lang)]
+
+
+def _mentions(text: str, name: str) -> bool:
+    """``text`` names ``name`` as a whole word (product WM01 is not mentioned by WM012)."""
+    return re.search(rf"(?<![0-9A-Za-z_]){re.escape(name)}(?![0-9A-Za-z_])", text, re.IGNORECASE) is not None
+
+
+def purpose_problems(s: Strategy, at: _Where, policy: ContactPolicy) -> list[Problem]:
+    """A strategy that offers or promotes a product cannot be a service message (which skips the marketing opt-in).
+
+    PIPL and CBIRC Order 2022 No 9: marketing needs the customer's consent to marketing; calling a
+    product offer "service" would send it to customers who never opted in.
+    """
+    if policy.purpose(s.objective.kind, s.purpose) != "service":
+        return []
+    reasons = [f"its offer is product {s.offer.product_id!r}"] if s.offer.product_id else []
+    for cell, ch, lang, text, _ in _texts(s):
+        used = [v for v in PROMOTING_VARIABLES if v in template_variables(text)]
+        named = [x for x in (s.offer.product_id, s.offer.code) if x and _mentions(text, x)]
+        if used or named:
+            what = " and ".join([f"{{{{ {v} }}}}" for v in used] + [f"names {x!r}" for x in named])
+            reasons.append(f"script {script_id(s.id, ch, cell)} ({lang}) uses {what}")
+    if not reasons:
+        return []
+    if s.purpose == "service":
+        return [at.problem("purpose: service, but " + "; ".join(reasons) + ": a product offer is marketing "
+                           "and needs the customer's marketing consent; use purpose: marketing", "purpose")]
+    return [at.problem(f"contact_policy.yaml consent.purpose_by_objective makes objective {s.objective.kind!r} a "
+                       "service message, but " + "; ".join(reasons) + ": use purpose: marketing on this strategy",
+                       "objective", "kind")]
+
+
+def sms_problems(s: Strategy, at: _Where, policy: ContactPolicy) -> list[Problem]:
+    """Every marketing SMS template of the strategy carries the signature and an opt-out phrase, no inducing word."""
+    rules = policy.marketing_sms
+    if policy.purpose(s.objective.kind, s.purpose) != "marketing":
+        return []
+    out: list[Problem] = []
+    for cell, ch, lang, text, path in _texts(s):
+        if ch in rules.channels:
+            out += [at.problem(f"marketing {ch} template {script_id(s.id, ch, cell)} ({lang}): {msg}", *path)
+                    for msg in lint(text, lang, rules)]
+    return out
+
+
+def check_structure(config: StrategiesConfig, doc: LocatedYaml | None = None,
+                    policy: ContactPolicy | None = None) -> None:
+    """Ids, waves, channels and scripts hang together; purposes and marketing SMS comply (no lake needed).
+
+    ``policy`` (contact_policy.yaml) gives each strategy's purpose and the SMS lint settings; without
+    it, the defaults.
+    """
+
+    policy = policy or ContactPolicy()
     problems: list[Problem] = []
+    compliance: list[Problem] = []
     seen: dict[str, int] = {}
     for i, s in enumerate(config.strategies):
         at = _Where(doc, i, s)
@@ -99,8 +173,12 @@ def check_structure(config: StrategiesConfig, doc: LocatedYaml | None = None) ->
                 text = getattr(script, lang)
                 for msg in template_problems(text) if text else []:
                     problems.append(at.problem(f"script {ch}.{lang}: {msg}", "scripts", ch, lang))
-    _raise(problems, "structure", "fix the fields named above (see docs/strategies.md); script variables are: "
-                                  + ", ".join(SCRIPT_VARIABLES))
+        compliance += purpose_problems(s, at, policy) + sms_problems(s, at, policy)
+    hint = ("fix the fields named above (see docs/strategies.md); script variables are: " + ", ".join(SCRIPT_VARIABLES)
+            if problems else "fix the purposes and scripts named above (see docs/strategies.md, Compliance checks)")
+    if compliance and problems:
+        hint += "; marketing SMS and purposes: see docs/strategies.md, Compliance checks"
+    _raise(problems + compliance, "structure", hint)
 
 
 def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of: dt.date,

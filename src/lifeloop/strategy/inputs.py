@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 def load_map(ctx: Any) -> tuple[StrategiesConfig, LocatedYaml, ContactPolicy]:
     """The strategy map (structure checked) and the contact policy, through ``ctx.load_config``."""
     config, doc = ctx.load_config("strategies", StrategiesConfig)
-    check_structure(config, doc)
     policy, _ = ctx.load_config("contact_policy", ContactPolicy)
+    check_structure(config, doc, policy)
     return config, doc, policy
 
 

@@ -316,8 +316,8 @@ def compute(inputs: Inputs) -> Output:
 
     as_of = inputs.as_of
     config, doc = inputs.config("strategies"), inputs.doc("strategies")
-    check_structure(config, doc)
     policy = inputs.config("contact_policy")
+    check_structure(config, doc, policy)
     history = inputs.history.load(as_of, policy.lookback_days)
     customers, products = suitability_inputs(inputs.engine)
     tiers = tiers_of(inputs.snapshots.get("segments"))
