@@ -41,6 +41,7 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     unchanged: bool = False       # same bytes as the already published batch
+    encodings: dict[str, str] = field(default_factory=dict)   # CSV file -> the encoding it was read with
 
 
 def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date | None = None,
@@ -57,10 +58,11 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
     loaded = load_mapping(Path(mapping), folder) if mapping else canonical_mapping(source)
     lake = ctx.lake
     warnings: list[str] = []
+    encodings: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="lifeloop-ingest-") as tmp:
         con = duckdb.connect(":memory:")
         try:
-            rows = stage(con, loaded, as_of, Path(tmp), progress)
+            rows = stage(con, loaded, as_of, Path(tmp), progress, encodings)
             as_of = as_of or default_as_of(con, rows)
             drop_rows_after(con, loaded, rows, as_of, warnings)
             keep_latest(con, loaded, rows)
@@ -84,7 +86,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
         old = lake.manifest(BANK, as_of) if lake.exists(BANK, as_of) else None
         if old is not None and old.get("files") == files:
             return IngestReport(as_of, old["run_id"], str(source), dict(rows), warnings,
-                                round(time.perf_counter() - started, 3), unchanged=True)
+                                round(time.perf_counter() - started, 3), unchanged=True, encodings=encodings)
         manifest = {"kind": "ingest", "source": source.name, "rows": dict(rows),
                     "mapping": Path(mapping).name if mapping else None,
                     "mapping_sha256": file_sha256(Path(mapping)) if mapping else None, "warnings": warnings}
@@ -95,7 +97,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
 
         body = lake.publish(BANK, as_of, write, manifest)
     return IngestReport(as_of, body["run_id"], str(source), dict(rows), warnings,
-                        round(time.perf_counter() - started, 3))
+                        round(time.perf_counter() - started, 3), encodings=encodings)
 
 
 def _count(con: Any, query: exp.Select) -> int:
