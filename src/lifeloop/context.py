@@ -151,10 +151,14 @@ class Context:
 
     # ------------------------------------------------------------------ the loop
     def ingest(self, source: str | Path, mapping: str | Path | None = None, as_of: dt.date | None = None,
-               progress: bool = False):
-        """Read a bank's extracts, map, validate, and publish them atomically as one batch."""
+               progress: bool = False, *, today: dt.date | None = None):
+        """Read a bank's extracts, map, validate, and publish them atomically as one batch.
 
-        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress)
+        Without ``as_of`` the inferred date must not be after ``today`` (default: the real date) nor far
+        after the previous batch.
+        """
+
+        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress, today=today)
 
     def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | Any | None = None, *,
             replan_reason: str | None = None) -> list[StepResult]:

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from lifeloop.config.loader import LocatedYaml, format_loc, load_model
 from lifeloop.config.models import Strict
-from lifeloop.data.readers import CsvFormat, is_parquet
+from lifeloop.data.readers import AUTO, CsvFormat, is_parquet
 from lifeloop.data.schema import TABLES
 from lifeloop.errors import ConfigError, IngestError, Problem
 
@@ -285,7 +285,8 @@ def canonical_mapping(folder: Path, fmt: SourceFormat | None = None, skip: Path 
         raise IngestError(f"{folder}: no canonical extract files found",
                           hint=f"expected files such as customers.csv, transactions.parquet (tables: {', '.join(TABLES)})")
     tables = {name: TableMapping.model_validate({"from": name}) for name in TABLES if name in sources}
-    mapping = Mapping(source=fmt or SourceFormat(), sources=sources, tables=tables)
+    # without a mapping each file's encoding is found on its own: one GBK file among UTF-8 ones reads
+    mapping = Mapping(source=fmt or SourceFormat(encoding=AUTO), sources=sources, tables=tables)
     return LoadedMapping(mapping, str(folder), None, base)
 
 
