@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 
 from lifeloop import pipeline
 from lifeloop.cli.demo import DEMO_CHANNELS
+from lifeloop.cli.report import report_command
+from lifeloop.cli.strategies import strategies_command
 from lifeloop.context import Context
 from lifeloop.errors import ConfigError, DataError, Interrupted
 from lifeloop.execution.closed_loop import deliver
@@ -156,6 +159,13 @@ def test_an_audience_that_matches_no_one_is_said_out_loud(bank, tmp_path):
     assert any(w.startswith(f"strategy {strategy.id}: its audience matches no one") for w in result.warnings)
     manifest = json.loads((copy.lake.snapshot_dir("audiences", d2) / "_manifest.json").read_text())
     assert any(strategy.id in w for w in manifest["warnings"])
+    # and in `lifeloop strategies --coverage` and the HTML report
+    out = Console(record=True, width=200)
+    strategies_command(copy, out, coverage=True)
+    assert f"Warning (audiences): strategy {strategy.id}: its audience matches no one" in out.export_text()
+    report_command(copy, Console(record=True), tmp_path / "report.html", d2, None, interim=True)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Audience warnings" in html and f"strategy {strategy.id}: its audience matches no one" in html
     copy.close()
 
 
