@@ -183,7 +183,7 @@ def run_step(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> Step
             run_id = out.manifest.get("run_id") or f"{step.name}-{as_of.isoformat()}"
     except (KeyboardInterrupt, Interrupted) as exc:
         action = "nothing of it was published" if step.writes else "what it had not sent stays in the outbox"
-        raise Interrupted(f"interrupted during the {step.name} step for {as_of}: {action}") from exc
+        raise Interrupted(f"the {step.name} step for {as_of} was stopped by Ctrl-C: {action}") from exc
     return StepResult(step.name, as_of, out.row_count(), run_id, round(time.perf_counter() - started, 3),
                       out.summary, out.warnings)
 

@@ -429,7 +429,7 @@ def db_current() -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     """Ctrl-C becomes a Lifeloop error, so that it reaches main() (Click would print 'Aborted!' and exit 1)."""
-    raise Interrupted("interrupted: nothing was published")
+    raise Interrupted("stopped by Ctrl-C: nothing half-written was published")
 
 
 def main() -> None:
