@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +19,7 @@ from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution import feedback_import, worklists
 from lifeloop.insight import profile, summary, transitions
 from lifeloop.review import from_file, kpis, lake_evaluation
-from lifeloop.settings import ENGINES, Settings
+from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.ops.database import resolve_url
@@ -164,8 +163,8 @@ class Context:
 
     @property
     def operator(self) -> str:
-        """Who is acting: the operating-system user until principals land (data-protection issue)."""
-        return getpass.getuser()
+        """Who is acting: LIFELOOP_OPERATOR, else the OS user — interim, until principals land (data-protection issue)."""
+        return operator_identity()
 
     def features(self, as_of: dt.date | None = None) -> pa.Table:
         """The published feature snapshot (标签) as of a date (default: the latest)."""
@@ -219,7 +218,7 @@ class Context:
         """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
 
         return dispatching.dispatch(dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank), as_of,
-                                   drain_outbox=drain)
+                                   drain_outbox=drain, operator=self.operator)
 
     def worklist(self, rm_id: str, on: dt.date | None = None) -> list[dict[str, Any]]:
         """A relationship manager's open tasks, own customers only, most important first, with scripts."""
