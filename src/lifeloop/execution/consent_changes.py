@@ -43,6 +43,7 @@ REQUIRED = COLUMNS[:-1]
 TRUE = {"true", "yes", "y", "1", "grant", "granted", "是", "同意"}
 FALSE = {"false", "no", "n", "0", "withdraw", "withdrawn", "否", "退订", "拒绝"}
 LIMIT = 50
+SOURCE_MAX = 32  # consent_changes.source
 
 
 def channel_code(text: str) -> str:
@@ -77,6 +78,9 @@ def change(sessions: Any, customers: BankCustomers, *, customer_id: str, granted
     problems = _check(customer_id, channel, purpose, customers)
     if not (source or "").strip():
         problems.append(Problem("say where the change came from (customer, rm, branch, complaint ...)", field="source"))
+    elif len(source.strip()) > SOURCE_MAX:
+        problems.append(Problem(f"source is longer than {SOURCE_MAX} characters; put details in the reason",
+                                field="source"))
     if not (reason or "").strip():
         problems.append(Problem("a consent change needs a reason; it is audited", field="reason"))
     verb = "grant" if granted else "withdraw"
@@ -217,12 +221,15 @@ def _parse(name: str, rows: list[dict[str, Any]], customers: BankCustomers, time
         if not cell("source"):
             here.append(Problem("source is empty; say where the change came from", file=name, line=line,
                                 column="source"))
+        elif len(cell("source")) > SOURCE_MAX:
+            here.append(Problem(f"source is longer than {SOURCE_MAX} characters; put details in the reason",
+                                file=name, line=line, column="source"))
         if here:
             problems += here
             continue
         item = dict(line=line, customer_id=cell("customer_id"), channel=channel_code(cell("channel")),
                     purpose=cell("purpose").lower(), granted=granted_text in TRUE, effective_at=at,
-                    source=cell("source")[:32], reason=cell("reason") or None)
+                    source=cell("source"), reason=cell("reason") or None)
         key = (item["customer_id"], item["channel"], item["purpose"], item["effective_at"])
         if key in seen:
             problems.append(Problem(f"the same customer, channel, purpose and time as line {seen[key]}; "
