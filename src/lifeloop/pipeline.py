@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop import preflight
-from lifeloop.config.loader import config_hash
 from lifeloop.config.workspace import RunSettings
 from lifeloop.contract import Bank, ConfigPort, HistoryPort, Inputs, Output, Read, Snapshot, Step, StepResult
 from lifeloop.engine.adapters.base import Adapter, write_arrow
@@ -159,7 +158,7 @@ def publish(step: Step, ports: Ports, as_of: dt.date, out: Output, read: dict[st
     names = sorted(step.configs)
     manifest = {
         "step": step.name, "rows": out.row_count(), "inputs": read,
-        "configs": {n: config_hash(ports.configs.path(n).parent, n) for n in names},
+        "configs": {n: ports.configs.hash(n) for n in names},
         "config_hash": ports.configs.hash(*names) if names else None,
         **({"engine": engine} if step.bank else {}),
         **out.manifest,
@@ -197,7 +196,10 @@ def run_steps(ports: Ports, as_of: dt.date, steps: Sequence[str] | None = None,
     names = resolve_steps(steps)
     # every file and rule against the catalogue and the data model; offers against the bank's own product
     # catalogue are checked by the audiences step (a run of the insight steps does not depend on them)
-    preflight.check_workspace(ports.configs.folder).raise_for_errors()
+    checked = ports.configs.hash(*preflight.FILES)
+    if ports.configs.checked != checked:  # once per version of the files (a closed loop runs many days)
+        preflight.check_workspace(ports.configs.folder).raise_for_errors()
+        ports.configs.checked = checked
     if any(STEPS[n].bank for n in names):
         check_as_of(ports.lake, as_of, ports.settings.max_days_after_batch)
     check_replan(ports, as_of, names, replan)

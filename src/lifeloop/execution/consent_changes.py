@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lifeloop.data.readers import header_problems
 from lifeloop.data.schema import CONSENT_PURPOSES, CONTACT_CHANNELS
 from lifeloop.errors import DataError, NotFoundError, Problem
 from lifeloop.execution.bank_customers import BankCustomers
@@ -185,14 +186,7 @@ def import_changes(sessions: Any, customers: BankCustomers, path: str | Path, *,
 
 
 def _check_header(name: str, header: list[str]) -> None:
-    problems = []
-    for column in header:
-        if column not in COLUMNS:
-            close = difflib.get_close_matches(column, COLUMNS, n=1)
-            problems.append(Problem(f"unknown column {column!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                                    file=name, line=1, column=column))
-    problems += [Problem(f"required column {c!r} is missing", file=name, line=1, column=c)
-                 for c in REQUIRED if c not in header]
+    problems = header_problems(name, header, COLUMNS, REQUIRED)
     if problems:
         raise DataError(f"{name}: the header is not a consent-changes file's; nothing was imported",
                         problems=problems, hint=f"columns are: {', '.join(COLUMNS)}")
