@@ -378,7 +378,7 @@ def worklist(
     out.print(table)
     if export is not None:
 
-        out.print(f"written {export_worklist(rows, export)}")
+        out.print(f"written {export_worklist(rows, export, rm_id=rm_id, on=parse_date(on, '--on'))}")
 
 
 feedback_app = typer.Typer(help="Outcomes of contacts (营销表单): reached, refused, purchased, referrals ...",

@@ -63,7 +63,9 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
     if not source.exists():
         raise IngestError(f"{source}: not found", hint="point SOURCE at the folder holding the extract files")
     folder = source if source.is_dir() else source.parent
-    loaded = load_mapping(Path(mapping), folder) if mapping else canonical_mapping(source)
+    guards = ctx.config.ingest
+    roots = tuple(ctx.workspace / f for f in guards.source_folders)
+    loaded = load_mapping(Path(mapping), folder, roots) if mapping else canonical_mapping(source)
     lake = ctx.lake
     warnings: list[str] = []
     encodings: dict[str, str] = {}
@@ -78,7 +80,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
             keep_latest(con, loaded, rows)
             published, others = published_files(lake, as_of)
             require_tables(rows, published)
-            failed = check_batch(con, list(rows), as_of, published, others)
+            failed = check_batch(con, list(rows), as_of, published, others, id_pattern=guards.id_pattern)
             if failed:
                 problems = [p for r in failed for p in r.problems]
                 total = sum(r.total for r in failed)

@@ -23,6 +23,7 @@ from lifeloop.config.models import Strict
 from lifeloop.data.readers import AUTO, CsvFormat, is_parquet
 from lifeloop.data.schema import TABLES
 from lifeloop.errors import ConfigError, IngestError, Problem
+from lifeloop.store.paths import within
 
 Scalar = str | int | float | bool | dt.date | None
 CANONICAL_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -171,6 +172,8 @@ class LoadedMapping:
     file: str
     doc: LocatedYaml | None = None
     base: Path = Path(".")
+    # folders besides ``base`` that sources may name (lifeloop.yaml ingest.source_folders)
+    roots: tuple[Path, ...] = ()
 
     def where(self, *path: Any) -> str:
         """``mapping.yaml:42 field tables.customers.columns.birth_date`` for a path in the mapping."""
@@ -184,20 +187,37 @@ class LoadedMapping:
         return Problem(message, file=self.file, line=line, field=format_loc(("tables", *path)))
 
     def source_path(self, name: str) -> Path:
-        """The file of a named source (relative paths are relative to SOURCE)."""
-        p = Path(self.mapping.sources[name].file).expanduser()
-        return p if p.is_absolute() else self.base / p
+        """The file of a named source (relative paths are relative to SOURCE), confined to SOURCE.
+
+        A path that resolves (symlinks followed) outside SOURCE and outside every folder of
+        ``ingest.source_folders`` is refused: a mapping cannot make Lifeloop read ``/etc/passwd``.
+        """
+        given = self.mapping.sources[name].file
+        p = Path(given).expanduser()
+        path = p if p.is_absolute() else self.base / p
+        if not within(path, [self.base, *self.roots]):
+            line = self.doc.line_of(("sources", name, "file")) if self.doc else None
+            field = format_loc(("sources", name, "file"))
+            raise ConfigError(f"{self.file}: source {name!r} ({given}) is outside the source folder {self.base}",
+                              problems=[Problem("source file outside the source folder", file=self.file, line=line,
+                                                field=field)],
+                              hint="put the file in the folder given to `lifeloop ingest`, or list the folder it is "
+                                   "in under ingest.source_folders in lifeloop.yaml (docs/security.md)")
+        return path
 
 
-def load_mapping(path: Path, source_dir: Path) -> LoadedMapping:
-    """Load and cross-check a mapping file; with no ``tables`` it describes a canonical folder's format."""
+def load_mapping(path: Path, source_dir: Path, roots: tuple[Path, ...] = ()) -> LoadedMapping:
+    """Load and cross-check a mapping file; with no ``tables`` it describes a canonical folder's format.
+
+    ``roots``: folders besides ``source_dir`` that its sources may name (every source is checked now).
+    """
     try:
         mapping, doc = load_model(Mapping, path)
     except ConfigError as exc:
         if exc.hint and "configuration.md" in exc.hint:  # the loader's generic pointer; mappings have their own page
             exc.hint = "fix the fields named above (mapping files: see docs/ingestion.md)"
         raise
-    loaded = LoadedMapping(mapping, str(path), doc, source_dir)
+    loaded = LoadedMapping(mapping, str(path), doc, source_dir, roots)
     if not mapping.tables:
         if mapping.sources:
             raise ConfigError(f"{path}: sources are listed but no tables use them",
@@ -205,8 +225,10 @@ def load_mapping(path: Path, source_dir: Path) -> LoadedMapping:
                                                 field="tables")],
                               hint="add a tables: block, or drop sources: to read a folder of canonical files")
         canonical = canonical_mapping(source_dir, mapping.source, skip=path)
-        return LoadedMapping(canonical.mapping, str(path), None, source_dir)
+        return LoadedMapping(canonical.mapping, str(path), None, source_dir, roots)
     check_references(loaded)
+    for name in mapping.sources:
+        loaded.source_path(name)  # refuses a source outside the allowed folders, before anything is read
     return loaded
 
 
