@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from lifeloop.data.mapping import LoadedMapping, canonical_mapping, load_mapping
 from lifeloop.data.schema import TABLES, arrow_schema
+from lifeloop.data.sensitive import refuse_authentication_values
 from lifeloop.data.sql import FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.transform import stage
 from lifeloop.data.validate import check_batch
@@ -73,6 +74,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
         con = duckdb.connect(":memory:")
         try:
             rows = stage(con, loaded, as_of, Path(tmp), progress, encodings)
+            refuse_authentication_values(con, rows)  # track data anywhere, card numbers in free text (C3)
             if as_of is None:
                 as_of = default_as_of(con, rows)
                 check_inferred_as_of(con, rows, as_of, lake.dates(BANK), today or dt.date.today())

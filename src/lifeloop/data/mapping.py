@@ -22,6 +22,7 @@ from lifeloop.config.loader import LocatedYaml, format_loc, load_model
 from lifeloop.config.models import Strict
 from lifeloop.data.readers import AUTO, CsvFormat, is_parquet
 from lifeloop.data.schema import TABLES
+from lifeloop.data.sensitive import named_in_mapping
 from lifeloop.errors import ConfigError, IngestError, Problem
 from lifeloop.store.paths import within
 
@@ -269,6 +270,14 @@ def check_references(loaded: LoadedMapping) -> None:
                 for j, cname in enumerate(getattr(tm.latest, key)):
                     if cname not in cols:
                         unknown(f"column of {tname}", cname, cols, tname, "latest", key, j)
+    # names given after renaming (derived values, lookup columns): C3 must not enter under a new name either
+    named = [(n, (tname, *ppath, "derive", n)) for tname, tm in m.tables.items() for part, ppath in tm.parts()
+             for n in part.derive]
+    named += [(alias, (tname, *ppath, "lookups", i, "columns", there)) for tname, tm in m.tables.items()
+              for part, ppath in tm.parts() for i, lk in enumerate(part.lookups) for there, alias in lk.columns.items()]
+    for name, kind, path in named_in_mapping(named):
+        problems.append(loaded.problem(f"{name!r} looks like {kind} (C3 authentication data), which is never "
+                                       f"loaded", *path))
     if problems:
         raise ConfigError(f"{loaded.file}: {len(problems)} problem(s) in the mapping; first: {problems[0]}",
                           problems=problems, hint="fix the names above (see docs/ingestion.md)")
