@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from lifeloop.cli.audit import audit_app
 from lifeloop.cli.check import check_command
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
@@ -397,6 +398,8 @@ def feedback_import(
     console().print(f"{result.file}: {result.rows:,} rows, {result.recorded:,} recorded, {result.skipped:,} "
                     f"already there; {result.refusals:,} refusals, {result.referrals:,} referrals{state}")
 
+
+app.add_typer(audit_app, name="audit")
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
                      no_args_is_help=True)

@@ -224,13 +224,17 @@ def require_intact(session: Session) -> Verification:
     """:func:`verify`, raising :class:`AuditChainError` on the first break (with every break as a problem)."""
     found = verify(session)
     if not found.ok:
-        first = found.breaks[0]
-        raise AuditChainError(f"the audit log does not verify: {first}",
-                              problems=[Problem(str(b), table="audit_log", row=b.entry_id) for b in found.breaks[:20]],
-                              total=len(found.breaks),
-                              hint="restore the audit log from a backup or an export, and investigate who changed "
-                                   "it: the database's own logs and its owner accounts (docs/operations-db.md)")
+        raise chain_error(found)
     return found
+
+
+def chain_error(found: Verification) -> AuditChainError:
+    """The error for a chain that does not verify: the first break in the message, every break a problem."""
+    return AuditChainError(f"the audit log does not verify: {found.breaks[0]}",
+                           problems=[Problem(str(b), table="audit_log", row=b.entry_id) for b in found.breaks[:20]],
+                           total=len(found.breaks),
+                           hint="restore the audit log from a backup or an export, and investigate who changed it: "
+                                "the database's own logs and its owner accounts (docs/operations-db.md)")
 
 
 # ---------------------------------------------------------------------------------------------- export
@@ -337,7 +341,14 @@ def prune(session: Session, *, before: dt.datetime, archive: str | Path, actor: 
     if not doomed:
         return Pruned(0, None, None)
     archive = Path(archive)
-    held = read_export(archive)
+    if not archive.is_file():
+        raise DataError(f"{archive}: no such archive file; nothing was pruned",
+                        hint="export the entries first (`lifeloop audit export`) and pass that file as --archive")
+    try:
+        held = read_export(archive)
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise DataError(f"{archive.name} is not an audit export ({type(exc).__name__}); nothing was pruned",
+                        hint="pass the file `lifeloop audit export` wrote") from None
     missing = [e.id for e in doomed if held.get(e.id) != e.entry_hash]
     if missing:
         raise DataError(f"{archive.name} does not hold {len(missing):,} of the {len(doomed):,} entries to prune "
