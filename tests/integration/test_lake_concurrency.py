@@ -11,8 +11,6 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 PUBLISHER = textwrap.dedent("""
     import datetime as dt, sys, traceback
     from pathlib import Path
@@ -70,14 +68,8 @@ def race(tmp_path, opens: int) -> tuple[int, list[tuple[int, int]], str]:
     return opened_errors, counts, opener.stderr + "".join(err for _, err in done)
 
 
-def test_opening_a_lake_while_two_processes_publish_gives_no_error(tmp_path):
-    errors, publishers, stderr = race(tmp_path, opens=500)
-    assert errors == 0, stderr[-3000:]
-    assert all(e == 0 and n > 0 for e, n in publishers), (publishers, stderr[-3000:])
-
-
-@pytest.mark.slow
 def test_three_thousand_opens_against_two_publishers_give_no_error(tmp_path):
+    # about 15 s on the shared 2-core machine (under the ~20 s above which a test is marked slow)
     errors, publishers, stderr = race(tmp_path, opens=3000)
     assert errors == 0, stderr[-3000:]
     assert all(e == 0 and n > 0 for e, n in publishers), (publishers, stderr[-3000:])
