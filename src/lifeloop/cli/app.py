@@ -11,6 +11,7 @@ import typer
 
 from lifeloop.cli.audit import audit_app
 from lifeloop.cli.check import check_command
+from lifeloop.cli.consent import register as register_consent
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
@@ -399,6 +400,7 @@ def feedback_import(
                     f"already there; {result.refusals:,} refusals, {result.referrals:,} referrals{state}")
 
 
+register_consent(app, context, console, parse_date)
 app.add_typer(audit_app, name="audit")
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
@@ -432,7 +434,7 @@ def db_current() -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     """Ctrl-C becomes a Lifeloop error, so that it reaches main() (Click would print 'Aborted!' and exit 1)."""
-    raise Interrupted("interrupted: nothing was published")
+    raise Interrupted("stopped by Ctrl-C: nothing half-written was published")
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ class RunSettings(Strict):
 
     # `lifeloop run --as-of D` more than this many days after the newest bank batch is refused: the
     # stages and the plan would describe customers from stale data
-    max_days_after_batch: int = Field(default=7, ge=0, le=366)
+    max_days_after_batch: int = Field(default=7, ge=0, le=3660)
     # an audience that shrinks by more than this share since its previous run is a warning
     audience_shrink_warning: float = Field(default=0.5, gt=0, le=1)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from lifeloop.errors import IngestError, Problem
+from lifeloop.errors import IngestError, Problem, did_you_mean
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -57,6 +57,15 @@ class CsvFormat:
     null_values: tuple[str, ...] = ("",)
     trim: bool = True
     columns: tuple[str, ...] | None = None  # column names when the file has no header row
+
+
+def header_problems(name: str, header: list[str], columns: tuple[str, ...] | list[str],
+                    required: tuple[str, ...] | list[str]) -> list[Problem]:
+    """A CSV import's header checked: unknown columns (with did-you-mean) and missing required ones (line 1)."""
+    problems = [Problem(f"unknown column {c!r}" + did_you_mean(c, columns), file=name, line=1, column=c)
+                for c in header if c not in columns]
+    return problems + [Problem(f"required column {c!r} is missing", file=name, line=1, column=c)
+                       for c in required if c not in header]
 
 
 def is_parquet(path: Path) -> bool:

@@ -27,6 +27,7 @@ from lifeloop.config.loader import load_model
 from lifeloop.config.scripts import customer_variables, render, script_id
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Bank, ConfigPort, Inputs, Output, Read, Step
+from lifeloop.execution.approval_gate import rules_from_adapters, rules_from_config
 from lifeloop.execution.channels.base import Channel, Message
 from lifeloop.execution.channels.files import FileChannel
 from lifeloop.execution.channels.simulator import SimulatorChannel
@@ -34,7 +35,8 @@ from lifeloop.execution.channels.webhook import WebhookChannel
 from lifeloop.execution.channels.worklist import WorklistChannel
 from lifeloop.execution.customers import add_features, bank_tables, product_names
 from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitability_inputs, suitable_only
-from lifeloop.store.ops import audit, consent
+from lifeloop.settings import operator_identity
+from lifeloop.store.ops import approvals, audit, consent
 from lifeloop.store.ops import contacts as outbox
 from lifeloop.store.ops.contacts import NewContact, outbox_counts
 from lifeloop.store.ops.database import unit_of_work
@@ -86,6 +88,7 @@ class DispatchSummary:
     failed: int = 0
     retrying: int = 0
     blocked: int = 0
+    held: int = 0        # enqueued, waiting for a second person's approval (lifeloop approve)
     by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
 
@@ -95,6 +98,8 @@ class DispatchSummary:
                f"recorded {self.controls:,} control-group customers (never sent)",
                f"sent {self.sent:,}, failed {self.failed:,}, retrying later {self.retrying:,}, "
                f"blocked at dispatch {self.blocked:,}"]
+        if self.held:
+            out.append(f"held for approval {self.held:,} (a second person approves: lifeloop approve list)")
         for channel, counts in sorted(self.by_channel.items()):
             out.append(f"  {channel}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
         if self.outbox:
@@ -190,15 +195,23 @@ def contacts_from_lists(lists: pa.Table, *, scripts: Scripts | None = None,
 def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Channel] | None = None,
                   scripts: Scripts | None = None, customers: Mapping[str, Mapping[str, Any]] | None = None,
                   timezone: str = "UTC", max_attempts: int = 5,
-                  summary: DispatchSummary | None = None) -> DispatchSummary:
-    """Put the lists' treated contacts in the outbox and record the controls; idempotent."""
+                  summary: DispatchSummary | None = None, approval: approvals.Rules | None = None,
+                  operator: str | None = None, now: dt.datetime | None = None) -> DispatchSummary:
+    """Put the lists' treated contacts in the outbox and record the controls; idempotent.
+
+    New contacts of a day that needs a second person (``approval``; default: the default sizes and the
+    adapters' unmasked file exports) are enqueued ``held``, requested in the name of ``operator``.
+    """
 
     summary = summary or DispatchSummary()
     treated, controls = contacts_from_lists(lists, scripts=scripts, customers=customers, timezone=timezone,
                                             max_attempts=max_attempts)
     with unit_of_work(sessions) as session:
-        done = outbox.enqueue(session, contacts=treated)
+        done = outbox.enqueue(session, contacts=treated, now=now)
         summary.enqueued += len(done.new_ids)
+        summary.held += approvals.hold_new(session, dispatch_ids=done.new_ids, now=now,
+                                           rules=approval or rules_from_adapters(adapters),
+                                           requested_by=operator or operator_identity())
         summary.already_queued += len(done.existing_keys)
         recorded = outbox.enqueue(session, contacts=controls)
         outbox.cancel(session, dispatch_ids=recorded.new_ids, reason=CONTROL_REASON)
@@ -364,8 +377,12 @@ def channels_config(ctx: Surroundings) -> ChannelsConfig:
     return ctx.load_config("channels", ChannelsConfig)[0]
 
 
-def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
-    """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``)."""
+def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
+             operator: str | None = None) -> DispatchSummary:
+    """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``).
+
+    ``operator`` (default: LIFELOOP_OPERATOR, else the OS user) is who asks for approval of a held day.
+    """
 
     config = channels_config(ctx)
     sessions = ctx.ops()
@@ -381,7 +398,8 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True) ->
     adapters = build_adapters(config, ctx.bank.workspace, sessions)
     try:
         summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
-                                timezone=ctx.bank.timezone, max_attempts=config.max_attempts)
+                                timezone=ctx.bank.timezone, max_attempts=config.max_attempts,
+                                approval=rules_from_config(config), operator=operator)
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
             drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,

@@ -34,8 +34,8 @@ from lifeloop.store.ops.types import as_utc, utcnow
 DEFAULT_LEASE = dt.timedelta(minutes=5)
 RETRY_BASE = dt.timedelta(seconds=30)
 RETRY_CAP = dt.timedelta(hours=6)
-# statuses that count as "contacted" for frequency caps: planned, in flight, or delivered
-COUNTS_AS_CONTACT = ("pending", "claimed", "sent")
+# statuses that count as "contacted" for frequency caps: planned (or held for approval), in flight, or delivered
+COUNTS_AS_CONTACT = ("pending", "claimed", "sent", "held")
 
 
 @dataclass(frozen=True)
@@ -234,10 +234,10 @@ def block(session: Session, *, dispatch_id: int, claim_token: str, reason: str,
 
 
 def cancel(session: Session, *, dispatch_ids: Iterable[int], reason: str, now: dt.datetime | None = None) -> int:
-    """Withdraw items that are still waiting (not claimed, not sent); returns how many were cancelled."""
+    """Withdraw items that are still waiting (pending or held; not claimed, not sent); returns how many."""
     now = as_utc(now or utcnow())
     done = session.execute(
-        sa.update(Dispatch).where(Dispatch.id.in_(list(dispatch_ids)), Dispatch.status == "pending")
+        sa.update(Dispatch).where(Dispatch.id.in_(list(dispatch_ids)), Dispatch.status.in_(("pending", "held")))
         .values(status="cancelled", blocked_reason=reason[:256], updated_at=now)
         .execution_options(synchronize_session="fetch"))
     return done.rowcount

@@ -1,7 +1,7 @@
 """The audit log proves itself: a hash chain, where and result of each entry, archive anchors.
 
 Revision ID: 0005_audit_chain
-Revises: 0001
+Revises: 0004_approvals
 
 - ``audit_log`` gains ``host``, ``client`` (process or client address), ``result`` (ok, refused, failed),
   ``prev_hash`` and ``entry_hash``: each entry's sha256 over its canonical JSON and the previous entry's hash.
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_audit_chain"
-down_revision: str | None = "0001"
+down_revision: str | None = "0004_approvals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
