@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from lifeloop.data.sensitive import AuthenticationDataError
-from lifeloop.errors import ConfigError
+from lifeloop.errors import ConfigError, ValidationError
 from tests.factories import canonical_bank, new_context, write_canonical, write_csv
 from tests.refusals import state
 
@@ -130,3 +130,12 @@ def test_a_canonical_file_with_a_cvv_column_is_refused_before_anything_else(tmp_
     with pytest.raises(AuthenticationDataError) as info:
         new_context(tmp_path).ingest(src)
     assert info.value.problems[0].column == "cvv2" and "card verification code" in info.value.problems[0].message
+
+
+def test_a_card_number_in_a_coded_column_is_refused_without_quoting_it(tmp_path):
+    bank = canonical_bank()
+    bank["customers"][0]["gender"] = PAN   # not free text: the allowed-codes check refuses it, and must not quote it
+    with pytest.raises(ValidationError) as info:
+        new_context(tmp_path).ingest(write_canonical(tmp_path / "src", bank))
+    text = info.value.render()
+    assert "<card data withheld>" in text and "4111" not in text

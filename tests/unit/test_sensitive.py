@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lifeloop.data.cards import luhn_check_digit, luhn_valid
+from lifeloop.data.cards import luhn_check_digit, luhn_valid, redact_cards
 from lifeloop.data.schema import TABLES
 from lifeloop.data.sensitive import (
     CARD_NUMBER_COLUMNS,
@@ -80,3 +80,15 @@ def test_a_card_number_written_in_groups_of_four_is_found(body):
     number = with_check_digit("4" + body)
     grouped = " ".join(number[i:i + 4] for i in range(0, 16, 4))
     assert holds_card_number(f"card {grouped} ok") and holds_card_number(grouped.replace(" ", "-"))
+
+
+def test_messages_never_quote_a_card_number_or_track_data():
+    assert redact_cards("'4111111111111111' is not an allowed code") == "'<card data withheld>' is not an allowed code"
+    assert redact_cards("cannot read '4111 1111 1111 1111' as DATE") == "cannot read '<card data withheld>' as DATE"
+    assert redact_cards("code ';4111111111111111=2512101?' is unmapped") == "code '<card data withheld>' is unmapped"
+    assert redact_cards("ref 4111111111111112, phone 13812341234") == "ref 4111111111111112, phone 13812341234"
+
+
+@given(bodies, filler)
+def test_a_redacted_message_holds_no_luhn_valid_card_number(body, around):
+    assert not holds_card_number(redact_cards(f"{around}{with_check_digit(body)}{around}"))

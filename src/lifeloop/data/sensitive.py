@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from lifeloop.data.cards import luhn_valid
+from lifeloop.data.cards import PAN_PREFILTER, TRACK_1, TRACK_2, holds_card_number
 from lifeloop.data.schema import TABLES
 from lifeloop.data.sql import FILE, ROW, col, ident
 from lifeloop.data.validate import CheckResult, RowCheck, screened
@@ -61,17 +61,6 @@ _CHINESE = [
     ("biometric data", ("指纹", "声纹", "虹膜", "人脸特征", "生物特征")),
 ]
 _PATTERNS = [(kind, re.compile(p)) for kind, p in _WORDS]
-
-# values: magnetic-stripe tracks (ISO/IEC 7813), with or without their sentinels
-TRACK_1 = r"B[0-9]{12,19}\^[^^]{2,26}\^[0-9]{4}"
-TRACK_2 = r"[0-9]{12,19}=[0-9]{4}"
-# a cheap pre-filter in DuckDB; the precise test (groups, issuer digit, Luhn) is in Python
-PAN_PREFILTER = r"[0-9]{13}|[0-9]{4}[ -][0-9]{4}"
-_PAN = re.compile(r"(?<![0-9])(?:[0-9]{13,19}"
-                  r"|[0-9]{4}(?:[ -][0-9]{4}){2,3}(?:[ -][0-9]{1,3})?"
-                  r"|[0-9]{4}[ -][0-9]{6}[ -][0-9]{4,5})(?![0-9])")
-ISSUER_DIGITS = "23456"
-
 
 class AuthenticationDataError(IngestError):
     """The batch holds (or names) authentication data: refused, nothing published."""
@@ -156,13 +145,6 @@ def card_numbers(con: Any, table: str, column: str) -> CheckResult:
         problems.append(Problem(f"... and {len(found) - SHOWN_ROWS:,} more rows", table=table, column=column,
                                 rule="c3_card_number"))
     return CheckResult("c3_card_number", problems, len(found), HINT)
-
-
-def holds_card_number(text: str) -> bool:
-    """Whether a text holds a card number: 13-19 digits (contiguous or grouped), issuer digit 2-6, Luhn-valid."""
-    candidates = [re.sub(r"[ -]", "", m) for m in _PAN.findall(text)]
-    candidates = [c for c in candidates if 13 <= len(c) <= 19 and c[0] in ISSUER_DIGITS]
-    return bool(candidates) and any(luhn_valid(candidates))
 
 
 def _track(value: exp.Expression) -> exp.Expression:
