@@ -24,6 +24,7 @@ from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.ops import approvals as approving
+from lifeloop.store.ops import audit
 from lifeloop.store.ops.database import resolve_url, unit_of_work
 from lifeloop.strategy import why as why_replay
 from lifeloop.strategy.history import LakeHistory
@@ -171,6 +172,29 @@ class Context:
     def operator(self) -> str:
         """Who is acting: LIFELOOP_OPERATOR, else the OS user — interim, until principals land (data-protection issue)."""
         return operator_identity()
+
+    # ------------------------------------------------------------------ the audit log
+    def audit_verify(self) -> audit.Verification:
+        """Walk the audit log's hash chain; the result names every edited, deleted, inserted or reordered entry."""
+        with self.ops()() as session:
+            return audit.verify(session)
+
+    def audit_export(self, start: dt.date, end: dt.date, out: str | Path) -> audit.Export:
+        """Export the audit entries of ``start``..``end`` (bank-local dates, inclusive) as CSV or JSONL; audited."""
+        with unit_of_work(self.ops()) as session:
+            return audit.export(session, start=self._local_midnight(start),
+                                end=self._local_midnight(end + dt.timedelta(days=1)), out=Path(out), actor=self.operator)
+
+    def audit_prune(self, before: dt.date, archive: str | Path) -> audit.Pruned:
+        """Delete audit entries written before ``before`` (past the retention) that ``archive`` holds; audited."""
+        with unit_of_work(self.ops()) as session:
+            return audit.prune(session, before=self._local_midnight(before), archive=Path(archive),
+                               actor=self.operator, retention_months=self.config.audit.retention_months)
+
+    def _local_midnight(self, day: dt.date) -> dt.datetime:
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.combine(day, dt.time(), ZoneInfo(self.config.bank.timezone)).astimezone(dt.UTC)
 
     def features(self, as_of: dt.date | None = None) -> pa.Table:
         """The published feature snapshot (标签) as of a date (default: the latest)."""

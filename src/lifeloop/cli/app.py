@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from lifeloop.cli.audit import audit_app
 from lifeloop.cli.check import check_command
 from lifeloop.cli.consent import register as register_consent
 from lifeloop.cli.demo import run_demo
@@ -379,7 +380,7 @@ def worklist(
     out.print(table)
     if export is not None:
 
-        out.print(f"written {export_worklist(rows, export)}")
+        out.print(f"written {export_worklist(rows, export, rm_id=rm_id, on=parse_date(on, '--on'))}")
 
 
 feedback_app = typer.Typer(help="Outcomes of contacts (营销表单): reached, refused, purchased, referrals ...",
@@ -400,6 +401,7 @@ def feedback_import(
 
 
 register_consent(app, context, console, parse_date)
+app.add_typer(audit_app, name="audit")
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
                      no_args_is_help=True)

@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from lifeloop.data.mapping import LoadedMapping, canonical_mapping, load_mapping
 from lifeloop.data.schema import TABLES, arrow_schema
+from lifeloop.data.sensitive import refuse_authentication_values
 from lifeloop.data.sql import FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.transform import stage
 from lifeloop.data.validate import check_batch
@@ -63,7 +64,9 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
     if not source.exists():
         raise IngestError(f"{source}: not found", hint="point SOURCE at the folder holding the extract files")
     folder = source if source.is_dir() else source.parent
-    loaded = load_mapping(Path(mapping), folder) if mapping else canonical_mapping(source)
+    guards = ctx.config.ingest
+    roots = tuple(ctx.workspace / f for f in guards.source_folders)
+    loaded = load_mapping(Path(mapping), folder, roots) if mapping else canonical_mapping(source)
     lake = ctx.lake
     warnings: list[str] = []
     encodings: dict[str, str] = {}
@@ -71,6 +74,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
         con = duckdb.connect(":memory:")
         try:
             rows = stage(con, loaded, as_of, Path(tmp), progress, encodings)
+            refuse_authentication_values(con, rows)  # track data anywhere, card numbers in free text (C3)
             if as_of is None:
                 as_of = default_as_of(con, rows)
                 check_inferred_as_of(con, rows, as_of, lake.dates(BANK), today or dt.date.today())
@@ -78,7 +82,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
             keep_latest(con, loaded, rows)
             published, others = published_files(lake, as_of)
             require_tables(rows, published)
-            failed = check_batch(con, list(rows), as_of, published, others)
+            failed = check_batch(con, list(rows), as_of, published, others, id_pattern=guards.id_pattern)
             if failed:
                 problems = [p for r in failed for p in r.problems]
                 total = sum(r.total for r in failed)

@@ -24,6 +24,7 @@ from lifeloop.data.mapping import ColumnSpec, LoadedMapping, Lookup, Part
 from lifeloop.data.readers import encoding_of, read_source
 from lifeloop.data.row_checks import unreadable_rows
 from lifeloop.data.schema import TABLES
+from lifeloop.data.sensitive import refuse_named_columns
 from lifeloop.data.sql import CAP, FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.values import ValueCheck, build_value
 from lifeloop.engine.adapters.base import date_literal
@@ -88,6 +89,7 @@ class Stager:
         if bad:
             raise IngestError(f"{spec.file}: column names starting with '__' are reserved ({', '.join(bad)})",
                               hint="rename the column in the file or in the source's columns:")
+        refuse_named_columns(spec.file, table)  # C3 never enters, whatever the mapping renames it to
         table = table.append_column(ROW, pa.array(range(1, table.num_rows + 1), pa.int64()))
         relation = f"src_{len(self.sources)}"
         self.con.register(relation, table)

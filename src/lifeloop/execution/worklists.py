@@ -21,6 +21,7 @@ from lifeloop.store.lake import BANK
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.tasks import rm_ids
 from lifeloop.store.ops.tasks import worklist as open_tasks
+from lifeloop.store.paths import inside, safe_part
 
 COLUMNS = ("task_id", "customer_id", "name", "mobile", "strategy", "wave", "title", "priority", "due_on", "status",
            "script")
@@ -89,9 +90,17 @@ def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | No
     return rows
 
 
-def export_worklist(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write a worklist as CSV or Excel (by the file's extension), atomically."""
+def export_worklist(rows: list[dict[str, Any]], path: str | Path, *, rm_id: str | None = None,
+                    on: dt.date | None = None) -> Path:
+    """Write a worklist as CSV or Excel (by the file's extension), atomically.
+
+    ``path`` is the file the operator named, or an existing folder: the file is then
+    ``worklist-<rm_id>-<date>.csv`` inside it, named from sanitised parts (an RM id never becomes a path).
+    """
 
     path = Path(path)
+    if path.is_dir():
+        stamp = (on or dt.date.today()).isoformat()
+        path = inside(path, f"worklist-{safe_part(rm_id or 'rm')}-{stamp}.csv")
     fmt = "xlsx" if path.suffix.lower() == ".xlsx" else "csv"
     return write_table([{c: r.get(c) for c in COLUMNS} for r in rows], COLUMNS, path, fmt)

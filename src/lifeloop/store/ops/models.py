@@ -229,11 +229,19 @@ class Task(Base):
     dispatch: Mapped[Dispatch | None] = relationship()
 
 
+AUDIT_RESULTS = ("ok", "refused", "failed")
+
+
 class AuditEntry(Base):
-    """One line of the append-only audit log: who did what to which thing, when, and why."""
+    """One line of the append-only audit log: who did what to which thing, when, where, why, with what result.
+
+    ``entry_hash`` is the sha256 of the entry's canonical JSON and ``prev_hash`` (the previous entry's
+    hash): a hash chain that ``lifeloop audit verify`` walks (:mod:`lifeloop.store.ops.audit`).
+    """
 
     __tablename__ = "audit_log"
-    __table_args__ = (sa.Index(None, "target_type", "target_id"), sa.Index(None, "at"))
+    __table_args__ = (sa.Index(None, "target_type", "target_id"), sa.Index(None, "at"),
+                      one_of("result", AUDIT_RESULTS, "result"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -243,6 +251,45 @@ class AuditEntry(Base):
     target_id: Mapped[str | None] = mapped_column(sa.String(128))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     details: Mapped[dict[str, Any] | None]
+    host: Mapped[str | None] = mapped_column(sa.String(128))      # where: the machine
+    client: Mapped[str | None] = mapped_column(sa.String(128))    # where: the process or the client's address
+    result: Mapped[str] = mapped_column(sa.String(16), default="ok", server_default="ok")
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    entry_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class AuditHead(Base):
+    """The audit chain's last entry (one row). Appends update it first: that serialises them.
+
+    Derived state, never trusted: ``verify`` recomputes the chain and only reports a head that disagrees.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (sa.CheckConstraint(sa.column("id") == 1, name="one_row"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    last_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+    appends: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class AuditArchive(Base):
+    """An anchor of pruned audit entries: everything up to ``last_id`` was exported to an archive, then deleted.
+
+    The chain stays verifiable from here: the first remaining entry's ``prev_hash`` is ``last_hash``.
+    """
+
+    __tablename__ = "audit_archives"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_id: Mapped[int] = mapped_column(sa.BigInteger)
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+    before: Mapped[dt.datetime]
+    entries: Mapped[int]
+    archive_name: Mapped[str] = mapped_column(sa.String(256))
+    archive_sha256: Mapped[str] = mapped_column(sa.String(64))
+    pruned_by: Mapped[str] = mapped_column(sa.String(64))
 
 
 class Approval(Base):
@@ -318,6 +365,8 @@ class IdempotencyKey(Base):
 
 @sa.event.listens_for(AuditEntry, "before_update")
 @sa.event.listens_for(AuditEntry, "before_delete")
+@sa.event.listens_for(AuditArchive, "before_update")
+@sa.event.listens_for(AuditArchive, "before_delete")
 def _audit_is_append_only(mapper, connection, target) -> None:
     # the database refuses too (triggers in the initial migration); this names the mistake earlier
     raise DataError(f"audit entry {target.id} cannot be changed or deleted: the audit log is append-only",
