@@ -38,6 +38,13 @@ class NotAvailable(AssertionError):
     """A unit test reached for a port it must not need (the lake, an engine, the operations database)."""
 
 
+def _refuse(owner: str, name: str, what: str) -> Exception:
+    """Dunder look-ups (copy, pickle, hasattr probes) get a plain AttributeError; a real use fails the test."""
+    if name.startswith("__"):
+        return AttributeError(name)
+    return NotAvailable(f"a unit test used {owner}'s {name!r}{what}")
+
+
 class TableSnapshot:
     """A Snapshot-like input whose main table is in memory (``read``, ``schema`` as lifeloop.contract.Snapshot)."""
 
@@ -72,7 +79,7 @@ class BankTables:
         return self.tables[name].select([e.alias_or_name for e in expression.expressions])
 
     def __getattr__(self, name: str) -> Any:
-        raise NotAvailable(f"a unit test used the engine's {name!r}: only look-ups of small tables are faked")
+        raise _refuse("the engine", name, ": only look-ups of small tables are faked")
 
 
 class NoLake:
@@ -81,7 +88,7 @@ class NoLake:
     root = Path("<no lake>")
 
     def __getattr__(self, name: str) -> Any:
-        raise NotAvailable(f"a unit test used the lake's {name!r}")
+        raise _refuse("the lake", name, "")
 
 
 class FolderLake:
@@ -116,7 +123,7 @@ class FolderLake:
         return max((d for d in self.dates(area) if d <= as_of), default=None)
 
     def __getattr__(self, name: str) -> Any:
-        raise NotAvailable(f"a unit test used the lake's {name!r}: the folder lake only lists and reads")
+        raise _refuse("the lake", name, ": the folder lake only lists and reads")
 
 
 def config(model: type[BaseModel], text: str, name: str | None = None) -> tuple[Any, LocatedYaml]:

@@ -19,13 +19,14 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
+from sqlglot import exp
 
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.strategy import plan
 from lifeloop.strategy.audiences import output_schema as audiences_schema
 from lifeloop.strategy.history import History, InMemoryHistory
-from tests.fakes import BankTables, D, config, inputs
+from tests.fakes import BankTables, D, NotAvailable, config, inputs
 
 POLICY = """
     caps: {day: 1, week: 2}
@@ -182,3 +183,15 @@ def test_the_step_compute_reads_only_its_ports_and_asks_the_engine_for_three_ban
     assert decisions(out.tables[0].table) == EXPECTED
     assert sorted(engine.queries) == ["customers", "products", "relationship_managers"]
     assert [t.name for t in out.tables] == ["lists", "reassessments", "values"]
+
+
+def test_the_fakes_refuse_what_a_unit_test_must_not_need():
+    engine = BankTables(relationship_managers=RMS)
+    with pytest.raises(NotAvailable, match="more than a look-up"):
+        engine.to_arrow(exp.select("rm_id").from_("relationship_managers").where("daily_capacity > 1"))
+    with pytest.raises(NotAvailable, match="no table 'customers'"):
+        engine.to_arrow(exp.select("customer_id").from_("customers"))
+    with pytest.raises(NotAvailable, match="register_bank"):
+        engine.register_bank(None, D)
+    with pytest.raises(NotAvailable, match="the lake's 'publish'"):
+        inputs().lake.publish("lists", D, print)
