@@ -33,6 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from lifeloop.context import Context  # noqa: E402
+from lifeloop.data.schema import TABLES  # noqa: E402
+from lifeloop.insight import cluster_registry, holdings  # noqa: E402
+from lifeloop.insight.profile import customer_profile  # noqa: E402
+from lifeloop.insight.summary import build  # noqa: E402
+from lifeloop.insight.transitions import between  # noqa: E402
+from lifeloop.pipeline import STEPS, run_step  # noqa: E402
 
 
 def _features_bench():
@@ -46,8 +52,6 @@ def _features_bench():
 def split(con, source: Path, staging: Path, cut: dt.date, after: bool) -> None:
     """Write the tables of ``source`` to ``staging``, facts dated up to ``cut`` (or after it if ``after``)."""
     import duckdb
-
-    from lifeloop.data.schema import TABLES
 
     for path in sorted(source.glob("*.parquet")):
         rel = con.read_parquet(str(path))
@@ -107,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
         f, _ = timed(lambda: ctx.run(d, ["features"], "duckdb"))
         lc, _ = timed(lambda: ctx.run(d, ["lifecycle"], "duckdb"))
         sg, _ = timed(lambda: ctx.run(d, ["segments"], "duckdb"))
-        from lifeloop.insight.transitions import between
-
         tr, flows = timed(lambda: between(engine, ctx.lake, d0, d))
         insight = lc + sg + tr
         rows += [("(F) feature step as of D", f, ""),
@@ -118,16 +120,15 @@ def main(argv: list[str] | None = None) -> int:
                  ("**(I) lifecycle + segments + transitions**", insight, f"**{insight / f:.2f} x F** (goal <= 1.5)")]
         extras: dict[str, float] = {}
         if not args.no_extras:
-            from lifeloop.insight import cluster_registry, clusters, holdings
-            from lifeloop.insight.profile import customer_profile
-            from lifeloop.insight.summary import build
-            from lifeloop.pipeline import StepContext
+            ports = ctx.ports()
 
-            step = StepContext(ctx=ctx, as_of=d, engine=engine)
+            def clusters_step():
+                return run_step(STEPS["clusters"], ports, d, engine)   # the one runner, as `lifeloop run` does
+
             # time a first fit even when the workspace is reused
             cluster_registry.registry_path(ctx.lake).unlink(missing_ok=True)
-            extras["clusters step, first run (fit k=3..8 + assign)"], res = timed(lambda: clusters.run_step(step))
-            extras["clusters step, daily (assign only)"], _ = timed(lambda: clusters.run_step(step))
+            extras["clusters step, first run (fit k=3..8 + assign)"], res = timed(clusters_step)
+            extras["clusters step, daily (assign only)"], _ = timed(clusters_step)
             extras["holdings analysis"], _ = timed(lambda: holdings.build(ctx, d))
             extras["insight summary (stages, tiers, clusters, holdings)"], _ = timed(lambda: build(ctx, d))
             some = ctx.snapshot("lifecycle", d)["customer_id"][12345 % ctx.snapshot("lifecycle", d).num_rows].as_py()

@@ -7,9 +7,12 @@ Builds a workspace under bench/out_plan/ with bench/features.py's synthetic bank
 table: marketing consent on each channel for ~80% of customers), runs features, lifecycle and
 segments once (not timed here; bench/features.py times features), writes a 20-strategy map (the
 default template's 8 with this bank's product codes, and 12 cross-sell strategies per value tier),
-then times the two steps, twice each, and prints a Markdown table. Figures go to docs/performance.md.
+then times the two steps, twice each, each step through the one runner (``pipeline.run_step``: gather
+the declared inputs, compute, publish with its manifest), and prints a Markdown table. The feature step,
+timed in the same run (F), is the baseline the ratios are given against (a shared machine moves absolute
+times by 2-3x). Figures go to docs/performance.md.
 
-``--evidence`` hands the plan a synthetic review evidence table (every strategy x wave x channel x
+``--evidence`` publishes a synthetic review evidence snapshot (lake/evidence as of D) (every strategy x wave x channel x
 value tier, 1,000 treated vs 1,000 control, uplift differing by tier), so every candidate is valued
 per segment: the plan's worst case for learned values (docs/strategies.md, "Value-based arbitration").
 """
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,7 +37,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from features import D, prepare_bank, q  # noqa: E402  (bench/features.py: the same synthetic bank)
 
 from lifeloop.context import Context  # noqa: E402
-from lifeloop.pipeline import StepContext  # noqa: E402
+from lifeloop.pipeline import STEPS, run_step  # noqa: E402
+from lifeloop.strategy.learning import evidence_schema  # noqa: E402
+from lifeloop.workspace import template_root  # noqa: E402
 
 PRODUCTS = {"WM090": "P04", "TD1Y": "P02", "WM180": "P04", "WM030": "P04", "CC_STD": "P07"}
 
@@ -48,8 +54,6 @@ def consent(db, folder: Path, customers: int) -> None:
 
 def strategy_map() -> dict:
     """The template's map with this bank's products, plus 12 per-tier cross-sell strategies = 20."""
-    from lifeloop.workspace import template_root
-
     doc = yaml.safe_load((template_root("bank") / "config" / "strategies.yaml").read_text(encoding="utf-8"))
     for s in doc["strategies"]:
         if s["offer"].get("product_id"):
@@ -77,8 +81,6 @@ def strategy_map() -> dict:
 def synthetic_evidence(doc: dict):
     """Evidence for every strategy x wave x channel x tier of the map: 1,000 vs 1,000, uplift by tier."""
     import pyarrow as pa
-
-    from lifeloop.strategy.learning import evidence_schema
 
     rows = []
     for s in doc["strategies"]:
@@ -111,26 +113,25 @@ def main(argv: list[str] | None = None) -> int:
     doc = strategy_map()
     (ws / "config" / "strategies.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False),
                                                   encoding="utf-8")
-    from lifeloop.strategy import audiences, plan
+    with Context(ws) as ctx:
+        # the plan reads the newest evidence snapshot on or before D: publish one, or make sure there is none
+        shutil.rmtree(ctx.lake.root / "evidence", ignore_errors=True)
+        if args.evidence:
+            evidence = synthetic_evidence(doc)      # what the review's evidence step would publish
+            ctx.lake.publish("evidence", D, lambda staging: pq.write_table(evidence, staging / "evidence.parquet"))
 
-    if args.evidence:
-        evidence = synthetic_evidence(doc)
-        plan.day_evidence = lambda lake, as_of, config=None: evidence   # what review would hand the plan step
-
-    times: dict[str, list[float]] = {"audiences": [], "plan": []}
-    cpu: dict[str, list[float]] = {"audiences": [], "plan": []}
+    names = ("features", "audiences", "plan")
+    times: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
     summary = {}
     for _ in range(args.repeat):
         with Context(ws) as ctx:
-            step = StepContext(ctx=ctx, as_of=D, engine=ctx.engine())
-            started, cpu0 = time.perf_counter(), time.process_time()
-            audiences.run_step(step)
-            times["audiences"].append(time.perf_counter() - started)
-            cpu["audiences"].append(time.process_time() - cpu0)
-            started, cpu0 = time.perf_counter(), time.process_time()
-            result = plan.run_step(step)
-            times["plan"].append(time.perf_counter() - started)
-            cpu["plan"].append(time.process_time() - cpu0)
+            ports, engine = ctx.ports(), ctx.engine("duckdb")
+            for name in names:
+                started, cpu0 = time.perf_counter(), time.process_time()
+                result = run_step(STEPS[name], ports, D, engine)
+                times[name].append(time.perf_counter() - started)
+                cpu[name].append(time.process_time() - cpu0)
             summary = result.summary
     aud_rows = pq.read_metadata(Context(ws).lake.snapshot_dir("audiences", D) / "audiences.parquet").num_rows
     best = {k: min(v) for k, v in times.items()}
@@ -140,11 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     best_cpu = {k: min(v) for k, v in cpu.items()}
     # CPU seconds of this process (DuckDB's threads included): a machine shared with other jobs
     # inflates wall time, so both are reported, with the load average at the end
-    print(f"| step | wall seconds (best of {args.repeat}) | CPU seconds |")
-    print("|---|---:|---:|")
+    f = best["features"]
+    print(f"| step | wall seconds (best of {args.repeat}) | CPU seconds | ratio to (F) |")
+    print("|---|---:|---:|---:|")
     for k, v in best.items():
-        print(f"| {k} | {v:.2f} | {best_cpu[k]:.2f} |")
-    print(f"| audiences + plan | {sum(best.values()):.2f} | {sum(best_cpu.values()):.2f} |")
+        print(f"| {'(F) ' if k == 'features' else ''}{k} | {v:.2f} | {best_cpu[k]:.2f} | {v / f:.2f} |")
+    both, both_cpu = best["audiences"] + best["plan"], best_cpu["audiences"] + best_cpu["plan"]
+    print(f"| audiences + plan | {both:.2f} | {both_cpu:.2f} | {both / f:.2f} |")
     print(f"\nruns: {json.dumps({k: [round(x, 2) for x in v] for k, v in times.items()})}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"plan summary: {json.dumps(summary, ensure_ascii=False)}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -259,10 +260,15 @@ def summary(table: pa.Table) -> dict[str, Any]:
     return out
 
 
+def rm_capacity_of(relationship_managers: pa.Table) -> dict[str, int]:
+    """Each relationship manager's daily task capacity (rm_id, daily_capacity); a null capacity is left out."""
+    t = relationship_managers
+    return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist(), strict=False) if c is not None}
+
+
 def rm_capacities(engine: Any) -> dict[str, int]:
     """Each relationship manager's daily task capacity from the bank's data (registered bank views)."""
-    t = engine.to_arrow(exp.select("rm_id", "daily_capacity").from_("relationship_managers"))
-    return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist(), strict=False) if c is not None}
+    return rm_capacity_of(engine.to_arrow(exp.select("rm_id", "daily_capacity").from_("relationship_managers")))
 
 
 def suitability_inputs(engine: Any) -> tuple[pa.Table, pa.Table]:
@@ -271,6 +277,26 @@ def suitability_inputs(engine: Any) -> tuple[pa.Table, pa.Table]:
                                            "birth_date").from_("customers"))
     products = engine.to_arrow(exp.select("product_id", "product_type", "risk_level").from_("products"))
     return customers, products
+
+
+@dataclass(frozen=True)
+class BankLookups:
+    """The small bank tables the plan looks things up in (Arrow): suitability and RM capacity.
+
+    ``customers``: customer_id, risk_level, risk_assessed_on, risk_expires_on, birth_date;
+    ``products``: product_id, product_type, risk_level; ``relationship_managers``: rm_id, daily_capacity.
+    """
+
+    customers: pa.Table
+    products: pa.Table
+    relationship_managers: pa.Table
+
+
+def bank_lookups(engine: Any) -> BankLookups:
+    """The plan's bank look-ups through the engine (the bank's views as of D are registered): the one I/O."""
+    customers, products = suitability_inputs(engine)
+    rms = engine.to_arrow(exp.select("rm_id", "daily_capacity").from_("relationship_managers"))
+    return BankLookups(customers, products, rms)
 
 
 def day_tiers(lake: Any, as_of: dt.date) -> pa.Table | None:
@@ -310,23 +336,19 @@ def tiers_of(segments: Snapshot | None) -> pa.Table | None:
     return segments.read(["customer_id", "tier"])
 
 
-def compute(inputs: Inputs) -> Output:
-    """Audiences -> treated / control / dropped lists (arbitration, contact policy, capacity, holdout)."""
+def decide_lists(audiences: pa.Table, config: StrategiesConfig, policy: ContactPolicy, history: History,
+                 as_of: dt.date, bank: BankLookups, evidence: pa.Table | None = None,
+                 tiers: pa.Table | None = None) -> Output:
+    """Pure: the plan step's output from Arrow tables (no lake, database or engine).
+
+    Audiences -> lists (treated / control / dropped with reasons), suitability reassessment tasks, and the
+    learned values of the day (from ``evidence``, per value tier of ``tiers``)."""
     import pyarrow.compute as pc
 
-    as_of = inputs.as_of
-    config, doc = inputs.config("strategies"), inputs.doc("strategies")
-    policy = inputs.config("contact_policy")
-    check_structure(config, doc, policy)
-    history = inputs.history.load(as_of, policy.lookback_days)
-    customers, products = suitability_inputs(inputs.engine)
-    tiers = tiers_of(inputs.snapshots.get("segments"))
-    found_evidence = inputs.snapshots.get("evidence")
-    evidence = found_evidence.read() if found_evidence is not None else None
     values = learned_values(config, policy, evidence, tier_names(tiers))
-    table = make_lists(inputs.snapshot("audiences").read(), config, policy, history, as_of,
-                       rm_capacities(inputs.engine), customers, products, values, tiers)
-    tasks = suitability.reassessments(table, customers, as_of)
+    table = make_lists(audiences, config, policy, history, as_of, rm_capacity_of(bank.relationship_managers),
+                       bank.customers, bank.products, values, tiers)
+    tasks = suitability.reassessments(table, bank.customers, as_of)
     found = summary(table)
     found["reassessments"] = tasks.num_rows
     found["evidence_cells"] = int(pc.sum(values["evidence_used"]).as_py() or 0)
@@ -334,6 +356,22 @@ def compute(inputs: Inputs) -> Output:
                           Table("reassessments", tasks, (), suitability.reassessment_schema()),
                           Table("values", values, (), values_schema())],
                   manifest={"summary": found}, summary=found)
+
+
+def compute(inputs: Inputs) -> Output:
+    """Audiences -> treated / control / dropped lists (arbitration, contact policy, capacity, holdout).
+
+    A thin wrapper: reads the declared ports (history, the bank's look-ups on the engine, snapshots),
+    then hands Arrow tables to :func:`decide_lists`."""
+    as_of = inputs.as_of
+    config, doc = inputs.config("strategies"), inputs.doc("strategies")
+    policy = inputs.config("contact_policy")
+    check_structure(config, doc, policy)
+    history = inputs.history.load(as_of, policy.lookback_days)
+    found_evidence = inputs.snapshots.get("evidence")
+    return decide_lists(inputs.snapshot("audiences").read(), config, policy, history, as_of,
+                        bank_lookups(inputs.engine), found_evidence.read() if found_evidence is not None else None,
+                        tiers_of(inputs.snapshots.get("segments")))
 
 
 STEP = Step("plan", compute,
