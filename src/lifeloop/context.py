@@ -19,6 +19,9 @@ from lifeloop.execution import consent_changes, feedback_import, replies, workli
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
 from lifeloop.insight import profile, summary, transitions
+from lifeloop.models import registry as model_registry
+from lifeloop.models import training as model_training
+from lifeloop.models.contract import ModelsConfig
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
@@ -366,6 +369,49 @@ class Context:
             raise DataError(f"no {area} snapshot as of {as_of}",
                             hint=f"published dates: {', '.join(d.isoformat() for d in dates[-5:])}")
         return pq.read_table(path)
+
+    # ---------------------------------------------------------------- the model shelf (模型货架)
+    def models_config(self) -> ModelsConfig:
+        """config/models.yaml, or the built-in shelf (the churn warning) when the workspace has none."""
+        return self.load_config("models", ModelsConfig)[0] if self.configs.exists("models") else ModelsConfig()
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every declared or fitted model: its versions and its active version."""
+        declared = [m.name for m in self.models_config().models]
+        return [{"name": n, "declared": n in declared, "versions": model_registry.versions(self.lake, n),
+                 "active": model_registry.champion(self.lake, n)}
+                for n in sorted(set(declared) | set(model_registry.names(self.lake)))]
+
+    def fit_model(self, name: str, as_of: dt.date) -> dict[str, Any]:
+        """Fit a declared model as of D (validated out of time) and save it as its next version."""
+        _, manifest = model_training.fit_and_save(self.lake, self.models_config().spec(name), as_of, self.operator)
+        return manifest
+
+    def model(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """A fitted version's manifest (default: the newest) with the model's history."""
+        known = model_registry.versions(self.lake, name)
+        if version is None and not known:
+            raise DataError(f"model {name} has no fitted version", hint=f"fit it: `lifeloop models fit {name}`")
+        manifest = model_registry.manifest(self.lake, name, version or known[-1])
+        return {**manifest, "active": model_registry.champion(self.lake, name),
+                "history": model_registry.history(self.lake, name)}
+
+    def promote_model(self, name: str, version: str, reason: str) -> dict[str, Any]:
+        """Make a fitted version the active one; kept in the model's history and on the audit log."""
+        entry = model_registry.promote(self.lake, name, version, self.operator, reason)
+        self._audit_model("model.promote", name, version, reason)
+        return entry
+
+    def retire_model(self, name: str, version: str, reason: str) -> dict[str, Any]:
+        """Retire a fitted version for good; kept in the model's history and on the audit log."""
+        entry = model_registry.retire(self.lake, name, version, self.operator, reason)
+        self._audit_model("model.retire", name, version, reason)
+        return entry
+
+    def _audit_model(self, action: str, name: str, version: str, reason: str) -> None:
+        with unit_of_work(self.ops()) as session:
+            audit.record(session, actor=self.operator, action=action, target_type="model",
+                                   target_id=f"{name}/{version}", reason=reason, details={})
 
     def simulate(self, out: str | Path, customers: int = 2000, days: int = 365, seed: int = 7,
                  start: dt.date | None = None, format: str = "parquet", truth: str | Path | None = None):

@@ -24,6 +24,7 @@ from lifeloop.engine.adapters.base import Adapter, write_arrow
 from lifeloop.errors import ConfigError, DataError, Interrupted
 from lifeloop.execution import dispatch
 from lifeloop.insight import clusters, features, lifecycle, segments
+from lifeloop.models import scores
 from lifeloop.review import evidence, outcomes
 from lifeloop.store.lake import BANK, Lake, run_hint
 from lifeloop.store.ops import audit, contacts
@@ -32,7 +33,7 @@ from lifeloop.strategy import audiences, plan
 
 # the order of a full daily run
 STEPS: dict[str, Step] = {s.name: s for s in (
-    features.STEP, lifecycle.STEP, segments.STEP, clusters.STEP,
+    features.STEP, lifecycle.STEP, segments.STEP, clusters.STEP, scores.STEP,
     outcomes.STEP, evidence.STEP,
     audiences.STEP, plan.STEP,
     dispatch.STEP,

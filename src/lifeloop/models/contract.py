@@ -1,0 +1,122 @@
+"""The model contract (模型契约): what every model on the shelf declares, and the base it implements.
+
+A model is declared in ``config/models.yaml`` (optional: without it the built-in churn warning is the
+only model) and fitted into a versioned artefact whose manifest repeats the declaration together with
+the training window, the data hash, the library versions and the validation metrics (SR 11-7: a model
+is documented, validated and reproducible from what is kept with it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from lifeloop.config.models import Strict
+from lifeloop.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# the features the churn warning reads by default (names of config/tags.yaml's default catalogue)
+CHURN_FEATURES = (
+    "days_since_last_txn", "frequency_30d", "frequency_90d", "monetary_90d", "aum", "aum_change_pct_90d",
+    "net_flow_30d", "salary_months_3m", "payroll_flag", "products_held", "product_lines",
+    "app_logins_30d", "days_since_last_login", "tenure_days", "age",
+)
+
+
+class LabelSpec(Strict):
+    """The label as a rule over a future window of the bank's own data.
+
+    ``positive`` when the customer's lifecycle stage becomes one of ``stages`` on any lifecycle snapshot
+    dated in (T, T + horizon_days]; customers already in one of ``stages`` or ``exclude`` at T are not
+    scored in training (they cannot *become* churned).
+    """
+
+    source: Literal["lifecycle"] = "lifecycle"
+    stages: tuple[str, ...] = ("dormant", "churned")
+    horizon_days: int = Field(90, ge=7, le=730)
+    exclude: tuple[str, ...] = ("prospect",)
+
+    def describe(self) -> str:
+        """The label in words (kept in the manifest)."""
+        return f"stage becomes {' or '.join(self.stages)} within {self.horizon_days} days"
+
+
+class ReasonWords(Strict):
+    """A banker's words for one feature's reason code, in Chinese and English."""
+
+    zh: str
+    en: str
+
+
+class ModelSpec(Strict):
+    """One model on the shelf: which built-in estimator, what it predicts, from which features."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["classifier"] = "classifier"
+    estimator: Literal["scorecard"] = "scorecard"
+    label: LabelSpec = LabelSpec()
+    features: tuple[str, ...] = CHURN_FEATURES
+    bins: int = Field(5, ge=2, le=20)
+    regularisation: float = Field(1.0, gt=0)       # inverse L2 strength of the logistic fit (sklearn's C)
+    seed: int = 7
+    description: str = ""
+
+
+class ModelsConfig(Strict):
+    """``config/models.yaml``: the models of the shelf and the words for their reason codes."""
+
+    version: int = 1
+    models: tuple[ModelSpec, ...] = (ModelSpec(name="churn", description="churn warning (流失预警)"),)
+    reasons: dict[str, ReasonWords] = Field(default_factory=dict)
+
+    def spec(self, name: str) -> ModelSpec:
+        """The declared model called ``name`` (a ConfigError naming the known ones otherwise)."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.models) or "none"
+        raise ConfigError(f"no model called {name!r} in config/models.yaml", hint=f"declared models: {known}")
+
+
+class Model:
+    """The shared base of every model family: fit, predict, explain, and a JSON form of itself.
+
+    ``contributions`` returns, per customer and feature, the part of the model's output (on the scale
+    named by :attr:`output`) that the feature explains, with ``base + contributions.sum(axis=1)`` equal
+    to the output exactly; reason codes are read from it.
+    """
+
+    estimator: ClassVar[str]
+    output: ClassVar[str] = "log_odds"
+    requires: ClassVar[tuple[str, ...]] = ("numpy",)   # libraries whose versions must match on load
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Model:
+        """Fit on a float matrix (columns in ``spec.features`` order, NaN for missing) and 0/1 labels."""
+        raise NotImplementedError
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of the label."""
+        raise NotImplementedError
+
+    def contributions(self, X: np.ndarray) -> tuple[float, np.ndarray]:
+        """(base, per-feature contributions) adding up exactly to the output."""
+        raise NotImplementedError
+
+    def reason_codes(self, X: np.ndarray) -> list[list[str]]:
+        """Per customer and feature, the code naming the value's range (``aum_change_pct_90d:1``)."""
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to score again, as plain JSON (no pickle)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, spec: ModelSpec, data: dict[str, Any]) -> Model:
+        """The model back from :meth:`to_json`."""
+        raise NotImplementedError

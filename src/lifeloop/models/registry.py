@@ -1,0 +1,166 @@
+"""The model registry in the lake: versioned artefacts and an append-only history of who did what.
+
+Layout::
+
+    lake/models/<name>/<version>/manifest.json   the contract, training window, data hash, versions, metrics
+    lake/models/<name>/<version>/model.json      the fitted model as JSON (never pickle)
+    lake/models/<name>/history.jsonl             fit / promote / retire records, appended, never rewritten
+
+The active version of a model (its champion) is read by replaying the history: the last ``promote``
+wins until that version is ``retire``d. Loading refuses an artefact fitted with other library versions
+than the running ones, since a model must score as it was validated (SR 11-7 reproducibility).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lifeloop.errors import DataError, NotFoundError
+from lifeloop.models.churn import ESTIMATORS
+from lifeloop.models.contract import Model, ModelSpec
+from lifeloop.store.lake import Lake
+
+AREA = "models"
+HISTORY = "history.jsonl"
+LIBRARIES = {"numpy": "numpy", "scikit-learn": "sklearn"}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a fitted model depends on."""
+    import importlib
+
+    return {dist: importlib.import_module(mod).__version__ for dist, mod in LIBRARIES.items()}
+
+
+def root(lake: Lake, name: str | None = None) -> Path:
+    """``lake/models`` or one model's folder."""
+    base = Path(lake.root) / AREA
+    return base / name if name else base
+
+
+def names(lake: Lake) -> list[str]:
+    """Models with at least one fitted version."""
+    base = root(lake)
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and versions(lake, p.name)) if base.is_dir() else []
+
+
+def versions(lake: Lake, name: str) -> list[str]:
+    """Fitted versions of a model, oldest first (``v1``, ``v2`` ...)."""
+    base = root(lake, name)
+    found = [p.name for p in base.glob("v*") if (p / "manifest.json").exists()] if base.is_dir() else []
+    return sorted(found, key=lambda v: int(v[1:]))
+
+
+def save(lake: Lake, model: Model, manifest: dict[str, Any], actor: str) -> str:
+    """Write a fitted model as the next version (atomically: a folder renamed into place); return it."""
+    base = root(lake, model.spec.name)
+    base.mkdir(parents=True, exist_ok=True)
+    body = json.dumps(model.to_json(), sort_keys=True, indent=1).encode()
+    with lake.lock():
+        done = versions(lake, model.spec.name)
+        version = f"v{int(done[-1][1:]) + 1 if done else 1}"
+        staging = base / f".{version}.{uuid.uuid4().hex}"
+        staging.mkdir()
+        (staging / "model.json").write_bytes(body)
+        full = {**manifest, "name": model.spec.name, "version": version, "estimator": model.estimator,
+                "spec": model.spec.model_dump(mode="json"), "libraries": library_versions(),
+                "artefact_sha256": hashlib.sha256(body).hexdigest()}
+        (staging / "manifest.json").write_text(json.dumps(full, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+        os.rename(staging, base / version)
+    record(lake, model.spec.name, "fit", version, actor, reason=f"fitted as of {manifest.get('as_of')}")
+    return version
+
+
+def manifest(lake: Lake, name: str, version: str) -> dict[str, Any]:
+    """A version's manifest (a NotFoundError naming the fitted versions otherwise)."""
+    path = root(lake, name) / version / "manifest.json"
+    if not path.exists():
+        known = ", ".join(versions(lake, name)) or "none"
+        raise NotFoundError(f"no model {name} version {version} in the lake",
+                            hint=f"fitted versions of {name}: {known}; fit one with `lifeloop models fit {name}`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load(lake: Lake, name: str, version: str) -> tuple[Model, dict[str, Any]]:
+    """A fitted model and its manifest; refuses other library versions than the ones it was fitted with."""
+    found = manifest(lake, name, version)
+    running = library_versions()
+    estimator = ESTIMATORS.get(found["estimator"])
+    if estimator is None:
+        raise DataError(f"model {name} {version}: unknown estimator {found['estimator']!r}",
+                        hint=f"this Lifeloop knows: {', '.join(ESTIMATORS)}")
+    for lib in estimator.requires:
+        if found["libraries"].get(lib) != running.get(lib):
+            raise DataError(f"model {name} {version} was fitted with {lib} {found['libraries'].get(lib)}, this "
+                            f"installation has {running.get(lib)}: it may not score as it was validated",
+                            hint=f"install {lib}=={found['libraries'].get(lib)}, or refit and re-validate with "
+                                 f"`lifeloop models fit {name}` and promote the new version")
+    body = (root(lake, name) / version / "model.json").read_bytes()
+    if hashlib.sha256(body).hexdigest() != found["artefact_sha256"]:
+        raise DataError(f"model {name} {version}: model.json does not match the hash in its manifest",
+                        hint="the artefact was changed after fitting; refit it")
+    spec = ModelSpec.model_validate(found["spec"])
+    return estimator.from_json(spec, json.loads(body)), found
+
+
+def record(lake: Lake, name: str, action: str, version: str, actor: str, reason: str,
+           at: dt.datetime | None = None) -> dict[str, Any]:
+    """Append one record to a model's history (never rewritten)."""
+    entry = {"at": (at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"), "action": action,
+             "version": version, "actor": actor, "reason": reason}
+    path = root(lake, name) / HISTORY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with lake.lock(), open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+    return entry
+
+
+def history(lake: Lake, name: str) -> list[dict[str, Any]]:
+    """Every fit, promotion and retirement of a model, oldest first."""
+    path = root(lake, name) / HISTORY
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def champion(lake: Lake, name: str) -> str | None:
+    """The active version of a model: the last one promoted, unless it was retired since."""
+    active = None
+    for h in history(lake, name):
+        if h["action"] == "promote":
+            active = h["version"]
+        elif h["action"] == "retire" and h["version"] == active:
+            active = None
+    return active
+
+
+def promote(lake: Lake, name: str, version: str, actor: str, reason: str) -> dict[str, Any]:
+    """Make a fitted version the active one (a reason is required and kept)."""
+    manifest(lake, name, version)
+    if not reason.strip():
+        raise DataError("a promotion needs a reason", hint="say on which evidence, e.g. --reason 'AUC 0.81 on Q3'")
+    if version in retired(lake, name):
+        raise DataError(f"model {name} {version} was retired", hint="fit a new version and promote that")
+    return record(lake, name, "promote", version, actor, reason)
+
+
+def retire(lake: Lake, name: str, version: str, actor: str, reason: str) -> dict[str, Any]:
+    """Retire a version for good; if it was active, the model has no active version until a promotion."""
+    manifest(lake, name, version)
+    return record(lake, name, "retire", version, actor, reason)
+
+
+def retired(lake: Lake, name: str) -> set[str]:
+    """Versions retired for good."""
+    return {h["version"] for h in history(lake, name) if h["action"] == "retire"}
+
+
+def active(lake: Lake) -> dict[str, str]:
+    """Every model with an active version: name -> version."""
+    return {n: v for n in names(lake) if (v := champion(lake, n)) is not None}
