@@ -167,6 +167,22 @@ def unknown_items(session: Session, *, now: dt.datetime | None = None, channel: 
     return out
 
 
+def unknown_by_channel(session: Session) -> dict[str, int]:
+    """How many items of unknown outcome each channel has."""
+    query = sa.select(Dispatch.channel, sa.func.count()).where(Dispatch.status == "unknown").group_by(Dispatch.channel)
+    return {channel: n for channel, n in session.execute(query)}
+
+
+def held_by_others(session: Session, *, own_tokens: Iterable[str] = ()) -> list[tuple[str, int, dt.datetime | None]]:
+    """Items other dispatchers hold (claimed or sending): (worker, how many, when its last lease ends)."""
+    own = [t for t in own_tokens if t]
+    query = (sa.select(Dispatch.claimed_by, sa.func.count(), sa.func.max(Dispatch.claim_expires_at))
+             .where(Dispatch.status.in_(HELD)).group_by(Dispatch.claimed_by).order_by(Dispatch.claimed_by))
+    if own:
+        query = query.where(Dispatch.claim_token.not_in(own))
+    return [(worker or "?", n, as_utc(until) if until else None) for worker, n, until in session.execute(query)]
+
+
 def settle_unknown(session: Session, *, dispatch_id: int, delivered: bool, evidence: str,
                    now: dt.datetime | None = None, provider_ref: str | None = None, actor: str = "dispatch") -> str | None:
     """Record what the provider's status look-up said of an unknown item; its new status (None: not unknown).
