@@ -12,6 +12,7 @@ import typer
 from lifeloop.cli.check import check_command
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
+from lifeloop.cli.outbox import outbox_app
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
 from lifeloop.cli.report import report_command
 from lifeloop.cli.simulator import describe_day, progress_callback, read_contacts
@@ -397,6 +398,8 @@ def feedback_import(
     console().print(f"{result.file}: {result.rows:,} rows, {result.recorded:,} recorded, {result.skipped:,} "
                     f"already there; {result.refusals:,} refusals, {result.referrals:,} referrals{state}")
 
+
+app.add_typer(outbox_app, name="outbox")
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
                      no_args_is_help=True)
