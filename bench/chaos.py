@@ -11,7 +11,8 @@ after accepting. It answers a status look-up (GET /status/KEY: 200 delivered, 40
 
 Dispatchers are subprocesses running ``drain`` (``--drain`` mode of this file) on the real outbox; each
 crash round starts one or two of them (two at once every third round), waits until they are draining, and
-kills one with SIGKILL at a random moment (every fifth round interrupts it with SIGINT, as Ctrl-C does).
+kills each with SIGKILL at a random moment, one after the other (every fifth round interrupts the first
+with SIGINT, as Ctrl-C does).
 Then healthy drains in this process settle everything. The counts come from the gateway's log: keys
 delivered twice, contacts lost (recorded sent but not delivered, or delivered but recorded not sent),
 and every contact's final status (sent, failed with a reason, or unknown with a reason).
@@ -55,6 +56,7 @@ from lifeloop.store.ops.models import Dispatch  # noqa: E402
 T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 ROUND = dt.timedelta(hours=7)       # each round's clock: later than every backoff of the round before
 CLIENT_TIMEOUT = 0.15               # seconds; the gateway's slow answers take longer
+LATENCY = 0.03                      # seconds per answer while dispatchers are being killed: work is left for each
 FAULTS = (("timeout", 0.05), ("500", 0.05), ("429", 0.05), ("504", 0.02), ("drop_before", 0.03),
           ("drop_after", 0.03))
 
@@ -131,6 +133,9 @@ class Gateway:
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass   # a client killed mid-request resets the connection: expected here
 
         self._seen: set[str] = set()
         self.server = Server(("127.0.0.1", 0), Handler)
@@ -272,7 +277,7 @@ def run(url: str, *, n: int = 1000, crashes: int = 20, lookup: bool = True, seed
     upgrade(url)
     factory = session_factory(url)
     enqueue(factory, n)
-    gateway = Gateway(workdir / "gateway.log", seed=seed).start()
+    gateway = Gateway(workdir / "gateway.log", seed=seed, hold=LATENCY).start()
     counts = Counts(contacts=n)
     round_no = 0
     try:
@@ -283,21 +288,25 @@ def run(url: str, *, n: int = 1000, crashes: int = 20, lookup: bool = True, seed
             pair = round_no % 3 == 0
             procs = [spawn(url, gateway, lookup, n, round_no, batch) for _ in range(2 if pair else 1)]
             ready = [wait_ready(p) for p in procs]
-            time.sleep(rng.uniform(0.05, 0.6))
-            victim = rng.randrange(len(procs))
-            interrupt = round_no % 5 == 0
-            if ready[victim] and procs[victim].poll() is None:
-                procs[victim].send_signal(signal.SIGINT if interrupt else signal.SIGKILL)
-                stopped += 1
-                counts.interrupts += interrupt
-                counts.crashes += not interrupt
-                counts.two_at_once += pair
+            order = rng.sample(range(len(procs)), len(procs))   # with two, both are stopped, one after the other
+            for i, victim in enumerate(order):
+                time.sleep(rng.uniform(0.05, 0.6))
+                interrupt = round_no % 5 == 0 and i == 0
+                if stopped < crashes and ready[victim] and procs[victim].poll() is None:
+                    procs[victim].send_signal(signal.SIGINT if interrupt else signal.SIGKILL)
+                    stopped += 1
+                    counts.interrupts += interrupt
+                    counts.crashes += not interrupt
+                    counts.two_at_once += pair and i == 0
+                elif procs[victim].poll() is None:
+                    procs[victim].send_signal(signal.SIGINT)   # out of crashes to inject: stop it gently
             for p in procs:
                 result = _outcome(p)
                 counts.picked_up_lines.extend(x for x in result.get("lines", []) if "stopped dispatcher" in x or "picked up" in x)
                 if os.environ.get("CHAOS_DEBUG"):
                     print(round_no, result, file=sys.stderr)
         # then healthy dispatchers settle what is left (in this process: no start-up cost)
+        gateway.hold = 0.0
         ch = channel(gateway.url, gateway.status_url if lookup else None)
         try:
             for _ in range(20):

@@ -47,10 +47,24 @@ def recover_claims(sessions: Any, adapters: Mapping[str, Channel], owner: Owner,
 
 def release_claims(sessions: Any, adapters: Mapping[str, Channel], tokens: Iterable[str], owner: Owner,
                    now: dt.datetime) -> Recovered:
-    """Give back at once what this dispatcher holds under ``tokens`` (a second Ctrl-C waits for it)."""
-    with _no_interrupts(), unit_of_work(sessions) as session:
-        return delivery.release(session, claim_tokens=list(tokens), owner=owner.label,
-                                dedup_channels=dedup_channels(adapters), now=now)
+    """Give back at once what this dispatcher holds under ``tokens`` (a second Ctrl-C waits for it).
+
+    Ctrl-C may have struck in the middle of a database call and left its connection unusable (SQLite:
+    "SQL statements in progress"): then the pool's connections are replaced and it is tried once more.
+    """
+    with _no_interrupts():
+        for attempt in (1, 2):
+            try:
+                with unit_of_work(sessions) as session:
+                    return delivery.release(session, claim_tokens=list(tokens), owner=owner.label,
+                                            dedup_channels=dedup_channels(adapters), now=now)
+            except Exception:
+                if attempt == 2:
+                    raise
+                bind = getattr(sessions, "kw", {}).get("bind")
+                if bind is not None:
+                    bind.dispose()
+    raise AssertionError("unreachable")
 
 
 @contextmanager
