@@ -171,3 +171,14 @@ def test_a_status_look_up_settles_unknown_contacts_as_sent_or_due_again(session)
                                    now=T0 + dt.timedelta(minutes=1)) is None   # no longer unknown
     assert statuses(session) == {"C0000": "sent", "C0001": "pending"}
     assert [e.action for e in audit.entries(session)] == ["outbox.reconciled", "outbox.reconciled"]
+
+
+def test_what_other_dispatchers_hold_and_unknown_contacts_per_channel_are_counted(session):
+    fill(session, 3)
+    mine = contacts.claim_batch(session, worker="me:1", limit=1, now=T0)
+    contacts.claim_batch(session, worker="far:7", owner=ELSEWHERE, limit=2, now=T0)
+    assert delivery.held_by_others(session, own_tokens=[mine[0].claim_token]) == [
+        ("far:7", 2, T0 + contacts.DEFAULT_LEASE)]
+    contacts.mark_sending(session, claim_token=mine[0].claim_token, dispatch_ids=[mine[0].id], now=T0)
+    contacts.mark_unknown(session, dispatch_id=mine[0].id, claim_token=mine[0].claim_token, reason="timeout", now=T0)
+    assert delivery.unknown_by_channel(session) == {"sms": 1}
