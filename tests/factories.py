@@ -109,6 +109,16 @@ def new_context(root: Path):
     return Context.init(root / "ws")
 
 
+def allow_days_after_batch(ctx, days: int):
+    """Let runs compute days long after the newest batch (date-arithmetic tests: month-ends of one extract)."""
+    settings = ctx.workspace / "lifeloop.yaml"
+    text = settings.read_text(encoding="utf-8")
+    assert "max_days_after_batch: 7" in text
+    settings.write_text(text.replace("max_days_after_batch: 7", f"max_days_after_batch: {days}"), encoding="utf-8")
+    ctx.__dict__.pop("config", None)  # the cached lifeloop.yaml
+    return ctx
+
+
 def lake_fingerprint(ctx) -> dict[str, str]:
     """sha256 of every file under the lake (to prove a failed ingest changed nothing)."""
     root = Path(ctx.lake.root)

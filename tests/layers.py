@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
 
     errors, settings, contract, workspace, config, engine, store, data   the ground the loop stands on
-    insight                                                                 客户洞察
+    insight, models                                                         客户洞察, 模型 (neither imports the other)
     strategy                                                                策略制定
     execution, review                                                       策略执行, 经营回检 (never each other)
     pipeline, preflight                                                     the daily run and its up-front checks
@@ -18,10 +18,10 @@ from pathlib import Path
 
 LAYERS: dict[str, int] = {
     "errors": 0, "settings": 0, "contract": 0, "workspace": 0, "config": 0, "engine": 0, "store": 0, "data": 0,
-    "insight": 1, "strategy": 2, "execution": 3, "review": 3, "pipeline": 4, "preflight": 4, "context": 5,
+    "insight": 1, "models": 1, "strategy": 2, "execution": 3, "review": 3, "pipeline": 4, "preflight": 4, "context": 5,
     "cli": 6, "api": 6, "__main__": 6,
 }
-PEERS_APART = {frozenset({"execution", "review"})}   # same layer, yet neither may import the other
+PEERS_APART = {frozenset({"execution", "review"}), frozenset({"insight", "models"})}   # same layer, kept apart
 
 
 def modules(src: Path, package: str = "lifeloop") -> dict[str, Path]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -16,14 +15,16 @@ from lifeloop.data import ingest as ingesting
 from lifeloop.data import simulator
 from lifeloop.engine.adapters import connect
 from lifeloop.errors import ConfigError, DataError
+from lifeloop.execution import consent_changes, feedback_import, replies, worklists
 from lifeloop.execution import dispatch as dispatching
-from lifeloop.execution import feedback_import, worklists
+from lifeloop.execution.bank_customers import BankCustomers
 from lifeloop.insight import profile, summary, transitions
 from lifeloop.review import from_file, kpis, lake_evaluation
-from lifeloop.settings import ENGINES, Settings
+from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
 from lifeloop.store.lake import Lake, run_hint
-from lifeloop.store.ops import delivery
+from lifeloop.store.ops import approvals as approving
+from lifeloop.store.ops import audit, delivery
 from lifeloop.store.ops.database import resolve_url, unit_of_work
 from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.types import utcnow
@@ -154,10 +155,14 @@ class Context:
 
     # ------------------------------------------------------------------ the loop
     def ingest(self, source: str | Path, mapping: str | Path | None = None, as_of: dt.date | None = None,
-               progress: bool = False):
-        """Read a bank's extracts, map, validate, and publish them atomically as one batch."""
+               progress: bool = False, *, today: dt.date | None = None):
+        """Read a bank's extracts, map, validate, and publish them atomically as one batch.
 
-        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress)
+        Without ``as_of`` the inferred date must not be after ``today`` (default: the real date) nor far
+        after the previous batch.
+        """
+
+        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress, today=today)
 
     def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | Any | None = None, *,
             replan_reason: str | None = None) -> list[StepResult]:
@@ -167,8 +172,31 @@ class Context:
 
     @property
     def operator(self) -> str:
-        """Who is acting: the operating-system user until principals land (data-protection issue)."""
-        return getpass.getuser()
+        """Who is acting: LIFELOOP_OPERATOR, else the OS user — interim, until principals land (data-protection issue)."""
+        return operator_identity()
+
+    # ------------------------------------------------------------------ the audit log
+    def audit_verify(self) -> audit.Verification:
+        """Walk the audit log's hash chain; the result names every edited, deleted, inserted or reordered entry."""
+        with self.ops()() as session:
+            return audit.verify(session)
+
+    def audit_export(self, start: dt.date, end: dt.date, out: str | Path) -> audit.Export:
+        """Export the audit entries of ``start``..``end`` (bank-local dates, inclusive) as CSV or JSONL; audited."""
+        with unit_of_work(self.ops()) as session:
+            return audit.export(session, start=self._local_midnight(start),
+                                end=self._local_midnight(end + dt.timedelta(days=1)), out=Path(out), actor=self.operator)
+
+    def audit_prune(self, before: dt.date, archive: str | Path) -> audit.Pruned:
+        """Delete audit entries written before ``before`` (past the retention) that ``archive`` holds; audited."""
+        with unit_of_work(self.ops()) as session:
+            return audit.prune(session, before=self._local_midnight(before), archive=Path(archive),
+                               actor=self.operator, retention_months=self.config.audit.retention_months)
+
+    def _local_midnight(self, day: dt.date) -> dt.datetime:
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.combine(day, dt.time(), ZoneInfo(self.config.bank.timezone)).astimezone(dt.UTC)
 
     def features(self, as_of: dt.date | None = None) -> pa.Table:
         """The published feature snapshot (标签) as of a date (default: the latest)."""
@@ -222,7 +250,7 @@ class Context:
         """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
 
         return dispatching.dispatch(dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank), as_of,
-                                   drain_outbox=drain)
+                                   drain_outbox=drain, operator=self.operator)
 
     def outbox_unknown(self, channel: str | None = None) -> list[delivery.UnknownItem]:
         """Contacts whose delivery is unknown (the provider does not de-duplicate), oldest first, with reason and age."""
@@ -246,6 +274,56 @@ class Context:
         """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""
 
         return feedback_import.import_feedback(self.ops(), Path(path), timezone=self.config.bank.timezone)
+
+    # ------------------------------------------------------------------ consent and approvals
+    def _channels(self):
+        return dispatching.channels_config(dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank))
+
+    def change_consent(self, customer_id: str, *, granted: bool, channel: str, purpose: str, source: str,
+                       reason: str, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Withdraw or grant consent at once (channel ``all``: every channel), audited in the operator's name."""
+        return consent_changes.change(self.ops(), BankCustomers(self.lake), customer_id=customer_id, granted=granted,
+                                      channel=channel, purpose=purpose, source=source, reason=reason,
+                                      actor=self.operator, now=now)
+
+    def consent(self, customer_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
+        """A customer's permissions per purpose and channel now, with why, and their consent history."""
+        return consent_changes.show(self.ops(), BankCustomers(self.lake), customer_id, at=at)
+
+    def import_consent(self, path: str | Path, now: dt.datetime | None = None):
+        """Import a CSV of consent changes all or nothing; re-importing the same file changes nothing."""
+        return consent_changes.import_changes(self.ops(), BankCustomers(self.lake), Path(path), actor=self.operator,
+                                              timezone=self.config.bank.timezone, now=now)
+
+    def record_replies(self, path: str | Path | None = None, *, body: bytes | str | dict[str, Any] | None = None,
+                       now: dt.datetime | None = None) -> replies.Recorded:
+        """Inbound replies from a file (or one webhook body): opt-outs applied at once, the rest kept for review."""
+        timezone = self.config.bank.timezone
+        items = ([replies.parse_webhook(body, timezone=timezone)] if body is not None
+                 else replies.read_file(Path(path), timezone=timezone))
+        return replies.record(self.ops(), BankCustomers(self.lake), items, actor=self.operator, now=now,
+                              words=self._channels().replies.opt_out_words,
+                              source="webhook" if body is not None else "file")
+
+    def approval_requests(self, as_of: dt.date | None = None, *, pending_only: bool = True) -> list[dict[str, Any]]:
+        """Requests for a second person's approval (pending ones by default), with how many items each day holds."""
+        with unit_of_work(self.ops()) as session:
+            held = approving.held_counts(session)
+            return [{"id": a.id, "as_of": a.as_of, "kind": a.kind, "scope": a.scope, "contacts": a.contacts,
+                     "threshold": a.threshold, "status": a.status, "requested_by": a.requested_by,
+                     "requested_at": a.requested_at, "decided_by": a.decided_by, "reason": a.reason,
+                     "held_that_day": held.get(a.as_of, 0), "text": approving.describe(a)}
+                    for a in approving.requests(session, as_of=as_of, status="pending" if pending_only else None)]
+
+    def decide_approval(self, as_of: dt.date, *, approve: bool, reason: str, strategy: str | None = None,
+                        channel: str | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Approve (release) or reject (cancel) a held day's send, as the operator — never the requester."""
+        approvers = self._channels().approvals.approvers
+        with unit_of_work(self.ops()) as session:
+            done = approving.decide(session, as_of=as_of, approve=approve, by=self.operator, reason=reason,
+                                    strategy=strategy, channel=channel, approvers=approvers, now=now)
+            return {"approvals": [approving.describe(a) for a in done.approvals], "released": done.released,
+                    "cancelled": done.cancelled}
 
     def history_source(self):
         """The plan's history: the operations database once anything was dispatched, else the lake's lists."""

@@ -85,6 +85,7 @@ class ConfigPort(Protocol):
     """Validated config files of the workspace, by name (``strategies`` -> config/strategies.yaml)."""
 
     folder: Path
+    checked: str | None   # the hash of the files the last successful pre-flight check saw
 
     def load(self, name: str, model: type[BaseModel]) -> tuple[Any, LocatedYaml]: ...
 

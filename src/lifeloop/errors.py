@@ -7,6 +7,8 @@ these once; core code never raises CLI or HTTP exceptions.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -116,3 +118,36 @@ class Interrupted(LifeloopError):
     """The user pressed Ctrl-C (SIGINT); what was being written is not published."""
 
     exit_code = 130
+
+
+_MAX_SPELLING_CANDIDATES = 20_000   # difflib compares one by one; a bank's millions of ids are narrowed first
+
+
+def closest(value: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Known ids closest to ``value`` for a "did you mean": the same id in another case first, then near spellings.
+
+    Ids are case-sensitive (``rm00002`` is not ``RM00002``); a case mismatch is the commonest slip, so it
+    is always found, however many ids there are.
+    """
+    ids = [k for k in dict.fromkeys(known) if isinstance(k, str)]
+    folded = value.casefold()
+    same = [k for k in ids if k.casefold() == folded and k != value]
+    if same:
+        return same[:n]
+    # many ids (a bank's customers): only those of about the same length sharing the longest prefix that
+    # leaves few enough to compare -- a slip late in the id is found, one in its first letters may not be
+    ids = [k for k in ids if abs(len(k) - len(value)) <= 1]
+    prefix = 1
+    while len(ids) > _MAX_SPELLING_CANDIDATES and prefix <= len(folded):
+        ids = [k for k in ids if k[:prefix].casefold() == folded[:prefix]]
+        prefix += 1
+    by_fold = {}
+    for k in ids:
+        by_fold.setdefault(k.casefold(), k)
+    return [by_fold[m] for m in difflib.get_close_matches(folded, list(by_fold), n=n)]
+
+
+def did_you_mean(value: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'X'?"`` (or two or three ids), or an empty string when nothing is close."""
+    found = closest(value, known)
+    return f"; did you mean {' or '.join(repr(k) for k in found)}?" if found else ""

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop import preflight
-from lifeloop.config.loader import config_hash
 from lifeloop.config.workspace import RunSettings
 from lifeloop.contract import Bank, ConfigPort, HistoryPort, Inputs, Output, Read, Snapshot, Step, StepResult
 from lifeloop.engine.adapters.base import Adapter, write_arrow
@@ -159,7 +158,7 @@ def publish(step: Step, ports: Ports, as_of: dt.date, out: Output, read: dict[st
     names = sorted(step.configs)
     manifest = {
         "step": step.name, "rows": out.row_count(), "inputs": read,
-        "configs": {n: config_hash(ports.configs.path(n).parent, n) for n in names},
+        "configs": {n: ports.configs.hash(n) for n in names},
         "config_hash": ports.configs.hash(*names) if names else None,
         **({"engine": engine} if step.bank else {}),
         **out.manifest,
@@ -183,7 +182,7 @@ def run_step(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> Step
             run_id = out.manifest.get("run_id") or f"{step.name}-{as_of.isoformat()}"
     except (KeyboardInterrupt, Interrupted) as exc:
         action = "nothing of it was published" if step.writes else "what it had not sent stays in the outbox"
-        raise Interrupted(f"interrupted during the {step.name} step for {as_of}: {action}") from exc
+        raise Interrupted(f"the {step.name} step for {as_of} was stopped by Ctrl-C: {action}") from exc
     return StepResult(step.name, as_of, out.row_count(), run_id, round(time.perf_counter() - started, 3),
                       out.summary, out.warnings)
 
@@ -197,7 +196,10 @@ def run_steps(ports: Ports, as_of: dt.date, steps: Sequence[str] | None = None,
     names = resolve_steps(steps)
     # every file and rule against the catalogue and the data model; offers against the bank's own product
     # catalogue are checked by the audiences step (a run of the insight steps does not depend on them)
-    preflight.check_workspace(ports.configs.folder).raise_for_errors()
+    checked = ports.configs.hash(*preflight.FILES)
+    if ports.configs.checked != checked:  # once per version of the files (a closed loop runs many days)
+        preflight.check_workspace(ports.configs.folder).raise_for_errors()
+        ports.configs.checked = checked
     if any(STEPS[n].bank for n in names):
         check_as_of(ports.lake, as_of, ports.settings.max_days_after_batch)
     check_replan(ports, as_of, names, replan)

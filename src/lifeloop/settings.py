@@ -2,10 +2,12 @@
 
 Resolution order (later wins): defaults, ``lifeloop.yaml``, environment (``LIFELOOP_WORKSPACE``,
 ``LIFELOOP_ENGINE``, ``LIFELOOP_DATABASE_URL``, ``LIFELOOP_DEBUG``), explicit arguments (CLI flags).
+Who is acting (``LIFELOOP_OPERATOR``, else the OS user) is :func:`operator_identity`.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,3 +35,12 @@ class Settings:
             database_url=os.environ.get("LIFELOOP_DATABASE_URL") or None,
             debug=debug if debug is not None else os.environ.get("LIFELOOP_DEBUG", "") not in ("", "0", "false"),
         )
+
+
+def operator_identity() -> str:
+    """Who is acting: ``LIFELOOP_OPERATOR`` if set, else the operating-system user.
+
+    Interim, until principals land (the data-protection issue): it is recorded on consent changes, audit
+    entries and approval requests, and the four-eyes rule compares it, but nothing authenticates it.
+    """
+    return (os.environ.get("LIFELOOP_OPERATOR") or "").strip() or getpass.getuser()

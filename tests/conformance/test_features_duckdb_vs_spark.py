@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from lifeloop.context import Context
+from tests.factories import allow_days_after_batch
 from tests.fixtures_bank import BRANCHES, CUSTOMERS, PRODUCTS, RMS, publish_batch, publish_tiny_bank
 
 pytestmark = pytest.mark.spark
@@ -128,7 +129,7 @@ def workspaces(tmp_path_factory):
     """Two identical workspaces (one per engine) holding the tiny bank plus the nasty batch."""
     out = {}
     for engine in ("duckdb", "spark"):
-        ctx = Context.init(tmp_path_factory.mktemp(engine) / "bank")
+        ctx = allow_days_after_batch(Context.init(tmp_path_factory.mktemp(engine) / "bank"), 400)
         path = ctx.config_dir / "tags.yaml"
         path.write_text(path.read_text(encoding="utf-8") + EXTRA_TAGS, encoding="utf-8")
         publish_tiny_bank(ctx.lake)

@@ -11,6 +11,7 @@ from rich.console import Console
 from lifeloop.cli.insight import clusters_command, insight_command
 from lifeloop.context import Context
 from lifeloop.insight import cluster_registry, clusters
+from tests.factories import allow_days_after_batch
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def split_batch(ctx, last, d1):
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     base = tmp_path_factory.mktemp("clusterbank")
-    ctx = Context.init(base / "ws")
+    ctx = allow_days_after_batch(Context.init(base / "ws"), 60)  # month-ends computed on one extract
     ctx.simulate(base / "extracts", customers=800, days=400, seed=7)
     last = ctx.ingest(base / "extracts").as_of
     d2 = dt.date(last.year, last.month, 1) - dt.timedelta(days=1)       # the last full month-end

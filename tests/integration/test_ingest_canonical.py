@@ -10,6 +10,7 @@ import pytest
 
 from lifeloop.errors import IngestError, ValidationError
 from tests.factories import BANK_AS_OF, canonical_bank, lake_fingerprint, new_context, write_canonical, write_csv
+from tests.refusals import state
 
 COUNTS = {"branches": 2, "relationship_managers": 1, "customers": 3, "products": 3, "holdings": 4, "transactions": 5}
 
@@ -49,9 +50,9 @@ def test_a_gbk_semicolon_folder_reads_through_a_mapping_that_only_sets_the_sourc
     mapping = tmp_path / "gbk.yaml"
     mapping.write_text('source: {delimiter: ";", encoding: gbk}\n', encoding="utf-8")
     ctx = new_context(tmp_path)
-    with pytest.raises(IngestError) as info:  # read as UTF-8, the file is refused with a pointer to GBK
+    with pytest.raises(IngestError) as info:  # GBK is found per file, but the semicolons need the mapping
         ctx.ingest(src)
-    assert info.value.hint.startswith("this file looks like GBK")
+    assert "'branch_id;name;city;region' is not a column of branches" in info.value.message
     report = ctx.ingest(src, mapping)
     assert report.tables == COUNTS
     assert _published(ctx, "customers")[0]["name"] == "李娜"
@@ -154,3 +155,46 @@ def test_a_single_canonical_file_is_a_batch_of_that_table(tmp_path):
     write_csv(tmp_path / "daily" / "transactions.csv", [day])
     report = ctx.ingest(tmp_path / "daily" / "transactions.csv")
     assert (report.as_of, report.tables) == (dt.date(2024, 4, 2), {"transactions": 1})
+
+
+def test_one_gbk_file_among_utf8_files_ingests_without_a_mapping_and_the_report_says_how_each_was_read(tmp_path):
+    tables = canonical_bank()
+    src = write_canonical(tmp_path / "src", {k: v for k, v in tables.items() if k != "customers"})
+    write_csv(src / "customers.csv", tables["customers"], encoding="gbk")
+    ctx = new_context(tmp_path)
+    report = ctx.ingest(src)
+    assert report.tables == COUNTS
+    assert report.encodings == {"branches.csv": "utf-8", "customers.csv": "gb18030", "holdings.csv": "utf-8",
+                                "products.csv": "utf-8", "relationship_managers.csv": "utf-8",
+                                "transactions.csv": "utf-8"}
+    assert _published(ctx, "customers")[0]["name"] == "李娜"
+    assert [r["name"] for r in _published(ctx, "branches")] == [r["name"] for r in tables["branches"]]
+
+
+def test_a_file_neither_utf8_nor_gb18030_keeps_the_precise_decode_error_and_publishes_nothing(tmp_path):
+    ctx = new_context(tmp_path)
+    ctx.ingest(write_canonical(tmp_path / "first"))
+    before = state(ctx)
+    src = write_canonical(tmp_path / "src")
+    text = (src / "customers.csv").read_text(encoding="utf-8").replace("李娜", "Zoë Müller")
+    (src / "customers.csv").write_bytes(text.encode("latin-1"))
+    with pytest.raises(IngestError) as info:
+        ctx.ingest(src)
+    assert info.value.message.startswith("customers.csv: not valid utf-8 text at line 2, byte ")
+    assert info.value.hint == "this file looks like cp1250 (Central European): set encoding: cp1250 for it in the " \
+                              "mapping's source block"
+    assert state(ctx) == before
+
+
+def test_a_mapping_can_ask_for_auto_and_an_explicit_encoding_still_applies_to_every_file(tmp_path):
+    tables = canonical_bank()
+    src = write_canonical(tmp_path / "src", {k: v for k, v in tables.items() if k != "customers"})
+    write_csv(src / "customers.csv", tables["customers"], encoding="gbk")
+    auto = tmp_path / "auto.yaml"
+    auto.write_text("source: {encoding: auto}\n", encoding="utf-8")
+    assert new_context(tmp_path / "a").ingest(src, auto).encodings["customers.csv"] == "gb18030"
+    utf8 = tmp_path / "utf8.yaml"
+    utf8.write_text("source: {encoding: utf-8}\n", encoding="utf-8")
+    with pytest.raises(IngestError) as info:   # declared UTF-8 is UTF-8: the GBK file is refused, pointing at GBK
+        new_context(tmp_path / "b").ingest(src, utf8)
+    assert info.value.hint.startswith("this file looks like GBK: set encoding: gbk")

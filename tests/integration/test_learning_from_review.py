@@ -56,7 +56,8 @@ def test_after_a_few_weeks_the_value_used_moves_from_a_wrong_prior_toward_the_tr
         days = run_loop(ctx, dest / "extracts", as_of, ENTRY_DAYS - 1, truth=True)
         days += run_loop(ctx, dest / "extracts", days[-1].bank_day, WINDOW, steps=(), truth=True)
         last = days[-1].bank_day
-        ctx.run(last, steps=["features", "lifecycle", "segments", "outcomes", "audiences", "plan"])
+        # the plan learns from the evidence snapshot the review side publishes (the evidence step)
+        ctx.run(last, steps=["features", "lifecycle", "segments", "outcomes", "evidence", "audiences", "plan"])
         learned = pq.read_table(ctx.lake.snapshot_dir("lists", last) / "values.parquet")
         outcomes = pq.read_table(ctx.lake.snapshot_dir("outcomes", last) / "outcomes.parquet")
     import pyarrow as pa

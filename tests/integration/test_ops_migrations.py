@@ -23,7 +23,7 @@ from lifeloop.store.ops.models import Base, Feedback
 from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fixtures
 
 TABLES = {"dispatches", "feedback", "leads", "consent_changes", "do_not_disturb", "tasks", "audit_log",
-          "idempotency_keys"}
+          "audit_head", "audit_archives", "idempotency_keys", "approvals", "inbound_replies"}
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_current_reports_it(database_url):

@@ -67,6 +67,29 @@ def test_a_relationship_manager_gets_the_same_refusal_for_another_book_and_for_a
     assert "not in the book of relationship manager RM1" in other.value.message
 
 
+def test_a_lower_case_customer_number_gets_did_you_mean(ctx):
+    with pytest.raises(NotFoundError) as err:
+        customer_profile(ctx, "c1")
+    assert err.value.message == "no customer 'c1' as of 2024-03-31; did you mean 'C1'?"
+    assert "case-sensitive" in err.value.hint
+
+
+def test_a_relationship_manager_is_offered_only_their_own_customers_and_another_book_looks_unknown(ctx):
+    with pytest.raises(NotFoundError) as own:
+        customer_profile(ctx, "c1", role_name="rm", rm_id="RM1")
+    assert own.value.message == "customer 'c1' is not in the book of relationship manager RM1; did you mean 'C1'?"
+    with pytest.raises(NotFoundError) as analyst:   # an analyst asking for c2 is pointed to C2 ...
+        customer_profile(ctx, "c2")
+    assert analyst.value.message.endswith("did you mean 'C2'?")
+    with pytest.raises(NotFoundError) as other:     # ... an RM is not: C2 is in no book of theirs
+        customer_profile(ctx, "c2", role_name="rm", rm_id="RM1")
+    with pytest.raises(NotFoundError) as missing:
+        customer_profile(ctx, "c7", role_name="rm", rm_id="RM1")
+    assert other.value.message == "customer 'c2' is not in the book of relationship manager RM1"
+    assert other.value.message.replace("c2", "X") == missing.value.message.replace("c7", "X")
+    assert other.value.hint == missing.value.hint
+
+
 def test_an_unknown_customer_is_named_in_the_error(ctx):
     with pytest.raises(NotFoundError, match="no customer 'C999' as of 2024-03-31"):
         customer_profile(ctx, "C999")

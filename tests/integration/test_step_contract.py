@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 
 from lifeloop import pipeline
 from lifeloop.cli.demo import DEMO_CHANNELS
+from lifeloop.cli.report import report_command
+from lifeloop.cli.strategies import strategies_command
 from lifeloop.context import Context
 from lifeloop.errors import ConfigError, DataError, Interrupted
 from lifeloop.execution.closed_loop import deliver
@@ -156,6 +159,13 @@ def test_an_audience_that_matches_no_one_is_said_out_loud(bank, tmp_path):
     assert any(w.startswith(f"strategy {strategy.id}: its audience matches no one") for w in result.warnings)
     manifest = json.loads((copy.lake.snapshot_dir("audiences", d2) / "_manifest.json").read_text())
     assert any(strategy.id in w for w in manifest["warnings"])
+    # and in `lifeloop strategies --coverage` and the HTML report
+    out = Console(record=True, width=200)
+    strategies_command(copy, out, coverage=True)
+    assert f"Warning (audiences): strategy {strategy.id}: its audience matches no one" in out.export_text()
+    report_command(copy, Console(record=True), tmp_path / "report.html", d2, None, interim=True)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Audience warnings" in html and f"strategy {strategy.id}: its audience matches no one" in html
     copy.close()
 
 
@@ -171,6 +181,38 @@ def test_ctrl_c_inside_a_step_publishes_nothing_and_names_the_step(bank, monkeyp
     with pytest.raises(Interrupted) as err:
         ctx.run(d2, ["segments"])
     assert err.value.exit_code == 130
-    assert err.value.message == f"interrupted during the segments step for {d2}: nothing of it was published"
+    assert err.value.message == f"the segments step for {d2} was stopped by Ctrl-C: nothing of it was published"
     assert lake_fingerprint(ctx) == lake
     assert not list(Path(ctx.lake.root, ".staging").glob("*"))
+
+
+def test_the_cli_turns_an_interruption_into_one_line_and_exit_code_130(monkeypatch, capsys):
+    from lifeloop.cli import app as cli
+
+    def interrupted():
+        raise Interrupted("the plan step for 2024-05-30 was stopped by Ctrl-C: nothing of it was published")
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["Interrupted: the plan step for 2024-05-30 was stopped by Ctrl-C: nothing of it was published"]
+
+
+def test_ctrl_c_in_a_real_process_exits_130_without_a_traceback(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # a command that waits for input (the Typer prompt of `init` over an existing folder would not): sleep in
+    # Python through the CLI's own entry point, then SIGINT it
+    code = ("import sys, time; from lifeloop.cli import app as cli; "
+            "cli.app = lambda: time.sleep(30); cli.main()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip() == "Interrupted: stopped by Ctrl-C: nothing half-written was published"

@@ -137,6 +137,15 @@ def test_an_unknown_customer_and_a_day_without_a_plan_give_clear_errors(bank):
     assert d.isoformat() in err.value.hint
 
 
+def test_a_lower_case_customer_number_gets_did_you_mean(bank):
+    ctx, d = bank
+    customer = lists(ctx, d)[0]["customer_id"]
+    with pytest.raises(NotFoundError) as err:
+        explain(ctx, customer.lower(), d)
+    assert err.value.message == (f"customer {customer.lower()} is not in the features snapshot of {d}; "
+                                 f"did you mean {customer!r}?")
+
+
 def test_the_cli_prints_the_explanation_and_its_json(bank):
     from io import StringIO
 

@@ -169,3 +169,33 @@ def test_a_retry_left_over_from_an_earlier_day_is_sent_on_a_later_day_not_blocke
         server.shutdown()
         server.server_close()
     assert (second.sent, second.blocked) == (1, 0)  # C005's SMS from D, consent read from the bank extract
+
+
+def test_an_unknown_or_lower_case_rm_id_gets_did_you_mean_instead_of_an_empty_worklist(ctx):
+    from lifeloop.errors import NotFoundError
+    from tests.refusals import state
+
+    dispatch(ctx, D)
+    before = state(ctx)
+    with pytest.raises(NotFoundError) as lower:
+        worklist(ctx.ops(), "rm001", lake=ctx.lake)
+    assert lower.value.message == "no relationship manager 'rm001'; did you mean 'RM001'?"
+    assert lower.value.hint == "RM ids are case-sensitive, as in the bank's relationship_managers extract"
+    with pytest.raises(NotFoundError) as typo:
+        worklist(ctx.ops(), "RM01", lake=ctx.lake)
+    assert typo.value.message == "no relationship manager 'RM01'; did you mean 'RM001' or 'RM002'?"
+    with pytest.raises(NotFoundError) as unknown:
+        worklist(ctx.ops(), "ZZ", lake=ctx.lake)
+    assert unknown.value.message == "no relationship manager 'ZZ'"
+    assert state(ctx) == before
+
+
+def test_a_known_rm_without_tasks_has_an_empty_worklist_and_the_cli_says_who_is_unknown(ctx):
+    from typer.testing import CliRunner
+
+    from lifeloop.cli.app import app
+
+    assert worklist(ctx.ops(), "RM002", lake=ctx.lake) == []   # in the bank's RM table, no task yet
+    result = CliRunner().invoke(app, ["-w", str(ctx.workspace), "worklist", "rm002"])
+    assert result.exit_code == 1 and "0 open tasks" not in result.output
+    assert str(result.exception).startswith("no relationship manager 'rm002'; did you mean 'RM002'?")

@@ -227,6 +227,12 @@ def test_an_unknown_strategy_is_refused_with_a_did_you_mean():
     assert "strategies are: buy" in str(err.value) and "lifeloop strategies" in str(err.value)
 
 
+def test_a_strategy_id_in_another_case_is_refused_pointing_at_the_real_id():
+    with pytest.raises(DataError) as err:
+        review(rate_experiment(), strategies=["BUY"])
+    assert err.value.message == "unknown strategy 'BUY'; did you mean 'buy'?"
+
+
 def test_a_strategy_of_the_map_without_entries_is_reviewed_only_when_asked_for():
     cfg = [strategy("buy"), strategy("idle")]
     assert [s["strategy"] for s in review(rate_experiment(), map=cfg)["strategies"]] == ["buy"]

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import typer
 
+from lifeloop.cli.audit import audit_app
 from lifeloop.cli.check import check_command
+from lifeloop.cli.consent import register as register_consent
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
 from lifeloop.cli.outbox import outbox_app
@@ -379,7 +381,7 @@ def worklist(
     out.print(table)
     if export is not None:
 
-        out.print(f"written {export_worklist(rows, export)}")
+        out.print(f"written {export_worklist(rows, export, rm_id=rm_id, on=parse_date(on, '--on'))}")
 
 
 feedback_app = typer.Typer(help="Outcomes of contacts (营销表单): reached, refused, purchased, referrals ...",
@@ -399,6 +401,8 @@ def feedback_import(
                     f"already there; {result.refusals:,} refusals, {result.referrals:,} referrals{state}")
 
 
+register_consent(app, context, console, parse_date)
+app.add_typer(audit_app, name="audit")
 app.add_typer(outbox_app, name="outbox")
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
@@ -432,7 +436,7 @@ def db_current() -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     """Ctrl-C becomes a Lifeloop error, so that it reaches main() (Click would print 'Aborted!' and exit 1)."""
-    raise Interrupted("interrupted: nothing was published")
+    raise Interrupted("stopped by Ctrl-C: nothing half-written was published")
 
 
 def main() -> None:

@@ -15,6 +15,9 @@ def print_ingest(out: Any, report: Any) -> None:
     for name, rows in report.tables.items():
         t.add_row(name, f"{rows:,}")
     out.print(t)
+    encodings = getattr(report, "encodings", {})
+    if any(e != "utf-8" for e in encodings.values()):   # say so only when a file was not plain UTF-8
+        out.print("Read as: " + ", ".join(f"{f} {e}" for f, e in encodings.items()))
     for w in report.warnings:
         out.print(f"[yellow]warning:[/] {w}")
     if getattr(report, "unchanged", False):

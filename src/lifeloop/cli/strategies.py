@@ -85,7 +85,10 @@ def coverage_report(ctx: Any, config: StrategiesConfig, as_of: dt.date | None, o
         as_of = dates[-1]
     read = {area: pq.read_table(ctx.lake.snapshot_file(area, as_of)) for area in ("segments", "lifecycle", "audiences")}
     lists = pq.read_table(ctx.lake.snapshot_file("lists", as_of)) if ctx.lake.exists("lists", as_of) else None
-    return coverage(read["segments"], read["lifecycle"], read["audiences"], lists, config.coverage, as_of, order or ())
+    report = coverage(read["segments"], read["lifecycle"], read["audiences"], lists, config.coverage, as_of, order or ())
+    # what the audiences step said out loud that day (an audience that matches no one, or shrank sharply)
+    report["warnings"] = list(ctx.lake.manifest("audiences", as_of).get("warnings") or [])
+    return report
 
 
 def print_coverage(out: Any, report: dict[str, Any]) -> None:
@@ -112,6 +115,8 @@ def print_coverage(out: Any, report: dict[str, Any]) -> None:
             cells.append(f"{head}\n{mark}")
         t.add_row(f"{seg['kind']} {seg['segment']}", *cells)
     out.print(t)
+    for w in report.get("warnings") or []:
+        out.print(f"[bold yellow]Warning[/] (audiences): {w}")
     if report["gaps"]:
         g = Table(title="Gaps: big cells no strategy reaches", title_justify="left")
         for col in ("segment", "stage", "customers", "AUM"):

@@ -95,6 +95,27 @@ ChannelSettings = Annotated[WebhookSettings | FileSettings | WorklistSettings | 
                             Field(discriminator="kind")]
 
 
+class ApprovalSettings(Strict):
+    """``approvals:`` when a day's send waits for a second person (双人复核) before anything of it goes out.
+
+    A strategy's contacts on one day above ``max_contacts_per_strategy``, or the day's contacts above
+    ``max_contacts_per_day``, are held until someone other than the requester approves them (``lifeloop
+    approve``); so is every file export whose recipient sees personal data unmasked (no setting turns that off).
+    ``approvers`` lists who may approve (empty: anyone but the requester) — interim, until principals land.
+    """
+
+    max_contacts_per_strategy: int = Field(5_000, ge=1)
+    max_contacts_per_day: int = Field(20_000, ge=1)
+    approvers: list[str] = []
+
+
+class RepliesSettings(Strict):
+    """``replies:`` what an inbound reply must say to be an opt-out (退订), compared ignoring case, width,
+    surrounding spaces and punctuation ("td", "ＴＤ", " 退订。" all match)."""
+
+    opt_out_words: list[str] = Field(default_factory=lambda: ["TD", "退订", "T", "STOP"], min_length=1)
+
+
 class ChannelsConfig(Strict):
     """``config/channels.yaml``: channel -> where its contacts go, and how dispatch drains the outbox."""
 
@@ -103,6 +124,8 @@ class ChannelsConfig(Strict):
     batch_size: int = Field(200, ge=1, le=10_000)
     max_attempts: int = Field(5, ge=1, le=50)
     channels: dict[str, ChannelSettings] = {}
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    replies: RepliesSettings = Field(default_factory=RepliesSettings)
 
     @field_validator("channels")
     @classmethod

@@ -201,6 +201,7 @@ class ConfigFolder:
         self.folder = Path(folder)
         self.root = root
         self._cache: dict[str, tuple[Any, LocatedYaml]] = {}
+        self.checked: str | None = None  # hash of the files the last successful pre-flight check saw
 
     def path(self, name: str) -> Path:
         """``config/<name>.yaml`` of this workspace."""

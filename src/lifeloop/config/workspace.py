@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lifeloop.config.models import Strict
 
@@ -29,9 +30,39 @@ class RunSettings(Strict):
 
     # `lifeloop run --as-of D` more than this many days after the newest bank batch is refused: the
     # stages and the plan would describe customers from stale data
-    max_days_after_batch: int = Field(default=7, ge=0, le=366)
+    max_days_after_batch: int = Field(default=7, ge=0, le=3660)
     # an audience that shrinks by more than this share since its previous run is a warning
     audience_shrink_warning: float = Field(default=0.5, gt=0, le=1)
+
+
+# ids from bank data (customer, RM, branch, product, account) may only use these characters: they end up in
+# file and folder names (exports, worklists), where "../" or a leading dot would be a path (docs/security.md)
+DEFAULT_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
+
+
+class IngestSettings(Strict):
+    """Guards of an ingest (``ingest:`` in lifeloop.yaml, docs/security.md)."""
+
+    # widen with care: whatever the pattern, a "/", "\\", "..", a leading dot or a control character is refused
+    id_pattern: str = DEFAULT_ID_PATTERN
+    # folders besides SOURCE that a mapping's sources may name (relative: to the workspace); empty: only SOURCE
+    source_folders: list[str] = Field(default_factory=list)
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class AuditSettings(Strict):
+    """The audit log's retention (``audit:`` in lifeloop.yaml): entries are kept at least this long."""
+
+    # PCI DSS 10.7 (10.5.1 in v4.0): at least a year of audit history; CBIRC data rules ask the same
+    retention_months: int = Field(default=12, ge=12, le=1200)
 
 
 class WorkspaceConfig(Strict):
@@ -44,3 +75,5 @@ class WorkspaceConfig(Strict):
     database_url: str | None = None
     spark: SparkSettings = Field(default_factory=SparkSettings)
     run: RunSettings = Field(default_factory=RunSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)

@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from lifeloop.data.mapping import LoadedMapping, canonical_mapping, load_mapping
 from lifeloop.data.schema import TABLES, arrow_schema
+from lifeloop.data.sensitive import refuse_authentication_values
 from lifeloop.data.sql import FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.transform import stage
 from lifeloop.data.validate import check_batch
@@ -28,6 +29,10 @@ from lifeloop.errors import IngestError, Problem, ValidationError
 from lifeloop.store.lake import BANK, file_sha256
 
 ROW_GROUP = 1_000_000
+# an inferred as-of date more than this many days after the previous batch is more likely a typo in one
+# row (a year 2034 for 2024) than a real gap; a monthly extract stays within it
+MAX_GAP_DAYS = 31
+SHOWN_ROWS = 5   # rows named in the message when an inferred as-of is refused
 
 
 @dataclass
@@ -41,11 +46,16 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     unchanged: bool = False       # same bytes as the already published batch
+    encodings: dict[str, str] = field(default_factory=dict)   # CSV file -> the encoding it was read with
 
 
 def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date | None = None,
-           progress: bool = False) -> IngestReport:
-    """Read a bank's extracts, map them onto the canonical tables, check them, publish one batch."""
+           progress: bool = False, *, today: dt.date | None = None) -> IngestReport:
+    """Read a bank's extracts, map them onto the canonical tables, check them, publish one batch.
+
+    Without ``as_of`` the batch's date is inferred from its data and must be plausible: not after
+    ``today`` (default: the real date) and not more than ``MAX_GAP_DAYS`` after the previous batch.
+    """
     import duckdb
 
 
@@ -54,19 +64,25 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
     if not source.exists():
         raise IngestError(f"{source}: not found", hint="point SOURCE at the folder holding the extract files")
     folder = source if source.is_dir() else source.parent
-    loaded = load_mapping(Path(mapping), folder) if mapping else canonical_mapping(source)
+    guards = ctx.config.ingest
+    roots = tuple(ctx.workspace / f for f in guards.source_folders)
+    loaded = load_mapping(Path(mapping), folder, roots) if mapping else canonical_mapping(source)
     lake = ctx.lake
     warnings: list[str] = []
+    encodings: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="lifeloop-ingest-") as tmp:
         con = duckdb.connect(":memory:")
         try:
-            rows = stage(con, loaded, as_of, Path(tmp), progress)
-            as_of = as_of or default_as_of(con, rows)
+            rows = stage(con, loaded, as_of, Path(tmp), progress, encodings)
+            refuse_authentication_values(con, rows)  # track data anywhere, card numbers in free text (C3)
+            if as_of is None:
+                as_of = default_as_of(con, rows)
+                check_inferred_as_of(con, rows, as_of, lake.dates(BANK), today or dt.date.today())
             drop_rows_after(con, loaded, rows, as_of, warnings)
             keep_latest(con, loaded, rows)
             published, others = published_files(lake, as_of)
             require_tables(rows, published)
-            failed = check_batch(con, list(rows), as_of, published, others)
+            failed = check_batch(con, list(rows), as_of, published, others, id_pattern=guards.id_pattern)
             if failed:
                 problems = [p for r in failed for p in r.problems]
                 total = sum(r.total for r in failed)
@@ -84,7 +100,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
         old = lake.manifest(BANK, as_of) if lake.exists(BANK, as_of) else None
         if old is not None and old.get("files") == files:
             return IngestReport(as_of, old["run_id"], str(source), dict(rows), warnings,
-                                round(time.perf_counter() - started, 3), unchanged=True)
+                                round(time.perf_counter() - started, 3), unchanged=True, encodings=encodings)
         manifest = {"kind": "ingest", "source": source.name, "rows": dict(rows),
                     "mapping": Path(mapping).name if mapping else None,
                     "mapping_sha256": file_sha256(Path(mapping)) if mapping else None, "warnings": warnings}
@@ -95,7 +111,7 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
 
         body = lake.publish(BANK, as_of, write, manifest)
     return IngestReport(as_of, body["run_id"], str(source), dict(rows), warnings,
-                        round(time.perf_counter() - started, 3))
+                        round(time.perf_counter() - started, 3), encodings=encodings)
 
 
 def _count(con: Any, query: exp.Select) -> int:
@@ -119,6 +135,37 @@ def default_as_of(con: Any, rows: dict[str, int]) -> dt.date:
         raise IngestError("cannot tell the batch's as-of date: it has no dated fact rows",
                           hint="pass --as-of YYYY-MM-DD")
     return max(dates)
+
+
+def check_inferred_as_of(con: Any, rows: dict[str, int], as_of: dt.date, published: list[dt.date],
+                         today: dt.date) -> None:
+    """Refuse an inferred as-of date after ``today`` or far after the previous batch, naming the rows behind it."""
+    previous = max((d for d in published if d < as_of), default=None)
+    if as_of > today:
+        limit, why = today, f"after today ({today})"
+    elif previous is not None and (as_of - previous).days > MAX_GAP_DAYS:
+        limit = previous + dt.timedelta(days=MAX_GAP_DAYS)
+        why = f"{(as_of - previous).days} days after the previous batch ({previous}; at most {MAX_GAP_DAYS} expected)"
+    else:
+        return
+    found: list[tuple[Any, Problem]] = []
+    total = 0
+    for name in rows:
+        t = TABLES[name]
+        if t.kind != "fact" or not t.date_column:
+            continue
+        later = exp.GT(this=col(t.date_column), expression=date_literal(limit))
+        total += _count(con, exp.select(exp.Count(this=exp.Star())).from_(_stage(name)).where(later))
+        q = exp.select(col(FILE), col(ROW), col(t.date_column)).from_(_stage(name)).where(later) \
+            .order_by(exp.Ordered(this=col(t.date_column), desc=True), col(FILE), col(ROW)).limit(SHOWN_ROWS)
+        found += [(value, Problem(f"{value} is after {limit}", file=f, table=name, row=r, column=t.date_column))
+                  for f, r, value in con.execute(q.sql(dialect="duckdb")).fetchall()]
+    problems = [p for _, p in sorted(found, key=lambda x: x[0], reverse=True)[:SHOWN_ROWS]]  # latest first
+    raise IngestError(f"the batch's as-of date would be {as_of}, inferred from its latest dated row, which is {why}; "
+                      f"nothing was published. {total:,} row(s) are dated after {limit}",
+                      problems=problems, total=total,
+                      hint=f"correct the dates of the rows above (a typo in the year?), or pass --as-of DATE "
+                           f"if {as_of} is really meant (--as-of {as_of})")
 
 
 def drop_rows_after(con: Any, loaded: LoadedMapping, rows: dict[str, int], as_of: dt.date,

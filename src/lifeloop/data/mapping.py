@@ -20,9 +20,11 @@ from pydantic import Field, model_validator
 
 from lifeloop.config.loader import LocatedYaml, format_loc, load_model
 from lifeloop.config.models import Strict
-from lifeloop.data.readers import CsvFormat, is_parquet
+from lifeloop.data.readers import AUTO, CsvFormat, is_parquet
 from lifeloop.data.schema import TABLES
+from lifeloop.data.sensitive import named_in_mapping
 from lifeloop.errors import ConfigError, IngestError, Problem
+from lifeloop.store.paths import within
 
 Scalar = str | int | float | bool | dt.date | None
 CANONICAL_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -171,6 +173,8 @@ class LoadedMapping:
     file: str
     doc: LocatedYaml | None = None
     base: Path = Path(".")
+    # folders besides ``base`` that sources may name (lifeloop.yaml ingest.source_folders)
+    roots: tuple[Path, ...] = ()
 
     def where(self, *path: Any) -> str:
         """``mapping.yaml:42 field tables.customers.columns.birth_date`` for a path in the mapping."""
@@ -184,20 +188,37 @@ class LoadedMapping:
         return Problem(message, file=self.file, line=line, field=format_loc(("tables", *path)))
 
     def source_path(self, name: str) -> Path:
-        """The file of a named source (relative paths are relative to SOURCE)."""
-        p = Path(self.mapping.sources[name].file).expanduser()
-        return p if p.is_absolute() else self.base / p
+        """The file of a named source (relative paths are relative to SOURCE), confined to SOURCE.
+
+        A path that resolves (symlinks followed) outside SOURCE and outside every folder of
+        ``ingest.source_folders`` is refused: a mapping cannot make Lifeloop read ``/etc/passwd``.
+        """
+        given = self.mapping.sources[name].file
+        p = Path(given).expanduser()
+        path = p if p.is_absolute() else self.base / p
+        if not within(path, [self.base, *self.roots]):
+            line = self.doc.line_of(("sources", name, "file")) if self.doc else None
+            field = format_loc(("sources", name, "file"))
+            raise ConfigError(f"{self.file}: source {name!r} ({given}) is outside the source folder {self.base}",
+                              problems=[Problem("source file outside the source folder", file=self.file, line=line,
+                                                field=field)],
+                              hint="put the file in the folder given to `lifeloop ingest`, or list the folder it is "
+                                   "in under ingest.source_folders in lifeloop.yaml (docs/security.md)")
+        return path
 
 
-def load_mapping(path: Path, source_dir: Path) -> LoadedMapping:
-    """Load and cross-check a mapping file; with no ``tables`` it describes a canonical folder's format."""
+def load_mapping(path: Path, source_dir: Path, roots: tuple[Path, ...] = ()) -> LoadedMapping:
+    """Load and cross-check a mapping file; with no ``tables`` it describes a canonical folder's format.
+
+    ``roots``: folders besides ``source_dir`` that its sources may name (every source is checked now).
+    """
     try:
         mapping, doc = load_model(Mapping, path)
     except ConfigError as exc:
         if exc.hint and "configuration.md" in exc.hint:  # the loader's generic pointer; mappings have their own page
             exc.hint = "fix the fields named above (mapping files: see docs/ingestion.md)"
         raise
-    loaded = LoadedMapping(mapping, str(path), doc, source_dir)
+    loaded = LoadedMapping(mapping, str(path), doc, source_dir, roots)
     if not mapping.tables:
         if mapping.sources:
             raise ConfigError(f"{path}: sources are listed but no tables use them",
@@ -205,8 +226,10 @@ def load_mapping(path: Path, source_dir: Path) -> LoadedMapping:
                                                 field="tables")],
                               hint="add a tables: block, or drop sources: to read a folder of canonical files")
         canonical = canonical_mapping(source_dir, mapping.source, skip=path)
-        return LoadedMapping(canonical.mapping, str(path), None, source_dir)
+        return LoadedMapping(canonical.mapping, str(path), None, source_dir, roots)
     check_references(loaded)
+    for name in mapping.sources:
+        loaded.source_path(name)  # refuses a source outside the allowed folders, before anything is read
     return loaded
 
 
@@ -247,6 +270,14 @@ def check_references(loaded: LoadedMapping) -> None:
                 for j, cname in enumerate(getattr(tm.latest, key)):
                     if cname not in cols:
                         unknown(f"column of {tname}", cname, cols, tname, "latest", key, j)
+    # names given after renaming (derived values, lookup columns): C3 must not enter under a new name either
+    named = [(n, (tname, *ppath, "derive", n)) for tname, tm in m.tables.items() for part, ppath in tm.parts()
+             for n in part.derive]
+    named += [(alias, (tname, *ppath, "lookups", i, "columns", there)) for tname, tm in m.tables.items()
+              for part, ppath in tm.parts() for i, lk in enumerate(part.lookups) for there, alias in lk.columns.items()]
+    for name, kind, path in named_in_mapping(named):
+        problems.append(loaded.problem(f"{name!r} looks like {kind} (C3 authentication data), which is never "
+                                       f"loaded", *path))
     if problems:
         raise ConfigError(f"{loaded.file}: {len(problems)} problem(s) in the mapping; first: {problems[0]}",
                           problems=problems, hint="fix the names above (see docs/ingestion.md)")
@@ -285,7 +316,8 @@ def canonical_mapping(folder: Path, fmt: SourceFormat | None = None, skip: Path 
         raise IngestError(f"{folder}: no canonical extract files found",
                           hint=f"expected files such as customers.csv, transactions.parquet (tables: {', '.join(TABLES)})")
     tables = {name: TableMapping.model_validate({"from": name}) for name in TABLES if name in sources}
-    mapping = Mapping(source=fmt or SourceFormat(), sources=sources, tables=tables)
+    # without a mapping each file's encoding is found on its own: one GBK file among UTF-8 ones reads
+    mapping = Mapping(source=fmt or SourceFormat(encoding=AUTO), sources=sources, tables=tables)
     return LoadedMapping(mapping, str(folder), None, base)
 
 

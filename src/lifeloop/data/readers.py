@@ -5,6 +5,11 @@ is reported later by the mapping with its row and column instead of failing insi
 that is not valid in the declared encoding fails here with the file, the line and the byte, and a
 guess at the real encoding ("this file looks like GBK: set encoding: gbk").
 
+Encoding ``auto`` (the default for a folder of canonical extracts) decides per file: UTF-8 when the
+file is valid UTF-8, else GB18030 (the superset of GBK and GB2312 that Chinese banks' exports use)
+when the file looks like Chinese text in it and decodes in full; anything else keeps the precise UTF-8
+error. The table returned carries the encoding it was read with (:func:`encoding_of`).
+
 Row numbers: a value's row is its 1-based *data* row in the file (the header is not counted), which
 is also the Arrow row index + 1 of the table returned.
 """
@@ -17,11 +22,11 @@ import gzip
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from lifeloop.errors import IngestError, Problem
+from lifeloop.errors import IngestError, Problem, did_you_mean
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,6 +35,15 @@ _CHUNK = 1 << 22  # 4 MiB: big enough to be fast, small enough for a smooth prog
 # encodings tried, in order, to say what a file that is not valid UTF-8 probably is
 _GUESSES = (("gbk", "GBK"), ("big5", "Big5"), ("shift_jis", "Shift-JIS"), ("cp1250", "cp1250 (Central European)"),
             ("latin-1", "latin-1"))
+
+
+AUTO = "auto"
+FALLBACK = "gb18030"   # GB18030 decodes every GBK and GB2312 file, and more
+_ENCODING_KEY = b"lifeloop.encoding"
+
+
+class _DecodeError(IngestError):
+    """Text that is not valid in the encoding it was read with (a private marker for ``auto``)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,15 @@ class CsvFormat:
     null_values: tuple[str, ...] = ("",)
     trim: bool = True
     columns: tuple[str, ...] | None = None  # column names when the file has no header row
+
+
+def header_problems(name: str, header: list[str], columns: tuple[str, ...] | list[str],
+                    required: tuple[str, ...] | list[str]) -> list[Problem]:
+    """A CSV import's header checked: unknown columns (with did-you-mean) and missing required ones (line 1)."""
+    problems = [Problem(f"unknown column {c!r}" + did_you_mean(c, columns), file=name, line=1, column=c)
+                for c in header if c not in columns]
+    return problems + [Problem(f"required column {c!r} is missing", file=name, line=1, column=c)
+                       for c in required if c not in header]
 
 
 def is_parquet(path: Path) -> bool:
@@ -82,7 +105,29 @@ def read_csv(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False
     """Read a CSV (optionally gzip) as text columns; trim and turn null markers into NULL.
 
     ``set_encoding`` tells the user how to name another encoding (a template with ``{}`` for it).
+    With ``encoding: auto``, UTF-8 is tried first and GB18030 second (module docstring).
     """
+    if fmt.encoding.lower() != AUTO:
+        return _read_csv(path, fmt, tmpdir, progress, set_encoding)
+    try:
+        return _read_csv(path, replace(fmt, encoding="utf-8"), tmpdir, progress, set_encoding)
+    except _DecodeError as not_utf8:
+        guess = _guess_encoding(path, "utf-8")
+        if guess is None or guess[0] != "gbk":
+            raise
+        try:
+            return _read_csv(path, replace(fmt, encoding=FALLBACK), tmpdir, progress, set_encoding)
+        except _DecodeError:
+            raise not_utf8 from None
+
+
+def encoding_of(table: pa.Table) -> str | None:
+    """The encoding a CSV table was read with (None for Parquet)."""
+    value = (table.schema.metadata or {}).get(_ENCODING_KEY)
+    return value.decode() if value else None
+
+
+def _read_csv(path: Path, fmt: CsvFormat, tmpdir: Path, progress: bool, set_encoding: str) -> pa.Table:
     import pyarrow as pa
 
     encoding = _encoding_name(path, fmt.encoding)
@@ -111,7 +156,7 @@ def read_csv(path: Path, fmt: CsvFormat, *, tmpdir: Path, progress: bool = False
             problems=[Problem(text, file=path.name) for text in invalid[:20]], total=len(invalid),
             hint=f"check the delimiter ({fmt.delimiter!r}) and quoting ({fmt.quote!r}); a value holding the "
                  "delimiter must be quoted")
-    return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), _ENCODING_KEY: encoding.encode()})
 
 
 def _encoding_name(path: Path, encoding: str) -> str:
@@ -119,7 +164,8 @@ def _encoding_name(path: Path, encoding: str) -> str:
         name = codecs.lookup(encoding).name
     except LookupError:
         raise IngestError(f"{path.name}: unknown encoding {encoding!r}",
-                          hint="use a Python codec name such as utf-8, gbk, gb18030, big5, latin-1") from None
+                          hint="use a Python codec name such as utf-8, gbk, gb18030, big5, latin-1, or auto "
+                               "(UTF-8, else GB18030)") from None
     return "utf-8" if name in ("utf-8", "utf-8-sig") else name
 
 
@@ -270,7 +316,7 @@ def _clean(table: pa.Table, fmt: CsvFormat) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def _decode_error(path: Path, encoding: str, set_encoding: str = IN_MAPPING) -> IngestError:
+def _decode_error(path: Path, encoding: str, set_encoding: str = IN_MAPPING) -> _DecodeError:
     """Find the first byte that is not valid ``encoding`` and say where it is and what to do."""
     line_no, offset, start, bad = 0, 0, 0, b""
     with _open_bytes(path) as f:
@@ -288,8 +334,8 @@ def _decode_error(path: Path, encoding: str, set_encoding: str = IN_MAPPING) -> 
     row = line_no - 1 if line_no > 1 else None
     snippet = bad[max(0, start - 8):][:24] if bad else b""
     msg = f"not valid {encoding} text at line {line_no:,}, byte {offset:,}"
-    return IngestError(f"{path.name}: {msg}" + (f" ({snippet!r})" if snippet else ""),
-                       problems=[Problem(msg, file=path.name, line=line_no, row=row)], hint=hint)
+    return _DecodeError(f"{path.name}: {msg}" + (f" ({snippet!r})" if snippet else ""),
+                        problems=[Problem(msg, file=path.name, line=line_no, row=row)], hint=hint)
 
 
 def _guess_encoding(path: Path, declared: str) -> tuple[str, str] | None:

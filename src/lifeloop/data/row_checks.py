@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from lifeloop.data.cards import redact_cards
 from lifeloop.data.sql import CAP, ROW, col, ident
 from lifeloop.errors import Problem
 
@@ -38,8 +39,9 @@ def unreadable_rows(con: Any, plan: PartPlan, prep: str) -> list[tuple[list[Prob
             found = con.sql(q.sql(dialect="duckdb")).fetchall()
             if found:
                 codes = ", ".join(repr(c) for c, _, _ in found[:10]) + (" ..." if len(found) > 10 else "")
-                probs = [Problem(f"code {c!r} is not in the map for {check.target} ({n:,} row(s); unmapped codes: "
-                                 f"{codes})", file=label, table=tname, row=r, column=check.column, rule="code")
+                probs = [Problem(redact_cards(f"code {c!r} is not in the map for {check.target} ({n:,} row(s); "
+                                              f"unmapped codes: {codes})"), file=label, table=tname, row=r,
+                                 column=check.column, rule="code")
                          for c, n, r in found[:CAP]]
                 out.append((probs, sum(n for _, n, _ in found)))
             continue
@@ -69,7 +71,8 @@ def _located(con: Any, table: exp.Table, bad: exp.Expression, value: exp.Express
     found = con.sql(q.sql(dialect="duckdb")).fetchall()
     if not found:
         return [], 0
-    probs = [Problem(message(v), file=label, table=tname, row=r, column=column, rule=rule) for r, v, _ in found]
+    probs = [Problem(redact_cards(message(v)), file=label, table=tname, row=r, column=column, rule=rule)
+             for r, v, _ in found]
     total = found[0][2]
     if total > len(found):
         probs.append(Problem(f"... and {total - len(found):,} more rows", file=label, table=tname, column=column,

@@ -21,9 +21,10 @@ from sqlglot import exp
 
 from lifeloop.config.loader import format_loc
 from lifeloop.data.mapping import ColumnSpec, LoadedMapping, Lookup, Part
-from lifeloop.data.readers import read_source
+from lifeloop.data.readers import encoding_of, read_source
 from lifeloop.data.row_checks import unreadable_rows
 from lifeloop.data.schema import TABLES
+from lifeloop.data.sensitive import refuse_named_columns
 from lifeloop.data.sql import CAP, FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.values import ValueCheck, build_value
 from lifeloop.engine.adapters.base import date_literal
@@ -68,6 +69,7 @@ class Stager:
         self.as_of = as_of or dt.date(2000, 1, 1)  # placeholder: only used if the mapping never names as_of
         self.uses_as_of: list[str] = []
         self.sources: dict[str, SourceData] = {}
+        self.encodings: dict[str, str] = {}   # CSV file -> the encoding it was read with
         self.problems: list[Problem] = []
 
     # ------------------------------------------------------------------ reading
@@ -81,10 +83,13 @@ class Stager:
         path = self.loaded.source_path(name)
         table = read_source(path, spec.csv_format(self.loaded.mapping.source), tmpdir=self.tmpdir,
                             progress=self.progress)
+        if encoding := encoding_of(table):
+            self.encodings[spec.file] = encoding
         bad = [c for c in table.column_names if c.startswith("__")]
         if bad:
             raise IngestError(f"{spec.file}: column names starting with '__' are reserved ({', '.join(bad)})",
                               hint="rename the column in the file or in the source's columns:")
+        refuse_named_columns(spec.file, table)  # C3 never enters, whatever the mapping renames it to
         table = table.append_column(ROW, pa.array(range(1, table.num_rows + 1), pa.int64()))
         relation = f"src_{len(self.sources)}"
         self.con.register(relation, table)
@@ -347,7 +352,14 @@ class Stager:
                                   total=len(dups), hint="a lookup must find at most one row per key: add a where: "
                                                         "that keeps one (e.g. type = 'OWNER')")
 
-def stage(con: Any, loaded: LoadedMapping, as_of: dt.date | None, tmpdir: Path, progress: bool = False) -> dict[str, int]:
-    """Read, map and cast every table of a mapping into ``stage_<table>``; rows per table."""
+def stage(con: Any, loaded: LoadedMapping, as_of: dt.date | None, tmpdir: Path, progress: bool = False,
+          encodings: dict[str, str] | None = None) -> dict[str, int]:
+    """Read, map and cast every table of a mapping into ``stage_<table>``; rows per table.
+
+    ``encodings``, when given, is filled with the encoding each CSV file was read with.
+    """
     stager = Stager(con, loaded, as_of, tmpdir, progress)
-    return stager.build(stager.compile())
+    rows = stager.build(stager.compile())
+    if encodings is not None:
+        encodings.update(stager.encodings)
+    return rows

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from lifeloop.config.workspace import DEFAULT_ID_PATTERN
+from lifeloop.data.cards import redact_cards
 from lifeloop.data.schema import TABLES, ForeignKey, Table
 from lifeloop.data.sql import CAP, FILE, PART, ROW, col, ident
 from lifeloop.engine.adapters.base import date_literal
@@ -24,6 +26,10 @@ from lifeloop.errors import Problem
 
 EARLIEST = dt.date(1900, 1, 1)   # a date before this is a placeholder or a wrong format, not history
 LATEST = dt.date(2199, 12, 31)
+# ids that name a bank's people and things; they reach file and folder names (exports, worklists), so their
+# characters are checked (docs/security.md). Transaction and event ids never leave the lake.
+ID_COLUMNS = ("branch_id", "rm_id", "customer_id", "product_id", "account_id")
+SHOWN_ID = 40   # characters of a refused id shown in a message
 
 
 @dataclass
@@ -55,7 +61,9 @@ def located(con: Any, table: str, condition: exp.Expression, value: exp.Expressi
         .from_(source or stage(table)).where(condition).order_by(col(FILE), col(ROW)).limit(CAP)
     found = con.sql(q.sql(dialect="duckdb")).fetchall()
     total = found[0][3] if found else 0
-    problems = [Problem(message(v), file=f, table=table, row=r, column=column, rule=rule) for f, r, v, _ in found]
+    # a refused value is quoted, but never a card number or track data in it (PCI DSS 3.3)
+    problems = [Problem(redact_cards(message(v)), file=f, table=table, row=r, column=column, rule=rule)
+                for f, r, v, _ in found]
     if total > len(found):
         problems.append(Problem(f"... and {total - len(found):,} more rows", table=table, column=column, rule=rule))
     return CheckResult(rule, problems, total, hint)
@@ -205,13 +213,45 @@ def date_checks(t: Table, as_of: dt.date) -> list[RowCheck]:
     return out
 
 
+def id_checks(t: Table, pattern: str = DEFAULT_ID_PATTERN) -> list[RowCheck]:
+    """Ids hold only safe characters: the pattern (whole value), and never a path in any case.
+
+    Whatever the (configurable) pattern allows, a slash, a backslash, ``..``, a leading dot or a control
+    character is refused: an id must never be able to become a path.
+    """
+    def fn(name: str, *args: exp.Expression) -> exp.Expression:
+        return exp.Anonymous(this=name, expressions=list(args))
+
+    out = []
+    for c in t.columns:
+        if c.name not in ID_COLUMNS:
+            continue
+        v = col(c.name)
+        bad = exp.or_(exp.Not(this=fn("regexp_full_match", v.copy(), exp.Literal.string(pattern))),
+                      fn("starts_with", v.copy(), exp.Literal.string(".")),
+                      *[fn("contains", v.copy(), exp.Literal.string(x)) for x in ("..", "/", "\\")],
+                      fn("regexp_matches", v.copy(), exp.Literal.string("[\\x00-\\x1f\\x7f]")))
+        out.append(RowCheck(bad, v.copy(), c.name, "safe_id",
+                            lambda v, c=c: f"{c.name} {_shown(v)} is not a safe id (allowed: {pattern}; "
+                                           f"never '/', '\\', '..' or a leading dot)",
+                            "ids become file and folder names (exports, worklists): correct the id in the source, "
+                            "or map it to a code of letters, digits, '_', '.' and '-' (ingest.id_pattern in "
+                            "lifeloop.yaml widens the set; see docs/security.md)"))
+    return out
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return repr(text if len(text) <= SHOWN_ID else text[:SHOWN_ID] + "...")
+
+
 def date_ranges(con: Any, t: Table, as_of: dt.date) -> list[CheckResult]:
     """No fact row is dated after the as-of date; no date is absurd (before 1900 or after 2199)."""
     return screened(con, t.name, date_checks(t, as_of))
 
 
 def check_batch(con: Any, tables: list[str], as_of: dt.date, published: dict[str, list[Path]],
-                other_batches: dict[str, list[Path]]) -> list[CheckResult]:
+                other_batches: dict[str, list[Path]], *, id_pattern: str = DEFAULT_ID_PATTERN) -> list[CheckResult]:
     """Run every check on the staged tables; return only the checks that failed.
 
     ``published`` holds, per table, the files the lake would serve as of this date *without* this
@@ -223,7 +263,7 @@ def check_batch(con: Any, tables: list[str], as_of: dt.date, published: dict[str
         t = TABLES[name]
         # every single-row check of the table in one scan; the failing ones are then located
         results += screened(con, name, required_checks(t) + allowed_checks(t) + nonnegative_checks(t)
-                            + date_checks(t, as_of))
+                            + date_checks(t, as_of) + id_checks(t, id_pattern))
         results += unique_in_batch(con, t) + unique_against_published(con, t, other_batches.get(name, []))
         for fk in t.foreign_keys:
             if fk.ref_table in tables:

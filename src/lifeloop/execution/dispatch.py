@@ -26,6 +26,7 @@ from lifeloop.config.scripts import customer_variables, render, script_id
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Bank, ConfigPort, Inputs, Output, Read, Step
 from lifeloop.errors import Interrupted
+from lifeloop.execution.approval_gate import rules_from_adapters, rules_from_config
 from lifeloop.execution.channels.base import Channel, Message
 from lifeloop.execution.channels.files import FileChannel
 from lifeloop.execution.channels.simulator import SimulatorChannel
@@ -41,7 +42,8 @@ from lifeloop.execution.sending import (
     waiting_lines,
 )
 from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitability_inputs, suitable_only
-from lifeloop.store.ops import audit, consent
+from lifeloop.settings import operator_identity
+from lifeloop.store.ops import approvals, audit, consent
 from lifeloop.store.ops import contacts as outbox
 from lifeloop.store.ops.contacts import NewContact, outbox_counts
 from lifeloop.store.ops.database import unit_of_work
@@ -94,6 +96,7 @@ class DispatchSummary:
     failed: int = 0
     retrying: int = 0
     blocked: int = 0
+    held: int = 0        # enqueued, waiting for a second person's approval (lifeloop approve)
     unknown: int = 0        # sent, but the outcome is unknown and the provider does not de-duplicate
     reconciled: int = 0     # unknown outcomes settled by a provider's status look-up
     by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -110,6 +113,8 @@ class DispatchSummary:
                f"blocked at dispatch {self.blocked:,}, outcome unknown {self.unknown:,}"
                + (f", unknown outcomes settled by status look-up {self.reconciled:,}" if self.reconciled else ""),
                *self.waiting]
+        if self.held:
+            out.append(f"held for approval {self.held:,} (a second person approves: lifeloop approve list)")
         for channel, counts in sorted(self.by_channel.items()):
             out.append(f"  {channel}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
         if self.outbox:
@@ -205,15 +210,23 @@ def contacts_from_lists(lists: pa.Table, *, scripts: Scripts | None = None,
 def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Channel] | None = None,
                   scripts: Scripts | None = None, customers: Mapping[str, Mapping[str, Any]] | None = None,
                   timezone: str = "UTC", max_attempts: int = 5,
-                  summary: DispatchSummary | None = None) -> DispatchSummary:
-    """Put the lists' treated contacts in the outbox and record the controls; idempotent."""
+                  summary: DispatchSummary | None = None, approval: approvals.Rules | None = None,
+                  operator: str | None = None, now: dt.datetime | None = None) -> DispatchSummary:
+    """Put the lists' treated contacts in the outbox and record the controls; idempotent.
+
+    New contacts of a day that needs a second person (``approval``; default: the default sizes and the
+    adapters' unmasked file exports) are enqueued ``held``, requested in the name of ``operator``.
+    """
 
     summary = summary or DispatchSummary()
     treated, controls = contacts_from_lists(lists, scripts=scripts, customers=customers, timezone=timezone,
                                             max_attempts=max_attempts)
     with unit_of_work(sessions) as session:
-        done = outbox.enqueue(session, contacts=treated)
+        done = outbox.enqueue(session, contacts=treated, now=now)
         summary.enqueued += len(done.new_ids)
+        summary.held += approvals.hold_new(session, dispatch_ids=done.new_ids, now=now,
+                                           rules=approval or rules_from_adapters(adapters),
+                                           requested_by=operator or operator_identity())
         summary.already_queued += len(done.existing_keys)
         recorded = outbox.enqueue(session, contacts=controls)
         outbox.cancel(session, dispatch_ids=recorded.new_ids, reason=CONTROL_REASON)
@@ -263,7 +276,7 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
     owner = owner or Owner.current()
     worker = worker or owner.label
     batches = 0
-    held: set[str] = set()      # claim tokens of batches not yet settled
+    in_hand: set[str] = set()   # claim tokens of batches not yet settled
     asked: set[int] = set()     # unknown items already looked up in this drain
     try:
         while max_batches is None or batches < max_batches:
@@ -276,20 +289,20 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
                 claimed = [_snapshot(i) for i in items]
             if not claimed:
                 break
-            held.update(c["claim_token"] for c in claimed)
+            in_hand.update(c["claim_token"] for c in claimed)
             batches += 1
             allowed = _recheck(sessions, claimed, baseline or {}, now, summary, screen)
             send_allowed(sessions, adapters, allowed, lambda c: _message(c, customers or {}), clock, summary)
-            release_claims(sessions, adapters, held, owner, clock())   # anything an adapter did not answer for
-            held.clear()
+            release_claims(sessions, adapters, in_hand, owner, clock())   # anything an adapter did not answer for
+            in_hand.clear()
     except (KeyboardInterrupt, Interrupted) as exc:
-        back = release_claims(sessions, adapters, held, owner, clock())
+        back = release_claims(sessions, adapters, in_hand, owner, clock())
         raise Interrupted(f"dispatch interrupted: {back.total:,} contacts it held were given back at once "
                           f"({back.unknown:,} of unknown outcome); sent before that: {summary.sent:,}") from exc
     except BaseException:
-        release_claims(sessions, adapters, held, owner, clock())
+        release_claims(sessions, adapters, in_hand, owner, clock())
         raise
-    summary.waiting = waiting_lines(sessions, adapters, held, clock())
+    summary.waiting = waiting_lines(sessions, adapters, in_hand, clock())
     return summary
 
 
@@ -382,8 +395,12 @@ def channels_config(ctx: Surroundings) -> ChannelsConfig:
     return ctx.load_config("channels", ChannelsConfig)[0]
 
 
-def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True) -> DispatchSummary:
-    """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``)."""
+def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
+             operator: str | None = None) -> DispatchSummary:
+    """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``).
+
+    ``operator`` (default: LIFELOOP_OPERATOR, else the OS user) is who asks for approval of a held day.
+    """
 
     config = channels_config(ctx)
     sessions = ctx.ops()
@@ -399,7 +416,8 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True) ->
     adapters = build_adapters(config, ctx.bank.workspace, sessions)
     try:
         summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
-                                timezone=ctx.bank.timezone, max_attempts=config.max_attempts)
+                                timezone=ctx.bank.timezone, max_attempts=config.max_attempts,
+                                approval=rules_from_config(config), operator=operator)
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
             drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,

@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from lifeloop.data.readers import header_problems
 from lifeloop.errors import DataError, Problem
 from lifeloop.store.ops import idempotency
 from lifeloop.store.ops.database import unit_of_work
@@ -121,15 +122,7 @@ def import_feedback(sessions: Any, path: str | Path, *, timezone: str = "Asia/Sh
 
 
 def _check_header(name: str, header: list[str]) -> None:
-    problems = []
-    for column in header:
-        if column not in COLUMNS:
-            close = difflib.get_close_matches(column, COLUMNS, n=1)
-            problems.append(Problem(f"unknown column {column!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                                    file=name, line=1, column=column))
-    for column in REQUIRED:
-        if column not in header:
-            problems.append(Problem(f"required column {column!r} is missing", file=name, line=1, column=column))
+    problems = header_problems(name, header, COLUMNS, REQUIRED)
     if "contact_id" not in header and "contact_key" not in header:
         problems.append(Problem("a contact_id or contact_key column is required", file=name, line=1))
     if problems:

@@ -15,10 +15,13 @@ from typing import Any
 
 from lifeloop.data.masking import mask_row
 from lifeloop.data.masking import role as get_role
+from lifeloop.errors import NotFoundError, did_you_mean
 from lifeloop.execution.channels.files import write_table
 from lifeloop.store.lake import BANK
 from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.tasks import rm_ids
 from lifeloop.store.ops.tasks import worklist as open_tasks
+from lifeloop.store.paths import inside, safe_part
 
 COLUMNS = ("task_id", "customer_id", "name", "mobile", "strategy", "wave", "title", "priority", "due_on", "status",
            "script")
@@ -42,11 +45,30 @@ def current_owners(lake: Any, as_of: dt.date | None = None) -> dict[str, dict[st
     return {r["customer_id"]: r for r in table.select(cols).to_pylist()}
 
 
+def known_rms(lake: Any, as_of: dt.date | None = None) -> list[str]:
+    """Relationship-manager ids of the bank's extract as of a date (default: latest); empty without one."""
+    import pyarrow.parquet as pq
+
+    dates = lake.dates(BANK) if lake is not None else []
+    as_of = as_of or (dates[-1] if dates else None)
+    files = lake.bank_files(as_of).get("relationship_managers") if as_of else None
+    return pq.read_table(files[0], columns=["rm_id"])["rm_id"].to_pylist() if files else []
+
+
 def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,
              on: dt.date | None = None) -> list[dict[str, Any]]:
-    """The RM's open tasks (due by ``on``), most important first, only customers still in their book."""
+    """The RM's open tasks (due by ``on``), most important first, only customers still in their book.
+
+    An RM id neither in the bank's relationship-manager table nor in any task is refused with a "did you
+    mean" (a lower-case ``rm00002`` included), rather than shown as an empty worklist.
+    """
 
     with unit_of_work(sessions) as session:
+        known = set(known_rms(lake, as_of)) | set(rm_ids(session))
+        if rm_id not in known:
+            raise NotFoundError(f"no relationship manager {rm_id!r}{did_you_mean(rm_id, sorted(known))}",
+                                hint="RM ids are case-sensitive, as in the bank's relationship_managers extract"
+                                     if known else "ingest the bank's extracts first: `lifeloop ingest FOLDER`")
         tasks = open_tasks(session, rm_id=rm_id, on=on)
         items = [dict(task_id=t.id, rm_id=t.rm_id, customer_id=t.customer_id, strategy=t.strategy_id or "",
                       wave=t.wave or "", title=t.title, priority=t.priority, due_on=t.due_on, status=t.status,
@@ -68,9 +90,17 @@ def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | No
     return rows
 
 
-def export_worklist(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write a worklist as CSV or Excel (by the file's extension), atomically."""
+def export_worklist(rows: list[dict[str, Any]], path: str | Path, *, rm_id: str | None = None,
+                    on: dt.date | None = None) -> Path:
+    """Write a worklist as CSV or Excel (by the file's extension), atomically.
+
+    ``path`` is the file the operator named, or an existing folder: the file is then
+    ``worklist-<rm_id>-<date>.csv`` inside it, named from sanitised parts (an RM id never becomes a path).
+    """
 
     path = Path(path)
+    if path.is_dir():
+        stamp = (on or dt.date.today()).isoformat()
+        path = inside(path, f"worklist-{safe_part(rm_id or 'rm')}-{stamp}.csv")
     fmt = "xlsx" if path.suffix.lower() == ".xlsx" else "csv"
     return write_table([{c: r.get(c) for c in COLUMNS} for r in rows], COLUMNS, path, fmt)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.data.masking import AccessError, Role, mask_money, mask_row, role
-from lifeloop.errors import DataError, NotFoundError
+from lifeloop.errors import DataError, NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,6 +32,14 @@ def _is_customer(customer_id: str, table: str | None = None) -> exp.Expression:
 def customer_query(customer_id: str) -> exp.Select:
     """The customer's row of the canonical customers table."""
     return exp.select("*").from_("customers").where(_is_customer(customer_id))
+
+
+def customer_ids_query(rm_id: str | None = None) -> exp.Select:
+    """Every customer number (of one RM's book when ``rm_id`` is given), for a "did you mean"."""
+    query = exp.select(exp.column("customer_id", quoted=True)).from_("customers")
+    if rm_id is not None:
+        query = query.where(exp.EQ(this=exp.column("rm_id", quoted=True), expression=exp.Literal.string(rm_id)))
+    return query
 
 
 def holdings_query(customer_id: str) -> exp.Select:
@@ -133,14 +141,18 @@ def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", 
     engine.register_bank(lake, as_of)
     found = engine.to_arrow(customer_query(customer_id)).to_pylist()
     if viewer.own_customers_only and (not found or found[0].get("rm_id") != rm_id):
-        # the same words whether the customer exists or not: an RM learns nothing about other books
-        raise NotFoundError(f"customer {customer_id!r} is not in the book of relationship manager {rm_id}",
+        # the same words whether the customer exists or not: an RM learns nothing about other books, and
+        # the "did you mean" draws on the RM's own book only
+        own = engine.to_arrow(customer_ids_query(rm_id))["customer_id"].to_pylist()
+        raise NotFoundError(f"customer {customer_id!r} is not in the book of relationship manager {rm_id}"
+                            f"{did_you_mean(customer_id, own)}",
                             hint="relationship managers see their own customers only; ask your branch "
                                  "manager to reassign the customer if they should be yours")
     if not found:
-        raise NotFoundError(f"no customer {customer_id!r} as of {as_of}",
-                            hint="check the customer number (客户号); customers who open after the as-of date "
-                                 "are not there yet")
+        every = engine.to_arrow(customer_ids_query())["customer_id"].to_pylist()
+        raise NotFoundError(f"no customer {customer_id!r} as of {as_of}{did_you_mean(customer_id, every)}",
+                            hint="check the customer number (客户号); they are case-sensitive, and customers who "
+                                 "open after the as-of date are not there yet")
     masked_columns: list[str] = []
 
     def masked(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

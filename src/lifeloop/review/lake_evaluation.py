@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lifeloop.errors import DataError, Problem
+from lifeloop.errors import DataError, Problem, did_you_mean
 from lifeloop.review.evaluation import (
     ALPHA,
     SRM_ALPHA,
@@ -347,10 +347,7 @@ def review_table(outcomes: pa.Table, config: StrategiesConfig, as_of: dt.date, *
     wanted = list(strategies) or [s.id for s in config.strategies if s.id in present]
     unknown = [s for s in wanted if s not in known]
     if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], list(known), n=1)
-        raise DataError(f"unknown strategy {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+        raise DataError(f"unknown strategy {unknown[0]!r}{did_you_mean(unknown[0], known)}",
                         problems=[Problem(f"strategies are: {', '.join(known)}", field="strategy")],
                         hint="`lifeloop strategies` lists the map")
     docs = []

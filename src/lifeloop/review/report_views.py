@@ -215,7 +215,7 @@ def coverage_view(cov: Mapping[str, Any] | None, names: Labels) -> dict[str, Any
                           "strategies": ", ".join(f"{names.short('strategy', s)} {n:,}" for s, n in o["strategies"].items()),
                           "winner": names.both("strategy", o["winner"]) if o.get("winner") else "not planned 未入名单"}
                          for o in cov.get("overlaps") or []],
-            "thresholds": cov.get("thresholds") or {}}
+            "thresholds": cov.get("thresholds") or {}, "warnings": list(cov.get("warnings") or [])}
 
 
 def _seg_both(kind: str, seg: str, names: Labels) -> str:

@@ -33,6 +33,7 @@ from lifeloop.errors import DataError
 
 BANK = "bank"
 MANIFEST = "_manifest.json"
+STALE_STAGING_SECONDS = 6 * 3600
 
 
 # the step that publishes an area, where the two names differ (every other area is its step's name);
@@ -145,7 +146,8 @@ class Lake:
         If it raises, the staging folder is removed and the lake is unchanged.
         """
         staging = self.root / ".staging" / uuid.uuid4().hex
-        staging.mkdir(parents=True)
+        with self.lock():  # another publisher may be removing an empty .staging at this moment
+            staging.mkdir(parents=True)
         started = time.perf_counter()
         try:
             extra = write(staging) or {}
@@ -159,9 +161,11 @@ class Lake:
                 self._swap(staging, self.snapshot_dir(area, as_of))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
-            _rmdir_if_empty(staging.parent)
+            with self.lock():
+                _rmdir_if_empty(staging.parent)
             raise
-        _rmdir_if_empty(staging.parent)
+        with self.lock():
+            _rmdir_if_empty(staging.parent)
         self._log({"area": area, "as_of": as_of.isoformat(), "run_id": body["run_id"],
                    "seconds": round(time.perf_counter() - started, 3),
                    "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -190,27 +194,58 @@ class Lake:
         _fsync_dir(final.parent)
 
     def _recover(self) -> None:
-        """Finish or undo a swap that a crash interrupted; drop abandoned staging folders."""
-        if not self.root.is_dir():
+        """Finish or undo a swap that a crash interrupted; drop abandoned staging folders.
+
+        Runs under the lake's lock: a live publisher holds it across both renames of a swap, so a
+        ``.replaced-*`` folder seen under the lock is a crash's leftover, never a swap in progress.
+        The first look is lock-free, so opening a healthy lake (the usual case) never waits.
+        """
+        if not self.root.is_dir() or not self._leftovers():
             return
-        for area in self.root.iterdir():
-            if not area.is_dir() or area.name.startswith("."):
-                continue
-            for old in area.glob(".replaced-*"):
-                final = area / old.name.split("-", 2)[2]
-                if final.exists():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.rename(old, final)
-        # staging folders of crashed runs; a live run's folder is young, so keep anything recent
-        cutoff = time.time() - 6 * 3600
-        for st in (self.root / ".staging").glob("*"):
-            if st.stat().st_mtime < cutoff:
+        with self.lock():
+            for area in self._areas():
+                for old in _entries(area, ".replaced-"):
+                    final = area / old.name.split("-", 2)[2]
+                    if final.exists():
+                        shutil.rmtree(old, ignore_errors=True)
+                    else:
+                        os.rename(old, final)
+            for st in self._stale_staging():
                 shutil.rmtree(st, ignore_errors=True)
+            _rmdir_if_empty(self.root / ".staging")
+
+    def _areas(self) -> list[Path]:
+        return [a for a in self.root.iterdir() if not a.name.startswith(".") and a.is_dir()]
+
+    def _leftovers(self) -> bool:
+        """Anything for :meth:`_recover` to do (looked at without the lock; re-checked under it)."""
+        return any(_entries(a, ".replaced-") for a in self._areas()) or bool(self._stale_staging())
+
+    def _stale_staging(self) -> list[Path]:
+        # staging folders of crashed runs; a live run's folder is young, so keep anything recent. A
+        # folder may vanish while we look (a publisher renamed or removed it): that is not an error.
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        out = []
+        for st in _entries(self.root / ".staging"):
+            try:
+                if st.stat().st_mtime < cutoff:
+                    out.append(st)
+            except FileNotFoundError:
+                continue
+        return out
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.root / "_runs.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _entries(folder: Path, prefix: str = "") -> list[Path]:
+    """Entries of a folder whose name starts with ``prefix``; none if the folder vanished meanwhile."""
+    try:
+        with os.scandir(folder) as it:
+            return [Path(e.path) for e in it if e.name.startswith(prefix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _rmdir_if_empty(path: Path) -> None:

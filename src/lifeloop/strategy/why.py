@@ -27,7 +27,7 @@ from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.loader import config_hash, load_model
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.engine.compile import compile_rule, feature_columns
-from lifeloop.errors import DataError, NotFoundError
+from lifeloop.errors import DataError, NotFoundError, did_you_mean
 from lifeloop.strategy.arbitration import order, priority_class
 from lifeloop.strategy.audiences import EXCLUDED, SEGMENT_EXCLUDED, audience_columns, base_query
 from lifeloop.strategy.events import events_query
@@ -119,8 +119,11 @@ def _rule_inputs(ctx: Any, config: Any, customer_id: str,
         exp.EQ(this=exp.column("customer_id"), expression=exp.Literal.string(customer_id)))
     found = engine.to_arrow(query).to_pylist()
     if not found:
-        raise NotFoundError(f"customer {customer_id} is not in the features snapshot of {as_of}",
-                            hint="check the customer number; only customers the bank's data held on that day have decisions")
+        ids = pq.read_table(files["features"], columns=["customer_id"])["customer_id"].to_pylist()
+        raise NotFoundError(f"customer {customer_id} is not in the features snapshot of {as_of}"
+                            f"{did_you_mean(customer_id, ids)}",
+                            hint="check the customer number (it is case-sensitive); only customers the bank's data "
+                                 "held on that day have decisions")
     row = found[0]
     for i, s in enumerate(config.strategies):
         if f"_why_f{i}" in row:

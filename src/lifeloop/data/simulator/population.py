@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lifeloop.data.cards import luhn_check_digit
 from lifeloop.data.simulator.seasons import SALARY_DAY_WEIGHTS, SALARY_DAYS
 
 SURNAMES = list("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎")
@@ -177,14 +178,6 @@ def id_numbers(pop: Population) -> list[str]:
     body = np.hstack([_digits(area, 6), _digits(ymd, 8), _digits(pop.id_seq, 3)])
     check = ID_CHECK[(body * ID_WEIGHTS).sum(1) % 11]
     return _ascii(np.hstack([body + 48, check[:, None]]))
-
-
-def luhn_check_digit(body: np.ndarray) -> np.ndarray:
-    """Luhn check digits for an (n, k) matrix of digits (the payload without the check digit)."""
-    d = body[:, ::-1].astype(np.int16)
-    dbl = d[:, 0::2] * 2
-    d[:, 0::2] = np.where(dbl > 9, dbl - 9, dbl)
-    return ((10 - d.sum(1) % 10) % 10).astype(np.int8)
 
 
 def card_codes(bin_code: str, serial: np.ndarray) -> np.ndarray:

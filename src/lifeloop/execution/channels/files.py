@@ -1,6 +1,8 @@
 """File exports for people who contact customers: CSV or Excel, personal data masked for the recipient.
 
 A call centre or a branch receives one file per claimed batch, in ``<folder>/<channel>/<as_of>/``.
+Folder and file names are built from sanitised parts and resolved inside ``<folder>``
+(:mod:`lifeloop.store.paths`): an RM id such as ``../../x`` names a folder, it never leaves the folder.
 Every personal field goes through :mod:`lifeloop.data.masking` for the recipient's role; with the
 ``rm`` role the batch is split into one file per relationship manager, so an RM's file holds only their
 own customers. Files are written to a temporary name and renamed, so a reader never sees half a file.
@@ -20,6 +22,7 @@ from typing import Any
 from lifeloop.data.masking import mask_row
 from lifeloop.data.masking import role as get_role
 from lifeloop.execution.channels.base import Capabilities, Message, Result
+from lifeloop.store.paths import inside, safe_part
 
 COLUMNS = ("contact_key", "as_of", "customer_id", "name", "mobile", "rm_id", "strategy", "wave", "offer",
            "priority", "script")
@@ -96,8 +99,10 @@ class FileChannel:
                 continue
             ids = sorted(m.dispatch_id for m in messages)
             day = messages[0].as_of.isoformat()
-            sub = self.folder / self.name / day / (owner or "")
-            path = sub / f"{self.name}-{day}-{ids[0]}-{ids[-1]}.{self.format}"
+            # the RM id comes from bank data: a folder named after it, never a path (docs/security.md)
+            name = safe_part(self.name)
+            folders = [name, day] + ([safe_part(owner)] if owner else [])
+            path = inside(self.folder, *folders, f"{name}-{day}-{ids[0]}-{ids[-1]}.{safe_part(self.format)}")
             self.written.append(write_rows(export_rows(messages, self.role), path, self.format))
             results.extend(Result.sent(m, provider_ref=path.name) for m in messages)
         return results

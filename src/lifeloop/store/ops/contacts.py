@@ -39,9 +39,10 @@ from lifeloop.store.ops.types import as_utc, utcnow
 DEFAULT_LEASE = dt.timedelta(minutes=5)
 RETRY_BASE = dt.timedelta(seconds=30)
 RETRY_CAP = dt.timedelta(hours=6)
-# statuses that count as "contacted" for frequency caps: planned, in flight, delivered, or maybe delivered
-COUNTS_AS_CONTACT = ("pending", "claimed", "sending", "sent", "unknown")
-HELD = ("claimed", "sending")   # an item a worker holds under its claim token
+# statuses that count as "contacted" for frequency caps: planned (or held for approval), in flight, delivered,
+# or maybe delivered
+COUNTS_AS_CONTACT = ("pending", "claimed", "sending", "sent", "held", "unknown")
+IN_HANDS = ("claimed", "sending")   # an item a worker holds under its claim token
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def _give_up_abandoned(session: Session, now: dt.datetime) -> None:
 
 
 def _held(dispatch_id: int, token: str):
-    return sa.and_(Dispatch.id == dispatch_id, Dispatch.status.in_(HELD), Dispatch.claim_token == token)
+    return sa.and_(Dispatch.id == dispatch_id, Dispatch.status.in_(IN_HANDS), Dispatch.claim_token == token)
 
 
 def mark_sending(session: Session, *, claim_token: str, dispatch_ids: Iterable[int],
@@ -185,7 +186,7 @@ def mark_sending(session: Session, *, claim_token: str, dispatch_ids: Iterable[i
     for start in range(0, len(wanted), 1000):
         result = session.execute(
             sa.update(Dispatch)
-            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(HELD),
+            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(IN_HANDS),
                    Dispatch.claim_token == claim_token)
             .values(status="sending", updated_at=now)
             .returning(Dispatch.id)
@@ -221,7 +222,7 @@ def mark_sent(session: Session, *, dispatch_id: int, claim_token: str, now: dt.d
     now = as_utc(now or utcnow())
     done = session.execute(
         sa.update(Dispatch).where(Dispatch.id == dispatch_id, Dispatch.claim_token == claim_token,
-                                  Dispatch.status.in_((*HELD, "failed", "unknown")))
+                                  Dispatch.status.in_((*IN_HANDS, "failed", "unknown")))
         .values(status="sent", sent_at=now, provider_ref=provider_ref, claim_expires_at=None, last_error=None,
                 updated_at=now)
         .execution_options(synchronize_session="fetch"))
@@ -237,7 +238,7 @@ def mark_sent_many(session: Session, *, claim_token: str, dispatch_ids: Iterable
     for start in range(0, len(wanted), 1000):
         result = session.execute(
             sa.update(Dispatch)
-            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(HELD),
+            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(IN_HANDS),
                    Dispatch.claim_token == claim_token)
             .values(status="sent", sent_at=now, claim_expires_at=None, last_error=None, updated_at=now)
             .returning(Dispatch.id)
@@ -283,10 +284,10 @@ def block(session: Session, *, dispatch_id: int, claim_token: str, reason: str,
 
 
 def cancel(session: Session, *, dispatch_ids: Iterable[int], reason: str, now: dt.datetime | None = None) -> int:
-    """Withdraw items that are still waiting (not claimed, not sent); returns how many were cancelled."""
+    """Withdraw items that are still waiting (pending or held; not claimed, not sent); returns how many."""
     now = as_utc(now or utcnow())
     done = session.execute(
-        sa.update(Dispatch).where(Dispatch.id.in_(list(dispatch_ids)), Dispatch.status == "pending")
+        sa.update(Dispatch).where(Dispatch.id.in_(list(dispatch_ids)), Dispatch.status.in_(("pending", "held")))
         .values(status="cancelled", blocked_reason=reason[:256], updated_at=now)
         .execution_options(synchronize_session="fetch"))
     return done.rowcount

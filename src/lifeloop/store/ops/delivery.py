@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from lifeloop.errors import DataError, LifeloopError, NotFoundError, Problem
 from lifeloop.store.ops import audit
-from lifeloop.store.ops.contacts import HELD
+from lifeloop.store.ops.contacts import IN_HANDS
 from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.owners import Owner, is_alive
 from lifeloop.store.ops.types import as_utc, utcnow
@@ -65,7 +65,7 @@ def recover(session: Session, *, here: Owner, dedup_channels: Collection[str], n
     out = Recovered()
     owners = session.execute(
         sa.select(Dispatch.claim_host, Dispatch.claim_pid, Dispatch.claim_started).distinct()
-        .where(Dispatch.status.in_(HELD), Dispatch.claim_host == here.host, Dispatch.claim_pid.is_not(None))).all()
+        .where(Dispatch.status.in_(IN_HANDS), Dispatch.claim_host == here.host, Dispatch.claim_pid.is_not(None))).all()
     for host, pid, started in owners:
         owner = Owner(host, pid, as_utc(started) if started else None)
         if (pid == here.pid and owner.started == here.started) or alive(owner):
@@ -177,7 +177,7 @@ def held_by_others(session: Session, *, own_tokens: Iterable[str] = ()) -> list[
     """Items other dispatchers hold (claimed or sending): (worker, how many, when its last lease ends)."""
     own = [t for t in own_tokens if t]
     query = (sa.select(Dispatch.claimed_by, sa.func.count(), sa.func.max(Dispatch.claim_expires_at))
-             .where(Dispatch.status.in_(HELD)).group_by(Dispatch.claimed_by).order_by(Dispatch.claimed_by))
+             .where(Dispatch.status.in_(IN_HANDS)).group_by(Dispatch.claimed_by).order_by(Dispatch.claimed_by))
     if own:
         query = query.where(Dispatch.claim_token.not_in(own))
     return [(worker or "?", n, as_utc(until) if until else None) for worker, n, until in session.execute(query)]

@@ -33,13 +33,20 @@ NAMING = {
 
 # Outbox life of a dispatch: pending -> claimed -> sending -> sent | pending (retry) | failed (gave up)
 # | unknown (the provider may or may not have it, and does not de-duplicate: reconciled or resolved by a
-# person, never re-sent blindly); blocked: the dispatch-time check stopped it; cancelled: withdrawn.
-DISPATCH_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "blocked", "cancelled", "unknown")
+# person, never re-sent blindly); blocked: the dispatch-time check stopped it; cancelled: withdrawn by a
+# person; held: waits for a second person's approval (a big send, an unmasked export) — never claimed until released.
+DISPATCH_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "blocked", "cancelled", "held", "unknown")
 # Outcomes a relationship manager, call centre or provider reports for one contact (营销表单).
 OUTCOMES = ("reached", "no_answer", "interested", "purchased", "refused", "referral")
 TASK_STATUSES = ("open", "in_progress", "done", "cancelled", "expired")
 LEAD_STATUSES = ("new", "contacted", "converted", "closed")
 ALL_CHANNELS = "*"  # a consent change for every channel of a purpose
+# What needs a second person (双人复核): a strategy's day above its size, the whole day above its size, or a
+# file export that shows personal data unmasked to its recipient.
+APPROVAL_KINDS = ("strategy_volume", "day_volume", "unmasked_export")
+APPROVAL_STATUSES = ("pending", "approved", "rejected")
+# What became of an inbound reply (短信回复): an opt-out applied, kept for a person to read, or no customer found.
+REPLY_OUTCOMES = ("opted_out", "review", "unmatched")
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -230,11 +237,19 @@ class Task(Base):
     dispatch: Mapped[Dispatch | None] = relationship()
 
 
+AUDIT_RESULTS = ("ok", "refused", "failed")
+
+
 class AuditEntry(Base):
-    """One line of the append-only audit log: who did what to which thing, when, and why."""
+    """One line of the append-only audit log: who did what to which thing, when, where, why, with what result.
+
+    ``entry_hash`` is the sha256 of the entry's canonical JSON and ``prev_hash`` (the previous entry's
+    hash): a hash chain that ``lifeloop audit verify`` walks (:mod:`lifeloop.store.ops.audit`).
+    """
 
     __tablename__ = "audit_log"
-    __table_args__ = (sa.Index(None, "target_type", "target_id"), sa.Index(None, "at"))
+    __table_args__ = (sa.Index(None, "target_type", "target_id"), sa.Index(None, "at"),
+                      one_of("result", AUDIT_RESULTS, "result"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -244,6 +259,104 @@ class AuditEntry(Base):
     target_id: Mapped[str | None] = mapped_column(sa.String(128))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     details: Mapped[dict[str, Any] | None]
+    host: Mapped[str | None] = mapped_column(sa.String(128))      # where: the machine
+    client: Mapped[str | None] = mapped_column(sa.String(128))    # where: the process or the client's address
+    result: Mapped[str] = mapped_column(sa.String(16), default="ok", server_default="ok")
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    entry_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class AuditHead(Base):
+    """The audit chain's last entry (one row). Appends update it first: that serialises them.
+
+    Derived state, never trusted: ``verify`` recomputes the chain and only reports a head that disagrees.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (sa.CheckConstraint(sa.column("id") == 1, name="one_row"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    last_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+    appends: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class AuditArchive(Base):
+    """An anchor of pruned audit entries: everything up to ``last_id`` was exported to an archive, then deleted.
+
+    The chain stays verifiable from here: the first remaining entry's ``prev_hash`` is ``last_hash``.
+    """
+
+    __tablename__ = "audit_archives"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_id: Mapped[int] = mapped_column(sa.BigInteger)
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+    before: Mapped[dt.datetime]
+    entries: Mapped[int]
+    archive_name: Mapped[str] = mapped_column(sa.String(256))
+    archive_sha256: Mapped[str] = mapped_column(sa.String(64))
+    pruned_by: Mapped[str] = mapped_column(sa.String(64))
+
+
+class Approval(Base):
+    """A request for a second person's approval of a day's send (or an unmasked export), and its decision.
+
+    ``scope`` is the strategy (``strategy_volume``), ``*`` (``day_volume``) or the channel (``unmasked_export``).
+    The outbox items it covers wait in status ``held``; approving releases them, rejecting cancels them.
+    The database itself refuses a decision by the requester (four eyes).
+    """
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        one_of("kind", APPROVAL_KINDS, "kind"),
+        one_of("status", APPROVAL_STATUSES, "status"),
+        sa.CheckConstraint(sa.or_(sa.column("decided_by").is_(None), sa.column("decided_by") != sa.column("requested_by")),
+                           name="four_eyes"),
+        sa.CheckConstraint(sa.or_(sa.column("status") == "pending", sa.column("decided_by").is_not(None)),
+                           name="decided_by_someone"),
+        sa.Index(None, "as_of", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(sa.Date)
+    kind: Mapped[str] = mapped_column(sa.String(24))
+    scope: Mapped[str] = mapped_column(sa.String(64))
+    contacts: Mapped[int]                                   # how many contacts the request is for
+    threshold: Mapped[int | None]                           # the configured size it exceeds (None: an export)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    requested_by: Mapped[str] = mapped_column(sa.String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(sa.String(64))
+    decided_at: Mapped[dt.datetime | None]
+    reason: Mapped[str | None] = mapped_column(sa.Text)    # the decision's reason
+    details: Mapped[dict[str, Any] | None]
+
+
+class InboundReply(Base):
+    """A customer's reply on a channel (an SMS "TD" / "退订"), kept whatever became of it."""
+
+    __tablename__ = "inbound_replies"
+    __table_args__ = (
+        one_of("outcome", REPLY_OUTCOMES, "outcome"),
+        one_of("channel", CONTACT_CHANNELS, "channel"),
+        sa.Index(None, "outcome", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16), default="sms")
+    customer_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    mobile: Mapped[str | None] = mapped_column(sa.String(32))          # C2 personal data
+    text: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[dt.datetime]
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    note: Mapped[str | None] = mapped_column(sa.Text)                  # why it was not applied
+    consent_change_id: Mapped[int | None] = mapped_column(sa.ForeignKey("consent_changes.id", ondelete="RESTRICT"))
+    source: Mapped[str] = mapped_column(sa.String(16))                 # file, webhook
+    source_ref: Mapped[str | None] = mapped_column(sa.String(256))
+    idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
 
 
 class IdempotencyKey(Base):
@@ -260,6 +373,8 @@ class IdempotencyKey(Base):
 
 @sa.event.listens_for(AuditEntry, "before_update")
 @sa.event.listens_for(AuditEntry, "before_delete")
+@sa.event.listens_for(AuditArchive, "before_update")
+@sa.event.listens_for(AuditArchive, "before_delete")
 def _audit_is_append_only(mapper, connection, target) -> None:
     # the database refuses too (triggers in the initial migration); this names the mistake earlier
     raise DataError(f"audit entry {target.id} cannot be changed or deleted: the audit log is append-only",

@@ -39,6 +39,11 @@ def worklist(session: Session, *, rm_id: str, on: dt.date | None = None) -> list
     return list(session.scalars(query.order_by(Task.priority.desc(), Task.due_on, Task.id)))
 
 
+def rm_ids(session: Session) -> list[str]:
+    """Every relationship manager who has ever had a task (to tell an unknown RM id from an empty worklist)."""
+    return list(session.scalars(sa.select(Task.rm_id).distinct().order_by(Task.rm_id)))
+
+
 def _own(session: Session, rm_id: str, task_id: int) -> Task:
     task = session.get(Task, task_id)
     if task is None or task.rm_id != rm_id:

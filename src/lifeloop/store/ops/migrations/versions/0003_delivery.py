@@ -1,7 +1,7 @@
 """Delivery semantics: outbox statuses ``sending`` and ``unknown``; a claim records its owner.
 
 Revision ID: 0003_delivery
-Revises: 0001
+Revises: 0005_audit_chain
 
 - ``sending``: committed just before an item is handed to its provider, so a crash between the request
   and its record is seen afterwards (and not re-sent to a provider that does not de-duplicate);
@@ -21,12 +21,13 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_delivery"
-down_revision: str | None = "0001"
+down_revision: str | None = "0005_audit_chain"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-OLD = "status IN ('pending', 'claimed', 'sent', 'failed', 'blocked', 'cancelled')"
-NEW = "status IN ('pending', 'claimed', 'sending', 'sent', 'failed', 'blocked', 'cancelled', 'unknown')"
+OLD = "status IN ('pending', 'claimed', 'sent', 'failed', 'blocked', 'cancelled', 'held')"   # as 0004_approvals left it
+NEW = ("status IN ('pending', 'claimed', 'sending', 'sent', 'failed', 'blocked', 'cancelled', 'held', "
+       "'unknown')")
 
 
 def upgrade() -> None:

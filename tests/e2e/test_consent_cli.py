@@ -1,0 +1,62 @@
+"""The consent and approve commands: thin, audited, identity from LIFELOOP_OPERATOR, mistakes as 'Error: ...'."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from lifeloop.context import Context
+from lifeloop.execution.dispatch import enqueue_lists
+from lifeloop.store.ops.approvals import Rules
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.models import AuditEntry, Dispatch
+
+D = dt.date(2026, 3, 2)
+
+
+def run(ws, *args, operator="alice"):
+    env = {**os.environ, "LIFELOOP_OPERATOR": operator, "LIFELOOP_WORKSPACE": str(ws)}
+    env.pop("LIFELOOP_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "lifeloop.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_withdraw_then_show_through_the_command_line_is_audited_as_the_operator(tmp_path):
+    ws = tmp_path / "bank"
+    Context.init(ws).close()
+    done = run(ws, "consent", "withdraw", "C000000001", "--channel", "all", "--purpose", "marketing",
+               "--source", "customer", "--reason", "asked on the phone", operator="agent7")
+    assert done.returncode == 0, done.stderr
+    assert "marketing consent withdrawn for every channel" in done.stdout and "agent7" in done.stdout
+    shown = run(ws, "consent", "show", "C000000001", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert '"reason": "marketing consent withdrawn for every channel' in shown.stdout
+    bad = run(ws, "consent", "grant", "C000000001", "--channel", "smss", "--source", "x", "--reason", "y")
+    assert bad.returncode == 1 and "Error:" in bad.stderr and "did you mean 'sms'" in bad.stderr
+    with Context(ws) as ctx, unit_of_work(ctx.ops()) as s:
+        entry = s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "consent.withdraw")).one()
+        assert (entry.actor, entry.target_id) == ("agent7", "C000000001")
+
+
+def test_the_person_who_dispatched_cannot_approve_but_someone_else_can_from_the_command_line(tmp_path):
+    ws = tmp_path / "bank"
+    rows = [dict(as_of=D, customer_id=f"C{i}", strategy="big", wave="w", group="treated", status="contact",
+                 channel="sms", send_at=None, purpose="service", script_id=None, script_key=None, offer=None,
+                 priority=1, rm_id=None) for i in range(3)]
+    with Context.init(ws) as ctx:
+        enqueue_lists(ctx.ops(), pa.Table.from_pylist(rows), approval=Rules(max_per_strategy=2), operator="alice")
+    listed = run(ws, "approve", "list")
+    assert "the send of strategy big on 2026-03-02: 3 contacts (limit 2), requested by alice" in listed.stdout
+    own = run(ws, "approve", "send", "2026-03-02", "--reason", "fine", operator="alice")
+    assert own.returncode == 1 and "four eyes" in own.stderr and "Traceback" not in own.stderr
+    other = run(ws, "approve", "send", "2026-03-02", "--strategy", "big", "--reason", "signed off", operator="bob")
+    assert other.returncode == 0, other.stderr
+    assert "released 3 contacts" in other.stdout
+    assert "no approval is pending" in run(ws, "approve", "list").stdout
+    with Context(ws) as ctx, unit_of_work(ctx.ops()) as s:
+        assert set(s.scalars(sa.select(Dispatch.status))) == {"pending"}

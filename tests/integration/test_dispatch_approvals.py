@@ -1,0 +1,37 @@
+"""The approval rule holds in the real dispatch path: `Context.dispatch` reads channels.yaml and holds the day."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from lifeloop.context import Context
+from lifeloop.store.ops.database import unit_of_work
+from lifeloop.store.ops.models import Approval, Dispatch
+
+
+@pytest.mark.slow
+def test_a_dispatch_above_the_configured_size_sends_nothing_until_someone_else_approves(tmp_path, monkeypatch):
+    ws = tmp_path / "ws"
+    ctx = Context.init(ws)
+    sim = ctx.simulate(ws / "extracts", customers=400, days=60, seed=5)
+    ctx.ingest(ws / "extracts", as_of=sim.as_of)
+    path = ws / "config" / "channels.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("max_contacts_per_day: 20000", "max_contacts_per_day: 1"),
+                    encoding="utf-8")
+    monkeypatch.setenv("LIFELOOP_OPERATOR", "alice")
+    with ctx:
+        ctx.run(sim.as_of, steps=["features", "lifecycle", "segments", "clusters", "audiences", "plan", "dispatch"])
+        first = ctx.dispatch(sim.as_of)            # drains again: still nothing of the day
+        with unit_of_work(ctx.ops()) as s:
+            statuses = set(s.scalars(sa.select(Dispatch.status).where(Dispatch.as_of == sim.as_of)))
+            request = s.scalars(sa.select(Approval)).one()
+        assert first.sent == 0 and "sent" not in statuses and "held" in statuses
+        assert (request.kind, request.requested_by) == ("day_volume", "alice")
+        monkeypatch.setenv("LIFELOOP_OPERATOR", "bob")
+        assert os.environ["LIFELOOP_OPERATOR"] == ctx.operator == "bob"
+        released = ctx.decide_approval(sim.as_of, approve=True, reason="signed off")["released"]
+        after = ctx.dispatch(sim.as_of)
+        assert released > 0 and after.sent > 0 and after.sent + after.blocked + after.failed == released
