@@ -98,15 +98,15 @@ def test_a_killed_dispatchers_claims_are_picked_up_at_once_and_the_next_dispatch
 class InterruptAfter:
     """An adapter that delivers k messages and then the user presses Ctrl-C while the next is in flight."""
 
-    def __init__(self, inner, k: int):
-        self.inner, self.k, self.done = inner, k, 0
+    def __init__(self, inner, k: int, signal_as: BaseException):
+        self.inner, self.k, self.done, self.signal_as = inner, k, 0, signal_as
         self.name, self.capabilities = inner.name, inner.capabilities
 
     def send(self, batch, *, before, after):
         def interrupting_before(m):
             if self.done == self.k:
                 assert before(m)          # committed as sending ...
-                raise KeyboardInterrupt   # ... and Ctrl-C before the answer came
+                raise self.signal_as      # ... and Ctrl-C before the answer came
             self.done += 1
             return before(m)
 
@@ -116,14 +116,17 @@ class InterruptAfter:
         self.inner.close()
 
 
-def test_an_interrupted_dispatch_gives_back_its_claims_at_once_and_says_so(ops_db, tmp_path):
+# Python's own Ctrl-C, and the CLI's (its SIGINT handler raises Interrupted)
+@pytest.mark.parametrize("signal_as", [KeyboardInterrupt(), Interrupted("interrupted: nothing was published")],
+                         ids=["KeyboardInterrupt", "Interrupted"])
+def test_an_interrupted_dispatch_gives_back_its_claims_at_once_and_says_so(ops_db, tmp_path, signal_as):
     n = 20
     chaos.enqueue(ops_db, n)
     gateway = chaos.Gateway(tmp_path / "gateway.log", faults=()).start()
     try:
         ch = chaos.channel(gateway.url, None)
         with pytest.raises(Interrupted, match=r"given back at once \(1 of unknown outcome\); sent before that: 4"):
-            drain(ops_db, {"sms": InterruptAfter(ch, 4)}, baseline=chaos.baseline(n), batch_size=10,
+            drain(ops_db, {"sms": InterruptAfter(ch, 4, signal_as)}, baseline=chaos.baseline(n), batch_size=10,
                   clock=lambda: chaos.T0)
         with unit_of_work(ops_db) as s:
             statuses = dict(s.execute(sa.select(Dispatch.status, sa.func.count()).group_by(Dispatch.status)).all())
