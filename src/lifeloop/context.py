@@ -27,8 +27,10 @@ from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.ops import approvals as approving
-from lifeloop.store.ops import audit
+from lifeloop.store.ops import audit, delivery
 from lifeloop.store.ops.database import resolve_url, unit_of_work
+from lifeloop.store.ops.models import Dispatch
+from lifeloop.store.ops.types import utcnow
 from lifeloop.strategy import why as why_replay
 from lifeloop.strategy.history import LakeHistory
 from lifeloop.strategy.ops_history import OpsHistory
@@ -252,6 +254,19 @@ class Context:
 
         return dispatching.dispatch(dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank), as_of,
                                    drain_outbox=drain, operator=self.operator)
+
+    def outbox_unknown(self, channel: str | None = None) -> list[delivery.UnknownItem]:
+        """Contacts whose delivery is unknown (the provider does not de-duplicate), oldest first, with reason and age."""
+
+        with self.ops()() as session:
+            return delivery.unknown_items(session, now=utcnow(), channel=channel)
+
+    def resolve_unknown(self, key: str, outcome: delivery.Resolution, reason: str, *, resend: bool = False) -> Dispatch:
+        """Record an operator's decision on a contact of unknown outcome: sent, or not sent (audited)."""
+
+        with unit_of_work(self.ops()) as session:
+            return delivery.resolve(session, key=key, outcome=outcome, reason=reason, actor=self.operator,
+                                    resend=resend)
 
     def worklist(self, rm_id: str, on: dt.date | None = None) -> list[dict[str, Any]]:
         """A relationship manager's open tasks, own customers only, most important first, with scripts."""

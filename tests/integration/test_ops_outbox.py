@@ -191,8 +191,8 @@ def test_only_waiting_items_can_be_cancelled(session):
     made = contacts.enqueue(session, contacts=[contact("C1"), contact("C2")], now=T0)
     contacts.claim_batch(session, worker="w", limit=1, now=T0)
     assert contacts.cancel(session, dispatch_ids=made.new_ids, reason="strategy paused", now=T0) == 1
-    assert contacts.outbox_counts(session) == {"pending": 0, "claimed": 1, "sent": 0, "failed": 0, "blocked": 0,
-                                               "cancelled": 1, "held": 0}
+    assert contacts.outbox_counts(session) == {"pending": 0, "claimed": 1, "sending": 0, "sent": 0, "failed": 0,
+                                               "blocked": 0, "cancelled": 1, "held": 0, "unknown": 0}
 
 
 def test_recent_contacts_for_frequency_caps_leave_out_failed_blocked_and_older_ones(session):

@@ -8,6 +8,9 @@ import datetime as dt
 import httpx
 import pytest
 
+from lifeloop.config.channels import ChannelsConfig
+from lifeloop.config.loader import load_model
+from lifeloop.errors import ConfigError
 from lifeloop.execution.channels.base import Message
 from lifeloop.execution.channels.files import FileChannel
 from lifeloop.execution.channels.webhook import WebhookChannel, parse_retry_after
@@ -51,7 +54,7 @@ def test_a_429_waits_the_retry_after_then_delivers_with_the_same_idempotency_key
 
 def test_a_5xx_is_retried_after_a_jittered_exponential_backoff():
     sleeps = []
-    ch, _ = channel([httpx.Response(503), httpx.Response(502), httpx.Response(200)], sleeps)
+    ch, _ = channel([httpx.Response(503), httpx.Response(500), httpx.Response(200)], sleeps)
     assert ch.send_one(message()).ok
     assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
 
@@ -65,10 +68,10 @@ def test_a_400_is_not_retried_and_the_providers_reason_is_kept():
     assert len(seen) == 1 and sleeps == []
 
 
-def test_timeouts_and_dropped_connections_are_retried_and_finally_handed_back_to_the_outbox():
+def test_for_a_deduplicating_provider_timeouts_and_dropped_connections_are_retried_then_handed_back():
     sleeps = []
     ch, seen = channel([httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("drop")],
-                       sleeps, retries=2)
+                       sleeps, retries=2, dedupes_by_key=True)
     result = ch.send_one(message())
     assert not result.ok and result.retryable and "connection error" in result.error
     assert len(seen) == 3 and len(sleeps) == 2
@@ -137,10 +140,6 @@ def test_an_unknown_recipient_role_is_refused():
 
 
 def test_channels_yaml_names_a_misspelt_channel_and_an_unknown_role_with_file_and_line(tmp_path):
-    from lifeloop.config.channels import ChannelsConfig
-    from lifeloop.config.loader import load_model
-    from lifeloop.errors import ConfigError
-
     path = tmp_path / "channels.yaml"
     path.write_text("version: 1\nchannels:\n  smss: {kind: file}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
@@ -158,8 +157,6 @@ def test_the_bank_templates_channels_work_offline():
     from pathlib import Path
 
     import lifeloop
-    from lifeloop.config.channels import ChannelsConfig
-    from lifeloop.config.loader import load_model
 
     template = Path(lifeloop.__file__).parent / "templates" / "bank" / "config" / "channels.yaml"
     config, _ = load_model(ChannelsConfig, template)
@@ -175,3 +172,67 @@ def test_when_the_gateway_is_unreachable_the_rest_of_the_batch_goes_back_to_the_
     assert len(seen) == 6                    # 3 contacts x 2 tries, then no more requests
     assert all(r.retryable and not r.ok for r in results)
     assert [r.error.startswith("not tried") for r in results] == [False] * 3 + [True] * 3
+
+
+@pytest.mark.parametrize("answer", [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"),
+                                    httpx.Response(504), httpx.Response(502)])
+def test_for_a_provider_that_does_not_deduplicate_a_send_of_unknown_outcome_is_never_retried(answer):
+    sleeps = []
+    ch, seen = channel([answer, httpx.Response(200)], sleeps, retries=3)
+    assert not ch.capabilities.dedupes_by_key   # the default: the provider is not trusted to drop a resend
+    result = ch.send_one(message())
+    assert result.unknown and not result.ok and len(seen) == 1 and sleeps == []
+
+
+def test_a_refused_connection_or_a_connect_timeout_certainly_sent_nothing_and_is_retried_even_without_dedup():
+    sleeps = []
+    ch, seen = channel([httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.Response(503),
+                        httpx.Response(200, json={"id": "P9"})], sleeps, retries=3)
+    result = ch.send_one(message())
+    assert result.ok and result.provider_ref == "P9" and len(seen) == 4
+
+
+def test_each_message_is_announced_before_its_first_request_and_reported_as_soon_as_it_is_known():
+    events = []
+    ch, seen = channel([httpx.Response(200), httpx.Response(500), httpx.Response(200)], [], retries=1)
+
+    def before(m):
+        events.append(("before", m.key, len(seen)))
+        return m.key != "key-3"       # the third is no longer ours: not sent
+
+    results = ch.send([message(1), message(2), message(3)], before=before,
+                      after=lambda r: events.append(("after", r.dispatch_id, r.ok)))
+    assert events == [("before", "key-1", 0), ("after", 1, True), ("before", "key-2", 1), ("after", 2, True),
+                      ("before", "key-3", 3), ("after", 3, False)]
+    assert len(seen) == 3 and results[2].error.startswith("not tried")
+
+
+def test_the_status_look_up_says_delivered_on_200_not_there_on_404_and_nothing_otherwise():
+    answers = {"k200": httpx.Response(200, json={"id": "P1"}), "k404": httpx.Response(404),
+               "k500": httpx.Response(500)}
+    urls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return answers[request.url.path.rsplit("/", 1)[1]]
+
+    ch = WebhookChannel("sms", "http://127.0.0.1:9/send", transport=httpx.MockTransport(handler),
+                        status_url="http://127.0.0.1:9/status/{key}")
+    assert ch.capabilities.status_lookup
+    found = ch.lookup("k200")
+    assert (found.delivered, found.provider_ref) == (True, "P1")
+    assert ch.lookup("k404").delivered is False
+    assert ch.lookup("k500") is None
+    assert urls[0] == "http://127.0.0.1:9/status/k200"
+
+
+def test_channels_yaml_declares_dedup_and_a_status_url_with_the_key_and_defaults_to_no_dedup(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_text("channels:\n  sms: {kind: webhook, url: 'https://gw/send'}\n"
+                    "  push: {kind: webhook, url: 'https://gw/push', dedupes_by_key: true}\n", encoding="utf-8")
+    config, _ = load_model(ChannelsConfig, path)
+    assert (config.channels["sms"].dedupes_by_key, config.channels["push"].dedupes_by_key) == (False, True)
+    path.write_text("channels:\n  sms: {kind: webhook, url: 'https://gw/send', status_url: 'https://gw/status'}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"must contain \{key\}"):
+        load_model(ChannelsConfig, path)

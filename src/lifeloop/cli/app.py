@@ -15,6 +15,7 @@ from lifeloop.cli.consent import register as register_consent
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
 from lifeloop.cli.models import models_app
+from lifeloop.cli.outbox import outbox_app
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
 from lifeloop.cli.report import report_command
 from lifeloop.cli.simulator import describe_day, progress_callback, read_contacts
@@ -404,6 +405,7 @@ def feedback_import(
 register_consent(app, context, console, parse_date)
 app.add_typer(audit_app, name="audit")
 app.add_typer(models_app(context, console, parse_date), name="models")
+app.add_typer(outbox_app, name="outbox")
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
                      no_args_is_help=True)

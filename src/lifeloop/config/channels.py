@@ -18,7 +18,14 @@ from lifeloop.data.schema import CONTACT_CHANNELS
 
 
 class WebhookSettings(Strict):
-    """An HTTP gateway: one POST per contact, the idempotency key in a header."""
+    """An HTTP gateway: one POST per contact, the idempotency key in a header.
+
+    ``dedupes_by_key``: does the provider drop a second request with the same key? Only say yes when its
+    contract says so. Without it (the default) a send whose outcome is unknown (a timeout after the
+    request was written) is never re-sent: it is checked with ``status_url`` when the provider has one
+    (a GET, ``{key}`` replaced by the key: 200 delivered, 404 not there), ``reconcile_after_seconds``
+    after the attempt, or else waits for an operator (``lifeloop outbox unknown``).
+    """
 
     kind: Literal["webhook"]
     url: str
@@ -29,12 +36,27 @@ class WebhookSettings(Strict):
     key_header: str = "Idempotency-Key"
     breaker: int = Field(3, ge=1, le=1000)  # contacts failing to connect in a row before the batch goes back untried
     headers: dict[str, str] = {}
+    dedupes_by_key: bool = False                     # the provider drops a resend with the same key
+    status_url: str | None = None                    # GET with {key}: 200 delivered, 404 not there
+    reconcile_after_seconds: float = Field(30.0, ge=0, le=86_400)  # settle time before asking status_url
 
     @field_validator("url")
     @classmethod
     def _http(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"url {value!r} must start with http:// or https://")
+        return value
+
+    @field_validator("status_url")
+    @classmethod
+    def _status_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"status_url {value!r} must start with http:// or https://")
+        if "{key}" not in value:
+            raise ValueError(f"status_url {value!r} must contain {{key}}, where the idempotency key goes "
+                             "(e.g. https://sms.bank.internal/status/{key})")
         return value
 
 

@@ -7,16 +7,14 @@
    channels that want them (the simulated bank) are told. Re-running a day enqueues nothing twice.
 2. **Drain.** Claim a batch (committed before sending), check consent and do-not-disturb again *now*
    (a customer may have said STOP since the plan ran: such items are blocked, with the reason), send
-   through the channel's adapter, mark each item sent or failed (retryable ones come back after a
-   backoff). A crash mid-batch leaves the items claimed; the lease returns them and the receiver drops
-   the resend by its key: nothing is lost, nothing is sent twice.
+   through the channel's adapter, mark each item sent, failed (retryable ones come back after a
+   backoff) or of unknown outcome — with the delivery semantics of ``lifeloop.execution.sending``:
+   nothing is re-sent to a provider that does not de-duplicate unless it is known not to have it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from lifeloop.config.loader import load_model
 from lifeloop.config.scripts import customer_variables, render, script_id
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Bank, ConfigPort, Inputs, Output, Read, Step
+from lifeloop.errors import Interrupted
 from lifeloop.execution.approval_gate import rules_from_adapters, rules_from_config
 from lifeloop.execution.channels.base import Channel, Message
 from lifeloop.execution.channels.files import FileChannel
@@ -34,6 +33,14 @@ from lifeloop.execution.channels.simulator import SimulatorChannel
 from lifeloop.execution.channels.webhook import WebhookChannel
 from lifeloop.execution.channels.worklist import WorklistChannel
 from lifeloop.execution.customers import add_features, bank_tables, product_names
+from lifeloop.execution.sending import (
+    picked_up_lines,
+    reconcile,
+    recover_claims,
+    release_claims,
+    send_allowed,
+    waiting_lines,
+)
 from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitability_inputs, suitable_only
 from lifeloop.settings import operator_identity
 from lifeloop.store.ops import approvals, audit, consent
@@ -41,6 +48,7 @@ from lifeloop.store.ops import contacts as outbox
 from lifeloop.store.ops.contacts import NewContact, outbox_counts
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import ConsentChange, Dispatch
+from lifeloop.store.ops.owners import Owner
 from lifeloop.store.ops.types import utcnow
 from lifeloop.workspace import template_root
 
@@ -89,15 +97,22 @@ class DispatchSummary:
     retrying: int = 0
     blocked: int = 0
     held: int = 0        # enqueued, waiting for a second person's approval (lifeloop approve)
+    unknown: int = 0        # sent, but the outcome is unknown and the provider does not de-duplicate
+    reconciled: int = 0     # unknown outcomes settled by a provider's status look-up
     by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
+    picked_up: list[str] = field(default_factory=list)   # what was taken over from dispatchers that stopped
+    waiting: list[str] = field(default_factory=list)     # what was left alone, and why
 
     def lines(self) -> list[str]:
         """A short text account for the CLI and logs."""
         out = [f"enqueued {self.enqueued:,} contacts ({self.already_queued:,} already queued), "
                f"recorded {self.controls:,} control-group customers (never sent)",
+               *self.picked_up,
                f"sent {self.sent:,}, failed {self.failed:,}, retrying later {self.retrying:,}, "
-               f"blocked at dispatch {self.blocked:,}"]
+               f"blocked at dispatch {self.blocked:,}, outcome unknown {self.unknown:,}"
+               + (f", unknown outcomes settled by status look-up {self.reconciled:,}" if self.reconciled else ""),
+               *self.waiting]
         if self.held:
             out.append(f"held for approval {self.held:,} (a second person approves: lifeloop approve list)")
         for channel, counts in sorted(self.by_channel.items()):
@@ -236,57 +251,58 @@ def _control_message(c: Any, customers: Mapping[str, Mapping[str, Any]]) -> Mess
 # ---------------------------------------------------------------------------------------------- drain
 def default_worker() -> str:
     """A worker name that tells which machine and process holds a claim."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+    return Owner.current().label
 
 
 def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline | None = None,
           customers: Mapping[str, Mapping[str, Any]] | None = None, batch_size: int = 200,
           worker: str | None = None, clock: Callable[[], dt.datetime] | None = None,
           summary: DispatchSummary | None = None, max_batches: int | None = None,
-          screen: Callable[[Sequence[dict[str, Any]]], Mapping[int, str]] | None = None) -> DispatchSummary:
+          screen: Callable[[Sequence[dict[str, Any]]], Mapping[int, str]] | None = None,
+          owner: Owner | None = None) -> DispatchSummary:
     """Send every due outbox item of the configured channels; returns what happened.
 
     ``screen`` (suitability at send time, see suitability_gate.send_time_screen) names the claimed items
     that must not go out, with why; they are blocked like a consent refusal.
 
-    Items whose retry is not due yet stay pending for a later run; channels without an adapter stay
-    pending too. An exception from an adapter propagates (a crash): its batch stays claimed until the
-    lease runs out, and is then claimed and sent again under the same keys.
+    First, claims of dispatchers that died on this host are taken back, and unknown outcomes are checked
+    with the providers' status look-ups (``lifeloop.execution.sending``). Items whose retry is not due yet
+    stay pending for a later run; channels without an adapter stay pending too. Ctrl-C (``Interrupted``,
+    KeyboardInterrupt) or an adapter's exception gives back this drain's claims at once, then propagates.
     """
 
     summary = summary or DispatchSummary()
     clock = clock or utcnow
-    worker = worker or default_worker()
+    owner = owner or Owner.current()
+    worker = worker or owner.label
     batches = 0
-    while max_batches is None or batches < max_batches:
-        now = clock()
-        with unit_of_work(sessions) as session:  # committed before sending, so other workers see the claim
-            items = outbox.claim_batch(session, worker=worker, limit=batch_size, now=now, channels=list(adapters))
-            claimed = [_snapshot(i) for i in items]
-        if not claimed:
-            break
-        batches += 1
-        allowed = _recheck(sessions, claimed, baseline or {}, now, summary, screen)
-        results = []
-        for channel in sorted({c["channel"] for c in allowed}):
-            messages = [_message(c, customers or {}) for c in allowed if c["channel"] == channel]
-            results.extend((channel, r) for r in adapters[channel].send(messages))
-        tokens = {c["id"]: c["claim_token"] for c in allowed}
-        with unit_of_work(sessions) as session:
+    in_hand: set[str] = set()   # claim tokens of batches not yet settled
+    asked: set[int] = set()     # unknown items already looked up in this drain
+    try:
+        while max_batches is None or batches < max_batches:
+            summary.picked_up.extend(picked_up_lines(recover_claims(sessions, adapters, owner, clock())))
+            reconcile(sessions, adapters, clock, summary, asked)
             now = clock()
-            for channel, r in results:
-                if r.ok:
-                    if outbox.mark_sent(session, dispatch_id=r.dispatch_id, claim_token=tokens[r.dispatch_id],
-                                        now=now, provider_ref=r.provider_ref):
-                        summary.count(channel, "sent")
-                    continue
-                status = outbox.mark_failed(session, dispatch_id=r.dispatch_id, claim_token=tokens[r.dispatch_id],
-                                            error=r.error or "failed", now=now, retryable=r.retryable,
-                                            retry_after=r.retry_after)
-                if status == "failed":
-                    summary.count(channel, "failed")
-                elif status == "pending":
-                    summary.count(channel, "retrying")
+            with unit_of_work(sessions) as session:  # committed before sending, so other workers see the claim
+                items = outbox.claim_batch(session, worker=worker, limit=batch_size, now=now, channels=list(adapters),
+                                           owner=owner)
+                claimed = [_snapshot(i) for i in items]
+            if not claimed:
+                break
+            in_hand.update(c["claim_token"] for c in claimed)
+            batches += 1
+            allowed = _recheck(sessions, claimed, baseline or {}, now, summary, screen)
+            send_allowed(sessions, adapters, allowed, lambda c: _message(c, customers or {}), clock, summary)
+            release_claims(sessions, adapters, in_hand, owner, clock())   # anything an adapter did not answer for
+            in_hand.clear()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        back = release_claims(sessions, adapters, in_hand, owner, clock())
+        raise Interrupted(f"dispatch interrupted: {back.total:,} contacts it held were given back at once "
+                          f"({back.unknown:,} of unknown outcome); sent before that: {summary.sent:,}") from exc
+    except BaseException:
+        release_claims(sessions, adapters, in_hand, owner, clock())
+        raise
+    summary.waiting = waiting_lines(sessions, adapters, in_hand, clock())
     return summary
 
 
@@ -357,7 +373,9 @@ def build_adapters(config: ChannelsConfig, workspace: Path, sessions: Any) -> di
         if s.kind == "webhook":
             adapters[name] = WebhookChannel(name, s.url, timeout=s.timeout_seconds, retries=s.retries,
                                             backoff=s.backoff_seconds, max_inline_wait=s.max_inline_wait_seconds,
-                                            key_header=s.key_header, headers=dict(s.headers), breaker=s.breaker)
+                                            key_header=s.key_header, headers=dict(s.headers), breaker=s.breaker,
+                                            dedupes_by_key=s.dedupes_by_key, status_url=s.status_url,
+                                            reconcile_after=s.reconcile_after_seconds)
         elif s.kind == "file":
             adapters[name] = FileChannel(name, workspace / s.folder, format=s.format, recipient_role=s.recipient_role)
         elif s.kind == "worklist":

@@ -1,6 +1,3 @@
-<<<<<<< HEAD
-"""Models (模型体系): statistical models fitted on the bank's own data; today customer lifetime value (客户终身价值)."""
-=======
 """Models on a shelf (模型货架): a contract, a registry in the lake, built-in models and the scores step.
 
 * :mod:`lifeloop.models.contract` — what a model declares (name, kind, label, features, seed) and the
@@ -16,5 +13,5 @@
 * :mod:`lifeloop.models.training` — fit a named model as of D (train on an earlier window, validate out
   of time, refit on the latest window).
 * :mod:`lifeloop.models.scores`   — the ``scores`` step: one row per customer per active model.
+* :mod:`lifeloop.models.clv`      — customer lifetime value (客户终身价值): BG/NBD and Gamma-Gamma.
 """
->>>>>>> models

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from lifeloop.store.lake import Lake
 
-LIVE = ("pending", "claimed", "sent", "failed")   # counted as contacts for caps (a retry is still the same contact)
+LIVE = ("pending", "claimed", "sending", "sent", "failed", "unknown")   # counted as contacts for caps (a retry
+# is still the same contact; an item of unknown outcome may have reached the customer)
 
 
 def _end_of(day: dt.date) -> dt.datetime:

@@ -3,14 +3,21 @@
 A batch is a list of :class:`Message` (one claimed outbox item each); the adapter answers with one
 :class:`Result` per message, in any order, saying delivered, failed for good (with the reason) or
 failed for now (retry later, perhaps after the provider's Retry-After). Adapters never touch the
-outbox: dispatch marks the items from the results, so an adapter that crashes mid-batch leaves its
-items claimed, and the lease brings them back (the idempotency key lets the receiver drop the resend).
+outbox: dispatch marks the items from the results.
+
+Delivery semantics: dispatch commits an item as ``sending`` before its adapter hands it to the provider.
+An adapter that ``reports_each`` takes two hooks — ``before(message)`` just before the first request of
+a message (False: do not send it) and ``after(result)`` as soon as its outcome is known — so only the
+message in flight is in doubt when the process dies. A result may be ``unknown`` (a timeout after the
+request was written): for a provider that ``dedupes_by_key`` dispatch retries it under the same key; for
+one that does not, the item becomes ``unknown`` and is reconciled through the adapter's ``lookup``
+(``status_lookup``) or by an operator, never re-sent blindly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +30,8 @@ class Capabilities:
     whole_batch: bool = False         # one batch is delivered or not as a whole (a file)
     masks_personal_data: bool = False  # personal fields are masked for the recipient's role
     wants_controls: bool = False      # the receiver is told about control-group customers too (simulator)
+    reports_each: bool = False        # send() takes before/after hooks per message (see the module docstring)
+    status_lookup: bool = False       # lookup(key) asks the provider whether it has a message (StatusLookup)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Result:
     error: str | None = None
     retry_after: dt.timedelta | None = None
     provider_ref: str | None = None
+    unknown: bool = False     # the request may have reached the provider: delivered or not, nobody knows
 
     @classmethod
     def sent(cls, message: Message, provider_ref: str | None = None) -> Result:
@@ -66,6 +76,24 @@ class Result:
                retry_after: dt.timedelta | None = None) -> Result:
         """Not delivered: for good (``retryable=False``) or for now."""
         return cls(message.dispatch_id, False, retryable=retryable, error=error, retry_after=retry_after)
+
+    @classmethod
+    def outcome_unknown(cls, message: Message, error: str) -> Result:
+        """The request was written but no answer came (timeout, connection reset): maybe delivered."""
+        return cls(message.dispatch_id, False, retryable=True, error=error, unknown=True)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a provider's status look-up said of one key: delivered, or not there (with the evidence)."""
+
+    delivered: bool
+    evidence: str
+    provider_ref: str | None = None
+
+
+Before = Callable[[Message], bool]
+After = Callable[[Result], None]
 
 
 class Channel(Protocol):
@@ -80,5 +108,15 @@ class Channel(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+class StatusLookup(Protocol):
+    """An adapter whose provider can say whether it has a message (``capabilities.status_lookup``)."""
+
+    reconcile_after: dt.timedelta   # how long after an unknown outcome the provider's answer can be trusted
+
+    def lookup(self, key: str) -> Lookup | None:
+        """Delivered or not found; None when the provider could not tell (ask again later)."""
         ...
 

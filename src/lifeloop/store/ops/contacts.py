@@ -12,7 +12,11 @@ same UPDATE on SQLite, where the single writer lock makes it atomic and the ``st
 re-checked under that lock.
 
 Services take a keyword-only session and never commit. A claim must be committed before sending, so
-that other workers see it.
+that other workers see it, and so must ``mark_sending`` just before an item goes to its provider: a
+crash between the request and its record then leaves the item ``sending``, which the next dispatcher
+turns into ``unknown`` for a provider that does not de-duplicate (never re-sent blindly) or sends again
+for one that does (``lifeloop.store.ops.delivery``). A claim records its owner (host, pid, process
+start), so a dead owner's claims on this host come back at once, not after the lease.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lifeloop.store.ops.models import DISPATCH_STATUSES, Dispatch
+from lifeloop.store.ops.owners import Owner
 from lifeloop.store.ops.types import as_utc, utcnow
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
 RETRY_BASE = dt.timedelta(seconds=30)
 RETRY_CAP = dt.timedelta(hours=6)
-# statuses that count as "contacted" for frequency caps: planned (or held for approval), in flight, or delivered
-COUNTS_AS_CONTACT = ("pending", "claimed", "sent", "held")
+# statuses that count as "contacted" for frequency caps: planned (or held for approval), in flight, delivered,
+# or maybe delivered
+COUNTS_AS_CONTACT = ("pending", "claimed", "sending", "sent", "held", "unknown")
+IN_HANDS = ("claimed", "sending")   # an item a worker holds under its claim token
 
 
 @dataclass(frozen=True)
@@ -112,13 +119,16 @@ def _insert_for(session: Session):
 
 
 def claim_batch(session: Session, *, worker: str, limit: int = 100, now: dt.datetime | None = None,
-                lease: dt.timedelta = DEFAULT_LEASE, channels: Iterable[str] | None = None) -> list[Dispatch]:
+                lease: dt.timedelta = DEFAULT_LEASE, channels: Iterable[str] | None = None,
+                owner: Owner | None = None) -> list[Dispatch]:
     """Take up to ``limit`` due items for ``worker`` (oldest due first); no item goes to two claimers.
 
     Due: pending and past its next attempt time, or claimed by someone whose lease has run out. Each
-    claimed item's attempt count goes up by one. Commit before sending.
+    claimed item's attempt count goes up by one, and records its owner (default: this process). Commit
+    before sending.
     """
     now = as_utc(now or utcnow())
+    owner = owner or Owner.current()
     _give_up_abandoned(session, now)
     due = sa.or_(
         sa.and_(Dispatch.status == "pending", Dispatch.next_attempt_at <= now),
@@ -134,7 +144,8 @@ def claim_batch(session: Session, *, worker: str, limit: int = 100, now: dt.date
               .cte("picked").prefix_with("MATERIALIZED"))
     token = uuid.uuid4().hex
     claim = (sa.update(Dispatch).where(Dispatch.id == picked.c.id, due)
-             .values(status="claimed", claimed_by=worker, claim_token=token, claim_expires_at=now + lease,
+             .values(status="claimed", claimed_by=worker[:64], claim_token=token, claim_expires_at=now + lease,
+                     claim_host=owner.host, claim_pid=owner.pid, claim_started=owner.started,
                      attempts=Dispatch.attempts + 1, updated_at=now)
              .returning(Dispatch.id)
              .execution_options(synchronize_session=False))
@@ -159,7 +170,46 @@ def _give_up_abandoned(session: Session, now: dt.datetime) -> None:
 
 
 def _held(dispatch_id: int, token: str):
-    return sa.and_(Dispatch.id == dispatch_id, Dispatch.status == "claimed", Dispatch.claim_token == token)
+    return sa.and_(Dispatch.id == dispatch_id, Dispatch.status.in_(IN_HANDS), Dispatch.claim_token == token)
+
+
+def mark_sending(session: Session, *, claim_token: str, dispatch_ids: Iterable[int],
+                 now: dt.datetime | None = None) -> list[int]:
+    """Record that these claimed items are about to go to their provider; returns the ids still held.
+
+    Commit this before the request: a crash between the request and its record then leaves the item
+    ``sending``, and whoever finds it knows the provider may have it.
+    """
+    now = as_utc(now or utcnow())
+    wanted = list(dispatch_ids)
+    done: list[int] = []
+    for start in range(0, len(wanted), 1000):
+        result = session.execute(
+            sa.update(Dispatch)
+            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(IN_HANDS),
+                   Dispatch.claim_token == claim_token)
+            .values(status="sending", updated_at=now)
+            .returning(Dispatch.id)
+            .execution_options(synchronize_session=False))
+        done.extend(result.scalars())
+    return sorted(done)
+
+
+def mark_unknown(session: Session, *, dispatch_id: int, claim_token: str, reason: str,
+                 now: dt.datetime | None = None) -> bool:
+    """Record that the provider may or may not have the item (a timeout after the request was written).
+
+    Only for a provider that does not de-duplicate by key: the item is never sent again by itself; it is
+    reconciled through the provider's status look-up, or resolved by an operator. False if the claim was
+    lost. The claim token is kept, so the holder's late answer can still record the item as sent.
+    """
+    now = as_utc(now or utcnow())
+    done = session.execute(
+        sa.update(Dispatch).where(_held(dispatch_id, claim_token))
+        .values(status="unknown", unknown_since=now, unknown_reason=reason[:512], last_error=reason[:4000],
+                claim_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session="fetch"))
+    return done.rowcount == 1
 
 
 def mark_sent(session: Session, *, dispatch_id: int, claim_token: str, now: dt.datetime | None = None,
@@ -167,12 +217,12 @@ def mark_sent(session: Session, *, dispatch_id: int, claim_token: str, now: dt.d
     """Record that the item was delivered; False if another worker has claimed it since.
 
     A late report still counts while the claim token is the item's, even after the lease ran out and
-    the item was given up as failed: it was delivered, and the record should say so.
+    the item was given up as failed or found ``unknown``: it was delivered, and the record should say so.
     """
     now = as_utc(now or utcnow())
     done = session.execute(
         sa.update(Dispatch).where(Dispatch.id == dispatch_id, Dispatch.claim_token == claim_token,
-                                  Dispatch.status.in_(("claimed", "failed")))
+                                  Dispatch.status.in_((*IN_HANDS, "failed", "unknown")))
         .values(status="sent", sent_at=now, provider_ref=provider_ref, claim_expires_at=None, last_error=None,
                 updated_at=now)
         .execution_options(synchronize_session="fetch"))
@@ -188,7 +238,7 @@ def mark_sent_many(session: Session, *, claim_token: str, dispatch_ids: Iterable
     for start in range(0, len(wanted), 1000):
         result = session.execute(
             sa.update(Dispatch)
-            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status == "claimed",
+            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(IN_HANDS),
                    Dispatch.claim_token == claim_token)
             .values(status="sent", sent_at=now, claim_expires_at=None, last_error=None, updated_at=now)
             .returning(Dispatch.id)

@@ -31,10 +31,11 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-# Outbox life of a dispatch: pending -> claimed -> sent | pending (retry) | failed (gave up);
-# blocked: the dispatch-time consent / do-not-disturb check stopped it; cancelled: withdrawn by a person;
-# held: waits for a second person's approval (a big send, an unmasked export) — never claimed until released.
-DISPATCH_STATUSES = ("pending", "claimed", "sent", "failed", "blocked", "cancelled", "held")
+# Outbox life of a dispatch: pending -> claimed -> sending -> sent | pending (retry) | failed (gave up)
+# | unknown (the provider may or may not have it, and does not de-duplicate: reconciled or resolved by a
+# person, never re-sent blindly); blocked: the dispatch-time check stopped it; cancelled: withdrawn by a
+# person; held: waits for a second person's approval (a big send, an unmasked export) — never claimed until released.
+DISPATCH_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "blocked", "cancelled", "held", "unknown")
 # Outcomes a relationship manager, call centre or provider reports for one contact (营销表单).
 OUTCOMES = ("reached", "no_answer", "interested", "purchased", "refused", "referral")
 TASK_STATUSES = ("open", "in_progress", "done", "cancelled", "expired")
@@ -92,6 +93,13 @@ class Dispatch(Base):
     claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
     claim_token: Mapped[str | None] = mapped_column(sa.String(32))
     claim_expires_at: Mapped[dt.datetime | None]
+    # the claim's owner: a dispatcher process (host, pid, process start), so a dead one's claims come back at once
+    claim_host: Mapped[str | None] = mapped_column(sa.String(64))
+    claim_pid: Mapped[int | None]
+    claim_started: Mapped[dt.datetime | None]
+    # why and since when the outcome of a send is unknown (kept after it is reconciled or resolved)
+    unknown_since: Mapped[dt.datetime | None]
+    unknown_reason: Mapped[str | None] = mapped_column(sa.String(512))
     sent_at: Mapped[dt.datetime | None]
     provider_ref: Mapped[str | None] = mapped_column(sa.String(128))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
