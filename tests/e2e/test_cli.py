@@ -15,7 +15,7 @@ def test_importing_the_cli_loads_no_engine_and_no_statistics_library():
     # Lifeloop's own modules are imported at module level (so the layers can be checked); the engines and the
     # statistics / machine-learning libraries stay lazy inside the functions that use them
     code = ("import sys, lifeloop.cli.app; heavy = [m for m in ('duckdb', 'pyspark', 'pandas', 'scipy', 'sklearn', "
-            "'statsmodels') if m in sys.modules]; print(heavy)")
+            "'statsmodels', 'alembic') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
 
 from lifeloop.store.ops.database import OpsDatabaseError, make_engine, normalise_url, reaching
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from alembic.config import Config
+
+# Alembic is imported inside the functions that migrate: the CLI starts without it
 
 HERE = Path(__file__).resolve().parent
 
 
 def alembic_config(url: str | None = None, *, stdout=None) -> Config:
     """An Alembic config pointing at these migrations (and at ``url`` when given); output goes to ``stdout``."""
+    from alembic.config import Config
+
     out = stdout or io.StringIO()
     config = Config(stdout=out, output_buffer=out)
     config.set_main_option("script_location", str(HERE))
@@ -34,6 +37,8 @@ def alembic_config(url: str | None = None, *, stdout=None) -> Config:
 
 def head() -> str:
     """The revision this version of Lifeloop expects the database to be at."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -52,16 +57,22 @@ def _migrate(url: str, step, revision: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> str | None:
     """Migrate the database at ``url`` up to ``revision`` (default: the newest); returns where it is now."""
+    from alembic import command
+
     return _migrate(url, command.upgrade, revision)
 
 
 def downgrade(url: str, revision: str) -> str | None:
     """Migrate the database at ``url`` down to ``revision`` (``base``: drop every Lifeloop table)."""
+    from alembic import command
+
     return _migrate(url, command.downgrade, revision)
 
 
 def upgrade_sql(url: str, revision: str = "head") -> str:
     """The SQL that ``upgrade`` would run from an empty database, for a DBA to review (offline mode)."""
+    from alembic import command
+
     out = io.StringIO()
     command.upgrade(alembic_config(url, stdout=out), revision, sql=True)
     return out.getvalue()
@@ -69,6 +80,8 @@ def upgrade_sql(url: str, revision: str = "head") -> str:
 
 def current(url: str, *, engine: sa.Engine | None = None) -> str | None:
     """The revision the database at ``url`` is at (None: never migrated)."""
+    from alembic.migration import MigrationContext
+
     own = engine is None
     engine = engine or make_engine(url)
     try:
@@ -81,6 +94,8 @@ def current(url: str, *, engine: sa.Engine | None = None) -> str | None:
 
 def known(revision: str) -> bool:
     """Whether ``revision`` is one of this code's migrations (not one made by a newer Lifeloop)."""
+    from alembic.script import ScriptDirectory
+
     return revision in {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
