@@ -58,6 +58,7 @@ class Delivery:
     strategy: str
     wave: str
     purpose: str
+    as_of: dt.date           # the list it came from
     at: dt.datetime          # the drain's clock when the gateway got it
     mono: float              # time.monotonic() then (for real-time measurements)
 
@@ -83,7 +84,7 @@ class RecordingGateway:
                 out.append(Result.failed(m, "HTTP 400: bad number" if how == "final" else "timeout",
                                          retryable=how == "retry"))
                 continue
-            self.delivered.append(Delivery(m.customer_id, m.channel, m.strategy_id, m.wave, m.purpose,
+            self.delivered.append(Delivery(m.customer_id, m.channel, m.strategy_id, m.wave, m.purpose, m.as_of,
                                            self.clock(), time.monotonic()))
             out.append(Result.sent(m))
         return out
