@@ -17,8 +17,9 @@ import sqlalchemy as sa
 
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.contact_rules import EVERY_CHANNEL, Limit
-from lifeloop.execution.dispatch import drain
-from lifeloop.store.ops import consent, feedback, ledger
+from lifeloop.execution.dispatch import _snapshot, drain
+from lifeloop.execution.gate import Gate
+from lifeloop.store.ops import consent, contacts, feedback, ledger
 from lifeloop.store.ops.contacts import NewContact
 from lifeloop.store.ops.contacts import enqueue as put
 from lifeloop.store.ops.database import unit_of_work
@@ -238,3 +239,18 @@ def test_a_consent_withdrawal_during_a_slow_drain_stops_the_rest_within_the_boun
     late = [d.mono - withdrawn["at"] for d in gateway.delivered if d.mono > withdrawn["at"]]
     assert 0 < len(gateway.delivered) < n and summary.blocked == n - len(gateway.delivered)
     assert max(late, default=0.0) <= fresh, late     # the chunk in flight finishes; nothing after its end
+
+
+def test_a_contact_whose_claim_another_worker_took_over_is_not_sent_from_the_old_claim(ops_db):
+    enqueue(ops_db, [row("C1", "s1", "w1", "sms")], now=local(D, 9))
+    with unit_of_work(ops_db) as s:
+        (old,) = [_snapshot(i) for i in contacts.claim_batch(s, worker="a", now=local(D, 10))]
+    with unit_of_work(ops_db) as s:   # a's lease ran out while its earlier chunks went out; b claims the item
+        (new,) = [_snapshot(i) for i in contacts.claim_batch(s, worker="b", now=local(D, 10, 6))]
+    gate = Gate(POLICY, timezone=TZ, baseline=consenting(["C1"]))
+    with unit_of_work(ops_db) as s:
+        stale = gate.apply(s, [old], local(D, 10, 7))
+    assert stale.allowed == [] and stale.verdicts[old["id"]].action == "lost"
+    with unit_of_work(ops_db) as s:
+        fresh = gate.apply(s, [new], local(D, 10, 7))
+    assert [c["id"] for c in fresh.allowed] == [new["id"]]

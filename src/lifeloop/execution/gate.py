@@ -36,7 +36,7 @@ from lifeloop.store.ops import contacts as outbox
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-Action = Literal["allow", "hold", "expire", "block"]
+Action = Literal["allow", "hold", "expire", "block", "lost"]
 Screen = Callable[[Sequence[dict[str, Any]]], Mapping[int, str]]
 
 
@@ -132,6 +132,12 @@ class Gate:
         Runs in the caller's unit of work; commit before sending (the ledger's lock is held until then).
         """
         out = Passed()
+        # a claim whose lease ran out while earlier chunks went out may belong to another worker now
+        held = contact_state.still_held(session, claims={c["id"]: c["claim_token"] for c in claimed})
+        for c in claimed:
+            if c["id"] not in held:
+                out.verdicts[c["id"]] = Verdict("lost", "claim", "the claim's lease ran out; another worker has it")
+        claimed = [c for c in claimed if c["id"] in held]
         states = self.state(session, [c["customer_id"] for c in claimed], now)
         unsuitable = self.screen(claimed) if self.screen is not None else {}
         asks = []

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lifeloop.store.ops.consent import active_do_not_disturb
-from lifeloop.store.ops.models import ConsentChange, Feedback
+from lifeloop.store.ops.models import ConsentChange, Dispatch, Feedback
 from lifeloop.store.ops.types import as_utc
 
 
@@ -40,3 +40,19 @@ def read(session: Session, *, customer_ids: Sequence[str], at: dt.datetime, refu
                            Feedback.occurred_at > as_utc(refusals_since), Feedback.occurred_at <= at)):
                 refusals.setdefault(who, []).append((channel, when))
     return changes, dnd, refusals
+
+
+def still_held(session: Session, *, claims: dict[int, str]) -> set[int]:
+    """The outbox items among ``claims`` (id -> claim token) that are still claimed under that token.
+
+    A claim whose lease ran out may have been taken by another worker: its contact must not be sent from here.
+    """
+    held: set[int] = set()
+    ids = sorted(claims)
+    for start in range(0, len(ids), 1000):
+        for item_id, token in session.execute(
+                sa.select(Dispatch.id, Dispatch.claim_token)
+                .where(Dispatch.id.in_(ids[start:start + 1000]), Dispatch.status == "claimed")):
+            if token == claims[item_id]:
+                held.add(item_id)
+    return held
