@@ -490,4 +490,4 @@ def compute(inputs: Inputs) -> Output:
 
 
 STEP = Step("dispatch", compute, reads=(Read("lists"),), writes=None, ops=True,
-            doc="dispatch (执行): lists -> ops outbox (idempotency keys) -> consent/DND/suitability re-checked -> channels")
+            doc="dispatch (执行): lists -> ops outbox (idempotency keys) -> the contact gate at send time -> channels")

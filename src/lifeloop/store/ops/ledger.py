@@ -1,8 +1,8 @@
 """The contact ledger (接触台账): frequency caps held at send time, atomically, on SQLite and PostgreSQL.
 
 A contact reserves its place (customer, channel, strategy, local day) right before it goes out. The
-reservation is written first and the customer's reservations are counted after it, under a lock that
-only one transaction per customer holds at a time:
+reservations of a chunk of contacts are written first and the customers' reservations are counted after
+them, under a lock that only one transaction per customer holds at a time:
 
 * SQLite: the insert takes the database's single write lock, held until commit, so no other
   reservation can land between the count and the commit;
@@ -53,34 +53,55 @@ def reserve(session: Session, *, asks: Sequence[Ask], worker: str | None = None,
     """Reserve each contact's place, or refuse it with the cap it would break: {dispatch id: None or cap name}.
 
     Call inside the unit of work that also records the verdicts, and commit before sending: the lock
-    is held until then.
+    is held until then. Several contacts of one customer are taken in dispatch id order.
     """
+    if not asks:
+        return {}
     now = as_utc(now or utcnow())
     postgres = session.get_bind().dialect.name == "postgresql"
+    asks = sorted(asks, key=lambda a: (a.customer_id, a.dispatch_id))
+    customers = sorted({a.customer_id for a in asks})
+    if postgres:   # one customer at a time, in sorted order (two dispatchers never wait on each other in a circle)
+        for customer in customers:
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(customer))))
     insert = _insert_for(postgres)
+    new: dict[int, int] = {}   # dispatch id -> its new place (a contact already holding one today is not here)
+    for start in range(0, len(asks), 500):
+        rows = [dict(dispatch_id=a.dispatch_id, customer_id=a.customer_id, channel=a.channel, strategy_id=a.strategy_id,
+                     contact_day=a.day, reserved_at=now, reserved_by=worker) for a in asks[start:start + 500]]
+        result = session.execute(insert(ContactReservation).values(rows)
+                                 .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_day"])
+                                 .returning(ContactReservation.id, ContactReservation.dispatch_id))
+        new.update({dispatch_id: place for place, dispatch_id in result})
+    # written first, counted after: under the lock, nobody else's place can land in between
+    span = max((limit.days for a in asks for limit in a.limits), default=1)
+    first = min(a.day for a in asks) - dt.timedelta(days=span)
+    last = max(a.day for a in asks) + dt.timedelta(days=span)
+    mine = set(new.values())
+    taken: dict[str, list[tuple[dt.date, str, str]]] = {}
+    for start in range(0, len(customers), 1000):
+        for place, customer, day, channel, strategy in session.execute(
+                sa.select(ContactReservation.id, ContactReservation.customer_id, ContactReservation.contact_day,
+                          ContactReservation.channel, ContactReservation.strategy_id)
+                .where(ContactReservation.customer_id.in_(customers[start:start + 1000]),
+                       ContactReservation.contact_day > first, ContactReservation.contact_day < last)):
+            if place not in mine:
+                taken.setdefault(customer, []).append((day, channel, strategy))
     out: dict[int, str | None] = {}
-    for ask in sorted(asks, key=lambda a: (a.customer_id, a.dispatch_id)):
-        if postgres:
-            session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(ask.customer_id))))
-        new = session.execute(
-            insert(ContactReservation).values(dispatch_id=ask.dispatch_id, customer_id=ask.customer_id,
-                                              channel=ask.channel, strategy_id=ask.strategy_id,
-                                              contact_day=ask.day, reserved_at=now, reserved_by=worker)
-            .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_day"])
-            .returning(ContactReservation.id)).scalar()
-        if new is None:  # this contact already holds its place today (a resend, or a retry the same day)
-            out[ask.dispatch_id] = None
+    refused: list[int] = []
+    for a in asks:
+        if a.dispatch_id not in new:   # this contact already holds its place today (a resend, a same-day retry)
+            out[a.dispatch_id] = None
             continue
-        span = max((limit.days for limit in ask.limits), default=1)
-        taken = session.execute(
-            sa.select(ContactReservation.contact_day, ContactReservation.channel, ContactReservation.strategy_id)
-            .where(ContactReservation.customer_id == ask.customer_id, ContactReservation.id != new,
-                   ContactReservation.contact_day > ask.day - dt.timedelta(days=span),
-                   ContactReservation.contact_day < ask.day + dt.timedelta(days=span))).all()
-        breached = cap_breached([tuple(r) for r in taken], ask.day, ask.channel, ask.strategy_id, ask.limits)
-        if breached is not None:
-            session.execute(sa.delete(ContactReservation).where(ContactReservation.id == new))
-        out[ask.dispatch_id] = breached
+        mine_so_far = taken.setdefault(a.customer_id, [])
+        breached = cap_breached(mine_so_far, a.day, a.channel, a.strategy_id, a.limits)
+        out[a.dispatch_id] = breached
+        if breached is None:
+            mine_so_far.append((a.day, a.channel, a.strategy_id))
+        else:
+            refused.append(new[a.dispatch_id])
+    for start in range(0, len(refused), 1000):
+        session.execute(sa.delete(ContactReservation).where(ContactReservation.id.in_(refused[start:start + 1000])))
     return out
 
 
