@@ -64,15 +64,14 @@ def reserve(session: Session, *, asks: Sequence[Ask], worker: str | None = None,
     if postgres:   # one customer at a time, in sorted order (two dispatchers never wait on each other in a circle)
         for customer in customers:
             session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(customer))))
-    insert = _insert_for(postgres)
+    insert = (_insert_for(postgres)(ContactReservation)
+              .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_day"])
+              .returning(ContactReservation.id, ContactReservation.dispatch_id))
     new: dict[int, int] = {}   # dispatch id -> its new place (a contact already holding one today is not here)
-    for start in range(0, len(asks), 500):
+    for start in range(0, len(asks), 1000):
         rows = [dict(dispatch_id=a.dispatch_id, customer_id=a.customer_id, channel=a.channel, strategy_id=a.strategy_id,
-                     contact_day=a.day, reserved_at=now, reserved_by=worker) for a in asks[start:start + 500]]
-        result = session.execute(insert(ContactReservation).values(rows)
-                                 .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_day"])
-                                 .returning(ContactReservation.id, ContactReservation.dispatch_id))
-        new.update({dispatch_id: place for place, dispatch_id in result})
+                     contact_day=a.day, reserved_at=now, reserved_by=worker) for a in asks[start:start + 1000]]
+        new.update({dispatch_id: place for place, dispatch_id in session.execute(insert, rows)})
     # written first, counted after: under the lock, nobody else's place can land in between
     span = max((limit.days for a in asks for limit in a.limits), default=1)
     first = min(a.day for a in asks) - dt.timedelta(days=span)
