@@ -108,6 +108,7 @@ class Gate:
                  baseline: Mapping[tuple[str, str, str], bool] | None = None, screen: Screen | None = None,
                  timezones: Mapping[str, str] | None = None, worker: str | None = None):
         self.policy = policy or ContactPolicy()
+        self.caps = policy is not None   # without a policy: consent, DND and suitability only (places still kept)
         self.timezone = timezone
         self.baseline = baseline or {}
         self.screen = screen
@@ -149,7 +150,7 @@ class Gate:
             out.verdicts[c["id"]] = verdict
             if verdict.action == "allow":
                 asks.append(ledger.Ask(c["id"], who, c["channel"], c["strategy_id"], verdict.day,  # type: ignore
-                                       cap_limits(self.policy, c["channel"])))
+                                       cap_limits(self.policy, c["channel"]) if self.caps else ()))
             else:
                 self._record(session, c, verdict, now)
         refused = ledger.reserve(session, asks=asks, worker=self.worker, now=now)
