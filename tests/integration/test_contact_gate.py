@@ -254,3 +254,18 @@ def test_a_contact_whose_claim_another_worker_took_over_is_not_sent_from_the_old
     with unit_of_work(ops_db) as s:
         fresh = gate.apply(s, [new], local(D, 10, 7))
     assert [c["id"] for c in fresh.allowed] == [new["id"]]
+
+
+def test_a_retry_whose_back_off_ends_in_quiet_hours_waits_for_the_morning(ops_db):
+    clock = Clock(local(D, 20, 59))
+    enqueue(ops_db, [row("C1", "s1", "w1", "sms", send_at="20:00")], now=local(D, 9))
+    gateway = RecordingGateway(clock, fail={"C1": "retry"})
+    assert run(ops_db, gateway, clock, ["C1"]).retrying == 1      # 20:59: a timeout; back-off 30 s -> 20:59:30
+    gateway.fail = {}
+    clock.now = local(D, 21) + dt.timedelta(seconds=10)          # 21:00:10 local: the retry is due, in quiet hours
+    summary = run(ops_db, gateway, clock, ["C1"])
+    assert gateway.delivered == [] and summary.held == 1
+    assert in_local(outbox(ops_db)[("C1", "s1", "sms")].next_attempt_at).strftime("%d %H:%M") == "03 08:00"
+    clock.now = local(D + DAY, 8)
+    run(ops_db, gateway, clock, ["C1"])
+    assert [in_local(d.at).strftime("%d %H:%M") for d in gateway.delivered] == ["03 08:00"]
