@@ -158,6 +158,8 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
             c.failed(exc, doc.file)
         if features is not None and segment_columns is not None:
             _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc))
+    if loaded.get("channels"):
+        _check_replay(c, *loaded["channels"])
     order = {c.display(name): i for i, name in enumerate(FILES)}
 
     def key(p: Problem) -> tuple[int, int]:
@@ -166,6 +168,18 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
     # one problem found by two checks (or twice by one) is reported once
     return CheckReport(files=c.files, errors=sorted(dict.fromkeys(c.errors), key=key),
                        warnings=sorted(dict.fromkeys(c.warnings), key=key))
+
+
+def _check_replay(c: _Checker, config: ChannelsConfig, doc: LocatedYaml) -> None:
+    """``replay_at`` with a channel that reaches real customers is a warning: the gate would judge by a replayed clock."""
+    live = sorted(name for name, s in config.channels.items() if s.kind == "webhook")
+    if config.replay_at and live:
+        c.warnings.append(Problem(
+            f"replay_at {config.replay_at!r} dispatches every day as if it were that time on the day, yet "
+            f"{', '.join(live)} {'goes' if len(live) == 1 else 'go'} to a live gateway: quiet hours and validity "
+            "would be judged by the replayed clock, not the real one", file=doc.file,
+            line=doc.line_of(("replay_at",)), field="replay_at",
+            hint="remove replay_at from a live workspace (it is for replays and the simulated bank)"))
 
 
 def _salvage(name: str, data: Any) -> BaseModel | None:

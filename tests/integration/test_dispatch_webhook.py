@@ -228,15 +228,22 @@ def test_a_flaky_gateway_killed_mid_batch_gets_every_contact_exactly_once_and_th
 
 
 class CrashAfter:
-    """An adapter that delivers k messages and then dies (the process crashed mid-batch)."""
+    """An adapter that delivers k messages in all and then dies (the process crashed mid-batch).
+
+    The drain hands a claimed batch over in chunks (the contact gate re-reads consent before each), so
+    the k messages may span several ``send`` calls."""
 
     def __init__(self, inner, k: int):
-        self.inner, self.k = inner, k
+        self.inner, self.k, self.done = inner, k, 0
         self.name, self.capabilities = inner.name, inner.capabilities
 
     def send(self, batch, **hooks):
-        done = self.inner.send(batch[: self.k], **hooks)
-        raise RuntimeError(f"worker crashed after {len(done)} messages")
+        # the drain hands over chunks (the contact gate keeps state fresh): count across them
+        if self.done + len(batch) < self.k:
+            self.done += len(batch)
+            return self.inner.send(batch, **hooks)
+        self.done += len(self.inner.send(batch[: self.k - self.done], **hooks))
+        raise RuntimeError(f"worker crashed after {self.done} messages")
 
     def close(self):
         self.inner.close()

@@ -28,7 +28,7 @@ TABLES = {"dispatches", "feedback", "leads", "consent_changes", "do_not_disturb"
 
 def test_an_empty_database_is_migrated_to_the_head_and_current_reports_it(database_url):
     assert current(database_url) is None
-    assert upgrade(database_url) == head() == "0003_delivery"
+    assert upgrade(database_url) == head() == "0002_contact_ledger"
     assert current(database_url) == head()
     engine = make_engine(database_url)
     try:
@@ -212,3 +212,25 @@ def test_a_database_migrated_by_a_newer_lifeloop_is_refused_and_left_alone(datab
         open_ops(database_url, auto_upgrade=True)
     assert "newer Lifeloop" in caught.value.hint
     assert current(database_url) == "9999"
+
+
+def test_the_contact_ledger_migration_counts_what_was_already_sent_or_in_flight_on_its_lists_date(database_url):
+    upgrade(database_url, "0001")
+    factory = session_factory(database_url)
+    now = dt.datetime(2026, 3, 2, 2, tzinfo=dt.UTC)
+    dispatches = sa.table("dispatches", *(sa.column(c) for c in (
+        "idempotency_key", "as_of", "customer_id", "strategy_id", "wave", "channel", "purpose", "status", "attempts",
+        "max_attempts", "next_attempt_at", "created_at", "updated_at")))
+    with factory.begin() as s:
+        for key, status in (("k1", "sent"), ("k2", "claimed"), ("k3", "pending"), ("k4", "blocked")):
+            s.execute(dispatches.insert().values(
+                idempotency_key=key, as_of=dt.date(2026, 3, 1), customer_id="C1", strategy_id=key, wave="w",
+                channel="sms", purpose="marketing", status=status, attempts=1, max_attempts=5,
+                next_attempt_at=now, created_at=now, updated_at=now))
+    factory.kw["bind"].dispose()
+    assert upgrade(database_url) == head()
+    factory = session_factory(database_url)
+    with factory() as s:
+        rows = s.execute(sa.text("SELECT strategy_id, contact_day FROM contact_ledger ORDER BY strategy_id")).all()
+    factory.kw["bind"].dispose()
+    assert [(r[0], str(r[1])) for r in rows] == [("k1", "2026-03-01"), ("k2", "2026-03-01")]

@@ -80,6 +80,8 @@ def bank(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("whyhistory")
     ctx = Context.init(base / "ws")
+    channels = ctx.config_dir / "channels.yaml"   # dispatch the simulated days at 19:00 local, not the real clock
+    channels.write_text(channels.read_text(encoding="utf-8") + 'replay_at: "19:00"\n', encoding="utf-8")
     sim = ctx.simulate(base / "extracts", customers=350, days=60, seed=5)
     d, d1 = sim.as_of, sim.as_of + dt.timedelta(days=1)
     rms_file = base / "extracts" / "relationship_managers.parquet"

@@ -53,10 +53,17 @@ def list_row(customer, strategy, wave, channel, priority, status="contact", rm=N
                 rm_id=rm or next(c[4] for c in CUSTOMERS if c[0] == customer))
 
 
+def replay(ctx, at="19:00"):
+    """Dispatch the (historical) day D as if it were ``at`` local time on D (the real clock would expire it)."""
+    path = ctx.config_dir / "channels.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + f'replay_at: "{at}"\n', encoding="utf-8")
+
+
 @pytest.fixture
 def ctx(tmp_path, database_url, ops_db, monkeypatch):  # ops_db: migrated (PostgreSQL is never auto-migrated)
     monkeypatch.setenv("LIFELOOP_DATABASE_URL", database_url)
     ctx = Context.init(tmp_path / "ws")
+    replay(ctx)
     publish(ctx.lake, "bank", {
         "customers": customers(),
         "relationship_managers": [dict(rm_id="RM001", name="陈经理", branch_id="B01"),
@@ -141,7 +148,7 @@ def test_a_retry_left_over_from_an_earlier_day_is_sent_on_a_later_day_not_blocke
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (ctx.config_dir / "channels.yaml").write_text(
-        f"version: 1\nchannels:\n  sms: {{kind: webhook, url: 'http://127.0.0.1:{port}/send', retries: 1,"
+        f"version: 1\nreplay_at: '19:00'\nchannels:\n  sms: {{kind: webhook, url: 'http://127.0.0.1:{port}/send', retries: 1,"
         " backoff_seconds: 0.01, timeout_seconds: 2}\n", encoding="utf-8")
     first = dispatch(ctx, D)                       # the gateway is down: the SMS waits for a retry
     assert (first.sent, first.retrying) == (0, 1)

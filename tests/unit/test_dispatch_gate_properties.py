@@ -348,13 +348,12 @@ def test_nothing_unsuitable_is_enqueued_or_sent_and_every_held_row_is_counted_an
 
 @dataclass
 class Flaky(Recorder):
-    """A channel that is down on the first try (a retryable failure) and delivers after that."""
+    """A channel that is down (a retryable failure) until told otherwise, and delivers after that."""
 
-    tries: int = 0
+    down: bool = True
 
     def send(self, batch):
-        self.tries += 1
-        if self.tries == 1:
+        if self.down:
             return [Result.failed(m, "gateway timeout", retryable=True) for m in batch]
         return super().send(batch)
 
@@ -380,6 +379,7 @@ def test_a_retry_after_the_assessment_expired_overnight_is_held_back_at_send_tim
     drain(sessions, {"sms": sms}, baseline=consent, summary=summary, clock=lambda: day,
           screen=send_time_screen(_ctx(bank, custs), D))
     assert sms.sent == []                              # the gateway was down: both wait for a retry
+    sms.down = False
     later = DispatchSummary()
     drain(sessions, {"sms": sms}, baseline=consent, summary=later, clock=lambda: day + dt.timedelta(days=2),
           screen=send_time_screen(_ctx(bank, custs), D + dt.timedelta(days=2)))

@@ -106,3 +106,14 @@ def test_offers_are_checked_against_the_products_of_the_newest_bank_batch_only_w
         ("strategies[4].offer.product_id", "unknown product 'WM030' (not in the bank's product catalogue)"),
         ("strategies[6].offer.product_id", "unknown product 'CC_STD' (not in the bank's product catalogue)"),
     ]
+
+
+def test_a_replay_clock_next_to_a_live_gateway_is_a_warning_naming_the_line(ctx):
+    path = ctx.config_dir / "channels.yaml"
+    edit(path, "max_attempts: 5 ", 'max_attempts: 5\nreplay_at: "19:00" ')
+    assert check_workspace(ctx.config_dir).warnings == []          # file exports only: a replay is fine
+    edit(path, "  sms: {kind: file, folder: exports, format: csv, recipient_role: analyst}",
+         "  sms: {kind: webhook, url: 'https://sms.bank.internal/send'}")
+    (warning,) = check_workspace(ctx.config_dir).warnings
+    assert (warning.field, warning.line) == ("replay_at", line_of(path, "replay_at"))
+    assert "sms goes to a live gateway" in warning.message and "remove replay_at" in warning.hint

@@ -29,6 +29,7 @@ version: 1
 language: zh
 batch_size: 500
 max_attempts: 5
+replay_at: "19:00"    # the simulated bank lives day D at once: dispatch D as if it were 19:00 on D (local)
 channels:
   sms: {kind: simulator, bank: extracts}
   push: {kind: simulator, bank: extracts}

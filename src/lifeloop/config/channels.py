@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from lifeloop.config.models import Strict
+from lifeloop.config.strategies import TIME
 from lifeloop.data.masking import ROLES
 from lifeloop.data.schema import CONTACT_CHANNELS
 
@@ -123,9 +124,22 @@ class ChannelsConfig(Strict):
     language: Literal["zh", "en"] = "zh"          # which script text is sent
     batch_size: int = Field(200, ge=1, le=10_000)
     max_attempts: int = Field(5, ge=1, le=50)
+    # the send-time gate re-reads consent, do-not-disturb and refusals at least this often while a batch
+    # goes out (seconds; docs/execution.md, "The contact gate"); at most 60 (the promise to customers)
+    fresh_seconds: float = Field(10.0, gt=0, le=60)
+    # replays and the simulated bank only: dispatch day D as if it were this local time on D (HH:MM),
+    # instead of the real clock; a bank's live workspace leaves it unset
+    replay_at: str | None = None
     channels: dict[str, ChannelSettings] = {}
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     replies: RepliesSettings = Field(default_factory=RepliesSettings)
+
+    @field_validator("replay_at")
+    @classmethod
+    def _replay_at(cls, v: str | None) -> str | None:
+        if v is not None and not TIME.match(v):
+            raise ValueError(f"replay_at {v!r} must be a time HH:MM, e.g. 19:00")
+        return v
 
     @field_validator("channels")
     @classmethod

@@ -66,6 +66,9 @@ class ChannelSettings(Strict):
     per_seat_per_day: int | None = Field(default=None, ge=0)        # calls one seat makes a day
     per_rm_per_day: int | None = Field(default=None, ge=0)          # RM tasks a day (default for RMs without one)
     per_day: int | None = Field(default=None, ge=0)                 # any other daily limit of the channel
+    # a contact of the list of D may go out on local days D..D+valid_days, then it expires unsent
+    # (a wave may set its own in strategies.yaml); quiet hours and retries never push it past that
+    valid_days: int = Field(default=1, ge=0, le=30)
 
     @field_validator("send_at")
     @classmethod
@@ -80,6 +83,23 @@ class ChannelSettings(Strict):
         if self.seats is not None and self.per_seat_per_day is not None:
             limits.append(self.seats * self.per_seat_per_day)
         return min(limits) if limits else None
+
+
+class QuietDay(Strict):
+    """A day without contact (节假日免打扰) on some channels (none listed: every channel) for some purposes.
+
+    In the customer's local time, like quiet hours: the send-time gate holds a contact until the day is
+    over (or lets it expire), and the plan drops contacts planned on it (``quiet_day``).
+    """
+
+    date: dt.date
+    name: str = ""
+    channels: list[Channel] | None = None                                   # none: every channel
+    purposes: list[Purpose] = Field(default_factory=lambda: ["marketing"])  # service and risk still go out
+
+    def covers(self, day: dt.date, channel: str, purpose: str) -> bool:
+        """Whether a contact through ``channel`` for ``purpose`` on local ``day`` falls on this quiet day."""
+        return day == self.date and purpose in self.purposes and (self.channels is None or channel in self.channels)
 
 
 class Consent(Strict):
@@ -187,6 +207,7 @@ class ContactPolicy(Strict):
     caps: Caps = Field(default_factory=Caps)
     channel_caps: dict[Channel, Caps] = Field(default_factory=dict)
     quiet_hours: dict[Channel, QuietHours] = Field(default_factory=dict)
+    quiet_days: list[QuietDay] = Field(default_factory=list)     # holidays without (marketing) contact
     consent: Consent = Field(default_factory=Consent)
     refusal_memory_months: dict[Channel, int] = Field(default_factory=dict)
     channels: dict[Channel, ChannelSettings] = Field(default_factory=dict)

@@ -89,6 +89,8 @@ class Wave(Strict):
     channel: Channel | None = None   # none: the strategy's channels, in priority order
     send_at: str | None = None        # HH:MM; none: the channel's default (contact_policy.yaml)
     depends_on: DependsOn | None = None
+    # local days after the list's date the contact may still go out (none: the channel's valid_days)
+    valid_days: int | None = Field(default=None, ge=0, le=30)
 
     @field_validator("send_at")
     @classmethod

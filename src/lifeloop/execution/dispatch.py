@@ -5,22 +5,29 @@
    and the earliest send time (the list's ``send_at`` in the bank's time zone). Control-group rows are
    recorded as contact history that is never sent (status ``cancelled``, reason "control group"), and
    channels that want them (the simulated bank) are told. Re-running a day enqueues nothing twice.
-2. **Drain.** Claim a batch (committed before sending), check consent and do-not-disturb again *now*
-   (a customer may have said STOP since the plan ran: such items are blocked, with the reason), send
-   through the channel's adapter, mark each item sent, failed (retryable ones come back after a
-   backoff) or of unknown outcome — with the delivery semantics of ``lifeloop.execution.sending``:
-   nothing is re-sent to a provider that does not de-duplicate unless it is known not to have it.
+2. **Drain.** Claim a batch (committed before sending); then, a few contacts at a time, pass them
+   through the contact gate (``lifeloop.execution.gate``: consent, do-not-disturb, refusal memory,
+   validity, quiet hours and days in the customer's local time, suitability, and a place in the
+   contact ledger for the caps), with the customers' state read right then, and hand the allowed ones
+   to the channel's adapter at once. The chunks are sized from the measured send time so that no state
+   is older than ``fresh_seconds`` when a contact is handed over. Mark each item sent, failed
+   (retryable ones come back after a backoff; a definitive failure gives its ledger place back) or of
+   unknown outcome — with the delivery semantics of ``lifeloop.execution.sending``: nothing is re-sent
+   to a provider that does not de-duplicate unless it is known not to have it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.config.channels import ChannelsConfig
+from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.contact_rules import next_allowed, valid_until
 from lifeloop.config.loader import load_model
 from lifeloop.config.scripts import customer_variables, render, script_id
 from lifeloop.config.strategies import StrategiesConfig
@@ -33,6 +40,7 @@ from lifeloop.execution.channels.simulator import SimulatorChannel
 from lifeloop.execution.channels.webhook import WebhookChannel
 from lifeloop.execution.channels.worklist import WorklistChannel
 from lifeloop.execution.customers import add_features, bank_tables, product_names
+from lifeloop.execution.gate import Gate
 from lifeloop.execution.sending import (
     picked_up_lines,
     reconcile,
@@ -43,11 +51,11 @@ from lifeloop.execution.sending import (
 )
 from lifeloop.execution.suitability_gate import record_unsuitable, send_time_screen, suitability_inputs, suitable_only
 from lifeloop.settings import operator_identity
-from lifeloop.store.ops import approvals, audit, consent
+from lifeloop.store.ops import approvals
 from lifeloop.store.ops import contacts as outbox
 from lifeloop.store.ops.contacts import NewContact, outbox_counts
 from lifeloop.store.ops.database import unit_of_work
-from lifeloop.store.ops.models import ConsentChange, Dispatch
+from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.owners import Owner
 from lifeloop.store.ops.types import utcnow
 from lifeloop.workspace import template_root
@@ -60,6 +68,7 @@ if TYPE_CHECKING:
     from lifeloop.store.lake import Lake
 
 CONTROL_REASON = "control group (holdout): recorded, never sent"
+FRESH_SECONDS = 10.0   # default bound on the age of the gate's state when a contact is handed over
 Baseline = Mapping[tuple[str, str, str], bool]
 
 
@@ -99,6 +108,8 @@ class DispatchSummary:
     held: int = 0        # enqueued, waiting for a second person's approval (lifeloop approve)
     unknown: int = 0        # sent, but the outcome is unknown and the provider does not de-duplicate
     reconciled: int = 0     # unknown outcomes settled by a provider's status look-up
+    deferred: int = 0    # quiet hours or a quiet day: back in the outbox until the next allowed instant
+    expired: int = 0     # validity over (or no allowed instant before it ends): never sent
     by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
     picked_up: list[str] = field(default_factory=list)   # what was taken over from dispatchers that stopped
@@ -110,7 +121,8 @@ class DispatchSummary:
                f"recorded {self.controls:,} control-group customers (never sent)",
                *self.picked_up,
                f"sent {self.sent:,}, failed {self.failed:,}, retrying later {self.retrying:,}, "
-               f"blocked at dispatch {self.blocked:,}, outcome unknown {self.unknown:,}"
+               f"blocked at dispatch {self.blocked:,}, deferred to allowed hours {self.deferred:,}, "
+               f"expired {self.expired:,}, outcome unknown {self.unknown:,}"
                + (f", unknown outcomes settled by status look-up {self.reconciled:,}" if self.reconciled else ""),
                *self.waiting]
         if self.held:
@@ -181,8 +193,14 @@ def send_time(as_of: dt.date, send_at: str | None, timezone: str) -> dt.datetime
 
 def contacts_from_lists(lists: pa.Table, *, scripts: Scripts | None = None,
                         customers: Mapping[str, Mapping[str, Any]] | None = None, timezone: str = "UTC",
-                        max_attempts: int = 5) -> tuple[list[Any], list[Any]]:
-    """The outbox items of a day's lists: (treated contacts, control rows); dropped rows are not contacts."""
+                        max_attempts: int = 5, policy: ContactPolicy | None = None,
+                        valid_days: Mapping[tuple[str, str], int] | None = None) -> tuple[list[Any], list[Any]]:
+    """The outbox items of a day's lists: (treated contacts, control rows); dropped rows are not contacts.
+
+    With the contact ``policy``, each contact's send time is an instant in the customer's local time moved
+    past quiet hours and quiet days, and it expires at the local midnight ending day D + its valid days
+    (the wave's ``valid_days`` from ``valid_days[(strategy, wave)]``, else the channel's, default 1).
+    """
 
     customers = customers or {}
     treated, controls = [], []
@@ -198,11 +216,21 @@ def contacts_from_lists(lists: pa.Table, *, scripts: Scripts | None = None,
                    "send_at": row.get("send_at"), "script": script}
         if row.get("cell"):
             payload["cell"] = row["cell"]   # which A/B cell (only strategies with cells: others keep their payload)
+        zone = customer.get("timezone") or timezone
+        purpose = row.get("purpose") or "marketing"
+        not_before = expires = None
+        if not is_control:
+            not_before = send_time(row["as_of"], row.get("send_at"), zone)
+            if policy is not None:
+                days = (valid_days or {}).get((row["strategy"], row["wave"]))
+                expires = valid_until(row["as_of"], policy.channel(row["channel"]).valid_days if days is None
+                                      else days, zone)
+                if not_before is not None:
+                    not_before = next_allowed(policy, row["channel"], purpose, not_before, zone) or expires
         item = NewContact(as_of=row["as_of"], customer_id=row["customer_id"], strategy_id=row["strategy"],
-                          wave=row["wave"], channel=row["channel"], purpose=row.get("purpose") or "marketing",
+                          wave=row["wave"], channel=row["channel"], purpose=purpose,
                           script_id=row.get("script_id"), rm_id=row.get("rm_id"), payload=payload,
-                          max_attempts=max_attempts,
-                          not_before=None if is_control else send_time(row["as_of"], row.get("send_at"), timezone))
+                          max_attempts=max_attempts, not_before=not_before, expires_at=expires)
         (controls if is_control else treated).append(item)
     return treated, controls
 
@@ -211,16 +239,20 @@ def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Chan
                   scripts: Scripts | None = None, customers: Mapping[str, Mapping[str, Any]] | None = None,
                   timezone: str = "UTC", max_attempts: int = 5,
                   summary: DispatchSummary | None = None, approval: approvals.Rules | None = None,
-                  operator: str | None = None, now: dt.datetime | None = None) -> DispatchSummary:
+                  operator: str | None = None, policy: ContactPolicy | None = None,
+                  valid_days: Mapping[tuple[str, str], int] | None = None,
+                  now: dt.datetime | None = None) -> DispatchSummary:
     """Put the lists' treated contacts in the outbox and record the controls; idempotent.
 
     New contacts of a day that needs a second person (``approval``; default: the default sizes and the
-    adapters' unmasked file exports) are enqueued ``held``, requested in the name of ``operator``.
+    adapters' unmasked file exports) are enqueued ``held``, requested in the name of ``operator``. Each
+    contact's ``not_before`` is its send time moved out of quiet hours and days, and it expires when its
+    validity ends (``policy``, ``valid_days``).
     """
 
     summary = summary or DispatchSummary()
     treated, controls = contacts_from_lists(lists, scripts=scripts, customers=customers, timezone=timezone,
-                                            max_attempts=max_attempts)
+                                            max_attempts=max_attempts, policy=policy, valid_days=valid_days)
     with unit_of_work(sessions) as session:
         done = outbox.enqueue(session, contacts=treated, now=now)
         summary.enqueued += len(done.new_ids)
@@ -228,8 +260,8 @@ def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Chan
                                            rules=approval or rules_from_adapters(adapters),
                                            requested_by=operator or operator_identity())
         summary.already_queued += len(done.existing_keys)
-        recorded = outbox.enqueue(session, contacts=controls)
-        outbox.cancel(session, dispatch_ids=recorded.new_ids, reason=CONTROL_REASON)
+        recorded = outbox.enqueue(session, contacts=controls, now=now)
+        outbox.cancel(session, dispatch_ids=recorded.new_ids, reason=CONTROL_REASON, now=now)
         summary.controls += len(recorded.new_ids)
         existing = set(recorded.existing_keys)
         fresh = [c for c in controls if c.key not in existing]
@@ -259,11 +291,16 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
           worker: str | None = None, clock: Callable[[], dt.datetime] | None = None,
           summary: DispatchSummary | None = None, max_batches: int | None = None,
           screen: Callable[[Sequence[dict[str, Any]]], Mapping[int, str]] | None = None,
-          owner: Owner | None = None) -> DispatchSummary:
-    """Send every due outbox item of the configured channels; returns what happened.
+          owner: Owner | None = None, policy: ContactPolicy | None = None, timezone: str = "UTC",
+          fresh_seconds: float = FRESH_SECONDS, timer: Callable[[], float] = time.monotonic) -> DispatchSummary:
+    """Send every due outbox item of the configured channels through the contact gate; returns what happened.
 
     ``screen`` (suitability at send time, see suitability_gate.send_time_screen) names the claimed items
-    that must not go out, with why; they are blocked like a consent refusal.
+    that must not go out, with why; ``policy`` is the contact policy the gate applies (quiet hours and
+    days, refusal memory, caps; none: only consent, do-not-disturb and suitability), in the customers'
+    local time (``timezone``, or a customer's own ``timezone`` field). A claimed batch goes through the
+    gate in chunks sized from the measured send time, so that the state the gate read is never older
+    than about ``fresh_seconds`` when a contact is handed to its channel (docs/execution.md).
 
     First, claims of dispatchers that died on this host are taken back, and unknown outcomes are checked
     with the providers' status look-ups (``lifeloop.execution.sending``). Items whose retry is not due yet
@@ -275,6 +312,10 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
     clock = clock or utcnow
     owner = owner or Owner.current()
     worker = worker or owner.label
+    customers = customers or {}
+    gate = Gate(policy, timezone=timezone, baseline=baseline, screen=screen, worker=worker,
+                timezones={c: v["timezone"] for c, v in customers.items() if v.get("timezone")})
+    pace = Pace(fresh_seconds)
     batches = 0
     in_hand: set[str] = set()   # claim tokens of batches not yet settled
     asked: set[int] = set()     # unknown items already looked up in this drain
@@ -291,8 +332,18 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
                 break
             in_hand.update(c["claim_token"] for c in claimed)
             batches += 1
-            allowed = _recheck(sessions, claimed, baseline or {}, now, summary, screen)
-            send_allowed(sessions, adapters, allowed, lambda c: _message(c, customers or {}), clock, summary)
+            for channel in sorted({c["channel"] for c in claimed}):
+                waiting = [c for c in claimed if c["channel"] == channel]
+                whole = adapters[channel].capabilities.whole_batch
+                while waiting:
+                    size = len(waiting) if whole else pace.size(channel)
+                    chunk, waiting = waiting[:size], waiting[size:]
+                    started = timer()
+                    with unit_of_work(sessions) as session:   # the state read, the verdicts and the ledger, at once
+                        passed = gate.apply(session, chunk, clock())
+                    _count_verdicts(summary, channel, passed.verdicts)
+                    send_allowed(sessions, adapters, passed.allowed, lambda c: _message(c, customers), clock, summary)
+                    pace.took(channel, timer() - started, len(chunk))
             release_claims(sessions, adapters, in_hand, owner, clock())   # anything an adapter did not answer for
             in_hand.clear()
     except (KeyboardInterrupt, Interrupted) as exc:
@@ -306,10 +357,44 @@ def drain(sessions: Any, adapters: Mapping[str, Channel], *, baseline: Baseline 
     return summary
 
 
+class Pace:
+    """How many contacts of a channel go through the gate at once, so that its state read stays fresh.
+
+    Starts with one contact, then sizes each chunk so that it takes about half of ``fresh_seconds`` at the
+    last measured time per contact (at most doubling from one chunk to the next, so a gateway that slows
+    down is noticed after one short chunk). The bound then holds unless one single hand-over is slower
+    than the other half (docs/performance.md has the measurement).
+    """
+
+    def __init__(self, fresh_seconds: float):
+        self.fresh = fresh_seconds
+        self.sizes: dict[str, int] = {}
+
+    def size(self, channel: str) -> int:
+        """The next chunk's size for ``channel``."""
+        return self.sizes.get(channel, 1)
+
+    def took(self, channel: str, seconds: float, n: int) -> None:
+        """Record that ``n`` contacts took ``seconds`` from the state read to the last hand-over."""
+        per = seconds / max(n, 1)
+        fits = int(self.fresh / 2 / per) if per > 0 else 10_000
+        self.sizes[channel] = max(1, min(fits, 2 * max(n, 1), 10_000))
+
+
+def _count_verdicts(summary: DispatchSummary, channel: str, verdicts: Mapping[int, Any]) -> None:
+    for verdict in verdicts.values():
+        if verdict.action == "block":
+            summary.count(channel, "blocked")
+        elif verdict.action == "hold":
+            summary.count(channel, "deferred")
+        elif verdict.action == "expire":
+            summary.count(channel, "expired")
+
+
 def _snapshot(item: Any) -> dict[str, Any]:
     return {name: getattr(item, name) for name in (
         "id", "idempotency_key", "as_of", "customer_id", "strategy_id", "wave", "channel", "purpose", "rm_id",
-        "payload", "claim_token")}
+        "payload", "claim_token", "attempts", "expires_at")}
 
 
 def _message(c: Mapping[str, Any], customers: Mapping[str, Mapping[str, Any]]) -> Message:
@@ -318,50 +403,6 @@ def _message(c: Mapping[str, Any], customers: Mapping[str, Mapping[str, Any]]) -
                    strategy_id=c["strategy_id"], wave=c["wave"], channel=c["channel"], purpose=c["purpose"],
                    rm_id=c["rm_id"], offer=payload.get("offer"), priority=int(payload.get("priority") or 0),
                    script=payload.get("script") or "", customer=customers.get(c["customer_id"], {}))
-
-
-def _recheck(sessions: Any, claimed: Sequence[dict[str, Any]], baseline: Baseline, now: dt.datetime,
-             summary: DispatchSummary,
-             screen: Callable[[Sequence[dict[str, Any]]], Mapping[int, str]] | None = None) -> list[dict[str, Any]]:
-    """Suitability, consent and do-not-disturb checked again at send time; refused items are blocked with why."""
-    import sqlalchemy as sa
-
-
-    ids = sorted({c["customer_id"] for c in claimed})
-    allowed = []
-    with unit_of_work(sessions) as session:
-        changes: dict[str, list[Any]] = {}
-        for start in range(0, len(ids), 1000):
-            query = sa.select(ConsentChange).where(ConsentChange.customer_id.in_(ids[start:start + 1000]),
-                                                   ConsentChange.effective_at <= now)
-            for change in session.scalars(query):
-                changes.setdefault(change.customer_id, []).append(change)
-        dnd: dict[str, list[Any]] = {}
-        for start in range(0, len(ids), 1000):
-            for entry in consent.active_do_not_disturb(session, at=now, customer_ids=ids[start:start + 1000]):
-                dnd.setdefault(entry.customer_id, []).append(entry)
-        unsuitable = screen(claimed) if screen is not None else {}
-        for c in claimed:
-            who, channel, purpose = c["customer_id"], c["channel"], c["purpose"]
-            if c["id"] in unsuitable:
-                if outbox.block(session, dispatch_id=c["id"], claim_token=c["claim_token"],
-                                reason=f"at dispatch: {unsuitable[c['id']]}", now=now):
-                    summary.count(channel, "blocked")
-                    audit.record(session, actor="dispatch", action="dispatch.blocked.suitability",
-                                 target_type="customer", target_id=who, reason=unsuitable[c["id"]],
-                                 details={"as_of": str(c["as_of"]), "strategy": c["strategy_id"], "wave": c["wave"],
-                                          "offer": (c["payload"] or {}).get("offer"), "channel": channel,
-                                          "dispatch_id": c["id"], "at_send": True})
-                continue
-            permission = consent.decide(channel=channel, purpose=purpose, at=now,
-                                        baseline=baseline.get((who, purpose, channel)),
-                                        changes=changes.get(who, []), do_not_disturb=dnd.get(who, []))
-            if permission.allowed:
-                allowed.append(c)
-            elif outbox.block(session, dispatch_id=c["id"], claim_token=c["claim_token"],
-                              reason=f"at dispatch: {permission.reason}", now=now):
-                summary.count(channel, "blocked")
-    return allowed
 
 
 # ---------------------------------------------------------------------------------------------- the step
@@ -410,6 +451,10 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
     customers, baseline = bank_tables(ctx.lake, as_of, lists["customer_id"].to_pylist() + waiting_customers(sessions))
     strategies = ctx.load_config("strategies", StrategiesConfig)[0] if (ctx.config_dir / "strategies.yaml").exists() \
         else None
+    policy = contact_policy(ctx)
+    valid_days = {(s.id, w.id): w.valid_days for s in (strategies.strategies if strategies else ())
+                  for w in s.waves if w.valid_days is not None}
+    clock = replay_clock(as_of, config.replay_at, ctx.bank.timezone) if config.replay_at else None
     scripts = Scripts(strategies, language=config.language, bank_name=ctx.bank.name,
                       products=product_names(inputs[1]), as_of=as_of)
     add_features(ctx, as_of, customers)
@@ -417,17 +462,33 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
     try:
         summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
                                 timezone=ctx.bank.timezone, max_attempts=config.max_attempts,
-                                approval=rules_from_config(config), operator=operator)
+                                approval=rules_from_config(config), operator=operator, policy=policy,
+                                valid_days=valid_days, now=clock() if clock else None)
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
             drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,
-                  summary=summary, screen=send_time_screen(ctx, as_of, inputs))
+                  summary=summary, screen=send_time_screen(ctx, as_of, inputs), policy=policy,
+                  timezone=ctx.bank.timezone, fresh_seconds=config.fresh_seconds, clock=clock)
     finally:
         for adapter in adapters.values():
             adapter.close()
     with unit_of_work(sessions) as session:
         summary.outbox = outbox_counts(session, as_of=as_of)
     return summary
+
+
+def contact_policy(ctx: Surroundings) -> ContactPolicy:
+    """``config/contact_policy.yaml`` (the gate's rules), or the template's when the workspace has none."""
+    if not (ctx.config_dir / "contact_policy.yaml").exists():
+        return load_model(ContactPolicy, template_root() / "config" / "contact_policy.yaml")[0]
+    return ctx.load_config("contact_policy", ContactPolicy)[0]
+
+
+def replay_clock(as_of: dt.date, at: str, timezone: str) -> Callable[[], dt.datetime]:
+    """A clock that stands at local time ``at`` (HH:MM) on ``as_of``: replays and the simulated bank only."""
+    instant = send_time(as_of, at, timezone)
+    assert instant is not None
+    return lambda: instant
 
 
 def waiting_customers(sessions: Any) -> list[str]:
@@ -459,4 +520,4 @@ def compute(inputs: Inputs) -> Output:
 
 
 STEP = Step("dispatch", compute, reads=(Read("lists"),), writes=None, ops=True,
-            doc="dispatch (执行): lists -> ops outbox (idempotency keys) -> consent/DND/suitability re-checked -> channels")
+            doc="dispatch (执行): lists -> ops outbox (idempotency keys) -> the contact gate at send time -> channels")

@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from typing import Any, Protocol, cast
 
 from lifeloop.execution.channels.base import Channel, Message, Result, StatusLookup
+from lifeloop.execution.gate import first_attempt
 from lifeloop.store.ops import contacts as outbox
-from lifeloop.store.ops import delivery
+from lifeloop.store.ops import delivery, ledger
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.delivery import Recovered
 from lifeloop.store.ops.owners import Owner
@@ -115,11 +116,14 @@ def send_allowed(sessions: Any, adapters: Mapping[str, Channel], allowed: Sequen
         adapter = adapters[channel]
         group = [c for c in allowed if c["channel"] == channel]
         tokens = {c["id"]: c["claim_token"] for c in group}
+        first = {c["id"] for c in group if first_attempt(c)}   # a definitive failure of these frees its place
         messages = [to_message(c) for c in group]
 
-        def record(result: Result, channel: str = channel, tokens: Mapping[int, str] = tokens) -> None:
+        def record(result: Result, channel: str = channel, tokens: Mapping[int, str] = tokens,
+                   first: set[int] = first) -> None:
             with unit_of_work(sessions) as session:
-                _record(session, channel, result, tokens[result.dispatch_id], clock(), tally, channel in dedup)
+                _record(session, channel, result, tokens[result.dispatch_id], clock(), tally, channel in dedup,
+                        result.dispatch_id in first)
 
         if adapter.capabilities.reports_each:
             def before(m: Message, tokens: Mapping[int, str] = tokens) -> bool:
@@ -146,10 +150,13 @@ def send_allowed(sessions: Any, adapters: Mapping[str, Channel], allowed: Sequen
         results = adapter.send([m for m in messages if m.dispatch_id in held])
         with unit_of_work(sessions) as session:
             for r in results:
-                _record(session, channel, r, tokens[r.dispatch_id], clock(), tally, channel in dedup)
+                _record(session, channel, r, tokens[r.dispatch_id], clock(), tally, channel in dedup,
+                        r.dispatch_id in first)
 
 
-def _record(session: Any, channel: str, r: Result, token: str, now: dt.datetime, tally: Tally, dedup: bool) -> None:
+def _record(session: Any, channel: str, r: Result, token: str, now: dt.datetime, tally: Tally, dedup: bool,
+            first: bool) -> None:
+    """Record one result; a definitive failure of a first attempt gives back its contact-ledger place."""
     if r.ok:
         if outbox.mark_sent(session, dispatch_id=r.dispatch_id, claim_token=token, now=now,
                             provider_ref=r.provider_ref):
@@ -164,6 +171,8 @@ def _record(session: Any, channel: str, r: Result, token: str, now: dt.datetime,
                                 now=now, retryable=r.retryable or r.unknown, retry_after=r.retry_after)
     if status == "failed":
         tally.count(channel, "failed")
+        if first:   # it never reached the customer (no earlier attempt might have): its place is free again
+            ledger.release(session, dispatch_id=r.dispatch_id)
     elif status == "pending":
         tally.count(channel, "retrying")
 

@@ -3,7 +3,7 @@
 An **entry** is a customer's first appearance in a strategy's journey (a row of an entry wave — a wave
 that depends on no other — in the day's lists), once per ``reentry_days``. Both arms enter the same
 way: the treated group (``group = treated``) and the control group (held out by hash), counting every
-candidate that passed the customer-level checks (do-not-disturb, consent, refusal memory, quiet
+candidate that passed the customer-level checks (do-not-disturb, consent, refusal memory, quiet days and quiet
 hours, suitability). Treated candidates later stopped by a cap or by capacity stay in the treated arm:
 the control group never meets caps or capacity, so dropping them would compare a selected treated
 group with an unselected control (intention to treat; ``contacted`` says who was actually reached).
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 AREA = "outcomes"
 # dropped before the holdout mattered: the control group meets these checks too, so neither arm keeps them
-BEFORE_ASSIGNMENT = ("dnd", "consent", "refusal_memory", "quiet_hours", "suitability")
+BEFORE_ASSIGNMENT = ("dnd", "consent", "refusal_memory", "quiet_day", "quiet_hours", "suitability")
 
 
 def output_schema() -> pa.Schema:

@@ -7,7 +7,8 @@ the checks run in this order, and the first that fails is the reason the channel
 2. ``consent`` — no consent for the strategy's purpose on that channel (a missing row means what
    ``consent.missing`` says: no for marketing by default);
 3. ``refusal_memory`` — the customer refused a contact on that channel within N months;
-4. ``quiet_hours`` — the send time falls in the channel's quiet hours and cannot move later that day;
+4. ``quiet_day`` — D is a quiet day (holiday, ``quiet_days``) for the channel and purpose;
+   ``quiet_hours`` — the send time falls in the channel's quiet hours and cannot move later that day;
 5. caps — ``cap_overall_day|week|month`` and ``cap_<channel>_day|week|month`` (history + today so far),
    and ``same_strategy_today`` (one wave of a strategy per customer per day);
 6. capacity — ``capacity_strategy``, ``capacity_strategy_rm``, ``capacity_channel``, ``capacity_rm``,
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.contact_rules import months_before, refusal_memory_since
 from lifeloop.config.strategies import Strategy
 from lifeloop.strategy.arbitration import order
 from lifeloop.strategy.capacity import DailyCapacity
@@ -40,20 +42,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SEP = "\x1f"
+__all__ = ["Caps", "channel_reasons", "decide", "months_before"]
 
 
 def _key(*cols: pa.Array) -> pa.Array:
     import pyarrow.compute as pc
 
     return pc.binary_join_element_wise(*[pc.cast(c, "string") for c in cols], SEP)
-
-
-def months_before(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` calendar months earlier (clamped to the month's end)."""
-    import calendar
-
-    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
-    return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
 def channel_reasons(options: pa.Table, history: History, policy: ContactPolicy, as_of: dt.date) -> list[str | None]:
@@ -94,14 +89,21 @@ def channel_reasons(options: pa.Table, history: History, policy: ContactPolicy, 
     ref = history.refusals
     if ref.num_rows:
         recent = []
-        for ch, months in policy.refusal_memory_months.items():
-            if months > 0:
-                since = months_before(as_of, months)
+        for ch in policy.refusal_memory_months:
+            since = refusal_memory_since(policy, ch, as_of)
+            if since is not None:
                 part = ref.filter(pc.and_(pc.equal(ref["channel"], ch), pc.greater(ref["refused_on"], since)))
                 recent.append(_key(part["customer_id"], part["channel"]))
         if recent:
             mark(pc.is_in(cc, pa.chunked_array(recent, pa.string())), "refusal_memory")
-    # 4. quiet hours: few distinct (channel, requested time) pairs, decided once each
+    # 4. quiet days (holidays) on D, then quiet hours: few distinct (channel, purpose) and (channel, requested
+    # time) pairs, decided once each (the send-time gate applies the same rules in the customer's local time)
+    if policy.quiet_days:
+        cp = _key(chan, purpose)
+        for pair in pc.unique(cp).to_pylist():
+            ch, why = pair.split(SEP)
+            if any(q.covers(as_of, ch, why) for q in policy.quiet_days):
+                mark(pc.equal(cp, pair), "quiet_day")
     send = options["send_at"]
     pairs = _key(chan, pc.fill_null(send, ""))
     for pair in pc.unique(pairs).to_pylist():

@@ -61,6 +61,7 @@ class NewContact:
     unit_cost: Decimal | None = None
     max_attempts: int = 5
     not_before: dt.datetime | None = None  # e.g. the end of quiet hours
+    expires_at: dt.datetime | None = None  # the end of its validity: never sent after this instant
     idempotency_key: str | None = None     # default: dispatch_key(...) of the fields above
 
     key: str = field(init=False)
@@ -96,6 +97,7 @@ def enqueue(session: Session, *, contacts: Iterable[NewContact], now: dt.datetim
         "wave": c.wave, "channel": c.channel, "purpose": c.purpose, "script_id": c.script_id, "rm_id": c.rm_id,
         "payload": c.payload, "unit_cost": c.unit_cost, "status": "pending", "attempts": 0,
         "max_attempts": c.max_attempts, "next_attempt_at": as_utc(c.not_before) if c.not_before else now,
+        "expires_at": as_utc(c.expires_at) if c.expires_at else None,
         "created_at": now, "updated_at": now,
     } for c in items]
     insert = _insert_for(session)(Dispatch).on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -279,6 +281,19 @@ def block(session: Session, *, dispatch_id: int, claim_token: str, reason: str,
     done = session.execute(
         sa.update(Dispatch).where(_held(dispatch_id, claim_token))
         .values(status="blocked", blocked_reason=reason[:256], claim_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session="fetch"))
+    return done.rowcount == 1
+
+
+def hold(session: Session, *, dispatch_id: int, claim_token: str, until: dt.datetime, reason: str,
+         now: dt.datetime | None = None) -> bool:
+    """Hand a claimed item back until ``until`` (quiet hours): pending again, and the claim is not an attempt."""
+    now = as_utc(now or utcnow())
+    done = session.execute(
+        sa.update(Dispatch).where(_held(dispatch_id, claim_token))
+        .values(status="pending", next_attempt_at=as_utc(until), attempts=sa.func.max(Dispatch.attempts - 1, 0)
+                if session.get_bind().dialect.name == "sqlite" else sa.func.greatest(Dispatch.attempts - 1, 0),
+                claim_expires_at=None, claimed_by=None, claim_token=None, last_error=reason[:4000], updated_at=now)
         .execution_options(synchronize_session="fetch"))
     return done.rowcount == 1
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lifeloop.errors import DataError, LifeloopError, NotFoundError, Problem
-from lifeloop.store.ops import audit
+from lifeloop.store.ops import audit, ledger
 from lifeloop.store.ops.contacts import IN_HANDS
 from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.owners import Owner, is_alive
@@ -203,6 +203,7 @@ def settle_unknown(session: Session, *, dispatch_id: int, delivered: bool, evide
         item.last_error = f"not delivered: {evidence}; sent again"
     else:
         item.status, item.last_error = "failed", f"not delivered: {evidence}; no attempt left"
+        ledger.release(session, dispatch_id=item.id)   # known not to have reached the customer: its place is free
     item.claim_token = item.claim_expires_at = None
     item.updated_at = now
     audit.record(session, actor=actor, action="outbox.reconciled", target_type="dispatch",
@@ -241,6 +242,7 @@ def resolve(session: Session, *, key: str, outcome: Resolution, reason: str, act
         item.last_error = f"not sent (resolved by {actor}: {reason}); due again"
     else:
         item.status, item.last_error = "failed", f"not sent (resolved by {actor}): {reason}"
+        ledger.release(session, dispatch_id=item.id)   # an operator says it never reached the customer
     item.claim_token = item.claim_expires_at = None
     item.updated_at = now
     audit.record(session, actor=actor, action="outbox.resolve", target_type="dispatch",

@@ -7,7 +7,6 @@ before calling a customer who said no ("not called again for N months").
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -16,6 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from lifeloop.config.contact_rules import months_before
 from lifeloop.errors import DataError, NotFoundError, Problem
 from lifeloop.store.ops.models import OUTCOMES, Dispatch, Feedback, Lead
 from lifeloop.store.ops.types import as_utc, utcnow
@@ -160,14 +160,6 @@ def for_contact(session: Session, *, dispatch_id: int) -> list[Feedback]:
         raise NotFoundError(f"no contact with id {dispatch_id}")
     query = sa.select(Feedback).where(Feedback.dispatch_id == dispatch_id).order_by(Feedback.occurred_at, Feedback.id)
     return list(session.scalars(query))
-
-
-def months_before(moment: dt.datetime, months: int) -> dt.datetime:
-    """The same day and time ``months`` calendar months earlier (the 31st falls back to the month's end)."""
-    index = moment.year * 12 + (moment.month - 1) - months
-    year, month = divmod(index, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
 
 
 def refused_within(session: Session, *, customer_id: str, months: int, now: dt.datetime | None = None,

@@ -106,8 +106,36 @@ class Dispatch(Base):
     blocked_reason: Mapped[str | None] = mapped_column(sa.String(256))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # the contact's validity ends here (its list's date + the wave's valid days, local midnight); NULL: never
+    expires_at: Mapped[dt.datetime | None]
 
     feedback: Mapped[list[Feedback]] = relationship(back_populates="dispatch")
+
+
+class ContactReservation(Base):
+    """A contact's place in the customer's contact ledger (frequency caps at send time), one per local day.
+
+    Reserved by the send-time gate right before the contact goes out, under a per-customer lock (the
+    database write lock on SQLite, a transaction-scoped advisory lock on PostgreSQL), after counting the
+    customer's reservations in every cap window; released (deleted) when the send fails for good and no
+    earlier attempt may have reached the customer. See lifeloop.store.ops.ledger.
+    """
+
+    __tablename__ = "contact_ledger"
+    __table_args__ = (
+        one_of("channel", CONTACT_CHANNELS, "channel"),
+        sa.UniqueConstraint("dispatch_id", "contact_day"),
+        sa.Index(None, "customer_id", "contact_day"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dispatch_id: Mapped[int] = mapped_column(sa.ForeignKey("dispatches.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    strategy_id: Mapped[str] = mapped_column(sa.String(64))
+    contact_day: Mapped[dt.date] = mapped_column(sa.Date)   # the customer's local date of the contact
+    reserved_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reserved_by: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class Lead(Base):
