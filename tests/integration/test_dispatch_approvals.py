@@ -19,8 +19,9 @@ def test_a_dispatch_above_the_configured_size_sends_nothing_until_someone_else_a
     sim = ctx.simulate(ws / "extracts", customers=400, days=60, seed=5)
     ctx.ingest(ws / "extracts", as_of=sim.as_of)
     path = ws / "config" / "channels.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace("max_contacts_per_day: 20000", "max_contacts_per_day: 1"),
-                    encoding="utf-8")
+    # a simulated day is dispatched as if it were 19:00 on it (the real clock would find it long expired)
+    path.write_text(path.read_text(encoding="utf-8").replace("max_contacts_per_day: 20000", "max_contacts_per_day: 1")
+                    + 'replay_at: "19:00"\n', encoding="utf-8")
     monkeypatch.setenv("LIFELOOP_OPERATOR", "alice")
     with ctx:
         ctx.run(sim.as_of, steps=["features", "lifecycle", "segments", "clusters", "audiences", "plan", "dispatch"])
