@@ -54,8 +54,8 @@ def test_coverage_finds_the_planted_gaps_by_customers_and_by_aum_but_not_the_sma
         ("tier", "mass", "dormant", 10, 10_000.0),
     ]
     cell = {(c["kind"], c["segment"], c["stage"]): c for c in report["cells"]}
-    assert cell[("tier", "wealth", "dormant")]["customers"] == 1 and cell[("tier", "wealth",
-                                                                           "dormant")]["strategies"] == {}
+    assert (cell[("tier", "wealth", "dormant")]["customers"] == 1
+            and cell[("tier", "wealth", "dormant")]["strategies"] == {})
 
 
 def test_coverage_finds_the_planted_overlap_and_names_the_strategy_that_won_the_plan():
@@ -66,8 +66,8 @@ def test_coverage_finds_the_planted_overlap_and_names_the_strategy_that_won_the_
         ("group", "payroll", "honeymoon", 2, {"salary_day": 2, "welcome": 2}, {"salary_day": 2}, "salary_day"),
     ]
     cell = {(c["kind"], c["segment"], c["stage"]): c for c in report["cells"]}
-    assert cell[("tier", "mass", "honeymoon")]["customers"] == 3 and cell[("tier", "mass",
-                                                                           "honeymoon")]["aum"] == 15000.0
+    assert (cell[("tier", "mass", "honeymoon")]["customers"] == 3
+            and cell[("tier", "mass", "honeymoon")]["aum"] == 15000.0)
 
 
 def test_without_a_plan_the_overlap_is_still_found_but_no_winner_is_named():

@@ -104,8 +104,8 @@ def test_transitions_between_two_runs_print_flows_and_cohorts(ctx):
     out = Console(record=True, width=140)
     result = transitions_command(ctx, out, D1, D2)
     flows = {(r["from_stage"], r["to_stage"]): r["customers"] for r in result["flows"]}
-    assert flows[("dormant", "won_back")] == 1 and flows[("honeymoon", "growing")] == 1 and flows[(None,
-                                                                                                   "onboarding")] == 1
+    assert (flows[("dormant", "won_back")] == 1 and flows[("honeymoon", "growing")] == 1
+            and flows[(None, "onboarding")] == 1)
     assert "(new)" in out.export_text()
 
 

@@ -193,8 +193,7 @@ def test_the_plan_lists_treated_control_and_dropped_customers_with_the_policy_th
         ("welcome", "w1", "C1", "treated", "contact", "sms", "10:00", None),
         ("welcome", "w1", "C2", "treated", "dropped", None, None, "consent"),            # no marketing consent
         ("welcome", "w1", "C3", "control", "control", "sms", "10:00", None),           # held out, contactable
-        ("welcome", "w1", "C4", "treated", "dropped", None, None,
-         "cap_overall_day"),    # one contact a day: outflow won
+        ("welcome", "w1", "C4", "treated", "dropped", None, None, "cap_overall_day"),  # one contact a day: outflow won
     ]
     by = {(r["strategy"], r["customer_id"]): r for r in lists}
     assert by[("welcome", "C1")]["script_id"] == "welcome.sms"

@@ -211,8 +211,8 @@ def gate(folder: Path, custs: list[dict], rows: list[dict]) -> tuple[list[dict],
 def _ctx(folder: Path, custs: list[dict]) -> SimpleNamespace:
     """What the gate reads of a Context: the bank's customers and products as of D, and the contact policy."""
     customers = _parquet(pa.Table.from_pylist(custs))
-    files = lambda as_of: {"customers": [pa.BufferReader(customers)],
-                           "products": [pa.BufferReader(PRODUCT_FILE)]}  # noqa: E731
+    files = lambda as_of: {"customers": [pa.BufferReader(customers)],  # noqa: E731
+                           "products": [pa.BufferReader(PRODUCT_FILE)]}
     return SimpleNamespace(lake=SimpleNamespace(bank_files=files), config_dir=folder,
                            load_config=_load_config(folder))
 
