@@ -107,8 +107,8 @@ def decide_one(customer: dict | None, product: dict | None, product_offer: bool,
     age = age_on(customer.get("birth_date"), as_of)
     flagged = None
     for r in rules:
-        if age is not None and age >= r.min_age and p_level >= level(r.min_product_level,
-                                                                     PRODUCT_RISK_LEVELS):  # type: ignore[operator]
+        if (age is not None and age >= r.min_age
+                and p_level >= level(r.min_product_level, PRODUCT_RISK_LEVELS)):  # type: ignore[operator]
             why = f"{r.name}: age {age} >= {r.min_age}, product {pid} is {p_code}"
             if r.action == "drop":
                 return EXTRA, why
