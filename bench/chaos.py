@@ -302,7 +302,8 @@ def run(url: str, *, n: int = 1000, crashes: int = 20, lookup: bool = True, seed
                     procs[victim].send_signal(signal.SIGINT)   # out of crashes to inject: stop it gently
             for p in procs:
                 result = _outcome(p)
-                counts.picked_up_lines.extend(x for x in result.get("lines", []) if "stopped dispatcher" in x or "picked up" in x)
+                counts.picked_up_lines.extend(x for x in result.get("lines", []) if "stopped dispatcher" in x
+                                              or "picked up" in x)
                 if os.environ.get("CHAOS_DEBUG"):
                     print(round_no, result, file=sys.stderr)
         # then healthy dispatchers settle what is left (in this process: no start-up cost)

@@ -89,7 +89,7 @@ def generate(db, folder: Path, customers: int, transactions: int) -> dict[str, i
         ['C1', 'C2', 'C3', 'C4', 'C5'][1 + hash(i, 10) % 5] AS risk_level,
         NULL::DATE AS risk_assessed_on,
         DATE '2023-01-01' + (hash(i, 11) % 900)::INTEGER AS risk_expires_on
-        FROM range({n}) r(i)) TO {f['customers']} {opts}""")
+        FROM range({n}) r(i)) TO {f['customers']} {opts}""")  # noqa: E501
     # three accounts per customer, snapshots 120 and 10 days before D
     run(f"""COPY (SELECT 'A' || lpad((i * 3 + k)::VARCHAR, 10, '0') AS account_id,
         'C' || lpad(i::VARCHAR, 9, '0') AS customer_id,
@@ -112,7 +112,7 @@ def generate(db, folder: Path, customers: int, transactions: int) -> dict[str, i
         ['employer', 'individual', 'merchant', 'bank'][1 + hash(i, 37) % 4] AS counterparty_kind,
         hash(i, 38) % 10 < 7 AS customer_initiated,
         NULL::DECIMAL(18,2) AS balance_after
-        FROM range({t}) r(i)) TO {f['transactions']} {opts}""")
+        FROM range({t}) r(i)) TO {f['transactions']} {opts}""")  # noqa: E501
     events = n * 5
     run(f"""COPY (SELECT 'E' || lpad(i::VARCHAR, 11, '0') AS event_id,
         'C' || lpad((hash(i, 40) % {n})::VARCHAR, 9, '0') AS customer_id,
@@ -224,7 +224,7 @@ FROM read_parquet({p['customers']}) c
 LEFT JOIN t USING (customer_id) LEFT JOIN h USING (customer_id) LEFT JOIN h90 USING (customer_id)
 LEFT JOIN e USING (customer_id)
 WHERE c.open_date IS NULL OR c.open_date <= {d0}
-ORDER BY c.customer_id"""
+ORDER BY c.customer_id"""  # noqa: E501
 
 
 _ARG = r"[^()]*(?:\([^()]*\)[^()]*)*"  # text with at most one level of brackets inside
@@ -272,7 +272,7 @@ def same_values(step_file: Path, hand_file: Path) -> tuple[bool, str]:
         else:
             checks.append(f"sum(CASE WHEN a.{c} IS DISTINCT FROM b.{c} THEN 1 ELSE 0 END) AS {c}")
     row = con.sql(f"""SELECT count(*) AS n, count(b.customer_id) AS matched, {', '.join(checks)}
-        FROM read_parquet({q(str(step_file))}, hive_partitioning = false) a FULL JOIN read_parquet({q(str(hand_file))}) b USING (customer_id)""")
+        FROM read_parquet({q(str(step_file))}, hive_partitioning = false) a FULL JOIN read_parquet({q(str(hand_file))}) b USING (customer_id)""")  # noqa: E501
     values = dict(zip(row.columns, row.fetchall()[0], strict=False))
     bad = {k: v for k, v in values.items() if k not in ("n", "matched") and v}
     ok = not bad and values["n"] == values["matched"]

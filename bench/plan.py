@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"plan summary: {json.dumps(summary, ensure_ascii=False)}")
     (args.out / "results.json").write_text(json.dumps({"times": times, "cpu": cpu, "audience_rows": aud_rows,
-                                                       "summary": summary, "customers": args.customers, "transactions": args.transactions,
+                                                       "summary": summary, "customers": args.customers,
+                                                       "transactions": args.transactions,
                                                        "as_of": D.isoformat()}, indent=2))
     return 0
 

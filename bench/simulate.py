@@ -39,7 +39,8 @@ def main() -> None:
     from lifeloop.data.simulator import SimulatedBank, simulate
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="lifeloop-bench-sim-"))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}")
     try:
         out = root / "bank"
         t, cpu = time.perf_counter(), time.process_time()

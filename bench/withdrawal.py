@@ -8,7 +8,8 @@ sends them through a gateway that takes ``--per-request`` seconds a message (seq
 adapter does); ``--after`` seconds in, every customer withdraws marketing consent on every channel (one
 transaction, as an inbound-reply import would). The gateway records the monotonic time of every message
 it is handed; the figure is the time from the withdrawal's commit to the last message handed over after
-it (0 if none), for each batch size, worst of several withdrawal times (so one lands mid-chunk). Figures go to docs/performance.md ("The contact gate").
+it (0 if none), for each batch size, worst of several withdrawal times (so one lands mid-chunk). Figures go to
+docs/performance.md ("The contact gate").
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def _rows(table: str, rows: list[tuple]) -> pa.Table:
 
 BRANCHES = [("B1", "Main street", "Shanghai", "East")]
 RMS = [("RM1", "Li Lei", "B1", 20)]
-#            id      name  gender birth           id_no mobile email city occupation branch rm  open_date        prospect risk  assessed expires
+#            id      name  gender birth           id_no mobile email city occupation branch rm  open_date  prospect risk
+#    assessed         expires
 CUSTOMERS = [
     ("C001", "Wang", "F", d("1980-02-29"), None, None, None, "SH", None, "B1", "RM1", d("2020-01-15"), False, "C3",
      d("2023-12-31"), d("2024-12-31")),

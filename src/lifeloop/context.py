@@ -165,7 +165,8 @@ class Context:
         after the previous batch.
         """
 
-        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress, today=today)
+        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress,
+                                today=today)
 
     def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | Any | None = None, *,
             replan_reason: str | None = None) -> list[StepResult]:
@@ -175,7 +176,8 @@ class Context:
 
     @property
     def operator(self) -> str:
-        """Who is acting: LIFELOOP_OPERATOR, else the OS user — interim, until principals land (data-protection issue)."""
+        """Who is acting: LIFELOOP_OPERATOR, else the OS user — interim, until principals land (data-protection
+        issue)."""
         return operator_identity()
 
     # ------------------------------------------------------------------ the audit log
@@ -188,7 +190,8 @@ class Context:
         """Export the audit entries of ``start``..``end`` (bank-local dates, inclusive) as CSV or JSONL; audited."""
         with unit_of_work(self.ops()) as session:
             return audit.export(session, start=self._local_midnight(start),
-                                end=self._local_midnight(end + dt.timedelta(days=1)), out=Path(out), actor=self.operator)
+                                end=self._local_midnight(end + dt.timedelta(days=1)), out=Path(out),
+                                actor=self.operator)
 
     def audit_prune(self, before: dt.date, archive: str | Path) -> audit.Pruned:
         """Delete audit entries written before ``before`` (past the retention) that ``archive`` holds; audited."""
@@ -256,7 +259,8 @@ class Context:
                                    drain_outbox=drain, operator=self.operator)
 
     def outbox_unknown(self, channel: str | None = None) -> list[delivery.UnknownItem]:
-        """Contacts whose delivery is unknown (the provider does not de-duplicate), oldest first, with reason and age."""
+        """Contacts whose delivery is unknown (the provider does not de-duplicate), oldest first, with reason and
+        age."""
 
         with self.ops()() as session:
             return delivery.unknown_items(session, now=utcnow(), channel=channel)

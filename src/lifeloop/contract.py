@@ -123,7 +123,8 @@ class Inputs:
 
     @contextmanager
     def scratch(self) -> Iterator[Path]:
-        """A private folder inside the lake for files an engine must read (Spark reads files, not memory); removed after."""
+        """A private folder inside the lake for files an engine must read (Spark reads files, not memory); removed
+        after."""
         folder = Path(self.lake.root) / ".staging" / f"scratch-{uuid.uuid4().hex}"
         folder.mkdir(parents=True)
         try:

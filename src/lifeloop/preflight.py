@@ -171,7 +171,8 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
 
 
 def _check_replay(c: _Checker, config: ChannelsConfig, doc: LocatedYaml) -> None:
-    """``replay_at`` with a channel that reaches real customers is a warning: the gate would judge by a replayed clock."""
+    """``replay_at`` with a channel that reaches real customers is a warning: the gate would judge by a replayed
+    clock."""
     live = sorted(name for name, s in config.channels.items() if s.kind == "webhook")
     if config.replay_at and live:
         c.warnings.append(Problem(
@@ -247,7 +248,8 @@ def _check_clusters(c: _Checker, config: ClustersConfig, doc: LocatedYaml, featu
                                     hint="name a tag of config/tags.yaml", **at))  # type: ignore[arg-type]
         elif not typ.startswith(NUMERIC):
             c.errors.append(Problem(f"the feature {f.name!r} is {typ}; clustering needs numbers",
-                                    hint="choose a numeric tag (counts, amounts, days)", **at))  # type: ignore[arg-type]
+                                    hint="choose a numeric tag (counts, amounts, days)",
+                                    **at))  # type: ignore[arg-type]
 
 
 def _products(lake: Lake | None, as_of: dt.date | None) -> set[str] | None:

@@ -91,7 +91,8 @@ def assert_clean_and_visible(driver, path: Path) -> None:
 def test_the_sample_report_opens_without_errors_or_requests_and_shows_board_and_heat_map(browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    path = Path(os.environ["LIFELOOP_REPORT_FILE"]) if os.environ.get("LIFELOOP_REPORT_FILE") else sample_report(tmp_path)
+    path = (Path(os.environ["LIFELOOP_REPORT_FILE"]) if os.environ.get("LIFELOOP_REPORT_FILE")
+            else sample_report(tmp_path))
     assert_clean_and_visible(browser, path)
     if not os.environ.get("LIFELOOP_REPORT_FILE"):
         board = browser.find_element(By.ID, "strategy-board")

@@ -54,7 +54,8 @@ def test_berka_loads_with_exact_counts_per_table(berka):
 def test_every_account_opened_by_the_as_of_date_has_a_snapshot_and_later_ones_have_none(berka):
     ctx, _ = berka
     opened = {r[0] for r in _raw("select account_id from account where date <= '941030'")}
-    with_snapshot = {r[0] for r in _sql(ctx, "select distinct account_id from holdings where product_id like 'CURRENT%'")}
+    with_snapshot = {r[0] for r in _sql(ctx,
+                                        "select distinct account_id from holdings where product_id like 'CURRENT%'")}
     assert len(opened) == 1_515
     assert with_snapshot == opened
     # one snapshot per account and active day, one per loan on the day it was granted, one per loan granted

@@ -64,7 +64,8 @@ def test_refitting_next_month_keeps_cluster_ids_and_most_customers_keep_their_cl
     ctx, d1, d2 = bank
     first = run_clusters(ctx, d1)
     assert first.summary["notes"] and "fitted now" in first.summary["notes"][0]
-    before = dict(zip(*[ctx.snapshot("clusters", d1)[c].to_pylist() for c in ("customer_id", "cluster_id")], strict=False))
+    before = dict(zip(*[ctx.snapshot("clusters", d1)[c].to_pylist() for c in ("customer_id", "cluster_id")],
+                      strict=False))
     registry = cluster_registry.load_registry(ctx.lake)
     k = registry["k"]
     assert 3 <= k <= 8
@@ -73,7 +74,8 @@ def test_refitting_next_month_keeps_cluster_ids_and_most_customers_keep_their_cl
     assert change["k"] == k and change["kept"] == sorted(c["id"] for c in cluster_registry.active(registry))
     assert change["new"] == [] and change["retired"] == []
     run_clusters(ctx, d2)
-    after = dict(zip(*[ctx.snapshot("clusters", d2)[c].to_pylist() for c in ("customer_id", "cluster_id")], strict=False))
+    after = dict(zip(*[ctx.snapshot("clusters", d2)[c].to_pylist() for c in ("customer_id", "cluster_id")],
+                     strict=False))
     common = [c for c in before if c in after]
     kept = sum(before[c] == after[c] for c in common) / len(common)
     assert kept >= 0.8, f"only {kept:.0%} kept their cluster"

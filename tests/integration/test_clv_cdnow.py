@@ -78,4 +78,5 @@ def test_a_cdnow_fit_saved_and_loaded_predicts_the_same(summary, tmp_path):
     model = BetaGeoModel.fit(summary, window={"calibration_start": "1997-01-01", "calibration_end": "1997-09-30"})
     again = load_model(model.save(tmp_path / "bg_nbd.json"), units="weeks")
     assert again.window["calibration_end"] == "1997-09-30" and again.data_hash == model.data_hash
-    assert (again.predict(summary, t=39)["expected_transactions"] == model.predict(summary, t=39)["expected_transactions"]).all()
+    assert (again.predict(summary, t=39)["expected_transactions"]
+            == model.predict(summary, t=39)["expected_transactions"]).all()

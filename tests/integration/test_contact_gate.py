@@ -53,7 +53,8 @@ def test_a_drain_at_two_in_the_morning_sends_nothing_and_each_contact_goes_out_w
     assert gateway.delivered == [] and summary.deferred == 4 and summary.sent == 0
     # each moved to the end of its channel's quiet hours (sms and push 08:00, call and RM 09:00 local), no attempt spent
     items = outbox(ops_db)
-    assert {k[2]: (in_local(d.next_attempt_at).strftime("%d %H:%M"), d.status, d.attempts) for k, d in items.items()} == {
+    assert {k[2]: (in_local(d.next_attempt_at).strftime("%d %H:%M"), d.status, d.attempts)
+            for k, d in items.items()} == {
         "sms": ("03 08:00", "pending", 0), "push": ("03 08:00", "pending", 0),
         "call": ("03 09:00", "pending", 0), "rm": ("03 09:00", "pending", 0)}
     clock.now = local(D + DAY, 7, 59)

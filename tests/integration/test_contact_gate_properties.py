@@ -206,7 +206,8 @@ def postgres():
 @settings(max_examples=10, deadline=None, phases=(Phase.explicit, Phase.generate),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(baselines, steps)
-def test_the_gateway_never_receives_a_contact_the_policy_forbids_whatever_happens_postgresql(postgres, baseline, program):
+def test_the_gateway_never_receives_a_contact_the_policy_forbids_whatever_happens_postgresql(
+        postgres, baseline, program):
     with unit_of_work(postgres) as s:
         for table in (ContactReservation, Feedback, Task, ConsentChange, DoNotDisturb, Dispatch):
             s.execute(sa.delete(table))

@@ -2,12 +2,12 @@
 
 As of D = 2024-06-30, thresholds: a gap is a cell of 5+ customers or 3,000,000+ AUM with no strategy.
 
-  customers    tier    group     stage      AUM each    audiences                  lists (contacted)
-  D01-D10      mass    -         dormant    1,000       -                          -          -> gap (10 customers)
-  W1, W2       wealth  -         growing    2,000,000   -                          -          -> gap (4,000,000 AUM)
-  S1           wealth  -         dormant    100         -                          -          (small: not a gap)
-  H1, H2       mass    payroll   honeymoon  5,000       welcome, salary_day        salary_day -> overlap, salary_day wins
-  H3           mass    -         honeymoon  5,000       welcome                    welcome
+  customers    tier    group     stage      AUM each    audiences                 lists (contacted)
+  D01-D10      mass    -         dormant    1,000       -                         -          -> gap (10 customers)
+  W1, W2       wealth  -         growing    2,000,000   -                         -          -> gap (4,000,000 AUM)
+  S1           wealth  -         dormant    100         -                         -          (small: not a gap)
+  H1, H2       mass    payroll   honeymoon  5,000       welcome, salary_day       salary_day -> overlap, salary_day wins
+  H3           mass    -         honeymoon  5,000       welcome                   welcome
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def test_coverage_finds_the_planted_gaps_by_customers_and_by_aum_but_not_the_sma
         ("tier", "mass", "dormant", 10, 10_000.0),
     ]
     cell = {(c["kind"], c["segment"], c["stage"]): c for c in report["cells"]}
-    assert cell[("tier", "wealth", "dormant")]["customers"] == 1 and cell[("tier", "wealth", "dormant")]["strategies"] == {}
+    assert (cell[("tier", "wealth", "dormant")]["customers"] == 1
+            and cell[("tier", "wealth", "dormant")]["strategies"] == {})
 
 
 def test_coverage_finds_the_planted_overlap_and_names_the_strategy_that_won_the_plan():
@@ -65,7 +66,8 @@ def test_coverage_finds_the_planted_overlap_and_names_the_strategy_that_won_the_
         ("group", "payroll", "honeymoon", 2, {"salary_day": 2, "welcome": 2}, {"salary_day": 2}, "salary_day"),
     ]
     cell = {(c["kind"], c["segment"], c["stage"]): c for c in report["cells"]}
-    assert cell[("tier", "mass", "honeymoon")]["customers"] == 3 and cell[("tier", "mass", "honeymoon")]["aum"] == 15000.0
+    assert (cell[("tier", "mass", "honeymoon")]["customers"] == 3
+            and cell[("tier", "mass", "honeymoon")]["aum"] == 15000.0)
 
 
 def test_without_a_plan_the_overlap_is_still_found_but_no_winner_is_named():

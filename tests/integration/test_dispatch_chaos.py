@@ -24,7 +24,8 @@ from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.owners import Owner
 from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
 
-_spec = importlib.util.spec_from_file_location("bench_chaos", Path(__file__).resolve().parents[2] / "bench" / "chaos.py")
+_spec = importlib.util.spec_from_file_location("bench_chaos",
+                                               Path(__file__).resolve().parents[2] / "bench" / "chaos.py")
 chaos = sys.modules.setdefault("bench_chaos", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(chaos)
 

@@ -70,7 +70,8 @@ def test_importing_the_same_file_again_records_nothing_more(ops_db, sent, tmp_pa
     again = import_feedback(ops_db, path)
     assert again.replayed and again.recorded == 1
     # a longer file with the same first row records only the new row
-    longer = write(tmp_path, f"{ids[0]},,reached,,,,2024-03-01 10:00,cc007\n{ids[2]},,no_answer,,,,2024-03-01 11:00,cc007\n",
+    longer = write(tmp_path,
+                   f"{ids[0]},,reached,,,,2024-03-01 10:00,cc007\n{ids[2]},,no_answer,,,,2024-03-01 11:00,cc007\n",
                    name="feedback-2.csv")
     result = import_feedback(ops_db, longer)
     assert (result.recorded, result.skipped) == (1, 1)
@@ -79,11 +80,11 @@ def test_importing_the_same_file_again_records_nothing_more(ops_db, sent, tmp_pa
 
 def test_bad_rows_are_reported_by_line_and_column_and_nothing_is_imported(ops_db, sent, tmp_path):
     ids, _ = sent
-    path = write(tmp_path, f"{ids[0]},,refused,,,,2024-03-01 10:00,cc007\n"       # line 2: fine
-                           f"{ids[1]},,purchsed,,,,2024-03-01 10:00,cc007\n"      # line 3: typo
-                           f"99999,,reached,,,,2024-03-01 10:00,cc007\n"          # line 4: unknown contact
-                           f"{ids[2]},,referral,,,,yesterday,\n"                  # line 5: no name, bad time, no recorder
-                           f"{ids[3]},,reached,,,,2024-03-01 10:00,cc007\n")      # line 6: control, never sent
+    path = write(tmp_path, f"{ids[0]},,refused,,,,2024-03-01 10:00,cc007\n"     # line 2: fine
+                           f"{ids[1]},,purchsed,,,,2024-03-01 10:00,cc007\n"    # line 3: typo
+                           f"99999,,reached,,,,2024-03-01 10:00,cc007\n"        # line 4: unknown contact
+                           f"{ids[2]},,referral,,,,yesterday,\n"                # line 5: no name, bad time, no recorder
+                           f"{ids[3]},,reached,,,,2024-03-01 10:00,cc007\n")    # line 6: control, never sent
     with pytest.raises(DataError) as caught:
         import_feedback(ops_db, path)
     err = caught.value

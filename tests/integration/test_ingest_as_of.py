@@ -61,7 +61,8 @@ def test_more_than_31_days_after_the_previous_batch_is_refused_naming_the_latest
                        {1: "2024-05-02", 2: "2024-05-02", 3: "2024-05-02"})
     for t in later["transactions"]:
         t["transaction_id"] += "b"
-    src = write_canonical(tmp_path / "second", {"holdings": later["holdings"][1:], "transactions": later["transactions"]})
+    src = write_canonical(tmp_path / "second",
+                          {"holdings": later["holdings"][1:], "transactions": later["transactions"]})
     with pytest.raises(IngestError) as info:
         ctx.ingest(src, today=dt.date(2024, 6, 1))
     err = info.value

@@ -85,7 +85,8 @@ def test_the_insight_summary_shows_stage_changes_and_tier_sizes_with_aum(ctx):
     groups = {r["name"]: r["customers"] for r in summary["groups"]}
     assert groups["payroll"] == 1 and groups["silver"] == 1
     text = out.export_text()
-    assert "Won back" in text and "挽回/唤醒" in text and "Private banking" in text and "change since" in text and "2024-05-31" in text
+    assert ("Won back" in text and "挽回/唤醒" in text and "Private banking" in text and "change since" in text
+            and "2024-05-31" in text)
 
 
 def test_the_insight_json_is_the_same_data(ctx, capsys):
@@ -103,7 +104,8 @@ def test_transitions_between_two_runs_print_flows_and_cohorts(ctx):
     out = Console(record=True, width=140)
     result = transitions_command(ctx, out, D1, D2)
     flows = {(r["from_stage"], r["to_stage"]): r["customers"] for r in result["flows"]}
-    assert flows[("dormant", "won_back")] == 1 and flows[("honeymoon", "growing")] == 1 and flows[(None, "onboarding")] == 1
+    assert (flows[("dormant", "won_back")] == 1 and flows[("honeymoon", "growing")] == 1
+            and flows[(None, "onboarding")] == 1)
     assert "(new)" in out.export_text()
 
 

@@ -37,7 +37,8 @@ def _wrong_prior(text: str) -> str:
     end = text.index("\n  - id: ", start + 5)
     block = text[start:end]
     # a bank unsure of its guess says so: prior_sd 0.1 (10 points) rather than the policy's default 0.02
-    block = re.sub(r"(?m)^    expected: .*$", f"    expected: {{uplift: {WRONG_PRIOR}, value: 300, prior_sd: 0.1}}", block)
+    block = re.sub(r"(?m)^    expected: .*$", f"    expected: {{uplift: {WRONG_PRIOR}, value: 300, prior_sd: 0.1}}",
+                   block)
     block = re.sub(r"(?m)^    holdout: .*$", "    holdout: 0.5", block)
     return text[:start] + block + text[end:]
 

@@ -208,7 +208,8 @@ def test_pruning_after_export_keeps_the_chain_verifiable_from_its_anchor(ops_db,
         found = audit.verify(s)
         assert found.ok and found.anchor_id == ids[2] and found.checked == 4   # 2 kept + export + prune entries
         assert [e.id for e in audit.entries(s)][:2] == ids[3:]
-        assert s.scalars(sa.select(AuditArchive)).one().archive_sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert (s.scalars(sa.select(AuditArchive)).one().archive_sha256
+                == hashlib.sha256(archive.read_bytes()).hexdigest())
     with ops_db() as s:   # the triggers still refuse deleting an entry no anchor covers
         with pytest.raises(sa.exc.DatabaseError, match="append-only"):
             s.execute(sa.delete(AuditEntry.__table__).where(AuditEntry.__table__.c.id == ids[3]))

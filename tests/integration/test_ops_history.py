@@ -72,7 +72,8 @@ def test_do_not_disturb_covers_every_local_day_it_touches_and_nothing_else(sessi
     consent.add_do_not_disturb(session, customer_id="ENDED", starts_at=at(1), expires_at=at(10, 0), **add)
     lifted = consent.add_do_not_disturb(session, customer_id="LIFTED", starts_at=at(1), **add)
     consent.lift_do_not_disturb(session, entry_id=lifted.id, lifted_by="ops", reason="ok", at=at(9, 12))
-    rows = {r["customer_id"]: (r["channel"], r["start_date"], r["end_date"]) for r in history(session)["dnd"].to_pylist()}
+    rows = {r["customer_id"]: (r["channel"], r["start_date"], r["end_date"])
+            for r in history(session)["dnd"].to_pylist()}
     assert rows == {
         "MIDNIGHT": (None, dt.date(2026, 3, 1), dt.date(2026, 3, 10)),
         "MORNING": ("call", dt.date(2026, 3, 10), dt.date(2026, 3, 11)),
@@ -83,7 +84,8 @@ def test_do_not_disturb_covers_every_local_day_it_touches_and_nothing_else(sessi
 def test_refusals_carry_the_local_date_they_happened(session):
     call = contacts.enqueue(session, contacts=[NewContact(D - dt.timedelta(days=9), "C1", "retention", "d7", "call")],
                             now=at(1)).new_ids[0]
-    feedback.record(session, dispatch_id=call, outcome="refused", occurred_at=at(2, 4), recorded_by="rm")  # UTC: 1 March
+    feedback.record(session, dispatch_id=call, outcome="refused", occurred_at=at(2, 4),
+                    recorded_by="rm")  # UTC: 1 March
     later = contacts.enqueue(session, contacts=[NewContact(D, "C2", "retention", "d7", "call")], now=at(1)).new_ids[0]
     feedback.record(session, dispatch_id=later, outcome="refused", occurred_at=at(11, 9), recorded_by="rm")
     assert history(session)["refusals"].to_pylist() == [

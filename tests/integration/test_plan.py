@@ -90,7 +90,7 @@ strategies:
     holdout: 0.1
     priority: 30
     start: 2024-01-01
-"""
+"""  # noqa: E501
 POLICY = """\
 caps: {day: 1}
 quiet_hours: {sms: {start: "21:00", end: "08:00"}}
@@ -100,22 +100,30 @@ channels:
   rm: {cost: 20, per_rm_per_day: 5}
 """
 
-CUSTOMERS = [  # id, name, gender, birth, id_no, mobile, email, city, occupation, branch, rm, open, prospect, risk level,
-    # assessed, expires (C1-C4 hold a valid C2 assessment, so welcome's R2 product is suitable for them)
-    ("C1", "王小明", "M", d("1985-03-01"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
-    ("C2", "李四", "F", d("1986-04-02"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
-    ("C3", "张三", "M", d("1987-05-03"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
-    ("C4", "赵六", "F", d("1970-01-04"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2", d("2024-01-01"), d("2025-01-01")),
-    ("C5", "孙七", "F", d("1990-06-30"), None, None, None, "SH", None, "B1", None, d("2020-01-01"), False, None, None, None),
-    ("C6", "周八", "M", d("1960-02-05"), None, None, None, "SH", None, "B1", None, d("2015-01-01"), False, None, None, None),
+CUSTOMERS = [  # id, name, gender, birth, id_no, mobile, email, city, occupation, branch, rm, open, prospect,
+    # risk level, assessed, expires (C1-C4 hold a valid C2 assessment, so welcome's R2 product is suitable for them)
+    ("C1", "王小明", "M", d("1985-03-01"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2",
+     d("2024-01-01"), d("2025-01-01")),
+    ("C2", "李四", "F", d("1986-04-02"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2",
+     d("2024-01-01"), d("2025-01-01")),
+    ("C3", "张三", "M", d("1987-05-03"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2",
+     d("2024-01-01"), d("2025-01-01")),
+    ("C4", "赵六", "F", d("1970-01-04"), None, None, None, "SH", None, "B1", "RM1", d("2024-06-01"), False, "C2",
+     d("2024-01-01"), d("2025-01-01")),
+    ("C5", "孙七", "F", d("1990-06-30"), None, None, None, "SH", None, "B1", None, d("2020-01-01"), False, None, None,
+     None),
+    ("C6", "周八", "M", d("1960-02-05"), None, None, None, "SH", None, "B1", None, d("2015-01-01"), False, None, None,
+     None),
 ]
 TRANSACTIONS = [
     ("T1", "A3", "C3", D, Decimal("9000.00"), "credit", "salary", "system", "employer", False, None),
     ("T2", "A4", "C4", D, Decimal("60000.00"), "debit", "transfer", "mobile", "individual", True, None),
-    ("T3", "A1", "C1", D - dt.timedelta(days=1), Decimal("70000.00"), "debit", "transfer", "mobile", "individual", True, None),
+    ("T3", "A1", "C1", D - dt.timedelta(days=1), Decimal("70000.00"), "debit", "transfer", "mobile", "individual", True,
+     None),
 ]
 CONSENT = [(c, "marketing", ch, True, None) for c, chans in
-           (("C1", ("sms", "rm")), ("C3", ("sms", "push", "rm")), ("C4", ("sms", "rm")), ("C6", ("sms",))) for ch in chans]
+           (("C1", ("sms", "rm")), ("C3", ("sms", "push", "rm")), ("C4", ("sms", "rm")), ("C6", ("sms",)))
+           for ch in chans]
 STAGES = {"C1": "honeymoon", "C2": "honeymoon", "C3": "honeymoon", "C4": "honeymoon", "C5": "growing", "C6": "dormant"}
 TIERS = {"C4": "wealth"}
 
@@ -127,7 +135,8 @@ def publish_insight(lake, as_of):
                          "tenure_days": pa.array([30] * len(ids), pa.int32()),
                          "digital_share_90d": pa.array([1 / 3 if c == "C1" else 0.25 for c in ids], pa.float64())})
     lifecycle = pa.table({"customer_id": ids, "stage": [STAGES[c] for c in ids], "rule": ["r"] * len(ids),
-                          "previous_stage": pa.nulls(len(ids), pa.string()), "days_in_stage": pa.array([1] * len(ids), pa.int32()),
+                          "previous_stage": pa.nulls(len(ids), pa.string()),
+                          "days_in_stage": pa.array([1] * len(ids), pa.int32()),
                           "as_of": pa.array([as_of] * len(ids), pa.date32())})
     segments = pa.table({"customer_id": ids, "tier": [TIERS.get(c, "mass") for c in ids],
                          "aum": features["aum"], "seg_payroll": [c == "C3" for c in ids],
@@ -184,7 +193,7 @@ def test_the_plan_lists_treated_control_and_dropped_customers_with_the_policy_th
         ("welcome", "w1", "C1", "treated", "contact", "sms", "10:00", None),
         ("welcome", "w1", "C2", "treated", "dropped", None, None, "consent"),            # no marketing consent
         ("welcome", "w1", "C3", "control", "control", "sms", "10:00", None),           # held out, contactable
-        ("welcome", "w1", "C4", "treated", "dropped", None, None, "cap_overall_day"),    # one contact a day: outflow won
+        ("welcome", "w1", "C4", "treated", "dropped", None, None, "cap_overall_day"),  # one contact a day: outflow won
     ]
     by = {(r["strategy"], r["customer_id"]): r for r in lists}
     assert by[("welcome", "C1")]["script_id"] == "welcome.sms"
@@ -218,7 +227,8 @@ def test_re_running_a_day_writes_identical_bytes(ctx):
     first = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
     run_day(ctx, D)
     again = {k: v for k, v in lake_fingerprint(ctx).items() if k.startswith(("audiences/", "lists/"))}
-    assert first == again and len(first) == 8  # audiences, lists, reassessments, values, two manifests, two config copies
+    # audiences, lists, reassessments, values, two manifests, two config copies
+    assert first == again and len(first) == 8
 
 
 def test_an_audience_naming_an_unknown_column_stops_the_run_before_anything_is_written(ctx):

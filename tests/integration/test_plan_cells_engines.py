@@ -12,7 +12,7 @@ CELLS = """\
     cells:
       - {id: a, share: 0.5, waves: [w1]}
       - {id: b, share: 0.5, scripts: {sms: {zh: "【示例银行】B{{ customer_name }}，回复TD退订", en: "【Demo Bank】B. Reply STOP to opt out"}}}
-"""
+"""  # noqa: E501
 
 
 @pytest.mark.spark

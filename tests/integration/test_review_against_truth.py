@@ -130,8 +130,10 @@ def _keep_control_only_among_smaller_customers(ctx, as_of):
     from lifeloop.strategy.plan import output_schema
 
     lists = pq.read_table(ctx.lake.snapshot_dir("lists", as_of) / "lists.parquet")
-    segments = pq.read_table(ctx.lake.snapshot_dir("segments", as_of) / "segments.parquet", columns=["customer_id", "aum"])
-    aum = dict(zip(segments["customer_id"].to_pylist(), (float(a or 0) for a in segments["aum"].to_pylist()), strict=False))
+    segments = pq.read_table(ctx.lake.snapshot_dir("segments", as_of) / "segments.parquet",
+                             columns=["customer_id", "aum"])
+    aum = dict(zip(segments["customer_id"].to_pylist(), (float(a or 0) for a in segments["aum"].to_pylist()),
+                   strict=False))
     mine = pc.equal(lists["strategy"], "dormant_reactivation")
     median = float(np.median([aum.get(c, 0.0) for c in lists.filter(mine)["customer_id"].to_pylist()]))
     big = pc.is_in(lists["customer_id"], pa.array([c for c, a in aum.items() if a > median]))

@@ -42,7 +42,8 @@ def test_every_extract_has_exactly_the_canonical_arrow_schema(bank):
 def test_the_result_reports_the_last_simulated_day_as_the_as_of_date(bank):
     result, con = bank
     assert result.as_of == dt.date(2025, 2, 3)
-    assert one(con, "SELECT (SELECT max(txn_date) FROM transactions), (SELECT max(snapshot_date) FROM holdings)") == (result.as_of,) * 2
+    assert (one(con, "SELECT (SELECT max(txn_date) FROM transactions), (SELECT max(snapshot_date) FROM holdings)")
+            == (result.as_of,) * 2)
 
 
 def test_ids_are_unique_and_every_fact_names_a_known_customer(bank):
@@ -52,7 +53,8 @@ def test_ids_are_unique_and_every_fact_names_a_known_customer(bank):
     assert one(con, "SELECT count(*) FROM (SELECT account_id, snapshot_date FROM holdings GROUP BY ALL "
                     "HAVING count(*) > 1)")[0] == 0
     for t in ("transactions", "holdings", "events", "consent"):
-        assert one(con, f"SELECT count(*) FROM {t} WHERE customer_id NOT IN (SELECT customer_id FROM customers)")[0] == 0
+        assert one(con,
+                   f"SELECT count(*) FROM {t} WHERE customer_id NOT IN (SELECT customer_id FROM customers)")[0] == 0
     # an account belongs to one customer and one product
     assert one(con, "SELECT count(*) FROM (SELECT account_id FROM holdings GROUP BY 1 "
                     "HAVING count(DISTINCT customer_id) > 1 OR count(DISTINCT product_id) > 1)")[0] == 0
@@ -121,7 +123,8 @@ def test_payroll_customers_get_one_salary_a_month_on_their_employers_day(bank):
           AND NOT (month(t.txn_date) IN (5, 10) AND day(t.txn_date) <= 10)""")
     assert late_or_far[1] > 1000 and late_or_far[0] == 0
     # salaries land on working days only
-    assert one(con, "SELECT count(*) FROM transactions WHERE txn_type = 'salary' AND dayofweek(txn_date) IN (0, 6)")[0] == 0
+    assert one(con,
+               "SELECT count(*) FROM transactions WHERE txn_type = 'salary' AND dayofweek(txn_date) IN (0, 6)")[0] == 0
 
 
 def test_spending_runs_up_before_spring_festival_and_lulls_during_it(bank):
@@ -160,7 +163,8 @@ def test_churned_customers_moved_their_money_out_and_closed_every_account(bank):
     result, con = bank
     churned = [r[0] for r in con.execute("SELECT customer_id FROM truth_customers WHERE stage = 'churned'").fetchall()]
     assert len(churned) > 100
-    still_open = one(con, "SELECT count(*) FROM holdings WHERE snapshot_date = ? AND status = 'open' AND customer_id IN "
+    still_open = one(con,
+                     "SELECT count(*) FROM holdings WHERE snapshot_date = ? AND status = 'open' AND customer_id IN "
                           "(SELECT customer_id FROM truth_customers WHERE stage = 'churned')", result.as_of)[0]
     assert still_open == 0
     # before churning, money flows out to other banks: outflows of leavers exceed everyone else's, per customer
@@ -187,7 +191,8 @@ def test_maturing_products_are_rolled_over_paid_out_or_left_to_sit(bank):
     rolled = one(con, """SELECT count(*) FROM transactions t JOIN holdings h USING (account_id)
                          WHERE t.txn_type = 'interest' AND (h.product_id LIKE 'TD%' OR h.product_id LIKE 'WM%')""")[0]
     assert paid > 100 and rolled > 100
-    closed_at_maturity = one(con, """SELECT count(*) FROM holdings WHERE status = 'closed' AND snapshot_date = maturity_date""")[0]
+    closed_at_maturity = one(con, """SELECT count(*) FROM holdings WHERE status = 'closed' """
+                                  """AND snapshot_date = maturity_date""")[0]
     assert closed_at_maturity > 100
 
 

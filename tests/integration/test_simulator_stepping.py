@@ -69,7 +69,7 @@ def test_an_advanced_day_is_a_canonical_folder_that_continues_the_bank(tmp_path,
     assert dates == [(dt.date(2024, 3, 2),)]
     # ids keep counting across the base extract and the day folders
     dup = con.execute(f"""SELECT count(*) - count(DISTINCT transaction_id) FROM read_parquet([
-        '{out}/transactions.parquet', '{first.folder}/transactions.parquet', '{second.folder}/transactions.parquet'])""")
+        '{out}/transactions.parquet', '{first.folder}/transactions.parquet', '{second.folder}/transactions.parquet'])""")  # noqa: E501
     assert dup.fetchone()[0] == 0
 
 
@@ -81,7 +81,8 @@ def test_treated_and_control_differ_by_the_configured_uplift_within_sampling_err
     eligible = [r["customer_id"] for r in truth if r["stage"] not in ("churned", "prospect")]
     rng = np.random.default_rng(0)
     chosen = rng.permutation(eligible)[:12000]
-    contacts = [{"customer_id": c, "offer": "WM090", "channel": "rm", "treated": i < 6000} for i, c in enumerate(chosen)]
+    contacts = [{"customer_id": c, "offer": "WM090", "channel": "rm", "treated": i < 6000}
+                for i, c in enumerate(chosen)]
     expected = bank.expected_effect(contacts)
     contact_day = bank.next_date
     bank.advance(contacts)

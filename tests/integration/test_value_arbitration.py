@@ -214,7 +214,8 @@ def test_a_workspace_without_data_shows_the_configured_priors(tmp_path):
     assert report["as_of"] is None and report["source"] == "the configured priors (no bank data yet)"
     welcome = next(r for r in report["rows"] if (r["strategy"], r["wave"], r["channel"]) ==
                    ("honeymoon_welcome", "d7_rm_call", "rm"))
-    assert (welcome["prior_uplift"], welcome["expected_value"], welcome["weight"]) == (0.06, 4.0, 0.0)   # 0.06 x 400 - 20
+    # 0.06 x 400 - 20
+    assert (welcome["prior_uplift"], welcome["expected_value"], welcome["weight"]) == (0.06, 4.0, 0.0)
     assert report["arbitration"] == {"rank_by": "value", "class_size": 100, "learn": True, "prior_sd": 0.02,
                                      "min_customers": 30}
 

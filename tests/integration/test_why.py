@@ -100,7 +100,8 @@ def test_the_values_that_decided_a_rule_are_the_stored_feature_and_stage_values(
     assert honeymoon["rule_true"] is False and not honeymoon["eligible"]
     assert honeymoon["why"].startswith("audience rule false (") and f"stage={stage}" in honeymoon["why"]
     contact = report["contacted"][0]
-    assert (contact["channel"], contact["send_at"], contact["script_id"]) == ("sms", "10:00", "dormant_reactivation.sms")
+    assert ((contact["channel"], contact["send_at"], contact["script_id"])
+            == ("sms", "10:00", "dormant_reactivation.sms"))
     assert contact["rank"] == 1 and contact["expected_value"] == row["expected_value"]
 
 
@@ -183,7 +184,8 @@ def test_the_same_answer_comes_back_after_later_runs_and_config_edits(bank):
     try:
         nxt = d + dt.timedelta(days=1)
         later.run(nxt, steps=STEPS)
-        assert later.lake.manifest("audiences", nxt)["config_hash"] != later.lake.manifest("audiences", d)["config_hash"]
+        assert (later.lake.manifest("audiences", nxt)["config_hash"]
+                != later.lake.manifest("audiences", d)["config_hash"])
         after = {c: explain(later, c, d) for c in picked}
         # the next day was decided with the edited config: quiet hours now drop SMS
         quiet = [r for r in lists(later, nxt) if r["dropped_by"] == "quiet_hours"]

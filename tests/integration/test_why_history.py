@@ -155,7 +155,8 @@ def later(bank):
     ctx.ingest(nxt, as_of=d2)
     # two months without a new extract is refused by default (stale data): this test means it
     settings = ctx.workspace / "lifeloop.yaml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace("max_days_after_batch: 7", "max_days_after_batch: 90"),
+    settings.write_text(settings.read_text(encoding="utf-8").replace("max_days_after_batch: 7",
+                                                                     "max_days_after_batch: 90"),
                         encoding="utf-8")
     fresh = Context(ctx.workspace)
     try:

@@ -41,7 +41,8 @@ def publish(lake, area, tables, as_of=D):
 def customers(moved=()):
     # every customer holds a valid risk assessment that covers the R2 wealth offer (dispatch re-checks it)
     return [dict(customer_id=c, name=n, mobile=m, gender=g, rm_id="RM002" if c in moved else rm, branch_id=b,
-                 risk_level="C3", risk_assessed_on=D - dt.timedelta(days=30), risk_expires_on=D + dt.timedelta(days=335))
+                 risk_level="C3", risk_assessed_on=D - dt.timedelta(days=30),
+                 risk_expires_on=D + dt.timedelta(days=335))
             for c, n, m, g, rm, b in CUSTOMERS]
 
 
@@ -148,7 +149,8 @@ def test_a_retry_left_over_from_an_earlier_day_is_sent_on_a_later_day_not_blocke
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (ctx.config_dir / "channels.yaml").write_text(
-        f"version: 1\nreplay_at: '19:00'\nchannels:\n  sms: {{kind: webhook, url: 'http://127.0.0.1:{port}/send', retries: 1,"
+        "version: 1\nreplay_at: '19:00'\nchannels:\n  sms: {kind: webhook, url: "
+        f"'http://127.0.0.1:{port}/send', retries: 1,"
         " backoff_seconds: 0.01, timeout_seconds: 2}\n", encoding="utf-8")
     first = dispatch(ctx, D)                       # the gateway is down: the SMS waits for a retry
     assert (first.sent, first.retrying) == (0, 1)

@@ -34,7 +34,8 @@ FEATURE_SCHEMA = pa.schema([
 # an ordinary active customer of 200 days: past the honeymoon, not yet mature (the catch-all, growing)
 BASE = dict(tenure_days=200, products_held=2, product_lines=2,
             aum=Decimal("20000.00"), aum_90d_ago=Decimal("20000.00"), days_since_last_txn=3, frequency_30d=7,
-            frequency_90d=20, inflow_90d=Decimal("15000.00"), payroll_flag=False, age=40, insurance_count=0, fund_count=0,
+            frequency_90d=20, inflow_90d=Decimal("15000.00"), payroll_flag=False, age=40, insurance_count=0,
+            fund_count=0,
             wealth_count=0, loan_count=0)
 
 

@@ -18,7 +18,8 @@ def strategy(sid: str, *, channels: tuple[str, ...] = ("sms",), priority: int = 
              waves: list[dict] | None = None, **extra: Any) -> Strategy:
     """A valid strategy with scripts for every channel; override any field."""
     body: dict[str, Any] = dict(
-        id=sid, name={"zh": sid, "en": sid}, owner="test", objective={"kind": "customers", "metric": "m", "window_days": 30},
+        id=sid, name={"zh": sid, "en": sid}, owner="test",
+        objective={"kind": "customers", "metric": "m", "window_days": 30},
         scenario={"kind": "lifecycle"}, audience="true", offer={"code": "X"}, channels=list(channels),
         scripts={ch: {"zh": "您好{{ customer_name }}", "en": "Hello {{ customer_name }}"} for ch in channels},
         waves=waves or [{"id": "w1", "day": 0}], holdout=holdout, priority=priority, start=dt.date(2024, 1, 1))

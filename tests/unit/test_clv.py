@@ -47,7 +47,8 @@ def test_the_rfm_summary_of_a_tiny_table_follows_the_cdnow_conventions():
     # same-day purchases are one transaction; the first purchase is not a repeat
     assert a["frequency"] == 2 and a["recency"] == pytest.approx(21 / 7) and a["T"] == pytest.approx(27 / 7)
     assert a["monetary_value"] == pytest.approx((30 + 50) / 2)
-    assert (a["frequency_holdout"], a["monetary_value_holdout"], a["duration_holdout"]) == (1, 7.0, pytest.approx(32 / 7))
+    assert ((a["frequency_holdout"], a["monetary_value_holdout"], a["duration_holdout"])
+            == (1, 7.0, pytest.approx(32 / 7)))
     assert (b["frequency"], b["recency"], b["monetary_value"]) == (0, 0.0, 0.0)
     assert b["T"] == pytest.approx(13 / 7)
 

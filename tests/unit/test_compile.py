@@ -39,4 +39,5 @@ def test_a_rule_error_becomes_one_located_problem_with_its_fix():
         compiled("stag = 'mature'")
     problem = rule_problem(info.value, "config/x.yaml:3", file="config/x.yaml", line=3, field="when")
     assert problem.message == "unknown column 'stag' in \"stag = 'mature'\""
-    assert (problem.file, problem.line, problem.field, problem.hint) == ("config/x.yaml", 3, "when", "did you mean 'stage'?")
+    assert ((problem.file, problem.line, problem.field, problem.hint)
+            == ("config/x.yaml", 3, "when", "did you mean 'stage'?"))

@@ -55,7 +55,8 @@ suitability:
 # (group, status, dropped_by): what the plan writes, then what only a hand edit gives
 PLANNED = [("treated", "contact", None), ("control", "control", None), ("treated", "dropped", "consent"),
            ("treated", "dropped", "suitability"), ("control", "dropped", "dnd")]
-EDITED = [("control", "contact", None), ("treated", "contact", "suitability"), ("treated", "contact", "cap_overall_day"),
+EDITED = [("control", "contact", None), ("treated", "contact", "suitability"),
+          ("treated", "contact", "cap_overall_day"),
           (None, "contact", None), ("treated", "control", None), ("control", "contact", "consent")]
 near = st.integers(-400, 400).map(lambda k: D + dt.timedelta(days=k))
 edge = st.integers(-3, 3).map(lambda k: D + dt.timedelta(days=k))   # expiries on and around the day
@@ -138,7 +139,8 @@ def list_rows(draw):
         group, status, dropped_by = draw(st.sampled_from(PLANNED + EDITED))
         offer = draw(st.sampled_from(OFFERS))
         r = row(draw(st.sampled_from(CUSTOMERS + (GHOST,))), offer, f"w{i}", group=group, status=status,
-                dropped_by=dropped_by, suitability=draw(st.sampled_from([None, "suitable", "not_subject", "enhanced_sales"]))
+                dropped_by=dropped_by,
+                suitability=draw(st.sampled_from([None, "suitable", "not_subject", "enhanced_sales"]))
                 if offer in PRODUCTS or offer == "GONE" else None)
         r.update(strategy=f"s{draw(st.integers(0, 2))}", purpose=draw(st.sampled_from(["marketing", "service"])),
                  channel=draw(st.sampled_from(CHANNELS)) if status != "dropped" or draw(st.booleans()) else None)
@@ -209,7 +211,8 @@ def gate(folder: Path, custs: list[dict], rows: list[dict]) -> tuple[list[dict],
 def _ctx(folder: Path, custs: list[dict]) -> SimpleNamespace:
     """What the gate reads of a Context: the bank's customers and products as of D, and the contact policy."""
     customers = _parquet(pa.Table.from_pylist(custs))
-    files = lambda as_of: {"customers": [pa.BufferReader(customers)], "products": [pa.BufferReader(PRODUCT_FILE)]}  # noqa: E731
+    files = lambda as_of: {"customers": [pa.BufferReader(customers)],  # noqa: E731
+                           "products": [pa.BufferReader(PRODUCT_FILE)]}
     return SimpleNamespace(lake=SimpleNamespace(bank_files=files), config_dir=folder,
                            load_config=_load_config(folder))
 

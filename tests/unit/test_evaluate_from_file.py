@@ -1,4 +1,5 @@
-"""`lifeloop evaluate --from-file`: a campaign run elsewhere, one row per customer, read and checked with located errors."""
+"""`lifeloop evaluate --from-file`: a campaign run elsewhere, one row per customer, read and checked with located
+errors."""
 
 import json
 

@@ -250,6 +250,7 @@ def test_a_missing_outcome_value_is_refused_naming_the_outcome():
 
 
 def test_a_sample_ratio_mismatch_is_written_into_the_notes_as_untrustworthy():
-    ev = full_evaluation(holdout=0.8)  # 10 of 30 in control, 24 expected at 80%: chi2 = 14^2/24 + 14^2/6 = 8.17 + 32.67 = 40.8
+    # 10 of 30 in control, 24 expected at 80%: chi2 = 14^2/24 + 14^2/6 = 8.17 + 32.67 = 40.8
+    ev = full_evaluation(holdout=0.8)
     assert ev.sample_ratio.mismatch and ev.sample_ratio.chi2 == pytest.approx(14**2 / 24 + 14**2 / 6, abs=TOL)
     assert any(n.startswith("sample-ratio mismatch") and "not trustworthy" in n for n in ev.notes)

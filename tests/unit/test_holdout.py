@@ -81,5 +81,6 @@ def test_spark_computes_the_same_draw_from_its_own_sha2(spark):
     df = spark.createDataFrame([(i, c) for i, c in enumerate(ids)], "i INT, c STRING")
     df.createOrReplaceTempView("_holdout_ids")
     rows = spark.sql("SELECT i, CAST(CAST(conv(substr(sha2(concat(c, '|s1|salt'), 256), 1, 16), 16, 10) "
-                     "AS DECIMAL(20, 0)) AS DOUBLE) / 18446744073709551616.0 AS d FROM _holdout_ids ORDER BY i").collect()
+                     "AS DECIMAL(20, 0)) AS DOUBLE) / 18446744073709551616.0 AS d "
+                     "FROM _holdout_ids ORDER BY i").collect()
     assert [r["d"] for r in rows] == draws(ids, "s1", "salt")

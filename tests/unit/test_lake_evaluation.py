@@ -173,7 +173,8 @@ def test_the_breakdowns_compare_treated_and_control_within_each_channel_segment_
     assert (sms["cost"], sms["cost_per_incremental"]) == (pytest.approx(1.0), pytest.approx(1.0 / (0.3 * 20)))
     assert (call["cost"], call["cost_per_incremental"]) == (pytest.approx(40.0), pytest.approx(40.0 / (0.4 * 20)))
     assert [r["key"] for r in by["segment"]] == ["affluent", "mass"]
-    assert {r["key"]: r["uplift"] for r in by["segment"]} == {"affluent": pytest.approx(0.4), "mass": pytest.approx(0.3)}
+    assert {r["key"]: r["uplift"] for r in by["segment"]} == {"affluent": pytest.approx(0.4),
+                                                              "mass": pytest.approx(0.3)}
     assert [r["key"] for r in by["segment_channel"]] == ["affluent / call", "mass / sms"]
     # by entry wave: w1 treated 20 of 20 bought, control 10 of 20; w9 treated 4 of 20, control 0 of 20
     waves = {r["key"]: r for r in by["wave"]}
@@ -182,7 +183,8 @@ def test_the_breakdowns_compare_treated_and_control_within_each_channel_segment_
         1.0, 0.5, pytest.approx(10 * 0.05 + 10 * 2.0))
     assert (waves["w9"]["treated_mean"], waves["w9"]["control_mean"]) == (0.2, 0.0)
     low, high = proportion.confint_proportions_2indep(4, 20, 0, 20, method="newcomb")
-    assert (waves["w9"]["ci_low"], waves["w9"]["ci_high"]) == (pytest.approx(low, abs=TOL), pytest.approx(high, abs=TOL))
+    assert (waves["w9"]["ci_low"], waves["w9"]["ci_high"]) == (pytest.approx(low, abs=TOL),
+                                                               pytest.approx(high, abs=TOL))
 
 
 def test_money_roi_is_incremental_fee_income_after_the_treated_arms_cost():
@@ -200,7 +202,8 @@ def test_money_roi_is_incremental_fee_income_after_the_treated_arms_cost():
     assert m["incremental_fee_income"] == pytest.approx(250, abs=1e-9)
     assert m["incremental_fee_income_ci"] == [pytest.approx(low * 10, abs=1e-9), pytest.approx(high * 10, abs=1e-9)]
     assert m["roi"] == pytest.approx(11.5, abs=1e-12)
-    assert m["roi_ci"] == [pytest.approx((low * 10 - 20) / 20, abs=1e-9), pytest.approx((high * 10 - 20) / 20, abs=1e-9)]
+    assert m["roi_ci"] == [pytest.approx((low * 10 - 20) / 20, abs=1e-9),
+                           pytest.approx((high * 10 - 20) / 20, abs=1e-9)]
     assert m["incremental_aum"] == 0.0                      # nobody's AUM moved
     assert m["cost_per_incremental_conversion"] is None     # a money objective has no conversions
 
@@ -322,7 +325,8 @@ def test_the_minimum_detectable_uplift_is_the_80_percent_power_effect_at_these_a
     y = np.array([1.0] * 108 + [0.0] * 72 + [1.0] * 4 + [0.0] * 16)
     arms = np.array(["treated"] * 180 + ["control"] * 20)
     h = (norm.ppf(0.975) + norm.ppf(0.8)) * np.sqrt(1 / 180 + 1 / 20)
-    assert detectable_uplift(y, arms, True) == pytest.approx(np.sin(np.arcsin(np.sqrt(0.2)) + h / 2) ** 2 - 0.2, abs=1e-5)
+    assert detectable_uplift(y, arms, True) == pytest.approx(np.sin(np.arcsin(np.sqrt(0.2)) + h / 2) ** 2 - 0.2,
+                                                             abs=1e-5)
     # amounts: Cohen's d from the t distribution, times the pooled standard deviation (here 10)
     money = np.concatenate([np.tile([90.0, 110.0], 50), np.tile([90.0, 110.0], 50)])
     both = np.array(["treated"] * 100 + ["control"] * 100)

@@ -78,7 +78,8 @@ def test_a_stage_no_rule_leads_to_is_a_warning():
 
 def test_a_threshold_named_like_a_feature_is_refused():
     doc = load_yaml(FILE, text=HEAD.replace("dormant_days: 180", "aum: 5") +
-                    "  - {rule: x, stage: dormant, when: 'aum > 1'}\n  - {rule: otherwise, stage: active, when: 'true'}\n")
+                    "  - {rule: x, stage: dormant, when: 'aum > 1'}\n  - {rule: otherwise, stage: "
+                    "active, when: 'true'}\n")
     with pytest.raises(ConfigError) as info:
         lifecycle.compile_stages(validate_model(LifecycleConfig, doc), COLUMNS, AS_OF, doc)
     assert "config/lifecycle.yaml:8 rule x" in str(info.value) and "threshold 'aum'" in str(info.value)
@@ -100,6 +101,8 @@ def test_a_boolean_rule_that_is_a_number_is_refused():
 
 def test_a_misspelt_stage_in_a_previous_stage_comparison_is_an_error_with_did_you_mean():
     with pytest.raises(ConfigError) as info:
-        compile_text("  - {rule: back, stage: active, when: \"previous_stage IN ('dormnt') AND days_since_last_txn < 30\"}\n"
+        compile_text("  - {rule: back, stage: active, when: \"previous_stage IN ('dormnt') AND "
+                     "days_since_last_txn < 30\"}\n"
                      "  - {rule: otherwise, stage: dormant, when: 'true'}\n")
-    assert str(info.value).startswith("config/lifecycle.yaml:8 rule back") and "did you mean 'dormant'" in str(info.value)
+    assert (str(info.value).startswith("config/lifecycle.yaml:8 rule back")
+            and "did you mean 'dormant'" in str(info.value))

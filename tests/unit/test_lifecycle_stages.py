@@ -42,7 +42,8 @@ def stages(engine, config, tmp_path, rows, previous=None, previous_as_of=None):
             [{"customer_id": c, "stage": s, "rule": "x", "previous_stage": None, "days_in_stage": d,
               "as_of": previous_as_of} for c, (s, d) in previous.items()], schema=lifecycle.output_schema()), prev_file)
     table, _ = lifecycle.assign(engine, config[0], features, AS_OF, prev_file, previous_as_of, config[1])
-    return {r["customer_id"]: (r["stage"], r["rule"], r["previous_stage"], r["days_in_stage"]) for r in table.to_pylist()}
+    return {r["customer_id"]: (r["stage"], r["rule"], r["previous_stage"], r["days_in_stage"])
+            for r in table.to_pylist()}
 
 
 CASES = [

@@ -45,7 +45,8 @@ POLICY = """
 
 def _strategy(sid: str, priority: int, channels: list[str], send_at: str | None = None, holdout: float = 0.0) -> str:
     sms = "【测试银行】{{ customer_name }}您好，回复TD退订"
-    scripts = "\n".join(f"      {ch}: {{zh: \"{sms}\", en: \"【Test Bank】Hello, Reply STOP to opt out\"}}" for ch in channels)
+    scripts = "\n".join(f"      {ch}: {{zh: \"{sms}\", en: \"【Test Bank】Hello, Reply STOP to opt out\"}}"
+                        for ch in channels)
     wave = f"{{id: w1, day: 0, send_at: \"{send_at}\"}}" if send_at else "{id: w1, day: 0}"
     return f"""
   - id: {sid}

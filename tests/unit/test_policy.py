@@ -25,7 +25,8 @@ def test_a_customer_without_a_marketing_consent_row_is_dropped_for_consent():
 def test_a_service_message_needs_no_consent_row_but_respects_a_refused_one():
     s = strategy("care", purpose="service")
     hist = History.from_rows(consent=[dict(customer_id="b", purpose="service", channel="sms", granted=False)])
-    got = run([candidate("z", s, purpose="service"), candidate("b", s, purpose="service")], strategies=[s], history=hist)
+    got = run([candidate("z", s, purpose="service"), candidate("b", s, purpose="service")], strategies=[s],
+              history=hist)
     assert [g["status"] for g in got] == ["contact", "dropped"]
     assert got[1]["dropped_by"] == "consent"
 
@@ -65,14 +66,16 @@ def test_history_counts_towards_the_weekly_cap_and_older_contacts_do_not():
                 dict(customer_id="c", strategy="x", wave="w", channel="sms", contact_date=D - dt.timedelta(days=1),
                      treated=False, outcome=None)]
     hist = History.from_rows(contacts=contacts, consent=consent_all(["a", "b", "c"]))
-    got = run([candidate(c, s) for c in "abc"], strategies=[s], history=hist, pol=policy(channel_caps={"sms": {"week": 1}}))
+    got = run([candidate(c, s) for c in "abc"], strategies=[s], history=hist,
+              pol=policy(channel_caps={"sms": {"week": 1}}))
     assert [g["dropped_by"] for g in got] == ["cap_sms_week", None, None]
 
 
 def test_a_send_time_in_quiet_hours_moves_to_their_end_or_is_dropped():
     s = strategy("s1")
     pol = policy(quiet_hours={"sms": {"start": "21:00", "end": "08:00"}})
-    got = run([candidate("a", s, send_at="07:00"), candidate("b", s, send_at="22:30"), candidate("c", s, send_at="12:00")],
+    got = run([candidate("a", s, send_at="07:00"), candidate("b", s, send_at="22:30"),
+               candidate("c", s, send_at="12:00")],
               strategies=[s], pol=pol)
     assert [(g["status"], g["send_at"], g["dropped_by"]) for g in got] == [
         ("contact", "08:00", None), ("dropped", None, "quiet_hours"), ("contact", "12:00", None)]
@@ -84,7 +87,8 @@ def test_a_customer_who_refused_a_call_is_not_called_within_six_months():
                 dict(customer_id="b", channel="call", refused_on=dt.date(2023, 12, 30)),  # older than 6 months
                 dict(customer_id="c", channel="sms", refused_on=dt.date(2024, 6, 1))]     # another channel
     hist = History.from_rows(consent=consent_all(["a", "b", "c"]), refusals=refusals)
-    got = run([candidate(c, s) for c in "abc"], strategies=[s], history=hist, pol=policy(refusal_memory_months={"call": 6}))
+    got = run([candidate(c, s) for c in "abc"], strategies=[s], history=hist,
+              pol=policy(refusal_memory_months={"call": 6}))
     assert [g["dropped_by"] for g in got] == ["refusal_memory", None, None]
     assert months_before(D, 6) == dt.date(2023, 12, 30)
 

@@ -39,7 +39,8 @@ def worlds(draw):
                          for ch in draw(st.lists(st.sampled_from(CHANNELS), unique=True))},
         "quiet_hours": {ch: {"start": draw(st.sampled_from(TIMES)), "end": draw(st.sampled_from(TIMES))}
                         for ch in draw(st.lists(st.sampled_from(CHANNELS), unique=True))},
-        "refusal_memory_months": {ch: draw(st.integers(0, 6)) for ch in draw(st.lists(st.sampled_from(CHANNELS), unique=True))},
+        "refusal_memory_months": {ch: draw(st.integers(0, 6))
+                                  for ch in draw(st.lists(st.sampled_from(CHANNELS), unique=True))},
         "consent": {"missing": {"marketing": draw(st.booleans()), "service": draw(st.booleans())}},
         "channels": {"call": {"cost": 3, "seats": draw(st.one_of(st.none(), st.integers(0, 2))), "per_seat_per_day": 2},
                      "rm": {"cost": 20, "per_rm_per_day": draw(cap)}, "sms": {"cost": 0.05}},
@@ -101,7 +102,8 @@ def test_no_decision_ever_breaks_the_contact_policy(world):
         # not within the refusal memory
         months = pol.refusal_memory_months.get(ch, 0)
         for x in history.refusals.to_pylist():
-            assert not (months and x["customer_id"] == c and x["channel"] == ch and x["refused_on"] > months_before(D, months))
+            assert not (months and x["customer_id"] == c and x["channel"] == ch
+                        and x["refused_on"] > months_before(D, months))
         # never in quiet hours
         quiet = pol.quiet_hours.get(ch)
         assert o["send_at"] is not None

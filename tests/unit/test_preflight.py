@@ -88,7 +88,8 @@ def test_a_rule_that_can_never_fire_is_a_warning_not_an_error(ctx):
 def test_a_missing_file_and_a_broken_tags_file_are_errors_and_hide_only_the_checks_that_need_them(ctx):
     (ctx.config_dir / "clusters.yaml").unlink()
     tags = ctx.config_dir / "tags.yaml"
-    tags.write_text(tags.read_text(encoding="utf-8").replace("    aggregate: days_since", "    aggregat: days_since", 1), encoding="utf-8")
+    tags.write_text(tags.read_text(encoding="utf-8").replace("    aggregate: days_since", "    aggregat: days_since",
+                                                             1), encoding="utf-8")
     report = check_workspace(ctx.config_dir)
     files = {p.file for p in report.errors}
     assert files == {"config/tags.yaml", "config/clusters.yaml"}

@@ -179,7 +179,8 @@ def test_the_forest_plots_share_one_axis_with_a_zero_line(html):
 def test_a_forest_row_places_point_and_whiskers_on_the_scale():
     domain = svg.forest_domain([{"uplift": 0.01, "ci_low": -0.01, "ci_high": 0.03}])
     assert domain == pytest.approx((-0.0132, 0.0332))
-    shapes = svg.forest_row({"uplift": 0.01, "ci_low": -0.01, "ci_high": 0.03, "significant": False}, domain, svg.pp)["shapes"]
+    shapes = svg.forest_row({"uplift": 0.01, "ci_low": -0.01, "ci_high": 0.03, "significant": False}, domain,
+                            svg.pp)["shapes"]
     x = lambda v: 6 + (v + 0.0132) / 0.0464 * 228  # noqa: E731  width 240, 6 px margins
     assert shapes[0]["x1"] == pytest.approx(x(0))
     assert (shapes[1]["x1"], shapes[1]["x2"]) == pytest.approx((x(-0.01), x(0.03)))
@@ -277,7 +278,8 @@ def test_the_coverage_heat_map_marks_the_gap_and_the_overlap_with_its_winner(htm
     cov = section(html, "coverage")
     assert cov.count('class="cov gap"') == 2 and cov.count("GAP 缺口") == 2
     assert cov.count('class="cov overlap"') == 1 and "won: 到期续作" in cov
-    assert "<title>财富 Wealth × 衰退期 Declining: 40 customers, AUM RMB 60,000,000; no strategy reaches it — GAP</title>" in cov
+    assert ("<title>财富 Wealth × 衰退期 Declining: 40 customers, AUM RMB 60,000,000; "
+            "no strategy reaches it — GAP</title>" in cov)
     assert "到期续作 40</text>" in cov and "生日关怀 12</text>" in cov   # the strategies reaching the cell
     assert "1,200 · 350.0万" in cov                                     # customers and AUM in 万
     gaps = re.search(r'<table class="gaps">(.*?)</table>', cov, re.S).group(1)

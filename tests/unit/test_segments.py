@@ -147,7 +147,9 @@ def test_micro_segments_follow_a_moved_tier_boundary_through_the_tier_thresholds
 
 
 def test_a_threshold_that_repeats_a_tier_bound_is_refused():
-    doc = load_yaml(FILE, text=tiers_yaml("  - {name: all, min: 0}\n").replace("version: 1\n", "version: 1\nthresholds: {all_min: 5}\n"))
+    doc = load_yaml(FILE,
+                    text=tiers_yaml("  - {name: all, min: 0}\n").replace("version: 1\n",
+                                                                         "version: 1\nthresholds: {all_min: 5}\n"))
     with pytest.raises(ConfigError) as info:
         segments.segments_query(validate_model(SegmentsConfig, doc), feature_columns(FEATURE_SCHEMA), "f", AS_OF, doc)
     assert "'all_min' is already defined by the tiers" in str(info.value)

@@ -112,5 +112,6 @@ def test_contacts_with_unknown_customers_offers_and_channels_are_reported_by_row
 def test_an_offer_can_be_named_by_its_product_id(bank_dir):
     bank = SimulatedBank.open(bank_dir)
     ids = active_customers(bank_dir, 5)
-    by_offer = bank.expected_effect([{"customer_id": c, "offer": "CC_STD", "channel": "sms", "treated": True} for c in ids])
+    by_offer = bank.expected_effect([{"customer_id": c, "offer": "CC_STD", "channel": "sms", "treated": True}
+                                     for c in ids])
     assert by_offer.incremental_conversions > 0

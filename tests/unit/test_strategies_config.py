@@ -36,7 +36,7 @@ strategies:
       - {id: second, day: 7, channel: rm, depends_on: {wave: first, outcome: no_response}}
     holdout: 0.1
     start: 2024-01-01
-"""
+"""  # noqa: E501
 COLUMNS = audience_columns({"customer_id": "VARCHAR", "aum": "DECIMAL(18,2)", "tenure_days": "INTEGER"},
                            {"customer_id": "VARCHAR", "tier": "VARCHAR", "seg_payroll": "BOOLEAN"})
 
@@ -113,7 +113,8 @@ def test_a_script_using_a_variable_outside_the_whitelist_is_refused():
     with pytest.raises(ConfigError) as err:
         all_checks(GOOD.replace('Hello {{ customer_name }}', 'Hello {{ mobile }} {{ customer_nmae }}'))
     messages = [p.message for p in err.value.problems]
-    assert messages == ["script sms.en: variable 'customer_nmae' is not allowed in scripts; did you mean 'customer_name'?",
+    assert messages == ["script sms.en: variable 'customer_nmae' is not allowed in scripts; did you "
+                        "mean 'customer_name'?",
                         "script sms.en: variable 'mobile' is not allowed in scripts"]
     assert err.value.problems[0].line == 12 and err.value.problems[0].field == "strategies[0].scripts.sms.en"
 

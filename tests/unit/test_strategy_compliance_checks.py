@@ -47,7 +47,7 @@ strategies:
     waves: [{id: greet, day: 0}]
     holdout: 0.1
     start: 2024-01-01
-"""
+"""  # noqa: E501
 ZH_LINE = 12   # the welcome strategy's sms.zh script
 
 
@@ -76,7 +76,8 @@ def test_the_default_template_passes_with_its_policy_and_with_the_default_rules(
 
 
 def test_a_product_offer_under_purpose_service_names_file_line_strategy_and_the_fix():
-    err = problems(MAP.replace("    offer: {product_id: WM090}\n", "    offer: {product_id: WM090}\n    purpose: service\n"))
+    err = problems(MAP.replace("    offer: {product_id: WM090}\n",
+                               "    offer: {product_id: WM090}\n    purpose: service\n"))
     (p,) = err.problems
     assert (p.file, p.line, p.rule, p.field) == (FILE, 10, "strategy welcome", "strategies[0].purpose")
     assert "its offer is product 'WM090'" in p.message and "use purpose: marketing" in p.message
@@ -101,7 +102,8 @@ def test_a_service_purpose_from_the_policy_is_located_at_the_objective():
 
 @pytest.mark.parametrize(("script", "expected"), [
     ("{{ customer_name }}您好，新客专享{{ product_name }}。回复TD退订", "no sender signature in 【...】"),
-    ("【示例银行】{{ customer_name }}您好，新客专享{{ product_name }}。", "no opt-out phrase: end the message with '回复TD退订'"),
+    ("【示例银行】{{ customer_name }}您好，新客专享{{ product_name }}。",
+     "no opt-out phrase: end the message with '回复TD退订'"),
     ("【示例银行】{{ product_name }}稳赚不赔。回复TD退订", "forbidden inducing word '稳赚'"),
 ])
 def test_each_marketing_sms_rule_names_file_line_strategy_channel_and_template(script, expected):
@@ -146,7 +148,8 @@ def test_the_policy_configures_signature_opt_out_phrases_and_words():
 def test_a_required_risk_disclosure_is_not_an_inducement():
     text = "【示例银行】本产品为非保本浮动收益型产品，不保证收益，理财非存款、产品有风险。回复TD退订"
     assert lint(text, "zh", MarketingSms()) == []
-    assert lint("【示例银行】保本保收益！回复TD退订", "zh", MarketingSms())[0].startswith("forbidden inducing word '保本'")
+    assert lint("【示例银行】保本保收益！回复TD退订", "zh",
+                MarketingSms())[0].startswith("forbidden inducing word '保本'")
 
 
 def test_the_opt_out_requirement_cannot_be_switched_off():

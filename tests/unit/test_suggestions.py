@@ -45,7 +45,8 @@ def kinds(*strategies, interim=False):
 def test_a_significant_positive_uplift_works_and_says_its_money():
     (item,) = suggest({"interim": False, "strategies": [review(head=headline(0.04, True, (0.01, 0.07)), fee=1234.0)]})
     assert (item["kind"], item["severity"]) == ("works", "info")
-    assert item["evidence"] == {"outcome": "purchased", "uplift": 0.04, "ci_low": 0.01, "ci_high": 0.07, "p_value": 0.01,
+    assert item["evidence"] == {"outcome": "purchased", "uplift": 0.04, "ci_low": 0.01, "ci_high": 0.07,
+                                "p_value": 0.01,
                                 "treated": 400, "control": 50, "incremental_fee_income": 1234.0, "cost": 100.0}
     assert "+4.00pp (95% CI +1.00pp .. +7.00pp)" in item["text"]["en"]
     assert "1,234 RMB for 100 RMB" in item["text"]["en"]

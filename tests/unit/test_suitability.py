@@ -34,7 +34,8 @@ PRODUCTS = pa.Table.from_pylist([
 def customers(*rows: tuple) -> pa.Table:
     """(id, level, assessed_on, expires_on, birth_date) rows."""
     return pa.Table.from_pylist(
-        [dict(customer_id=c, risk_level=lv, risk_assessed_on=a, risk_expires_on=e, birth_date=b) for c, lv, a, e, b in rows],
+        [dict(customer_id=c, risk_level=lv, risk_assessed_on=a, risk_expires_on=e, birth_date=b)
+         for c, lv, a, e, b in rows],
         schema=pa.schema([("customer_id", pa.string()), ("risk_level", pa.string()), ("risk_assessed_on", pa.date32()),
                           ("risk_expires_on", pa.date32()), ("birth_date", pa.date32())]))
 
@@ -123,7 +124,8 @@ def test_the_contact_policy_file_names_the_line_of_a_bad_extra_rule(tmp_path):
     from lifeloop.config.loader import load_model
 
     path = tmp_path / "contact_policy.yaml"
-    path.write_text("suitability:\n  extra_rules:\n    - {name: x, min_age: 65, min_product_level: R9}\n", encoding="utf-8")
+    path.write_text("suitability:\n  extra_rules:\n    - {name: x, min_age: 65, min_product_level: R9}\n",
+                    encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_model(ContactPolicy, path)
     assert "contact_policy.yaml:3" in str(err.value) and "min_product_level" in str(err.value)
@@ -159,5 +161,6 @@ def test_the_plan_drops_unsuitable_offers_before_arbitration_so_a_suitable_one_w
 
 def test_without_customer_and_product_data_no_product_offer_can_be_planned():
     s = strategy("safe", offer={"product_id": "BOND"})
-    lists = make_lists(audiences([("A", "safe")]), config(s), policy(), History.from_rows(consent=consent_all(["A"])), D)
+    lists = make_lists(audiences([("A", "safe")]), config(s), policy(), History.from_rows(consent=consent_all(["A"])),
+                       D)
     assert lists.to_pylist()[0]["dropped_by"] == "suitability"

@@ -39,8 +39,10 @@ def oracle_covers(c: dict) -> int:
 def worlds(draw):
     custs = []
     for c in CUSTOMERS:
-        custs.append(dict(customer_id=c, risk_level=draw(st.one_of(st.none(), st.sampled_from(["C1", "C2", "C3", "C4", "C5"]))),
-                          risk_assessed_on=draw(st.one_of(st.none(), day)), risk_expires_on=draw(st.one_of(st.none(), day)),
+        custs.append(dict(customer_id=c,
+                          risk_level=draw(st.one_of(st.none(), st.sampled_from(["C1", "C2", "C3", "C4", "C5"]))),
+                          risk_assessed_on=draw(st.one_of(st.none(), day)),
+                          risk_expires_on=draw(st.one_of(st.none(), day)),
                           birth_date=draw(st.one_of(st.none(), st.integers(18, 95).map(
                               lambda y: D - dt.timedelta(days=365 * y + 30))))))
     strategies, rows = [], []
@@ -62,7 +64,8 @@ def tables(custs):
     customers = pa.Table.from_pylist(custs, schema=pa.schema([
         ("customer_id", pa.string()), ("risk_level", pa.string()), ("risk_assessed_on", pa.date32()),
         ("risk_expires_on", pa.date32()), ("birth_date", pa.date32())]))
-    products = pa.table({"product_id": list(PRODUCTS), "product_type": ["fund"] * 5, "risk_level": list(PRODUCTS.values())})
+    products = pa.table({"product_id": list(PRODUCTS), "product_type": ["fund"] * 5,
+                         "risk_level": list(PRODUCTS.values())})
     return customers, products
 
 
@@ -70,7 +73,8 @@ def plan(world):
     custs, strategies, rows, pol = world
     audiences = pa.table({"customer_id": [c for c, _ in rows], "strategy": [s for _, s in rows],
                           "wave": ["w1"] * len(rows), "rm_id": ["RM1"] * len(rows), "reason": ["t"] * len(rows)},
-                         schema=pa.schema([("customer_id", pa.string()), ("strategy", pa.string()), ("wave", pa.string()),
+                         schema=pa.schema([("customer_id", pa.string()), ("strategy", pa.string()),
+                                           ("wave", pa.string()),
                                            ("rm_id", pa.string()), ("reason", pa.string())]))
     customers, products = tables(custs)
     history = History.from_rows(consent=consent_all(list(CUSTOMERS)))
@@ -103,7 +107,9 @@ def test_an_expired_assessment_never_lets_an_r3_or_riskier_offer_through(world, 
 
 
 @settings(max_examples=200, deadline=None)
-@given(worlds(), st.lists(st.tuples(st.sampled_from(CUSTOMERS + ("zz",)), st.sampled_from(sorted(PRODUCTS) + ["CARE", "UNR", "GONE"]),
+@given(worlds(),
+       st.lists(st.tuples(st.sampled_from(CUSTOMERS + ("zz",)),
+                          st.sampled_from(sorted(PRODUCTS) + ["CARE", "UNR", "GONE"]),
                                     st.booleans()), max_size=30))
 def test_the_vectorised_check_gives_each_row_the_answer_of_the_one_row_rule(world, offers):
     from lifeloop.strategy import suitability

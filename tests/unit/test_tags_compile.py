@@ -121,13 +121,13 @@ GOLDEN_CATALOGUE = """tags:
 """
 GOLDEN = {
     "duckdb": (
-        """SUM(CASE WHEN ("customer_initiated" AND "direction" = 'debit') AND "txn_date" > CAST('2024-05-31' AS DATE) """
-        """THEN "amount" END) AS "spend_30d\"""",
+        """SUM(CASE WHEN ("customer_initiated" AND "direction" = 'debit') """
+        """AND "txn_date" > CAST('2024-05-31' AS DATE) THEN "amount" END) AS "spend_30d\"""",
         """CAST((CASE WHEN CAST(2 AS DOUBLE) IS NULL OR CAST(2 AS DOUBLE) = 0 THEN CAST(NULL AS DOUBLE) """
         """ELSE CAST("spend_30d" AS DOUBLE) / CAST(2 AS DOUBLE) END) AS DOUBLE) AS "half_spend\""""),
     "spark": (
-        """SUM(CASE WHEN (`customer_initiated` AND `direction` = 'debit') AND `txn_date` > CAST('2024-05-31' AS DATE) """
-        """THEN `amount` END) AS `spend_30d`""",
+        """SUM(CASE WHEN (`customer_initiated` AND `direction` = 'debit') """
+        """AND `txn_date` > CAST('2024-05-31' AS DATE) THEN `amount` END) AS `spend_30d`""",
         """CAST((CASE WHEN CAST(2 AS DOUBLE) IS NULL OR CAST(2 AS DOUBLE) = 0 THEN CAST(NULL AS DOUBLE) """
         """ELSE CAST(`spend_30d` AS DOUBLE) / CAST(2 AS DOUBLE) END) AS DOUBLE) AS `half_spend`"""),
 }

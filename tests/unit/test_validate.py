@@ -57,7 +57,9 @@ def test_a_duplicate_key_names_the_repeated_row_and_the_first():
     con = staged_transactions([{"transaction_id": "T1"}, {"transaction_id": "T2"}, {"transaction_id": "T1"}])
     [result] = validate.unique_in_batch(con, TABLES["transactions"])
     assert result.total == 1
-    assert (result.problems[0].row, result.problems[0].message) == (3, "duplicate key transaction_id=T1 (first seen at txns.csv row 1)")
+    assert (result.problems[0].row, result.problems[0].message) == (3,
+                                                                    "duplicate key transaction_id=T1 (first "
+                                                                    "seen at txns.csv row 1)")
 
 
 def test_dates_after_the_as_of_date_and_absurd_dates_are_refused():

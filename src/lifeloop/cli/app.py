@@ -61,7 +61,8 @@ def parse_date(value: str | None, option: str = "--as-of") -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise LifeloopError(f"{option} {value!r} is not a date", hint="write dates as YYYY-MM-DD, e.g. 2024-06-30") from None
+        raise LifeloopError(f"{option} {value!r} is not a date",
+                            hint="write dates as YYYY-MM-DD, e.g. 2024-06-30") from None
 
 
 def context(engine: str | None = None):
@@ -96,7 +97,8 @@ def init(
 def ingest(
     source: Path = typer.Argument(..., help="A folder (or file) of CSV / Parquet extracts."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Mapping YAML (none: canonical extracts)."),
-    as_of: str | None = typer.Option(None, "--as-of", help="As-of date of the batch (default: latest date in the data)."),
+    as_of: str | None = typer.Option(None, "--as-of",
+                                     help="As-of date of the batch (default: latest date in the data)."),
 ) -> None:
     """Read, map, validate and publish a bank's extracts atomically."""
 
@@ -159,7 +161,8 @@ def transitions(
     from_date: str = typer.Option(..., "--from", help="Earlier as-of date, YYYY-MM-DD."),
     to_date: str = typer.Option(..., "--to", help="Later as-of date, YYYY-MM-DD."),
     entered: str | None = typer.Option(None, "--entered", help="Entry cohorts: the stage entered (e.g. honeymoon)."),
-    reached: str | None = typer.Option(None, "--reached", help="Entry cohorts: the stage reached by --to (e.g. growing)."),
+    reached: str | None = typer.Option(None, "--reached",
+                                       help="Entry cohorts: the stage reached by --to (e.g. growing)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     engine: str | None = typer.Option(None, "--engine", help="duckdb or spark (default: lifeloop.yaml)."),
 ) -> None:
@@ -172,8 +175,11 @@ def transitions(
 
 @app.command()
 def clusters(
-    fit: bool = typer.Option(False, "--fit", help="Re-fit on the latest (or --as-of) feature snapshot; ids are matched to the previous fit."),
-    name: list[str] | None = typer.Option(None, "--name", help='Name a cluster: --name 3="Digital savers" (repeatable).'),
+    fit: bool = typer.Option(False, "--fit",
+                             help="Re-fit on the latest (or --as-of) feature snapshot; ids are matched "
+                                  "to the previous fit."),
+    name: list[str] | None = typer.Option(None, "--name",
+                                          help='Name a cluster: --name 3="Digital savers" (repeatable).'),
     as_of: str | None = typer.Option(None, "--as-of", help="As-of date (default: the latest clusters snapshot)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
@@ -222,7 +228,8 @@ def simulate(
 def advance(
     out: Path = typer.Option(..., "--out", help="Folder of a simulated bank (written by `lifeloop simulate`)."),
     contacts: Path | None = typer.Option(None, "--contacts",
-                                            help="CSV or Parquet: customer_id, offer, channel, treated (none: no contacts)."),
+                                            help="CSV or Parquet: customer_id, offer, channel, treated "
+                                                 "(none: no contacts)."),
 ) -> None:
     """Advance the simulated bank one day with the contacts Lifeloop dispatched; write out/days/DATE/."""
 
@@ -245,17 +252,26 @@ def demo(
 
 @app.command()
 def evaluate(
-    strategy: list[str] | None = typer.Argument(None, help="Strategy ids to evaluate from the lake (default: every strategy with entries)."),
-    as_of: str | None = typer.Option(None, "--as-of", help="Use the outcomes snapshot of this day, YYYY-MM-DD (default: the newest)."),
-    interim: bool = typer.Option(False, "--interim", help="Include entries whose window is still running, measured to date."),
-    from_file: Path | None = typer.Option(None, "--from-file", help="CSV or Parquet: one row per customer with its arm and outcomes."),
+    strategy: list[str] | None = typer.Argument(None,
+                                                help="Strategy ids to evaluate from the lake (default: every "
+                                                     "strategy with entries)."),
+    as_of: str | None = typer.Option(None, "--as-of",
+                                     help="Use the outcomes snapshot of this day, YYYY-MM-DD (default: the newest)."),
+    interim: bool = typer.Option(False, "--interim",
+                                 help="Include entries whose window is still running, measured to date."),
+    from_file: Path | None = typer.Option(None, "--from-file",
+                                          help="CSV or Parquet: one row per customer with its arm and outcomes."),
     arm: str | None = typer.Option(None, "--arm", help="The column naming each customer's arm (cell)."),
     control: str | None = typer.Option(None, "--control", help="The arm value of the control (holdout) customers."),
-    outcome: list[str] | None = typer.Option(None, "--outcome", help="An outcome column: 0/1 for a conversion, or an amount (repeatable)."),
-    money: list[str] | None = typer.Option(None, "--money", help="A money outcome column: incremental money and ROI (repeatable)."),
+    outcome: list[str] | None = typer.Option(
+        None, "--outcome", help="An outcome column: 0/1 for a conversion, or an amount (repeatable)."),
+    money: list[str] | None = typer.Option(None, "--money",
+                                           help="A money outcome column: incremental money and ROI (repeatable)."),
     pre: str | None = typer.Option(None, "--pre", help="Pre-period covariate column, for CUPED variance reduction."),
-    cost_per_contact: float | None = typer.Option(None, "--cost-per-contact", help="The channel's cost of one contact, for ROI."),
-    holdout: float | None = typer.Option(None, "--holdout", help="The planned control share (e.g. 0.1), for the sample-ratio check."),
+    cost_per_contact: float | None = typer.Option(None, "--cost-per-contact",
+                                                  help="The channel's cost of one contact, for ROI."),
+    holdout: float | None = typer.Option(None, "--holdout",
+                                         help="The planned control share (e.g. 0.1), for the sample-ratio check."),
     min_per_arm: int = typer.Option(30, "--min-per-arm", help="Refuse arms with fewer customers than this."),
     encoding: str | None = typer.Option(None, "--encoding", help="The CSV file's encoding, e.g. gbk (default: utf-8)."),
     as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON (fields in docs/review.md)."),
@@ -285,7 +301,8 @@ def evaluate(
     if missing or not (outcome or money):
         missing += [] if outcome or money else ["--outcome or --money"]
         raise LifeloopError(f"--from-file needs {', '.join(missing)}",
-                            hint="e.g. lifeloop evaluate --from-file results.csv --arm cell --control holdout --outcome bought")
+                            hint="e.g. lifeloop evaluate --from-file results.csv --arm cell --control "
+                                 "holdout --outcome bought")
 
     with context() as ctx:
         result = ctx.evaluate_file(from_file, arm=arm, control=control, outcomes=outcome or [], money=money or [],
@@ -314,8 +331,10 @@ def kpis(
 def report(
     out: Path = typer.Option(..., "--out", help="The HTML file to write (self-contained: open it anywhere, offline)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Report as of this date (default: the newest published)."),
-    from_date: str | None = typer.Option(None, "--from", help="First day of the KPI window (default: 90 days earlier)."),
-    interim: bool = typer.Option(False, "--interim", help="Board: include entries whose window is still running, measured to date."),
+    from_date: str | None = typer.Option(None, "--from",
+                                         help="First day of the KPI window (default: 90 days earlier)."),
+    interim: bool = typer.Option(False, "--interim",
+                                 help="Board: include entries whose window is still running, measured to date."),
 ) -> None:
     """The HTML report (经营回检报告): strategy board, lifecycle flows, KPIs and map coverage in one offline file."""
 
@@ -327,10 +346,14 @@ def report(
 def strategies(
     as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage, or its values) as JSON."),
     coverage: bool = typer.Option(False, "--coverage", help="Coverage on a day: segment x stage, gaps and overlaps."),
-    values: bool = typer.Option(False, "--values", help="Prior, evidence and expected value used per strategy x wave x channel (and tier)."),
-    as_of: str | None = typer.Option(None, "--as-of", help="Day of the coverage or values (default: latest audiences snapshot / latest plan)."),
+    values: bool = typer.Option(
+        False, "--values", help="Prior, evidence and expected value used per strategy x wave x channel (and tier)."),
+    as_of: str | None = typer.Option(None, "--as-of",
+                                     help="Day of the coverage or values (default: latest audiences "
+                                          "snapshot / latest plan)."),
 ) -> None:
-    """The strategy map (策略图谱): segment x stage x scenario and one line per strategy, its coverage, or its values."""
+    """The strategy map (策略图谱): segment x stage x scenario and one line per strategy, its coverage, or its
+    values."""
 
     with context() as ctx:
         strategies_command(ctx, console(), as_json, coverage=coverage, as_of=parse_date(as_of), values=values)

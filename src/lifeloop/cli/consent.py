@@ -36,7 +36,8 @@ def register(app: typer.Typer, context: Callable[[], Any], console: Callable[[],
     def withdraw(customer_id: str = typer.Argument(..., help="Customer number (客户号)."),
                  channel: str = typer.Option(..., "--channel", help=channel_help),
                  purpose: str = typer.Option("marketing", "--purpose", help="marketing, service or risk."),
-                 source: str = typer.Option(..., "--source", help="Where it came from: customer, rm, branch, complaint ..."),
+                 source: str = typer.Option(..., "--source",
+                                            help="Where it came from: customer, rm, branch, complaint ..."),
                  reason: str = typer.Option(..., "--reason", help="Why (kept on the audit log).")) -> None:
         """Withdraw consent at once: no contact on that channel for that purpose from now on."""
         change(customer_id, False, channel, purpose, source, reason)
@@ -151,7 +152,8 @@ def print_consent(out: Any, report: dict[str, Any], as_json: bool = False) -> No
     for column in ("effective", "purpose", "channel", "granted", "source", "by", "reason"):
         history.add_column(column, overflow="fold")
     for c in report["changes"]:
-        history.add_row(f"{c['effective_at']:%Y-%m-%d %H:%M}", c["purpose"], c["channel"], "yes" if c["granted"] else "no",
+        history.add_row(f"{c['effective_at']:%Y-%m-%d %H:%M}", c["purpose"], c["channel"],
+                        "yes" if c["granted"] else "no",
                         c["source"], c["recorded_by"], c["reason"] or "")
     out.print(history)
     for d in report["do_not_disturb"]:

@@ -86,7 +86,8 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
 
     # the command as it was started (after `make demo` that is .venv/bin/lifeloop, not on the PATH)
     exe = sys.argv[0] if sys.argv and Path(sys.argv[0]).name == "lifeloop" else "lifeloop"
-    out.print(f"Try: {exe} -w {directory} evaluate dormant_reactivation --interim   |   {exe} -w {directory} insight   |   "
+    out.print(f"Try: {exe} -w {directory} evaluate dormant_reactivation --interim   |   "
+              f"{exe} -w {directory} insight   |   "
               f"{exe} -w {directory} customer C000000042   |   {exe} -w {directory} why C000000042 --as-of {as_of}")
 
 

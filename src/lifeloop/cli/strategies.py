@@ -30,7 +30,8 @@ def map_grid(config: StrategiesConfig, stage_order: list[str] | None = None) -> 
                 if stage not in stages_seen:
                     stages_seen.append(stage)
     order = [st for st in (stage_order or []) if st in stages_seen]
-    columns = order + [st for st in stages_seen if st not in order and st != ANY] + ([ANY] if ANY in stages_seen else [])
+    columns = (order + [st for st in stages_seen if st not in order and st != ANY]
+               + ([ANY] if ANY in stages_seen else []))
     rows = [seg for seg in cells if seg != ANY] + ([ANY] if ANY in cells else [])
     return {"rows": rows, "columns": columns, "cells": cells}
 
@@ -44,7 +45,8 @@ def strategy_rows(config: StrategiesConfig) -> list[dict[str, Any]]:
             "objective": f"{s.objective.kind}: {s.objective.metric} / {s.objective.window_days}d",
             "scenario": s.scenario.name or s.scenario.kind, "offer": s.offer.product_id or s.offer.code,
             "waves": " -> ".join(f"D+{w.day} {w.channel or '/'.join(s.channels)}"
-                                 + (f" ({w.depends_on.outcome})" if w.depends_on and w.depends_on.outcome != "any" else "")
+                                 + (f" ({w.depends_on.outcome})" if w.depends_on
+                                    and w.depends_on.outcome != "any" else "")
                                  for w in s.waves),
             "holdout": f"{s.holdout:.0%}", "priority": s.priority,
             "dates": f"{s.start}..{s.end or ''}", "enabled": s.enabled})
@@ -56,7 +58,8 @@ def print_map(out: Any, config: StrategiesConfig, stage_order: list[str] | None 
     from rich.table import Table
 
     grid = map_grid(config, stage_order)
-    t = Table(title="Strategy map (策略图谱): segment x stage, strategy (scenario)", title_justify="left", show_lines=True)
+    t = Table(title="Strategy map (策略图谱): segment x stage, strategy (scenario)", title_justify="left",
+              show_lines=True)
     t.add_column("segment \\ stage")
     for col in grid["columns"]:
         t.add_column(col)
@@ -72,7 +75,8 @@ def print_map(out: Any, config: StrategiesConfig, stage_order: list[str] | None 
     out.print(d)
 
 
-def coverage_report(ctx: Any, config: StrategiesConfig, as_of: dt.date | None, order: list[str] | None) -> dict[str, Any]:
+def coverage_report(ctx: Any, config: StrategiesConfig, as_of: dt.date | None,
+                    order: list[str] | None) -> dict[str, Any]:
     """Read the day's segments, lifecycle, audiences (and lists, if planned) and compute the coverage."""
     import pyarrow.parquet as pq
 
@@ -85,7 +89,8 @@ def coverage_report(ctx: Any, config: StrategiesConfig, as_of: dt.date | None, o
         as_of = dates[-1]
     read = {area: pq.read_table(ctx.lake.snapshot_file(area, as_of)) for area in ("segments", "lifecycle", "audiences")}
     lists = pq.read_table(ctx.lake.snapshot_file("lists", as_of)) if ctx.lake.exists("lists", as_of) else None
-    report = coverage(read["segments"], read["lifecycle"], read["audiences"], lists, config.coverage, as_of, order or ())
+    report = coverage(read["segments"], read["lifecycle"], read["audiences"], lists, config.coverage, as_of,
+                      order or ())
     # what the audiences step said out loud that day (an audience that matches no one, or shrank sharply)
     report["warnings"] = list(ctx.lake.manifest("audiences", as_of).get("warnings") or [])
     return report
@@ -95,7 +100,8 @@ def print_coverage(out: Any, report: dict[str, Any]) -> None:
     """Print the coverage matrix (customers / AUM / strategies per cell), then gaps and overlaps."""
     from rich.table import Table
 
-    t = Table(title=f"Coverage (策略覆盖) as of {report['as_of']}: segment x stage, customers / AUM / strategies reached",
+    t = Table(title=f"Coverage (策略覆盖) as of {report['as_of']}: segment x stage, customers / AUM "
+                    "/ strategies reached",
               title_justify="left", show_lines=True)
     t.add_column("segment \\ stage")
     for st in report["stages"]:
@@ -125,7 +131,8 @@ def print_coverage(out: Any, report: dict[str, Any]) -> None:
             g.add_row(f"{row['kind']} {row['segment']}", row["stage"], f"{row['customers']:,}", f"{row['aum']:,.0f}")
         out.print(g)
     if report["overlaps"]:
-        o = Table(title="Overlaps: customers who qualify for several strategies, and who won the plan", title_justify="left")
+        o = Table(title="Overlaps: customers who qualify for several strategies, and who won the plan",
+                  title_justify="left")
         for col in ("segment", "stage", "contested", "strategies", "wins", "winner"):
             o.add_column(col)
         for row in report["overlaps"]:
@@ -197,7 +204,8 @@ def print_values(out: Any, report: dict[str, Any]) -> None:
             seen = f"{r['observed_uplift']:+.4f}" + (f" ({lo:+.4f}..{hi:+.4f})" if lo is not None else "")
             if not r["evidence_used"]:
                 seen += " not used"
-        t.add_row(f"{r['strategy']} / {r['wave']}" if r["segment"] == ALL else "", r["channel"] if r["segment"] == ALL else "",
+        t.add_row(f"{r['strategy']} / {r['wave']}" if r["segment"] == ALL else "",
+                  r["channel"] if r["segment"] == ALL else "",
                   "all" if r["segment"] == ALL else r["segment"], f"{r['prior_uplift']:.4f}",
                   f"{r['treated']:,} / {r['control']:,}" if r["treated"] or r["control"] else "-", seen,
                   f"{r['weight']:.2f}", f"{r['uplift']:.4f}", f"{r['value_of_success']:g}", f"{r['cost']:g}",

@@ -26,16 +26,19 @@ def print_why(out: Any, report: dict[str, Any]) -> None:
 
     v = report["version"]
     out.print(f"[bold]Why (决策回放): customer {report['customer_id']} as of {report['as_of']}[/bold]")
-    out.print(f"config {v['config_hash']} (stored copy {v['stored_config_hash']}"
-              f"{'' if v['consistent'] else ', [red]differs from the plan config ' + str(v['plan_config_hash']) + '[/red]'}); "
-              + ", ".join(f"{k} {r}" for k, r in v["run_ids"].items()))
+    out.print(
+        f"config {v['config_hash']} (stored copy {v['stored_config_hash']}"
+        f"{'' if v['consistent'] else ', [red]differs from the plan config ' + str(v['plan_config_hash']) + '[/red]'}"
+        "); "
+        + ", ".join(f"{k} {r}" for k, r in v["run_ids"].items()))
     d = Table(title="Decisions (in arbitration order)", title_justify="left", show_lines=True)
     for col in ("rank", "strategy / wave", "group", "decision", "holdout draw / share", "priority", "value",
                 "suitability"):
         d.add_column(col)
     for c in report["decisions"]:
         h = c["holdout"]
-        d.add_row(f"{c['rank']}/{c['of']} (day {c['day_rank']}/{c['day_candidates']})", f"{c['strategy']} / {c['wave']}", c["group"], c["decision"],
+        d.add_row(f"{c['rank']}/{c['of']} (day {c['day_rank']}/{c['day_candidates']})",
+                  f"{c['strategy']} / {c['wave']}", c["group"], c["decision"],
                   f"{h['draw']:.4f} / {h['share']}", str(c["priority"]), f"{c['best_value']:g}",
                   c["suitability"] or "-")
     if report["decisions"]:
@@ -59,11 +62,13 @@ def print_values(out: Any, report: dict[str, Any]) -> None:
 
     a = report.get("arbitration") or {}
     rank = rank_text(a)
-    v = Table(title=f"Expected value (ranked by {rank}; segment {a.get('segment') or '-'}; values: {a.get('values', '-')})",
+    v = Table(title=f"Expected value (ranked by {rank}; segment {a.get('segment') or '-'}; values: "
+                    f"{a.get('values', '-')})",
               title_justify="left")
     for col in ("strategy / wave", "channel", "prior uplift", "evidence (treated / control, uplift ± 1.96 se)",
                 "weight", "uplift used", "x value", "- cost", "= expected value"):
-        v.add_column(col, justify="left" if col in ("strategy / wave", "channel") or col.startswith("evidence") else "right")
+        v.add_column(col,
+                     justify="left" if col in ("strategy / wave", "channel") or col.startswith("evidence") else "right")
     for c in report["decisions"]:
         for r in c.get("values") or []:
             e = r["evidence"]

@@ -79,7 +79,8 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> LocatedYaml:
     file = str(path)
     if text is None:
         if not p.exists():
-            raise ConfigError(f"{file}: file not found", hint="check the path, or run `lifeloop init` to create a workspace")
+            raise ConfigError(f"{file}: file not found",
+                              hint="check the path, or run `lifeloop init` to create a workspace")
         try:
             text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:

@@ -128,7 +128,8 @@ def default_as_of(con: Any, rows: dict[str, int]) -> dt.date:
     for name in rows:
         t = TABLES[name]
         if t.kind == "fact" and t.date_column:
-            d = con.execute(exp.select(exp.Max(this=col(t.date_column))).from_(_stage(name)).sql(dialect="duckdb")).fetchall()[0][0]
+            d = con.execute(exp.select(exp.Max(this=col(t.date_column))).from_(_stage(name))
+                            .sql(dialect="duckdb")).fetchall()[0][0]
             if d is not None:
                 dates.append(d)
     if not dates:

@@ -87,7 +87,8 @@ class ColumnSpec(Strict):
     def _one_origin(self) -> ColumnSpec:
         given = [k for k in ("column", "expr", "value") if k in self.model_fields_set]
         if len(given) != 1:
-            raise ValueError("give exactly one of column, expr or value" + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError("give exactly one of column, expr or value"
+                             + (f" (got {', '.join(given)})" if given else ""))
         if "value" in given and (self.format or self.map is not None):
             raise ValueError("a constant value takes no format or map")
         return self
@@ -142,7 +143,8 @@ class TableMapping(Strict):
     def _one_kind(self) -> TableMapping:
         kinds = [k for k, v in (("from", self.from_), ("union", self.union), ("rows", self.rows)) if v is not None]
         if len(kinds) != 1:
-            raise ValueError("give exactly one of from, union or rows" + (f" (got {', '.join(kinds)})" if kinds else ""))
+            raise ValueError("give exactly one of from, union or rows"
+                             + (f" (got {', '.join(kinds)})" if kinds else ""))
         if self.from_ is None and (self.lookups or self.derive or self.where or self.columns is not None):
             raise ValueError("lookups, derive, where and columns belong with from (or inside each union part)")
         return self
@@ -314,7 +316,8 @@ def canonical_mapping(folder: Path, fmt: SourceFormat | None = None, skip: Path 
                                f"{', '.join(TABLES)}; move other files away or start their name with _")
     if not sources:
         raise IngestError(f"{folder}: no canonical extract files found",
-                          hint=f"expected files such as customers.csv, transactions.parquet (tables: {', '.join(TABLES)})")
+                          hint="expected files such as customers.csv, transactions.parquet (tables: "
+                               f"{', '.join(TABLES)})")
     tables = {name: TableMapping.model_validate({"from": name}) for name in TABLES if name in sources}
     # without a mapping each file's encoding is found on its own: one GBK file among UTF-8 ones reads
     mapping = Mapping(source=fmt or SourceFormat(encoding=AUTO), sources=sources, tables=tables)

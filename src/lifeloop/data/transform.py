@@ -180,7 +180,8 @@ class Stager:
         sub = exp.select(*[exp.alias_(exp.cast(col(there), "VARCHAR"), k, quoted=True)
                            for k, there in zip(keys, lk.match.values(), strict=False)],
                          *[exp.alias_(col(there), alias, quoted=True) for there, alias in lk.columns.items()],
-                         exp.alias_(exp.true(), hit, quoted=True), col(ROW)).from_(exp.Table(this=ident(other.relation)))
+                         exp.alias_(exp.true(), hit, quoted=True), col(ROW)
+                         ).from_(exp.Table(this=ident(other.relation)))
         if lk.where:
             cond, _ = self.parse(lk.where, dict(other.types), "boolean", path + ("where",))
             sub = sub.where(cond)
@@ -206,7 +207,8 @@ class Stager:
                 if name not in tdef.column_names and not name.startswith("__") and name not in part.derive:
                     close = difflib.get_close_matches(name, tdef.column_names, n=1)
                     self.problems.append(Problem(
-                        f"{name!r} is not a column of {plan.table}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                        f"{name!r} is not a column of {plan.table}"
+                        + (f"; did you mean {close[0]!r}?" if close else ""),
                         file=plan.source.label, line=1, table=plan.table, column=name))
         else:
             specs = dict(part.columns)
@@ -344,7 +346,8 @@ class Stager:
                 .order_by(exp.column("first", quoted=True))
             dups = self.con.sql(q.sql(dialect="duckdb")).fetchall()
             if dups:
-                probs = [Problem(f"{', '.join(lk.match.values())} = {'/'.join(map(str, d[:len(keys)]))} appears {d[-3]} "
+                probs = [Problem(f"{', '.join(lk.match.values())} = "
+                                 f"{'/'.join(map(str, d[:len(keys)]))} appears {d[-3]} "
                                  f"times (rows {d[-2]:,} and {d[-1]:,})", file=label, row=d[-2],
                                  column=", ".join(lk.match.values())) for d in dups[:CAP]]
                 where = self.loaded.where(*plan.path, "lookups")

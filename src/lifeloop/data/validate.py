@@ -87,7 +87,8 @@ def screened(con: Any, table: str, checks: list[RowCheck]) -> list[CheckResult]:
     A clean batch (the usual case) costs one query per table instead of one per check and column."""
     if not checks:
         return []
-    counts = exp.select(*[exp.alias_(exp.Sum(this=exp.Case(ifs=[exp.If(this=c.condition.copy(), true=exp.Literal.number(1))],
+    counts = exp.select(*[exp.alias_(exp.Sum(this=exp.Case(ifs=[exp.If(this=c.condition.copy(),
+                                                                       true=exp.Literal.number(1))],
                                                            default=exp.Literal.number(0))), f"c{i}", quoted=True)
                           for i, c in enumerate(checks)]).from_(stage(table))
     found = con.sql(counts.sql(dialect="duckdb")).fetchall()[0]

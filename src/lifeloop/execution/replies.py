@@ -193,7 +193,8 @@ def record(sessions: Any, customers: BankCustomers, replies: Sequence[Reply], *,
             who = _customers(reply, customers)
             if not who:
                 where = reply.source_ref or "webhook"
-                ident = f"mobile {mask_value('mobile', reply.mobile)}" if reply.mobile else f"customer {reply.customer_id}"
+                ident = (f"mobile {mask_value('mobile', reply.mobile)}" if reply.mobile
+                         else f"customer {reply.customer_id}")
                 if _keep(session, reply, None, "unmatched", f"no customer with this {ident.split()[0]}", source, now):
                     done.unmatched.append(f"{where}: {ident}")
                 else:

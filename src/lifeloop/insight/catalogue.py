@@ -155,7 +155,8 @@ def _expression_tag(doc: LocatedYaml, i: int, name: str, spec: TagSpec, tag_type
     tree = parse_expression(spec.expression, columns=columns, kind="value", where=f"{doc.file}:{line} tag {name}")
     used = sorted({c.name for c in tree.find_all(exp.Column)} & set(tag_types))
     if name in used:
-        raise _error(doc, line, name, "the expression uses the tag itself", "a tag cannot be defined in terms of itself")
+        raise _error(doc, line, name, "the expression uses the tag itself",
+                     "a tag cannot be defined in terms of itself")
     return Tag(**_common(spec, name, None), line=doc.line_of(("tags", i, "name")), kind="expression", tree=tree,
                sql_type=tree.meta["sql_type"], depends_on=tuple(used))
 

@@ -375,4 +375,5 @@ def profiles(ctx: Any, as_of: dt.date) -> dict[str, Any] | None:
     last = fits[-1] if fits else {}
     return {"fitted_as_of": registry.get("fitted_as_of"), "criterion": last.get("criterion"), "fits": len(fits),
             "new_at_last_fit": last.get("new", []), "retired_at_last_fit": last.get("retired", []),
-            "clusters": describe(_features_table(ctx.lake.snapshot_file("features", as_of), config), table, config, registry)}
+            "clusters": describe(_features_table(ctx.lake.snapshot_file("features", as_of), config), table, config,
+                                 registry)}

@@ -124,6 +124,8 @@ def _cells(out: Any, s: dict[str, Any]) -> None:
     for p in s.get("pairwise") or []:
         binary = p["kind"] == "binary"
         uplift = _fmt(p["uplift"], binary, True)
-        out.print(f" {p['cell']} vs {p['against']}: {_fmt(p['cell_mean'], binary)} vs {_fmt(p['against_mean'], binary)}, "
+        out.print(f" {p['cell']} vs {p['against']}: {_fmt(p['cell_mean'], binary)} vs "
+                  f"{_fmt(p['against_mean'], binary)}, "
                   + (f"[bold]{uplift}[/]" if p["significant"] else uplift)
-                  + f" ({_fmt(p['ci_low'], binary, True)} .. {_fmt(p['ci_high'], binary, True)}), p (Holm) {_p(p['p_holm'])}")
+                  + f" ({_fmt(p['ci_low'], binary, True)} .. {_fmt(p['ci_high'], binary, True)}), p "
+                    f"(Holm) {_p(p['p_holm'])}")

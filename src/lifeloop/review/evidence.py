@@ -108,4 +108,5 @@ def compute(inputs: Inputs) -> Output:
 
 
 STEP = Step(EVIDENCE, compute, reads=(Read(AREA, "latest", optional=True),), configs={"strategies": StrategiesConfig},
-            writes=EVIDENCE, doc="evidence (复盘反哺): observed uplift per strategy, wave, channel and segment, for the plan")
+            writes=EVIDENCE,
+            doc="evidence (复盘反哺): observed uplift per strategy, wave, channel and segment, for the plan")

@@ -176,13 +176,15 @@ def strategy_review(table: pa.Table, strategy: Strategy, in_window: int, alpha: 
     cost = float(pc.sum(table["cost"]).as_py() or 0.0) if table.num_rows else 0.0
     review: dict[str, Any] = {
         "strategy": strategy.id, "name": {"zh": strategy.name.zh, "en": strategy.name.en}, "owner": strategy.owner,
-        "objective": strategy.objective.model_dump(mode="json"), "offer": strategy.offer.product_id or strategy.offer.code,
+        "objective": strategy.objective.model_dump(mode="json"),
+        "offer": strategy.offer.product_id or strategy.offer.code,
         "primary_outcome": primary, "planned_holdout": planned_share(table, strategy),
         "entries": {"treated": n_t, "control": n_c, "in_window": in_window,
                     "contacted": int(pc.sum(table["contacted"]).as_py() or 0) if table.num_rows else 0,
                     "first": min(days).isoformat() if days else None, "last": max(days).isoformat() if days else None},
         "verdict": "too_early", "headline": None, "sample_ratio": None,
-        "money": {"contacts": int(pc.sum(table["contacts"]).as_py() or 0) if table.num_rows else 0, "cost": round(cost, 2),
+        "money": {"contacts": int(pc.sum(table["contacts"]).as_py() or 0) if table.num_rows else 0,
+                  "cost": round(cost, 2),
                   "incremental_aum": None, "incremental_aum_ci": None, "incremental_fee_income": None,
                   "incremental_fee_income_ci": None, "roi": None, "roi_ci": None,
                   "cost_per_incremental_conversion": None},

@@ -43,7 +43,8 @@ def _keys() -> list[exp.Expression]:
 
 
 def _case(condition: exp.Expression, then: exp.Expression, default: exp.Expression | None = None) -> exp.Case:
-    return exp.Case(ifs=[exp.If(this=condition, true=then)], default=default if default is not None else exp.Literal.number(0))
+    return exp.Case(ifs=[exp.If(this=condition, true=then)],
+                    default=default if default is not None else exp.Literal.number(0))
 
 
 def _float(e: exp.Expression) -> exp.Expression:
@@ -58,7 +59,8 @@ def purchases_query() -> exp.Select:
                          exp.alias_(_float(col("balance", "h")), "amount"))
               .from_(exp.to_table("holdings", alias=exp.TableAlias(this=exp.to_identifier("h"))))
               .join(first.subquery("f"), on=_on(exp.EQ(this=col("account_id", "h"), expression=col("account_id", "f")),
-                                                 exp.EQ(this=col("snapshot_date", "h"), expression=col("first_seen", "f")))))
+                                                 exp.EQ(this=col("snapshot_date", "h"),
+                                                        expression=col("first_seen", "f")))))
     is_offer = exp.EQ(this=col("product_id", "o"), expression=col("offer", "e"))
     term = exp.Least(this=exp.Coalesce(this=col("term_days", "p"), expressions=[exp.Literal.number(365)]),
                      expressions=[exp.Literal.number(365)])
@@ -68,11 +70,14 @@ def purchases_query() -> exp.Select:
                                expression=_float(term)),
                   expression=exp.Literal.number(365))
     return (exp.select(*_keys(),
-                       exp.alias_(exp.Max(this=_case(_on(is_offer, exp.Not(this=exp.Is(this=col("account_id", "o"), expression=exp.null()))),
+                       exp.alias_(exp.Max(this=_case(_on(is_offer,
+                                                         exp.Not(this=exp.Is(this=col("account_id", "o"),
+                                                                             expression=exp.null()))),
                                                      exp.Literal.number(1))), "purchased_n"),
                        exp.alias_(exp.Sum(this=_case(is_offer.copy(), col("amount", "o"), exp.Literal.number(0))),
                                   "purchase_amount"),
-                       exp.alias_(exp.Sum(this=exp.Coalesce(this=fee, expressions=[exp.Literal.number(0)])), "fee_income"))
+                       exp.alias_(exp.Sum(this=exp.Coalesce(this=fee, expressions=[exp.Literal.number(0)])),
+                                  "fee_income"))
             .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e"))))
             .join(opened.subquery("o"), on=_on(_same_customer("o"), _within(col("open_date", "o"))), join_type="left")
             .join(exp.to_table("products", alias=exp.TableAlias(this=exp.to_identifier("p"))),
@@ -87,7 +92,8 @@ def activity_query() -> exp.Select:
                    exp.In(this=col("txn_type", "t"), expressions=[exp.Literal.string(x) for x in INFLOW_TYPES]))
     return (exp.select(*_keys(),
                        exp.alias_(exp.Sum(this=_case(own, exp.Literal.number(1))), "own_txns"),
-                       exp.alias_(exp.Sum(this=_case(money_in, _float(col("amount", "t")), exp.Literal.number(0))), "inflow"))
+                       exp.alias_(exp.Sum(this=_case(money_in, _float(col("amount", "t")), exp.Literal.number(0))),
+                                  "inflow"))
             .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e"))))
             .join(exp.to_table("transactions", alias=exp.TableAlias(this=exp.to_identifier("t"))),
                   on=_on(_same_customer("t"), _within(col("txn_date", "t"))), join_type="left")
@@ -103,26 +109,35 @@ def aum_query() -> exp.Select:
               .from_(exp.to_table("holdings", alias=exp.TableAlias(this=exp.to_identifier("h"))))
               .join(exp.to_table("products", alias=exp.TableAlias(this=exp.to_identifier("p"))),
                     on=exp.EQ(this=col("product_id", "h"), expression=col("product_id", "p")))
-              .where(exp.In(this=col("product_type", "p"), expressions=[exp.Literal.string(t) for t in ASSET_PRODUCT_TYPES])))
+              .where(exp.In(this=col("product_type", "p"),
+                            expressions=[exp.Literal.string(t) for t in ASSET_PRODUCT_TYPES])))
     points = exp.union(
-        exp.select(*_keys(), exp.alias_(col("entry_date", "e"), "point"), exp.alias_(exp.Literal.string("before"), "which"))
+        exp.select(*_keys(), exp.alias_(col("entry_date", "e"), "point"),
+                   exp.alias_(exp.Literal.string("before"), "which"))
         .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e")))),
-        exp.select(*_keys(), exp.alias_(col("observed_through", "e"), "point"), exp.alias_(exp.Literal.string("after"), "which"))
+        exp.select(*_keys(), exp.alias_(col("observed_through", "e"), "point"),
+                   exp.alias_(exp.Literal.string("after"), "which"))
         .from_(exp.to_table(ENTRIES_VIEW, alias=exp.TableAlias(this=exp.to_identifier("e")))),
         distinct=False)
     newest = exp.Window(this=exp.RowNumber(), partition_by=[col("strategy", "x"), col("customer_id", "x"),
-                                                             col("entry_date", "x"), col("which", "x"), col("account_id", "a")],
+                                                            col("entry_date", "x"), col("which", "x"),
+                                                            col("account_id", "a")],
                         order=exp.Order(expressions=[exp.Ordered(this=col("snapshot_date", "a"), desc=True)]))
     ranked = (exp.select(col("strategy", "x"), col("customer_id", "x"), col("entry_date", "x"), col("which", "x"),
                          col("status", "a"), col("balance", "a"), exp.alias_(newest, "rn"))
               .from_(points.subquery("x"))
-              .join(assets.subquery("a"), on=_on(exp.EQ(this=col("customer_id", "x"), expression=col("customer_id", "a")),
-                                                  exp.LTE(this=col("snapshot_date", "a"), expression=col("point", "x")))))
+              .join(assets.subquery("a"),
+                    on=_on(exp.EQ(this=col("customer_id", "x"), expression=col("customer_id", "a")),
+                           exp.LTE(this=col("snapshot_date", "a"), expression=col("point", "x")))))
     live = exp.EQ(this=col("status"), expression=exp.Literal.string("open"))
     return (exp.select(col("strategy"), col("customer_id"), col("entry_date"),
-                       exp.alias_(exp.Sum(this=_case(_on(live, exp.EQ(this=col("which"), expression=exp.Literal.string("before"))),
+                       exp.alias_(exp.Sum(this=_case(_on(live,
+                                                         exp.EQ(this=col("which"),
+                                                                expression=exp.Literal.string("before"))),
                                                      col("balance"), exp.Literal.number(0))), "aum_before"),
-                       exp.alias_(exp.Sum(this=_case(_on(live.copy(), exp.EQ(this=col("which"), expression=exp.Literal.string("after"))),
+                       exp.alias_(exp.Sum(this=_case(_on(live.copy(),
+                                                         exp.EQ(this=col("which"),
+                                                                expression=exp.Literal.string("after"))),
                                                      col("balance"), exp.Literal.number(0))), "aum_after"))
             .from_(ranked.subquery("r"))
             .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1)))
@@ -152,7 +167,8 @@ def measure(engine: Any, entries_table: pa.Table, entries_file: Path) -> pa.Tabl
     before, after = num("aum_before"), num("aum_after")
     active = [int(r.get("own_txns") or 0) > 0 for r in rows]
     cols = {
-        "purchased": pa.array([bool(r.get("purchased_n")) if p else None for r, p in zip(rows, product, strict=False)], pa.bool_()),
+        "purchased": pa.array([bool(r.get("purchased_n")) if p else None for r, p in zip(rows, product, strict=False)],
+                              pa.bool_()),
         "purchase_amount": pa.array([round(float(r.get("purchase_amount") or 0.0), 2) if p else None
                                      for r, p in zip(rows, product, strict=False)], pa.float64()),
         "fee_income": pa.array(num("fee_income"), pa.float64()),
@@ -160,7 +176,8 @@ def measure(engine: Any, entries_table: pa.Table, entries_file: Path) -> pa.Tabl
         "aum_before": pa.array(before, pa.float64()), "aum_after": pa.array(after, pa.float64()),
         "aum_change": pa.array([round(a - b, 2) for a, b in zip(after, before, strict=False)], pa.float64()),
         "active": pa.array(active, pa.bool_()),
-        "reactivated": pa.array([a if s == "dormant" else None for a, s in zip(active, stage, strict=False)], pa.bool_()),
+        "reactivated": pa.array([a if s == "dormant" else None for a, s in zip(active, stage, strict=False)],
+                                pa.bool_()),
         "retained": pa.array([a > 0 for a in after], pa.bool_()),
     }
     assert len(rows) == n

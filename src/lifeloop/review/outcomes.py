@@ -60,7 +60,8 @@ def output_schema() -> pa.Schema:
 
     s, f, d, b = pa.string(), pa.float64(), pa.date32(), pa.bool_()
     return pa.schema([
-        ("customer_id", s), ("strategy", s), ("wave", s), ("entry_date", d), ("arm", s), ("planned_holdout", f), ("cell", s),
+        ("customer_id", s), ("strategy", s), ("wave", s), ("entry_date", d), ("arm", s), ("planned_holdout", f),
+        ("cell", s),
         ("channel", s),
         ("segment", s), ("stage", s), ("rm_id", s), ("offer", s), ("product_offer", b), ("window_days", pa.int32()),
         ("window_end", d), ("observed_through", d), ("complete", b), ("contacted", b),
@@ -99,7 +100,8 @@ def entries(lists: pa.Table, config: StrategiesConfig, as_of: dt.date,
     for s, c, d, cost in zip(contacts["strategy"].to_pylist(), contacts["customer_id"].to_pylist(),
                              contacts["as_of"].to_pylist(), contacts["cost"].to_pylist(), strict=False):
         spent.setdefault((s, c), []).append((d, float(cost or 0.0)))
-    out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm", "planned_holdout", "cell", "channel",
+    out: dict[str, list[Any]] = {k: [] for k in ("customer_id", "strategy", "wave", "entry_date", "arm",
+                                                 "planned_holdout", "cell", "channel",
                                                  "rm_id", "offer", "product_offer", "window_days", "window_end",
                                                  "observed_through", "complete", "contacted", "contacts", "cost")}
     kept: list[int] = []
@@ -256,7 +258,8 @@ def entries_with_outcomes(lake: Any, engine: Any, config: StrategiesConfig, as_o
     done = carried_over(lake, as_of)
     if done is not None and done.num_rows:
         key = lambda t: pc.binary_join_element_wise(  # noqa: E731
-            t["strategy"], t["customer_id"], pc.cast(t["entry_date"], pa.string()), pc.cast(t["window_days"], pa.string()), "\x1f")
+            t["strategy"], t["customer_id"], pc.cast(t["entry_date"], pa.string()),
+            pc.cast(t["window_days"], pa.string()), "\x1f")
         closed = pc.is_in(key(todo), value_set=key(done))
         todo = todo.filter(pc.invert(closed))
     todo = todo.append_column("segment", at_entry(todo, lake, "segments", "tier"))

@@ -26,7 +26,8 @@ DEFAULT_LABELS: dict[str, dict[str, Pair]] = {
               "won_back": ("挽回/唤醒", "Won back")},
     "tier": {"mass": ("大众", "Mass"), "potential": ("潜力", "Potential"), "wealth": ("财富", "Wealth"),
              "private": ("私行", "Private banking")},
-    "group": {"payroll": ("代发", "Payroll"), "silver": ("银发", "Silver-haired"), "middle_class": ("中产", "Middle class"),
+    "group": {"payroll": ("代发", "Payroll"), "silver": ("银发", "Silver-haired"),
+              "middle_class": ("中产", "Middle class"),
               "parent_child": ("亲子", "Parent-child"), "new_citizen": ("新市民", "New citizens"),
               "small_business": ("小微企业主", "Small business")},
     "channel": {"sms": ("短信", "SMS"), "push": ("手机银行推送", "App push"), "email": ("邮件", "E-mail"),
@@ -99,7 +100,8 @@ def board(review: Mapping[str, Any] | None, names: Labels) -> dict[str, Any]:
                 "suggestions": suggestions(review, names, {})}
     for s in strategies:
         names.table.setdefault("strategy", {}).setdefault(
-            s["strategy"], ((s.get("name") or {}).get("zh") or s["strategy"], (s.get("name") or {}).get("en") or s["strategy"]))
+            s["strategy"],
+            ((s.get("name") or {}).get("zh") or s["strategy"], (s.get("name") or {}).get("en") or s["strategy"]))
     # rates share one axis (percentage points compare across strategies); an amount (RMB of AUM, of
     # purchases, of fee income) is only comparable with itself, so each such row has its own scale
     shared = svg.forest_domain([s.get("headline") or {} for s in strategies
@@ -121,14 +123,16 @@ def board(review: Mapping[str, Any] | None, names: Labels) -> dict[str, Any]:
             "in_window": num(entries.get("in_window")),
             "outcome": head.get("outcome") or s.get("primary_outcome") or "",
             "uplift": fmt(head.get("uplift")),
-            "ci": f"{fmt(head.get('ci_low'))} .. {fmt(head.get('ci_high'))}" if head.get("ci_low") is not None else DASH,
+            "ci": (f"{fmt(head.get('ci_low'))} .. {fmt(head.get('ci_high'))}" if head.get("ci_low") is not None
+                   else DASH),
             "rates": f"{_mean_fmt(kind)(head.get('treated_mean'))} vs {_mean_fmt(kind)(head.get('control_mean'))}"
             if head.get("uplift") is not None else None,
             "forest": svg.forest_row(head, shared, fmt, width=FOREST_W) if kind != "amount" else
             svg.forest_row(head, svg.forest_domain([head]), fmt, width=FOREST_W, ticks=svg.tick_money),
             "kind": kind, "p": pval(head.get("p_value")),
             "significant": bool(head.get("significant")),
-            "verdict": s.get("verdict") or "too_early", "verdict_label": names.pair("verdict", s.get("verdict") or "too_early"),
+            "verdict": s.get("verdict") or "too_early",
+            "verdict_label": names.pair("verdict", s.get("verdict") or "too_early"),
             "incremental_aum": amount(money_.get("incremental_aum")),
             "incremental_fee": amount(money_.get("incremental_fee_income")),
             "cost": amount(money_.get("cost")), "roi": roi(money_.get("roi")),
@@ -140,8 +144,10 @@ def board(review: Mapping[str, Any] | None, names: Labels) -> dict[str, Any]:
     rates = any(r["kind"] != "amount" and r["rates"] for r in rows)
     axis = svg.forest_axis(shared, svg.tick_points, width=FOREST_W) if rates else None
     amounts = any(r["kind"] == "amount" for r in rows)
-    return {"rows": rows, "axis": axis, "amounts": amounts, "interim": bool(review.get("interim")), "alpha": review.get("alpha"),
-            "suggestions": suggestions(review, names, {s["strategy"]: (s.get("headline") or {}).get("kind") for s in strategies})}
+    return {"rows": rows, "axis": axis, "amounts": amounts, "interim": bool(review.get("interim")),
+            "alpha": review.get("alpha"),
+            "suggestions": suggestions(review, names,
+                                       {s["strategy"]: (s.get("headline") or {}).get("kind") for s in strategies})}
 
 
 def _srm_text(srm: Mapping[str, Any]) -> str:
@@ -188,7 +194,8 @@ def suggestions(review: Mapping[str, Any], names: Labels, kinds: Mapping[str, An
         text = sg.get("text") or {}
         kind = kinds.get(sg.get("strategy"))
         evidence = [(k.replace("_", " "), _evidence(k, v, kind)) for k, v in (sg.get("evidence") or {}).items()]
-        out.append({"severity": sg.get("severity") or "info", "severity_label": names.pair("severity", sg.get("severity") or "info"),
+        out.append({"severity": sg.get("severity") or "info",
+                    "severity_label": names.pair("severity", sg.get("severity") or "info"),
                     "strategy": names.pair("strategy", sg.get("strategy")) if sg.get("strategy") else None,
                     "kind": (sg.get("kind") or "").replace("_", " "), "zh": text.get("zh"), "en": text.get("en"),
                     "evidence": evidence})

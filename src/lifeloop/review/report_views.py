@@ -66,8 +66,10 @@ def _matrix(transitions: Sequence[Mapping[str, Any]], stages: Sequence[str], nam
     periods = len({(r["from"], r["to"]) for r in transitions})
     seen_from = {a for a, _ in flow}
     seen_to = {b for _, b in flow}
-    rows = [s for s in stages if s in seen_from] + sorted(seen_from - set(stages) - {NEW}) + ([NEW] if NEW in seen_from else [])
-    cols = [s for s in stages if s in seen_to] + sorted(seen_to - set(stages) - {LEFT}) + ([LEFT] if LEFT in seen_to else [])
+    rows = ([s for s in stages if s in seen_from] + sorted(seen_from - set(stages) - {NEW})
+            + ([NEW] if NEW in seen_from else []))
+    cols = ([s for s in stages if s in seen_to] + sorted(seen_to - set(stages) - {LEFT})
+            + ([LEFT] if LEFT in seen_to else []))
     totals = {a: sum(n for (x, _), n in flow.items() if x == a) for a in rows}
 
     def label(s: str) -> str:  # "衰退期/流失预警" -> "衰退期": the cell is narrow, the tooltip has it all
@@ -94,9 +96,11 @@ def _rates(k: Mapping[str, Any]) -> list[dict[str, Any]]:
          "detail": f"{num(a.get('activated'))} of {num(a.get('measured'))} new customers transacted within "
                    f"{a.get('days', 30)} days; {num(a.get('pending'))} still in their first days"},
         {"label": ("沉睡唤醒率", "Dormant reactivation"), "value": pct(react.get("rate")),
-         "detail": f"{num(react.get('moved'))} of {num(react.get('customers'))} dormant customers won back in the window"},
+         "detail": f"{num(react.get('moved'))} of {num(react.get('customers'))} dormant customers "
+                   "won back in the window"},
         {"label": ("流失率", "Churn rate"), "value": pct(churn.get("rate"), 2),
-         "detail": f"{num(churn.get('moved'))} of {num(churn.get('customers'))} active customers churned in the window"},
+         "detail": f"{num(churn.get('moved'))} of {num(churn.get('customers'))} active customers "
+                   "churned in the window"},
     ]
 
 
@@ -107,19 +111,23 @@ def kpi_view(kpis: Mapping[str, Any] | None, names: Labels, top: int = 15) -> di
     k = _plain(kpis)
     out: dict[str, Any] = {"from": k.get("from"), "to": k.get("to")}
     cohorts = [r for r in k.get("retention") or [] if any(r.get(f) is not None for f in r if f.startswith("rate_"))]
-    months = sorted(int(f[5:-1]) for f in (k.get("retention") or [{}])[0] if f.startswith("rate_")) if k.get("retention") else []
+    months = sorted(int(f[5:-1]) for f in (k.get("retention") or [{}])[0]
+                    if f.startswith("rate_")) if k.get("retention") else []
     if cohorts:
         cohorts = cohorts[-12:]
-        series = [(r["cohort"], [None if r.get(f"rate_{m}m") is None else float(r[f"rate_{m}m"]) for m in months]) for r in cohorts]
+        series = [(r["cohort"], [None if r.get(f"rate_{m}m") is None else float(r[f"rate_{m}m"]) for m in months])
+                  for r in cohorts]
         out["retention"] = {"chart": svg.line_chart([f"{m} m" for m in months], series),
-                            "legend": [{"colour": svg.PALETTE[i % len(svg.PALETTE)], "label": f"{r['cohort']} ({num(r['customers'])})"}
+                            "legend": [{"colour": svg.PALETTE[i % len(svg.PALETTE)],
+                                        "label": f"{r['cohort']} ({num(r['customers'])})"}
                                        for i, r in enumerate(cohorts)]}
     else:
         out["retention_empty"] = ("No entry cohort is old enough for a retention point yet: a point needs a snapshot "
                                   "1, 3, 6 or 12 months after every customer's opening date. 暂无可计算的留存点。")
     p = k.get("products_per_customer") or {}
     dist = p.get("distribution") or []
-    out["products"] = {"average": num(p.get("average"), 2), "customers": num(p.get("customers")), "as_of": p.get("as_of"),
+    out["products"] = {"average": num(p.get("average"), 2), "customers": num(p.get("customers")),
+                       "as_of": p.get("as_of"),
                        "chart": svg.hbars([(f"{d['products']} 个产品" if d["products"] < 6 else f"{d['products']}+",
                                             float(d["customers"]), f"{d['customers']:,} ({pct(d['share'])})")
                                            for d in _cap(dist)]) if dist else None}
@@ -176,7 +184,8 @@ def _cap(dist: Sequence[Mapping[str, Any]], last: int = 6) -> list[dict[str, Any
 def coverage_view(cov: Mapping[str, Any] | None, names: Labels) -> dict[str, Any]:
     """The segment x stage heat map, with the gap and overlap lists under it."""
     if cov is None:
-        return {"empty": "No coverage: no audiences snapshot is published yet (run the daily steps). 暂无策略覆盖数据。"}
+        return {"empty": "No coverage: no audiences snapshot is published yet (run the daily steps). "
+                         "暂无策略覆盖数据。"}
     cells_in = cov.get("cells") or []
     if not cells_in:
         return {"empty": "No segment has customers on this day. 当日无客群数据。"}
@@ -200,7 +209,8 @@ def coverage_view(cov: Mapping[str, Any] | None, names: Labels) -> dict[str, Any
                + ("strategies: " + ", ".join(f"{names.both('strategy', s)} {n:,}" for s, n in reach) if reach
                   else "no strategy reaches it")
                + (" — GAP" if key in gaps else "")
-               + (f" — {o['contested']:,} contested; wins: " + (", ".join(f"{s} {n}" for s, n in o["wins"].items()) or "none")
+               + (f" — {o['contested']:,} contested; wins: "
+                  + (", ".join(f"{s} {n}" for s, n in o["wins"].items()) or "none")
                   if o else ""))
         cells[key] = {"value": math.sqrt(c["customers"] / top), "head": f"{c['customers']:,} · {wan(c['aum'])}",
                       "lines": lines or ["—"], "tip": tip, "gap": key in gaps, "overlap": winner}
@@ -210,9 +220,11 @@ def coverage_view(cov: Mapping[str, Any] | None, names: Labels) -> dict[str, Any
     return {"as_of": cov.get("as_of"), "chart": chart,
             "gaps": [{"segment": _seg_both(g["kind"], g["segment"], names), "stage": names.both("stage", g["stage"]),
                       "customers": num(g["customers"]), "aum": money(g["aum"])} for g in cov.get("gaps") or []],
-            "overlaps": [{"segment": _seg_both(o["kind"], o["segment"], names), "stage": names.both("stage", o["stage"]),
+            "overlaps": [{"segment": _seg_both(o["kind"], o["segment"], names),
+                          "stage": names.both("stage", o["stage"]),
                           "contested": num(o["contested"]),
-                          "strategies": ", ".join(f"{names.short('strategy', s)} {n:,}" for s, n in o["strategies"].items()),
+                          "strategies": ", ".join(f"{names.short('strategy', s)} {n:,}"
+                                                  for s, n in o["strategies"].items()),
                           "winner": names.both("strategy", o["winner"]) if o.get("winner") else "not planned 未入名单"}
                          for o in cov.get("overlaps") or []],
             "thresholds": cov.get("thresholds") or {}, "warnings": list(cov.get("warnings") or [])}

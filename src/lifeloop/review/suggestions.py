@@ -83,13 +83,15 @@ def _for_strategy(s: dict[str, Any], interim: bool = False) -> list[dict[str, An
     if s["verdict"] == "harmful":
         out.append(_item(
             "harmful", s,
-            f"「{name}」显著降低了{h['outcome']}（{_pp(h['uplift'], binary)}，95% 区间 {ci}）：建议暂停并复盘话术、渠道与频次。",
+            f"「{name}」显著降低了{h['outcome']}（{_pp(h['uplift'], binary)}，95% 区间 "
+            f"{ci}）：建议暂停并复盘话术、渠道与频次。",
             f"{name_en} significantly lowers {h['outcome']} ({_pp(h['uplift'], binary)}, 95% CI {ci}): pause it and "
             "review the script, channel and frequency.", evidence))
     elif not h["significant"] and not interim and e["treated"] >= MIN_TREATED and e["control"] >= MIN_CONTROL:
         # (an interim review measures windows still running: "no uplift yet" is not a finding)
         mde = h.get("mde")
-        power_zh = f"（以当前样本量，只有不小于 {_pp(mde, binary)} 的提升才有八成把握被发现）" if mde is not None else ""
+        power_zh = (f"（以当前样本量，只有不小于 {_pp(mde, binary)} 的提升才有八成把握被发现）"
+                    if mde is not None else "")
         power_en = (f" (at these sizes only an uplift of {_pp(mde, binary)} or more had an 80% chance to show)"
                     if mde is not None else "")
         out.append(_item(
@@ -104,10 +106,12 @@ def _for_strategy(s: dict[str, Any], interim: bool = False) -> list[dict[str, An
         extra_zh = extra_en = ""
         if money.get("incremental_fee_income") is not None:
             extra_zh = f"，增量中收约 {money['incremental_fee_income']:,.0f} 元，成本 {money['cost']:,.0f} 元"
-            extra_en = f"; incremental fee income about {money['incremental_fee_income']:,.0f} RMB for {money['cost']:,.0f} RMB of contacts"
+            extra_en = (f"; incremental fee income about {money['incremental_fee_income']:,.0f} RMB "
+                        f"for {money['cost']:,.0f} RMB of contacts")
         out.append(_item(
             "works", s,
-            f"「{name}」显著提升了{h['outcome']}（{_pp(h['uplift'], binary)}，95% 区间 {ci}）{extra_zh}：建议保留并考虑扩大覆盖。",
+            f"「{name}」显著提升了{h['outcome']}（{_pp(h['uplift'], binary)}，95% 区间 "
+            f"{ci}）{extra_zh}：建议保留并考虑扩大覆盖。",
             f"{name_en} works: {h['outcome']} {_pp(h['uplift'], binary)} (95% CI {ci}){extra_en}. Keep it and consider "
             "widening the audience.", {**evidence, "incremental_fee_income": money.get("incremental_fee_income"),
                                        "cost": money.get("cost")}))
@@ -178,7 +182,8 @@ def _cells(s: dict[str, Any], name: str, name_en: str, interim: bool) -> list[di
             out.append(_item(
                 "wave_adds_nothing", s,
                 f"「{name}」中，收到 {', '.join(added)} 的实验组 {long['cell']}（{long['treated']:,} 人）比只收到 "
-                f"{', '.join(short['waves'])} 的 {short['cell']}（{short['treated']:,} 人）在{p['outcome']}上未见显著提升"
+                f"{', '.join(short['waves'])} 的 {short['cell']}（{short['treated']:,} "
+                f"人）在{p['outcome']}上未见显著提升"
                 f"（{_pp(p['uplift'], binary)}，95% 区间 {ci}），每人却多花约 {extra:,.2f} 元（共 {total:,.2f} 元）："
                 f"建议去掉 {', '.join(added)} 或改变其渠道与话术。",
                 f"{name_en}: cell {long['cell']} ({long['treated']:,} customers), which also gets "
@@ -233,8 +238,10 @@ def _cheaper_channels(s: dict[str, Any], name: str, name_en: str) -> list[dict[s
         if best["cost_per_incremental"] <= CHEAPER * worst["cost_per_incremental"]:
             out.append(_item(
                 "cheaper_channel", s,
-                f"「{name}」在{segment}客群中，{best['channel']} 每个增量转化成本约 {best['cost_per_incremental']:,.2f} 元，"
-                f"{worst['channel']} 约 {worst['cost_per_incremental']:,.2f} 元：建议该客群优先使用 {best['channel']}。",
+                f"「{name}」在{segment}客群中，{best['channel']} 每个增量转化成本约 "
+                f"{best['cost_per_incremental']:,.2f} 元，"
+                f"{worst['channel']} 约 {worst['cost_per_incremental']:,.2f} 元："
+                f"建议该客群优先使用 {best['channel']}。",
                 f"{name_en}, {segment} customers: an incremental conversion costs about "
                 f"{best['cost_per_incremental']:,.2f} RMB by {best['channel']} against "
                 f"{worst['cost_per_incremental']:,.2f} RMB by {worst['channel']}: prefer {best['channel']} there.",

@@ -166,8 +166,10 @@ def forest_row(row: Mapping[str, Any], domain: tuple[float, float], fmt: Fmt, wi
     if low is not None and high is not None:
         tip += f", 95% CI {fmt(low)} .. {fmt(high)}"
         shapes += [{"kind": "line", "x1": x(low), "y1": mid, "x2": x(high), "y2": mid, "cls": f"whisker {state}"},
-                   {"kind": "line", "x1": x(low), "y1": mid - 5, "x2": x(low), "y2": mid + 5, "cls": f"whisker {state}"},
-                   {"kind": "line", "x1": x(high), "y1": mid - 5, "x2": x(high), "y2": mid + 5, "cls": f"whisker {state}"}]
+                   {"kind": "line", "x1": x(low), "y1": mid - 5, "x2": x(low), "y2": mid + 5,
+                    "cls": f"whisker {state}"},
+                   {"kind": "line", "x1": x(high), "y1": mid - 5, "x2": x(high), "y2": mid + 5,
+                    "cls": f"whisker {state}"}]
     shapes.append({"kind": "circle", "cx": x(point), "cy": mid, "r": 4.5, "cls": f"point {state}", "title": tip})
     return chart(width, height, tip, shapes)
 
@@ -196,7 +198,8 @@ def stacked_bars(dates: Sequence[str], stages: Sequence[str], shares: Mapping[tu
     shapes: list[dict[str, Any]] = []
     for t in (0, 0.25, 0.5, 0.75, 1):
         shapes.append({"kind": "line", "x1": left - 4, "y1": y(t), "x2": width - 8, "y2": y(t), "cls": "grid"})
-        shapes.append({"kind": "text", "x": left - 7, "y": y(t) + 4, "text": f"{t:.0%}", "anchor": "end", "cls": "tick"})
+        shapes.append({"kind": "text", "x": left - 7, "y": y(t) + 4, "text": f"{t:.0%}", "anchor": "end",
+                       "cls": "tick"})
     every = max(1, math.ceil(len(dates) / 12))  # keep date labels from colliding on long windows
     for i, d in enumerate(dates):
         x0 = left + i * step + (step - bar) / 2
@@ -209,7 +212,8 @@ def stacked_bars(dates: Sequence[str], stages: Sequence[str], shares: Mapping[tu
                            "fill": colours[st], "title": f"{d} · {label(st)}: {counts.get((d, st), 0):,} ({s:.1%})"})
             acc += s
         if (len(dates) - 1 - i) % every == 0:  # counted from the end: the newest date is always labelled
-            shapes.append({"kind": "text", "x": x0 + bar / 2, "y": height - bottom + 16, "text": d[5:] if len(dates) > 1 else d,
+            shapes.append({"kind": "text", "x": x0 + bar / 2, "y": height - bottom + 16,
+                           "text": d[5:] if len(dates) > 1 else d,
                            "anchor": "middle", "cls": "tick"})
     return chart(width, height, "stage distribution per snapshot", shapes)
 
@@ -249,7 +253,8 @@ def hbars(items: Sequence[tuple[str, float, str]], width: float = 420, bar_h: fl
     shapes: list[dict[str, Any]] = []
     for i, (name, v, text) in enumerate(items):
         y0 = 4 + i * (bar_h + 6)
-        shapes.append({"kind": "text", "x": label_w - 8, "y": y0 + bar_h * 0.7, "text": name, "anchor": "end", "cls": "lbl"})
+        shapes.append({"kind": "text", "x": label_w - 8, "y": y0 + bar_h * 0.7, "text": name, "anchor": "end",
+                       "cls": "lbl"})
         shapes.append({"kind": "rect", "x": label_w, "y": y0, "width": max(x(max(v, 0)) - label_w, 1), "height": bar_h,
                        "fill": fill, "title": f"{name}: {text}"})
         shapes.append({"kind": "text", "x": max(x(max(v, 0)), label_w) + 6, "y": y0 + bar_h * 0.7, "text": text,
@@ -267,9 +272,11 @@ def line_chart(xs: Sequence[str], series: Sequence[tuple[str, Sequence[float | N
     shapes: list[dict[str, Any]] = []
     for t in nice_ticks(0, y_max, 5):
         shapes.append({"kind": "line", "x1": left, "y1": y(t), "x2": width - right, "y2": y(t), "cls": "grid"})
-        shapes.append({"kind": "text", "x": left - 6, "y": y(t) + 4, "text": f"{t:.0%}", "anchor": "end", "cls": "tick"})
+        shapes.append({"kind": "text", "x": left - 6, "y": y(t) + 4, "text": f"{t:.0%}", "anchor": "end",
+                       "cls": "tick"})
     for i, label in enumerate(xs):
-        shapes.append({"kind": "text", "x": x(i), "y": height - bottom + 18, "text": label, "anchor": "middle", "cls": "tick"})
+        shapes.append({"kind": "text", "x": x(i), "y": height - bottom + 18, "text": label, "anchor": "middle",
+                       "cls": "tick"})
     for n, (name, values) in enumerate(series):
         colour = PALETTE[n % len(PALETTE)]
         run: list[tuple[float, float]] = []
@@ -326,9 +333,10 @@ def coverage_map(rows: Sequence[tuple[str, str]], stages: Sequence[str],
     for i, key in enumerate(rows):
         y0 = top + i * cell_h
         if i and key[0] != rows[i - 1][0]:  # a rule between value tiers and featured groups
-            shapes.append({"kind": "line", "x1": 8, "y1": y0, "x2": left + len(stages) * cell_w, "y2": y0, "cls": "rule"})
-        shapes.append({"kind": "text", "x": left - 10, "y": y0 + cell_h / 2 + 4, "text": row_label(key), "anchor": "end",
-                       "cls": "lbl"})
+            shapes.append({"kind": "line", "x1": 8, "y1": y0, "x2": left + len(stages) * cell_w, "y2": y0,
+                           "cls": "rule"})
+        shapes.append({"kind": "text", "x": left - 10, "y": y0 + cell_h / 2 + 4, "text": row_label(key),
+                       "anchor": "end", "cls": "lbl"})
         for j, st in enumerate(stages):
             x0 = left + j * cell_w
             c = cells.get((*key, st))
@@ -356,6 +364,6 @@ def coverage_map(rows: Sequence[tuple[str, str]], stages: Sequence[str],
                                "fill": "#ffffff", "cls": "flagbg"})
                 shapes.append({"kind": "text", "x": x0 + cell_w - 16, "y": y0 + 17, "text": "⚑", "anchor": "middle",
                                "cls": "flag overflag"})
-                shapes.append({"kind": "text", "x": x0 + 8, "y": y0 + cell_h - 8, "text": c["overlap"], "anchor": "start",
-                               "cls": "cell small overtext", "fill": colour})
+                shapes.append({"kind": "text", "x": x0 + 8, "y": y0 + cell_h - 8, "text": c["overlap"],
+                               "anchor": "start", "cls": "cell small overtext", "fill": colour})
     return chart(left + len(stages) * cell_w + 4, top + len(rows) * cell_h + 4, "strategy-map coverage", shapes)

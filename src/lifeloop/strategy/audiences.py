@@ -108,7 +108,8 @@ def first_wave_query(config: StrategiesConfig, trees: Mapping[str, exp.Expressio
         tree = trees[s.id]
         flag = exp.func("coalesce", exp.Paren(this=tree.copy()), exp.false())
         cols.append(exp.alias_(flag, f"_f{i}"))
-        cols.append(exp.alias_(exp.Case(ifs=[exp.If(this=flag.copy(), true=reason_expression(tree, columns or {}))]), f"_r{i}"))
+        cols.append(exp.alias_(exp.Case(ifs=[exp.If(this=flag.copy(), true=reason_expression(tree, columns or {}))]),
+                               f"_r{i}"))
         flags.append(flag.copy())
     if not flags:
         return None
@@ -169,7 +170,8 @@ def follow_ups(config: StrategiesConfig, contacts: pa.Table, as_of: dt.date) -> 
             dep = w.depends_on
             assert dep is not None  # checked by check_structure
             sent = as_of - dt.timedelta(days=w.day - s.wave(dep.wave).day)  # type: ignore[union-attr]
-            c = contacts.filter(pc.and_(pc.and_(pc.equal(contacts["strategy"], s.id), pc.equal(contacts["wave"], dep.wave)),
+            c = contacts.filter(pc.and_(pc.and_(pc.equal(contacts["strategy"], s.id),
+                                                pc.equal(contacts["wave"], dep.wave)),
                                         pc.equal(contacts["contact_date"], sent)))
             for cust, treated, outcome in zip(c["customer_id"].to_pylist(), c["treated"].to_pylist(),
                                               c["outcome"].to_pylist(), strict=False):

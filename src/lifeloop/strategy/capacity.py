@@ -55,7 +55,8 @@ class DailyCapacity:
         if channel == "rm":
             if not rm_id:
                 return "no_rm"   # an RM task needs the customer's own relationship manager
-            if s.capacity.per_rm_per_day is not None and self.by_strategy_rm[(strategy, rm_id)] >= s.capacity.per_rm_per_day:
+            if (s.capacity.per_rm_per_day is not None
+                    and self.by_strategy_rm[(strategy, rm_id)] >= s.capacity.per_rm_per_day):
                 return "capacity_strategy_rm"
             rm_limit = self.rm_limit(rm_id)
             if rm_limit is not None and self.by_rm[rm_id] >= rm_limit:

@@ -56,13 +56,15 @@ def coverage(segments: pa.Table, lifecycle: pa.Table, audiences: pa.Table, lists
         reach[c].add(s)
     contacted: dict[str, list[str]] = defaultdict(list)
     if lists is not None:
-        for c, s, st in zip(lists["customer_id"].to_pylist(), lists["strategy"].to_pylist(), lists["status"].to_pylist(), strict=False):
+        for c, s, st in zip(lists["customer_id"].to_pylist(), lists["strategy"].to_pylist(),
+                            lists["status"].to_pylist(), strict=False):
             if st == "contact":
                 contacted[c].append(s)
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
     for c, kind, seg, stage, a in memberships(segments, lifecycle):
         cell = cells.setdefault((kind, seg, stage), {"kind": kind, "segment": seg, "stage": stage, "customers": 0,
-                                                     "aum": 0.0, "strategies": Counter(), "contested": 0, "wins": Counter()})
+                                                     "aum": 0.0, "strategies": Counter(), "contested": 0,
+                                                     "wins": Counter()})
         cell["customers"] += 1
         cell["aum"] += a
         mine = reach.get(c, set())

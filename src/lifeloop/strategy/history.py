@@ -65,7 +65,8 @@ class History:
         import pyarrow as pa
 
         s = schemas()
-        return cls(pa.Table.from_pylist(list(contacts), s["contacts"]), pa.Table.from_pylist(list(consent), s["consent"]),
+        return cls(pa.Table.from_pylist(list(contacts), s["contacts"]),
+                   pa.Table.from_pylist(list(consent), s["consent"]),
                    pa.Table.from_pylist(list(dnd), s["dnd"]), pa.Table.from_pylist(list(refusals), s["refusals"]))
 
 
@@ -127,5 +128,6 @@ class LakeHistory:
         files = self.lake.bank_files(as_of).get("consent")
         if files:
             # consent is a state table: the newest batch on or before D holds the truth
-            consent = pq.read_table(files[-1], columns=["customer_id", "purpose", "channel", "granted"]).cast(s["consent"])
+            consent = pq.read_table(files[-1],
+                                    columns=["customer_id", "purpose", "channel", "granted"]).cast(s["consent"])
         return History(contacts, consent, s["dnd"].empty_table(), s["refusals"].empty_table())

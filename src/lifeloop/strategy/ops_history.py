@@ -70,7 +70,8 @@ class OpsHistory:
                 .outerjoin(outcome, outcome.c.dispatch_id == Dispatch.id)
                 .where(Dispatch.as_of >= start, Dispatch.as_of < as_of, Dispatch.status.in_(LIVE))).all()
             changes = session.execute(
-                sa.select(ConsentChange.customer_id, ConsentChange.purpose, ConsentChange.channel, ConsentChange.granted)
+                sa.select(ConsentChange.customer_id, ConsentChange.purpose, ConsentChange.channel,
+                          ConsentChange.granted)
                 .where(ConsentChange.effective_at < end).order_by(ConsentChange.effective_at, ConsentChange.id)).all()
             dnd = session.execute(
                 sa.select(DoNotDisturb.customer_id, DoNotDisturb.channel, DoNotDisturb.starts_at,
@@ -109,7 +110,8 @@ def _consent(baseline: pa.Table, changes: list[tuple]) -> pa.Table:
 
 
 def _dnd(rows: list[tuple], as_of: dt.date) -> pa.Table:
-    """Entries as dates: in force from the start day through the day it expires or is lifted (at midnight: the day before)."""
+    """Entries as dates: in force from the start day through the day it expires or is lifted (at midnight: the day
+    before)."""
     import pyarrow as pa
 
     out = []

@@ -6,8 +6,8 @@ audiences:
 * ``group`` — treated or control (holdout by hash, see holdout.py); ``cell`` — the treated customer's
   cell of a strategy with cells (a second hash draw, holdout.py; null for control and without cells);
   ``status`` — contact (goes out), control (held out, would have been contactable), or dropped;
-* ``channel``, ``send_at``, ``purpose`` (the consent purpose dispatch re-checks), ``script_id``, ``script_key`` (the key dispatch renders the script under),
-  ``offer``, ``priority``, ``expected_value``, ``cost``;
+* ``channel``, ``send_at``, ``purpose`` (the consent purpose dispatch re-checks), ``script_id``, ``script_key``
+  (the key dispatch renders the script under), ``offer``, ``priority``, ``expected_value``, ``cost``;
 * ``dropped_by`` (the policy that stopped it) and ``detail`` (every channel tried and why), so "why
   wasn't this customer contacted?" always has an answer; ``reason`` says why they were eligible;
 * ``suitability`` — the suitability outcome of a product offer (see suitability.py; null for offers
@@ -220,7 +220,8 @@ def make_lists(audiences: pa.Table, config: StrategiesConfig, policy: ContactPol
                       config) if any(s.cells for s in config.strategies) else [None] * n)
     sid = [None if ch is None else script_id(s, ch, c if c is not None and own_script(config, s, c, ch) else None)
            for s, ch, c in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist(), cell, strict=False)]
-    key = [None if i is None else f"{i}@{as_of.isoformat()}#{c}" for i, c in zip(sid, cands["customer_id"].to_pylist(), strict=False)]
+    key = [None if i is None else f"{i}@{as_of.isoformat()}#{c}"
+           for i, c in zip(sid, cands["customer_id"].to_pylist(), strict=False)]
     table = pa.table({
         "as_of": pa.array([as_of] * n, pa.date32()), "customer_id": cands["customer_id"],
         "strategy": cands["strategy"], "wave": cands["wave"],
@@ -263,7 +264,8 @@ def summary(table: pa.Table) -> dict[str, Any]:
 def rm_capacity_of(relationship_managers: pa.Table) -> dict[str, int]:
     """Each relationship manager's daily task capacity (rm_id, daily_capacity); a null capacity is left out."""
     t = relationship_managers
-    return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist(), strict=False) if c is not None}
+    return {r: c for r, c in zip(t["rm_id"].to_pylist(), t["daily_capacity"].to_pylist(), strict=False)
+            if c is not None}
 
 
 def rm_capacities(engine: Any) -> dict[str, int]:

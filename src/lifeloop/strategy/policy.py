@@ -70,7 +70,8 @@ def channel_reasons(options: pa.Table, history: History, policy: ContactPolicy, 
     dnd = history.dnd
     if dnd.num_rows:
         live = pc.and_(pc.less_equal(dnd["start_date"], as_of),
-                       pc.or_(pc.is_null(dnd["end_date"]), pc.greater_equal(pc.fill_null(dnd["end_date"], as_of), as_of)))
+                       pc.or_(pc.is_null(dnd["end_date"]),
+                              pc.greater_equal(pc.fill_null(dnd["end_date"], as_of), as_of)))
         dnd = dnd.filter(pc.fill_null(live, False))
         every = dnd.filter(pc.is_null(dnd["channel"]))["customer_id"]
         some = dnd.filter(pc.invert(pc.is_null(dnd["channel"])))

@@ -38,7 +38,8 @@ UNASSESSED_COVERS = 1   # a missing or expired assessment covers R1 only (as C1 
 
 # outcomes of one (customer, offer); the first three let the offer through
 NOT_SUBJECT, SUITABLE, ENHANCED = "not_subject", "suitable", "enhanced_sales"
-UNSUITABLE, REASSESS, UNRATED, UNKNOWN, EXTRA = "unsuitable", "reassess", "unrated_product", "unknown_product", "extra_rule"
+UNSUITABLE, REASSESS, UNRATED, UNKNOWN, EXTRA = ("unsuitable", "reassess", "unrated_product", "unknown_product",
+                                                 "extra_rule")
 ALLOWED = (NOT_SUBJECT, SUITABLE, ENHANCED)
 # the order matters to :func:`check`: codes up to ENHANCED are allowed, from ENHANCED on get a detail
 OUTCOMES = (NOT_SUBJECT, SUITABLE, ENHANCED, UNSUITABLE, REASSESS, UNRATED, UNKNOWN, EXTRA)
@@ -106,7 +107,8 @@ def decide_one(customer: dict | None, product: dict | None, product_offer: bool,
     age = age_on(customer.get("birth_date"), as_of)
     flagged = None
     for r in rules:
-        if age is not None and age >= r.min_age and p_level >= level(r.min_product_level, PRODUCT_RISK_LEVELS):  # type: ignore[operator]
+        if (age is not None and age >= r.min_age
+                and p_level >= level(r.min_product_level, PRODUCT_RISK_LEVELS)):  # type: ignore[operator]
             why = f"{r.name}: age {age} >= {r.min_age}, product {pid} is {p_code}"
             if r.action == "drop":
                 return EXTRA, why
@@ -178,7 +180,8 @@ def check(customers: pa.Table | None, products: pa.Table | None, offers: pa.Tabl
     n = offers.num_rows
     if customers is None:
         customers = pa.table({"customer_id": pa.array([], pa.string()), "risk_level": pa.array([], pa.string()),
-                              "risk_assessed_on": pa.array([], pa.date32()), "risk_expires_on": pa.array([], pa.date32())})
+                              "risk_assessed_on": pa.array([], pa.date32()),
+                              "risk_expires_on": pa.array([], pa.date32())})
     if products is None:
         products = pa.table({"product_id": pa.array([], pa.string()), "product_type": pa.array([], pa.string()),
                              "risk_level": pa.array([], pa.string())})
@@ -214,8 +217,10 @@ def check(customers: pa.Table | None, products: pa.Table | None, offers: pa.Tabl
             hit = ok & (age >= r.min_age) & (level >= PRODUCT_RISK_LEVELS.index(r.min_product_level) + 1)
             code[hit] = OUTCOMES.index(EXTRA)
             rule_of[hit] = k
-    code[rated & (level > covers)] = np.where(valid, OUTCOMES.index(UNSUITABLE), OUTCOMES.index(REASSESS))[rated & (level > covers)]
-    code[known_p & (level == 0)] = np.where(invest, OUTCOMES.index(UNRATED), OUTCOMES.index(NOT_SUBJECT))[known_p & (level == 0)]
+    code[rated & (level > covers)] = np.where(valid, OUTCOMES.index(UNSUITABLE),
+                                              OUTCOMES.index(REASSESS))[rated & (level > covers)]
+    code[known_p & (level == 0)] = np.where(invest, OUTCOMES.index(UNRATED),
+                                            OUTCOMES.index(NOT_SUBJECT))[known_p & (level == 0)]
     code[~known_p] = np.where(pflag, OUTCOMES.index(UNKNOWN), OUTCOMES.index(NOT_SUBJECT))[~known_p]
     outcome = np.asarray(OUTCOMES, dtype=object)[code].tolist()
     detail: list[str | None] = [None] * n

@@ -72,10 +72,12 @@ def _stored_map(lake: Any, as_of: dt.date) -> tuple[Any, Any, str]:
     folder = lake.snapshot_dir("audiences", as_of)
     missing = [n for n in CONFIGS if not (folder / f"{n}.yaml").exists()]
     if missing:
-        raise DataError(f"the audiences snapshot of {as_of} holds no copy of {', '.join(m + '.yaml' for m in missing)}, "
+        raise DataError(f"the audiences snapshot of {as_of} holds no copy of "
+                        f"{', '.join(m + '.yaml' for m in missing)}, "
                         "so its decisions cannot be replayed from stored data",
                         hint=f"snapshots from before decision replay existed lack it; re-run "
-                             f"`lifeloop run --as-of {as_of} --steps audiences,plan` to store one (with today's config)")
+                             f"`lifeloop run --as-of {as_of} --steps audiences,plan` "
+                             "to store one (with today's config)")
     config, _ = load_model(StrategiesConfig, folder / "strategies.yaml")
     policy, _ = load_model(ContactPolicy, folder / "contact_policy.yaml")
     return config, policy, stored_config_hash(folder)
@@ -244,7 +246,8 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
     tiers = day_tiers(lake, as_of)
     segment = _segment_of(tiers, customer_id)
     day_best = best_values(day, config, policy, learned, tiers)
-    best = dict(zip(zip(own["strategy"].to_pylist(), own["wave"].to_pylist(), strict=False), day_best.filter(mine).to_pylist(), strict=False))
+    best = dict(zip(zip(own["strategy"].to_pylist(), own["wave"].to_pylist(), strict=False),
+                    day_best.filter(mine).to_pylist(), strict=False))
     settings = policy.arbitration
     cands = _candidates(listed, config, settings, best, _day_ranks(day, day_best, customer_id, settings), day.num_rows,
                         _value_rows(learned, segment))
@@ -271,7 +274,8 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
                         "values": source, "learn": settings.learn, "min_customers": settings.min_customers},
         "version": {"config_hash": lists_m.get("config_hash"), "plan_config_hash": lists_m.get("config_hash"),
                     "stored_config_hash": stored_hash,
-                    "consistent": lists_m.get("config_hash") == stored_hash and _same_files(aud_m, lake.snapshot_dir("audiences", as_of)),
+                    "consistent": lists_m.get("config_hash") == stored_hash
+                    and _same_files(aud_m, lake.snapshot_dir("audiences", as_of)),
                     "run_ids": {"lists": lists_m.get("run_id"), "audiences": aud_m.get("run_id"),
                                 **{a: v["run_id"] for a, v in (aud_m.get("inputs") or {}).items()
                                    if isinstance(v, dict) and "run_id" in v}}},

@@ -128,7 +128,8 @@ class BankEngine:
         c = self.c
         c["primary"][who] = self.books.acc.open(who, np.full(len(who), P.DEMAND), d, 0)
         first = c["demand_target"][who] * self.rng.uniform(0.4, 1.0, len(who))
-        self.books.post(d, c["primary"][who], B.cents(first), True, B.T["transfer"], B.CH["counter"], B.CP["bank"], True)
+        self.books.post(d, c["primary"][who], B.cents(first), True, B.T["transfer"], B.CH["counter"], B.CP["bank"],
+                        True)
 
     def _transitions(self, d: int) -> None:
         c = self.c

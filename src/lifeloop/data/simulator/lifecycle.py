@@ -48,7 +48,8 @@ def activity(stage: np.ndarray, days_open: np.ndarray) -> np.ndarray:
     return m
 
 
-def initial_stage(rng: np.random.Generator, days_open: np.ndarray, prospect: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def initial_stage(rng: np.random.Generator, days_open: np.ndarray,
+                  prospect: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """States on day 0 of customers who are already here, and how many days they have been in them."""
     n = len(days_open)
     stage = np.full(n, NOT_ARRIVED, np.int8)

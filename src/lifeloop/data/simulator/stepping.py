@@ -215,7 +215,8 @@ def write_state_tables(bank: BankEngine, out: Path, folder: Path, fmt: str) -> d
             idx = pc.cast(pc.utf8_slice_codeunits(t["customer_id"], 1), pa.int64()).to_numpy() - 1
             flags = bank.c["prospect"][idx]
             if not np.array_equal(flags, t["is_prospect"].to_numpy(zero_copy_only=False)):
-                t = t.set_column(t.schema.get_field_index("is_prospect"), t.schema.field("is_prospect"), pa.array(flags))
+                t = t.set_column(t.schema.get_field_index("is_prospect"), t.schema.field("is_prospect"),
+                                 pa.array(flags))
                 # a new file, never rewritten in place: earlier day folders hold hard links to the old one
                 tmp = src.with_suffix(".tmp")
                 pq.write_table(t, tmp, compression="zstd")

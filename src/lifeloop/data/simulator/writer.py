@@ -144,7 +144,8 @@ def customers_table(pop: PO.Population, start: dt.date, prospect: np.ndarray, up
     idx = np.flatnonzero(pop.open_day <= upto)
     ids = np.array(PO.id_numbers(pop), dtype=object)[idx]
     mobile = np.array(PO.mobiles(pop), dtype=object)[idx]
-    email = [f"user{i + 1}@example.com" if e else None for i, e in zip(idx.tolist(), pop.has_email[idx].tolist(), strict=False)]
+    email = [f"user{i + 1}@example.com" if e else None
+             for i, e in zip(idx.tolist(), pop.has_email[idx].tolist(), strict=False)]
     risk = pop.risk[idx].astype(np.int64) - 1
     # most customers renew their risk assessment every year; a fixed ~3 in 10 let it lapse (suitability
     # then blocks their R2+ offers and asks for a re-assessment)
@@ -256,9 +257,11 @@ def truth_tables(bank: BankEngine) -> dict[str, pa.Table]:
     tier = PO.tier_of(c["wealth"][idx])
     customers = pa.table({
         "customer_id": customer_ids(idx), "stage": take(STAGES, c["stage"][idx]), "value_tier": take(PO.TIERS, tier),
-        "payroll": pa.array(c["payroll"][idx]), "employer_id": pa.array(c["employer"][idx], mask=c["employer"][idx] < 0),
+        "payroll": pa.array(c["payroll"][idx]),
+        "employer_id": pa.array(c["employer"][idx], mask=c["employer"][idx] < 0),
         "salary_day": pa.array(c["salary_code"][idx].astype(np.int32), mask=~c["payroll"][idx]),
-        "wealth_target": pa.array(np.round(c["wealth"][idx], 2)), "monthly_income": pa.array(np.round(c["income"][idx], 2)),
+        "wealth_target": pa.array(np.round(c["wealth"][idx], 2)),
+        "monthly_income": pa.array(np.round(c["income"][idx], 2)),
         "activity_per_day": pa.array(c["activity"][idx].astype(np.float64)),
     })
     st = bank.states.concat()

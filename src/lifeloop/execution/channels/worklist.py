@@ -35,7 +35,8 @@ class WorklistChannel:
         results: list[Result] = []
         with unit_of_work(self.sessions) as session:
             ids = [m.dispatch_id for m in batch]
-            existing = dict(session.execute(sa.select(Task.dispatch_id, Task.id).where(Task.dispatch_id.in_(ids))).all())
+            existing = dict(session.execute(sa.select(Task.dispatch_id, Task.id)
+                                            .where(Task.dispatch_id.in_(ids))).all())
             for m in batch:
                 if not m.rm_id:
                     results.append(Result.failed(m, "the customer has no relationship manager", retryable=False))

@@ -195,7 +195,8 @@ def columns(summary: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
             raise DataError(f"Column {name} has {bad.size:,} missing or infinite values", total=int(bad.size),
-                            problems=[Problem("not a finite number", row=int(i) + 1, column=name) for i in bad[:_SHOWN]])
+                            problems=[Problem("not a finite number", row=int(i) + 1, column=name)
+                                      for i in bad[:_SHOWN]])
         out[name] = arr
     return out
 
@@ -239,13 +240,15 @@ def standard_errors(nll: Callable[[np.ndarray], float], log_params: np.ndarray, 
     for i in range(k):
         for j in range(i, k):
             hess[i, j] = hess[j, i] = (nll(log_params + eye[i] + eye[j]) - nll(log_params + eye[i] - eye[j])
-                                       - nll(log_params - eye[i] + eye[j]) + nll(log_params - eye[i] - eye[j])) / (4 * h * h)
+                                       - nll(log_params - eye[i] + eye[j])
+                                       + nll(log_params - eye[i] - eye[j])) / (4 * h * h)
     try:
         var_log = np.diag(np.linalg.inv(hess))
     except np.linalg.LinAlgError:
         return [float("nan")] * k
     # d(exp(u)) = exp(u) du: se(theta) = theta * se(log theta)
-    return [float(np.exp(u) * math.sqrt(v)) if v > 0 else float("nan") for u, v in zip(log_params, var_log, strict=True)]
+    return [float(np.exp(u) * math.sqrt(v)) if v > 0 else float("nan")
+            for u, v in zip(log_params, var_log, strict=True)]
 
 
 def data_hash(cols: Mapping[str, np.ndarray]) -> str:

@@ -68,7 +68,8 @@ class GammaGammaModel(ClvModel):
         return p * gamma / (q - 1) if q > 1 else float("inf")
 
     def expected_spend(self, frequency: Any, monetary_value: Any) -> np.ndarray:
-        """E(M | p, q, gamma, m_x, x) = p (gamma + m_x x) / (p x + q - 1): the conditional expectation of FHL 2005b and FH 2013.
+        """E(M | p, q, gamma, m_x, x) = p (gamma + m_x x) / (p x + q - 1): the conditional expectation of FHL 2005b
+        and FH 2013.
 
         A weighted mean of the population mean p gamma / (q-1) and the customer's observed m_x, weighted
         toward m_x as x grows; a customer with x = 0 gets the population mean.

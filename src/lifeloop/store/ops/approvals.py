@@ -116,7 +116,8 @@ def hold_new(session: Session, *, dispatch_ids: Iterable[int], rules: Rules, req
         per_strategy, per_channel = day_counts(session, as_of=as_of)
         last = latest(session, as_of=as_of)
         open_needs = [n for n in needs(per_strategy, per_channel, rules)
-                      if not ((a := last.get((n.kind, n.scope))) and a.status == "approved" and a.contacts >= n.contacts)]
+                      if not ((a := last.get((n.kind, n.scope))) and a.status == "approved"
+                              and a.contacts >= n.contacts)]
         day_items = [i for i in items if i[1] == as_of]
         for need in open_needs:
             covered = [i[0] for i in day_items if covers(need.kind, need.scope, strategy=i[2], channel=i[3])]
@@ -126,7 +127,8 @@ def hold_new(session: Session, *, dispatch_ids: Iterable[int], rules: Rules, req
             _request(session, as_of, need, last.get((need.kind, need.scope)), requested_by, now)
     held = sorted(set(held))
     for start in range(0, len(held), 1000):
-        session.execute(sa.update(Dispatch).where(Dispatch.id.in_(held[start:start + 1000]), Dispatch.status == "pending")
+        session.execute(sa.update(Dispatch).where(Dispatch.id.in_(held[start:start + 1000]),
+                                                  Dispatch.status == "pending")
                         .values(status="held", updated_at=now).execution_options(synchronize_session=False))
     return len(held)
 
@@ -191,7 +193,8 @@ def decide(session: Session, *, as_of: dt.date, approve: bool, by: str, reason: 
         raise ApprovalError(f"{by} requested {_label(own[0])} and cannot also decide it (four eyes)",
                             hint="another authorised person approves or rejects it (LIFELOOP_OPERATOR names who acts)")
     for a in wanted:
-        a.status, a.decided_by, a.decided_at, a.reason = ("approved" if approve else "rejected"), by, now, reason.strip()
+        a.status, a.decided_by, a.decided_at, a.reason = (("approved" if approve else "rejected"), by, now,
+                                                          reason.strip())
         audit.record(session, actor=by, action="approval.approve" if approve else "approval.reject",
                      target_type="approval", target_id=a.id, reason=reason.strip(),
                      details={"as_of": as_of.isoformat(), "kind": a.kind, "scope": a.scope, "contacts": a.contacts,

@@ -184,7 +184,8 @@ def held_by_others(session: Session, *, own_tokens: Iterable[str] = ()) -> list[
 
 
 def settle_unknown(session: Session, *, dispatch_id: int, delivered: bool, evidence: str,
-                   now: dt.datetime | None = None, provider_ref: str | None = None, actor: str = "dispatch") -> str | None:
+                   now: dt.datetime | None = None, provider_ref: str | None = None,
+                   actor: str = "dispatch") -> str | None:
     """Record what the provider's status look-up said of an unknown item; its new status (None: not unknown).
 
     Delivered: ``sent`` (at the time of the attempt). Not found: ``pending``, due now, sent again under
@@ -264,7 +265,8 @@ def _by_key(session: Session, key: str) -> Dispatch:
         return matches[0]
     if not matches:
         raise NotFoundError(f"no contact with key {key!r}",
-                            hint="copy the key from `lifeloop outbox unknown` (a unique prefix of 8+ characters will do)")
+                            hint="copy the key from `lifeloop outbox unknown` (a unique prefix of "
+                                 "8+ characters will do)")
     raise LifeloopError(f"key prefix {key!r} matches several contacts",
                         problems=[Problem(f"{m.idempotency_key} ({m.status})") for m in matches[:5]],
                         hint="give more of the key")

@@ -340,7 +340,8 @@ class Approval(Base):
     __table_args__ = (
         one_of("kind", APPROVAL_KINDS, "kind"),
         one_of("status", APPROVAL_STATUSES, "status"),
-        sa.CheckConstraint(sa.or_(sa.column("decided_by").is_(None), sa.column("decided_by") != sa.column("requested_by")),
+        sa.CheckConstraint(sa.or_(sa.column("decided_by").is_(None),
+                                  sa.column("decided_by") != sa.column("requested_by")),
                            name="four_eyes"),
         sa.CheckConstraint(sa.or_(sa.column("status") == "pending", sa.column("decided_by").is_not(None)),
                            name="decided_by_someone"),

@@ -73,11 +73,13 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=32), nullable=False),
     sa.Column('recorded_by', sa.String(length=64), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
-    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch', '*')", name=op.f('ck_consent_changes_channel')),
+    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch', '*')",
+                       name=op.f('ck_consent_changes_channel')),
     sa.CheckConstraint("purpose IN ('marketing', 'service', 'risk')", name=op.f('ck_consent_changes_purpose')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_changes'))
     )
-    op.create_index(op.f('ix_consent_changes_customer_id_purpose_effective_at'), 'consent_changes', ['customer_id', 'purpose', 'effective_at'], unique=False)
+    op.create_index(op.f('ix_consent_changes_customer_id_purpose_effective_at'), 'consent_changes',
+                    ['customer_id', 'purpose', 'effective_at'], unique=False)
 
     op.create_table('dispatches',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -105,16 +107,21 @@ def upgrade() -> None:
     sa.Column('blocked_reason', sa.String(length=256), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')", name=op.f('ck_dispatches_channel')),
+    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')",
+                       name=op.f('ck_dispatches_channel')),
     sa.CheckConstraint("purpose IN ('marketing', 'service', 'risk')", name=op.f('ck_dispatches_purpose')),
-    sa.CheckConstraint("status IN ('pending', 'claimed', 'sent', 'failed', 'blocked', 'cancelled')", name=op.f('ck_dispatches_status')),
+    sa.CheckConstraint("status IN ('pending', 'claimed', 'sent', 'failed', 'blocked', 'cancelled')",
+                       name=op.f('ck_dispatches_status')),
     sa.CheckConstraint('attempts >= 0', name=op.f('ck_dispatches_attempts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dispatches')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_dispatches_idempotency_key'))
     )
-    op.create_index(op.f('ix_dispatches_as_of_strategy_id_wave'), 'dispatches', ['as_of', 'strategy_id', 'wave'], unique=False)
-    op.create_index(op.f('ix_dispatches_customer_id_created_at'), 'dispatches', ['customer_id', 'created_at'], unique=False)
-    op.create_index(op.f('ix_dispatches_status_next_attempt_at'), 'dispatches', ['status', 'next_attempt_at'], unique=False)
+    op.create_index(op.f('ix_dispatches_as_of_strategy_id_wave'), 'dispatches', ['as_of', 'strategy_id', 'wave'],
+                    unique=False)
+    op.create_index(op.f('ix_dispatches_customer_id_created_at'), 'dispatches', ['customer_id', 'created_at'],
+                    unique=False)
+    op.create_index(op.f('ix_dispatches_status_next_attempt_at'), 'dispatches', ['status', 'next_attempt_at'],
+                    unique=False)
 
     op.create_table('do_not_disturb',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -128,11 +135,14 @@ def upgrade() -> None:
     sa.Column('lifted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lifted_by', sa.String(length=64), nullable=True),
     sa.Column('lift_reason', sa.Text(), nullable=True),
-    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')", name=op.f('ck_do_not_disturb_channel')),
-    sa.CheckConstraint('expires_at IS NULL OR expires_at > starts_at', name=op.f('ck_do_not_disturb_expires_after_start')),
+    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')",
+                       name=op.f('ck_do_not_disturb_channel')),
+    sa.CheckConstraint('expires_at IS NULL OR expires_at > starts_at',
+                       name=op.f('ck_do_not_disturb_expires_after_start')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_do_not_disturb'))
     )
-    op.create_index(op.f('ix_do_not_disturb_customer_id_starts_at'), 'do_not_disturb', ['customer_id', 'starts_at'], unique=False)
+    op.create_index(op.f('ix_do_not_disturb_customer_id_starts_at'), 'do_not_disturb', ['customer_id', 'starts_at'],
+                    unique=False)
 
     op.create_table('idempotency_keys',
     sa.Column('scope', sa.String(length=32), nullable=False),
@@ -174,16 +184,23 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('source_ref', sa.String(length=256), nullable=True),
     sa.Column('idempotency_key', sa.String(length=128), nullable=True),
-    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')", name=op.f('ck_feedback_channel')),
-    sa.CheckConstraint("outcome != 'referral' OR referred_lead_id IS NOT NULL", name=op.f('ck_feedback_referral_names_lead')),
-    sa.CheckConstraint("outcome = 'referral' OR referred_lead_id IS NULL", name=op.f('ck_feedback_lead_only_on_referral')),
-    sa.CheckConstraint("outcome IN ('reached', 'no_answer', 'interested', 'purchased', 'refused', 'referral')", name=op.f('ck_feedback_outcome')),
-    sa.ForeignKeyConstraint(['dispatch_id'], ['dispatches.id'], name=op.f('fk_feedback_dispatch_id_dispatches'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['referred_lead_id'], ['leads.id'], name=op.f('fk_feedback_referred_lead_id_leads'), ondelete='RESTRICT'),
+    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')",
+                       name=op.f('ck_feedback_channel')),
+    sa.CheckConstraint("outcome != 'referral' OR referred_lead_id IS NOT NULL",
+                       name=op.f('ck_feedback_referral_names_lead')),
+    sa.CheckConstraint("outcome = 'referral' OR referred_lead_id IS NULL",
+                       name=op.f('ck_feedback_lead_only_on_referral')),
+    sa.CheckConstraint("outcome IN ('reached', 'no_answer', 'interested', 'purchased', 'refused', 'referral')",
+                       name=op.f('ck_feedback_outcome')),
+    sa.ForeignKeyConstraint(['dispatch_id'], ['dispatches.id'], name=op.f('fk_feedback_dispatch_id_dispatches'),
+                            ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['referred_lead_id'], ['leads.id'], name=op.f('fk_feedback_referred_lead_id_leads'),
+                            ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_feedback')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_feedback_idempotency_key'))
     )
-    op.create_index(op.f('ix_feedback_customer_id_outcome_occurred_at'), 'feedback', ['customer_id', 'outcome', 'occurred_at'], unique=False)
+    op.create_index(op.f('ix_feedback_customer_id_outcome_occurred_at'), 'feedback',
+                    ['customer_id', 'outcome', 'occurred_at'], unique=False)
     op.create_index(op.f('ix_feedback_dispatch_id'), 'feedback', ['dispatch_id'], unique=False)
 
     op.create_table('tasks',
@@ -203,8 +220,10 @@ def upgrade() -> None:
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
-    sa.CheckConstraint("status IN ('open', 'in_progress', 'done', 'cancelled', 'expired')", name=op.f('ck_tasks_status')),
-    sa.ForeignKeyConstraint(['dispatch_id'], ['dispatches.id'], name=op.f('fk_tasks_dispatch_id_dispatches'), ondelete='RESTRICT'),
+    sa.CheckConstraint("status IN ('open', 'in_progress', 'done', 'cancelled', 'expired')",
+                       name=op.f('ck_tasks_status')),
+    sa.ForeignKeyConstraint(['dispatch_id'], ['dispatches.id'], name=op.f('fk_tasks_dispatch_id_dispatches'),
+                            ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks')),
     sa.UniqueConstraint('dispatch_id', name=op.f('uq_tasks_dispatch_id'))
     )

@@ -35,12 +35,15 @@ def upgrade() -> None:
     sa.Column('contact_day', sa.Date(), nullable=False),
     sa.Column('reserved_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('reserved_by', sa.String(length=64), nullable=True),
-    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')", name=op.f('ck_contact_ledger_channel')),
-    sa.ForeignKeyConstraint(['dispatch_id'], ['dispatches.id'], name=op.f('fk_contact_ledger_dispatch_id_dispatches'), ondelete='CASCADE'),
+    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')",
+                       name=op.f('ck_contact_ledger_channel')),
+    sa.ForeignKeyConstraint(['dispatch_id'], ['dispatches.id'], name=op.f('fk_contact_ledger_dispatch_id_dispatches'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_ledger')),
     sa.UniqueConstraint('dispatch_id', 'contact_day', name=op.f('uq_contact_ledger_dispatch_id_contact_day'))
     )
-    op.create_index(op.f('ix_contact_ledger_customer_id_contact_day'), 'contact_ledger', ['customer_id', 'contact_day'], unique=False)
+    op.create_index(op.f('ix_contact_ledger_customer_id_contact_day'), 'contact_ledger', ['customer_id', 'contact_day'],
+                    unique=False)
     # what already went out (or may have: in flight) counts, on its list's date
     dispatches = sa.table('dispatches', sa.column('id'), sa.column('customer_id'), sa.column('channel'),
                           sa.column('strategy_id'), sa.column('as_of'), sa.column('status'), sa.column('updated_at'))

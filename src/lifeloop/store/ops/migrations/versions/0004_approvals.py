@@ -61,14 +61,17 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('source_ref', sa.String(length=256), nullable=True),
     sa.Column('idempotency_key', sa.String(length=128), nullable=False),
-    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')", name=op.f('ck_inbound_replies_channel')),
+    sa.CheckConstraint("channel IN ('sms', 'push', 'email', 'call', 'rm', 'wechat', 'branch')",
+                       name=op.f('ck_inbound_replies_channel')),
     sa.CheckConstraint("outcome IN ('opted_out', 'review', 'unmatched')", name=op.f('ck_inbound_replies_outcome')),
-    sa.ForeignKeyConstraint(['consent_change_id'], ['consent_changes.id'], name=op.f('fk_inbound_replies_consent_change_id_consent_changes'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['consent_change_id'], ['consent_changes.id'],
+                            name=op.f('fk_inbound_replies_consent_change_id_consent_changes'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_replies')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_inbound_replies_idempotency_key'))
     )
     op.create_index(op.f('ix_inbound_replies_customer_id'), 'inbound_replies', ['customer_id'], unique=False)
-    op.create_index(op.f('ix_inbound_replies_outcome_received_at'), 'inbound_replies', ['outcome', 'received_at'], unique=False)
+    op.create_index(op.f('ix_inbound_replies_outcome_received_at'), 'inbound_replies', ['outcome', 'received_at'],
+                    unique=False)
 
     with op.batch_alter_table('dispatches') as batch:
         batch.drop_constraint(op.f('ck_dispatches_status'), type_='check')
