@@ -183,6 +183,11 @@ def mark_sending(session: Session, *, claim_token: str, dispatch_ids: Iterable[i
     ``sending``, and whoever finds it knows the provider may have it.
     """
     now = as_utc(now or utcnow())
+    return _update_held(session, claim_token, dispatch_ids, status="sending", updated_at=now)
+
+
+def _update_held(session: Session, claim_token: str, dispatch_ids: Iterable[int], **values: Any) -> list[int]:
+    """Set ``values`` on those of ``dispatch_ids`` still held under ``claim_token``; the ids updated, sorted."""
     wanted = list(dispatch_ids)
     done: list[int] = []
     for start in range(0, len(wanted), 1000):
@@ -190,7 +195,7 @@ def mark_sending(session: Session, *, claim_token: str, dispatch_ids: Iterable[i
             sa.update(Dispatch)
             .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(IN_HANDS),
                    Dispatch.claim_token == claim_token)
-            .values(status="sending", updated_at=now)
+            .values(**values)
             .returning(Dispatch.id)
             .execution_options(synchronize_session=False))
         done.extend(result.scalars())
@@ -235,19 +240,10 @@ def mark_sent_many(session: Session, *, claim_token: str, dispatch_ids: Iterable
                    now: dt.datetime | None = None) -> list[int]:
     """Record a whole claimed batch as delivered (file exports); returns the ids still held and now sent."""
     now = as_utc(now or utcnow())
-    wanted = list(dispatch_ids)
-    done: list[int] = []
-    for start in range(0, len(wanted), 1000):
-        result = session.execute(
-            sa.update(Dispatch)
-            .where(Dispatch.id.in_(wanted[start:start + 1000]), Dispatch.status.in_(IN_HANDS),
-                   Dispatch.claim_token == claim_token)
-            .values(status="sent", sent_at=now, claim_expires_at=None, last_error=None, updated_at=now)
-            .returning(Dispatch.id)
-            .execution_options(synchronize_session=False))
-        done.extend(result.scalars())
+    done = _update_held(session, claim_token, dispatch_ids, status="sent", sent_at=now, claim_expires_at=None,
+                        last_error=None, updated_at=now)
     session.expire_all()  # loaded dispatches are stale now; reload on next access
-    return sorted(done)
+    return done
 
 
 def mark_failed(session: Session, *, dispatch_id: int, claim_token: str, error: str,
