@@ -35,8 +35,11 @@ def verify(cli: typer.Context) -> None:
     if not found.ok:
         raise chain_error(found)
     start = f" from the prune anchor after entry {found.anchor_id}" if found.anchor_id is not None else ""
+    if found.head_id is None:
+        typer.echo(f"audit log verified: no entries yet{start}")
+        return
     typer.echo(f"audit log verified: {found.checked:,} entries{start}; head entry {found.head_id} "
-               f"hash {found.head_hash}")
+               f"hash {found.head_hash} (keep this outside the database: it proves the tail was not cut)")
 
 
 @audit_app.command("export")
