@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from lifeloop.config.models import Strict
-from lifeloop.config.strategies import TIME
+from lifeloop.config.types import TimeOfDay
 from lifeloop.data.masking import ROLES
 from lifeloop.data.schema import CONTACT_CHANNELS
 
@@ -129,17 +129,10 @@ class ChannelsConfig(Strict):
     fresh_seconds: float = Field(10.0, gt=0, le=60)
     # replays and the simulated bank only: dispatch day D as if it were this local time on D (HH:MM),
     # instead of the real clock; a bank's live workspace leaves it unset
-    replay_at: str | None = None
+    replay_at: TimeOfDay("19:00", "replay_at") | None = None
     channels: dict[str, ChannelSettings] = {}
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     replies: RepliesSettings = Field(default_factory=RepliesSettings)
-
-    @field_validator("replay_at")
-    @classmethod
-    def _replay_at(cls, v: str | None) -> str | None:
-        if v is not None and not TIME.match(v):
-            raise ValueError(f"replay_at {v!r} must be a time HH:MM, e.g. 19:00")
-        return v
 
     @field_validator("channels")
     @classmethod

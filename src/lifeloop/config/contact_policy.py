@@ -19,7 +19,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lifeloop.config.models import Strict
-from lifeloop.config.strategies import TIME, Channel
+from lifeloop.config.strategies import Channel
+from lifeloop.config.types import TimeOfDay
 
 Purpose = Literal["marketing", "service", "risk"]
 
@@ -39,15 +40,8 @@ class Caps(Strict):
 class QuietHours(Strict):
     """No contact from ``start`` to ``end`` (HH:MM, local time; may wrap midnight)."""
 
-    start: str
-    end: str
-
-    @field_validator("start", "end")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        if not TIME.match(str(v)):
-            raise ValueError(f"{v!r} must be a time HH:MM, e.g. 21:00")
-        return v
+    start: TimeOfDay("21:00")
+    end: TimeOfDay("21:00")
 
     def contains(self, t: dt.time) -> bool:
         """``t`` falls in the quiet period (start inclusive, end exclusive)."""
@@ -61,7 +55,7 @@ class ChannelSettings(Strict):
     """Unit cost (RMB), default send time, and capacity of one channel."""
 
     cost: float = Field(default=0.0, ge=0)
-    send_at: str = "10:00"
+    send_at: TimeOfDay("10:00") = "10:00"
     seats: int | None = Field(default=None, ge=0)                  # outbound call centre (远程银行) seats
     per_seat_per_day: int | None = Field(default=None, ge=0)        # calls one seat makes a day
     per_rm_per_day: int | None = Field(default=None, ge=0)          # RM tasks a day (default for RMs without one)
@@ -69,13 +63,6 @@ class ChannelSettings(Strict):
     # a contact of the list of D may go out on local days D..D+valid_days, then it expires unsent
     # (a wave may set its own in strategies.yaml); quiet hours and retries never push it past that
     valid_days: int = Field(default=1, ge=0, le=30)
-
-    @field_validator("send_at")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        if not TIME.match(str(v)):
-            raise ValueError(f"{v!r} must be a time HH:MM, e.g. 10:00")
-        return v
 
     def daily_limit(self) -> int | None:
         """Contacts the channel can carry in a day overall (None: unlimited)."""

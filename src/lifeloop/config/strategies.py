@@ -10,7 +10,6 @@ columns, products, stages) run in :func:`lifeloop.strategy.audiences.check_map`.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -18,7 +17,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from lifeloop.config.models import Strict
 from lifeloop.config.scripts import template_problems
-from lifeloop.config.types import Name, RuleText, Thresholds
+from lifeloop.config.types import Name, RuleText, Thresholds, TimeOfDay
 from lifeloop.data.schema import CONTACT_CHANNELS
 
 Outcome = Literal["no_response", "responded", "any"]
@@ -27,7 +26,6 @@ ScenarioKind = Literal["lifecycle", "product", "event", "calendar"]
 Channel = Literal["sms", "push", "email", "call", "rm", "wechat", "branch"]
 assert set(Channel.__args__) == set(CONTACT_CHANNELS)  # type: ignore[attr-defined]
 
-TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class Names(Strict):
@@ -87,17 +85,10 @@ class Wave(Strict):
     id: Name("wave id")
     day: int = Field(ge=0, le=730)
     channel: Channel | None = None   # none: the strategy's channels, in priority order
-    send_at: str | None = None        # HH:MM; none: the channel's default (contact_policy.yaml)
+    send_at: TimeOfDay("10:00", "send_at") | None = None   # none: the channel's default (contact_policy.yaml)
     depends_on: DependsOn | None = None
     # local days after the list's date the contact may still go out (none: the channel's valid_days)
     valid_days: int | None = Field(default=None, ge=0, le=30)
-
-    @field_validator("send_at")
-    @classmethod
-    def _send_at(cls, v: str | None) -> str | None:
-        if v is not None and not TIME.match(v):
-            raise ValueError(f"send_at {v!r} must be a time HH:MM, e.g. 10:00")
-        return v
 
 
 class Cell(Strict):

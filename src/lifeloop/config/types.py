@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # validation context key: accept badly spelt names, so a file whose only schema errors are names can still
 # be cross-checked (``lifeloop check`` reports the name errors from the strict pass; nothing else uses it)
 LENIENT_NAMES = "lenient_names"
@@ -68,3 +69,14 @@ def check_thresholds(value: dict[str, float], info: ValidationInfo) -> dict[str,
 RuleText = Annotated[str, BeforeValidator(rule_text)]
 # named numbers rules use like columns, so a bank changes "180 days" in one place
 Thresholds = Annotated[dict[str, float], AfterValidator(check_thresholds)]
+
+
+def TimeOfDay(example: str, what: str | None = None) -> Any:  # used as a type, like Name()
+    """A local time of day, HH:MM on a 24-hour clock (send times, quiet hours, replay time)."""
+
+    def check(value: str) -> str:
+        if not TIME.match(value):
+            raise ValueError(f"{what + ' ' if what else ''}{value!r} must be a time HH:MM, e.g. {example}")
+        return value
+
+    return Annotated[str, AfterValidator(check)]
