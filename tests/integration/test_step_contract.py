@@ -18,6 +18,7 @@ from lifeloop import pipeline
 from lifeloop.cli.demo import DEMO_CHANNELS
 from lifeloop.cli.report import report_command
 from lifeloop.cli.strategies import strategies_command
+from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.context import Context
 from lifeloop.errors import ConfigError, DataError, Interrupted
 from lifeloop.execution.closed_loop import deliver
@@ -128,14 +129,17 @@ def test_a_day_long_after_the_newest_batch_or_before_every_batch_is_refused_nami
     assert lake_fingerprint(ctx) == lake
 
 
+def copy_with_map(ctx, folder: Path, edit) -> Context:
+    """A copy of the workspace (extracts left out) whose strategies.yaml text went through ``edit``."""
+    shutil.copytree(ctx.workspace, folder, ignore=shutil.ignore_patterns("extracts"))
+    path = folder / "config" / "strategies.yaml"
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return Context(folder)
+
+
 def test_a_config_mistake_is_found_before_any_step_runs(bank, tmp_path):
     ctx, _, d2 = bank
-    ws = tmp_path / "copy"
-    shutil.copytree(ctx.workspace, ws, ignore=shutil.ignore_patterns("extracts"))
-    copy = Context(ws)
-    path = copy.config_dir / "strategies.yaml"
-    text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("aum", "aumm", 1), encoding="utf-8")
+    copy = copy_with_map(ctx, tmp_path / "copy", lambda text: text.replace("aum", "aumm", 1))
     lake = lake_fingerprint(copy)
     with pytest.raises(ConfigError) as err:
         copy.run(d2, ["features"])  # a step that does not even read the strategy map
@@ -146,15 +150,8 @@ def test_a_config_mistake_is_found_before_any_step_runs(bank, tmp_path):
 
 def test_an_audience_that_matches_no_one_is_said_out_loud(bank, tmp_path):
     ctx, _, d2 = bank
-    ws = tmp_path / "nobody"
-    shutil.copytree(ctx.workspace, ws, ignore=shutil.ignore_patterns("extracts"))
-    copy = Context(ws)
-    path = copy.config_dir / "strategies.yaml"
-    doc = path.read_text(encoding="utf-8")
-    first = copy.load_config("strategies", __import__("lifeloop.config.strategies").config.strategies.StrategiesConfig)
-    strategy = first[0].strategies[0]
-    path.write_text(doc.replace(strategy.audience, "aum < 0", 1), encoding="utf-8")
-    copy._configs = None
+    strategy = ctx.load_config("strategies", StrategiesConfig)[0].strategies[0]
+    copy = copy_with_map(ctx, tmp_path / "nobody", lambda text: text.replace(strategy.audience, "aum < 0", 1))
     [result] = copy.run(d2, ["audiences"])
     assert any(w.startswith(f"strategy {strategy.id}: its audience matches no one") for w in result.warnings)
     manifest = json.loads((copy.lake.snapshot_dir("audiences", d2) / "_manifest.json").read_text())
