@@ -301,17 +301,11 @@ def bank_lookups(engine: Any) -> BankLookups:
     return BankLookups(customers, products, rms)
 
 
-def day_tiers(lake: Any, as_of: dt.date) -> pa.Table | None:
-    """(customer_id, tier) from the day's segments snapshot, or None when there is none."""
-    import pyarrow.parquet as pq
-
-
+def day_tiers(lake: Lake, as_of: dt.date) -> pa.Table | None:
+    """(customer_id, tier) from the day's segments snapshot, or None when there is none (outside a step)."""
     if not lake.exists("segments", as_of):
         return None
-    path = lake.snapshot_file("segments", as_of)
-    if "tier" not in pq.read_schema(path).names:
-        return None
-    return pq.read_table(path, columns=["customer_id", "tier"])
+    return tiers_of(Snapshot("segments", as_of, None, lake.snapshot_file("segments", as_of)))
 
 
 def tier_names(tiers: pa.Table | None) -> list[str]:
