@@ -1,4 +1,4 @@
-"""Field types the config models share: names and ids, rule text, named thresholds.
+"""Field types the config models share: names and ids, rule text, named thresholds, times of day.
 
 Each is a pydantic ``Annotated`` type, so a model says what a field *is* (``when: RuleText``) instead of
 repeating a validator, and every file gives the same message for the same mistake::
