@@ -19,10 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not spark"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not spark"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

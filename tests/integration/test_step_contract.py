@@ -204,11 +204,13 @@ def test_ctrl_c_in_a_real_process_exits_130_without_a_traceback(tmp_path):
     import time
 
     # a command that waits for input (the Typer prompt of `init` over an existing folder would not): sleep in
-    # Python through the CLI's own entry point, then SIGINT it
+    # Python through the CLI's own entry point, then SIGINT it once it says it is inside main (a fixed sleep
+    # raced the imports on a loaded machine)
     code = ("import sys, time; from lifeloop.cli import app as cli; "
-            "cli.app = lambda: time.sleep(30); cli.main()")
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+            "cli.app = lambda: (print('inside', flush=True), time.sleep(30)); cli.main()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "inside"
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in err
