@@ -59,10 +59,21 @@ class Credentials:
 
 
 def os_user() -> str | None:
-    """The operating-system user this process runs as (None when it cannot be told)."""
+    """The operating-system user this process runs as (None when it cannot be told).
+
+    On POSIX the name of the effective user id, from the user database: never the LOGNAME / USER environment
+    variables, which anyone can set (``getpass.getuser`` reads those first). Elsewhere ``getpass.getuser``.
+    """
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        import pwd
+    except ImportError:             # Windows: the logged-on user
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return None
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:                # a uid with no entry (some containers): no OS user to map
         return None
 
 

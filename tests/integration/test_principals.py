@@ -226,3 +226,12 @@ def test_an_explicit_system_principal_is_never_looked_up_and_names_the_audit_ent
         with unit_of_work(ctx.ops()) as s:
             assert audit_of(s, "user.add")[-1][:2] == ("system:tests", "bot")
     assert dataclasses.replace(system, grants=()).can("run") is False
+
+
+def test_the_os_user_is_the_effective_uid_and_not_an_environment_variable_anyone_can_set(monkeypatch):
+    import os
+    import pwd
+
+    monkeypatch.setenv("LOGNAME", "the-administrator")
+    monkeypatch.setenv("USER", "the-administrator")
+    assert Credentials.from_env().os_user == pwd.getpwuid(os.geteuid()).pw_name != "the-administrator"

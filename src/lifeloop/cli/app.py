@@ -93,8 +93,9 @@ def init(
     with Context(directory) as ctx:
         first = ctx.bootstrap_owner()
     if first is not None:
-        out.print(f"First administrator: {first[0]}, signed in as this OS user (docs/security.md \"Principals and "
-                  f"roles\"); their token, shown once: {first[1]}")
+        out.print(f"First administrator: {first[0]}, signed in as this OS user (docs/security.md).")
+        out.print("Their token, shown once (only its hash is kept):")
+        typer.echo(f"  {first[1]}")
     out.print("Next: lifeloop simulate --out extracts/ && lifeloop ingest extracts/")
 
 

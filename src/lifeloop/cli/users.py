@@ -17,7 +17,8 @@ ROLE_HELP = ("A role: admin, analyst, compliance, approver, branch_manager=BRANC
 
 def _token_lines(console: Any, user: str, token: str) -> None:
     out = console()
-    out.print(f"Token for {user} (shown once; only its hash is kept): [bold]{token}[/]")
+    out.print(f"Token for {user}, shown once (only its hash is kept):")
+    typer.echo(f"  {token}")
     out.print(f"Sign in with: export LIFELOOP_USER={user} LIFELOOP_TOKEN=<the token>")
 
 
@@ -87,7 +88,7 @@ def users_app(context: Callable[[], Any], console: Callable[[], Any]) -> typer.T
             return
         for r in rows:
             console().print(f"{r['user']} ({r['name']}): {', '.join(r['roles']) or 'no role'}"
-                            + ("" if r["active"] else " [disabled]")
+                            + ("" if r["active"] else " (disabled)")
                             + (f"; OS user {r['os_user']}" if r["os_user"] else ""))
 
     return app
