@@ -93,6 +93,7 @@ class Context:
         ctx = cls(directory, **kwargs)
         first = ctx.bootstrap_owner()
         ctx.bootstrap_token = first[1] if first else None
+        ctx.__dict__.pop("config", None)     # nothing of lifeloop.yaml stays cached: it may be edited next
         return ctx
 
     def bootstrap_owner(self) -> tuple[str, str] | None:
@@ -283,6 +284,8 @@ class Context:
             user, token = users_store.add_user(session, user_id=name, display_name=display_name, grants=grants,
                                                os_user=os_user, actor=name, now=self.clock(),
                                                details={"bootstrap": True, "by_os_user": me})
+            if self._principal is None:   # the owner, who just proved who they are, acts as the new user
+                self._principal = users_store.principal_of(user, "os_user")
             return _user_row(user), token
 
     def add_user(self, name: str, *, roles: Sequence[str], display_name: str | None = None,
