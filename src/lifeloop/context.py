@@ -148,7 +148,8 @@ class Context:
     def ports(self) -> pipeline.Ports:
         """What the daily steps may reach: the lake, the configs, engines, history, the ops database."""
         return pipeline.Ports(lake=self.lake, configs=self.configs, engine=self.engine, bank=self.bank,
-                              history=self.history_source, ops=self.ops, settings=self.config.run)
+                              history=self.history_source, ops=self.ops, settings=self.config.run,
+                              operator=self.operator)
 
     # ------------------------------------------------------------------ engines
     @property
