@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,8 +13,10 @@ from lifeloop.config.loader import ConfigFolder
 from lifeloop.contract import Bank, StepResult
 from lifeloop.data import ingest as ingesting
 from lifeloop.data import simulator
+from lifeloop.data.access import PermissionDenied, Principal, Scope, SignInRefused, not_visible, parse_grant
+from lifeloop.data.access import describe as describe_principal
 from lifeloop.engine.adapters import connect
-from lifeloop.errors import ConfigError, DataError
+from lifeloop.errors import ConfigError, DataError, NotFoundError
 from lifeloop.execution import consent_changes, feedback_import, replies, worklists
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
@@ -23,11 +25,12 @@ from lifeloop.models import registry as model_registry
 from lifeloop.models import training as model_training
 from lifeloop.models.contract import ModelsConfig
 from lifeloop.review import from_file, kpis, lake_evaluation
-from lifeloop.settings import ENGINES, Settings, operator_identity
+from lifeloop.settings import ENGINES, Credentials, Settings
 from lifeloop.store import ops as ops_store
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.ops import approvals as approving
 from lifeloop.store.ops import audit, delivery
+from lifeloop.store.ops import principals as users_store
 from lifeloop.store.ops.database import resolve_url, unit_of_work
 from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.types import utcnow
@@ -47,25 +50,61 @@ if TYPE_CHECKING:
     from lifeloop.store.lake import Lake
 
 M = TypeVar("M", bound="BaseModel")
+UNMASKABLE = ("name", "mobile", "id_number", "email", "birth_date")   # customers fields an unmask grant may name
+
+
+def _user_row(user: Any) -> dict[str, Any]:
+    return {"user": user.id, "name": user.display_name, "active": user.active, "os_user": user.os_user,
+            "roles": sorted(f"{g.role}={g.scope}" if g.scope else g.role for g in user.grants)}
+
+
+SCOPED_AREAS = ("lists", "audiences")   # customer-level snapshots read through Context filtered to the reader's scope
 
 
 class Context:
-    """A workspace opened for work: settings, configuration, the lake and an engine."""
+    """A workspace opened for work by a principal: settings, configuration, the lake and an engine.
+
+    ``principal``: who acts (a web app passes the user it authenticated; tests pass
+    ``Principal.system("tests")``). Without one, the first action that needs it signs in with
+    ``credentials`` (default: ``LIFELOOP_USER`` + ``LIFELOOP_TOKEN``, else the OS user if it is mapped to an
+    active user and lifeloop.yaml's ``identity.os_users`` allows it); a refusal is :class:`SignInRefused`.
+    ``clock`` (default: the real UTC time) dates sign-ins and unmask grants.
+    """
 
     def __init__(self, workspace: str | Path | None = None, *, engine: str | None = None,
-                 debug: bool | None = None, settings: Settings | None = None):
+                 debug: bool | None = None, settings: Settings | None = None, principal: Principal | None = None,
+                 credentials: Credentials | None = None, clock: Callable[[], dt.datetime] | None = None):
         self.settings = settings or Settings.from_env(workspace, engine, debug)
         self._engines: dict[str, Any] = {}
         self._configs: ConfigFolder | None = None
         self._ops: sessionmaker[Session] | None = None
+        self._principal = principal
+        self._credentials = credentials
+        self.clock = clock or utcnow
+        self.bootstrap_token: str | None = None   # the first administrator's token, when init made one
 
     # ------------------------------------------------------------------ workspace
     @classmethod
-    def init(cls, directory: str | Path, template: str = "bank", force: bool = False) -> Context:
-        """Create a workspace from a template and open it."""
+    def init(cls, directory: str | Path, template: str = "bank", force: bool = False, **kwargs: Any) -> Context:
+        """Create a workspace from a template and open it; with no user yet, the OS user who runs this becomes
+        the first administrator (signing in as that OS user; ``bootstrap_token`` holds their token)."""
 
         init_workspace(directory, template, force)
-        return cls(directory)
+        ctx = cls(directory, **kwargs)
+        first = ctx.bootstrap_owner()
+        ctx.bootstrap_token = first[1] if first else None
+        ctx.__dict__.pop("config", None)     # nothing of lifeloop.yaml stays cached: it may be edited next
+        return ctx
+
+    def bootstrap_owner(self) -> tuple[str, str] | None:
+        """With no user yet, make the OS user running this (the workspace's owner) its first administrator, mapped
+        to that OS user; returns (user, one-time token), or None when users exist or the OS user is unknown."""
+        me = (self._credentials or Credentials.from_env()).os_user
+        if not me or self.user_count():
+            return None
+        name = me if users_store.USER_ID.fullmatch(me) else "owner"
+        row, token = self.bootstrap_admin(name, os_user=me, display_name=f"workspace owner ({me})")
+        return row["user"], token
 
     @property
     def workspace(self) -> Path:
@@ -109,7 +148,8 @@ class Context:
     def ports(self) -> pipeline.Ports:
         """What the daily steps may reach: the lake, the configs, engines, history, the ops database."""
         return pipeline.Ports(lake=self.lake, configs=self.configs, engine=self.engine, bank=self.bank,
-                              history=self.history_source, ops=self.ops, settings=self.config.run)
+                              history=self.history_source, ops=self.ops, settings=self.config.run,
+                              operator=self.operator)
 
     # ------------------------------------------------------------------ engines
     @property
@@ -165,29 +205,177 @@ class Context:
         after the previous batch.
         """
 
+        self.require("ingest", "ingest extracts")
         return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress,
                                 today=today)
 
     def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | Any | None = None, *,
             replan_reason: str | None = None) -> list[StepResult]:
         """Run daily steps for one as-of date (re-planning a dispatched day needs a reason, which is audited)."""
+        self.require("run", "run the daily steps")
         replan = pipeline.Replan(replan_reason, self.operator) if replan_reason else None
         return pipeline.run_steps(self.ports(), as_of, steps, engine, replan)
 
     @property
     def operator(self) -> str:
-        """Who is acting: LIFELOOP_OPERATOR, else the OS user — interim, until principals land (data-protection
-        issue)."""
-        return operator_identity()
+        """Who is acting: the signed-in principal's user id (named on every audit entry, consent change, approval)."""
+        return self.principal.user_id
+
+    # ------------------------------------------------------------------ principals (who may do what)
+    @property
+    def principal(self) -> Principal:
+        """The principal acting through this context; signs in on first use (see the class docstring)."""
+        if self._principal is None:
+            self._principal = self.sign_in(self._credentials or Credentials.from_env())
+        return self._principal
+
+    def sign_in(self, credentials: Credentials) -> Principal:
+        """Authenticate against the users table; audited good or bad. Any failure is the same refusal (exit 2)."""
+        with unit_of_work(self.ops()) as session:
+            found = users_store.sign_in(session, user_id=credentials.user, token=credentials.token,
+                                        os_user=credentials.os_user, allow_os_users=self.config.identity.os_users,
+                                        now=self.clock())
+        if found is None:
+            raise SignInRefused(
+                "sign-in refused: no active Lifeloop user matches these credentials",
+                hint="set LIFELOOP_USER and LIFELOOP_TOKEN (the token `lifeloop users add` printed)"
+                     + (", or run as an OS user an administrator mapped (`lifeloop users add NAME --role ROLE "
+                        "--os-user OSNAME`)" if self.config.identity.os_users else "")
+                     + "; docs/security.md, 'Principals and roles'")
+        self._principal = found
+        return found
+
+    def require(self, permission: str, what: str | None = None) -> Principal:
+        """The principal, refused (:class:`PermissionDenied`) unless a role of theirs holds ``permission``."""
+        principal = self.principal
+        principal.require(permission, what)
+        return principal
+
+    def whoami(self) -> dict[str, Any]:
+        """The signed-in user: id, name, how they signed in, roles with their branch or book, permissions."""
+        return describe_principal(self.principal)
+
+    def user_count(self) -> int:
+        with self.ops()() as session:
+            return users_store.count_users(session)
+
+    def bootstrap_admin(self, name: str, *, os_user: str, display_name: str | None = None,
+                        roles: Sequence[str] = ("admin",)) -> tuple[dict[str, Any], str]:
+        """The first user of a workspace, by its owner: allowed only while no user exists, with the admin role,
+        mapped to the OS user running this, who owns lifeloop.yaml. Returns the user and their one-time token."""
+        import os
+
+        grants = [parse_grant(r) for r in roles]
+        me = (self._credentials or Credentials.from_env()).os_user
+        problems = []
+        if not any(g.role == "admin" for g in grants):
+            problems.append("the first user must hold the admin role (--role admin)")
+        if os_user != me:
+            problems.append(f"the first user must be mapped to the OS user running this (--os-user {me})")
+        path = self.workspace / "lifeloop.yaml"
+        if hasattr(os, "geteuid") and path.exists() and path.stat().st_uid != os.geteuid():
+            problems.append(f"only the owner of {path} may create the first user")
+        with unit_of_work(self.ops()) as session:
+            if users_store.count_users(session):
+                raise PermissionDenied("users exist already: only an administrator adds users",
+                                       hint="sign in as an administrator (`lifeloop whoami`)")
+            if problems:
+                raise PermissionDenied("cannot create the first user: " + "; ".join(problems),
+                                       hint=f"lifeloop users add NAME --role admin --os-user {me}")
+            user, token = users_store.add_user(session, user_id=name, display_name=display_name, grants=grants,
+                                               os_user=os_user, actor=name, now=self.clock(),
+                                               details={"bootstrap": True, "by_os_user": me})
+            if self._principal is None:   # the owner, who just proved who they are, acts as the new user
+                self._principal = users_store.principal_of(user, "os_user")
+            return _user_row(user), token
+
+    def add_user(self, name: str, *, roles: Sequence[str], display_name: str | None = None,
+                 os_user: str | None = None) -> tuple[dict[str, Any], str]:
+        """Create a user (administrators only; audited). Returns the user and their one-time token."""
+        grants = [parse_grant(r) for r in roles]
+        actor = self.require("users.manage", "manage users").user_id
+        with unit_of_work(self.ops()) as session:
+            user, token = users_store.add_user(session, user_id=name, display_name=display_name, grants=grants,
+                                               os_user=os_user, actor=actor, now=self.clock())
+            return _user_row(user), token
+
+    def grant_role(self, name: str, role: str) -> dict[str, Any]:
+        """Give a user a role (``rm=RM001``, ``branch_manager=B01``, ``approver`` ...); administrators only."""
+        grant = parse_grant(role)
+        actor = self.require("users.manage", "manage users").user_id
+        with unit_of_work(self.ops()) as session:
+            return _user_row(users_store.grant_role(session, user_id=name, grant=grant, actor=actor,
+                                                    now=self.clock()))
+
+    def revoke_role(self, name: str, role: str) -> dict[str, Any]:
+        """Take a role away from a user; administrators only (the last administrator keeps theirs)."""
+        grant = parse_grant(role)
+        actor = self.require("users.manage", "manage users").user_id
+        with unit_of_work(self.ops()) as session:
+            return _user_row(users_store.revoke_role(session, user_id=name, grant=grant, actor=actor,
+                                                     now=self.clock()))
+
+    def disable_user(self, name: str) -> dict[str, Any]:
+        """Stop a user signing in (kept for the audit log); administrators only."""
+        actor = self.require("users.manage", "manage users").user_id
+        with unit_of_work(self.ops()) as session:
+            return _user_row(users_store.disable_user(session, user_id=name, actor=actor, now=self.clock()))
+
+    def reset_token(self, name: str) -> str:
+        """A new token for a user (the old one stops working); administrators only. Shown once."""
+        actor = self.require("users.manage", "manage users").user_id
+        with unit_of_work(self.ops()) as session:
+            return users_store.reset_token(session, user_id=name, actor=actor, now=self.clock())
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user and their roles; administrators only."""
+        self.require("users.manage", "list users")
+        with self.ops()() as session:
+            return users_store.list_users(session)
+
+    # ---------------------------------------------------------------- scopes (whose customers)
+    @cached_property
+    def _book(self) -> BankCustomers:
+        return BankCustomers(self.lake)
+
+    def _scope(self, permission: str, what: str) -> Scope:
+        return self.require(permission, what).scope(permission)
+
+    def _visible_customers(self, scope: Scope) -> list[str]:
+        return sorted(c for c, (rm, branch) in self._book.owners.items() if scope.covers(rm, branch))
+
+    def _check_customer(self, customer_id: str, permission: str, what: str) -> tuple[str | None, str | None]:
+        """(rm_id, branch_id) of a customer the principal may reach with ``permission``; else the one refusal
+        that an unknown customer gets too."""
+        scope = self._scope(permission, what)
+        owner = self._book.owners.get(customer_id)
+        if scope.all:
+            return owner or (None, None)
+        if owner is None or not scope.covers(*owner):
+            raise not_visible("customer", customer_id, self._visible_customers(scope))
+        return owner
+
+    def _scoped(self, table: pa.Table, permission: str, what: str) -> pa.Table:
+        """Only the rows of customers inside the principal's scope."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        scope = self._scope(permission, what)
+        if scope.all:
+            return table
+        return table.filter(pc.is_in(table["customer_id"], value_set=pa.array(self._visible_customers(scope),
+                                                                              pa.string())))
 
     # ------------------------------------------------------------------ the audit log
     def audit_verify(self) -> audit.Verification:
         """Walk the audit log's hash chain; the result names every edited, deleted, inserted or reordered entry."""
+        self.require("audit.read", "verify the audit log")
         with self.ops()() as session:
             return audit.verify(session)
 
     def audit_export(self, start: dt.date, end: dt.date, out: str | Path) -> audit.Export:
         """Export the audit entries of ``start``..``end`` (bank-local dates, inclusive) as CSV or JSONL; audited."""
+        self.require("audit.export", "export the audit log")
         with unit_of_work(self.ops()) as session:
             return audit.export(session, start=self._local_midnight(start),
                                 end=self._local_midnight(end + dt.timedelta(days=1)), out=Path(out),
@@ -195,6 +383,7 @@ class Context:
 
     def audit_prune(self, before: dt.date, archive: str | Path) -> audit.Pruned:
         """Delete audit entries written before ``before`` (past the retention) that ``archive`` holds; audited."""
+        self.require("audit.prune", "prune the audit log")
         with unit_of_work(self.ops()) as session:
             return audit.prune(session, before=self._local_midnight(before), archive=Path(archive),
                                actor=self.operator, retention_months=self.config.audit.retention_months)
@@ -220,19 +409,69 @@ class Context:
         """The published clusters snapshot (cluster_id, cluster_name, distance) as of a date."""
         return self.snapshot("clusters", as_of)
 
-    def customer(self, customer_id: str, *, role: str = "analyst", rm_id: str | None = None,
-                 reason: str | None = None, as_of: dt.date | None = None, transactions: int = 20) -> dict[str, Any]:
-        """The customer profile (客户档案) as data, personal fields masked for ``role``."""
+    def customer(self, customer_id: str, *, as_of: dt.date | None = None, transactions: int = 20) -> dict[str, Any]:
+        """The customer profile (客户档案) as data, for a customer in the principal's scope, masked for their role;
+        fields of an unexpired unmask grant come unmasked, and that view is audited."""
+        rm_id, branch_id = self._check_customer(customer_id, "customer.read", "read customer profiles")
+        principal, now = self.principal, self.clock()
+        with self.ops()() as session:
+            fields = users_store.unmasked_fields(session, user_id=principal.user_id, customer_id=customer_id, now=now)
+        viewer = principal.viewer(rm_id, branch_id, fields)
+        access = {"user": principal.user_id, "roles": [str(g) for g in principal.grants], "unmasked": fields}
+        result = profile.customer_profile(self, customer_id, viewer=viewer, as_of=as_of, transactions=transactions,
+                                          access=access)
+        if fields:
+            with unit_of_work(self.ops()) as session:
+                audit.record(session, actor=principal.user_id, action="customer.view_unmasked", at=now,
+                             target_type="customer", target_id=customer_id, details={"fields": fields})
+        return result
 
-        return profile.customer_profile(self, customer_id, role_name=role, rm_id=rm_id, reason=reason, as_of=as_of,
-                                transactions=transactions)
+    def unmask(self, customer_id: str, *, reason: str, fields: Sequence[str] | None = None,
+               minutes: int = 15) -> dict[str, Any]:
+        """Let the principal see some personal fields of one customer unmasked for ``minutes``, for a reason.
+
+        Compliance and administrators: any customers field; a relationship manager: only the fields
+        ``identity.rm_unmask_fields`` allows (the ID number), of their own customers. Recorded in the
+        operations database and on the audit log (who, whom, which fields, why, until).
+        """
+        principal = self.require("customer.unmask", "unmask personal data")
+        identity = self.config.identity
+        head_office = principal.roles & {"admin", "compliance"}
+        allowed = list(UNMASKABLE) if head_office else list(identity.rm_unmask_fields)
+        wanted = list(dict.fromkeys(f.strip() for f in (fields or allowed) if f.strip()))
+        problems = []
+        if not (reason or "").strip():
+            problems.append("say why (a complaint or case number): --reason TEXT")
+        unknown = [f for f in wanted if f not in UNMASKABLE]
+        if unknown:
+            problems.append(f"unknown field(s) {', '.join(unknown)}; unmaskable: {', '.join(UNMASKABLE)}")
+        elif not set(wanted) <= set(allowed):
+            problems.append(f"your roles may unmask only {', '.join(allowed) or 'nothing'}")
+        if not 1 <= minutes <= identity.max_unmask_minutes:
+            problems.append(f"--minutes must be 1..{identity.max_unmask_minutes} (identity.max_unmask_minutes)")
+        if problems:
+            raise PermissionDenied(f"cannot unmask customer {customer_id}: " + "; ".join(problems),
+                                   hint='e.g. lifeloop unmask C000000042 --reason "complaint 2024-117" '
+                                        "--fields id_number --minutes 15")
+        # an RM reaches only their book (the unmask scope), head office every customer who exists
+        scope = principal.scope("customer.unmask")
+        owner = self._book.owners.get(customer_id)
+        if owner is None or not scope.covers(*owner):
+            raise not_visible("customer", customer_id, self._visible_customers(scope) if not scope.all else
+                              list(self._book.owners))
+        with unit_of_work(self.ops()) as session:
+            row = users_store.grant_unmask(session, principal=principal, customer_id=customer_id, fields=wanted,
+                                           reason=reason.strip(), minutes=minutes, now=self.clock())
+            return {"customer_id": customer_id, "fields": wanted, "reason": row.reason, "until": row.expires_at,
+                    "user": principal.user_id}
 
     def audiences(self, as_of: dt.date | None = None) -> pa.Table:
-        """Eligible customers per strategy and wave, with the reason (定名单)."""
+        """Eligible customers per strategy and wave, with the reason (定名单); only customers in the reader's scope."""
         return self.snapshot("audiences", as_of)
 
     def lists(self, as_of: dt.date | None = None) -> pa.Table:
-        """The day's lists: treated, control and dropped candidates, with channel, script and dropping policy."""
+        """The day's lists: treated, control and dropped candidates, with channel, script and dropping policy;
+        only customers in the reader's scope."""
         return self.snapshot("lists", as_of)
 
     def evaluate(self, strategies: Sequence[str] = (), *, as_of: dt.date | None = None,
@@ -254,6 +493,7 @@ class Context:
 
     def dispatch(self, as_of: dt.date, *, drain: bool = True):
         """Put the day's lists in the outbox and send what is due through the configured channels (策略执行)."""
+        self.require("dispatch", "dispatch the day's lists")
 
         return dispatching.dispatch(dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank), as_of,
                                    drain_outbox=drain, operator=self.operator)
@@ -267,18 +507,65 @@ class Context:
 
     def resolve_unknown(self, key: str, outcome: delivery.Resolution, reason: str, *, resend: bool = False) -> Dispatch:
         """Record an operator's decision on a contact of unknown outcome: sent, or not sent (audited)."""
+        self.require("outbox.resolve", "resolve contacts of unknown outcome")
 
         with unit_of_work(self.ops()) as session:
             return delivery.resolve(session, key=key, outcome=outcome, reason=reason, actor=self.operator,
                                     resend=resend)
 
-    def worklist(self, rm_id: str, on: dt.date | None = None) -> list[dict[str, Any]]:
-        """A relationship manager's open tasks, own customers only, most important first, with scripts."""
+    def worklist(self, rm_id: str | None = None, on: dt.date | None = None) -> list[dict[str, Any]]:
+        """A relationship manager's open tasks, own customers only, most important first, with scripts.
 
-        return worklists.worklist(self.ops(), rm_id, lake=self.lake, on=on)
+        Without ``rm_id``: the signed-in RM's own worklist. Another RM's only for a branch manager of that RM's
+        branch or head office; asking for one outside that gets the refusal an unknown RM id gets. Personal
+        fields are masked for the viewer (an RM and their branch manager: as the rm role; head office: masked).
+        """
+        principal = self.require("worklist.read", "read worklists")
+        rm_id = self._worklist_rm(principal, rm_id)
+        scope = principal.scope("worklist.read")
+        viewer = principal.viewer(rm_id, self._book.rm_branches.get(rm_id))
+        return worklists.worklist(self.ops(), rm_id, lake=self.lake, on=on, viewer=viewer,
+                                  known=None if scope.all else self._visible_rms(scope))
+
+    def _visible_rms(self, scope: Scope) -> list[str]:
+        branches = self._book.rm_branches
+        return sorted(set(scope.rm_ids) | {rm for rm, b in branches.items() if b in scope.branch_ids})
+
+    def _worklist_rm(self, principal: Principal, rm_id: str | None) -> str:
+        if rm_id is None:
+            own = principal.rm_ids
+            if len(own) != 1:
+                raise NotFoundError("say whose worklist: " + (f"you hold the books of {', '.join(own)}" if own else
+                                                              f"user {principal.user_id} is not a relationship "
+                                                              "manager"),
+                                    hint="lifeloop worklist RM_ID (head office and branch managers name the RM)")
+            return own[0]
+        scope = principal.scope("worklist.read")
+        if not scope.all and rm_id not in self._visible_rms(scope):
+            raise not_visible("relationship manager", rm_id, self._visible_rms(scope))
+        return rm_id
+
+    def export_worklist(self, path: str | Path, rm_id: str | None = None, on: dt.date | None = None
+                        ) -> dict[str, Any]:
+        """Write a worklist to a .csv or .xlsx file, scoped and masked like :meth:`worklist`; audited with the
+        file's name, sha256 and rows, and whose worklist it is."""
+        import hashlib
+
+        principal = self.require("worklist.export", "export worklists")
+        rm_id = self._worklist_rm(principal, rm_id)
+        rows = self.worklist(rm_id, on)
+        written = worklists.export_worklist(rows, path, rm_id=rm_id, on=on)
+        digest = hashlib.sha256(written.read_bytes()).hexdigest()
+        with unit_of_work(self.ops()) as session:
+            audit.record(session, actor=principal.user_id, action="worklist.export", target_type="rm",
+                         target_id=rm_id, at=self.clock(),
+                         details={"file": written.name, "sha256": digest, "rows": len(rows),
+                                  "masked_as": principal.viewer(rm_id, self._book.rm_branches.get(rm_id)).name})
+        return {"path": written, "sha256": digest, "rows": len(rows), "rm_id": rm_id}
 
     def import_feedback(self, path: str | Path):
         """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""
+        self.require("feedback.import", "import feedback")
 
         return feedback_import.import_feedback(self.ops(), Path(path), timezone=self.config.bank.timezone)
 
@@ -288,23 +575,30 @@ class Context:
 
     def change_consent(self, customer_id: str, *, granted: bool, channel: str, purpose: str, source: str,
                        reason: str, now: dt.datetime | None = None) -> dict[str, Any]:
-        """Withdraw or grant consent at once (channel ``all``: every channel), audited in the operator's name."""
+        """Withdraw or grant consent at once (channel ``all``: every channel), audited in the operator's name.
+
+        A relationship manager changes their own customers' consent only; compliance and administrators any."""
+        if not self.require("consent.change", "change consent").scope("consent.change").all:
+            self._check_customer(customer_id, "consent.change", "change consent")
         return consent_changes.change(self.ops(), BankCustomers(self.lake), customer_id=customer_id, granted=granted,
                                       channel=channel, purpose=purpose, source=source, reason=reason,
                                       actor=self.operator, now=now)
 
     def consent(self, customer_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
-        """A customer's permissions per purpose and channel now, with why, and their consent history."""
+        """A customer's permissions per purpose and channel now, with why, and their consent history (in scope)."""
+        self._check_customer(customer_id, "consent.read", "read consent")
         return consent_changes.show(self.ops(), BankCustomers(self.lake), customer_id, at=at)
 
     def import_consent(self, path: str | Path, now: dt.datetime | None = None):
         """Import a CSV of consent changes all or nothing; re-importing the same file changes nothing."""
+        self.require("consent.import", "import consent changes")
         return consent_changes.import_changes(self.ops(), BankCustomers(self.lake), Path(path), actor=self.operator,
                                               timezone=self.config.bank.timezone, now=now)
 
     def record_replies(self, path: str | Path | None = None, *, body: bytes | str | dict[str, Any] | None = None,
                        now: dt.datetime | None = None) -> replies.Recorded:
         """Inbound replies from a file (or one webhook body): opt-outs applied at once, the rest kept for review."""
+        self.require("replies.record", "record replies")
         timezone = self.config.bank.timezone
         items = ([replies.parse_webhook(body, timezone=timezone)] if body is not None
                  else replies.read_file(Path(path), timezone=timezone))
@@ -314,6 +608,7 @@ class Context:
 
     def approval_requests(self, as_of: dt.date | None = None, *, pending_only: bool = True) -> list[dict[str, Any]]:
         """Requests for a second person's approval (pending ones by default), with how many items each day holds."""
+        self.require("approvals.read", "read approval requests")
         with unit_of_work(self.ops()) as session:
             held = approving.held_counts(session)
             return [{"id": a.id, "as_of": a.as_of, "kind": a.kind, "scope": a.scope, "contacts": a.contacts,
@@ -325,6 +620,7 @@ class Context:
     def decide_approval(self, as_of: dt.date, *, approve: bool, reason: str, strategy: str | None = None,
                         channel: str | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
         """Approve (release) or reject (cancel) a held day's send, as the operator — never the requester."""
+        self.require("approvals.decide", "approve or reject a send")
         approvers = self._channels().approvals.approvers
         with unit_of_work(self.ops()) as session:
             done = approving.decide(session, as_of=as_of, approve=approve, by=self.operator, reason=reason,
@@ -338,7 +634,9 @@ class Context:
         return OpsHistory(self.ops(), self.lake) if dispatching.has_dispatched(self.ops()) else LakeHistory(self.lake)
 
     def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
-        """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only."""
+        """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only
+        (for a customer in the reader's scope)."""
+        self._check_customer(customer_id, "why.read", "replay decisions")
 
         return why_replay.explain(self, customer_id, as_of)
 
@@ -387,6 +685,8 @@ class Context:
         if not path.exists():
             raise DataError(f"no {area} snapshot as of {as_of}",
                             hint=f"published dates: {', '.join(d.isoformat() for d in dates[-5:])}")
+        if area in SCOPED_AREAS:
+            return self._scoped(pq.read_table(path), "lists.read", f"read the {area}")
         return pq.read_table(path)
 
     # ---------------------------------------------------------------- the model shelf (模型货架)
@@ -403,6 +703,7 @@ class Context:
 
     def fit_model(self, name: str, as_of: dt.date) -> dict[str, Any]:
         """Fit a declared model as of D (validated out of time) and save it as its next version."""
+        self.require("models.fit", "fit models")
         _, manifest = model_training.fit_and_save(self.lake, self.models_config().spec(name), as_of, self.operator)
         return manifest
 
@@ -417,12 +718,14 @@ class Context:
 
     def promote_model(self, name: str, version: str, reason: str) -> dict[str, Any]:
         """Make a fitted version the active one; kept in the model's history and on the audit log."""
+        self.require("models.promote", "promote models")
         entry = model_registry.promote(self.lake, name, version, self.operator, reason)
         self._audit_model("model.promote", name, version, reason)
         return entry
 
     def retire_model(self, name: str, version: str, reason: str) -> dict[str, Any]:
         """Retire a fitted version for good; kept in the model's history and on the audit log."""
+        self.require("models.promote", "retire models")
         entry = model_registry.retire(self.lake, name, version, self.operator, reason)
         self._audit_model("model.retire", name, version, reason)
         return entry

@@ -120,6 +120,7 @@ class Inputs:
     ops: Callable[[], sessionmaker[Session]] | None = None
     config_source: ConfigPort | None = None
     settings: RunSettings | None = None    # lifeloop.yaml's run guards (warning thresholds)
+    operator: str | None = None            # who runs the step (the signed-in user): named on approval requests
 
     @contextmanager
     def scratch(self) -> Iterator[Path]:

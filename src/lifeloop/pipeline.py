@@ -53,6 +53,7 @@ class Ports:
     history: Callable[[], HistoryPort]
     ops: Callable[[], Any]
     settings: RunSettings = field(default_factory=RunSettings)
+    operator: str | None = None      # the signed-in user running the steps (asks for approvals, audited)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ def gather(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> tuple[
         read[BANK] = {b: ports.lake.manifest(BANK, dt.date.fromisoformat(b)).get("run_id") for b in batches}
     inputs = Inputs(as_of=as_of, engine=adapter, snapshots=snapshots, configs=configs, bank=ports.bank,
                     lake=ports.lake, bank_files=bank_files, history=ports.history() if step.history else None,
-                    ops=ports.ops if step.ops else None, config_source=ports.configs, settings=ports.settings)
+                    ops=ports.ops if step.ops else None, config_source=ports.configs, settings=ports.settings,
+                    operator=ports.operator)
     return inputs, read
 
 

@@ -2,14 +2,16 @@
 
 Resolution order (later wins): defaults, ``lifeloop.yaml``, environment (``LIFELOOP_WORKSPACE``,
 ``LIFELOOP_ENGINE``, ``LIFELOOP_DATABASE_URL``, ``LIFELOOP_DEBUG``), explicit arguments (CLI flags).
-Who is acting (``LIFELOOP_OPERATOR``, else the OS user) is :func:`operator_identity`.
+Who is acting is a signed-in Lifeloop user: :class:`Credentials` gathers what the environment offers
+(``LIFELOOP_USER`` + ``LIFELOOP_TOKEN``, and the OS user) and the operations database decides
+(:mod:`lifeloop.store.ops.principals`).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENGINES = ("duckdb", "spark")
@@ -37,10 +39,48 @@ class Settings:
         )
 
 
-def operator_identity() -> str:
-    """Who is acting: ``LIFELOOP_OPERATOR`` if set, else the operating-system user.
+@dataclass(frozen=True)
+class Credentials:
+    """What a process can show to sign in: a user name and token, and the OS user it runs as.
 
-    Interim, until principals land (the data-protection issue): it is recorded on consent changes, audit
-    entries and approval requests, and the four-eyes rule compares it, but nothing authenticates it.
+    Nothing here is trusted: :meth:`lifeloop.context.Context.sign_in` checks them against the operations
+    database (a token against its stored hash; an OS user only if it is mapped and the workspace allows it).
+    """
+
+    user: str | None = None
+    token: str | None = field(default=None, repr=False)
+    os_user: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Credentials:
+        """``LIFELOOP_USER`` and ``LIFELOOP_TOKEN`` from the environment, and the OS user."""
+        return cls(user=(os.environ.get("LIFELOOP_USER") or "").strip() or None,
+                   token=os.environ.get("LIFELOOP_TOKEN") or None, os_user=os_user())
+
+
+def os_user() -> str | None:
+    """The operating-system user this process runs as (None when it cannot be told).
+
+    On POSIX the name of the effective user id, from the user database: never the LOGNAME / USER environment
+    variables, which anyone can set (``getpass.getuser`` reads those first). Elsewhere ``getpass.getuser``.
+    """
+    try:
+        import pwd
+    except ImportError:             # Windows: the logged-on user
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return None
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:                # a uid with no entry (some containers): no OS user to map
+        return None
+
+
+def operator_identity() -> str:
+    """A label for library calls made without a principal (``LIFELOOP_OPERATOR``, else the OS user).
+
+    Not an identity: it authorises nothing. The CLI and :class:`lifeloop.context.Context` name the signed-in
+    user instead; this is only the default ``requested_by`` of a direct ``enqueue_lists`` call.
     """
     return (os.environ.get("LIFELOOP_OPERATOR") or "").strip() or getpass.getuser()

@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 from lifeloop.context import Context
+from lifeloop.data.access import Principal
 from lifeloop.store.ops import audit
 from lifeloop.store.ops.database import unit_of_work
+from lifeloop.workspace import init_workspace
 
 LIFELOOP = [sys.executable, "-m", "lifeloop.cli"]
 OLD = dt.datetime(2024, 1, 10, 8, 0, tzinfo=dt.UTC)
@@ -20,18 +22,23 @@ def run(ws, *args):
 
 
 def workspace_with_entries(tmp_path):
+    """Three old entries (ids 1..3), then the owner becomes the first administrator (entry 4, today)."""
     ws = tmp_path / "ws"
-    with Context.init(ws) as ctx, unit_of_work(ctx.ops()) as s:
-        for i in range(3):
-            audit.record(s, actor="cmp1", action="consent.withdraw", target_id=f"C{i}", reason="asked",
-                         at=OLD + dt.timedelta(days=i))
+    init_workspace(ws)
+    with Context(ws, principal=Principal.system("tests")) as ctx:
+        with unit_of_work(ctx.ops()) as s:
+            for i in range(3):
+                audit.record(s, actor="cmp1", action="consent.withdraw", target_id=f"C{i}", reason="asked",
+                             at=OLD + dt.timedelta(days=i))
+        ctx.bootstrap_owner()
     return ws
 
 
 def test_verify_exits_1_naming_the_entry_whose_reason_was_rewritten_with_the_triggers_dropped(tmp_path):
     ws = workspace_with_entries(tmp_path)
     ok = run(ws, "audit", "verify")
-    assert ok.returncode == 0 and ok.stdout.startswith("audit log verified: 3 entries; head entry 3 hash ")
+    # 3 entries, the owner made administrator, and this command's sign-in (audited too)
+    assert ok.returncode == 0 and ok.stdout.startswith("audit log verified: 5 entries; head entry 5 hash ")
     with sqlite3.connect(ws / "ops.db") as db:
         db.execute("DROP TRIGGER audit_log_no_update")
         db.execute("UPDATE audit_log SET reason = 'nothing happened' WHERE id = 2")

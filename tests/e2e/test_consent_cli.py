@@ -1,4 +1,5 @@
-"""The consent and approve commands: thin, audited, identity from LIFELOOP_OPERATOR, mistakes as 'Error: ...'."""
+"""The consent and approve commands: thin, audited, identity from the signed-in user (LIFELOOP_USER +
+LIFELOOP_TOKEN), mistakes as 'Error: ...'."""
 
 from __future__ import annotations
 
@@ -19,16 +20,26 @@ from lifeloop.store.ops.models import AuditEntry, Dispatch
 D = dt.date(2026, 3, 2)
 
 
+TOKENS: dict[str, str] = {}
+
+
+def new_workspace(ws):
+    """A workspace with three users: agent7 (compliance), alice (analyst and approver), bob (approver)."""
+    with Context.init(ws) as ctx:
+        for name, roles in (("agent7", ["compliance"]), ("alice", ["analyst", "approver"]), ("bob", ["approver"])):
+            TOKENS[name] = ctx.add_user(name, roles=roles)[1]
+    return ws
+
+
 def run(ws, *args, operator="alice"):
-    env = {**os.environ, "LIFELOOP_OPERATOR": operator, "LIFELOOP_WORKSPACE": str(ws)}
+    env = {**os.environ, "LIFELOOP_USER": operator, "LIFELOOP_TOKEN": TOKENS[operator], "LIFELOOP_WORKSPACE": str(ws)}
     env.pop("LIFELOOP_DATABASE_URL", None)
     return subprocess.run([sys.executable, "-m", "lifeloop.cli", *args], capture_output=True, text=True, env=env,
                           timeout=120)
 
 
 def test_withdraw_then_show_through_the_command_line_is_audited_as_the_operator(tmp_path):
-    ws = tmp_path / "bank"
-    Context.init(ws).close()
+    ws = new_workspace(tmp_path / "bank")
     done = run(ws, "consent", "withdraw", "C000000001", "--channel", "all", "--purpose", "marketing",
                "--source", "customer", "--reason", "asked on the phone", operator="agent7")
     assert done.returncode == 0, done.stderr
@@ -36,7 +47,10 @@ def test_withdraw_then_show_through_the_command_line_is_audited_as_the_operator(
     shown = run(ws, "consent", "show", "C000000001", "--json")
     assert shown.returncode == 0, shown.stderr
     assert '"reason": "marketing consent withdrawn for every channel' in shown.stdout
-    bad = run(ws, "consent", "grant", "C000000001", "--channel", "smss", "--source", "x", "--reason", "y")
+    analyst = run(ws, "consent", "grant", "C000000001", "--channel", "sms", "--source", "x", "--reason", "y")
+    assert analyst.returncode == 2 and "user alice may not change consent" in analyst.stderr   # an analyst may not
+    bad = run(ws, "consent", "grant", "C000000001", "--channel", "smss", "--source", "x", "--reason", "y",
+              operator="agent7")
     assert bad.returncode == 1 and "Error:" in bad.stderr and "did you mean 'sms'" in bad.stderr
     with Context(ws) as ctx, unit_of_work(ctx.ops()) as s:
         entry = s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "consent.withdraw")).one()
@@ -48,7 +62,8 @@ def test_the_person_who_dispatched_cannot_approve_but_someone_else_can_from_the_
     rows = [dict(as_of=D, customer_id=f"C{i}", strategy="big", wave="w", group="treated", status="contact",
                  channel="sms", send_at=None, purpose="service", script_id=None, script_key=None, offer=None,
                  priority=1, rm_id=None) for i in range(3)]
-    with Context.init(ws) as ctx:
+    new_workspace(ws)
+    with Context(ws) as ctx:
         enqueue_lists(ctx.ops(), pa.Table.from_pylist(rows), approval=Rules(max_per_strategy=2), operator="alice")
     listed = run(ws, "approve", "list")
     assert "the send of strategy big on 2026-03-02: 3 contacts (limit 2), requested by alice" in listed.stdout

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from lifeloop.cli.insight import customer_command
-from lifeloop.data.masking import AccessError
+from lifeloop.context import Context
+from lifeloop.data.access import Grant, Principal
 from lifeloop.errors import NotFoundError
 from lifeloop.insight.profile import customer_profile
 from tests.factories import BANK_AS_OF, canonical_bank, new_context, write_canonical
@@ -28,6 +29,13 @@ def ctx(tmp_path_factory):
     context.run(BANK_AS_OF, ["features", "lifecycle", "segments", "clusters"])
     yield context
     context.close()
+
+
+@pytest.fixture(scope="module")
+def as_rm(ctx):
+    """The same workspace as relationship manager RM1 (C1 is in their book; C2 and C3 are not)."""
+    with Context(ctx.workspace, principal=Principal("rm1", "RM one", (Grant("rm", "RM1"),))) as context:
+        yield context
 
 
 def test_an_analyst_sees_the_whole_picture_with_personal_data_masked(ctx):
@@ -50,21 +58,22 @@ def test_an_analyst_sees_the_whole_picture_with_personal_data_masked(ctx):
     assert p["access"]["role"] == "analyst" and "customers.id_number" in p["access"]["masked"]
 
 
-def test_a_relationship_manager_sees_their_own_customer_unmasked_except_the_id_number(ctx):
-    p = customer_profile(ctx, "C1", role_name="rm", rm_id="RM1")
+def test_a_relationship_manager_sees_their_own_customer_unmasked_except_the_id_number(as_rm):
+    p = as_rm.customer("C1")
     assert p["attributes"]["name"] == "李娜" and p["attributes"]["mobile"] == "13812341234"
     assert p["attributes"]["id_number"] == "110***********1234"
     assert p["holdings"][1]["balance"] == 50000.0 and p["tags"]["values"]["aum"] == 51250.5
     assert p["access"]["masked"] == ["customers.id_number"]
 
 
-def test_a_relationship_manager_gets_the_same_refusal_for_another_book_and_for_a_customer_that_does_not_exist(ctx):
+def test_a_relationship_manager_gets_the_same_refusal_for_another_book_and_for_a_customer_that_does_not_exist(
+        as_rm):
     with pytest.raises(NotFoundError) as other:
-        customer_profile(ctx, "C2", role_name="rm", rm_id="RM1")      # exists, no RM
+        as_rm.customer("C2")      # exists, no RM
     with pytest.raises(NotFoundError) as missing:
-        customer_profile(ctx, "C999", role_name="rm", rm_id="RM1")
+        as_rm.customer("C999")
     assert other.value.message.replace("C2", "X") == missing.value.message.replace("C999", "X")
-    assert "not in the book of relationship manager RM1" in other.value.message
+    assert other.value.message == "no customer 'C2' among those you may see"
 
 
 def test_a_lower_case_customer_number_gets_did_you_mean(ctx):
@@ -74,18 +83,18 @@ def test_a_lower_case_customer_number_gets_did_you_mean(ctx):
     assert "case-sensitive" in err.value.hint
 
 
-def test_a_relationship_manager_is_offered_only_their_own_customers_and_another_book_looks_unknown(ctx):
+def test_a_relationship_manager_is_offered_only_their_own_customers_and_another_book_looks_unknown(ctx, as_rm):
     with pytest.raises(NotFoundError) as own:
-        customer_profile(ctx, "c1", role_name="rm", rm_id="RM1")
-    assert own.value.message == "customer 'c1' is not in the book of relationship manager RM1; did you mean 'C1'?"
+        as_rm.customer("c1")
+    assert own.value.message == "no customer 'c1' among those you may see; did you mean 'C1'?"
     with pytest.raises(NotFoundError) as analyst:   # an analyst asking for c2 is pointed to C2 ...
         customer_profile(ctx, "c2")
     assert analyst.value.message.endswith("did you mean 'C2'?")
     with pytest.raises(NotFoundError) as other:     # ... an RM is not: C2 is in no book of theirs
-        customer_profile(ctx, "c2", role_name="rm", rm_id="RM1")
+        as_rm.customer("c2")
     with pytest.raises(NotFoundError) as missing:
-        customer_profile(ctx, "c7", role_name="rm", rm_id="RM1")
-    assert other.value.message == "customer 'c2' is not in the book of relationship manager RM1"
+        as_rm.customer("c7")
+    assert other.value.message == "no customer 'c2' among those you may see"
     assert other.value.message.replace("c2", "X") == missing.value.message.replace("c7", "X")
     assert other.value.hint == missing.value.hint
 
@@ -95,12 +104,14 @@ def test_an_unknown_customer_is_named_in_the_error(ctx):
         customer_profile(ctx, "C999")
 
 
-def test_compliance_must_give_a_reason_and_it_is_returned_with_the_access(ctx):
-    with pytest.raises(AccessError, match="must give a reason"):
-        customer_profile(ctx, "C1", role_name="compliance")
-    p = customer_profile(ctx, "C1", role_name="compliance", reason="complaint 2024-117")
-    assert p["attributes"]["id_number"] == "110101196005011234"
-    assert p["access"]["reason"] == "complaint 2024-117" and p["access"]["masked"] == []
+def test_compliance_sees_the_masked_profile_until_they_unmask_it_for_a_reason(ctx):
+    with Context(ctx.workspace, principal=Principal("cmp", "compliance", (Grant("compliance"),))) as officer:
+        p = officer.customer("C1")
+        assert p["attributes"]["id_number"] == "110***********1234" and p["access"]["unmasked"] == []
+        officer.unmask("C1", reason="complaint 2024-117", fields=["id_number"], minutes=5)
+        p = officer.customer("C1")
+    assert p["attributes"]["id_number"] == "110101196005011234" and p["attributes"]["mobile"] == "138****1234"
+    assert p["access"]["unmasked"] == ["id_number"] and "customers.id_number" not in p["access"]["masked"]
 
 
 def test_the_customer_command_prints_json_a_web_page_can_read(ctx, capsys):

@@ -20,12 +20,12 @@ from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
 from lifeloop.cli.report import report_command
 from lifeloop.cli.simulator import describe_day, progress_callback, read_contacts
 from lifeloop.cli.strategies import strategies_command
+from lifeloop.cli.users import register as register_users
 from lifeloop.cli.why import why_command
 from lifeloop.context import Context
 from lifeloop.data.simulator import SimulatedBank
 from lifeloop.data.simulator import simulate as run_simulation
 from lifeloop.errors import Interrupted, LifeloopError
-from lifeloop.execution.worklists import export_worklist
 from lifeloop.review.board import print_board
 from lifeloop.review.kpis_render import kpis_command
 from lifeloop.review.render import evaluation_json, print_evaluation
@@ -90,6 +90,12 @@ def init(
     out.print(f"[green]Workspace ready[/] at {directory.resolve()} ({len(written)} files)")
     for path in written:
         out.print(f"  {path.relative_to(directory)}")
+    with Context(directory) as ctx:
+        first = ctx.bootstrap_owner()
+    if first is not None:
+        out.print(f"First administrator: {first[0]}, signed in as this OS user (docs/security.md).")
+        out.print("Their token, shown once (only its hash is kept):")
+        typer.echo(f"  {first[1]}")
     out.print("Next: lifeloop simulate --out extracts/ && lifeloop ingest extracts/")
 
 
@@ -193,17 +199,16 @@ def clusters(
 def customer(
     customer_id: str = typer.Argument(..., help="Customer number (客户号)."),
     as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
-    role: str = typer.Option("analyst", "--role", help="analyst (masked), rm, compliance or admin."),
-    rm: str | None = typer.Option(None, "--rm", help="Your relationship-manager id (role rm)."),
-    reason: str | None = typer.Option(None, "--reason", help="Why you look (required for compliance and admin)."),
     as_of: str | None = typer.Option(None, "--as-of", help="As-of date (default: the latest bank batch)."),
     transactions: int = typer.Option(20, "--transactions", help="Recent transactions to show."),
 ) -> None:
-    """The customer profile (客户档案): attributes masked by role, holdings, transactions, stages, segments, cluster."""
+    """The customer profile (客户档案): attributes masked for your role, holdings, transactions, stages, segments,
+    cluster. Only customers in your scope; your roles come from your user (`lifeloop whoami`), and personal
+    fields come unmasked only under an unmask grant (`lifeloop unmask`)."""
 
     with context() as ctx:
-        customer_command(ctx, console(), customer_id, as_json=as_json, role=role, rm_id=rm, reason=reason,
-                         as_of=parse_date(as_of), transactions=transactions)
+        customer_command(ctx, console(), customer_id, as_json=as_json, as_of=parse_date(as_of),
+                         transactions=transactions)
 
 
 @app.command()
@@ -386,15 +391,22 @@ def dispatch(
 
 @app.command()
 def worklist(
-    rm_id: str = typer.Argument(..., help="The relationship manager's code (e.g. RM00002)."),
+    rm_id: str | None = typer.Argument(None, help="The relationship manager's code (e.g. RM00002); default: your own "
+                                                  "(branch managers and head office name the RM)."),
     on: str | None = typer.Option(None, "--on", help="Only tasks due by this date, YYYY-MM-DD."),
     export: Path | None = typer.Option(None, "--export", help="Also write it to a .csv or .xlsx file."),
 ) -> None:
-    """A relationship manager's worklist (客户经理任务): their own customers, most important first, with scripts."""
+    """A relationship manager's worklist (客户经理任务): their own customers, most important first, with scripts.
+
+    Yours without an RM id; another RM's only as their branch manager or head office. Masked for your role;
+    an export is audited (file, sha256, rows)."""
     from rich.table import Table
 
+    day = parse_date(on, "--on")
     with context() as ctx:
-        rows = ctx.worklist(rm_id, parse_date(on, "--on"))
+        rm_id = rm_id or (ctx.principal.rm_ids[0] if len(ctx.principal.rm_ids) == 1 else None)
+        rows = ctx.worklist(rm_id, day)
+        exported = ctx.export_worklist(export, rm_id, day) if export is not None else None
     table = Table(title=f"{rm_id}: {len(rows)} open tasks")
     for column in ("priority", "due", "customer", "name", "mobile", "strategy / wave", "script"):
         table.add_column(column, overflow="fold")
@@ -403,9 +415,9 @@ def worklist(
                       r["mobile"] or "", f"{r['strategy']} / {r['wave']}", r["script"])
     out = console()
     out.print(table)
-    if export is not None:
-
-        out.print(f"written {export_worklist(rows, export, rm_id=rm_id, on=parse_date(on, '--on'))}")
+    if exported is not None:
+        out.print(f"written {exported['path']} ({exported['rows']} rows, sha256 {exported['sha256'][:12]}..., "
+                  "audited)")
 
 
 feedback_app = typer.Typer(help="Outcomes of contacts (营销表单): reached, refused, purchased, referrals ...",
@@ -426,6 +438,7 @@ def feedback_import(
 
 
 register_consent(app, context, console, parse_date)
+register_users(app, context, console)
 app.add_typer(audit_app, name="audit")
 app.add_typer(models_app(context, console, parse_date), name="models")
 app.add_typer(outbox_app, name="outbox")

@@ -284,17 +284,15 @@ def print_customer(out: Any, p: dict[str, Any]) -> None:
         out.print(f"Groups: {', '.join(seg.get('groups') or []) or '-'}; micro-segments: "
                   f"{', '.join(seg.get('micro_segments') or []) or '-'}")
     acc = p["access"]
-    out.print(f"[dim]Viewed as {acc['role']}" + (f" ({acc['rm_id']})" if acc.get("rm_id") else "")
-              + (f", reason: {escape(acc['reason'])}" if acc.get("reason") else "")
+    out.print(f"[dim]Viewed by {escape(str(acc.get('user', '?')))} as {acc['role']}"
+              + (f"; unmasked by grant (audited): {', '.join(acc['unmasked'])}" if acc.get("unmasked") else "")
               + (f"; masked: {', '.join(acc['masked'])}" if acc["masked"] else "; nothing masked") + "[/]")
 
 
-def customer_command(ctx: Any, out: Any, customer_id: str, *, as_json: bool = False, role: str = "analyst",
-                     rm_id: str | None = None, reason: str | None = None, as_of: dt.date | None = None,
+def customer_command(ctx: Any, out: Any, customer_id: str, *, as_json: bool = False, as_of: dt.date | None = None,
                      transactions: int = 20) -> dict[str, Any]:
-    """Body of ``lifeloop customer ID``: the profile, masked for the role, as tables or JSON."""
-    profile = ctx.customer(customer_id, role=role, rm_id=rm_id, reason=reason, as_of=as_of,
-                           transactions=transactions)
+    """Body of ``lifeloop customer ID``: the profile, masked for the signed-in user's role, as tables or JSON."""
+    profile = ctx.customer(customer_id, as_of=as_of, transactions=transactions)
     if as_json:
         print(to_json(profile))
     else:

@@ -65,6 +65,19 @@ class AuditSettings(Strict):
     retention_months: int = Field(default=12, ge=12, le=1200)
 
 
+class IdentitySettings(Strict):
+    """How users sign in and unmask (``identity:`` in lifeloop.yaml, docs/security.md "Principals and roles")."""
+
+    # sign in as the OS user when it is mapped to an active Lifeloop user (`lifeloop users add --os-user`);
+    # a bank that wants tokens only (LIFELOOP_USER + LIFELOOP_TOKEN) turns this off
+    os_users: bool = True
+    # the customers fields a relationship manager may unmask for one of their own customers, for a reason
+    rm_unmask_fields: list[Literal["id_number", "name", "mobile", "email", "birth_date"]] = Field(
+        default_factory=lambda: ["id_number"])
+    # the longest an unmask grant may last
+    max_unmask_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
+
 class WorkspaceConfig(Strict):
     """The top-level ``lifeloop.yaml``."""
 
@@ -77,3 +90,4 @@ class WorkspaceConfig(Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)

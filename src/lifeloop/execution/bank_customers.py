@@ -75,3 +75,26 @@ class BankCustomers:
         table = pq.read_table(self._files["consent"][0], columns=["customer_id", "purpose", "channel", "granted"])
         table = table.filter(pc.equal(table["customer_id"], customer_id))
         return {(r["purpose"], r["channel"]): bool(r["granted"]) for r in table.to_pylist()}
+
+    @cached_property
+    def owners(self) -> dict[str, tuple[str | None, str | None]]:
+        """customer_id -> (rm_id, branch_id): whose book and which branch each customer is in now (access scopes)."""
+        import pyarrow.parquet as pq
+
+        if not self.available:
+            return {}
+        path = self._files["customers"][0]
+        names = pq.read_schema(path).names
+        cols = ["customer_id"] + [c for c in ("rm_id", "branch_id") if c in names]
+        return {r["customer_id"]: (r.get("rm_id"), r.get("branch_id")) for r in pq.read_table(path, columns=cols)
+                .to_pylist()}
+
+    @cached_property
+    def rm_branches(self) -> dict[str, str | None]:
+        """rm_id -> branch_id from the relationship-managers extract (which branch manager an RM answers to)."""
+        import pyarrow.parquet as pq
+
+        if "relationship_managers" not in self._files:
+            return {}
+        table = pq.read_table(self._files["relationship_managers"][0], columns=["rm_id", "branch_id"])
+        return {r["rm_id"]: r["branch_id"] for r in table.to_pylist()}

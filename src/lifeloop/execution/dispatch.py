@@ -440,7 +440,8 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
              operator: str | None = None) -> DispatchSummary:
     """Enqueue the day's lists and drain the outbox through the configured channels (``Context.dispatch``).
 
-    ``operator`` (default: LIFELOOP_OPERATOR, else the OS user) is who asks for approval of a held day.
+    ``operator`` (``Context`` passes the signed-in user; default for direct library calls:
+    :func:`lifeloop.settings.operator_identity`) is who asks for approval of a held day.
     """
 
     config = channels_config(ctx)
@@ -515,7 +516,8 @@ def compute(inputs: Inputs) -> Output:
     from dataclasses import asdict
 
     assert inputs.ops is not None and inputs.config_source is not None
-    summary = dispatch(Surroundings(inputs.lake, inputs.config_source, inputs.ops, inputs.bank), inputs.as_of)
+    summary = dispatch(Surroundings(inputs.lake, inputs.config_source, inputs.ops, inputs.bank), inputs.as_of,
+                       operator=inputs.operator)
     return Output(rows=summary.enqueued + summary.controls, summary=asdict(summary))
 
 

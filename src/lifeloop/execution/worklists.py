@@ -3,8 +3,9 @@
 An RM only ever gets their own book: tasks are read for that RM alone (``tasks.worklist``), and when
 the lake is at hand each task's customer is checked against the bank's current customers extract —
 a customer who has moved to another RM since the task was made drops out of this RM's list (and is
-counted, so nothing disappears silently). Personal fields are shown as the ``rm`` role may see them:
-the RM's own customers unmasked except the ID number.
+counted, so nothing disappears silently). Personal fields are masked for the viewer ``Context.worklist``
+chooses: the RM (and their branch manager) as the ``rm`` role may see them, the RM's own customers unmasked
+except the ID number; head office masked.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from lifeloop.data.masking import mask_row
+from lifeloop.data.masking import Role, mask_row
 from lifeloop.data.masking import role as get_role
 from lifeloop.errors import NotFoundError, did_you_mean
 from lifeloop.execution.channels.files import write_table
@@ -56,15 +57,19 @@ def known_rms(lake: Any, as_of: dt.date | None = None) -> list[str]:
 
 
 def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,
-             on: dt.date | None = None) -> list[dict[str, Any]]:
+             on: dt.date | None = None, viewer: Role | None = None,
+             known: list[str] | None = None) -> list[dict[str, Any]]:
     """The RM's open tasks (due by ``on``), most important first, only customers still in their book.
 
     An RM id neither in the bank's relationship-manager table nor in any task is refused with a "did you
-    mean" (a lower-case ``rm00002`` included), rather than shown as an empty worklist.
+    mean" (a lower-case ``rm00002`` included), rather than shown as an empty worklist; ``known`` (the RMs a
+    scoped reader may see, decided by ``Context.worklist``) narrows both. Personal fields are masked for
+    ``viewer`` (default: the ``rm`` role).
     """
 
     with unit_of_work(sessions) as session:
-        known = set(known_rms(lake, as_of)) | set(rm_ids(session))
+        every = set(known_rms(lake, as_of)) | set(rm_ids(session))
+        known = every if known is None else every & set(known)
         if rm_id not in known:
             raise NotFoundError(f"no relationship manager {rm_id!r}{did_you_mean(rm_id, sorted(known))}",
                                 hint="RM ids are case-sensitive, as in the bank's relationship_managers extract"
@@ -74,7 +79,7 @@ def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | No
                       wave=t.wave or "", title=t.title, priority=t.priority, due_on=t.due_on, status=t.status,
                       script=t.script or "") for t in tasks]
     owners = current_owners(lake, as_of) if lake is not None else None
-    viewer = get_role("rm")
+    viewer = viewer or get_role("rm")
     rows = []
     for item in items:
         if item.pop("rm_id") != rm_id:

@@ -3,10 +3,10 @@
 Attributes (personal data masked by role, see :mod:`lifeloop.data.masking`), holdings (the latest
 snapshot of each account), recent transactions and events, tags (the feature row), the stage
 history (every lifecycle snapshot), segments and cluster. The ``access`` block says who looked, in
-which role, why (compliance and admin must say) and what was masked; the audit log will record it.
+which masking role, what was masked and what an unmask grant showed.
 
-A relationship manager sees only their own book: asking for any other customer number gives the
-same refusal whether the customer exists or not, so the answer reveals nothing.
+Who may see which customer (an RM their book, a branch manager their branch, head office everyone) is
+checked by :meth:`lifeloop.context.Context.customer` before this is called (:mod:`lifeloop.data.access`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from lifeloop.data.masking import AccessError, Role, mask_money, mask_row, role
+from lifeloop.data.masking import Role, mask_money, mask_row, role
 from lifeloop.errors import DataError, NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
@@ -115,23 +115,16 @@ def stage_history(lake: Any, customer_id: str, as_of: dt.date) -> list[dict[str,
     return out
 
 
-def check_access(viewer: Role, rm_id: str | None, reason: str | None) -> None:
-    """Refuse a request the role cannot make as asked (an RM without their id, compliance without a reason)."""
-    if viewer.own_customers_only and not rm_id:
-        raise AccessError("a relationship manager must say who they are to see their book",
-                          hint="pass rm_id (CLI: --rm RM_ID)")
-    if viewer.needs_reason and not (reason and reason.strip()):
-        raise AccessError(f"role {viewer.name} sees personal data unmasked and must give a reason",
-                          hint="pass reason='...' (CLI: --reason '...'), e.g. a complaint or case number")
-
-
 # ---------------------------------------------------------------------------- the profile
-def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", rm_id: str | None = None,
-                     reason: str | None = None, as_of: dt.date | None = None,
-                     transactions: int = 20, events: int = 20) -> dict[str, Any]:
-    """One customer's whole picture as of a date (default: the latest bank batch), masked for the role."""
-    viewer = role(role_name)
-    check_access(viewer, rm_id, reason)
+def customer_profile(ctx: Any, customer_id: str, *, viewer: Role | None = None, as_of: dt.date | None = None,
+                     transactions: int = 20, events: int = 20,
+                     access: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One customer's whole picture as of a date (default: the latest bank batch), masked for ``viewer``.
+
+    Who may ask for whom is decided before (``Context.customer``: permission, scope, unmask grants); here
+    the viewer's masking role applies to every personal field, and ``access`` is returned with the profile.
+    """
+    viewer = viewer or role("analyst")
     lake = ctx.lake
     batches = lake.dates("bank")
     if not batches:
@@ -140,14 +133,6 @@ def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", 
     engine = ctx.engine()
     engine.register_bank(lake, as_of)
     found = engine.to_arrow(customer_query(customer_id)).to_pylist()
-    if viewer.own_customers_only and (not found or found[0].get("rm_id") != rm_id):
-        # the same words whether the customer exists or not: an RM learns nothing about other books, and
-        # the "did you mean" draws on the RM's own book only
-        own = engine.to_arrow(customer_ids_query(rm_id))["customer_id"].to_pylist()
-        raise NotFoundError(f"customer {customer_id!r} is not in the book of relationship manager {rm_id}"
-                            f"{did_you_mean(customer_id, own)}",
-                            hint="relationship managers see their own customers only; ask your branch "
-                                 "manager to reassign the customer if they should be yours")
     if not found:
         every = engine.to_arrow(customer_ids_query())["customer_id"].to_pylist()
         raise NotFoundError(f"no customer {customer_id!r} as of {as_of}{did_you_mean(customer_id, every)}",
@@ -198,7 +183,6 @@ def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", 
         "holdings": holdings,
         "transactions": txns,
         "events": evts,
-        "access": {"role": viewer.name, "rm_id": rm_id, "reason": reason.strip() if reason else None,
-                   "masked": sorted(set(masked_columns)),
+        "access": {**(access or {}), "role": viewer.name, "masked": sorted(set(masked_columns)),
                    "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
     }

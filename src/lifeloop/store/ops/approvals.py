@@ -191,7 +191,7 @@ def decide(session: Session, *, as_of: dt.date, approve: bool, by: str, reason: 
     own = [a for a in wanted if a.requested_by == by]
     if own:
         raise ApprovalError(f"{by} requested {_label(own[0])} and cannot also decide it (four eyes)",
-                            hint="another authorised person approves or rejects it (LIFELOOP_OPERATOR names who acts)")
+                            hint="another approver approves or rejects it (`lifeloop whoami` shows who you are)")
     for a in wanted:
         a.status, a.decided_by, a.decided_at, a.reason = (("approved" if approve else "rejected"), by, now,
                                                           reason.strip())

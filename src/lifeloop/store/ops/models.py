@@ -408,3 +408,65 @@ def _audit_is_append_only(mapper, connection, target) -> None:
     # the database refuses too (triggers in the initial migration); this names the mistake earlier
     raise DataError(f"audit entry {target.id} cannot be changed or deleted: the audit log is append-only",
                     hint="record a new entry that corrects or annuls the earlier one")
+
+
+# Who may sign in and what they may do (data/access.py holds the role -> permission matrix and the scopes).
+ROLE_NAMES = ("admin", "analyst", "compliance", "branch_manager", "rm", "approver")
+
+
+class User(Base):
+    """A Lifeloop user: signs in with a token (only its scrypt hash is kept) or as a mapped OS user."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)          # the name audit entries carry
+    display_name: Mapped[str] = mapped_column(sa.String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    secret_hash: Mapped[str] = mapped_column(sa.String(256))                  # scrypt$n$r$p$salt$hash, never the token
+    os_user: Mapped[str | None] = mapped_column(sa.String(64), unique=True)  # sign in as this OS user (if enabled)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_by: Mapped[str] = mapped_column(sa.String(64))
+
+    grants: Mapped[list[RoleGrant]] = relationship(back_populates="user", order_by="RoleGrant.id")
+
+
+class RoleGrant(Base):
+    """One role a user holds; ``scope`` is the branch (branch_manager) or the RM id (rm), else ''."""
+
+    __tablename__ = "role_grants"
+    __table_args__ = (
+        one_of("role", ROLE_NAMES, "role"),
+        sa.CheckConstraint(sa.or_(sa.and_(sa.column("role").in_(("rm", "branch_manager")), sa.column("scope") != ""),
+                                  sa.and_(sa.column("role").not_in(("rm", "branch_manager")),
+                                          sa.column("scope") == "")),
+                           name="scope_fits_role"),
+        sa.UniqueConstraint("user_id", "role", "scope"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    scope: Mapped[str] = mapped_column(sa.String(64), default="")
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    granted_by: Mapped[str] = mapped_column(sa.String(64))
+
+    user: Mapped[User] = relationship(back_populates="grants")
+
+
+class UnmaskGrant(Base):
+    """A time-limited permission to see some of one customer's personal fields unmasked, for a reason."""
+
+    __tablename__ = "unmask_grants"
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("expires_at") > sa.column("granted_at"), name="ends_after_it_starts"),
+        sa.Index(None, "user_id", "customer_id", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64))      # a user, or a system principal (system:<name>)
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    fields: Mapped[str] = mapped_column(sa.String(200))       # comma-separated customers columns, e.g. id_number
+    reason: Mapped[str] = mapped_column(sa.Text)
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
