@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from lifeloop.config.masking import masking_policy
 from lifeloop.data.masking import AccessError, Role, mask_money, mask_row, role
 from lifeloop.errors import DataError, NotFoundError, did_you_mean
+from lifeloop.insight.money import money_columns, workspace_money_tags
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -130,7 +132,7 @@ def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", 
                      reason: str | None = None, as_of: dt.date | None = None,
                      transactions: int = 20, events: int = 20) -> dict[str, Any]:
     """One customer's whole picture as of a date (default: the latest bank batch), masked for the role."""
-    viewer = role(role_name)
+    viewer = role(role_name, masking_policy(ctx.configs))
     check_access(viewer, rm_id, reason)
     lake = ctx.lake
     batches = lake.dates("bank")
@@ -171,11 +173,9 @@ def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", 
 
     features_as_of, tags, schema = _snapshot_row(lake, "features", as_of, customer_id)
     if tags is not None and schema is not None:
-        import pyarrow as pa
-
-        money = {f.name for f in schema if pa.types.is_decimal(f.type)}
+        money = money_columns({f.name: f.type for f in schema}, workspace_money_tags(ctx.configs))
         tags = {k: (mask_money(v, viewer) if k in money else _plain(v)) for k, v in tags.items() if k != "customer_id"}
-        masked_columns.extend(f"features.{c}" for c in sorted(money) if "money" not in viewer.unmasked)
+        masked_columns.extend(f"features.{c}" for c in sorted(money & set(tags)) if not viewer.money_exact)
     seg_as_of, seg, _ = _snapshot_row(lake, "segments", as_of, customer_id)
     segments = None
     if seg is not None:
