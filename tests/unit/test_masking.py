@@ -10,6 +10,7 @@ import pytest
 from lifeloop.data import masking
 from lifeloop.data.masking import (
     ROLES,
+    WITHHELD,
     AccessError,
     column_kind,
     mask_money,
@@ -17,6 +18,7 @@ from lifeloop.data.masking import (
     mask_row,
     mask_value,
     money_band,
+    quotable,
     role,
     viewer_role,
 )
@@ -133,7 +135,7 @@ def test_c3_columns_are_dropped_for_every_role_with_every_grant(monkeypatch):
         assert out == {"city": "Ningbo"}
 
 
-@pytest.mark.parametrize("value, band", [(Decimal("-2500"), "-(1k-10k)"), (-12, "<1k"), (0, "<1k"),
+@pytest.mark.parametrize("value, band", [(Decimal("-2500"), "-(1k-10k)"), (-12, "-(<1k)"), (0, "<1k"),
                                          (10_000_000, ">=10m"), (9_999.99, "1k-10k")])
 def test_money_bands(value, band):
     assert money_band(value) == band
@@ -150,3 +152,12 @@ def test_money_in_a_reason_text_is_banded_for_banded_roles_only():
 def test_an_unknown_role_is_refused_with_did_you_mean():
     with pytest.raises(AccessError, match="did you mean 'analyst'"):
         role("analist")
+
+
+def test_messages_quote_amounts_and_accounts_but_withhold_what_identifies_a_person():
+    assert quotable("customers", "mobile", "1381234") == WITHHELD
+    assert quotable("customers", "birth_date", "1990-13-01") == WITHHELD
+    assert quotable("customers", "name", "李娜") == WITHHELD
+    assert quotable("transactions", "amount", "30,50") == "30,50"
+    assert quotable("holdings", "account_id", "A1") == "A1"
+    assert quotable("customers", "city", "Ningbo") == "Ningbo" and quotable("customers", None, "x") == "x"

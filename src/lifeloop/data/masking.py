@@ -236,7 +236,7 @@ def money_band(value: Any) -> str:
         if size < top:
             label = name
             break
-    return f"-({label})" if v < 0 and size >= 1e3 else label
+    return f"-({label})" if v < 0 else label
 
 
 def mask_value(kind: str, value: Any) -> Any:
@@ -319,3 +319,16 @@ def mask_money_text(text: Any, money: Iterable[str], viewer: Role) -> Any:
         return text
     pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")=(" + _NUMBER + r")")
     return pattern.sub(lambda m: f"{m.group(1)}={money_band(m.group(2))}", text)
+
+
+WITHHELD = "<personal data withheld>"
+
+
+def quotable(table: str, column: str | None, value: Any) -> Any:
+    """A value an error message or a warning may quote: the value of a column that identifies a person (name,
+    mobile, ID number, e-mail, birth date, other C2) is withheld — the message names file, row and column,
+    which is enough to find it. Amounts and account ids are quoted (a card number in them is cut by
+    :func:`lifeloop.data.cards.redact_cards`), so a malformed ``30,50`` can still be seen and fixed."""
+    if column is None or column_kind(table, column) in (None, "money", "account"):
+        return value
+    return WITHHELD
