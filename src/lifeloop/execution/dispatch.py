@@ -462,11 +462,12 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
     scripts = Scripts(strategies, language=config.language, bank_name=ctx.bank.name,
                       products=product_names(inputs[1]), as_of=as_of)
     add_features(ctx, as_of, customers)
-    adapters = build_adapters(config, ctx.bank.workspace, sessions, masking_policy(ctx.configs))
+    masking = masking_policy(ctx.configs)
+    adapters = build_adapters(config, ctx.bank.workspace, sessions, masking)
     try:
         summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
                                 timezone=ctx.bank.timezone, max_attempts=config.max_attempts,
-                                approval=rules_from_config(config), operator=operator, policy=policy,
+                                approval=rules_from_config(config, masking), operator=operator, policy=policy,
                                 valid_days=valid_days, now=clock() if clock else None)
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
