@@ -119,3 +119,19 @@ def test_manifests_and_the_run_log_hold_no_personal_values(ctx):
         for value in PERSONAL:
             assert value not in text, f"{value} in {p}"
 
+
+
+def test_the_feature_summary_bands_the_min_and_max_of_money_tags(ctx):
+    from lifeloop.cli.render import feature_summary_rows, print_feature_summary
+    from lifeloop.insight.money import workspace_money_tags
+
+    table = ctx.features(BANK_AS_OF)
+    money = workspace_money_tags(ctx.configs)
+    rows = {r["tag"]: r for r in feature_summary_rows(table, money)}
+    assert (rows["aum"]["min"], rows["aum"]["max"], rows["aum"]["type"]) == ("<1k", "10k-100k", "money")
+    assert rows["avg_txn_amount_90d"]["max"] == "1k-10k"
+    assert rows["frequency_90d"]["max"] == 2 and rows["aum_change_pct_90d"]["type"] == "number"
+    out = Console(file=StringIO(), width=200)
+    print_feature_summary(out, table, money)
+    text = out.file.getvalue()
+    assert "51,250.50" not in text and "1,874.75" not in text and "10k-100k" in text
