@@ -102,11 +102,19 @@ def _sql(t: Any) -> str:
     return "DECIMAL" + text[len("DECIMAL128"):] if text.startswith("DECIMAL128") else text
 
 
+_RESOLVED: dict[tuple[str, str], frozenset[str]] = {}  # (config folder, tags.yaml hash) -> money tags
+
+
 def workspace_money_tags(configs: Any) -> frozenset[str] | None:
     """The money tags of the workspace's ``config/tags.yaml`` (a :class:`ConfigFolder`); None when it cannot be
-    read, and then every DECIMAL and DOUBLE feature is to be treated as money (:func:`money_columns`)."""
-    try:
-        config, doc = configs.load("tags", TagsConfig)
-        return money_tags(resolve_catalogue(config, doc))
-    except LifeloopError:
-        return None
+    read, and then every DECIMAL and DOUBLE feature is to be treated as money (:func:`money_columns`).
+
+    Resolved once per content of the file (``why`` asks for every customer it explains)."""
+    key = (str(configs.folder), configs.hash("tags"))
+    if key not in _RESOLVED:
+        try:
+            config, doc = configs.load("tags", TagsConfig)
+            _RESOLVED[key] = money_tags(resolve_catalogue(config, doc))
+        except LifeloopError:
+            return None
+    return _RESOLVED[key]
