@@ -141,6 +141,8 @@ def test_the_cli_why_json_of_an_analyst_carries_no_exact_money(bank):
             out = Console(file=StringIO(), width=400)
             why_command(ctx, out, row["customer_id"], d, as_json=as_json)
             text = out.file.getvalue()
+            if not as_json:
+                assert "Money shown as bands for role analyst" in text
             for column in money:
                 value = features[row["customer_id"]].get(column)
                 if value is not None and abs(float(value)) >= 1:
