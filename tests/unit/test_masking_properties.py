@@ -9,7 +9,11 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lifeloop.config.masking import SHOWABLE, MaskingConfig, RoleSettings
 from lifeloop.data.masking import (
+    DEFAULT_POLICY,
+    KINDS,
+    ROLE_NAMES,
     ROLES,
     mask_money,
     mask_money_text,
@@ -35,12 +39,24 @@ def pans(draw):
 
 
 @st.composite
+def policies(draw):
+    """The built-in policy, or a random config/masking.yaml over it (any kinds shown, money either way)."""
+    if draw(st.booleans()):
+        return DEFAULT_POLICY
+    roles = draw(st.dictionaries(st.sampled_from(ROLE_NAMES), st.builds(
+        RoleSettings, show=st.lists(st.sampled_from(SHOWABLE), unique=True),
+        money=st.sampled_from(["exact", "banded"]), unmask_on_request=st.lists(st.sampled_from(KINDS), unique=True))))
+    return MaskingConfig(roles=roles).policy()
+
+
+@st.composite
 def viewers(draw):
-    """A role of the built-in policy with a random unmask grant of what it may unmask on request."""
-    name = draw(st.sampled_from(sorted(ROLES)))
-    grant = draw(st.sets(st.sampled_from(sorted(ROLES[name].on_request))) if ROLES[name].on_request
-                 else st.just(set()))
-    return viewer_role(name, grant)
+    """A role of a random policy with a random unmask grant of what it may unmask on request."""
+    policy = draw(policies())
+    name = draw(st.sampled_from(ROLE_NAMES))
+    may = sorted(policy.role(name).on_request)
+    grant = draw(st.sets(st.sampled_from(may)) if may else st.just(set()))
+    return viewer_role(name, grant, policy)
 
 
 def visible_digits(value) -> str:
