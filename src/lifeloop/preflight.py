@@ -121,6 +121,8 @@ class _Checker:
             return validate_model(FILES[name], doc), doc
         except ConfigError as exc:
             exc.hint = f"correct this field; {DOCS[name]} describes {file}"
+            if doc is None:  # the YAML reader names the file by its full path: name it as the workspace shows it
+                exc.problems = [replace(p, file=file) if p.file == str(path) else p for p in exc.problems]
             self.failed(exc, file)
         if doc is None:  # not even YAML (a duplicate key, a tab): nothing of it can be cross-checked
             return None
