@@ -135,3 +135,11 @@ def test_the_feature_summary_bands_the_min_and_max_of_money_tags(ctx):
     print_feature_summary(out, table, money)
     text = out.file.getvalue()
     assert "51,250.50" not in text and "1,874.75" not in text and "10k-100k" in text
+
+
+def test_a_branch_manager_is_refused_until_reads_can_be_scoped_to_a_branch(ctx):
+    from lifeloop.data.masking import AccessError
+
+    with pytest.raises(AccessError, match="cannot scope reads to a branch"):
+        customer_profile(ctx, "C2", role_name="branch_manager")
+

@@ -133,6 +133,9 @@ def customer_profile(ctx: Any, customer_id: str, *, role_name: str = "analyst", 
                      transactions: int = 20, events: int = 20) -> dict[str, Any]:
     """One customer's whole picture as of a date (default: the latest bank batch), masked for the role."""
     viewer = role(role_name, masking_policy(ctx.configs))
+    if viewer.scope == "branch":  # a new role never widens access before its scope is enforced (principals)
+        raise AccessError(f"role {viewer.name} reads one branch's customers, and the profile cannot scope reads to a "
+                          "branch yet", hint="use --role rm --rm RM_ID for an RM's own book, or analyst (masked)")
     check_access(viewer, rm_id, reason)
     lake = ctx.lake
     batches = lake.dates("bank")
