@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lifeloop import pipeline
 from lifeloop.config.loader import ConfigFolder
+from lifeloop.config.masking import masking_policy
 from lifeloop.contract import Bank, StepResult
 from lifeloop.data import ingest as ingesting
 from lifeloop.data import simulator
@@ -131,6 +132,11 @@ class Context:
         if self._configs is None:
             self._configs = ConfigFolder(self.config_dir, self.workspace)
         return self._configs
+
+    @property
+    def masking(self):
+        """The masking policy in force: config/masking.yaml over the built-in roles (lifeloop.data.masking)."""
+        return masking_policy(self.configs)
 
     def load_config(self, name: str, model: type[M]) -> tuple[M, LocatedYaml]:
         """Load ``config/<name>.yaml`` into a strict model (cached for this context)."""
@@ -416,7 +422,7 @@ class Context:
         principal, now = self.principal, self.clock()
         with self.ops()() as session:
             fields = users_store.unmasked_fields(session, user_id=principal.user_id, customer_id=customer_id, now=now)
-        viewer = principal.viewer(rm_id, branch_id, fields)
+        viewer = principal.viewer(rm_id, branch_id, fields, self.masking)
         access = {"user": principal.user_id, "roles": [str(g) for g in principal.grants], "unmasked": fields}
         result = profile.customer_profile(self, customer_id, viewer=viewer, as_of=as_of, transactions=transactions,
                                           access=access)
@@ -523,7 +529,7 @@ class Context:
         principal = self.require("worklist.read", "read worklists")
         rm_id = self._worklist_rm(principal, rm_id)
         scope = principal.scope("worklist.read")
-        viewer = principal.viewer(rm_id, self._book.rm_branches.get(rm_id))
+        viewer = principal.viewer(rm_id, self._book.rm_branches.get(rm_id), policy=self.masking)
         return worklists.worklist(self.ops(), rm_id, lake=self.lake, on=on, viewer=viewer,
                                   known=None if scope.all else self._visible_rms(scope))
 
@@ -560,7 +566,8 @@ class Context:
             audit.record(session, actor=principal.user_id, action="worklist.export", target_type="rm",
                          target_id=rm_id, at=self.clock(),
                          details={"file": written.name, "sha256": digest, "rows": len(rows),
-                                  "masked_as": principal.viewer(rm_id, self._book.rm_branches.get(rm_id)).name})
+                                  "masked_as": principal.viewer(rm_id, self._book.rm_branches.get(rm_id),
+                                                                policy=self.masking).name})
         return {"path": written, "sha256": digest, "rows": len(rows), "rm_id": rm_id}
 
     def import_feedback(self, path: str | Path):
@@ -636,9 +643,9 @@ class Context:
     def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
         """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only
         (for a customer in the reader's scope)."""
-        self._check_customer(customer_id, "why.read", "replay decisions")
-
-        return why_replay.explain(self, customer_id, as_of)
+        rm_id, branch_id = self._check_customer(customer_id, "why.read", "replay decisions")
+        viewer = self.principal.viewer(rm_id, branch_id, policy=self.masking)
+        return why_replay.explain(self, customer_id, as_of, viewer)
 
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""

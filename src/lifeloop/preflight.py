@@ -31,10 +31,12 @@ from lifeloop.config.clusters import ClustersConfig
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.config.loader import LocatedYaml, load_yaml, validate_model
+from lifeloop.config.masking import MaskingConfig
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.config.tags import TagsConfig
 from lifeloop.config.types import LENIENT_NAMES
+from lifeloop.data.masking import DEFAULT_POLICY, Policy
 from lifeloop.engine.compile import feature_columns
 from lifeloop.errors import ConfigError, LifeloopError, Problem
 from lifeloop.insight.catalogue import Catalogue, resolve_catalogue
@@ -53,11 +55,12 @@ M = TypeVar("M", bound=BaseModel)
 FILES: dict[str, type[BaseModel]] = {
     "tags": TagsConfig, "lifecycle": LifecycleConfig, "segments": SegmentsConfig, "clusters": ClustersConfig,
     "strategies": StrategiesConfig, "contact_policy": ContactPolicy, "channels": ChannelsConfig,
+    "masking": MaskingConfig,
 }
-OPTIONAL = {"channels"}
+OPTIONAL = {"channels", "masking"}
 DOCS = {"tags": "docs/features.md", "lifecycle": "docs/insight.md", "segments": "docs/insight.md",
         "clusters": "docs/insight.md", "strategies": "docs/strategies.md", "contact_policy": "docs/strategies.md",
-        "channels": "docs/execution.md"}
+        "channels": "docs/execution.md", "masking": "docs/configuration.md"}
 NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "BOOLEAN")
 
 
@@ -110,6 +113,7 @@ class _Checker:
                                                 f"(rewrites {file} and the other template files)"))
             return None
         self.files.append(file)
+        doc = None
         try:
             doc = load_yaml(path)
             doc.file = file  # errors name the file as the workspace shows it (config/strategies.yaml)
@@ -117,7 +121,11 @@ class _Checker:
             return validate_model(FILES[name], doc), doc
         except ConfigError as exc:
             exc.hint = f"correct this field; {DOCS[name]} describes {file}"
+            if doc is None:  # the YAML reader names the file by its full path: name it as the workspace shows it
+                exc.problems = [replace(p, file=file) if p.file == str(path) else p for p in exc.problems]
             self.failed(exc, file)
+        if doc is None:  # not even YAML (a duplicate key, a tab): nothing of it can be cross-checked
+            return None
         return (salvaged, doc) if (salvaged := _salvage(name, doc.data)) is not None else None
 
 
@@ -160,6 +168,8 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
             _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc))
     if loaded.get("channels"):
         _check_replay(c, *loaded["channels"])
+        policy = loaded["masking"][0].policy(c.display("masking")) if loaded.get("masking") else DEFAULT_POLICY
+        _check_recipients(c, *loaded["channels"], policy)
     order = {c.display(name): i for i, name in enumerate(FILES)}
 
     def key(p: Problem) -> tuple[int, int]:
@@ -181,6 +191,20 @@ def _check_replay(c: _Checker, config: ChannelsConfig, doc: LocatedYaml) -> None
             "would be judged by the replayed clock, not the real one", file=doc.file,
             line=doc.line_of(("replay_at",)), field="replay_at",
             hint="remove replay_at from a live workspace (it is for replays and the simulated bank)"))
+
+
+def _check_recipients(c: _Checker, config: ChannelsConfig, doc: LocatedYaml, policy: Policy) -> None:
+    """A file export is never unmasked by configuration: a recipient role that sees more only on request (with a
+    reason, e.g. admin, compliance) is refused, under the workspace's masking policy."""
+    for name, s in config.channels.items():
+        if s.kind != "file" or s.recipient_role not in policy.roles:
+            continue  # an unknown role is already reported by the channels model
+        if policy.role(s.recipient_role).needs_reason:
+            c.errors.append(Problem(
+                f"channel {name}: recipient_role {s.recipient_role!r} sees personal data unmasked only on request, "
+                "with a reason; a file export is never unmasked by configuration", file=doc.file,
+                line=doc.line_of(("channels", name, "recipient_role")), field=f"channels.{name}.recipient_role",
+                hint="export for a role that sees the data masked (analyst), or for the customers' own RMs (rm)"))
 
 
 def _salvage(name: str, data: Any) -> BaseModel | None:

@@ -108,3 +108,14 @@ def test_a_file_with_a_misspelt_column_is_refused_with_a_suggestion(ops_db, tmp_
     messages = [p.message for p in caught.value.problems]
     assert "unknown column 'outcom'; did you mean 'outcome'?" in messages
     assert "required column 'outcome' is missing" in messages
+
+
+def test_a_bad_referred_mobile_is_reported_masked(ops_db, sent, tmp_path):
+    ids, _ = sent
+    path = write(tmp_path, f"{ids[0]},,referral,王小二,1381234567x,,2024-03-01 10:00,cc007\n")
+    with pytest.raises(DataError) as caught:
+        import_feedback(ops_db, path)
+    [p] = caught.value.problems
+    assert (p.line, p.column) == (2, "referred_mobile") and "1381234567x" not in p.message
+    assert p.message.startswith("mobile '138****567x' is not a phone number")
+

@@ -111,6 +111,7 @@ def test_compliance_sees_the_masked_profile_until_they_unmask_it_for_a_reason(ct
         officer.unmask("C1", reason="complaint 2024-117", fields=["id_number"], minutes=5)
         p = officer.customer("C1")
     assert p["attributes"]["id_number"] == "110101196005011234" and p["attributes"]["mobile"] == "138****1234"
+    assert p["tags"]["values"]["aum"] == "10k-100k"  # money stays banded: only the ID number was unmasked
     assert p["access"]["unmasked"] == ["id_number"] and "customers.id_number" not in p["access"]["masked"]
 
 

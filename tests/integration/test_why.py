@@ -16,6 +16,7 @@ import json
 import pytest
 
 from lifeloop.context import Context
+from lifeloop.data.masking import money_band, role
 from lifeloop.errors import NotFoundError
 from lifeloop.strategy.holdout import draw
 from lifeloop.strategy.why import explain
@@ -54,7 +55,7 @@ def first(rows, **match):
 def test_a_customer_dropped_by_a_policy_is_explained_naming_that_policy_and_its_detail(bank, policy):
     ctx, d = bank
     row = first(lists(ctx, d), dropped_by=policy, group="treated")
-    report = explain(ctx, row["customer_id"], d)
+    report = explain(ctx, row["customer_id"], d, role("rm"))      # a role that sees money exactly
     decision = next(c for c in report["decisions"] if (c["strategy"], c["wave"]) == (row["strategy"], row["wave"]))
     assert decision["status"] == "dropped" and decision["dropped_by"] == policy
     assert decision["detail"] == row["detail"] and policy in decision["decision"]
@@ -88,7 +89,7 @@ def test_suitability_drop_names_the_levels_and_the_outcome(bank):
 def test_the_values_that_decided_a_rule_are_the_stored_feature_and_stage_values(bank):
     ctx, d = bank
     row = first(lists(ctx, d), strategy="dormant_reactivation", status="contact")
-    report = explain(ctx, row["customer_id"], d)
+    report = explain(ctx, row["customer_id"], d, role("rm"))      # a role that sees money exactly
     dormant = next(s for s in report["strategies"] if s["strategy"] == "dormant_reactivation")
     stage = first(ctx.lifecycle(d).to_pylist(), customer_id=row["customer_id"])["stage"]
     aum = first(ctx.features(d).to_pylist(), customer_id=row["customer_id"])["aum"]
@@ -103,6 +104,56 @@ def test_the_values_that_decided_a_rule_are_the_stored_feature_and_stage_values(
     assert ((contact["channel"], contact["send_at"], contact["script_id"])
             == ("sms", "10:00", "dormant_reactivation.sms"))
     assert contact["rank"] == 1 and contact["expected_value"] == row["expected_value"]
+
+
+def test_without_a_viewer_why_shows_money_as_an_analyst_sees_it_banded_in_values_reasons_and_text(bank):
+    ctx, d = bank
+    row = first(lists(ctx, d), strategy="dormant_reactivation", status="contact")
+    aum = first(ctx.features(d).to_pylist(), customer_id=row["customer_id"])["aum"]
+    exact = f"{float(aum):.2f}"
+    assert f"aum={exact}" in row["reason"]                          # the stored reason holds the amount
+    report = explain(ctx, row["customer_id"], d)
+    assert report["access"] == {"role": "analyst", "money": "banded",
+                                "money_columns": report["access"]["money_columns"]}
+    assert {"aum", "avg_txn_amount_90d"} <= set(report["access"]["money_columns"])
+    dormant = next(s for s in report["strategies"] if s["strategy"] == "dormant_reactivation")
+    assert dormant["values"]["aum"] == money_band(aum)
+    assert dormant["audience"][0]["reason"] == row["reason"].replace(f"aum={exact}", f"aum={money_band(aum)}")
+    honeymoon = next(s for s in report["strategies"] if s["strategy"] == "honeymoon_welcome")
+    assert f"aum={money_band(aum)}" in honeymoon["why"] or "aum" not in honeymoon["why"]
+    text = json.dumps(report, ensure_ascii=False, default=str)
+    assert exact not in text and str(float(aum)) not in text
+
+
+def test_the_cli_why_json_of_an_analyst_carries_no_exact_money(bank):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from lifeloop.cli.why import why_command
+
+    from lifeloop.context import Context
+    from lifeloop.data.access import Grant, Principal
+
+    workspace, d = bank
+    features = {r["customer_id"]: r for r in workspace.features(d).to_pylist()}
+    money = explain(workspace, lists(workspace, d)[0]["customer_id"], d)["access"]["money_columns"]
+    ctx = Context(workspace.workspace, principal=Principal("ana", "analyst", (Grant("analyst"),)))
+    seen = 0
+    for row in [r for r in lists(ctx, d) if r["status"] == "contact"][:5]:
+        for as_json in (True, False):
+            out = Console(file=StringIO(), width=400)
+            why_command(ctx, out, row["customer_id"], d, as_json=as_json)
+            text = out.file.getvalue()
+            if not as_json:
+                assert "Money shown as bands for role analyst" in text
+            for column in money:
+                value = features[row["customer_id"]].get(column)
+                if value is not None and abs(float(value)) >= 1:
+                    seen += 1
+                    assert f"{float(value):.2f}" not in text and f"{column}={value}" not in text
+    ctx.close()
+    assert seen
 
 
 def test_a_held_out_customer_is_explained_as_control_with_its_draw_below_the_share(bank):
@@ -210,3 +261,22 @@ def test_the_same_answer_comes_back_after_later_runs_and_config_edits(bank):
         assert {c: explain(third, c, d) for c in picked} == before
     finally:
         third.close()
+
+
+def test_the_html_report_of_a_planned_day_holds_no_customers_personal_data(bank, tmp_path):
+    from io import StringIO
+
+    import pyarrow.parquet as pq
+    from rich.console import Console
+
+    from lifeloop.cli.report import report_command
+
+    ctx, d = bank
+    path = report_command(ctx, Console(file=StringIO()), tmp_path / "r.html", d, None)
+    html = path.read_text(encoding="utf-8")
+    assert "策略覆盖" in html or "coverage" in html.lower()
+    people = pq.read_table(ctx.lake.bank_files(d)["customers"][0]).to_pylist()
+    accounts = pq.read_table(ctx.lake.bank_files(d)["holdings"][0], columns=["account_id"])["account_id"].to_pylist()
+    values = {v for p in people for v in (p.get("mobile"), p.get("id_number"), p.get("email")) if v}
+    values |= {a for a in accounts if len(a) >= 8}
+    assert values and not [v for v in values if v in html]

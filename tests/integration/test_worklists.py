@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lifeloop.config.masking import masking_policy
 from lifeloop.context import Context
 from lifeloop.execution.dispatch import dispatch
 from lifeloop.execution.worklists import export_worklist, worklist
@@ -125,6 +126,20 @@ def test_the_call_centre_and_sms_exports_mask_personal_data_for_their_analyst_re
     assert [(r["customer_id"], r["name"], r["mobile"]) for r in rows] == [("C004", "赵*", "138****0004")]
     sms = next((ctx.workspace / "exports" / "sms").rglob("*.csv")).read_text(encoding="utf-8-sig")
     assert "C005" in sms and "孙丽" not in sms and "13800000005" not in sms
+
+
+def test_worklists_and_exports_follow_the_workspaces_masking_yaml(ctx, tmp_path):
+    # the bank decides RMs see names only, and the call centre's analysts see names too
+    (ctx.config_dir / "masking.yaml").write_text(
+        "version: 1\nroles:\n  rm:\n    show: [name]\n  analyst:\n    show: [name]\n", encoding="utf-8")
+    summary = dispatch(ctx, D)
+    policy = masking_policy(ctx.configs)
+    rows = worklist(ctx.ops(), "RM001", lake=ctx.lake, policy=policy)
+    assert [(r["name"], r["mobile"]) for r in rows][1] == ("李华", "138****0002")
+    text = export_worklist(rows, tmp_path / "rm001.csv").read_text(encoding="utf-8-sig")
+    assert "13800000002" not in text and "138****0002" in text
+    # the call centre's and the SMS file now show names: held for a second person (双人复核), nothing written yet
+    assert summary.held == 2 and not list((ctx.workspace / "exports").rglob("*.xlsx"))
 
 
 def test_dispatching_the_same_day_again_sends_nothing_twice(ctx):

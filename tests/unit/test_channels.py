@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 
 import httpx
 import pytest
@@ -97,6 +98,17 @@ def test_the_webhook_body_carries_the_masked_script_but_no_raw_personal_data():
     ch.send_one(message())
     text = seen[0].content.decode()
     assert "张**先生" in text and "张小明" not in text and "13812341234" not in text
+
+
+def test_a_webhook_receives_only_its_declared_fields_never_the_customers_details():
+    from lifeloop.execution.channels.webhook import BODY_FIELDS, body
+
+    details = {"name": "张小明", "mobile": "13812341234", "id_number": "110101199001011234",
+               "account_id": "6222020012345678", "email": "z@example.com"}
+    sent = body(message(customer=details))
+    assert tuple(sent) == BODY_FIELDS
+    text = json.dumps(sent, ensure_ascii=False)
+    assert all(v not in text for v in details.values())
 
 
 def read_csv(path):

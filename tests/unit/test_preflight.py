@@ -118,3 +118,11 @@ def test_a_replay_clock_next_to_a_live_gateway_is_a_warning_naming_the_line(ctx)
     (warning,) = check_workspace(ctx.config_dir).warnings
     assert (warning.field, warning.line) == ("replay_at", line_of(path, "replay_at"))
     assert "sms goes to a live gateway" in warning.message and "remove replay_at" in warning.hint
+
+
+def test_a_file_that_is_not_even_yaml_is_reported_not_a_crash(ctx):
+    path = ctx.config_dir / "channels.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "channels: {}\n", encoding="utf-8")   # a duplicate key
+    report = check_workspace(ctx.config_dir)
+    [p] = [e for e in report.errors if e.file == "config/channels.yaml"]
+    assert p.line and "channels" in p.message

@@ -119,3 +119,15 @@ def test_a_key_repeated_across_two_files_of_a_union_is_found_even_at_the_same_ro
     [result] = validate.unique_in_batch(con, TABLES["transactions"])
     assert [(p.file, p.row, p.message) for p in result.problems] == \
         [("other.csv", 1, "duplicate key transaction_id=T1 (first seen at txns.csv row 1)")]
+
+
+def test_a_refused_birth_date_is_located_but_never_quoted():
+    con = duckdb.connect()
+    dates = {c.name: dt.date(2020, 1, 1) for c in TABLES["customers"].columns if c.type == "DATE"}
+    con.register("raw", pa.Table.from_pylist([{"__file": "cust.csv", "__part": 0, "__row": 1, "customer_id": "C1",
+                                               **dates, "birth_date": dt.date(1850, 5, 1)}]))
+    con.execute("create table stage_customers as select * from raw")
+    [result] = [r for r in validate.date_ranges(con, TABLES["customers"], AS_OF) if r.total]
+    [p] = result.problems
+    assert (p.row, p.column) == (1, "birth_date") and "1850" not in p.message
+    assert p.message.startswith("birth_date <personal data withheld> is outside 1900-2199")

@@ -26,6 +26,7 @@ from lifeloop.context import Context
 from lifeloop.data.simulator import SimulatedBank
 from lifeloop.data.simulator import simulate as run_simulation
 from lifeloop.errors import Interrupted, LifeloopError
+from lifeloop.insight.money import workspace_money_tags
 from lifeloop.review.board import print_board
 from lifeloop.review.kpis_render import kpis_command
 from lifeloop.review.render import evaluation_json, print_evaluation
@@ -148,7 +149,7 @@ def features(
     """Summarise the published feature snapshot (标签): one row per tag."""
 
     with context() as ctx:
-        print_feature_summary(console(), ctx.features(parse_date(as_of)))
+        print_feature_summary(console(), ctx.features(parse_date(as_of)), workspace_money_tags(ctx.configs))
 
 
 @app.command()

@@ -19,6 +19,7 @@ from lifeloop.cli.render import print_feature_summary, print_ingest, print_plan,
 from lifeloop.cli.report import report_command
 from lifeloop.context import Context
 from lifeloop.execution.closed_loop import run_loop
+from lifeloop.insight.money import workspace_money_tags
 from lifeloop.review.board import print_board
 
 # every channel of the demo workspace delivers to the simulated bank, so its contacts change what
@@ -63,7 +64,7 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
         results = ctx.run(as_of)
         print_steps(out, results)
         out.rule("[bold]4. Feature summary (标签)")
-        print_feature_summary(out, ctx.features(as_of))
+        print_feature_summary(out, ctx.features(as_of), workspace_money_tags(ctx.configs))
         out.rule("[bold]5. Customer insight (客户洞察)")
 
         print_insight(out, ctx.insight(as_of))

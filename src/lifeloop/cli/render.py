@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from lifeloop.data.masking import money_band
+from lifeloop.insight.money import money_columns
+
+MIN_CROWD = 10  # a money mean over fewer customers than this is banded: it is too close to one customer's amount
+
 
 def print_ingest(out: Any, report: Any) -> None:
     """An ingest report: rows per table, warnings, where it was published."""
@@ -40,8 +45,14 @@ def print_steps(out: Any, results: list[Any]) -> None:
             out.print(f"[bold yellow]Warning[/] ({r.step}): {w}")
 
 
-def feature_summary_rows(table: Any) -> list[dict[str, Any]]:
-    """Per-column summary of a feature table: non-null share, mean/min/max or top value."""
+def feature_summary_rows(table: Any, money: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Per-column summary of a feature table: non-null share, mean/min/max or top value.
+
+    The min and max of a money column (``money``; None: every DECIMAL and DOUBLE column) are one customer's
+    amount, so they are shown as bands (``10k-100k``); so is the mean over fewer than :data:`MIN_CROWD`
+    customers (with one customer it is their amount).
+    """
+    money = money_columns({f.name: f.type for f in table.schema}, money)
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -58,7 +69,12 @@ def feature_summary_rows(table: Any) -> list[dict[str, Any]]:
             col = pc.cast(col, pa.float64())
             t = col.type
         if (pa.types.is_integer(t) or pa.types.is_floating(t)) and filled:
-            row.update(mean=pc.mean(col).as_py(), min=pc.min(col).as_py(), max=pc.max(col).as_py())
+            low, high, mean = pc.min(col).as_py(), pc.max(col).as_py(), pc.mean(col).as_py()
+            if name in money:
+                low, high = money_band(low), money_band(high)
+                mean = mean if filled >= MIN_CROWD else money_band(mean)
+                row["type"] = "money"
+            row.update(mean=mean, min=low, max=high)
         elif pa.types.is_boolean(t) and filled:
             row.update(mean=pc.mean(pc.cast(col, pa.float64())).as_py())
         elif filled and (pa.types.is_string(t) or pa.types.is_large_string(t)):
@@ -98,11 +114,11 @@ def _fmt(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def print_feature_summary(out: Any, table: Any) -> None:
-    """The feature snapshot as one row per tag."""
+def print_feature_summary(out: Any, table: Any, money: frozenset[str] | None = None) -> None:
+    """The feature snapshot as one row per tag (``money``: the money tags, whose min and max are banded)."""
     from rich.table import Table
 
-    rows = feature_summary_rows(table)
+    rows = feature_summary_rows(table, money)
     with_top = any("top" in r for r in rows)
     t = Table(title=f"Features: {table.num_rows:,} customers x {table.num_columns - 1} tags", title_justify="left")
     for col in ("tag", "type", "filled", "mean", "min", "max") + (("top",) if with_top else ()):

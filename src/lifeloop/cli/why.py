@@ -31,6 +31,10 @@ def print_why(out: Any, report: dict[str, Any]) -> None:
         f"{'' if v['consistent'] else ', [red]differs from the plan config ' + str(v['plan_config_hash']) + '[/red]'}"
         "); "
         + ", ".join(f"{k} {r}" for k, r in v["run_ids"].items()))
+    access = report.get("access") or {}
+    if access.get("money") == "banded":
+        out.print(f"[dim]Money shown as bands for role {access.get('role')} (docs/security.md): "
+                  f"{', '.join(access.get('money_columns') or []) or 'no money column read'}[/dim]")
     d = Table(title="Decisions (in arbitration order)", title_justify="left", show_lines=True)
     for col in ("rank", "strategy / wave", "group", "decision", "holdout draw / share", "priority", "value",
                 "suitability"):

@@ -67,7 +67,7 @@ class FileSettings(Strict):
     kind: Literal["file"]
     folder: str = "exports"                       # relative to the workspace
     format: Literal["csv", "xlsx"] = "csv"
-    recipient_role: str = "analyst"               # masking role of whoever receives the file
+    recipient_role: str = "analyst"               # masking role of whoever receives the file (not admin/compliance)
 
     @field_validator("recipient_role")
     @classmethod
@@ -75,6 +75,14 @@ class FileSettings(Strict):
 
         if value not in ROLES:
             raise ValueError(f"unknown role {value!r}; expected one of {', '.join(ROLES)}")
+        if ROLES[value].needs_reason:
+            # docs/security.md: an export is never unmasked by configuration (PIPL Art. 51; JR/T 0171 C2)
+            raise ValueError(f"recipient_role {value!r} sees personal data unmasked only on request, with a reason; "
+                             "a file export is never unmasked by configuration: use analyst (masked) or rm "
+                             "(each RM their own customers)")
+        if ROLES[value].scope == "branch":
+            raise ValueError(f"recipient_role {value!r} reads one branch's customers, but a file export is not split "
+                             "by branch: use rm (one file per relationship manager) or analyst (masked)")
         return value
 
 

@@ -53,6 +53,8 @@ class TagSpec(Strict):
     expression: Text | None = None
     # the value for a customer without rows in the source (NULL unless given)
     default: bool | int | float | str | None = None
+    # an amount of money (banded for roles that see money banded); inferred when left out (insight/money.py)
+    money: bool | None = None
 
     @field_validator("aggregate", "where", "expression", mode="before")
     @classmethod

@@ -26,7 +26,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lifeloop.data.masking import AccessError, Role, column_kind
+from lifeloop.data.masking import AccessError, Policy, Role, column_kind
 from lifeloop.data.masking import role as masking_role
 from lifeloop.errors import NotFoundError, did_you_mean
 
@@ -63,11 +63,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "users.manage": ("admin",),
 }.items()}
 
-# the masking policy each role views customer data with (lifeloop.data.masking): admin and compliance see
-# masked data like an analyst until they unmask a customer for a reason (time-limited, audited);
-# a branch manager sees their branch as an RM sees their book; an approver is an analyst
-MASKING_ROLE = {"admin": "analyst", "analyst": "analyst", "compliance": "analyst", "branch_manager": "rm",
-                "rm": "rm", "approver": "analyst"}
+# each role views customer data with the masking role of the same name (lifeloop.data.masking; config/masking.yaml
+# may redefine them): admin and compliance see masked data until they unmask a customer for a reason
+# (time-limited, audited); a branch manager sees their branch as an RM sees their book; an approver is an analyst
+MASKING_ROLE = {r: r for r in ("admin", "analyst", "compliance", "branch_manager", "rm", "approver")}
 
 
 class PermissionDenied(AccessError):
@@ -173,18 +172,20 @@ class Principal:
         return tuple(sorted(g.scope for g in self.grants if g.role == "rm"))
 
     def viewer(self, rm_id: str | None = None, branch_id: str | None = None,
-               unmasked: Iterable[str] = ()) -> Role:
-        """The masking role for one customer: the most revealing of the user's roles that covers them, with
-        the kinds of any unmask grant added (``unmasked``: customers column names, e.g. id_number)."""
+               unmasked: Iterable[str] = (), policy: Policy | None = None) -> Role:
+        """The masking role for one customer: the most revealing of the user's roles that covers them (in the
+        masking ``policy``, default the built-in one), with the kinds of any unmask grant added (``unmasked``:
+        customers column names, e.g. id_number; the grant was checked when it was given)."""
         covering = [g.role for g in self.grants
                     if g.role in HEAD_OFFICE or g.role == "approver"
                     or (g.role == "rm" and g.scope == rm_id) or (g.role == "branch_manager" and g.scope == branch_id)]
-        roles = [masking_role(MASKING_ROLE[r]) for r in covering] or [masking_role("analyst")]
-        base = max(roles, key=lambda r: len(r.unmasked))
+        roles = [masking_role(MASKING_ROLE[r], policy) for r in covering] or [masking_role("analyst", policy)]
+        base = max(roles, key=lambda r: (len(r.unmasked), r.money_exact))
         extra = frozenset(k for f in unmasked if (k := column_kind("customers", f)) is not None)
-        if not extra:
+        if not extra - base.unmasked:
             return base
-        return dataclasses.replace(base, name=f"{base.name}+unmasked", unmasked=base.unmasked | extra)
+        return dataclasses.replace(base, name=f"{base.name}+unmasked", unmasked=base.unmasked | extra,
+                                   granted=frozenset(extra - base.unmasked))
 
 
 def not_visible(kind: str, ident: str, visible: Iterable[str] = ()) -> NotFoundError:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.data.cards import redact_cards
+from lifeloop.data.masking import quotable
 from lifeloop.data.sql import CAP, ROW, col, ident
 from lifeloop.errors import Problem
 
@@ -49,7 +50,8 @@ def unreadable_rows(con: Any, plan: PartPlan, prep: str) -> list[tuple[list[Prob
         if where_rows is not None:
             bad = exp.and_(where_rows.copy(), bad)
         out.append(_located(con, table, bad, exp.cast(check.base.copy(), "VARCHAR"), label, tname, check.column,
-                            check.kind, lambda v, c=check: f"cannot read {v!r} as {c.detail} (for {c.target})"))
+                            check.kind, lambda v, c=check: f"cannot read {quotable(tname, c.target, v)!r} as "
+                                                           f"{c.detail} (for {c.target})"))
     for hit, lk, other in plan.required_lookups:
         bad = exp.Is(this=col(hit), expression=exp.null())
         if plan.where is not None:

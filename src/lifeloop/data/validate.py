@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from lifeloop.config.workspace import DEFAULT_ID_PATTERN
 from lifeloop.data.cards import redact_cards
+from lifeloop.data.masking import quotable
 from lifeloop.data.schema import TABLES, ForeignKey, Table
 from lifeloop.data.sql import CAP, FILE, PART, ROW, col, ident
 from lifeloop.engine.adapters.base import date_literal
@@ -61,8 +62,10 @@ def located(con: Any, table: str, condition: exp.Expression, value: exp.Expressi
         .from_(source or stage(table)).where(condition).order_by(col(FILE), col(ROW)).limit(CAP)
     found = con.sql(q.sql(dialect="duckdb")).fetchall()
     total = found[0][3] if found else 0
-    # a refused value is quoted, but never a card number or track data in it (PCI DSS 3.3)
-    problems = [Problem(redact_cards(message(v)), file=f, table=table, row=r, column=column, rule=rule)
+    # a refused value is quoted, but never a card number or track data in it (PCI DSS 3.3), nor the value of a
+    # personal column (a name, a mobile, a birth date: PIPL Art. 51)
+    problems = [Problem(redact_cards(message(quotable(table, column, v))), file=f, table=table, row=r, column=column,
+                        rule=rule)
                 for f, r, v, _ in found]
     if total > len(found):
         problems.append(Problem(f"... and {total - len(found):,} more rows", table=table, column=column, rule=rule))

@@ -29,9 +29,11 @@ from lifeloop.config.channels import ChannelsConfig
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.contact_rules import next_allowed, valid_until
 from lifeloop.config.loader import load_model
+from lifeloop.config.masking import masking_policy
 from lifeloop.config.scripts import customer_variables, render, script_id
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Bank, ConfigPort, Inputs, Output, Read, Step
+from lifeloop.data.masking import Policy
 from lifeloop.errors import Interrupted
 from lifeloop.execution.approval_gate import rules_from_adapters, rules_from_config
 from lifeloop.execution.channels.base import Channel, Message
@@ -406,8 +408,9 @@ def _message(c: Mapping[str, Any], customers: Mapping[str, Mapping[str, Any]]) -
 
 
 # ---------------------------------------------------------------------------------------------- the step
-def build_adapters(config: ChannelsConfig, workspace: Path, sessions: Any) -> dict[str, Channel]:
-    """One adapter per configured channel."""
+def build_adapters(config: ChannelsConfig, workspace: Path, sessions: Any,
+                   masking: Policy | None = None) -> dict[str, Channel]:
+    """One adapter per configured channel (file exports masked by ``masking``, default the built-in policy)."""
 
     adapters: dict[str, Channel] = {}
     for name, s in config.channels.items():
@@ -418,7 +421,8 @@ def build_adapters(config: ChannelsConfig, workspace: Path, sessions: Any) -> di
                                             dedupes_by_key=s.dedupes_by_key, status_url=s.status_url,
                                             reconcile_after=s.reconcile_after_seconds)
         elif s.kind == "file":
-            adapters[name] = FileChannel(name, workspace / s.folder, format=s.format, recipient_role=s.recipient_role)
+            adapters[name] = FileChannel(name, workspace / s.folder, format=s.format, recipient_role=s.recipient_role,
+                                         policy=masking)
         elif s.kind == "worklist":
             adapters[name] = WorklistChannel(name, sessions, due_in_days=s.due_in_days)
         else:
@@ -459,11 +463,12 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
     scripts = Scripts(strategies, language=config.language, bank_name=ctx.bank.name,
                       products=product_names(inputs[1]), as_of=as_of)
     add_features(ctx, as_of, customers)
-    adapters = build_adapters(config, ctx.bank.workspace, sessions)
+    masking = masking_policy(ctx.configs)
+    adapters = build_adapters(config, ctx.bank.workspace, sessions, masking)
     try:
         summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
                                 timezone=ctx.bank.timezone, max_attempts=config.max_attempts,
-                                approval=rules_from_config(config), operator=operator, policy=policy,
+                                approval=rules_from_config(config, masking), operator=operator, policy=policy,
                                 valid_days=valid_days, now=clock() if clock else None)
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:

@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from lifeloop.data.masking import mask_value
 from lifeloop.data.readers import header_problems
 from lifeloop.errors import DataError, Problem
 from lifeloop.store.ops import idempotency
@@ -180,7 +181,9 @@ def _parse_rows(session: Any, name: str, rows: list[dict[str, Any]], timezone: s
         if outcome != "referral" and (referred_name or referred_mobile):
             bad("referred_name", f"only a referral names a referred person, not {outcome!r}; clear the cell")
         if referred_mobile and not MOBILE.match(referred_mobile.replace(" ", "").replace("-", "")):
-            bad("referred_mobile", f"mobile {referred_mobile!r} is not a phone number (digits, optional +)")
+            # the referred person's mobile is personal data: the message masks it (138****1234)
+            bad("referred_mobile", f"mobile {mask_value('mobile', referred_mobile)!r} is not a phone number "
+                                   "(digits, optional +)")
         at = None
         try:
             at = parse_time(cell(row, "recorded_at"), timezone)

@@ -14,7 +14,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from lifeloop.data.masking import Role, mask_row
+from lifeloop.data.masking import Policy, Role, mask_row
 from lifeloop.data.masking import role as get_role
 from lifeloop.errors import NotFoundError, did_you_mean
 from lifeloop.execution.channels.files import write_table
@@ -58,7 +58,7 @@ def known_rms(lake: Any, as_of: dt.date | None = None) -> list[str]:
 
 def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,
              on: dt.date | None = None, viewer: Role | None = None,
-             known: list[str] | None = None) -> list[dict[str, Any]]:
+             known: list[str] | None = None, policy: Policy | None = None) -> list[dict[str, Any]]:
     """The RM's open tasks (due by ``on``), most important first, only customers still in their book.
 
     An RM id neither in the bank's relationship-manager table nor in any task is refused with a "did you
@@ -79,7 +79,7 @@ def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | No
                       wave=t.wave or "", title=t.title, priority=t.priority, due_on=t.due_on, status=t.status,
                       script=t.script or "") for t in tasks]
     owners = current_owners(lake, as_of) if lake is not None else None
-    viewer = viewer or get_role("rm")
+    viewer = viewer or get_role("rm", policy)  # the masking policy in force (config/masking.yaml)
     rows = []
     for item in items:
         if item.pop("rm_id") != rm_id:

@@ -44,6 +44,7 @@ class Tag:
     where: exp.Expression | None = None
     default: Any = None
     depends_on: tuple[str, ...] = ()
+    money: bool | None = None              # declared an amount of money (None: inferred, insight/money.py)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ def _common(spec: TagSpec, name: str, window: int | None) -> dict[str, Any]:
         return text
 
     return dict(name=name, type=spec.type, label_zh=sub(spec.label.zh), label_en=sub(spec.label.en),
-                description=sub(spec.description), category=spec.category, default=spec.default)
+                description=sub(spec.description), category=spec.category, default=spec.default,
+                money=spec.money)
 
 
 def _aggregate_tag(doc: LocatedYaml, i: int, name: str, spec: TagSpec, window: int | None) -> Tag:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from lifeloop.config.masking import masking_policy
 from lifeloop.data.masking import Role, mask_money, mask_row, role
 from lifeloop.errors import DataError, NotFoundError, did_you_mean
+from lifeloop.insight.money import money_columns, workspace_money_tags
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -124,7 +126,7 @@ def customer_profile(ctx: Any, customer_id: str, *, viewer: Role | None = None, 
     Who may ask for whom is decided before (``Context.customer``: permission, scope, unmask grants); here
     the viewer's masking role applies to every personal field, and ``access`` is returned with the profile.
     """
-    viewer = viewer or role("analyst")
+    viewer = viewer or role("analyst", masking_policy(ctx.configs))
     lake = ctx.lake
     batches = lake.dates("bank")
     if not batches:
@@ -156,11 +158,9 @@ def customer_profile(ctx: Any, customer_id: str, *, viewer: Role | None = None, 
 
     features_as_of, tags, schema = _snapshot_row(lake, "features", as_of, customer_id)
     if tags is not None and schema is not None:
-        import pyarrow as pa
-
-        money = {f.name for f in schema if pa.types.is_decimal(f.type)}
+        money = money_columns({f.name: f.type for f in schema}, workspace_money_tags(ctx.configs))
         tags = {k: (mask_money(v, viewer) if k in money else _plain(v)) for k, v in tags.items() if k != "customer_id"}
-        masked_columns.extend(f"features.{c}" for c in sorted(money) if "money" not in viewer.unmasked)
+        masked_columns.extend(f"features.{c}" for c in sorted(money & set(tags)) if not viewer.money_exact)
     seg_as_of, seg, _ = _snapshot_row(lake, "segments", as_of, customer_id)
     segments = None
     if seg is not None:

@@ -13,6 +13,12 @@ candidate row of the lists: group and holdout draw against the share, suitabilit
 and the expected value used (from the ``values.parquet`` the plan stored that day, for the customer's
 value tier), the policy that dropped it with every channel tried, or the channel, time and script it
 went out with. The config version is the manifests' config hash and run ids.
+
+Money is masked for the viewer (:mod:`lifeloop.data.masking`): a money-valued column a rule read
+(:mod:`lifeloop.insight.money`) and its value in the audiences' reasons show as a band (``10k-100k``)
+unless the viewer's role sees money exactly; the default viewer is the most restrictive, an analyst.
+The strategy's own economics (value of success, cost, expected value) are the bank's figures, not the
+customer's, and are shown as they are.
 """
 
 from __future__ import annotations
@@ -25,9 +31,12 @@ from sqlglot import exp
 
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.loader import config_hash, load_model
+from lifeloop.config.masking import masking_policy
 from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.data.masking import Role, mask_money_text, mask_money_values, role
 from lifeloop.engine.compile import compile_rule, feature_columns
 from lifeloop.errors import DataError, NotFoundError, did_you_mean
+from lifeloop.insight.money import money_columns, workspace_money_tags
 from lifeloop.strategy.arbitration import order, priority_class
 from lifeloop.strategy.audiences import EXCLUDED, SEGMENT_EXCLUDED, audience_columns, base_query
 from lifeloop.strategy.events import events_query
@@ -223,11 +232,16 @@ def _candidates(rows: list[dict[str, Any]], config: Any, settings: Any, best_val
     return out
 
 
-def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
-    """Every decision about ``customer_id`` on ``as_of``, replayed from that day's stored snapshots."""
+def explain(ctx: Any, customer_id: str, as_of: dt.date, viewer: Role | None = None) -> dict[str, Any]:
+    """Every decision about ``customer_id`` on ``as_of``, replayed from that day's stored snapshots.
+
+    Money (AUM, balances, amounts in the rule values and the audiences' reasons) is shown as ``viewer``
+    may see it; without a viewer, as the most restrictive role (analyst) sees it: banded.
+    """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    viewer = viewer or role("analyst", masking_policy(ctx.configs))
     lake = ctx.lake
     if not lake.exists("lists", as_of) or not lake.exists("audiences", as_of):
         planned = lake.dates("lists")
@@ -251,6 +265,10 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
     settings = policy.arbitration
     cands = _candidates(listed, config, settings, best, _day_ranks(day, day_best, customer_id, settings), day.num_rows,
                         _value_rows(learned, segment))
+    money = money_columns(types, workspace_money_tags(ctx.configs))
+    for c in cands:
+        c["reason"] = mask_money_text(c["reason"], money, viewer)
+        c["detail"] = mask_money_text(c["detail"], money, viewer)
     strategies = []
     for s in config.strategies:
         names = reads.get(s.id, frozenset())
@@ -260,14 +278,17 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "strategy": s.id, "name": s.name.zh or s.name.en, "active": s.active_on(as_of),
             "rule": s.audience, "rule_true": rule if isinstance(rule, bool) else None,
-            "values": {c: plain(values.get(c)) for c in columns},
+            "values": mask_money_values({c: plain(values.get(c)) for c in columns}, money, viewer),
             "thresholds": {k: v for k, v in config.thresholds.items() if k in names},
-            "eligible": bool(waves), "audience": [{"wave": a["wave"], "reason": a["reason"]} for a in waves],
+            "eligible": bool(waves),
+            "audience": [{"wave": a["wave"], "reason": mask_money_text(a["reason"], money, viewer)} for a in waves],
             "candidates": [c for c in cands if c["strategy"] == s.id]}
         entry["why"] = _eligibility(s, entry, rule, as_of)
         strategies.append(entry)
     return {
         "customer_id": customer_id, "as_of": as_of.isoformat(),
+        "access": {"role": viewer.name, "money": "exact" if viewer.money_exact else "banded",
+                   "money_columns": sorted(money & set(types))},
         "decisions": cands, "strategies": strategies,
         "contacted": [c for c in cands if c["status"] == "contact"],
         "arbitration": {"rank_by": settings.rank_by, "class_size": settings.class_size, "segment": segment,

@@ -3,11 +3,12 @@
 A call centre or a branch receives one file per claimed batch, in ``<folder>/<channel>/<as_of>/``.
 Folder and file names are built from sanitised parts and resolved inside ``<folder>``
 (:mod:`lifeloop.store.paths`): an RM id such as ``../../x`` names a folder, it never leaves the folder.
-Every personal field goes through :mod:`lifeloop.data.masking` for the recipient's role; with the
-``rm`` role the batch is split into one file per relationship manager, so an RM's file holds only their
-own customers. Files are written to a temporary name and renamed, so a reader never sees half a file.
-A batch re-sent after a crash can appear in a second file: each row carries the contact's idempotency
-key for the recipient to drop the repeat.
+Every personal field goes through :mod:`lifeloop.data.masking` for the recipient's role; a role that
+sees personal data only on request (admin, compliance) is refused: an export is never unmasked by
+configuration. With the ``rm`` role the batch is split into one file per relationship manager, so an
+RM's file holds only their own customers. Files are written to a temporary name and renamed, so a
+reader never sees half a file. A batch re-sent after a crash can appear in a second file: each row
+carries the contact's idempotency key for the recipient to drop the repeat.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lifeloop.data.masking import mask_row
+from lifeloop.data.masking import AccessError, Policy, mask_row
 from lifeloop.data.masking import role as get_role
 from lifeloop.execution.channels.base import Capabilities, Message, Result
 from lifeloop.store.paths import inside, safe_part
@@ -29,9 +30,9 @@ COLUMNS = ("contact_key", "as_of", "customer_id", "name", "mobile", "rm_id", "st
 PERSONAL = ("name", "mobile")
 
 
-def export_rows(batch: Sequence[Message], role_name: str) -> list[dict[str, Any]]:
+def export_rows(batch: Sequence[Message], role_name: str, policy: Policy | None = None) -> list[dict[str, Any]]:
     """The file's rows for a batch, personal fields masked for ``role_name``, most important first."""
-    viewer = get_role(role_name)
+    viewer = get_role(role_name, policy)
     rows = []
     for m in sorted(batch, key=lambda m: (-m.priority, m.customer_id, m.dispatch_id)):
         personal = {c: m.customer.get(c) for c in PERSONAL}
@@ -76,11 +77,23 @@ class FileChannel:
 
     capabilities = Capabilities(whole_batch=True, masks_personal_data=True)
 
-    def __init__(self, name: str, folder: str | Path, *, format: str = "csv", recipient_role: str = "analyst"):
+    def __init__(self, name: str, folder: str | Path, *, format: str = "csv", recipient_role: str = "analyst",
+                 policy: Policy | None = None):
         self.name = name
         self.folder = Path(folder)
         self.format = format
-        self.role = get_role(recipient_role).name
+        self.policy = policy
+        viewer = get_role(recipient_role, policy)
+        if viewer.needs_reason:
+            raise AccessError(f"file channel {name}: recipient role {viewer.name} sees personal data unmasked only "
+                              "on request, with a reason; an export is never unmasked by configuration",
+                              hint="set recipient_role to analyst (masked) or rm (each RM their own customers) in "
+                                   "config/channels.yaml")
+        if viewer.scope == "branch":
+            raise AccessError(f"file channel {name}: recipient role {viewer.name} reads one branch's customers, but "
+                              "an export is not split by branch",
+                              hint="set recipient_role to rm (one file per relationship manager) or analyst (masked)")
+        self.role = viewer.name
         self.written: list[Path] = []
 
     def send(self, batch: Sequence[Message]) -> list[Result]:
@@ -103,7 +116,7 @@ class FileChannel:
             name = safe_part(self.name)
             folders = [name, day] + ([safe_part(owner)] if owner else [])
             path = inside(self.folder, *folders, f"{name}-{day}-{ids[0]}-{ids[-1]}.{safe_part(self.format)}")
-            self.written.append(write_rows(export_rows(messages, self.role), path, self.format))
+            self.written.append(write_rows(export_rows(messages, self.role, self.policy), path, self.format))
             results.extend(Result.sent(m, provider_ref=path.name) for m in messages)
         return results
 

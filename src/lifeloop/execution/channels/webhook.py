@@ -48,8 +48,15 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> d
     return max(dt.timedelta(0), when - (now or dt.datetime.now(dt.UTC)))
 
 
+# what a gateway needs to deliver a contact, and nothing more (docs/security.md, "Masking everywhere"): the
+# customer number (the gateway resolves the address from its own directory), ids of the decision, and the
+# rendered script, whose personal variables are masked (a name as 王**, an amount as 约 5 万)
+BODY_FIELDS = ("idempotency_key", "customer_id", "channel", "strategy", "wave", "purpose", "offer", "as_of", "text")
+
+
 def body(message: Message) -> dict[str, Any]:
-    """What the gateway receives: ids and the rendered (already masked) script, no raw personal data."""
+    """What the gateway receives: :data:`BODY_FIELDS` — ids and the rendered (already masked) script, no raw
+    personal data (the message's ``customer`` details never leave)."""
     return {"idempotency_key": message.key, "customer_id": message.customer_id, "channel": message.channel,
             "strategy": message.strategy_id, "wave": message.wave, "purpose": message.purpose,
             "offer": message.offer, "as_of": message.as_of.isoformat(), "text": message.script}
