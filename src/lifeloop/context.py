@@ -349,9 +349,10 @@ class Context:
         """Events from a JSON-lines or CSV file (``lifeloop events ingest``), all or nothing, idempotent per id."""
         return self.accept_events(event_intake.read_file(Path(path)), source=source, where=Path(path).name)
 
-    def decider(self, *, clock: Any = None, drain: bool = True) -> realtime_decide.Decider:
-        """The real-time decider over this workspace (close it after use)."""
-        return realtime_decide.Decider(self._surroundings(), clock=clock, drain=drain)
+    def decider(self, *, clock: Any = None, drain: bool = True, adapters: Any = None) -> realtime_decide.Decider:
+        """The real-time decider over this workspace (close it after use); ``adapters``: channels other than
+        channels.yaml's (tests)."""
+        return realtime_decide.Decider(self._surroundings(), clock=clock, drain=drain, adapters=adapters)
 
     def moment_decisions(self, customer_id: str) -> list[dict[str, Any]]:
         """A customer's real-time decisions (moment, strategy, outcome, reason), in the order they entered."""

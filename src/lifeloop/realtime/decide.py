@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,7 @@ class Decider:
     """Decides stored events: configs, adapters and the snapshot engine are opened once and reused."""
 
     def __init__(self, ctx: dispatching.Surroundings, *, clock: Callable[[], dt.datetime] | None = None,
-                 drain: bool = True):
+                 drain: bool = True, adapters: Mapping[str, Any] | None = None):
         self.ctx = ctx
         self.sessions = ctx.ops()
         self.clock = clock or utcnow
@@ -105,7 +105,8 @@ class Decider:
         self.by_moment = realtime_strategies(self.strategies, self.events)
         self.policy = dispatching.contact_policy(ctx)
         self.channels = dispatching.channels_config(ctx)
-        self.adapters = dispatching.build_adapters(self.channels, ctx.bank.workspace, self.sessions)
+        self.adapters = dict(adapters) if adapters is not None else dispatching.build_adapters(
+            self.channels, ctx.bank.workspace, self.sessions)
         wanted = [s for group in self.by_moment.values() for s in group]
         self.audience = AudienceCheck(ctx.lake, self.strategies, wanted, doc) if self.strategies else None
         self.timezone = ctx.bank.timezone
