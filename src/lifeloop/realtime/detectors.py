@@ -208,7 +208,17 @@ def _absence(m: LongAbsenceLogin, events: Sequence[Seen]) -> list[Trigger]:
 
 
 def triggers(events: Iterable[Seen], moments: Sequence[MomentSpec]) -> list[Trigger]:
-    """Every moment one customer's events make fire (each moment once per key), in time order."""
+    """Every moment the events make fire (each moment once per key, each customer on their own), in time order."""
+    by_customer: dict[str, list[Seen]] = {}
+    for e in events:
+        by_customer.setdefault(e.customer_id, []).append(e)
+    out: list[Trigger] = []
+    for customer in sorted(by_customer):
+        out += _customer_triggers(by_customer[customer], moments)
+    return sorted(out, key=lambda t: (t.occurred_at, t.customer_id, t.moment, t.scope))
+
+
+def _customer_triggers(events: Sequence[Seen], moments: Sequence[MomentSpec]) -> list[Trigger]:
     ordered = _order(events)
     out: list[Trigger] = []
     for m in moments:
@@ -229,7 +239,7 @@ def triggers(events: Iterable[Seen], moments: Sequence[MomentSpec]) -> list[Trig
             out += _interest(m, ordered)
         elif isinstance(m, LongAbsenceLogin):
             out += _absence(m, ordered)
-    return sorted(out, key=lambda t: (t.occurred_at, t.moment, t.scope))
+    return out
 
 
 def reach_days(moments: Sequence[MomentSpec]) -> tuple[int, int]:
