@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from lifeloop.context import Context
 from lifeloop.data.schema import TABLES, arrow_schema
+from lifeloop.realtime.access import token_hash
 from lifeloop.store.ops.migrations import upgrade
 from tests.gate_world import TZ, Clock, RecordingGateway, local
 
@@ -130,3 +131,114 @@ def outflow(i: int | str, customer: str, at: dt.datetime, amount: str) -> dict:
 
 
 __all__ = ["TZ", "Clock", "RecordingGateway", "local", "D", "CUSTOMERS", "make_world", "salary", "outflow"]
+
+
+# ------------------------------------------------------------------------------------------ a server process
+TOKEN = "bench-core-banking-token"
+
+
+def build_workspace(root: Path, *, customers: int = len(CUSTOMERS), day: dt.date = D, rate: float = 100_000,
+                    database_url: str | None = None) -> Path:
+    """A workspace for a server process: ``customers`` customers (all consenting to marketing SMS), snapshots of
+    ``day``, the two real-time strategies, a source with token :data:`TOKEN`, SMS exported to files."""
+    import os
+
+    before = os.environ.get("LIFELOOP_DATABASE_URL")
+    if database_url:
+        os.environ["LIFELOOP_DATABASE_URL"] = database_url
+        upgrade(database_url)
+    try:
+        ctx = Context.init(root / "ws")
+        ids = [f"C{i:06d}" for i in range(customers)]
+        (ctx.config_dir / "strategies.yaml").write_text(STRATEGIES.replace("offer: {product_id: WM01}",
+                                                                           "offer: {code: RETAIN}"), encoding="utf-8")
+        (ctx.config_dir / "events.yaml").write_text(
+            EVENTS + f"sources:\n  - {{name: core, token_sha256: {token_hash(TOKEN)}, rate_per_second: {rate}, "
+            f"burst: {int(rate)}}}\n", encoding="utf-8")
+        bank = {"customers": [{"customer_id": c, "name": f"客户{c}", "branch_id": "B1", "rm_id": "RM1",
+                               "risk_level": "C3", "is_prospect": False} for c in ids],
+                "consent": [{"customer_id": c, "purpose": "marketing", "channel": "sms", "granted": True} for c in ids],
+                "branches": [{"branch_id": "B1", "name": "Main"}],
+                "relationship_managers": [{"rm_id": "RM1", "name": "Li", "branch_id": "B1"}],
+                "products": [{"product_id": "WM01", "name": "稳健理财", "product_type": "wealth", "risk_level": "R3"}]}
+
+        def write(staging: Path):
+            for name, rows in bank.items():
+                pq.write_table(_table(name, rows), staging / f"{name}.parquet")
+
+        ctx.lake.publish("bank", day, write)
+        n = len(ids)
+        snaps = {"features": pa.table({"customer_id": ids, "aum": [50_000.0] * n}),
+                 "lifecycle": pa.table({"customer_id": ids, "stage": ["active"] * n,
+                                        "previous_stage": pa.nulls(n, pa.string()),
+                                        "days_in_stage": pa.array([30] * n, pa.int32())}),
+                 "segments": pa.table({"customer_id": ids, "tier": ["mass"] * n})}
+        for area, table in snaps.items():
+            ctx.lake.publish(area, day, lambda staging, t=table, a=area: pq.write_table(t, staging / f"{a}.parquet"))
+        ctx.ops()
+        ctx.close()
+    finally:
+        if before is None:
+            os.environ.pop("LIFELOOP_DATABASE_URL", None)
+        else:
+            os.environ["LIFELOOP_DATABASE_URL"] = before
+    return root / "ws"
+
+
+class ServerProcess:
+    """``lifeloop serve`` in a child process on 127.0.0.1 (so a test or bench can kill -9 it)."""
+
+    def __init__(self, workspace: Path, *, database_url: str | None = None):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.workspace = workspace
+        self.database_url = database_url
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        import os
+        import subprocess
+        import sys
+        import time
+
+        import httpx
+
+        env = {k: v for k, v in os.environ.items() if k != "LIFELOOP_DATABASE_URL"}
+        if self.database_url:
+            env["LIFELOOP_DATABASE_URL"] = self.database_url
+        self.proc = subprocess.Popen([sys.executable, "-m", "lifeloop.cli", "--workspace", str(self.workspace),
+                                      "serve", "--port", str(self.port)], env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lifeloop serve exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("lifeloop serve did not answer /health in time")
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown."""
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - then the hard way
+                self.kill()

@@ -110,6 +110,20 @@ class Decider:
         wanted = [s for group in self.by_moment.values() for s in group]
         self.audience = AudienceCheck(ctx.lake, self.strategies, wanted, doc) if self.strategies else None
         self.timezone = ctx.bank.timezone
+        self._bank: tuple[tuple[str, ...], BankState] | None = None
+        self._day_events: dict[tuple[str, dt.date], list[Seen]] = {}
+
+    def bank(self, day: dt.date) -> BankState:
+        """The bank's customers, consent and suitability inputs of the newest batch on or before ``day``, read
+        once per batch (a new batch in the lake is read on the next pass)."""
+        files = self.ctx.lake.bank_files(day)
+        key = tuple(str(f) for name in ("customers", "consent", "products") for f in files.get(name, ()))
+        if self._bank is None or self._bank[0] != key:
+            ids = customer_ids(files)
+            customers, baseline = bank_tables(self.ctx.lake, day, ids)
+            inputs = suitability_inputs(self.ctx, day)
+            self._bank = (key, BankState(customers, baseline, inputs, product_names(inputs[1])))
+        return self._bank[1]
 
     def close(self) -> None:
         for adapter in self.adapters.values():
@@ -119,26 +133,37 @@ class Decider:
 
     # ------------------------------------------------------------------------------------------ one pass
     def run_once(self, *, limit: int = 1000, summary: DecisionSummary | None = None) -> DecisionSummary:
-        """Decide up to ``limit`` stored events, then drain the outbox; returns what happened."""
+        """Decide up to ``limit`` stored events, then drain the outbox; returns what happened.
+
+        The reading and the computing (events around the batch, detectors, audience rules, suitability) happen
+        before the write transaction, which then only records: the moments (first; on SQLite this takes the write
+        lock, on PostgreSQL the customers' advisory locks come first), the re-entry check under that lock, the
+        decisions, the outbox items and the events' decided mark — so intake waits for milliseconds, not for
+        the whole pass.
+        """
         summary = summary or DecisionSummary()
         now = self.clock()
-        with unit_of_work(self.sessions) as session:
+        with self.sessions() as session:
             batch = event_store.undecided(session, limit=limit)
             if not batch:
                 return summary
-            event_store.lock_customers(session, [e.customer_id for e in batch])
             found = self._moments(session, batch)
-            new = event_store.add_moments(session, moments=[_moment_row(t) for t in found], now=now)
-            fired = [t for t in found if t.key in new]
+            known = event_store.known_moments(session, keys=[t.key for t in found])
+        fresh = [t for t in found if t.key not in known]
+        prepared = self._prepare(fresh)
+        with unit_of_work(self.sessions) as session:
+            event_store.lock_customers(session, [t.customer_id for t in fresh])
+            new = event_store.add_moments(session, moments=[_moment_row(t) for t in fresh], now=now)
+            fired = [t for t in fresh if t.key in new]
             summary.moments += len(fired)
-            rows, decisions, customers = self._decide(session, fired, now)
+            rows, decisions = self._decide(session, fired, prepared)
             event_store.add_decisions(session, decisions=decisions, now=now)
             summary.outcomes.update(d["outcome"] for d in decisions)
-            self._enqueue(session, rows, customers, now, summary)
+            self._enqueue(session, rows, prepared.customers, now, summary)
             event_store.mark_decided(session, ids=[e.id for e in batch], now=now)
             summary.events += len(batch)
         if self.do_drain and summary.enqueued:
-            self.drain(customers, summary)
+            self.drain(prepared.customers, summary)
         return summary
 
     def run_until_idle(self, *, limit: int = 1000) -> DecisionSummary:
@@ -177,29 +202,41 @@ class Decider:
         return out
 
     # ------------------------------------------------------------------------------------------ decisions
-    def _decide(self, session: Any, fired: Sequence[Trigger],
-                now: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Per fired moment and strategy: the decision (recorded) and, for treated and control, a list row."""
+    def _prepare(self, fired: Sequence[Trigger]) -> Prepared:
+        """What the decisions need that is not in the operations database: customers, audiences, suitability."""
         pairs = [(t, s) for t in fired for s in self.by_moment.get(t.moment, [])]
         if not pairs:
-            return [], [], {}
+            return Prepared(pairs)
         assert self.strategies is not None and self.audience is not None
-        wait = dt.timedelta(hours=self.events.reentry_hours)
         ids = sorted({t.customer_id for t, _ in pairs})
-        times = [t.occurred_at for t, _ in pairs]
-        entered = event_store.entries(session, customer_ids=ids, since=min(times) - wait, until=max(times) + wait)
         today = max(t.local_date for t, _ in pairs)
-        customers, _ = bank_tables(self.ctx.lake, today, ids)
-        checks: dict[tuple[str, str], str | None] = {}
-        snaps: dict[dt.date, dt.date | None] = {}
+        bank = self.bank(today)
+        customers = {c: bank.customers[c] for c in ids if c in bank.customers}
+        out = Prepared(pairs, customers=customers)
         for day in sorted({t.local_date for t, _ in pairs}):
             on_day = {t.customer_id for t, _ in pairs if t.local_date == day}
             rows = {c: {"rm_id": (customers.get(c) or {}).get("rm_id"),
                         **event_columns(self._day_events.get((c, day), []), self.strategies, day)} for c in on_day}
             sids = sorted({s.id for t, s in pairs if t.local_date == day})
-            snaps[day], found = self.audience.check(day, rows, sids)
-            checks.update({(c, s, day): v for (c, s), v in found.items()})  # type: ignore[misc]
-        offers = self._suitability(pairs, today)
+            out.snaps[day], found = self.audience.check(day, rows, sids)
+            out.checks.update({(c, s, day): v for (c, s), v in found.items()})
+        out.unsuitable = self._suitability(pairs, today)
+        return out
+
+    def _decide(self, session: Any, fired: Sequence[Trigger],
+                prepared: Prepared) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Per fired moment and strategy: the decision (recorded) and, for treated and control, a list row."""
+        keys = {t.key for t in fired}
+        pairs = [(t, s) for t, s in prepared.pairs if t.key in keys]
+        if not pairs:
+            return [], []
+        assert self.strategies is not None
+        customers, snaps, checks, offers = prepared.customers, prepared.snaps, prepared.checks, prepared.unsuitable
+        wait = dt.timedelta(hours=self.events.reentry_hours)
+        ids = sorted({t.customer_id for t, _ in pairs})
+        times = [t.occurred_at for t, _ in pairs]
+        # read under the lock the moments' insert took: two passes cannot both let one customer in
+        entered = event_store.entries(session, customer_ids=ids, since=min(times) - wait, until=max(times) + wait)
         rows_out, decisions = [], []
         salt = self.strategies.holdout_salt
         for t, s in sorted(pairs, key=lambda p: (p[0].occurred_at, p[0].key, p[1].id)):
@@ -247,7 +284,7 @@ class Decider:
                              "purpose": self.policy.purpose(s.objective.kind, s.purpose),
                              "rm_id": (customers.get(t.customer_id) or {}).get("rm_id"), "send_at": None,
                              "script_id": None, "script_key": None, "cell": cell})
-        return rows_out, decisions, customers
+        return rows_out, decisions
 
     def _suitability(self, pairs: Sequence[tuple[Trigger, Strategy]], day: dt.date) -> dict[tuple[str, str], str]:
         """(customer, strategy) -> why a product offer is not suitable (the plan's rule on the bank's data)."""
@@ -256,7 +293,8 @@ class Decider:
         product = [(t, s) for t, s in pairs if s.offer.product_id]
         if not product:
             return {}
-        customers, products, rules = suitability_inputs(self.ctx, day)
+        bank = self.bank(day)
+        customers, products, rules = bank.suitability
         offers = pa.table({"customer_id": [t.customer_id for t, _ in product],
                            "offer": [s.offer.product_id for _, s in product],
                            "product_offer": [True] * len(product)})
@@ -273,7 +311,7 @@ class Decider:
             return
         day = max(r["as_of"] for r in rows)
         scripts = dispatching.Scripts(self.strategies, language=self.channels.language, bank_name=self.ctx.bank.name,
-                                      products=product_names(suitability_inputs(self.ctx, day)[1]), as_of=day)
+                                      products=self.bank(day).products, as_of=day)
         valid = {(s.id, w.id): w.valid_days for s in (self.strategies.strategies if self.strategies else ())
                  for w in s.waves if w.valid_days is not None}
         treated, controls = dispatching.contacts_from_lists(
@@ -290,12 +328,42 @@ class Decider:
         summary = summary or DecisionSummary()
         now = self.clock()
         today = now.date()
-        waiting = dispatching.waiting_customers(self.sessions)
-        known, baseline = bank_tables(self.ctx.lake, today, sorted(set(waiting) | set(customers or {})))
-        dispatching.drain(self.sessions, self.adapters, baseline=baseline, customers=known,
+        bank = self.bank(today)
+        dispatching.drain(self.sessions, self.adapters, baseline=bank.baseline, customers=bank.customers,
                           batch_size=self.channels.batch_size, summary=summary.drain,
-                          screen=send_time_screen(self.ctx, today), policy=self.policy, timezone=self.timezone,
+                          screen=send_time_screen(self.ctx, today, bank.suitability), policy=self.policy,
+                          timezone=self.timezone,
                           fresh_seconds=self.channels.fresh_seconds, clock=self.clock)
+
+
+@dataclass
+class BankState:
+    """The bank's state tables the decisions and the gate read (one batch)."""
+
+    customers: dict[str, dict[str, Any]]
+    baseline: dict[tuple[str, str, str], bool]
+    suitability: Any
+    products: dict[str, str]
+
+
+@dataclass
+class Prepared:
+    """What a pass computed before its write transaction."""
+
+    pairs: list[tuple[Trigger, Strategy]]
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    snaps: dict[dt.date, dt.date | None] = field(default_factory=dict)
+    checks: dict[tuple[str, str, dt.date], str | None] = field(default_factory=dict)
+    unsuitable: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def customer_ids(files: Mapping[str, Sequence[Any]]) -> list[str]:
+    """Every customer id of the batch's customers extract."""
+    import pyarrow.parquet as pq
+
+    if "customers" not in files:
+        return []
+    return pq.read_table(files["customers"][0], columns=["customer_id"])["customer_id"].to_pylist()
 
 
 def _moment_row(t: Trigger) -> dict[str, Any]:

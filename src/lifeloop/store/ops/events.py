@@ -164,3 +164,13 @@ def history_days(session: Session, *, customer_ids: Sequence[str], first: dt.dat
                                                          Event.local_date >= first, Event.local_date <= last)):
             out.setdefault(e.customer_id, []).append(e)
     return out
+
+
+def known_moments(session: Session, *, keys: Sequence[str]) -> set[str]:
+    """Which of these moment keys have already fired."""
+    out: set[str] = set()
+    keys = sorted(set(keys))
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start:start + CHUNK]
+        out.update(session.scalars(sa.select(Moment.moment_key).where(Moment.moment_key.in_(chunk))))
+    return out
