@@ -24,6 +24,7 @@ from lifeloop.models import training as model_training
 from lifeloop.models.contract import ModelsConfig
 from lifeloop.realtime import decide as realtime_decide
 from lifeloop.realtime import intake as event_intake
+from lifeloop.realtime import timers as realtime_timers
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
@@ -353,6 +354,14 @@ class Context:
         """The real-time decider over this workspace (close it after use); ``adapters``: channels other than
         channels.yaml's (tests)."""
         return realtime_decide.Decider(self._surroundings(), clock=clock, drain=drain, adapters=adapters)
+
+    def set_timers(self, as_of: dt.date) -> int:
+        """Set the timers of ``events.yaml``'s maturity moments from the holdings as of D (the daily batch does
+        this after ingest); returns how many are new. Setting a day again changes nothing."""
+        holdings, types = realtime_timers.holdings_as_of(self.lake, as_of)
+        rows = realtime_timers.maturity_timers(holdings, types, self.events_config().moments, as_of)
+        with unit_of_work(self.ops()) as session:
+            return events_store.set_timers(session, timers=rows)
 
     def moment_decisions(self, customer_id: str) -> list[dict[str, Any]]:
         """A customer's real-time decisions (moment, strategy, outcome, reason), in the order they entered."""

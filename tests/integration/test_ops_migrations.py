@@ -24,7 +24,7 @@ from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fix
 
 TABLES = {"dispatches", "feedback", "leads", "consent_changes", "do_not_disturb", "tasks", "audit_log",
           "audit_head", "audit_archives", "idempotency_keys", "approvals", "inbound_replies", "events", "moments",
-          "moment_decisions"}
+          "moment_decisions", "timers"}
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_current_reports_it(database_url):

@@ -9,6 +9,7 @@ import typer
 
 from lifeloop.api import create_app
 from lifeloop.context import Context
+from lifeloop.errors import LifeloopError
 from lifeloop.realtime.access import token_hash
 
 events_app = typer.Typer(help="Real-time events and moments of truth (关键时刻): intake, decisions.",
@@ -47,6 +48,23 @@ def ingest(
                 decider.close()
             for line in summary.lines():
                 out.print(line)
+
+
+@events_app.command("timers")
+def timers(
+    c: typer.Context,
+    as_of: str = typer.Option(..., "--as-of", help="The batch date whose holdings set the timers (YYYY-MM-DD)."),
+) -> None:
+    """Set maturity timers (T-7, T-1, T+1 ...) from the holdings as of a date; setting a day again changes nothing."""
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(as_of)
+    except ValueError:
+        raise LifeloopError(f"--as-of {as_of!r} is not a date", hint="write dates as YYYY-MM-DD") from None
+    with _context(c) as ctx:
+        new = ctx.set_timers(day)
+    _console().print(f"{new:,} new timers set from the holdings as of {day}")
 
 
 @events_app.command("token-hash")

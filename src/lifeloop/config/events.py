@@ -108,8 +108,24 @@ class LongAbsenceLogin(_Moment):
     absent_days: int = Field(default=90, ge=1, le=3650)
 
 
+class Maturity(_Moment):
+    """到期前后: timers set by the daily batch from holdings, firing on maturity date + each offset (local date)."""
+
+    kind: Literal["maturity"]
+    offsets: list[int] = Field(default_factory=lambda: [-7, -1, 1], min_length=1)
+    product_types: list[Literal["time_deposit", "wealth", "fund", "insurance"]] = Field(
+        default_factory=lambda: ["time_deposit", "wealth"], min_length=1)
+
+    @field_validator("offsets")
+    @classmethod
+    def _offsets(cls, v: list[int]) -> list[int]:
+        if any(abs(o) > 90 for o in v) or len(set(v)) != len(v):
+            raise ValueError("offsets are distinct days from the maturity date, between -90 and 90 (e.g. [-7, -1, 1])")
+        return v
+
+
 MomentSpec = Annotated[SalaryCredited | LargeInflow | LargeOutflow | LowBalance | FirstCardSwipe | ProductInterest
-                       | LongAbsenceLogin, Field(discriminator="kind")]
+                       | LongAbsenceLogin | Maturity, Field(discriminator="kind")]
 
 
 class EventsConfig(Strict):

@@ -24,10 +24,12 @@ and the unique keys (moment, decision, outbox item) make the redo change nothing
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lifeloop.config.events import EventsConfig
 from lifeloop.config.strategies import StrategiesConfig, Strategy
@@ -44,6 +46,7 @@ from lifeloop.strategy import suitability
 from lifeloop.strategy.holdout import assign_cells, is_control
 
 REALTIME_SCENARIO = "event"
+DRAIN_EVERY = 5.0   # seconds: how often a running decider drains the outbox when it enqueued nothing new
 
 
 def events_config(ctx: dispatching.Surroundings) -> EventsConfig:
@@ -78,6 +81,8 @@ class DecisionSummary:
     outcomes: Counter = field(default_factory=Counter)
     enqueued: int = 0
     controls: int = 0
+    timers: int = 0          # timers fired (maturity - 7 ...)
+    missed_timers: int = 0   # timers whose local date passed while nothing ran
     drain: dispatching.DispatchSummary = field(default_factory=dispatching.DispatchSummary)
 
     def lines(self) -> list[str]:
@@ -111,6 +116,8 @@ class Decider:
         self.audience = AudienceCheck(ctx.lake, self.strategies, wanted, doc) if self.strategies else None
         self.timezone = ctx.bank.timezone
         self._bank: tuple[tuple[str, ...], BankState] | None = None
+        self.drain_every = DRAIN_EVERY
+        self._last_drain: float | None = None
         self._day_events: dict[tuple[str, dt.date], list[Seen]] = {}
 
     def bank(self, day: dt.date) -> BankState:
@@ -143,11 +150,26 @@ class Decider:
         """
         summary = summary or DecisionSummary()
         now = self.clock()
+        enqueued = summary.enqueued
+        self._fire_timers(now, summary)
         with self.sessions() as session:
             batch = event_store.undecided(session, limit=limit)
-            if not batch:
-                return summary
-            found = self._moments(session, batch)
+            found = self._moments(session, batch) if batch else []
+        if batch:
+            self._record(found, now, summary, lambda session: event_store.mark_decided(
+                session, ids=[e.id for e in batch], now=now))
+            summary.events += len(batch)
+        # new contacts go out at once; contacts held for quiet hours (or retries) at least every drain_every seconds
+        due = self._last_drain is None or time.monotonic() - self._last_drain >= self.drain_every
+        if self.do_drain and (summary.enqueued > enqueued or due):
+            self.drain(None, summary)
+        return summary
+
+    def _record(self, found: Sequence[Trigger], now: dt.datetime, summary: DecisionSummary,
+                done: Callable[[Any], None]) -> dict[str, dict[str, Any]]:
+        """Decide the moments not fired yet and record everything in one short transaction (``done`` marks the
+        events or timers handled in it)."""
+        with self.sessions() as session:
             known = event_store.known_moments(session, keys=[t.key for t in found])
         fresh = [t for t in found if t.key not in known]
         prepared = self._prepare(fresh)
@@ -160,11 +182,23 @@ class Decider:
             event_store.add_decisions(session, decisions=decisions, now=now)
             summary.outcomes.update(d["outcome"] for d in decisions)
             self._enqueue(session, rows, prepared.customers, now, summary)
-            event_store.mark_decided(session, ids=[e.id for e in batch], now=now)
-            summary.events += len(batch)
-        if self.do_drain and summary.enqueued:
-            self.drain(prepared.customers, summary)
-        return summary
+            done(session)
+        return prepared.customers
+
+    def _fire_timers(self, now: dt.datetime, summary: DecisionSummary) -> None:
+        """Fire today's pending timers (local date) once; mark those whose date passed unfired as missed."""
+        today = now.astimezone(ZoneInfo(self.timezone)).date()
+        with self.sessions() as session:
+            due = event_store.due_timers(session, today=today)
+        if not due:
+            return
+        fire = [t for t in due if t.fire_on == today]
+        missed = [t.id for t in due if t.fire_on < today]
+        found = [Trigger(t.moment, t.customer_id, t.fire_on, t.scope, "", now, t.reason) for t in fire]
+        self._record(found, now, summary, lambda session: event_store.settle_timers(
+            session, fired=[t.id for t in fire], missed=missed, now=now))
+        summary.timers += len(fire)
+        summary.missed_timers += len(missed)
 
     def run_until_idle(self, *, limit: int = 1000) -> DecisionSummary:
         """Passes until no stored event is left undecided."""
@@ -326,8 +360,9 @@ class Decider:
     def drain(self, customers: dict[str, dict[str, Any]] | None = None, summary: DecisionSummary | None = None) -> None:
         """Send what is due through the contact gate and the channels (the batch's drain)."""
         summary = summary or DecisionSummary()
+        self._last_drain = time.monotonic()
         now = self.clock()
-        today = now.date()
+        today = now.astimezone(ZoneInfo(self.timezone)).date()
         bank = self.bank(today)
         dispatching.drain(self.sessions, self.adapters, baseline=bank.baseline, customers=bank.customers,
                           batch_size=self.channels.batch_size, summary=summary.drain,
@@ -368,4 +403,4 @@ def customer_ids(files: Mapping[str, Sequence[Any]]) -> list[str]:
 
 def _moment_row(t: Trigger) -> dict[str, Any]:
     return {"moment_key": t.key, "detector": t.moment, "customer_id": t.customer_id, "local_date": t.local_date,
-            "scope": t.scope, "event_id": t.event_id, "occurred_at": t.occurred_at, "reason": t.reason[:512]}
+            "scope": t.scope, "event_id": t.event_id or None, "occurred_at": t.occurred_at, "reason": t.reason[:512]}

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lifeloop.store.ops.ledger import lock_key
-from lifeloop.store.ops.models import Event, Moment, MomentDecision
+from lifeloop.store.ops.models import Event, Moment, MomentDecision, Timer
 from lifeloop.store.ops.types import as_utc, utcnow
 
 CHUNK = 1000
@@ -174,3 +174,30 @@ def known_moments(session: Session, *, keys: Sequence[str]) -> set[str]:
         chunk = keys[start:start + CHUNK]
         out.update(session.scalars(sa.select(Moment.moment_key).where(Moment.moment_key.in_(chunk))))
     return out
+
+
+def set_timers(session: Session, *, timers: Sequence[dict[str, Any]], now: dt.datetime | None = None) -> int:
+    """Set timers once per key (setting the same day's timers again changes nothing); returns how many are new."""
+    if not timers:
+        return 0
+    now = as_utc(now or utcnow())
+    rows = [{**t, "status": "pending", "set_at": now} for t in timers]
+    insert = _insert(session)(Timer).on_conflict_do_nothing(index_elements=["timer_key"]).returning(Timer.id)
+    new = 0
+    for start in range(0, len(rows), CHUNK):
+        new += len(list(session.scalars(insert, rows[start:start + CHUNK])))
+    return new
+
+
+def due_timers(session: Session, *, today: dt.date, limit: int = 1000) -> list[Timer]:
+    """Pending timers whose local date has come (or passed unfired: the caller marks those missed)."""
+    return list(session.scalars(sa.select(Timer).where(Timer.status == "pending", Timer.fire_on <= today)
+                                .order_by(Timer.fire_on, Timer.id).limit(limit)))
+
+
+def settle_timers(session: Session, *, fired: Sequence[int], missed: Sequence[int], now: dt.datetime) -> None:
+    """Mark timers fired or missed, only if still pending (a timer fires once, across restarts and deciders)."""
+    for ids, status in ((fired, "fired"), (missed, "missed")):
+        if ids:
+            session.execute(sa.update(Timer).where(Timer.id.in_(list(ids)), Timer.status == "pending")
+                            .values(status=status, fired_at=as_utc(now)))

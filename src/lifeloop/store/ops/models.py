@@ -481,3 +481,24 @@ class MomentDecision(Base):
     channel: Mapped[str | None] = mapped_column(sa.String(16))
     dispatch_key: Mapped[str | None] = mapped_column(sa.String(128))   # the outbox item (treated and control)
     decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Timer(Base):
+    """A moment set ahead by the daily batch (到期前后: maturity - 7, - 1, + 1), firing once on its local date."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        one_of("status", ("pending", "fired", "missed"), "status"),
+        sa.Index(None, "status", "fire_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    timer_key: Mapped[str] = mapped_column(sa.String(64), unique=True)   # the moment key it fires
+    moment: Mapped[str] = mapped_column(sa.String(64))
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    scope: Mapped[str] = mapped_column(sa.String(128))                   # account and offset
+    fire_on: Mapped[dt.date] = mapped_column(sa.Date)                    # the bank's local date
+    reason: Mapped[str] = mapped_column(sa.String(512))
+    status: Mapped[str] = mapped_column(sa.String(8), default="pending")
+    set_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    fired_at: Mapped[dt.datetime | None]

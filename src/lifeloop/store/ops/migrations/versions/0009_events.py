@@ -1,11 +1,12 @@
-"""Real-time moments of truth: the ``events``, ``moments`` and ``moment_decisions`` tables.
+"""Real-time moments of truth: the ``events``, ``moments``, ``moment_decisions`` and ``timers`` tables.
 
 Revision ID: 0009_events
 Revises: 0002_contact_ledger
 
 ``events``: what an event source sent, once per ``event_id`` (the unique constraint makes intake idempotent
 under concurrency on SQLite and PostgreSQL alike); ``moments``: a detector's trigger, once per moment key;
-``moment_decisions``: per moment and strategy, what was decided and why (docs/realtime.md).
+``moment_decisions``: per moment and strategy, what was decided and why; ``timers``: moments set ahead by the
+daily batch (maturity - 7 / - 1 / + 1 days), fired once on their local date (docs/realtime.md).
 """
 
 from __future__ import annotations
@@ -81,7 +82,27 @@ def upgrade() -> None:
                     ["customer_id", "strategy_id", "entered_at"], unique=False)
 
 
+    op.create_table("timers",
+    sa.Column("id", ID, nullable=False),
+    sa.Column("timer_key", sa.String(length=64), nullable=False),
+    sa.Column("moment", sa.String(length=64), nullable=False),
+    sa.Column("customer_id", sa.String(length=64), nullable=False),
+    sa.Column("scope", sa.String(length=128), nullable=False),
+    sa.Column("fire_on", sa.Date(), nullable=False),
+    sa.Column("reason", sa.String(length=512), nullable=False),
+    sa.Column("status", sa.String(length=8), nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'fired', 'missed')", name=op.f("ck_timers_status")),
+    sa.PrimaryKeyConstraint("id", name=op.f("pk_timers")),
+    sa.UniqueConstraint("timer_key", name=op.f("uq_timers_timer_key")),
+    )
+    op.create_index(op.f("ix_timers_status_fire_on"), "timers", ["status", "fire_on"], unique=False)
+
+
 def downgrade() -> None:
+    op.drop_index(op.f("ix_timers_status_fire_on"), table_name="timers")
+    op.drop_table("timers")
     op.drop_index(op.f("ix_moment_decisions_customer_id_strategy_id_entered_at"), table_name="moment_decisions")
     op.drop_table("moment_decisions")
     op.drop_index(op.f("ix_moments_customer_id_detector_local_date"), table_name="moments")
