@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from lifeloop.store.ops.models import MomentDecision, Timer
 from tests.ops_fixtures import database_url  # noqa: F401 - fixture
-from tests.realtime_world import D, EVENTS, STRATEGIES, Clock, RecordingGateway, _table, local, make_world
+from tests.realtime_world import EVENTS, STRATEGIES, Clock, D, RecordingGateway, _table, local, make_world
 
 MATURES = dt.date(2026, 3, 20)
 TIMER_EVENTS = EVENTS + "  - {id: maturing, kind: maturity, offsets: [-7, -1, 1], scene: 到期续作}\n"
