@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from lifeloop.realtime.sources import JsonLinesSource, pump
 from lifeloop.store.ops.models import Event, Moment
 from tests.ops_fixtures import database_url  # noqa: F401 - fixture
-from tests.realtime_world import CUSTOMERS, D, Clock, RecordingGateway, local, make_world, salary
+from tests.realtime_world import CUSTOMERS, Clock, D, RecordingGateway, local, make_world, salary
 
 
 class Crash(Exception):
