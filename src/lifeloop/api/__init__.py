@@ -16,41 +16,68 @@ from lifeloop.realtime.access import RateLimits, authenticate, retry_after
 from lifeloop.realtime.intake import decode_body
 
 DECIDE_EVERY = 0.05   # seconds the background decider sleeps when it found nothing to decide
+DRAIN_EVERY = 1.0     # seconds between drains of the outbox when no new contact woke the drainer
 
 
 class BackgroundDecider:
-    """A thread that decides stored events as they come (woken by each accepted batch, else every 50 ms)."""
+    """Two threads: one decides stored events as they come (woken by each accepted batch, else every 50 ms), the
+    other drains the outbox through the contact gate (woken by each pass that enqueued, else every second) —
+    so a slow channel never delays the next decision."""
 
-    def __init__(self, ctx: Context, interval: float = DECIDE_EVERY):
+    def __init__(self, ctx: Context, interval: float = DECIDE_EVERY, drain_every: float = DRAIN_EVERY):
         self.ctx = ctx
         self.interval = interval
+        self.drain_every = drain_every
         self.wake = threading.Event()
+        self.wake_drain = threading.Event()
         self.stopping = threading.Event()
         self.errors: list[str] = []
-        self.thread = threading.Thread(target=self._loop, name="lifeloop-decider", daemon=True)
+        self.threads = [threading.Thread(target=self._decide, name="lifeloop-decider", daemon=True),
+                        threading.Thread(target=self._drain, name="lifeloop-drainer", daemon=True)]
 
     def start(self) -> None:
-        self.thread.start()
+        for t in self.threads:
+            t.start()
 
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
-        self.thread.join(timeout=30)
+        self.wake_drain.set()
+        for t in self.threads:
+            t.join(timeout=30)
 
-    def _loop(self) -> None:
-        decider = self.ctx.decider()
+    def _failed(self, exc: Exception) -> None:
+        self.errors = [*self.errors[-9:], f"{type(exc).__name__}: {exc}"]
+
+    def _decide(self) -> None:
+        decider = self.ctx.decider(drain=False)
         try:
             while not self.stopping.is_set():
                 try:
                     done = decider.run_once()
                 except Exception as exc:  # noqa: BLE001 - kept and shown on /health; events stay undecided
-                    self.errors = [*self.errors[-9:], f"{type(exc).__name__}: {exc}"]
+                    self._failed(exc)
                     done = None
+                if done is not None and done.enqueued:
+                    self.wake_drain.set()
                 if done is None or done.events == 0:
                     self.wake.wait(self.interval)
                     self.wake.clear()
         finally:
             decider.close()
+
+    def _drain(self) -> None:
+        drainer = self.ctx.decider()
+        try:
+            while not self.stopping.is_set():
+                self.wake_drain.wait(self.drain_every)
+                self.wake_drain.clear()
+                try:
+                    drainer.drain()
+                except Exception as exc:  # noqa: BLE001 - kept and shown on /health; contacts stay in the outbox
+                    self._failed(exc)
+        finally:
+            drainer.close()
 
 
 def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True) -> Any:
