@@ -25,12 +25,16 @@ from lifeloop.insight import profile, summary, transitions
 from lifeloop.models import registry as model_registry
 from lifeloop.models import training as model_training
 from lifeloop.models.contract import ModelsConfig
+from lifeloop.realtime import decide as realtime_decide
+from lifeloop.realtime import intake as event_intake
+from lifeloop.realtime import timers as realtime_timers
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Credentials, Settings
 from lifeloop.store import ops as ops_store
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.ops import approvals as approving
 from lifeloop.store.ops import audit, delivery
+from lifeloop.store.ops import events as events_store
 from lifeloop.store.ops import principals as users_store
 from lifeloop.store.ops.database import resolve_url, unit_of_work
 from lifeloop.store.ops.models import Dispatch
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from sqlalchemy.orm import Session, sessionmaker
 
+    from lifeloop.config.events import EventsConfig
     from lifeloop.config.loader import LocatedYaml
     from lifeloop.config.workspace import WorkspaceConfig
     from lifeloop.review.evaluation import Evaluation
@@ -634,6 +639,46 @@ class Context:
                                     strategy=strategy, channel=channel, approvers=approvers, now=now)
             return {"approvals": [approving.describe(a) for a in done.approvals], "released": done.released,
                     "cancelled": done.cancelled}
+
+    # ------------------------------------------------------------------ real-time moments (docs/realtime.md)
+    def events_config(self) -> EventsConfig:
+        """``config/events.yaml`` (event sources, moments, re-entry wait), or none declared."""
+        return realtime_decide.events_config(self._surroundings())
+
+    def accept_events(self, raws: Sequence[Any], *, source: str, where: str = "events") -> event_intake.Receipt:
+        """Validate a batch of events and store each id once, committed before this returns (all or nothing)."""
+        return event_intake.accept(self.ops(), raws, source=source, timezone=self.config.bank.timezone, where=where)
+
+    def ingest_events(self, path: str | Path, *, source: str = "file") -> event_intake.Receipt:
+        """Events from a JSON-lines or CSV file (``lifeloop events ingest``), all or nothing, idempotent per id."""
+        self.require("ingest", "ingest events")
+        return self.accept_events(event_intake.read_file(Path(path)), source=source, where=Path(path).name)
+
+    def decider(self, *, clock: Any = None, drain: bool = True, adapters: Any = None) -> realtime_decide.Decider:
+        """The real-time decider over this workspace (close it after use); ``adapters``: channels other than
+        channels.yaml's (tests)."""
+        return realtime_decide.Decider(self._surroundings(), clock=clock, drain=drain, adapters=adapters)
+
+    def set_timers(self, as_of: dt.date) -> int:
+        """Set the timers of ``events.yaml``'s maturity moments from the holdings as of D (the daily batch does
+        this after ingest); returns how many are new. Setting a day again changes nothing."""
+        self.require("run", "set timers")
+        holdings, types = realtime_timers.holdings_as_of(self.lake, as_of)
+        rows = realtime_timers.maturity_timers(holdings, types, self.events_config().moments, as_of)
+        with unit_of_work(self.ops()) as session:
+            return events_store.set_timers(session, timers=rows)
+
+    def moment_decisions(self, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's real-time decisions (moment, strategy, outcome, reason), in the order they entered (for a
+        customer in the reader's scope)."""
+        self._check_customer(customer_id, "customer.read", "read real-time decisions")
+        with self.ops()() as session:
+            return [{c: getattr(d, c) for c in ("moment_key", "strategy_id", "outcome", "reason", "entered_at", "wave",
+                                                "channel", "dispatch_key", "decided_at")}
+                    for d in events_store.decisions_of(session, customer_id=customer_id)]
+
+    def _surroundings(self) -> dispatching.Surroundings:
+        return dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank)
 
     def history_source(self):
         """The plan's history: the operations database once anything was dispatched, else the lake's lists."""

@@ -98,6 +98,10 @@ class ValidationError(IngestError):
     """Source data was read but failed validation; nothing was published."""
 
 
+class EventError(IngestError):
+    """An event (real-time intake) does not match its declared schema; nothing of its batch was stored."""
+
+
 class DataError(LifeloopError):
     """Published data needed by a step is missing or inconsistent."""
 

@@ -29,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 from lifeloop.config.channels import ChannelsConfig
 from lifeloop.config.clusters import ClustersConfig
 from lifeloop.config.contact_policy import ContactPolicy
+from lifeloop.config.events import EventsConfig
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.config.loader import LocatedYaml, load_yaml, validate_model
 from lifeloop.config.masking import MaskingConfig
@@ -56,11 +57,12 @@ FILES: dict[str, type[BaseModel]] = {
     "tags": TagsConfig, "lifecycle": LifecycleConfig, "segments": SegmentsConfig, "clusters": ClustersConfig,
     "strategies": StrategiesConfig, "contact_policy": ContactPolicy, "channels": ChannelsConfig,
     "masking": MaskingConfig,
+    "events": EventsConfig,
 }
-OPTIONAL = {"channels", "masking"}
+OPTIONAL = {"channels", "masking", "events"}
 DOCS = {"tags": "docs/features.md", "lifecycle": "docs/insight.md", "segments": "docs/insight.md",
         "clusters": "docs/insight.md", "strategies": "docs/strategies.md", "contact_policy": "docs/strategies.md",
-        "channels": "docs/execution.md", "masking": "docs/configuration.md"}
+        "channels": "docs/execution.md", "masking": "docs/configuration.md", "events": "docs/realtime.md"}
 NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "BOOLEAN")
 
 
@@ -170,6 +172,8 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
         _check_replay(c, *loaded["channels"])
         policy = loaded["masking"][0].policy(c.display("masking")) if loaded.get("masking") else DEFAULT_POLICY
         _check_recipients(c, *loaded["channels"], policy)
+    if loaded.get("events") and loaded["strategies"]:
+        _check_moments(c, *loaded["events"], *loaded["strategies"])
     order = {c.display(name): i for i, name in enumerate(FILES)}
 
     def key(p: Problem) -> tuple[int, int]:
@@ -205,6 +209,29 @@ def _check_recipients(c: _Checker, config: ChannelsConfig, doc: LocatedYaml, pol
                 "with a reason; a file export is never unmasked by configuration", file=doc.file,
                 line=doc.line_of(("channels", name, "recipient_role")), field=f"channels.{name}.recipient_role",
                 hint="export for a role that sees the data masked (analyst), or for the customers' own RMs (rm)"))
+def _check_moments(c: _Checker, events: EventsConfig, events_doc: LocatedYaml, strategies: StrategiesConfig,
+                   doc: LocatedYaml) -> None:
+    """Real-time links: an event strategy whose scene no moment declares, a moment no strategy reacts to."""
+    scenes = {m.id for m in events.moments} | {m.scene for m in events.moments if m.scene}
+    used = set()
+    for i, s in enumerate(strategies.strategies):
+        if s.scenario.kind != "event":
+            continue
+        used.add(s.scenario.name)
+        if s.scenario.name not in scenes:
+            close = difflib.get_close_matches(s.scenario.name, sorted(scenes), n=1)
+            c.warnings.append(Problem(
+                f"strategy {s.id}: scene {s.scenario.name!r} is no moment of {c.display('events')}: it reacts in the "
+                "daily batch only, never in real time", file=doc.file,
+                line=doc.line_of(("strategies", i, "scenario", "name")), field="scenario.name",
+                hint=f"did you mean {close[0]!r}?" if close else
+                "declare the moment in events.yaml (moments: [{id: ..., kind: ..., scene: <this name>}])"))
+    for j, m in enumerate(events.moments):
+        if m.enabled and m.id not in used and (m.scene or m.id) not in used:
+            c.warnings.append(Problem(f"moment {m.id}: no strategy reacts to it (scenario kind event, name "
+                                      f"{m.scene or m.id!r}); it is recorded but decides nothing",
+                                      file=events_doc.file, line=events_doc.line_of(("moments", j, "id")), field="id",
+                                      hint="add a strategy with that scene, or set enabled: false"))
 
 
 def _salvage(name: str, data: Any) -> BaseModel | None:

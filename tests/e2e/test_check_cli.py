@@ -14,7 +14,7 @@ def test_check_of_a_fresh_workspace_exits_0_with_a_one_line_summary(tmp_path):
     assert run("init", str(tmp_path / "ws")).returncode == 0
     result = run("--workspace", str(tmp_path / "ws"), "check")
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == "Configuration OK: 0 error(s), 0 warning(s) in 7 configuration file(s)\n"
+    assert result.stdout == "Configuration OK: 0 error(s), 0 warning(s) in 8 configuration file(s)\n"
 
 
 def test_check_prints_every_error_then_warnings_and_exits_1(tmp_path):
@@ -38,4 +38,4 @@ def test_check_prints_every_error_then_warnings_and_exits_1(tmp_path):
                         "(fix: add a rule leading to it, or remove the stage)")
     assert lines[4].startswith("  config/strategies.yaml:42 strategies[0].audience (strategy honeymoon_welcome): "
                                "can never match anyone: the bounds on 'tenure_days' contradict each other (fix: ")
-    assert lines[5:] == ["Configuration has errors: 1 error(s), 2 warning(s) in 7 configuration file(s)"]
+    assert lines[5:] == ["Configuration has errors: 1 error(s), 2 warning(s) in 8 configuration file(s)"]

@@ -131,7 +131,6 @@ def test_the_cli_why_json_of_an_analyst_carries_no_exact_money(bank):
     from rich.console import Console
 
     from lifeloop.cli.why import why_command
-
     from lifeloop.context import Context
     from lifeloop.data.access import Grant, Principal
 

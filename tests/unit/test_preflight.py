@@ -45,7 +45,7 @@ def test_the_default_template_checks_clean_and_names_every_file_it_read(ctx):
     assert (report.errors, report.warnings) == ([], [])
     assert report.files == ["config/tags.yaml", "config/lifecycle.yaml", "config/segments.yaml",
                             "config/clusters.yaml", "config/strategies.yaml", "config/contact_policy.yaml",
-                            "config/channels.yaml"]
+                            "config/channels.yaml", "config/events.yaml"]
     report.raise_for_errors()  # nothing to raise
 
 
@@ -126,3 +126,24 @@ def test_a_file_that_is_not_even_yaml_is_reported_not_a_crash(ctx):
     report = check_workspace(ctx.config_dir)
     [p] = [e for e in report.errors if e.file == "config/channels.yaml"]
     assert p.line and "channels" in p.message
+
+
+def test_events_yaml_is_checked_with_file_line_and_field_and_its_links_to_strategies_warned(ctx):
+    path = ctx.config_dir / "events.yaml"
+    path.write_text("moments:\n  - {id: salary_credited, kind: salary_credited, scene: 代发工资到账}\n"
+                    "  - {id: big_out, kind: large_outflow, amount: -5}\n"
+                    "  - {id: orphan, kind: low_balance, below: 10}\n"
+                    "sources:\n  - {name: core, token_sha256: not-a-hash}\n", encoding="utf-8")
+    report = check_workspace(ctx.config_dir)
+    errors = {(p.file, p.line, p.field) for p in report.errors}
+    assert errors == {("config/events.yaml", 3, "moments[1].large_outflow.amount"),
+                      ("config/events.yaml", 6, "sources[0].token_sha256")}
+    path.write_text("moments:\n  - {id: salary_credited, kind: salary_credited, scene: 代发工资到账}\n"
+                    "  - {id: orphan, kind: low_balance, below: 10}\n", encoding="utf-8")
+    report = check_workspace(ctx.config_dir)
+    assert report.errors == []
+    warned = {(p.file, p.line, p.field): p.message for p in report.warnings}
+    assert "no strategy reacts to it" in warned[("config/events.yaml", 3, "id")]
+    # the template's large-outflow strategy now has no moment: it reacts in the batch only
+    assert any(p.file == "config/strategies.yaml" and p.field == "scenario.name" and "大额转出" in p.message
+               for p in report.warnings)

@@ -13,6 +13,7 @@ from lifeloop.cli.audit import audit_app
 from lifeloop.cli.check import check_command
 from lifeloop.cli.consent import register as register_consent
 from lifeloop.cli.demo import run_demo
+from lifeloop.cli.events import events_app, serve_command
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
 from lifeloop.cli.models import models_app
 from lifeloop.cli.outbox import outbox_app
@@ -443,6 +444,16 @@ register_users(app, context, console)
 app.add_typer(audit_app, name="audit")
 app.add_typer(models_app(context, console, parse_date), name="models")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(events_app, name="events")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+) -> None:
+    """Run the HTTP API: POST /events (service token, rate-limited), decided within seconds."""
+    serve_command(context, host, port)
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",
                      no_args_is_help=True)

@@ -470,3 +470,95 @@ class UnmaskGrant(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+# Real-time moments of truth (关键时刻, docs/realtime.md): what an event source sent, which moments fired, and
+# what was decided for each strategy whose scene is that moment.
+EVENT_KINDS = ("transaction", "app", "card_swipe", "core_notice")
+MOMENT_OUTCOMES = ("treated", "control", "suppressed", "not_in_audience", "unsuitable", "no_snapshot", "inactive")
+
+
+class Event(Base):
+    """One event as its source sent it, validated; stored once per ``event_id`` (intake is idempotent on it).
+
+    Committed before the source is told it was accepted. ``decided_at`` is set once the detectors and the
+    decision have run over it (NULL: still to decide — a restart picks it up).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        one_of("kind", EVENT_KINDS, "kind"),
+        sa.Index(None, "customer_id", "kind", "occurred_at"),
+        sa.Index(None, "decided_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    occurred_at: Mapped[dt.datetime]
+    local_date: Mapped[dt.date] = mapped_column(sa.Date)     # the bank's local date of occurred_at
+    body: Mapped[dict[str, Any]]                              # the validated event (may hold personal data)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None]
+
+
+class Moment(Base):
+    """A moment of truth that fired (a detector's trigger), once per ``moment_key`` whatever the events' order."""
+
+    __tablename__ = "moments"
+    __table_args__ = (sa.Index(None, "customer_id", "detector", "local_date"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    moment_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    detector: Mapped[str] = mapped_column(sa.String(64))
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    local_date: Mapped[dt.date] = mapped_column(sa.Date)
+    scope: Mapped[str] = mapped_column(sa.String(128), default="")   # e.g. the product viewed, the card swiped
+    event_id: Mapped[str | None] = mapped_column(sa.String(128))     # the event that made it fire (none: a timer)
+    occurred_at: Mapped[dt.datetime]                                  # entry time for the review: the event's time
+    reason: Mapped[str] = mapped_column(sa.String(512))
+    fired_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MomentDecision(Base):
+    """What was decided for one strategy on one moment, and why (``lifeloop why`` and the review read it)."""
+
+    __tablename__ = "moment_decisions"
+    __table_args__ = (
+        one_of("outcome", MOMENT_OUTCOMES, "outcome"),
+        sa.UniqueConstraint("moment_key", "strategy_id"),
+        sa.Index(None, "customer_id", "strategy_id", "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    moment_key: Mapped[str] = mapped_column(sa.String(64))
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    strategy_id: Mapped[str] = mapped_column(sa.String(64))
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.String(512))
+    entered_at: Mapped[dt.datetime]                       # the event's time (treated and control enter then)
+    wave: Mapped[str | None] = mapped_column(sa.String(64))
+    channel: Mapped[str | None] = mapped_column(sa.String(16))
+    dispatch_key: Mapped[str | None] = mapped_column(sa.String(128))   # the outbox item (treated and control)
+    decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Timer(Base):
+    """A moment set ahead by the daily batch (到期前后: maturity - 7, - 1, + 1), firing once on its local date."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        one_of("status", ("pending", "fired", "missed"), "status"),
+        sa.Index(None, "status", "fire_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    timer_key: Mapped[str] = mapped_column(sa.String(64), unique=True)   # the moment key it fires
+    moment: Mapped[str] = mapped_column(sa.String(64))
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    scope: Mapped[str] = mapped_column(sa.String(128))                   # account and offset
+    fire_on: Mapped[dt.date] = mapped_column(sa.Date)                    # the bank's local date
+    reason: Mapped[str] = mapped_column(sa.String(512))
+    status: Mapped[str] = mapped_column(sa.String(8), default="pending")
+    set_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    fired_at: Mapped[dt.datetime | None]

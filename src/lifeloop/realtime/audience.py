@@ -1,0 +1,130 @@
+"""The audience rule of a real-time strategy, checked on the customer's latest daily snapshot (in seconds).
+
+The rule is the batch's (``strategies.yaml`` ``audience``), compiled by the same rule compiler over the same
+columns — features, lifecycle stage, segments and the day's event columns — and run by the same engine
+adapter over the newest ``features``/``lifecycle``/``segments`` snapshots on or before the moment's date.
+The event columns (``salary_today``, ``inflow_today`` ...) come from the customer's stored events of the
+moment's local day with the batch's definitions (:mod:`lifeloop.realtime.detectors`); ``birthday_today`` is
+false (the snapshot, not the event stream, knows birthdays; a birthday strategy is a batch strategy).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlglot import exp
+
+from lifeloop.config.strategies import StrategiesConfig, Strategy
+from lifeloop.engine.adapters import connect
+from lifeloop.engine.compile import feature_columns
+from lifeloop.errors import DataError
+from lifeloop.realtime.detectors import Seen, is_inflow, is_outflow
+from lifeloop.strategy.audiences import EXCLUDED, SEGMENT_EXCLUDED, audience_columns, base_query, reason_expression
+from lifeloop.strategy.checks import compile_audiences
+from lifeloop.strategy.events import EVENT_COLUMNS, holiday_on
+
+AREAS = ("features", "lifecycle", "segments")
+
+
+def event_columns(day_events: Sequence[Seen], config: StrategiesConfig, day: dt.date) -> dict[str, Any]:
+    """The batch's event columns for one customer and local day, from that day's stored events."""
+    inflow = sum((Decimal(str(e.get("amount"))) for e in day_events if is_inflow(e)), Decimal(0))
+    outflow = sum((Decimal(str(e.get("amount"))) for e in day_events if is_outflow(e)), Decimal(0))
+    salary = any(e.kind == "transaction" and e.get("direction") == "credit" and e.get("txn_type") == "salary"
+                 for e in day_events)
+    holiday, ahead = holiday_on(config.events, day)
+    return {"salary_today": salary, "inflow_today": inflow, "large_inflow_today": inflow >= Decimal(str(
+        config.events.large_inflow)), "outflow_today": outflow, "large_outflow_today": outflow >= Decimal(str(
+            config.events.large_outflow)), "birthday_today": False, "holiday_today": holiday is not None,
+        "holiday_name": holiday, "days_to_holiday": ahead}
+
+
+def _literal(value: Any) -> exp.Expression:
+    if value is None:
+        return exp.null()
+    if isinstance(value, bool):
+        return exp.true() if value else exp.false()
+    if isinstance(value, int | float | Decimal):
+        return exp.Literal.number(str(value))
+    return exp.Literal.string(str(value))
+
+
+class AudienceCheck:
+    """Checks real-time strategies' audience rules against the newest snapshot on or before a date."""
+
+    def __init__(self, lake: Any, config: StrategiesConfig, strategies: Sequence[Strategy], doc: Any = None,
+                 engine: str = "duckdb"):
+        self.lake = lake
+        self.config = config
+        self.strategies = list(strategies)
+        self.doc = doc
+        self.engine_name = engine
+        self._opened: dict[dt.date, tuple[Any, dict[str, exp.Expression], dict[str, str], tuple[list, list]]] = {}
+
+    def snapshot_date(self, day: dt.date) -> dt.date | None:
+        """The newest date on or before ``day`` with all three snapshots published."""
+        common = set(self.lake.dates(AREAS[0]))
+        for area in AREAS[1:]:
+            common &= set(self.lake.dates(area))
+        before = [d for d in common if d <= day]
+        return max(before) if before else None
+
+    def _open(self, snap: dt.date):
+        if snap not in self._opened:
+            import pyarrow.parquet as pq
+
+            files = {a: self.lake.snapshot_file(a, snap) for a in AREAS}
+            engine = connect(self.engine_name)
+            for a in AREAS:
+                engine.register(f"_rt_{a}", [files[a]])
+            feat = feature_columns(pq.read_schema(files["features"]))
+            seg = feature_columns(pq.read_schema(files["segments"]))
+            types = audience_columns(feat, seg)
+            wanted = StrategiesConfig(holdout_salt=self.config.holdout_salt, thresholds=self.config.thresholds,
+                                      events=self.config.events, strategies=self.strategies)
+            trees = compile_audiences(wanted, types, snap, None)
+            names = ([c for c in feat if c not in EXCLUDED], [c for c in seg if c not in SEGMENT_EXCLUDED])
+            self._opened[snap] = (engine, trees, types, names)
+        return self._opened[snap]
+
+    def check(self, day: dt.date, rows: Mapping[str, dict[str, Any]],
+              strategy_ids: Sequence[str]) -> tuple[dt.date | None, dict[tuple[str, str], str | None]]:
+        """For customers (id -> rm_id and event columns) and strategies on ``day``: (snapshot date,
+        {(customer, strategy): the reason the rule is true, or None when it is false or the customer is not in it})."""
+        snap = self.snapshot_date(day)
+        if snap is None or not rows or not strategy_ids:
+            return snap, {}
+        try:
+            engine, trees, types, names = self._open(snap)
+        except DataError:
+            return None, {}
+        columns = ["customer_id", "rm_id", *EVENT_COLUMNS]
+        values = exp.values([tuple(_literal(r.get(c)) if c != "customer_id" else exp.Literal.string(cid)
+                                   for c in columns) for cid, r in rows.items()],
+                            alias="_m", columns=columns)
+        casts = [exp.cast(exp.column(c), EVENT_COLUMNS.get(c, "VARCHAR")).as_(c) for c in columns]
+        moments = exp.select(*casts).from_(values)
+        base = base_query("_rt_features", "_rt_lifecycle", "_rt_segments", "_rt_now", *names)
+        base = exp.select("*").from_(base.subquery("_b")).where(
+            exp.column("customer_id").isin(*[exp.Literal.string(c) for c in rows]))
+        select: list[exp.Expression] = [exp.column("customer_id")]
+        for i, sid in enumerate(strategy_ids):
+            tree = trees[sid]
+            flag = exp.func("coalesce", exp.Paren(this=tree.copy()), exp.false())
+            select.append(exp.Case(ifs=[exp.If(this=flag, true=reason_expression(tree, types))]).as_(f"_r{i}"))
+        query = exp.select(*select).from_(base.subquery("_q"))
+        query = query.with_("_rt_now", as_=moments)
+        table = engine.to_arrow(query)
+        out: dict[tuple[str, str], str | None] = {}
+        for r in table.to_pylist():
+            for i, sid in enumerate(strategy_ids):
+                out[(r["customer_id"], sid)] = r[f"_r{i}"]
+        return snap, out
+
+    def close(self) -> None:
+        for engine, *_ in self._opened.values():
+            engine.close()
+        self._opened.clear()
