@@ -501,6 +501,7 @@ class Context:
     def outbox_unknown(self, channel: str | None = None) -> list[delivery.UnknownItem]:
         """Contacts whose delivery is unknown (the provider does not de-duplicate), oldest first, with reason and
         age."""
+        self.require("outbox.resolve", "list contacts of unknown outcome")
 
         with self.ops()() as session:
             return delivery.unknown_items(session, now=utcnow(), channel=channel)
