@@ -259,8 +259,22 @@ class Context:
     def require(self, permission: str, what: str | None = None) -> Principal:
         """The principal, refused (:class:`PermissionDenied`) unless a role of theirs holds ``permission``."""
         principal = self.principal
-        principal.require(permission, what)
+        if not principal.can(permission):
+            try:
+                principal.require(permission, what)
+            except PermissionDenied as exc:
+                raise self._refused(exc, permission) from None
         return principal
+
+    def _refused(self, error: Exception, permission: str, target_type: str | None = None,
+                 target_id: str | None = None) -> Exception:
+        """Audit a refused attempt (result ``refused``: the permission, and what was asked for) and return the
+        error to raise. A customer out of scope and one that does not exist are audited alike."""
+        with unit_of_work(self.ops()) as session:
+            audit.record(session, actor=self.principal.user_id, action="access.refused", target_type=target_type,
+                         target_id=target_id, at=self.clock(), result="refused",
+                         details={"permission": permission, "roles": [str(g) for g in self.principal.grants]})
+        return error
 
     def whoami(self) -> dict[str, Any]:
         """The signed-in user: id, name, how they signed in, roles with their branch or book, permissions."""
@@ -363,7 +377,8 @@ class Context:
         if scope.all:
             return owner or (None, None)
         if owner is None or not scope.covers(*owner):
-            raise not_visible("customer", customer_id, self._visible_customers(scope))
+            raise self._refused(not_visible("customer", customer_id, self._visible_customers(scope)), permission,
+                                "customer", customer_id)
         return owner
 
     def _scoped(self, table: pa.Table, permission: str, what: str) -> pa.Table:
@@ -468,8 +483,8 @@ class Context:
         scope = principal.scope("customer.unmask")
         owner = self._book.owners.get(customer_id)
         if owner is None or not scope.covers(*owner):
-            raise not_visible("customer", customer_id, self._visible_customers(scope) if not scope.all else
-                              list(self._book.owners))
+            raise self._refused(not_visible("customer", customer_id, self._visible_customers(scope) if not scope.all
+                                            else list(self._book.owners)), "customer.unmask", "customer", customer_id)
         with unit_of_work(self.ops()) as session:
             row = users_store.grant_unmask(session, principal=principal, customer_id=customer_id, fields=wanted,
                                            reason=reason.strip(), minutes=minutes, now=self.clock())
@@ -512,6 +527,7 @@ class Context:
     def outbox_unknown(self, channel: str | None = None) -> list[delivery.UnknownItem]:
         """Contacts whose delivery is unknown (the provider does not de-duplicate), oldest first, with reason and
         age."""
+        self.require("outbox.resolve", "list contacts of unknown outcome")
 
         with self.ops()() as session:
             return delivery.unknown_items(session, now=utcnow(), channel=channel)
@@ -553,7 +569,8 @@ class Context:
             return own[0]
         scope = principal.scope("worklist.read")
         if not scope.all and rm_id not in self._visible_rms(scope):
-            raise not_visible("relationship manager", rm_id, self._visible_rms(scope))
+            raise self._refused(not_visible("relationship manager", rm_id, self._visible_rms(scope)), "worklist.read",
+                                "rm", rm_id)
         return rm_id
 
     def export_worklist(self, path: str | Path, rm_id: str | None = None, on: dt.date | None = None

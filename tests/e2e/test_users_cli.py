@@ -126,7 +126,8 @@ def test_an_rm_sees_their_customer_unmasks_the_id_number_and_exports_their_workl
         actions = s.execute(sa.select(AuditEntry.actor, AuditEntry.action, AuditEntry.target_id)
                             .where(AuditEntry.actor == "zhou").order_by(AuditEntry.id)).all()
     assert [(a, t) for _, a, t in actions if a != "user.sign_in"] == [
-        ("customer.unmask", "C1"), ("customer.view_unmasked", "C1"), ("worklist.export", "RM1")]
+        ("access.refused", "C2"), ("access.refused", "c2"), ("customer.unmask", "C1"),
+        ("customer.view_unmasked", "C1"), ("worklist.export", "RM1"), ("access.refused", "RM2")]
     assert ("zhou", "user.sign_in", "zhou") in actions
 
 

@@ -99,6 +99,15 @@ def test_an_rm_gets_the_same_refusal_for_another_rms_customer_as_for_an_unknown_
             theirs = refusal(call, other)
             assert theirs == refusal(call, missing), name
             assert theirs[0] is NotFoundError and "among those you may see" in theirs[1]
+    # every refused attempt is on the audit log, an unknown id alike (PCI DSS 10.2.4)
+    with unit_of_work(me.ops()) as s:
+        refused = s.execute(sa.select(AuditEntry.target_id, AuditEntry.result, AuditEntry.details)
+                            .where(AuditEntry.actor == me.operator, AuditEntry.action == "access.refused")).all()
+    assert len(refused) == 2 * 2 * 5 and {r for _, r, _ in refused} == {"refused"}
+    assert {t for t, *_ in refused} == {books[rms[b1][1]][0], books[rms[b2][0]][0]} | \
+        {unknown_like(books[rms[b1][1]][0]), unknown_like(books[rms[b2][0]][0])}
+    assert {d["permission"] for *_, d in refused} == {"customer.read", "why.read", "consent.read", "customer.unmask",
+                                                       "consent.change"}
 
 
 def test_an_rm_cannot_read_or_export_another_rms_worklist_and_the_refusal_is_that_of_an_unknown_rm(bank, world,

@@ -208,6 +208,7 @@ def test_only_an_administrator_manages_users_and_a_token_signs_in_until_the_user
         actions = [(a, r) for a, r in s.execute(sa.select(AuditEntry.action, AuditEntry.result)
                                                 .order_by(AuditEntry.id))]
         assert ("user.disable", "ok") in actions and actions.count(("user.sign_in", "refused")) == 4
+        assert actions.count(("access.refused", "refused")) == 4       # li.na's four attempts to manage users
 
 
 def test_a_bank_can_turn_os_user_sign_in_off(ws):
