@@ -65,6 +65,18 @@ class AuditSettings(Strict):
     retention_months: int = Field(default=12, ge=12, le=1200)
 
 
+class RightsSettings(Strict):
+    """The customer's rights (``rights:`` in lifeloop.yaml): how long personal data stays after the relationship ends.
+
+    ``lifeloop customers purge`` is refused until this many days have passed since the customer withdrew
+    consent or left the bank's extract (PIPL Art. 47: deleted once the purpose is over and any retention
+    the law sets has passed). The bank's own systems of record keep what anti-money-laundering rules ask;
+    this is Lifeloop's copy.
+    """
+
+    purge_after_days: int = Field(default=180, ge=0, le=36500)
+
+
 class WorkspaceConfig(Strict):
     """The top-level ``lifeloop.yaml``."""
 
@@ -77,3 +89,4 @@ class WorkspaceConfig(Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    rights: RightsSettings = Field(default_factory=RightsSettings)

@@ -11,6 +11,9 @@ a workspace has one.
 * refusals — feedback with outcome ``refused``, dated.
 
 Reads with one short session and hands Arrow tables over; the plan never holds the database open.
+
+:class:`WithRights` adds the customers' rights flags in force at the end of D (``lifeloop.store.ops.rights``)
+to any source: they come from the ops database even before anything was dispatched.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.data.schema import CONTACT_CHANNELS
+from lifeloop.store.ops import rights
 from lifeloop.store.ops.models import ConsentChange, Dispatch, DoNotDisturb, Feedback
-from lifeloop.strategy.history import History, LakeHistory, schemas
+from lifeloop.strategy.history import History, HistorySource, LakeHistory, schemas
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -124,3 +128,33 @@ def _dnd(rows: list[tuple], as_of: dt.date) -> pa.Table:
         if end is None or end >= _day(starts):
             out.append(dict(customer_id=customer, channel=channel, start_date=_day(starts), end_date=end))
     return pa.Table.from_pylist(out, schemas()["dnd"])
+
+
+def rights_table(sessions: Any, as_of: dt.date) -> pa.Table:
+    """(customer_id, flag) of every rights flag in force at the end of D (personalisation opt-outs, suppressions)."""
+    import pyarrow as pa
+
+    with sessions() as session:
+        out = sorted(rights_rows(session, as_of))
+    return pa.Table.from_pylist([dict(customer_id=c, flag=f) for c, f in out], schemas()["rights"])
+
+
+def rights_rows(session: Any, as_of: dt.date) -> list[tuple[str, str]]:
+    """The flags as (customer, flag) pairs (read in the caller's session)."""
+    at = _end_of(as_of) - dt.timedelta(microseconds=1)
+    return ([(c, rights.NO_PERSONALISATION) for c in rights.opted_out(session, at=at)]
+            + [(c, rights.SUPPRESSED) for c in rights.suppressed(session)])
+
+
+class WithRights:
+    """A history source with the rights flags of the ops database added (the plan drops flagged customers)."""
+
+    def __init__(self, source: HistorySource, sessions: Any):
+        self.source = source
+        self.sessions = sessions
+
+    def load(self, as_of: dt.date, lookback_days: int) -> History:
+        """The wrapped source's history, with ``rights`` read from the ops database."""
+        found = self.source.load(as_of, lookback_days)
+        found.rights = rights_table(self.sessions, as_of)
+        return found
