@@ -106,10 +106,18 @@ class Ended:
     withdrawn_on: dt.date | None
     closed_on: dt.date | None
 
+    def as_dict(self) -> dict[str, str | None]:
+        """As JSON-ready text (ISO dates)."""
+        return {"withdrawn_on": _iso(self.withdrawn_on), "closed_on": _iso(self.closed_on)}
+
     @property
     def on(self) -> dt.date | None:
         dates = [d for d in (self.withdrawn_on, self.closed_on) if d is not None]
         return min(dates) if dates else None
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def presence(lake: Lake, customer_id: str) -> tuple[list[dt.date], list[dt.date], dict[str, Any]]:
@@ -190,8 +198,7 @@ def purge(lake: Lake, sessions: Any, workspace: Path, customer_id: str, *, reaso
     with unit_of_work(sessions) as session:
         request, counts = rights.purge_customer(
             session, customer_id=customer_id, digests=digests, reason=reason, actor=actor, mobile=ids.get("mobile"),
-            details={"ended": {"withdrawn_on": end.withdrawn_on, "closed_on": end.closed_on},
-                     "retention_days": retention_days}, at=now)
+            details={"ended": end.as_dict(), "retention_days": retention_days}, at=now)
         # the lake last, inside the transaction: if a rewrite fails, the ops rows stay and the purge can be re-run
         rewritten = erasure.rewrite_areas(lake, erasure.areas(lake), [customer_id],
                                           note={"kind": "purge", "request": request.id})
@@ -200,7 +207,7 @@ def purge(lake: Lake, sessions: Any, workspace: Path, customer_id: str, *, reaso
                      target_id=customer_id, details={"request_id": request.id, **rewritten.as_dict()}, at=now)
     return {"customer_id": customer_id, "request_id": request.id, "ops_rows": counts, "lake": rewritten.as_dict(),
             "suppressed": sorted(k for k, v in digests.items() if v is not None),
-            "ended": {"withdrawn_on": end.withdrawn_on, "closed_on": end.closed_on}}
+            "ended": end.as_dict()}
 
 
 def screen_batch(lake: Lake, sessions: Any, workspace: Path, as_of: dt.date, *, actor: str) -> dict[str, list[str]]:

@@ -12,8 +12,9 @@ a workspace has one.
 
 Reads with one short session and hands Arrow tables over; the plan never holds the database open.
 
-:class:`WithRights` adds the customers' rights flags in force at the end of D (``lifeloop.store.ops.rights``)
-to any source: they come from the ops database even before anything was dispatched.
+:class:`WithRights` adds the customers' rights flags (``lifeloop.store.ops.rights``) to any source: they come
+from the ops database even before anything was dispatched, and hold from the moment they are recorded (a
+plan made today for yesterday's data already drops a customer who opted out this morning).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lifeloop.data.schema import CONTACT_CHANNELS
 from lifeloop.store.ops import rights
 from lifeloop.store.ops.models import ConsentChange, Dispatch, DoNotDisturb, Feedback
+from lifeloop.store.ops.types import utcnow
 from lifeloop.strategy.history import History, HistorySource, LakeHistory, schemas
 
 if TYPE_CHECKING:
@@ -131,7 +133,7 @@ def _dnd(rows: list[tuple], as_of: dt.date) -> pa.Table:
 
 
 def rights_table(sessions: Any, as_of: dt.date) -> pa.Table:
-    """(customer_id, flag) of every rights flag in force at the end of D (personalisation opt-outs, suppressions)."""
+    """(customer_id, flag) of every rights flag in force when the plan is made (or at the end of D, if later)."""
     import pyarrow as pa
 
     with sessions() as session:
@@ -139,9 +141,13 @@ def rights_table(sessions: Any, as_of: dt.date) -> pa.Table:
     return pa.Table.from_pylist([dict(customer_id=c, flag=f) for c, f in out], schemas()["rights"])
 
 
-def rights_rows(session: Any, as_of: dt.date) -> list[tuple[str, str]]:
-    """The flags as (customer, flag) pairs (read in the caller's session)."""
-    at = _end_of(as_of) - dt.timedelta(microseconds=1)
+def rights_rows(session: Any, as_of: dt.date, now: dt.datetime | None = None) -> list[tuple[str, str]]:
+    """The flags as (customer, flag) pairs (read in the caller's session).
+
+    A customer's instruction holds for every plan made after it, whatever day the plan is for: the flags are
+    those in force when the plan is made (``now``), or at the end of D for a plan made ahead of its day.
+    """
+    at = max(_end_of(as_of) - dt.timedelta(microseconds=1), now or utcnow())
     return ([(c, rights.NO_PERSONALISATION) for c in rights.opted_out(session, at=at)]
             + [(c, rights.SUPPRESSED) for c in rights.suppressed(session)])
 
