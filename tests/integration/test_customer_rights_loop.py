@@ -143,3 +143,25 @@ def test_a_run_whose_config_changed_is_audited_as_config_live(ctx):
         ["contact_policy.yaml", "lifecycle.yaml", "segments.yaml", "strategies.yaml"], ["strategies.yaml"]]
     assert entries[1].details["changed"]["strategies.yaml"] == ctx.config_hash("strategies")
     assert entries[1].details["previous"]["strategies.yaml"] != ctx.config_hash("strategies")
+
+
+def test_the_customers_commands_say_what_they_did_and_a_refusal_is_one_clear_error(plan_ctx):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from lifeloop.cli.app import app
+
+    ws = ["-w", str(plan_ctx.workspace)]
+    runner = CliRunner()
+    done = runner.invoke(app, [*ws, "customers", "no-personalisation", "set", "C1", "--reason", "asked in branch"])
+    assert done.exit_code == 0 and "C1: opted out of personalised marketing" in done.output
+    done = runner.invoke(app, [*ws, "customers", "delete-tags", "C1", "--reason", "letter"])
+    assert done.exit_code == 0 and "tag deletion request" in done.output
+    done = runner.invoke(app, [*ws, "customers", "apply-retention"])
+    assert done.exit_code == 0 and "1 request(s) of 1 customer(s) applied" in done.output
+    done = runner.invoke(app, [*ws, "customers", "rights", "C1"])
+    assert done.exit_code == 0 and "personalised marketing OFF" in done.output
+    assert "delete_tags applied" in done.output
+    done = runner.invoke(app, [*ws, "customers", "purge", "C1", "--reason", "asked"])
+    # the entry point turns a LifeloopError into one message and exit code 1 (the runner shows the exception)
+    assert done.exit_code == 1 and isinstance(done.exception, DataError)
+    assert "neither withdrawn consent nor left" in str(done.exception) and "--channel all" in done.exception.render()
