@@ -166,10 +166,11 @@ class Context:
         after the previous batch.
         """
 
+        sessions = self.ops()   # reachable before anything is published: the batch is screened against it after
         report = ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress,
                                   today=today)
         # a purged person brought back by this batch is recognised by keyed hashes and kept out of marketing
-        report.suppressed = customer_rights.screen_batch(self.lake, self.ops(), self.workspace, report.as_of,
+        report.suppressed = customer_rights.screen_batch(self.lake, sessions, self.workspace, report.as_of,
                                                          actor=self.operator)
         return report
 

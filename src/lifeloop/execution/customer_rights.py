@@ -85,7 +85,7 @@ def apply_retention(lake: Lake, sessions: Any, *, actor: str, now: dt.datetime |
     if not todo:
         return done
     note = {"kind": "delete_tags", "requests": request_ids}
-    done.rewritten = erasure.rewrite_areas(lake, [a for a in TAG_AREAS if lake.dates(a)], ids, note=note)
+    done.rewritten = erasure.rewrite_areas(lake, [a for a in sorted(TAG_AREAS) if lake.dates(a)], ids, note=note)
     blanked = erasure.rewrite_areas(lake, [a for a in BLANKED if lake.dates(a)], ids,
                                     note={**note, "blanked": True}, blank=BLANKED)
     done.rewritten.snapshots.update(blanked.snapshots)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lifeloop.store.lake import MANIFEST, Lake
+from lifeloop.store.lake import BANK, MANIFEST, Lake
 
 # manifest fields publish recomputes
 RECOMPUTED = ("area", "as_of", "files", "run_id")
@@ -93,11 +93,12 @@ def rewrite_snapshot(lake: Lake, area: str, as_of: dt.date, customer_ids: Collec
 
 def rewrite_areas(lake: Lake, areas: Collection[str], customer_ids: Collection[str], *, note: Mapping[str, Any],
                   blank: Mapping[str, Mapping[str, Collection[str]]] | None = None) -> Rewritten:
-    """Rewrite every retained snapshot of ``areas`` without the customers (``blank[area]``: columns to empty)."""
+    """Rewrite every retained snapshot of ``areas`` (in that order, oldest first) without the customers
+    (``blank[area]``: columns to empty)."""
     done = Rewritten()
     if not customer_ids:
         return done
-    for area in sorted(areas):
+    for area in areas:
         for day in lake.dates(area):
             done.looked_at += 1
             n = rewrite_snapshot(lake, area, day, customer_ids, note=note, blank=(blank or {}).get(area))
@@ -107,8 +108,13 @@ def rewrite_areas(lake: Lake, areas: Collection[str], customer_ids: Collection[s
 
 
 def areas(lake: Lake) -> list[str]:
-    """Every area of the lake that holds dated snapshots (bank batches and step outputs)."""
+    """Every area of the lake that holds dated snapshots, the bank's batches last.
+
+    Bank batches hold the customers extract that tells a purge who the customer was and when they left: if a
+    rewrite fails half-way, a purge run again still finds them (rewrites that were done change nothing twice).
+    """
     if not lake.root.is_dir():
         return []
-    return sorted(p.name for p in lake.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and any(c.name.startswith("as_of=") for c in p.iterdir()))
+    found = sorted(p.name for p in lake.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and any(c.name.startswith("as_of=") for c in p.iterdir()))
+    return [a for a in found if a != BANK] + [a for a in found if a == BANK]
