@@ -115,8 +115,10 @@ def _customer_with_history(factory, who: str = "C9") -> None:
             ConsentChange(customer_id=who, purpose="marketing", channel="*", granted=False, effective_at=T0,
                           source="customer", recorded_by="rm"),
             DoNotDisturb(customer_id=who, reason="complaint", starts_at=T0, created_by="cc"),
-            InboundReply(channel="sms", customer_id=None, mobile="13812345678", text="TD", received_at=T0,
+            InboundReply(channel="sms", customer_id=None, mobile="+86 138 1234 5678", text="TD", received_at=T0,
                          outcome="unmatched", source="file", idempotency_key="r1"),
+            InboundReply(channel="sms", customer_id=None, mobile="13900000000", text="hi", received_at=T0,
+                         outcome="unmatched", source="file", idempotency_key="r2"),
             PersonalisationChange(customer_id=who, opted_out=True, effective_at=T0, source="app", recorded_by="rm",
                                   reason="x"),
             RightsRequest(customer_id=who, kind="delete_tags", reason="asked", requested_by="cs"),
@@ -141,7 +143,7 @@ def test_a_purge_deletes_the_customers_rows_keeps_only_keyed_hashes_and_audits_t
         for model in (Dispatch, Feedback, Task, ConsentChange, DoNotDisturb, PersonalisationChange):
             assert "C9" not in set(s.scalars(sa.select(model.customer_id))), model.__tablename__
         assert s.scalars(sa.select(Dispatch.customer_id)).all() == ["C1"]        # other customers untouched
-        assert s.scalars(sa.select(InboundReply)).all() == []
+        assert s.scalars(sa.select(InboundReply.mobile)).all() == ["13900000000"]   # someone else's reply stays
         assert s.scalars(sa.select(Lead.referred_by_customer_id)).all() == [None]
         requests = s.scalars(sa.select(RightsRequest).order_by(RightsRequest.id)).all()
         token = f"purged:{digests['customer_id']}"

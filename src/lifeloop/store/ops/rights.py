@@ -37,6 +37,7 @@ from lifeloop.store.ops.models import (
     Task,
 )
 from lifeloop.store.ops.types import as_utc, utcnow
+from lifeloop.store.suppression import normalise
 
 NO_PERSONALISATION = "no_personalisation"
 SUPPRESSED = "suppressed"
@@ -202,8 +203,13 @@ def purge_customer(session: Session, *, customer_id: str, digests: Mapping[str, 
     gone("tasks", sa.delete(Task).where(sa.or_(Task.customer_id == customer_id, Task.dispatch_id.in_(mine))))
     gone("contact_ledger", sa.delete(ContactReservation).where(ContactReservation.customer_id == customer_id))
     gone("dispatches", sa.delete(Dispatch).where(Dispatch.customer_id == customer_id))
-    gone("inbound_replies", sa.delete(InboundReply).where(sa.or_(
-        InboundReply.customer_id == customer_id, *([InboundReply.mobile == mobile] if mobile else []))))
+    same_mobile = []
+    if normalise("mobile", mobile):   # replies keep the number as it came in (+86, spaces): compare the digits
+        same_mobile = [i for i, m in session.execute(sa.select(InboundReply.id, InboundReply.mobile)
+                                                     .where(InboundReply.mobile.is_not(None)))
+                       if normalise("mobile", m) == normalise("mobile", mobile)]
+    gone("inbound_replies", sa.delete(InboundReply).where(sa.or_(InboundReply.customer_id == customer_id,
+                                                                 InboundReply.id.in_(same_mobile))))
     gone("consent_changes", sa.delete(ConsentChange).where(ConsentChange.customer_id == customer_id))
     gone("do_not_disturb", sa.delete(DoNotDisturb).where(DoNotDisturb.customer_id == customer_id))
     gone("personalisation_changes",
