@@ -18,7 +18,7 @@ from lifeloop.data.access import PermissionDenied, Principal, Scope, SignInRefus
 from lifeloop.data.access import describe as describe_principal
 from lifeloop.engine.adapters import connect
 from lifeloop.errors import ConfigError, DataError, NotFoundError
-from lifeloop.execution import consent_changes, feedback_import, replies, worklists
+from lifeloop.execution import consent_changes, customer_rights, feedback_import, replies, worklists
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
 from lifeloop.insight import profile, summary, transitions
@@ -41,7 +41,7 @@ from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.types import utcnow
 from lifeloop.strategy import why as why_replay
 from lifeloop.strategy.history import LakeHistory
-from lifeloop.strategy.ops_history import OpsHistory
+from lifeloop.strategy.ops_history import OpsHistory, WithRights
 from lifeloop.workspace import init_workspace, load_workspace
 
 if TYPE_CHECKING:
@@ -217,8 +217,13 @@ class Context:
         """
 
         self.require("ingest", "ingest extracts")
-        return ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress,
-                                today=today)
+        sessions = self.ops()   # reachable before anything is published: the batch is screened against it after
+        report = ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress,
+                                  today=today)
+        # a purged person brought back by this batch is recognised by keyed hashes and kept out of marketing
+        report.suppressed = customer_rights.screen_batch(self.lake, sessions, self.workspace, report.as_of,
+                                                         actor=self.operator)
+        return report
 
     def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | Any | None = None, *,
             replan_reason: str | None = None) -> list[StepResult]:
@@ -657,6 +662,7 @@ class Context:
             return {"approvals": [approving.describe(a) for a in done.approvals], "released": done.released,
                     "cancelled": done.cancelled}
 
+        self.require("ingest", "ingest extracts")
     # ------------------------------------------------------------------ real-time moments (docs/realtime.md)
     def events_config(self) -> EventsConfig:
         """``config/events.yaml`` (event sources, moments, re-entry wait), or none declared."""
@@ -697,10 +703,42 @@ class Context:
     def _surroundings(self) -> dispatching.Surroundings:
         return dispatching.Surroundings(self.lake, self.configs, self.ops, self.bank)
 
-    def history_source(self):
-        """The plan's history: the operations database once anything was dispatched, else the lake's lists."""
+    # ------------------------------------------------------------------ the customer's rights (客户权利)
+    def set_no_personalisation(self, customer_id: str, *, opted_out: bool, source: str, reason: str,
+                               now: dt.datetime | None = None) -> dict[str, Any]:
+        """Opt a customer out of personalised marketing (PIPL Art. 24), or back in; effective at once, audited."""
+        self._check_customer(customer_id, "rights.change", "change a customer's personalisation choice")
+        return customer_rights.set_personalisation(self.lake, self.ops(), customer_id, opted_out=opted_out,
+                                                   source=source, reason=reason, actor=self.operator, now=now)
 
-        return OpsHistory(self.ops(), self.lake) if dispatching.has_dispatched(self.ops()) else LakeHistory(self.lake)
+    def delete_tags(self, customer_id: str, *, reason: str, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Record a tag-deletion request (算法推荐管理规定 Art. 17): no derived tags from the next run; audited."""
+        self._check_customer(customer_id, "rights.change", "record tag deletions")
+        return customer_rights.delete_tags(self.lake, self.ops(), customer_id, reason=reason, actor=self.operator,
+                                           now=now)
+
+    def apply_retention(self, now: dt.datetime | None = None) -> customer_rights.Retention:
+        """Rewrite retained snapshots without the customers of pending tag-deletion requests; audited."""
+        self.require("rights.purge", "apply the retention schedule")
+        return customer_rights.apply_retention(self.lake, self.ops(), actor=self.operator, now=now)
+
+    def purge_customer(self, customer_id: str, *, reason: str, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Purge a customer after withdrawal or closure plus the retention (PIPL Art. 47); audited."""
+        self._check_customer(customer_id, "rights.purge", "purge customers")
+        return customer_rights.purge(self.lake, self.ops(), self.workspace, customer_id, reason=reason,
+                                     actor=self.operator, retention_days=self.config.rights.purge_after_days, now=now)
+
+    def customer_rights(self, customer_id: str, now: dt.datetime | None = None) -> dict[str, Any]:
+        """A customer's rights flags (no personalisation, tags deleted, suppressed) and requests."""
+        self._check_customer(customer_id, "rights.read", "read a customer's rights")
+        return customer_rights.show(self.ops(), customer_id, now=now)
+
+    def history_source(self):
+        """The plan's history: the operations database once anything was dispatched, else the lake's lists; the
+        customers' rights flags always from the operations database."""
+
+        source = OpsHistory(self.ops(), self.lake) if dispatching.has_dispatched(self.ops()) else LakeHistory(self.lake)
+        return WithRights(source, self.ops())   # opt-outs and suppressions hold before the first dispatch too
 
     def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
         """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only

@@ -13,7 +13,7 @@ import datetime as dt
 import difflib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from lifeloop.insight import clusters, features, lifecycle, segments
 from lifeloop.models import scores
 from lifeloop.review import evidence, outcomes
 from lifeloop.store.lake import BANK, Lake, run_hint
-from lifeloop.store.ops import audit, contacts
+from lifeloop.store.ops import audit, config_changes, contacts, rights
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.strategy import audiences, plan
 
@@ -97,6 +97,47 @@ def check_replan(ports: Ports, as_of: dt.date, names: Sequence[str], replan: Rep
                          target_id=as_of.isoformat(), reason=replan.reason,
                          details={"dispatched": sent, "steps": list(names)})
     return sent
+
+
+# areas of derived tags (标签): a customer who asked for their tags to be deleted is left out of them
+DERIVED_AREAS = ("features", "lifecycle", "segments", "clusters", "scores")
+
+
+def tags_deleted(ports: Ports, names: Sequence[str]) -> frozenset[str]:
+    """Customers whose derived tags must not be produced (a tag-deletion request), when the run writes any."""
+    if not any(STEPS[n].writes in DERIVED_AREAS for n in names):
+        return frozenset()
+    with ports.ops()() as session:
+        return frozenset(rights.tags_deleted(session))
+
+
+def without_customers(out: Output, excluded: frozenset[str]) -> Output:
+    """The output with the excluded customers' rows removed from every table keyed by customer (and counted)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not excluded:
+        return out
+    value_set = pa.array(sorted(excluded), pa.string())
+    tables, removed = [], 0
+    for t in out.tables:
+        if "customer_id" in t.table.column_names:
+            kept = t.table.filter(pc.invert(pc.is_in(t.table["customer_id"], value_set=value_set)))
+            removed += t.table.num_rows - kept.num_rows
+            t = replace(t, table=kept)
+        tables.append(t)
+    return replace(out, tables=tables, manifest={**out.manifest, "tags_deleted_rows": removed})
+
+
+def record_config_live(ports: Ports, as_of: dt.date, names: Sequence[str]) -> dict[str, str]:
+    """Audit config files this run uses whose bytes differ from the live ones (``config.live``)."""
+    used = sorted({c for n in names for c in STEPS[n].configs if ports.configs.exists(c)})
+    if not used:
+        return {}
+    files = {ports.configs.path(c).name: ports.configs.hash(c) for c in used}
+    with unit_of_work(ports.ops()) as session:
+        return config_changes.record_if_changed(session, files=files, actor=ports.operator or "lifeloop",
+                                                run=f"{as_of.isoformat()} {','.join(names)}")
 
 
 def resolve_steps(steps: Sequence[str] | None) -> list[str]:
@@ -173,12 +214,17 @@ def publish(step: Step, ports: Ports, as_of: dt.date, out: Output, read: dict[st
     return published["run_id"]
 
 
-def run_step(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter) -> StepResult:
-    """Gather, compute, publish one step; Ctrl-C inside it publishes nothing and says so."""
+def run_step(step: Step, ports: Ports, as_of: dt.date, adapter: Adapter,
+             excluded: frozenset[str] = frozenset()) -> StepResult:
+    """Gather, compute, publish one step; Ctrl-C inside it publishes nothing and says so.
+
+    A step that writes derived tags leaves out the ``excluded`` customers (tag-deletion requests)."""
     started = time.perf_counter()
     try:
         inputs, read = gather(step, ports, as_of, adapter)
         out = step.compute(inputs)
+        if step.writes in DERIVED_AREAS:
+            out = without_customers(out, excluded)
         if step.writes:
             run_id = publish(step, ports, as_of, out, read, adapter.name)
         else:
@@ -206,5 +252,7 @@ def run_steps(ports: Ports, as_of: dt.date, steps: Sequence[str] | None = None,
     if any(STEPS[n].bank for n in names):
         check_as_of(ports.lake, as_of, ports.settings.max_days_after_batch)
     check_replan(ports, as_of, names, replan)
+    record_config_live(ports, as_of, names)
+    excluded = tags_deleted(ports, names)
     adapter = engine if isinstance(engine, Adapter) else ports.engine(engine)
-    return [run_step(STEPS[name], ports, as_of, adapter) for name in names]
+    return [run_step(STEPS[name], ports, as_of, adapter, excluded) for name in names]

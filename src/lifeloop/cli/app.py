@@ -12,6 +12,7 @@ import typer
 from lifeloop.cli.audit import audit_app
 from lifeloop.cli.check import check_command
 from lifeloop.cli.consent import register as register_consent
+from lifeloop.cli.customers import register as register_customers
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.events import events_app, serve_command
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
@@ -441,6 +442,7 @@ def feedback_import(
 
 register_consent(app, context, console, parse_date)
 register_users(app, context, console)
+register_customers(app, context, console)
 app.add_typer(audit_app, name="audit")
 app.add_typer(models_app(context, console, parse_date), name="models")
 app.add_typer(outbox_app, name="outbox")

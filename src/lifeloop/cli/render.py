@@ -25,6 +25,10 @@ def print_ingest(out: Any, report: Any) -> None:
         out.print("Read as: " + ", ".join(f"{f} {e}" for f, e in encodings.items()))
     for w in report.warnings:
         out.print(f"[yellow]warning:[/] {w}")
+    suppressed = getattr(report, "suppressed", {})
+    if suppressed:
+        out.print(f"[yellow]{len(suppressed):,} customer(s) match a purged person's identifiers[/] (keyed hashes of "
+                  "customer id, ID number or mobile): kept out of marketing — see `lifeloop customers rights ID`")
     if getattr(report, "unchanged", False):
         out.print("Same input as the published batch: nothing changed.")
     out.print(f"Published in {report.seconds:.1f}s.")

@@ -209,6 +209,9 @@ class Strategy(Strict):
     enabled: bool = True
     description: str = ""
     cells: list[Cell] = Field(default_factory=list)          # A/B cells of the treated customers; none: one
+    # false: the strategy uses no derived tags, segments or scores (checked), so customers who opted out of
+    # personalised marketing (PIPL Art. 24) may still receive it; every other strategy is personalised
+    personalised: bool = True
 
     @field_validator("channels")
     @classmethod

@@ -78,6 +78,18 @@ class IdentitySettings(Strict):
     max_unmask_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
 
+class RightsSettings(Strict):
+    """The customer's rights (``rights:`` in lifeloop.yaml): how long personal data stays after the relationship ends.
+
+    ``lifeloop customers purge`` is refused until this many days have passed since the customer withdrew
+    consent or left the bank's extract (PIPL Art. 47: deleted once the purpose is over and any retention
+    the law sets has passed). The bank's own systems of record keep what anti-money-laundering rules ask;
+    this is Lifeloop's copy.
+    """
+
+    purge_after_days: int = Field(default=180, ge=0, le=36500)
+
+
 class WorkspaceConfig(Strict):
     """The top-level ``lifeloop.yaml``."""
 
@@ -91,3 +103,4 @@ class WorkspaceConfig(Strict):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    rights: RightsSettings = Field(default_factory=RightsSettings)

@@ -47,6 +47,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     # changing state
     "consent.change": ("admin", "compliance", "rm"),       # rm: own customers only
     "consent.import": ("admin", "compliance"),
+    "rights.read": ("admin", "analyst", "compliance", "branch_manager", "rm"),
+    "rights.change": ("admin", "compliance", "rm"),         # opt-out of personalisation, tag deletion: rm own book
+    "rights.purge": ("admin", "compliance"),                # purge, and the retention job that honours deletions
     "replies.record": ("admin", "analyst", "compliance"),
     "ingest": ("admin", "analyst"),
     "run": ("admin", "analyst"),

@@ -47,6 +47,8 @@ class IngestReport:
     seconds: float = 0.0
     unchanged: bool = False       # same bytes as the already published batch
     encodings: dict[str, str] = field(default_factory=dict)   # CSV file -> the encoding it was read with
+    # customers matching a purged person's keyed hashes -> the identifiers that matched; kept out of marketing
+    suppressed: dict[str, list[str]] = field(default_factory=dict)
 
 
 def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date | None = None,

@@ -172,9 +172,15 @@ def import_changes(sessions: Any, customers: BankCustomers, path: str | Path, *,
         for p in parsed:
             if _identity(p) in on_record:   # a change already on record (an overlapping file) is not doubled
                 continue
-            consent.record_change(session, customer_id=p["customer_id"], purpose=p["purpose"], channel=p["channel"],
-                                  granted=p["granted"], effective_at=p["effective_at"], source=p["source"],
-                                  recorded_by=actor, reason=p["reason"] or f"imported from {name}:{p['line']}")
+            change = consent.record_change(session, customer_id=p["customer_id"], purpose=p["purpose"],
+                                           channel=p["channel"], granted=p["granted"], effective_at=p["effective_at"],
+                                           source=p["source"], recorded_by=actor,
+                                           reason=p["reason"] or f"imported from {name}:{p['line']}")
+            # each change on the customer's own audit trail, like a change made one at a time
+            audit.record(session, actor=actor, action=f"consent.{'grant' if p['granted'] else 'withdraw'}",
+                         target_type="customer", target_id=p["customer_id"], reason=change.reason, at=now,
+                         details={"channel": p["channel"], "purpose": p["purpose"], "change_id": change.id,
+                                  "source": p["source"], "file": name, "line": p["line"]})
             recorded += 1
         result = ImportResult(file=name, rows=len(rows), recorded=recorded, skipped=len(parsed) - recorded,
                               withdrawals=sum(not p["granted"] for p in parsed))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -196,8 +196,12 @@ def send_time(as_of: dt.date, send_at: str | None, timezone: str) -> dt.datetime
 def contacts_from_lists(lists: pa.Table, *, scripts: Scripts | None = None,
                         customers: Mapping[str, Mapping[str, Any]] | None = None, timezone: str = "UTC",
                         max_attempts: int = 5, policy: ContactPolicy | None = None,
-                        valid_days: Mapping[tuple[str, str], int] | None = None) -> tuple[list[Any], list[Any]]:
+                        valid_days: Mapping[tuple[str, str], int] | None = None,
+                        non_personalised: Collection[str] = ()) -> tuple[list[Any], list[Any]]:
     """The outbox items of a day's lists: (treated contacts, control rows); dropped rows are not contacts.
+
+    Each item's payload says whether its strategy is personalised (every strategy but those named in
+    ``non_personalised``): the gate blocks personalised contacts to customers who opted out.
 
     With the contact ``policy``, each contact's send time is an instant in the customer's local time moved
     past quiet hours and quiet days, and it expires at the local midnight ending day D + its valid days
@@ -215,7 +219,8 @@ def contacts_from_lists(lists: pa.Table, *, scripts: Scripts | None = None,
                                                                           row.get("offer"), row.get("script_id"))
         payload = {"group": "control" if is_control else "treated", "offer": row.get("offer"),
                    "priority": int(row.get("priority") or 0), "script_key": row.get("script_key"),
-                   "send_at": row.get("send_at"), "script": script}
+                   "send_at": row.get("send_at"), "script": script,
+                   "personalised": row["strategy"] not in non_personalised}
         if row.get("cell"):
             payload["cell"] = row["cell"]   # which A/B cell (only strategies with cells: others keep their payload)
         zone = customer.get("timezone") or timezone
@@ -243,7 +248,7 @@ def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Chan
                   summary: DispatchSummary | None = None, approval: approvals.Rules | None = None,
                   operator: str | None = None, policy: ContactPolicy | None = None,
                   valid_days: Mapping[tuple[str, str], int] | None = None,
-                  now: dt.datetime | None = None) -> DispatchSummary:
+                  now: dt.datetime | None = None, non_personalised: Collection[str] = ()) -> DispatchSummary:
     """Put the lists' treated contacts in the outbox and record the controls; idempotent.
 
     New contacts of a day that needs a second person (``approval``; default: the default sizes and the
@@ -254,7 +259,8 @@ def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Chan
 
     summary = summary or DispatchSummary()
     treated, controls = contacts_from_lists(lists, scripts=scripts, customers=customers, timezone=timezone,
-                                            max_attempts=max_attempts, policy=policy, valid_days=valid_days)
+                                            max_attempts=max_attempts, policy=policy, valid_days=valid_days,
+                                            non_personalised=non_personalised)
     with unit_of_work(sessions) as session:
         done = outbox.enqueue(session, contacts=treated, now=now)
         summary.enqueued += len(done.new_ids)
@@ -469,7 +475,9 @@ def dispatch(ctx: Surroundings, as_of: dt.date, *, drain_outbox: bool = True,
         summary = enqueue_lists(sessions, lists, adapters=adapters, scripts=scripts, customers=customers,
                                 timezone=ctx.bank.timezone, max_attempts=config.max_attempts,
                                 approval=rules_from_config(config, masking), operator=operator, policy=policy,
-                                valid_days=valid_days, now=clock() if clock else None)
+                                valid_days=valid_days, now=clock() if clock else None,
+                                non_personalised={s.id for s in (strategies.strategies if strategies else ())
+                                                  if not s.personalised})
         record_unsuitable(sessions, unsuitable, summary)
         if drain_outbox:
             drain(sessions, adapters, baseline=baseline, customers=customers, batch_size=config.batch_size,

@@ -1,8 +1,12 @@
 """The contact gate (接触闸口): every contact is checked here, in the operations database, right before it goes out.
 
 The plan applies the contact policy as a forecast; this is the guarantee. For each claimed contact,
-with the customer's state read just now (consent changes, do-not-disturb, refusals), in this order:
+with the customer's state read just now (consent changes, do-not-disturb, refusals, rights), in this order:
 
+0. ``suppressed`` / ``no_personalisation`` — the customer's rights (``store.ops.rights``): a purged person
+   who came back in a later batch gets no marketing; a customer who opted out of personalised marketing
+   (PIPL Art. 24) gets nothing from a strategy that is personalised (the outbox item's
+   ``payload.personalised``; an item without it counts as personalised);
 1. ``suitability`` — the send-time suitability screen (投资者适当性, ``suitability_gate.send_time_screen``);
 2. ``dnd`` / ``consent`` — do-not-disturb in force, then consent for the purpose on the channel
    (``store.ops.consent.decide``: the latest change wins over the bank's extract; marketing is opt-in);
@@ -30,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.contact_rules import cap_limits, next_allowed, quiet_at, refusal_memory_since
-from lifeloop.store.ops import audit, consent, contact_state, ledger
+from lifeloop.store.ops import audit, consent, contact_state, ledger, rights
 from lifeloop.store.ops import contacts as outbox
 
 if TYPE_CHECKING:
@@ -53,18 +57,39 @@ class Verdict:
 
 @dataclass(frozen=True)
 class CustomerState:
-    """One customer's state as read at ``read_at``: consent changes, do-not-disturb, refusals (channel, when)."""
+    """One customer's state as read at ``read_at``: consent changes, do-not-disturb, refusals (channel, when), and
+    rights flags (``no_personalisation``, ``suppressed``)."""
 
     read_at: dt.datetime
     changes: Sequence[Any] = ()
     dnd: Sequence[Any] = ()
     refusals: Sequence[tuple[str, dt.datetime]] = ()
+    rights: frozenset[str] = frozenset()
+
+
+def personalised(contact: Mapping[str, Any]) -> bool:
+    """Whether a contact comes from a personalised strategy (an item that does not say: it does)."""
+    return bool((contact.get("payload") or {}).get("personalised", True))
+
+
+def rights_verdict(contact: Mapping[str, Any], state: CustomerState) -> Verdict | None:
+    """Check 0: the customer's rights block the contact (suppressed and marketing; opted out and personalised)."""
+    if rights.SUPPRESSED in state.rights and contact["purpose"] == "marketing":
+        return Verdict("block", rights.SUPPRESSED, "a purged customer's identifiers came back in a later batch: "
+                                                   "no marketing (PIPL Art. 47)")
+    if rights.NO_PERSONALISATION in state.rights and personalised(contact):
+        return Verdict("block", rights.NO_PERSONALISATION, f"opted out of personalised marketing; strategy "
+                                                           f"{contact['strategy_id']} is personalised (PIPL Art. 24)")
+    return None
 
 
 def decide(contact: Mapping[str, Any], *, now: dt.datetime, timezone: str, policy: ContactPolicy,
            state: CustomerState, baseline: bool | None = None, unsuitable: str | None = None) -> Verdict:
-    """Checks 1-5 for one contact at ``now``: allow (caps still to reserve), hold, expire or block."""
+    """Checks 0-5 for one contact at ``now``: allow (caps still to reserve), hold, expire or block."""
     channel, purpose = contact["channel"], contact["purpose"]
+    blocked = rights_verdict(contact, state)
+    if blocked is not None:
+        return blocked
     if unsuitable:
         return Verdict("block", "suitability", unsuitable)
     permission = consent.decide(channel=channel, purpose=purpose, at=now, baseline=baseline,
@@ -125,7 +150,9 @@ class Gate:
                   if s is not None]
         changes, dnd, refusals = contact_state.read(session, customer_ids=customer_ids, at=now,
                                                     refusals_since=min(starts) if starts else None)
-        return {c: CustomerState(now, changes.get(c, ()), dnd.get(c, ()), refusals.get(c, ())) for c in customer_ids}
+        flags = rights.flags(session, customer_ids=customer_ids, at=now)
+        return {c: CustomerState(now, changes.get(c, ()), dnd.get(c, ()), refusals.get(c, ()),
+                                 frozenset(flags.get(c, ()))) for c in customer_ids}
 
     def apply(self, session: Session, claimed: Sequence[dict[str, Any]], now: dt.datetime) -> Passed:
         """Decide every claimed contact now and record it: blocked, held, expired, or allowed with its ledger place.

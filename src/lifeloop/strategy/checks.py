@@ -3,8 +3,9 @@ strategy and field.
 
 Structure (always): unique strategy and wave ids, waves that depend on a known earlier wave, a
 script for every channel a wave can use, scripts using whitelisted variables only, no product
-promoted under ``purpose: service`` and marketing SMS that pass the lint (signature, opt-out phrase,
-no inducing words; settings in contact_policy.yaml ``marketing_sms``). References (when
+promoted under ``purpose: service``, marketing SMS that pass the lint (signature, opt-out phrase,
+no inducing words; settings in contact_policy.yaml ``marketing_sms``) and ``personalised: false`` only on
+strategies whose audience reads no derived column. References (when
 the lake is known): audience rules over known columns, offers of known products, scenario stages and
 segments that exist.
 """
@@ -24,6 +25,7 @@ from lifeloop.config.sms_lint import lint
 from lifeloop.config.strategies import Script, StrategiesConfig, Strategy
 from lifeloop.engine.compile import compile_rule, contradictions, rule_problem
 from lifeloop.errors import ConfigError, Problem, RuleError
+from lifeloop.strategy.events import EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -121,6 +123,47 @@ def sms_problems(s: Strategy, at: _Where, policy: ContactPolicy) -> list[Problem
     return out
 
 
+# What a non-personalised strategy's audience may read: the day's events, which say what happened today, not
+# what the bank inferred about the customer (no tags, stages, segments, clusters or scores).
+NON_PERSONALISED_COLUMNS = frozenset(EVENT_COLUMNS)
+
+
+def rule_names(text: str) -> set[str] | None:
+    """The column names a rule reads (lower case), or None when it does not parse (the audience check says why)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(text, read="duckdb")
+    except (SqlglotError, ValueError):
+        return None
+    return {c.name.lower() for c in tree.find_all(exp.Column)}
+
+
+def personalisation_problems(s: Strategy, at: _Where, thresholds: Collection[str]) -> list[Problem]:
+    """``personalised: false`` is a promise: the audience reads no derived tag, segment or score, and targets none.
+
+    PIPL Art. 24: a customer who opted out of personalised marketing may still receive this strategy, so it
+    must not select them by their profile.
+    """
+    if s.personalised:
+        return []
+    out: list[Problem] = []
+    names = rule_names(s.audience)
+    derived = sorted((names or set()) - NON_PERSONALISED_COLUMNS - {t.lower() for t in thresholds})
+    if derived:
+        out.append(at.problem(f"personalised: false, but the audience reads {', '.join(derived)}: derived tags, "
+                              "stages, segments and scores select customers by their profile (PIPL Art. 24); use only "
+                              f"the day's events ({', '.join(sorted(NON_PERSONALISED_COLUMNS))}) or remove "
+                              "personalised: false", "audience"))
+    if s.scenario.segments:
+        out.append(at.problem("personalised: false, but the scenario targets segments "
+                              f"{', '.join(s.scenario.segments)}: remove them or remove personalised: false",
+                              "scenario", "segments"))
+    return out
+
+
 def check_structure(config: StrategiesConfig, doc: LocatedYaml | None = None,
                     policy: ContactPolicy | None = None) -> None:
     """Ids, waves, channels and scripts hang together; purposes and marketing SMS comply (no lake needed).
@@ -173,7 +216,8 @@ def check_structure(config: StrategiesConfig, doc: LocatedYaml | None = None,
                 text = getattr(script, lang)
                 for msg in template_problems(text) if text else []:
                     problems.append(at.problem(f"script {ch}.{lang}: {msg}", "scripts", ch, lang))
-        compliance += purpose_problems(s, at, policy) + sms_problems(s, at, policy)
+        compliance += (purpose_problems(s, at, policy) + sms_problems(s, at, policy)
+                       + personalisation_problems(s, at, config.thresholds))
     hint = ("fix the fields named above (see docs/strategies.md); script variables are: " + ", ".join(SCRIPT_VARIABLES)
             if problems else "fix the purposes and scripts named above (see docs/strategies.md, Compliance checks)")
     if compliance and problems:

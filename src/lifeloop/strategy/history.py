@@ -9,7 +9,9 @@ database:
   journey; anything else, or empty, is no response);
 * ``consent``   — customer_id, purpose, channel, granted (the latest value);
 * ``dnd``       — customer_id, channel (empty: every channel), start_date, end_date (empty: open);
-* ``refusals``  — customer_id, channel, refused_on.
+* ``refusals``  — customer_id, channel, refused_on;
+* ``rights``    — customer_id, flag: ``no_personalisation`` (opted out of personalised marketing, PIPL Art. 24)
+  or ``suppressed`` (a purged person who came back in a later batch: no marketing), in force on D.
 
 :class:`LakeHistory` is the adapter used until the ops database is wired: consent from the bank's
 consent table, contacts from the plan's own earlier lists (lake/lists), no DND and no refusals.
@@ -42,17 +44,26 @@ def schemas() -> dict[str, pa.Schema]:
         "consent": pa.schema([("customer_id", s), ("purpose", s), ("channel", s), ("granted", pa.bool_())]),
         "dnd": pa.schema([("customer_id", s), ("channel", s), ("start_date", d), ("end_date", d)]),
         "refusals": pa.schema([("customer_id", s), ("channel", s), ("refused_on", d)]),
+        "rights": pa.schema([("customer_id", s), ("flag", s)]),
     }
 
 
 @dataclass
 class History:
-    """The four history tables (Arrow), already limited to what the plan may look at."""
+    """The history tables (Arrow), already limited to what the plan may look at (``rights``: none by default)."""
 
     contacts: pa.Table
     consent: pa.Table
     dnd: pa.Table
     refusals: pa.Table
+    rights: pa.Table | None = None
+
+    def flagged(self, flag: str) -> set[str]:
+        """Customers with a rights flag in force on D."""
+        if self.rights is None or not self.rights.num_rows:
+            return set()
+        return {c for c, f in zip(self.rights["customer_id"].to_pylist(), self.rights["flag"].to_pylist(),
+                                  strict=True) if f == flag}
 
     @classmethod
     def empty(cls) -> History:
@@ -60,14 +71,15 @@ class History:
         return cls(**{k: v.empty_table() for k, v in schemas().items()})
 
     @classmethod
-    def from_rows(cls, contacts=(), consent=(), dnd=(), refusals=()) -> History:
+    def from_rows(cls, contacts=(), consent=(), dnd=(), refusals=(), rights=()) -> History:
         """Build from lists of dicts (tests, small imports)."""
         import pyarrow as pa
 
         s = schemas()
         return cls(pa.Table.from_pylist(list(contacts), s["contacts"]),
                    pa.Table.from_pylist(list(consent), s["consent"]),
-                   pa.Table.from_pylist(list(dnd), s["dnd"]), pa.Table.from_pylist(list(refusals), s["refusals"]))
+                   pa.Table.from_pylist(list(dnd), s["dnd"]), pa.Table.from_pylist(list(refusals), s["refusals"]),
+                   pa.Table.from_pylist(list(rights), s["rights"]))
 
 
 class HistorySource(Protocol):
@@ -87,7 +99,7 @@ class InMemoryHistory:
     def load(self, as_of: dt.date, lookback_days: int) -> History:
         """The fixed history, contacts limited to [as_of - lookback, as_of)."""
         return History(_window(self.history.contacts, as_of, lookback_days), self.history.consent,
-                       self.history.dnd, self.history.refusals)
+                       self.history.dnd, self.history.refusals, self.history.rights)
 
 
 def _window(contacts: pa.Table, as_of: dt.date, lookback_days: int) -> pa.Table:

@@ -11,6 +11,10 @@ a workspace has one.
 * refusals — feedback with outcome ``refused``, dated.
 
 Reads with one short session and hands Arrow tables over; the plan never holds the database open.
+
+:class:`WithRights` adds the customers' rights flags (``lifeloop.store.ops.rights``) to any source: they come
+from the ops database even before anything was dispatched, and hold from the moment they are recorded (a
+plan made today for yesterday's data already drops a customer who opted out this morning).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.data.schema import CONTACT_CHANNELS
+from lifeloop.store.ops import rights
 from lifeloop.store.ops.models import ConsentChange, Dispatch, DoNotDisturb, Feedback
-from lifeloop.strategy.history import History, LakeHistory, schemas
+from lifeloop.store.ops.types import utcnow
+from lifeloop.strategy.history import History, HistorySource, LakeHistory, schemas
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -124,3 +130,37 @@ def _dnd(rows: list[tuple], as_of: dt.date) -> pa.Table:
         if end is None or end >= _day(starts):
             out.append(dict(customer_id=customer, channel=channel, start_date=_day(starts), end_date=end))
     return pa.Table.from_pylist(out, schemas()["dnd"])
+
+
+def rights_table(sessions: Any, as_of: dt.date) -> pa.Table:
+    """(customer_id, flag) of every rights flag in force when the plan is made (or at the end of D, if later)."""
+    import pyarrow as pa
+
+    with sessions() as session:
+        out = sorted(rights_rows(session, as_of))
+    return pa.Table.from_pylist([dict(customer_id=c, flag=f) for c, f in out], schemas()["rights"])
+
+
+def rights_rows(session: Any, as_of: dt.date, now: dt.datetime | None = None) -> list[tuple[str, str]]:
+    """The flags as (customer, flag) pairs (read in the caller's session).
+
+    A customer's instruction holds for every plan made after it, whatever day the plan is for: the flags are
+    those in force when the plan is made (``now``), or at the end of D for a plan made ahead of its day.
+    """
+    at = max(_end_of(as_of) - dt.timedelta(microseconds=1), now or utcnow())
+    return ([(c, rights.NO_PERSONALISATION) for c in rights.opted_out(session, at=at)]
+            + [(c, rights.SUPPRESSED) for c in rights.suppressed(session)])
+
+
+class WithRights:
+    """A history source with the rights flags of the ops database added (the plan drops flagged customers)."""
+
+    def __init__(self, source: HistorySource, sessions: Any):
+        self.source = source
+        self.sessions = sessions
+
+    def load(self, as_of: dt.date, lookback_days: int) -> History:
+        """The wrapped source's history, with ``rights`` read from the ops database."""
+        found = self.source.load(as_of, lookback_days)
+        found.rights = rights_table(self.sessions, as_of)
+        return found

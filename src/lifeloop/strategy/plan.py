@@ -10,6 +10,9 @@ audiences:
   (the key dispatch renders the script under), ``offer``, ``priority``, ``expected_value``, ``cost``;
 * ``dropped_by`` (the policy that stopped it) and ``detail`` (every channel tried and why), so "why
   wasn't this customer contacted?" always has an answer; ``reason`` says why they were eligible;
+* rights (strategy/rights.py) run first: a customer kept out of marketing after a purge is dropped from
+  marketing strategies (``suppressed``), one who opted out of personalised marketing from personalised
+  strategies (``no_personalisation``); neither takes a cap, capacity or holdout slot;
 * ``suitability`` — the suitability outcome of a product offer (see suitability.py; null for offers
   that are not products). Suitability runs on every candidate before arbitration: an unsuitable one
   is dropped with ``dropped_by = "suitability"`` and takes no cap, capacity or holdout slot. Customers
@@ -34,7 +37,7 @@ from lifeloop.config.scripts import script_id
 from lifeloop.config.strategies import StrategiesConfig, Strategy, Wave
 from lifeloop.contract import Inputs, Output, Read, Snapshot, Step, Table
 from lifeloop.data.areas import lists_schema
-from lifeloop.strategy import suitability
+from lifeloop.strategy import rights, suitability
 from lifeloop.strategy.arbitration import expected_value
 from lifeloop.strategy.checks import check_structure
 from lifeloop.strategy.history import History
@@ -172,24 +175,32 @@ def spent_so_far(history: History, policy: ContactPolicy) -> dict[str, float]:
     return out
 
 
-def screened(cands: pa.Table, verdict: suitability.Verdict, decide_rest: Any) -> pa.Table:
-    """Run the policy on the suitable candidates only; unsuitable ones are dropped by ``suitability``."""
+def screened(cands: pa.Table, verdict: suitability.Verdict, decide_rest: Any,
+             rights: list[tuple[str, str] | None] | None = None) -> pa.Table:
+    """Run the policy on the candidates that pass the customer's rights and suitability only.
+
+    A candidate ``rights`` names (``suppressed``, ``no_personalisation``: strategy/rights.py) is dropped by
+    that policy; an unsuitable one by ``suitability``."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    allowed = np.asarray(verdict.allowed, dtype=bool)
+    rights = rights or [None] * cands.num_rows
+    allowed = np.asarray(verdict.allowed, dtype=bool) & np.fromiter((r is None for r in rights), dtype=bool,
+                                                                    count=len(rights))
     if allowed.all():
         return decide_rest(cands)
     rest = decide_rest(cands.filter(pa.array(allowed)))
-    # row i of the day takes row where[i] of the decided ones (null: refused by suitability)
+    # row i of the day takes row where[i] of the decided ones (null: refused by the rights or suitability)
     where = pa.array(np.cumsum(allowed) - 1, pa.int64(), mask=~allowed)
     blocked = pa.array(~allowed)
-    why = pa.array([None if ok else f"suitability: {o} ({d})"
-                    for ok, o, d in zip(verdict.allowed, verdict.outcome, verdict.detail, strict=False)], pa.string())
+    by = pa.array([None if ok else r[0] if r else "suitability" for ok, r in zip(allowed, rights, strict=True)],
+                  pa.string())
+    why = pa.array([None if ok else r[1] if r else f"suitability: {o} ({d})"
+                    for ok, r, o, d in zip(allowed, rights, verdict.outcome, verdict.detail, strict=True)], pa.string())
     cols = {name: pc.take(rest[name], where) for name in rest.column_names}
     cols["status"] = pc.if_else(blocked, "dropped", cols["status"])
-    cols["dropped_by"] = pc.if_else(blocked, "suitability", cols["dropped_by"])
+    cols["dropped_by"] = pc.if_else(blocked, by, cols["dropped_by"])
     cols["detail"] = pc.if_else(blocked, why, cols["detail"])
     cols["cost"] = pc.if_else(blocked, 0.0, cols["cost"])
     return pa.table({name: cols[name] for name in rest.column_names}, schema=rest.schema)
@@ -214,7 +225,8 @@ def make_lists(audiences: pa.Table, config: StrategiesConfig, policy: ContactPol
     cands = candidates(audiences, config, policy, values, tiers)
     verdict = suitability.check(customers, products, cands, as_of, policy.suitability.extra_rules)
     decided = screened(cands, verdict, lambda c: decide(c, history, policy, active, as_of, rm_capacity,
-                                                        spent_so_far(history, policy)))
+                                                        spent_so_far(history, policy)),
+                       rights.blocks(cands, history, config))
     n = cands.num_rows
     cell = (row_cells(cands["customer_id"].to_pylist(), cands["strategy"].to_pylist(), cands["control"].to_pylist(),
                       config) if any(s.cells for s in config.strategies) else [None] * n)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from lifeloop.data.schema import CONSENT_PURPOSES, CONTACT_CHANNELS
 from lifeloop.errors import DataError, NotFoundError, Problem
+from lifeloop.store.ops import audit
 from lifeloop.store.ops.models import ALL_CHANNELS, ConsentChange, DoNotDisturb
 from lifeloop.store.ops.types import as_utc, utcnow
 
@@ -56,7 +57,7 @@ def record_change(session: Session, *, customer_id: str, purpose: str, channel: 
 def add_do_not_disturb(session: Session, *, customer_id: str, reason: str, created_by: str,
                        starts_at: dt.datetime | None = None, expires_at: dt.datetime | None = None,
                        channel: str | None = None) -> DoNotDisturb:
-    """Put a customer on do-not-disturb for one channel (None: all) from ``starts_at`` until ``expires_at``."""
+    """Put a customer on do-not-disturb for one channel (None: all) from ``starts_at`` until ``expires_at``; audited."""
     starts_at = as_utc(starts_at or utcnow(), what="starts_at")
     if expires_at is not None and as_utc(expires_at, what="expires_at") <= starts_at:
         raise DataError(f"do-not-disturb for customer {customer_id} expires before it starts",
@@ -72,12 +73,15 @@ def add_do_not_disturb(session: Session, *, customer_id: str, reason: str, creat
                          expires_at=as_utc(expires_at) if expires_at else None, created_by=created_by)
     session.add(entry)
     session.flush()
+    audit.record(session, actor=created_by, action="dnd.add", target_type="customer", target_id=customer_id,
+                 reason=reason, details={"entry_id": entry.id, "channel": channel or "*",
+                                         "starts_at": entry.starts_at, "expires_at": entry.expires_at})
     return entry
 
 
 def lift_do_not_disturb(session: Session, *, entry_id: int, lifted_by: str, reason: str,
                         at: dt.datetime | None = None) -> DoNotDisturb:
-    """End a do-not-disturb entry early (it stays in the history, marked lifted)."""
+    """End a do-not-disturb entry early (it stays in the history, marked lifted); audited."""
     entry = session.get(DoNotDisturb, entry_id)
     if entry is None:
         raise NotFoundError(f"no do-not-disturb entry with id {entry_id}")
@@ -85,6 +89,8 @@ def lift_do_not_disturb(session: Session, *, entry_id: int, lifted_by: str, reas
     entry.lifted_by = lifted_by
     entry.lift_reason = reason
     session.flush()
+    audit.record(session, actor=lifted_by, action="dnd.lift", target_type="customer", target_id=entry.customer_id,
+                 reason=reason, details={"entry_id": entry.id, "channel": entry.channel or "*"})
     return entry
 
 

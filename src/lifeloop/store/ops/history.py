@@ -4,7 +4,7 @@ The plan works in days (as-of date D, in the bank's time zone); the database rec
 UTC. This module reads once and converts, choosing the side that protects the customer: a
 do-not-disturb entry counts on every local day it touches, a consent change counts from the moment
 it took effect up to the end of D. The tables' columns are those of ``lifeloop.strategy.history``
-(contacts, consent, dnd, refusals), so a strategy-side adapter can hand them to the plan as they are.
+(contacts, consent, dnd, refusals, rights), so a strategy-side adapter can hand them to the plan as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lifeloop.data.schema import CONTACT_CHANNELS
+from lifeloop.store.ops import rights
 from lifeloop.store.ops.contacts import COUNTS_AS_CONTACT
 from lifeloop.store.ops.models import ALL_CHANNELS, ConsentChange, Dispatch, DoNotDisturb, Feedback
 
@@ -101,4 +102,8 @@ def plan_history(session: Session, *, as_of: dt.date, lookback_days: int, timezo
     refusals = pa.table({"customer_id": pa.array([r[0] for r in refused], s),
                          "channel": pa.array([r[1] for r in refused], s),
                          "refused_on": pa.array([local_date(r[2], timezone) for r in refused], d)})
-    return {"contacts": contacts, "consent": consent, "dnd": dnd, "refusals": refusals}
+    # the customer's rights in force by the end of D (the plan step's adapter reads them as of when it plans)
+    flags = sorted([(c, rights.NO_PERSONALISATION) for c in rights.opted_out(session, at=end_of_day - TINY)]
+                   + [(c, rights.SUPPRESSED) for c in rights.suppressed(session)])
+    flagged = pa.table({"customer_id": pa.array([f[0] for f in flags], s), "flag": pa.array([f[1] for f in flags], s)})
+    return {"contacts": contacts, "consent": consent, "dnd": dnd, "refusals": refusals, "rights": flagged}

@@ -388,6 +388,88 @@ class InboundReply(Base):
     idempotency_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
 
 
+# The customer's rights (PIPL Arts. 24, 47; 算法推荐管理规定 Art. 17): see lifeloop.store.ops.rights.
+RIGHTS_REQUEST_KINDS = ("delete_tags", "purge")
+RIGHTS_REQUEST_STATUSES = ("pending", "applied")
+SUPPRESSION_KINDS = ("customer_id", "id_number", "mobile")
+
+
+class PersonalisationChange(Base):
+    """A customer opted out of personalised marketing (个性化推荐退出), or back in: history, never overwritten.
+
+    The latest change effective at a time wins. An opted-out customer gets only strategies declared
+    ``personalised: false``; the plan drops them from the others and the send-time gate blocks them.
+    """
+
+    __tablename__ = "personalisation_changes"
+    __table_args__ = (sa.Index(None, "customer_id", "effective_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(sa.String(64))
+    opted_out: Mapped[bool]
+    effective_at: Mapped[dt.datetime]
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(sa.String(32))     # customer, rm, branch, app, complaint, ...
+    recorded_by: Mapped[str] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.Text)
+
+
+class RightsRequest(Base):
+    """A customer's request that the bank acts on their data: delete their derived tags, or purge them.
+
+    ``delete_tags`` is honoured from the next run (derived snapshots leave the customer out) and in retained
+    snapshots when ``apply-retention`` rewrites them (then ``applied``). ``purge`` is applied at once; its
+    ``customer_id`` is then replaced by the keyed hash (``purged:<hmac>``).
+    """
+
+    __tablename__ = "rights_requests"
+    __table_args__ = (
+        one_of("kind", RIGHTS_REQUEST_KINDS, "kind"),
+        one_of("status", RIGHTS_REQUEST_STATUSES, "status"),
+        sa.Index(None, "customer_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(sa.String(80))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    reason: Mapped[str] = mapped_column(sa.Text)
+    requested_by: Mapped[str] = mapped_column(sa.String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    applied_by: Mapped[str | None] = mapped_column(sa.String(64))
+    applied_at: Mapped[dt.datetime | None]
+    details: Mapped[dict[str, Any] | None]
+
+
+class Suppression(Base):
+    """A purged person, kept only as keyed hashes (HMAC-SHA256) of their customer id, ID number and mobile.
+
+    A later ingest that brings them back is matched against these, and the matched customers are kept out
+    of marketing (:class:`MarketingSuppressed`). Nothing here can be turned back into the person.
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (one_of("kind", SUPPRESSION_KINDS, "kind"), sa.UniqueConstraint("kind", "digest"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("rights_requests.id", ondelete="RESTRICT"))
+
+
+class MarketingSuppressed(Base):
+    """A customer of an ingested batch who matches a suppression record: never a marketing contact."""
+
+    __tablename__ = "marketing_suppressed"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    matched_on: Mapped[str] = mapped_column(sa.String(64))     # which hashes matched: customer_id,id_number,...
+    batch_as_of: Mapped[dt.date] = mapped_column(sa.Date)      # the ingest batch that brought them back
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class IdempotencyKey(Base):
     """A request already handled (an import file, an API call): replaying it returns the first result."""
 
