@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lifeloop.config.models import Strict
 from lifeloop.errors import ConfigError
@@ -51,18 +51,60 @@ class ReasonWords(Strict):
     en: str
 
 
+class BoostingSpec(Strict):
+    """Settings of scikit-learn's HistGradientBoosting estimators (small, regularised trees by default)."""
+
+    max_iter: int = Field(100, ge=1, le=2000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    max_depth: int = Field(3, ge=1, le=12)
+    min_samples_leaf: int = Field(40, ge=1)
+    l2_regularization: float = Field(1.0, ge=0)
+    threads: int | None = Field(None, ge=1)      # OpenMP threads while fitting (default: every core)
+
+
+# which estimators each kind of model can use
+ESTIMATORS_OF_KIND = {"classifier": ("scorecard",), "response": ("hgb",),
+                      "uplift": ("t_learner", "x_learner")}
+OUTCOMES = ("purchased", "active", "reactivated", "retained")
+
+
 class ModelSpec(Strict):
-    """One model on the shelf: which built-in estimator, what it predicts, from which features."""
+    """One model on the shelf: which built-in estimator, what it predicts, from which features.
+
+    ``kind``: ``classifier`` (a label read from lifecycle snapshots, e.g. churn), ``response`` (the
+    probability that a contacted customer converts to ``offer``) or ``uplift`` (how much a contact raises
+    that probability, learnt from treated and control entries); the last two read ``lake/outcomes``.
+    """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    kind: Literal["classifier"] = "classifier"
-    estimator: Literal["scorecard"] = "scorecard"
+    kind: Literal["classifier", "response", "uplift"] = "classifier"
+    estimator: Literal["scorecard", "hgb", "t_learner", "x_learner"] = "scorecard"
     label: LabelSpec = LabelSpec()
+    offer: str | None = None                     # response and uplift: the offer (product id or code)
+    outcome: Literal[OUTCOMES] = "purchased"     # type: ignore[valid-type]  # response and uplift
     features: tuple[str, ...] = CHURN_FEATURES
     bins: int = Field(5, ge=2, le=20)
     regularisation: float = Field(1.0, gt=0)       # inverse L2 strength of the logistic fit (sklearn's C)
+    boosting: BoostingSpec = BoostingSpec()
     seed: int = 7
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_estimator_of_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "estimator" not in data and data.get("kind") in ESTIMATORS_OF_KIND:
+            return {**data, "estimator": ESTIMATORS_OF_KIND[data["kind"]][0]}
+        return data
+
+    @model_validator(mode="after")
+    def _estimator_fits_kind(self) -> ModelSpec:
+        allowed = ESTIMATORS_OF_KIND[self.kind]
+        if self.estimator not in allowed:
+            raise ValueError(f"a {self.kind} model cannot use estimator {self.estimator!r}; "
+                             f"use one of: {', '.join(allowed)}")
+        if self.kind != "classifier" and not self.offer:
+            raise ValueError(f"a {self.kind} model needs the offer it is about (offer: PRODUCT_ID or CODE)")
+        return self
 
 
 class ModelsConfig(Strict):

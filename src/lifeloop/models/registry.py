@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.errors import DataError, NotFoundError
-from lifeloop.models.churn import ESTIMATORS
+from lifeloop.models.catalogue import ESTIMATORS
 from lifeloop.models.contract import Model, ModelSpec
 from lifeloop.store.lake import Lake
 
