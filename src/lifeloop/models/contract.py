@@ -63,7 +63,7 @@ class BoostingSpec(Strict):
 
 
 # which estimators each kind of model can use
-ESTIMATORS_OF_KIND = {"classifier": ("scorecard",), "response": ("hgb",),
+ESTIMATORS_OF_KIND = {"classifier": ("scorecard", "hgb"), "response": ("hgb",),
                       "uplift": ("t_learner", "x_learner")}
 OUTCOMES = ("purchased", "active", "reactivated", "retained")
 

@@ -77,23 +77,37 @@ def describe_offer_label(spec: ModelSpec) -> str:
             f"(offer {spec.offer}; treated minus control)")
 
 
-def validate_offer_model(spec: ModelSpec, ex: entries.Examples) -> dict[str, Any]:
-    """Fitted on the earlier entries, measured on the latest ``TEST_SHARE`` (by entry date)."""
+def split_for_validation(ex: entries.Examples) -> tuple[Any, Any, str]:
+    """(train rows, test rows, how): the latest ``TEST_SHARE`` of entries by entry date when entries span
+    several days and the later part has both arms; otherwise a random ``TEST_SHARE`` of customers (by a
+    hash of the customer id, so the split is reproducible), said so in the manifest."""
+    import hashlib
+
     import numpy as np
 
     order = np.argsort(ex.entry_date, kind="stable")
-    cut = ex.entry_date[order[int(len(order) * (1 - TEST_SHARE))]] if len(order) else None
+    cut = ex.entry_date[order[int(len(order) * (1 - TEST_SHARE))]]
     train, test = np.flatnonzero(ex.entry_date < cut), np.flatnonzero(ex.entry_date >= cut)
-    if len(train) == 0:
-        raise DataError(f"every entry of offer {spec.offer} began on the same day ({cut}): no later entries to "
-                        "validate on")
+    if len(train) >= len(ex) // 2 and ex.treated[test].any() and (~ex.treated[test]).any():
+        return train, test, f"out of time: entries from {cut} on"
+    bucket = np.asarray([int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) % 100 for c in ex.customer_id])
+    held = bucket < int(TEST_SHARE * 100)
+    return np.flatnonzero(~held), np.flatnonzero(held), \
+        "random customers (the entries span too few days for an out-of-time test)"
+
+
+def validate_offer_model(spec: ModelSpec, ex: entries.Examples) -> dict[str, Any]:
+    """Fitted on the earlier entries, measured on the latest ``TEST_SHARE`` (see :func:`split_for_validation`)."""
+    import numpy as np
+
+    train, test, how = split_for_validation(ex)
     early, late = ex.take(train), ex.take(test)
     model = catalogue.for_spec(spec)(spec).fit(early.X, early.y, early.treated)
-    found = {"train": early.describe(), "test": late.describe()}
+    found: dict[str, Any] = {"method": how, "train": early.describe(), "test": late.describe()}
     if spec.kind == "response":
         t = late.treated
         if len(np.unique(late.y[t])) < 2:
-            raise DataError("the later treated entries all have the same outcome")
+            raise DataError("the treated entries held out for validation all have the same outcome")
         found["model"] = metrics.evaluate(late.y[t], model.predict(late.X[t]), seed=spec.seed)
     else:
         found["model"] = qini.evaluate(late.y, late.treated, model.predict(late.X), seed=spec.seed)
