@@ -42,6 +42,7 @@ from lifeloop.insight.features import feature_schema
 from lifeloop.insight.lifecycle import check_stages
 from lifeloop.insight.segments import check_segments
 from lifeloop.insight.segments import output_schema as segments_schema
+from lifeloop.models.contract import ModelsConfig
 from lifeloop.store.lake import Lake
 from lifeloop.strategy.audiences import audience_columns
 from lifeloop.strategy.checks import check_audiences, check_references, check_structure
@@ -52,12 +53,13 @@ M = TypeVar("M", bound=BaseModel)
 # then uses the offline defaults), every other file is needed by a step of the daily run
 FILES: dict[str, type[BaseModel]] = {
     "tags": TagsConfig, "lifecycle": LifecycleConfig, "segments": SegmentsConfig, "clusters": ClustersConfig,
-    "strategies": StrategiesConfig, "contact_policy": ContactPolicy, "channels": ChannelsConfig,
+    "models": ModelsConfig, "strategies": StrategiesConfig, "contact_policy": ContactPolicy,
+    "channels": ChannelsConfig,
 }
-OPTIONAL = {"channels"}
+OPTIONAL = {"channels", "models"}   # without models.yaml the shelf holds the built-in churn warning
 DOCS = {"tags": "docs/features.md", "lifecycle": "docs/insight.md", "segments": "docs/insight.md",
-        "clusters": "docs/insight.md", "strategies": "docs/strategies.md", "contact_policy": "docs/strategies.md",
-        "channels": "docs/execution.md"}
+        "clusters": "docs/insight.md", "models": "docs/models.md", "strategies": "docs/strategies.md",
+        "contact_policy": "docs/strategies.md", "channels": "docs/execution.md"}
 NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "BOOLEAN")
 
 
@@ -157,7 +159,9 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
         except ConfigError as exc:
             c.failed(exc, doc.file)
         if features is not None and segment_columns is not None:
-            _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc))
+            shelf = loaded["models"][0] if loaded.get("models") else ModelsConfig()
+            _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc,
+                                    models={m.name: m.kind for m in shelf.models}))
     if loaded.get("channels"):
         _check_replay(c, *loaded["channels"])
     order = {c.display(name): i for i, name in enumerate(FILES)}

@@ -89,8 +89,8 @@ def response_truth() -> dict:
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     root = tmp_path_factory.mktemp("uplift")
+    ctx = Context.init(root)   # the extracts inside the workspace: the channels deliver to `extracts/`
     (root / "truth.yaml").write_text(yaml.safe_dump(response_truth(), allow_unicode=True), encoding="utf-8")
-    ctx = Context.init(root / "ws")
     (ctx.config_dir / "channels.yaml").write_text(DEMO_CHANNELS, encoding="utf-8")
     (ctx.config_dir / "models.yaml").write_text(MODELS, encoding="utf-8")
     path = ctx.config_dir / "strategies.yaml"

@@ -62,6 +62,16 @@ class BoostingSpec(Strict):
     threads: int | None = Field(None, ge=1)      # OpenMP threads while fitting (default: every core)
 
 
+PLUGIN_GROUP = "lifeloop.models"
+
+
+def plugin_names() -> list[str]:
+    """Estimators installed by other packages: the names in entry point group ``lifeloop.models``."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group=PLUGIN_GROUP)})
+
+
 # which estimators each kind of model can use
 ESTIMATORS_OF_KIND = {"classifier": ("scorecard", "hgb"), "response": ("hgb",),
                       "uplift": ("t_learner", "x_learner")}
@@ -78,7 +88,7 @@ class ModelSpec(Strict):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     kind: Literal["classifier", "response", "uplift"] = "classifier"
-    estimator: Literal["scorecard", "hgb", "t_learner", "x_learner"] = "scorecard"
+    estimator: str = "scorecard"                 # built in (ESTIMATORS_OF_KIND) or a plug-in's entry point
     label: LabelSpec = LabelSpec()
     offer: str | None = None                     # response and uplift: the offer (product id or code)
     outcome: Literal[OUTCOMES] = "purchased"     # type: ignore[valid-type]  # response and uplift
@@ -100,8 +110,16 @@ class ModelSpec(Strict):
     def _estimator_fits_kind(self) -> ModelSpec:
         allowed = ESTIMATORS_OF_KIND[self.kind]
         if self.estimator not in allowed:
-            raise ValueError(f"a {self.kind} model cannot use estimator {self.estimator!r}; "
-                             f"use one of: {', '.join(allowed)}")
+            plugins = plugin_names()
+            if self.kind == "classifier" and self.estimator in plugins:
+                return self
+            built_in = {e for kind in ESTIMATORS_OF_KIND.values() for e in kind}
+            if self.estimator in built_in:
+                raise ValueError(f"a {self.kind} model cannot use estimator {self.estimator!r}; "
+                                 f"use one of: {', '.join(allowed)}")
+            raise ValueError(f"unknown estimator {self.estimator!r}; built in for a {self.kind} model: "
+                             f"{', '.join(allowed)}; plug-ins installed (entry point group {PLUGIN_GROUP!r}): "
+                             f"{', '.join(sorted(plugins)) or 'none'}")
         if self.kind != "classifier" and not self.offer:
             raise ValueError(f"a {self.kind} model needs the offer it is about (offer: PRODUCT_ID or CODE)")
         return self

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.models import labels, reasons, registry
-from lifeloop.models.contract import ModelsConfig
+from lifeloop.models.contract import Model, ModelsConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,7 +55,8 @@ def score_table(model: Any, version: str, features: pa.Table, words: dict[str, A
     labels.check_features(features.schema.names, model.spec.features, "the features snapshot")
     X = labels.matrix(features, model.spec.features)
     n = features.num_rows
-    if model.output != "log_odds":   # response (a probability) and uplift (a difference of probabilities)
+    explains = model.output == "log_odds" and type(model).contributions is not Model.contributions
+    if not explains:   # response, uplift (a difference of probabilities), a plug-in without contributions
         score = model.predict(X)
         return pa.table({"customer_id": features["customer_id"], "model": [model.spec.name] * n,
                          "version": [version] * n, "score": score, "decile": deciles(score),
