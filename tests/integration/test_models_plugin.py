@@ -1,5 +1,5 @@
-"""Hot-plug: a model shipped in a separate throwaway package is discovered, fitted, promoted and scored in a
-daily run, with no change to Lifeloop's code.
+"""Hot-plug: a model shipped in a separate throwaway package is discovered, fitted, promoted, scored and used by a
+strategy (`score('churn_plug') >= q`) in a daily run, with no change to Lifeloop's code.
 
 The package is written into tmp_path with a ``.dist-info`` whose ``entry_points.txt`` declares it in group
 ``lifeloop.models``, and that folder is put on ``sys.path``: exactly what ``pip install`` leaves in
@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+import numpy as np
+import pyarrow.compute as pc
 import pytest
 
 from lifeloop.context import Context
@@ -97,6 +99,20 @@ def test_a_plugged_in_model_is_fitted_promoted_and_scored_by_the_daily_run(bank,
     assert scores["reason_1"].null_count == scores.num_rows      # no contributions: no reason codes
     model, _ = registry.load(ctx.lake, "churn_plug", manifest["version"])
     assert type(model).__module__ == "lifeloop_plug_demo"
+    # a strategy selects by the plug-in's score in the same day's run
+    cut = float(np.quantile(scores["score"].to_numpy(), 0.9))
+    path = ctx.config_dir / "strategies.yaml"
+    text = path.read_text(encoding="utf-8")
+    rule = "audience: \"stage = 'dormant' AND coalesce(aum, 0) >= dormant_min_aum\""
+    assert text.count(rule) == 1
+    path.write_text(text.replace(rule, f"audience: \"score('churn_plug') >= {cut!r}\"\n"
+                                       "    fallback_audience: \"stage = 'dormant'\""), encoding="utf-8")
+    ctx.run(last, ["segments", "audiences"])
+    audiences = ctx.snapshot("audiences", last)
+    chosen = audiences.filter(pc.equal(audiences["strategy"], "dormant_reactivation"))["customer_id"].to_pylist()
+    expected = scores.filter(pc.greater_equal(scores["score"], cut))["customer_id"].to_pylist()
+    assert sorted(chosen) == sorted(expected) and len(chosen) > 10
+    assert ctx.lake.manifest("audiences", last)["models_read"]["dormant_reactivation"] == ["churn_plug"]
     ctx.close()
 
 
