@@ -22,6 +22,7 @@ from lifeloop.execution import consent_changes, customer_rights, feedback_import
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
 from lifeloop.insight import profile, summary, transitions
+from lifeloop.models import monitor as model_monitor
 from lifeloop.models import registry as model_registry
 from lifeloop.models import training as model_training
 from lifeloop.models.contract import ModelsConfig
@@ -822,6 +823,10 @@ class Context:
         manifest = model_registry.manifest(self.lake, name, version or known[-1])
         return {**manifest, "active": model_registry.champion(self.lake, name),
                 "history": model_registry.history(self.lake, name)}
+
+    def monitor_model(self, name: str, as_of: dt.date, version: str | None = None) -> dict[str, Any]:
+        """Input and score drift (PSI) against training, missing inputs, calibration over time."""
+        return model_monitor.monitor(self.lake, name, as_of, version)
 
     def promote_model(self, name: str, version: str, reason: str) -> dict[str, Any]:
         """Make a fitted version the active one; kept in the model's history and on the audit log."""

@@ -45,6 +45,7 @@ from lifeloop.insight.features import feature_schema
 from lifeloop.insight.lifecycle import check_stages
 from lifeloop.insight.segments import check_segments
 from lifeloop.insight.segments import output_schema as segments_schema
+from lifeloop.models.contract import ModelsConfig
 from lifeloop.store.lake import Lake
 from lifeloop.strategy.audiences import audience_columns
 from lifeloop.strategy.checks import check_audiences, check_references, check_structure
@@ -55,14 +56,14 @@ M = TypeVar("M", bound=BaseModel)
 # then uses the offline defaults), every other file is needed by a step of the daily run
 FILES: dict[str, type[BaseModel]] = {
     "tags": TagsConfig, "lifecycle": LifecycleConfig, "segments": SegmentsConfig, "clusters": ClustersConfig,
-    "strategies": StrategiesConfig, "contact_policy": ContactPolicy, "channels": ChannelsConfig,
-    "masking": MaskingConfig,
-    "events": EventsConfig,
+    "models": ModelsConfig, "strategies": StrategiesConfig, "contact_policy": ContactPolicy,
+    "channels": ChannelsConfig, "masking": MaskingConfig, "events": EventsConfig,
 }
-OPTIONAL = {"channels", "masking", "events"}
+OPTIONAL = {"channels", "models", "masking", "events"}   # no models.yaml: the built-in churn warning
 DOCS = {"tags": "docs/features.md", "lifecycle": "docs/insight.md", "segments": "docs/insight.md",
-        "clusters": "docs/insight.md", "strategies": "docs/strategies.md", "contact_policy": "docs/strategies.md",
-        "channels": "docs/execution.md", "masking": "docs/configuration.md", "events": "docs/realtime.md"}
+        "clusters": "docs/insight.md", "models": "docs/models.md", "strategies": "docs/strategies.md",
+        "contact_policy": "docs/strategies.md", "channels": "docs/execution.md", "masking": "docs/configuration.md",
+        "events": "docs/realtime.md"}
 NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "BOOLEAN")
 
 
@@ -167,7 +168,9 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
         except ConfigError as exc:
             c.failed(exc, doc.file)
         if features is not None and segment_columns is not None:
-            _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc))
+            shelf = loaded["models"][0] if loaded.get("models") else ModelsConfig()
+            _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc,
+                                    models={m.name: m.kind for m in shelf.models}))
     if loaded.get("channels"):
         _check_replay(c, *loaded["channels"])
         policy = loaded["masking"][0].policy(c.display("masking")) if loaded.get("masking") else DEFAULT_POLICY

@@ -15,7 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from lifeloop.cli.app import app
 from lifeloop.context import Context
 from lifeloop.models import labels, registry, training
 from lifeloop.models.contract import ModelsConfig
@@ -99,3 +101,25 @@ def test_on_a_bigger_bank_the_churn_warning_beats_the_declining_rule_out_of_time
     assert model["auc"]["value"] >= 0.75 and model["top_decile_lift"]["value"] >= 3
     assert model["auc"]["ci95"][0] > rule["auc"]["ci95"][1]
     ctx.close()
+
+
+def test_monitoring_reports_drift_against_training_and_the_calibration_of_scores_whose_outcomes_are_known(bank):
+    ctx, last = bank
+    manifest = ctx.fit_model("churn", last)
+    ctx.promote_model("churn", manifest["version"], reason="test: monitoring")
+    early = [d for d in ctx.lake.dates("features") if d <= last - dt.timedelta(days=91)][-1]
+    ctx.run(early, ["scores"])
+    ctx.run(last, ["scores"])
+    report = ctx.monitor_model("churn", last)
+    assert report["reference"] == manifest["training_window"]["features_as_of"]
+    assert {i["feature"] for i in report["inputs"]} == set(manifest["features"])
+    assert all(i["psi"] >= 0 and i["reading"] in ("stable", "moderate shift", "significant shift")
+               for i in report["inputs"])
+    # the scores of `early` have a closed 90-day horizon: predicted vs observed over the same customers
+    [cal] = [c for c in report["calibration"] if c["scored_on"] == early.isoformat()]
+    assert cal["customers"] > 200 and 0 <= cal["observed_ci95"][0] <= cal["observed"] <= cal["observed_ci95"][1]
+    assert all(c["scored_on"] != last.isoformat() for c in report["calibration"])   # its outcomes are not known yet
+    out = CliRunner().invoke(app, ["--workspace", str(ctx.workspace), "models", "monitor", "churn",
+                                   "--as-of", last.isoformat()])
+    assert out.exit_code == 0, out.output
+    assert "score PSI" in out.output and f"scores of {early}" in out.output

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
+
+from lifeloop.models.from_file import fit_from_file
 
 
 def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_date: Callable[..., Any]) -> typer.Typer:
@@ -25,15 +28,36 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
                             + ("" if r["declared"] else " (no longer declared in config/models.yaml)"))
 
     @app.command("fit")
-    def fit(name: str = typer.Argument(..., help="A model declared in config/models.yaml (built in: churn)."),
-            as_of: str = typer.Option(..., "--as-of", help="Fit on data up to this date (YYYY-MM-DD).")) -> None:
-        """Fit a model as of D: validated out of time, saved as its next version (not yet active)."""
+    def fit(name: str = typer.Argument(None, help="A model declared in config/models.yaml (built in: churn)."),
+            as_of: str = typer.Option(None, "--as-of", help="Fit on data up to this date (YYYY-MM-DD)."),
+            from_file: Path = typer.Option(None, "--from-file", help="Train and evaluate on a CSV or Parquet "
+                                           "file instead (nothing is saved)."),
+            target: str = typer.Option(None, "--target", help="With --from-file: the yes/no column to predict."),
+            exclude: list[str] = typer.Option([], "--exclude", help="With --from-file: a column not to use "
+                                              "(repeatable)."),
+            time_column: str = typer.Option(None, "--time-column", help="With --from-file: test on the latest "
+                                            "30% of rows by this column."),
+            positive: str = typer.Option(None, "--positive", help="With --from-file: the target's positive value "
+                                         "(needed unless it is boolean or 0/1)."),
+            threads: int = typer.Option(None, "--threads", min=1, help="With --from-file: CPU threads to fit with "
+                                        "(default: all; fewer is faster on a busy machine).")) -> None:
+        """Fit a model as of D: validated out of time, saved as its next version (not yet active).
+
+        With --from-file FILE --target COL: train and evaluate on any table, printing AUC and PR-AUC with
+        95% intervals and a lift table."""
+        if from_file is not None:
+            if target is None:
+                raise typer.BadParameter("--from-file needs --target COL (the yes/no column to predict)")
+            print_from_file(console(), fit_from_file(from_file, target, tuple(exclude), time_column, positive,
+                                                      threads=threads))
+            return
+        if name is None or as_of is None:
+            raise typer.BadParameter("give a declared model and --as-of DATE (or --from-file FILE --target COL)")
         day = parse_date(as_of)
         with context() as ctx:
             m = ctx.fit_model(name, day)
-        console().print(f"{m['name']} {m['version']}: {m['label']}; trained on features of "
-                        f"{m['training_window']['features_as_of']} ({m['training_rows']:,} customers, "
-                        f"{m['training_positives']:,} positive)")
+        console().print(f"{m['name']} {m['version']}: {m['label']}; trained on {trained_on(m)} "
+                        f"({m['training_rows']:,} rows, {m['training_positives']:,} positive)")
         print_validation(console(), m["validation"])
         console().print(f"Promote it with `lifeloop models promote {m['name']} {m['version']} --reason TEXT`")
 
@@ -48,11 +72,25 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
             return
         console().print(f"{m['name']} {m['version']} ({m['estimator']}, {m['kind']}): {m['label']}; "
                         f"active version: {m['active'] or 'none'}")
-        console().print(f"features as of {m['training_window']['features_as_of']}, outcomes until "
-                        f"{m['training_window']['outcomes_until']}; data hash {m['data_hash']}; seed {m['seed']}")
+        console().print(f"trained on {trained_on(m)}; data hash {m['data_hash']}; seed {m['seed']}")
         print_validation(console(), m["validation"])
         for h in m["history"]:
             console().print(f"  {h['at']} {h['action']} {h['version']} by {h['actor']}: {h['reason']}")
+
+    @app.command("monitor")
+    def monitor(name: str = typer.Argument(...),
+                as_of: str = typer.Option(..., "--as-of", help="Monitor the features of this date (YYYY-MM-DD)."),
+                version: str = typer.Option(None, "--version", help="Default: the active version, else the newest."),
+                as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+        """Input and score drift (PSI: < 0.1 stable, 0.1-0.25 moderate, > 0.25 significant), missing inputs,
+        and calibration of past scores whose outcomes are known."""
+        day = parse_date(as_of)
+        with context() as ctx:
+            r = ctx.monitor_model(name, day, version)
+        if as_json:
+            console().print_json(json.dumps(r, ensure_ascii=False))
+            return
+        print_monitor(console(), r)
 
     @app.command("promote")
     def promote(name: str = typer.Argument(...), version: str = typer.Argument(...),
@@ -73,10 +111,27 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
     return app
 
 
+def trained_on(m: dict[str, Any]) -> str:
+    """The training window in words: a feature snapshot and its outcomes, or an offer's entries."""
+    w = m["training_window"]
+    if "features_as_of" in w:
+        return f"features as of {w['features_as_of']} with outcomes until {w['outcomes_until']}"
+    return (f"{w['entries']:,} entries of offer {m.get('offer')} from {w['entries_from']} to {w['entries_to']} "
+            f"({w['treated']:,} treated, {w['control']:,} control; outcomes as of {w['outcomes_as_of']})")
+
+
 def print_validation(console: Any, validation: dict[str, Any]) -> None:
-    """Out-of-time figures of the model next to the ``declining`` rule."""
+    """Out-of-time figures of the model next to the ``declining`` rule (offer models: Qini or AUC)."""
     if "not_measured" in validation:
         console.print(f"Validation: not measured ({validation['not_measured']})")
+        return
+    if "method" in validation:
+        m = validation["model"]
+        console.print(f"Validation on held-out entries ({validation['method']}; {validation['test']['entries']:,} "
+                      "entries):")
+        keys = ("qini", "auuc_vs_random", "uplift_top30") if "qini" in m else ("auc", "pr_auc", "top_decile_lift")
+        console.print("  model " + "  ".join(f"{k} {m[k]['value']:.4f} [{m[k]['ci95'][0]:.4f}, {m[k]['ci95'][1]:.4f}]"
+                                             for k in keys))
         return
     console.print(f"Out-of-time validation: trained on {validation['train']['features_as_of']}, tested on "
                   f"{validation['test']['features_as_of']} ({validation['model']['customers']:,} customers, "
@@ -86,3 +141,46 @@ def print_validation(console: Any, validation: dict[str, Any]) -> None:
         console.print(f"  {who:<17} " + "  ".join(
             f"{k} {m[k]['value']:.3f} [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]"
             for k in ("auc", "pr_auc", "top_decile_lift")))
+
+
+def print_monitor(console: Any, r: dict[str, Any]) -> None:
+    """A monitoring report: drift per input and of the score, calibration over time, alerts."""
+    console.print(f"{r['model']} {r['version']}: features of {r['features_as_of']} against training "
+                  f"({r['reference']})")
+    score = r["score"]
+    console.print(f"  score PSI {score['psi']:.3f} ({score['reading']})" if score else "  score: cannot be computed")
+    for i in r["inputs"]:
+        if i["psi"] is None:
+            console.print(f"  {i['feature']:<24} absent from the day's features")
+            continue
+        console.print(f"  {i['feature']:<24} PSI {i['psi']:.3f} ({i['reading']}); missing {i['missing_now']:.1%} "
+                      f"(training {i['missing_reference']:.1%})")
+    for c in r["calibration"]:
+        lo, hi = c["observed_ci95"]
+        console.print(f"  scores of {c['scored_on']}: predicted {c['predicted']:.3f}, observed {c['observed']:.3f} "
+                      f"[{lo:.3f}, {hi:.3f}] over {c['customers']:,} customers"
+                      + ("" if c["calibrated"] else "  << outside"))
+    if not r["calibration"]:
+        console.print("  calibration: no scores old enough for their outcomes to be known")
+    for a in r["alerts"]:
+        console.print(f"[bold red]ALERT[/bold red] {a}")
+    if not r["alerts"]:
+        console.print("No alert.")
+
+
+def print_from_file(console: Any, r: dict[str, Any]) -> None:
+    """The bring-your-own-table report: data, split, AUC and PR-AUC with intervals, the lift table."""
+    console.print(f"{r['file']}: {r['rows']:,} rows with a target ({r['rows_without_target']:,} without, left out); "
+                  f"{r['target']} positive in {r['positive_rate']:.1%}")
+    console.print(f"inputs ({len(r['inputs'])}): {', '.join(r['inputs'])}"
+                  + (f"; categories: {', '.join(r['categorical'])}" if r["categorical"] else ""))
+    for c, why in r["left_out"].items():
+        console.print(f"left out {c}: {why}")
+    console.print(f"test set: {r['split']} ({r['test_rows']:,} rows; trained on {r['train_rows']:,})")
+    m = r["metrics"]
+    for k, label in (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("top_decile_lift", "top-decile lift")):
+        console.print(f"  {label:<16} {m[k]['value']:.3f}  95% CI [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]")
+    console.print("  decile  customers  positives   rate    lift  cumulative capture")
+    for row in r["lift"]:
+        console.print(f"  {row['decile']:>6}  {row['customers']:>9,}  {row['positives']:>9,}  {row['rate']:>6.1%}  "
+                      f"{row['lift']:>5.2f}  {row['cumulative_capture']:>18.1%}")

@@ -177,6 +177,14 @@ class Expected(Strict):
         return float(self.uplift)
 
 
+class Top(Strict):
+    """A ranking rule: of the customers the audience selects, only the top ``share`` by the value ``by``
+    (``top: {share: 0.2, by: "uplift('wealth_uplift')"}``: the 20% with the highest predicted uplift)."""
+
+    share: float = Field(gt=0, le=1)
+    by: RuleText
+
+
 class Capacity(Strict):
     """How many contacts this strategy may make per day, overall and per relationship manager."""
 
@@ -193,6 +201,9 @@ class Strategy(Strict):
     objective: Objective
     scenario: Scenario
     audience: RuleText
+    # used instead of the audience on a day without the scores of a model the audience reads (score('x'))
+    fallback_audience: RuleText | None = None
+    top: Top | None = None          # rank the audience and keep its top share (e.g. by a model's uplift)
     offer: Offer
     channels: list[Channel] = Field(min_length=1)
     scripts: dict[Channel, Script]

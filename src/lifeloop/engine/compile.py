@@ -8,6 +8,7 @@ and cheap static checks (bounds that contradict each other) read the compiled tr
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from sqlglot import exp
 
 from lifeloop.engine.macros import expand
 from lifeloop.engine.rules import parse_expression
-from lifeloop.errors import ConfigError, LifeloopError, Problem
+from lifeloop.errors import ConfigError, LifeloopError, Problem, RuleError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,28 +54,96 @@ def threshold_literal(value: float) -> exp.Expression:
     return exp.Literal.number(int(value) if float(value).is_integer() else value)
 
 
+MODEL_FUNCTIONS = ("score", "uplift")
+
+
+def score_column(model: str) -> str:
+    """The audience base's column holding a model's score of the day (``score('churn')`` reads it)."""
+    return f"_score__{model}"
+
+
+def model_calls(tree: exp.Expression, models: Mapping[str, str], where: str, text: str) -> dict[exp.Expression, str]:
+    """Each ``score('name')`` / ``uplift('name')`` call of a parsed rule and the model it names, checked:
+    one quoted model name, a model declared in config/models.yaml, ``uplift()`` only of an uplift model."""
+    found: dict[exp.Expression, str] = {}
+    known = ", ".join(sorted(models)) or "none"
+    for node in tree.find_all(exp.Anonymous):
+        fn = node.name.lower()
+        if fn not in MODEL_FUNCTIONS:
+            continue
+        args = node.expressions
+        if len(args) != 1 or not (isinstance(args[0], exp.Literal) and args[0].is_string):
+            raise RuleError(f"{where}: {fn}() takes one model name in quotes, e.g. {fn}('churn'), in {text!r}",
+                            hint=f"models declared in config/models.yaml: {known}")
+        name = args[0].this
+        if name not in models:
+            close = difflib.get_close_matches(name, list(models), n=1)
+            raise RuleError(f"{where}: unknown model {name!r} in {text!r}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""),
+                            hint=f"models declared in config/models.yaml: {known}")
+        if fn == "uplift" and models[name] != "uplift":
+            raise RuleError(f"{where}: model {name!r} is a {models[name]} model; uplift() reads an uplift model",
+                            hint=f"write score({name!r}) for its score, or declare an uplift model (kind: uplift)")
+        found[node] = name
+    return found
+
+
 def compile_rule(text: str, *, columns: Mapping[str, str], thresholds: Mapping[str, float], as_of: dt.date,
-                 where: str) -> exp.Expression:
+                 where: str, models: Mapping[str, str] | None = None) -> exp.Expression:
     """Validate one boolean rule and return its engine-neutral tree (thresholds and macros replaced).
 
     ``meta["names"]`` of the result holds every name the text reads, columns and thresholds alike
-    (``lifeloop why`` shows their values).
+    (``lifeloop why`` shows their values). With ``models`` (declared model name -> kind) the rule may
+    read a model's score of the day, ``score('churn') >= 0.6`` or ``uplift('wealth_offer') > 0.02``: the
+    call becomes the column :func:`score_column` names, and ``meta["models"]`` lists the models read.
     """
     clash = sorted(set(thresholds) & set(columns))
     if clash:
         raise ConfigError(f"{where}: threshold {clash[0]!r} has the same name as a feature column",
                           hint="rename the threshold, e.g. with a _days or _min suffix")
     names = {**columns, **{k: ("INTEGER" if float(v).is_integer() else "DOUBLE") for k, v in thresholds.items()}}
-    tree = parse_expression(text, columns=names, kind="boolean", where=where)
+    tree = parse_expression(text, columns=names, kind="boolean", where=where,
+                            functions=MODEL_FUNCTIONS if models is not None else ())
     read = frozenset(c.name for c in tree.find_all(exp.Column))
+    calls = model_calls(tree, models, where, text) if models is not None else {}
+    by_sql = {node.sql(): name for node, name in calls.items()}
 
     def fill(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Column) and node.name in thresholds:
             return threshold_literal(thresholds[node.name])
+        if isinstance(node, exp.Anonymous) and node.sql() in by_sql:
+            return exp.column(score_column(by_sql[node.sql()]), quoted=True)
         return node
 
     out = expand(tree.copy().transform(fill), as_of)
     out.meta["names"] = read
+    out.meta["models"] = frozenset(calls.values())
+    return out
+
+
+def compile_value(text: str, *, columns: Mapping[str, str], thresholds: Mapping[str, float], as_of: dt.date,
+                  where: str, models: Mapping[str, str] | None = None) -> exp.Expression:
+    """A numeric value to rank by (``uplift('wealth_uplift')``, ``score('churn') * aum``), compiled like a rule:
+    model calls become score columns (``meta["models"]``), thresholds literals, macros expanded."""
+    names = {**columns, **{k: ("INTEGER" if float(v).is_integer() else "DOUBLE") for k, v in thresholds.items()}}
+    tree = parse_expression(text, columns=names, kind="value", where=where,
+                            functions=MODEL_FUNCTIONS if models is not None else ())
+    kind = tree.meta["sql_type"].split("(")[0]
+    if kind not in ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "FLOAT", "HUGEINT", "SMALLINT", "TINYINT"):
+        raise RuleError(f"{where}: {text!r} is a {kind}; a ranking needs a number",
+                        hint="rank by a score or a numeric column, e.g. uplift('wealth_uplift')")
+    calls = model_calls(tree, models, where, text) if models is not None else {}
+    by_sql = {node.sql(): name for node, name in calls.items()}
+
+    def fill(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.name in thresholds:
+            return threshold_literal(thresholds[node.name])
+        if isinstance(node, exp.Anonymous) and node.sql() in by_sql:
+            return exp.column(score_column(by_sql[node.sql()]), quoted=True)
+        return node
+
+    out = expand(tree.copy().transform(fill), as_of)
+    out.meta["models"] = frozenset(calls.values())
     return out
 
 

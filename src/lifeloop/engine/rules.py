@@ -138,7 +138,7 @@ def _parse_checked(text: str, *, columns: Mapping[str, str], kind: Kind, where: 
                     "remove the ';' and everything after it")
     tree = statements[0]
     _check_nodes(tree, text, columns, kind, where, set(functions))
-    sql_type = _dry_run(tree, columns, where, text)
+    sql_type = _dry_run(tree, columns, where, text, set(functions))
     if kind == "boolean" and sql_type != "BOOLEAN":
         raise _fail(where, f"{text!r} is a {sql_type.split('(')[0]}, but a rule must be true or false",
                     "compare it with something, e.g. `... >= 100`")
@@ -211,8 +211,11 @@ def _connection():
     return conn
 
 
-def _dry_run(tree: exp.Expression, columns: Mapping[str, str], where: str, text: str) -> str:
-    """Type-check the expression by planning it over an empty relation of the known columns."""
+def _dry_run(tree: exp.Expression, columns: Mapping[str, str], where: str, text: str,
+             functions: set[str] | None = None) -> str:
+    """Type-check the expression by planning it over an empty relation of the known columns.
+
+    A caller-replaced function (``functions``, e.g. ``score('churn')``) stands for a DOUBLE here."""
     import datetime as dt
 
     import duckdb
@@ -221,7 +224,13 @@ def _dry_run(tree: exp.Expression, columns: Mapping[str, str], where: str, text:
     projections = [exp.alias_(exp.cast(exp.null(), exp.DataType.build(columns[c], dialect="duckdb")), c, quoted=True)
                    for c in used] or [exp.alias_(exp.null(), "_", quoted=True)]
     inner = exp.select(*projections)
-    probe = expand(tree.copy(), dt.date(2000, 1, 1))
+
+    def as_double(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.lower() in (functions or set()):
+            return exp.cast(exp.null(), "DOUBLE")
+        return node
+
+    probe = expand(tree.copy().transform(as_double), dt.date(2000, 1, 1))
     query = exp.select(exp.alias_(probe, "r", quoted=True)).from_(inner.subquery("t")).limit(0)
     try:
         rel = _connection().cursor().sql(query.sql(dialect="duckdb"))

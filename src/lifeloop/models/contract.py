@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lifeloop.config.models import Strict
 from lifeloop.errors import ConfigError
@@ -51,18 +51,78 @@ class ReasonWords(Strict):
     en: str
 
 
+class BoostingSpec(Strict):
+    """Settings of scikit-learn's HistGradientBoosting estimators (small, regularised trees by default)."""
+
+    max_iter: int = Field(100, ge=1, le=2000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    max_depth: int = Field(3, ge=1, le=12)
+    min_samples_leaf: int = Field(40, ge=1)
+    l2_regularization: float = Field(1.0, ge=0)
+    threads: int | None = Field(None, ge=1)      # OpenMP threads while fitting (default: every core)
+
+
+PLUGIN_GROUP = "lifeloop.models"
+
+
+def plugin_names() -> list[str]:
+    """Estimators installed by other packages: the names in entry point group ``lifeloop.models``."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group=PLUGIN_GROUP)})
+
+
+# which estimators each kind of model can use
+ESTIMATORS_OF_KIND = {"classifier": ("scorecard", "hgb"), "response": ("hgb",),
+                      "uplift": ("t_learner", "x_learner")}
+OUTCOMES = ("purchased", "active", "reactivated", "retained")
+
+
 class ModelSpec(Strict):
-    """One model on the shelf: which built-in estimator, what it predicts, from which features."""
+    """One model on the shelf: which built-in estimator, what it predicts, from which features.
+
+    ``kind``: ``classifier`` (a label read from lifecycle snapshots, e.g. churn), ``response`` (the
+    probability that a contacted customer converts to ``offer``) or ``uplift`` (how much a contact raises
+    that probability, learnt from treated and control entries); the last two read ``lake/outcomes``.
+    """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    kind: Literal["classifier"] = "classifier"
-    estimator: Literal["scorecard"] = "scorecard"
+    kind: Literal["classifier", "response", "uplift"] = "classifier"
+    estimator: str = "scorecard"                 # built in (ESTIMATORS_OF_KIND) or a plug-in's entry point
     label: LabelSpec = LabelSpec()
+    offer: str | None = None                     # response and uplift: the offer (product id or code)
+    outcome: Literal[OUTCOMES] = "purchased"     # type: ignore[valid-type]  # response and uplift
     features: tuple[str, ...] = CHURN_FEATURES
     bins: int = Field(5, ge=2, le=20)
     regularisation: float = Field(1.0, gt=0)       # inverse L2 strength of the logistic fit (sklearn's C)
+    boosting: BoostingSpec = BoostingSpec()
     seed: int = 7
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_estimator_of_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "estimator" not in data and data.get("kind") in ESTIMATORS_OF_KIND:
+            return {**data, "estimator": ESTIMATORS_OF_KIND[data["kind"]][0]}
+        return data
+
+    @model_validator(mode="after")
+    def _estimator_fits_kind(self) -> ModelSpec:
+        allowed = ESTIMATORS_OF_KIND[self.kind]
+        if self.estimator not in allowed:
+            plugins = plugin_names()
+            if self.kind == "classifier" and self.estimator in plugins:
+                return self
+            built_in = {e for kind in ESTIMATORS_OF_KIND.values() for e in kind}
+            if self.estimator in built_in:
+                raise ValueError(f"a {self.kind} model cannot use estimator {self.estimator!r}; "
+                                 f"use one of: {', '.join(allowed)}")
+            raise ValueError(f"unknown estimator {self.estimator!r}; built in for a {self.kind} model: "
+                             f"{', '.join(allowed)}; plug-ins installed (entry point group {PLUGIN_GROUP!r}): "
+                             f"{', '.join(sorted(plugins)) or 'none'}")
+        if self.kind != "classifier" and not self.offer:
+            raise ValueError(f"a {self.kind} model needs the offer it is about (offer: PRODUCT_ID or CODE)")
+        return self
 
 
 class ModelsConfig(Strict):

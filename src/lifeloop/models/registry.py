@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.errors import DataError, NotFoundError
-from lifeloop.models.churn import ESTIMATORS
+from lifeloop.models import catalogue
 from lifeloop.models.contract import Model, ModelSpec
 from lifeloop.store.lake import Lake
 
@@ -68,7 +68,9 @@ def save(lake: Lake, model: Model, manifest: dict[str, Any], actor: str) -> str:
         staging = base / f".{version}.{uuid.uuid4().hex}"
         staging.mkdir()
         (staging / "model.json").write_bytes(body)
-        full = {**manifest, "name": model.spec.name, "version": version, "estimator": model.estimator,
+        plugin = catalogue.plugin_origin(model.estimator)
+        full = {**manifest, **({"plugin": plugin} if plugin else {}), "name": model.spec.name, "version": version,
+                "estimator": model.estimator,
                 "spec": model.spec.model_dump(mode="json"), "libraries": library_versions(),
                 "artefact_sha256": hashlib.sha256(body).hexdigest()}
         (staging / "manifest.json").write_text(json.dumps(full, sort_keys=True, indent=2) + "\n", encoding="utf-8")
@@ -91,10 +93,11 @@ def load(lake: Lake, name: str, version: str) -> tuple[Model, dict[str, Any]]:
     """A fitted model and its manifest; refuses other library versions than the ones it was fitted with."""
     found = manifest(lake, name, version)
     running = library_versions()
-    estimator = ESTIMATORS.get(found["estimator"])
+    known = catalogue.estimators()
+    estimator = known.get(found["estimator"])
     if estimator is None:
         raise DataError(f"model {name} {version}: unknown estimator {found['estimator']!r}",
-                        hint=f"this Lifeloop knows: {', '.join(ESTIMATORS)}")
+                        hint=f"this Lifeloop knows: {', '.join(known)}; a plug-in's package may be missing")
     for lib in estimator.requires:
         if found["libraries"].get(lib) != running.get(lib):
             raise DataError(f"model {name} {version} was fitted with {lib} {found['libraries'].get(lib)}, this "

@@ -2,7 +2,9 @@
 
 Each active model (its promoted version, see :mod:`lifeloop.models.registry`) scores the day's feature
 snapshot: the calibrated probability, the decile (1 = the highest tenth), and the top-3 reason codes with
-a banker's words in Chinese and English. Without an active model the step publishes an empty table and
+a banker's words in Chinese and English. A response model's score is the probability of converting if
+contacted, an uplift model's the predicted uplift (a difference of probabilities, possibly negative);
+they have no reason codes. Without an active model the step publishes an empty table and
 says so, so that a fresh workspace still runs its day. Scoring is plain numpy over Arrow, so its bytes
 do not depend on the engine (this increment runs it on any engine in-process; Spark's ``mapInArrow``
 for very large banks is a later step).
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.models import labels, reasons, registry
-from lifeloop.models.contract import ModelsConfig
+from lifeloop.models.contract import Model, ModelsConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,6 +54,14 @@ def score_table(model: Any, version: str, features: pa.Table, words: dict[str, A
     features = features.sort_by("customer_id")
     labels.check_features(features.schema.names, model.spec.features, "the features snapshot")
     X = labels.matrix(features, model.spec.features)
+    n = features.num_rows
+    explains = model.output == "log_odds" and type(model).contributions is not Model.contributions
+    if not explains:   # response, uplift (a difference of probabilities), a plug-in without contributions
+        score = model.predict(X)
+        return pa.table({"customer_id": features["customer_id"], "model": [model.spec.name] * n,
+                         "version": [version] * n, "score": score, "decile": deciles(score),
+                         **{f"reason_{i}": [None] * n for i in range(1, TOP + 1)},
+                         "reasons_zh": [None] * n, "reasons_en": [None] * n}).cast(output_schema())
     base, contrib = model.contributions(X)
     score = 1.0 / (1.0 + np.exp(-(base + contrib.sum(axis=1))))
     codes = model.reason_codes(X)
@@ -66,7 +76,6 @@ def score_table(model: Any, version: str, features: pa.Table, words: dict[str, A
             cols[f"reason_{k + 1}"].append(codes[i][picked[k]] if k < len(picked) else None)
         zh.append("；".join(t[0] for t in texts) or None)
         en.append("; ".join(t[1] for t in texts) or None)
-    n = features.num_rows
     return pa.table({"customer_id": features["customer_id"], "model": [model.spec.name] * n,
                      "version": [version] * n, "score": score, "decile": deciles(score), **cols,
                      "reasons_zh": zh, "reasons_en": en}).cast(output_schema())

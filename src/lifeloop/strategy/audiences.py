@@ -25,7 +25,8 @@ from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
-from lifeloop.engine.compile import feature_columns
+from lifeloop.engine.compile import feature_columns, score_column
+from lifeloop.models.contract import ModelsConfig
 from lifeloop.strategy.checks import check_references, check_structure, compile_audiences
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
 from lifeloop.strategy.history import REFUSED, RESPONDED
@@ -59,16 +60,32 @@ def audience_columns(features: Mapping[str, str], segments: Mapping[str, str]) -
     return {"customer_id": "VARCHAR", **feat, **LIFECYCLE_COLUMNS, **seg, **EVENT_COLUMNS}
 
 
+def scores_query(scores: str, models: list[str]) -> exp.Select:
+    """The day's scores pivoted: one row per customer, one column per model (``score('churn')`` reads it)."""
+    cols: list[exp.Expression] = [exp.column("customer_id")]
+    for m in models:
+        pick = exp.Case(ifs=[exp.If(this=exp.EQ(this=exp.column("model"), expression=exp.Literal.string(m)),
+                                    true=exp.column("score"))])
+        cols.append(exp.alias_(exp.Max(this=pick), score_column(m), quoted=True))
+    return exp.select(*cols).from_(scores).group_by(exp.column("customer_id"))
+
+
 def base_query(features: str, lifecycle: str, segments: str, events: str, feature_columns: list[str],
-               segment_columns: list[str]) -> exp.Select:
-    """Features joined with stage, segments and events: one row per customer, the rules' input."""
+               segment_columns: list[str], scores: str | None = None, models: list[str] | None = None
+               ) -> exp.Select:
+    """Features joined with stage, segments, events (and the day's scores of ``models`` from the pivoted
+    ``scores`` relation): one row per customer, the rules' input."""
     cols: list[exp.Expression] = [exp.column("customer_id", table="f")]
     cols += [exp.column(c, table="f", quoted=True) for c in feature_columns]
     cols += [exp.column(c, table="l", quoted=True) for c in LIFECYCLE_COLUMNS]
     cols += [exp.column(c, table="s", quoted=True) for c in segment_columns]
     cols += [exp.column("rm_id", table="e")] + [exp.column(c, table="e", quoted=True) for c in EVENT_COLUMNS]
+    joins = [(lifecycle, "l"), (segments, "s"), (events, "e")]
+    if scores is not None and models:
+        cols += [exp.column(score_column(m), table="m", quoted=True) for m in models]
+        joins.append((scores, "m"))
     q = exp.select(*cols).from_(exp.to_table(features).as_("f"))
-    for rel, alias in ((lifecycle, "l"), (segments, "s"), (events, "e")):
+    for rel, alias in joins:
         q = q.join(exp.to_table(rel).as_(alias), on=exp.EQ(this=exp.column("customer_id", table="f"),
                                                             expression=exp.column("customer_id", table=alias)),
                    join_type="left")
@@ -110,6 +127,8 @@ def first_wave_query(config: StrategiesConfig, trees: Mapping[str, exp.Expressio
         cols.append(exp.alias_(flag, f"_f{i}"))
         cols.append(exp.alias_(exp.Case(ifs=[exp.If(this=flag.copy(), true=reason_expression(tree, columns or {}))]),
                                f"_r{i}"))
+        if "top" in tree.meta:   # the value a ranking rule sorts by (top share by a model's score)
+            cols.append(exp.alias_(exp.cast(tree.meta["top"][1].copy(), "DOUBLE"), f"_s{i}"))
         flags.append(flag.copy())
     if not flags:
         return None
@@ -119,8 +138,21 @@ def first_wave_query(config: StrategiesConfig, trees: Mapping[str, exp.Expressio
     return exp.select(*cols).from_(base).where(where)
 
 
+def top_share(rows: pa.Table, value: str, share: float) -> pa.Table:
+    """Pure: the top ``share`` of rows by ``value`` (highest first; ties by customer id; rows without a value
+    are not ranked), rounded up so that a small audience keeps at least one."""
+    import math
+
+    import pyarrow.compute as pc
+
+    ranked = rows.filter(pc.invert(pc.is_null(rows[value]))).sort_by([(value, "descending"),
+                                                                       ("customer_id", "ascending")])
+    return ranked.slice(0, math.ceil(share * ranked.num_rows)).sort_by("customer_id")
+
+
 def first_waves(wide: pa.Table, config: StrategiesConfig, as_of: dt.date) -> pa.Table:
-    """Unpivot the one-pass result: one row per (customer, strategy) whose flag is true."""
+    """Unpivot the one-pass result: one row per (customer, strategy) whose flag is true (and, for a
+    strategy with a ranking rule, in its top share)."""
     import pyarrow as pa
 
     schema = output_schema()
@@ -129,6 +161,8 @@ def first_waves(wide: pa.Table, config: StrategiesConfig, as_of: dt.date) -> pa.
         if not s.active_on(as_of):
             continue
         rows = wide.filter(wide[f"_f{i}"])
+        if f"_s{i}" in wide.column_names and s.top is not None:
+            rows = top_share(rows, f"_s{i}", s.top.share)
         n = rows.num_rows
         parts.append(pa.table({"customer_id": rows["customer_id"], "strategy": pa.array([s.id] * n, pa.string()),
                                "wave": pa.array([s.waves[0].id] * n, pa.string()), "rm_id": rows["rm_id"],
@@ -200,8 +234,12 @@ def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Express
     engine.register("_aud_lifecycle", [files["lifecycle"]])
     engine.register("_aud_segments", [files["segments"]])
     engine.create_view("_aud_events", events_query(config.events, as_of))
+    read = sorted({m for t in trees.values() for m in t.meta.get("models", ())})
+    if read:
+        engine.register("_aud_scores_long", [files["scores"]])
+        engine.create_view("_aud_scores", scores_query("_aud_scores_long", read))
     engine.create_view("_aud_base", base_query("_aud_features", "_aud_lifecycle", "_aud_segments", "_aud_events",
-                                               *columns))
+                                               *columns, scores="_aud_scores" if read else None, models=read))
     schema = output_schema()
     query = first_wave_query(config, trees, "_aud_base", as_of, types)
     first = first_waves(engine.to_arrow(query), config, as_of) if query is not None else schema.empty_table()
@@ -224,6 +262,12 @@ def compute(inputs: Inputs) -> Output:
     check_structure(config, doc, policy)
     history = inputs.history.load(inputs.as_of, policy.lookback_days)
     files = {a: inputs.snapshot(a).file for a in ("features", "lifecycle", "segments")}
+    shelf = inputs.configs["models"][0] if "models" in inputs.configs else ModelsConfig()
+    found = inputs.snapshots.get("scores")
+    scored: set[str] = set()
+    if found is not None:
+        files["scores"] = found.file
+        scored = set(found.read(columns=["model"])["model"].unique().to_pylist())
     engine = inputs.engine
     products = set(engine.to_arrow(exp.select("product_id").from_("products"))["product_id"].to_pylist())
     stages, segments = known_names(inputs.configs)
@@ -231,7 +275,10 @@ def compute(inputs: Inputs) -> Output:
     seg_columns = feature_columns(pq.read_schema(files["segments"]))
     feat_columns = feature_columns(pq.read_schema(files["features"]))
     types = audience_columns(feat_columns, seg_columns)
-    trees = compile_audiences(config, types, inputs.as_of, doc)
+    trees = compile_audiences(config, types, inputs.as_of, doc, models={m.name: m.kind for m in shelf.models},
+                              scored=scored)
+    fallbacks = {sid: t.meta["fallback"] for sid, t in trees.items() if t.meta.get("fallback")}
+    types = {**types, **{score_column(m.name): "DOUBLE" for m in shelf.models}}   # reasons show scores rounded
     names = ([c for c in feat_columns if c not in EXCLUDED], [c for c in seg_columns if c not in SEGMENT_EXCLUDED])
     table = build(engine, config, trees, inputs.as_of, history.contacts, names, files, types)
     # the config text itself, so `lifeloop why` replays this day with exactly this version months later
@@ -242,8 +289,10 @@ def compute(inputs: Inputs) -> Output:
     shrink = inputs.settings.audience_shrink_warning if inputs.settings else 0.5
     warnings = audience_warnings(config, inputs.as_of, sizes, counts(previous.read()) if previous else None,
                                  previous.as_of if previous else None, shrink)
-    return Output(tables=[Table(AREA, table, (), output_schema())], files=copies, manifest={"sizes": sizes},
-                  summary={"sizes": sizes}, warnings=warnings)
+    used = {sid: sorted(t.meta["models"]) for sid, t in trees.items() if t.meta.get("models")}
+    return Output(tables=[Table(AREA, table, (), output_schema())], files=copies,
+                  manifest={"sizes": sizes, "models_read": used, "fallbacks": fallbacks},
+                  summary={"sizes": sizes}, warnings=[*fallbacks.values(), *warnings])
 
 
 def audience_warnings(config: StrategiesConfig, as_of: dt.date, sizes: Mapping[str, int],
@@ -271,8 +320,9 @@ def counts(table: pa.Table) -> dict[str, int]:
     return {r["values"]: r["counts"] for r in sorted(keys.value_counts().to_pylist(), key=lambda r: r["values"])}
 
 
-STEP = Step(AREA, compute, reads=(Read("features"), Read("lifecycle"), Read("segments"), Read(AREA, "before")),
+STEP = Step(AREA, compute, reads=(Read("features"), Read("lifecycle"), Read("segments"), Read(AREA, "before"),
+                                  Read("scores", optional=True)),
             configs={"strategies": StrategiesConfig, "contact_policy": ContactPolicy,
-                     "lifecycle": LifecycleConfig, "segments": SegmentsConfig},
+                     "lifecycle": LifecycleConfig, "segments": SegmentsConfig, "models": ModelsConfig},
             writes=AREA, bank=True, history=True,
             doc="audiences (定名单): who is eligible for which strategy and wave as of D, and why")

@@ -19,17 +19,17 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from sqlglot import exp
+
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.scripts import SCRIPT_VARIABLES, script_id, template_problems, template_variables
 from lifeloop.config.sms_lint import lint
 from lifeloop.config.strategies import Script, StrategiesConfig, Strategy
-from lifeloop.engine.compile import compile_rule, contradictions, rule_problem
+from lifeloop.engine.compile import compile_rule, compile_value, contradictions, rule_problem
 from lifeloop.errors import ConfigError, Problem, RuleError
 from lifeloop.strategy.events import EVENT_COLUMNS
 
 if TYPE_CHECKING:
-    from sqlglot import exp
-
     from lifeloop.config.loader import LocatedYaml
 
 CONFIG = "config/strategies.yaml"
@@ -226,8 +226,14 @@ def check_structure(config: StrategiesConfig, doc: LocatedYaml | None = None,
 
 
 def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of: dt.date,
-                      doc: LocatedYaml | None = None) -> dict[str, exp.Expression]:
-    """Each strategy's audience rule as an engine-neutral boolean tree; errors name file, line, strategy."""
+                      doc: LocatedYaml | None = None, models: Mapping[str, str] | None = None,
+                      scored: set[str] | None = None) -> dict[str, exp.Expression]:
+    """Each strategy's audience rule as an engine-neutral boolean tree; errors name file, line, strategy.
+
+    ``models`` (declared name -> kind) lets rules read scores (``score('churn') >= 0.6``); ``scored`` names
+    the models with scores for the day. A strategy whose audience reads a model without scores today uses
+    its ``fallback_audience`` instead, or selects no one without one; ``meta["fallback"]`` of its tree says
+    which, for the run's warnings and manifest."""
 
     out: dict[str, exp.Expression] = {}
     problems: list[Problem] = []
@@ -235,8 +241,32 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
     for i, s in enumerate(config.strategies):
         at = _Where(doc, i, s)
         try:
-            out[s.id] = compile_rule(s.audience, columns=columns, thresholds=config.thresholds, as_of=as_of,
-                                     where=f"{at.text('audience')} field audience")
+            tree = compile_rule(s.audience, columns=columns, thresholds=config.thresholds, as_of=as_of,
+                                where=f"{at.text('audience')} field audience", models=models)
+            missing = sorted(tree.meta["models"] - (scored or set())) if models is not None else []
+            if missing and s.fallback_audience is not None:
+                fallback = compile_rule(s.fallback_audience, columns=columns, thresholds=config.thresholds,
+                                        as_of=as_of, where=f"{at.text('fallback_audience')} field fallback_audience")
+                fallback.meta["fallback"] = (f"strategy {s.id}: no scores of {', '.join(missing)} today; its "
+                                             f"fallback_audience rule selects instead ({s.fallback_audience})")
+                tree = fallback
+            elif missing:
+                reason = (f"strategy {s.id}: no scores of {', '.join(missing)} today and no fallback_audience: "
+                          "it selects no one")
+                tree = exp.false()
+                tree.meta.update(names=frozenset(), models=frozenset(), fallback=reason)
+            if s.top is not None:
+                by = compile_value(s.top.by, columns=columns, thresholds=config.thresholds, as_of=as_of,
+                                   where=f"{at.text('top', 'by')} field top.by", models=models)
+                gone = sorted(by.meta["models"] - (scored or set())) if models is not None else []
+                if gone:
+                    note = (f"strategy {s.id}: no scores of {', '.join(gone)} today; the top {s.top.share:.0%} "
+                            f"by {s.top.by} is not applied: the whole audience is selected")
+                    tree.meta["fallback"] = "; ".join(filter(None, [tree.meta.get("fallback"), note]))
+                else:
+                    tree.meta["top"] = (s.top.share, by)
+                    tree.meta["models"] = tree.meta.get("models", frozenset()) | by.meta["models"]
+            out[s.id] = tree
         except ConfigError as exc:
             first = first or (exc if isinstance(exc, RuleError) else None)
             problems.append(at.problem(exc.message + (f" ({exc.hint})" if exc.hint else ""), "audience"))
@@ -248,19 +278,41 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
 
 
 def check_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of: dt.date,
-                    doc: LocatedYaml | None = None) -> tuple[list[Problem], list[Problem]]:
-    """Every audience rule at once, as (errors, warnings), never raising: rules that do not compile, and
-    rules whose bounds contradict each other (they can never match anyone)."""
+                    doc: LocatedYaml | None = None, models: Mapping[str, str] | None = None
+                    ) -> tuple[list[Problem], list[Problem]]:
+    """Every audience rule at once, as (errors, warnings), never raising: rules that do not compile (an
+    unknown model in ``score('x')`` among them), and rules whose bounds contradict each other."""
     errors: list[Problem] = []
     warnings: list[Problem] = []
     for i, s in enumerate(config.strategies):
         at = _Where(doc, i, s)
+        if s.fallback_audience is not None:
+            where = f"{at.text('fallback_audience')} field fallback_audience"
+            try:
+                compile_rule(s.fallback_audience, columns=columns, thresholds=config.thresholds, as_of=as_of,
+                             where=where)
+            except ConfigError as exc:
+                errors.append(replace(at.problem(rule_problem(exc, where).message, "fallback_audience"),
+                                      hint=exc.hint))
         where = f"{at.text('audience')} field audience"
         try:
-            tree = compile_rule(s.audience, columns=columns, thresholds=config.thresholds, as_of=as_of, where=where)
+            tree = compile_rule(s.audience, columns=columns, thresholds=config.thresholds, as_of=as_of, where=where,
+                                models=models)
         except ConfigError as exc:
             errors.append(replace(at.problem(rule_problem(exc, where).message, "audience"), hint=exc.hint))
             continue
+        if s.top is not None:
+            where_top = f"{at.text('top', 'by')} field top.by"
+            try:
+                compile_value(s.top.by, columns=columns, thresholds=config.thresholds, as_of=as_of,
+                              where=where_top, models=models)
+            except ConfigError as exc:
+                errors.append(replace(at.problem(rule_problem(exc, where_top).message, "top", "by"), hint=exc.hint))
+        if tree.meta["models"] and s.fallback_audience is None:
+            warnings.append(replace(at.problem(f"reads model(s) {', '.join(sorted(tree.meta['models']))} and has "
+                                               "no fallback_audience: on a day without their scores it selects "
+                                               "no one", "audience"),
+                                    hint="add fallback_audience: a plain rule to use on such a day"))
         for col in contradictions(tree):
             warnings.append(replace(at.problem(f"can never match anyone: the bounds on {col!r} contradict each other",
                                                "audience"),
