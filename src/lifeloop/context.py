@@ -742,11 +742,19 @@ class Context:
         return WithRights(source, self.ops())   # opt-outs and suppressions hold before the first dispatch too
 
     def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
-        """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only
-        (for a customer in the reader's scope)."""
+        """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only,
+        and the real-time decisions on moments of that local date (for a customer in the reader's scope)."""
         rm_id, branch_id = self._check_customer(customer_id, "why.read", "replay decisions")
         viewer = self.principal.viewer(rm_id, branch_id, policy=self.masking)
-        return why_replay.explain(self, customer_id, as_of, viewer)
+        with self.ops()() as session:
+            moments = events_store.day_decisions(session, customer_id=customer_id, local_date=as_of)
+        if moments and not why_replay.has_plan(self.lake, as_of):
+            report = why_replay.realtime_only(customer_id, as_of, viewer)
+        else:
+            report = why_replay.explain(self, customer_id, as_of, viewer)
+        report["realtime"] = why_replay.realtime(self, moments, viewer,
+                                                 frozenset(report["access"]["money_columns"]))
+        return report
 
     def insight(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """The insight summary as data (客户洞察): stages with changes, tiers and segments with AUM."""

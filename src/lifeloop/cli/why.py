@@ -21,11 +21,36 @@ def why_command(ctx: Any, out: Any, customer_id: str, as_of: dt.date, as_json: b
 
 
 def print_why(out: Any, report: dict[str, Any]) -> None:
-    """The explanation as rich tables: decisions in arbitration order, then every strategy's eligibility."""
+    """The explanation as rich tables: the plan's decisions and eligibility, then the real-time decisions."""
+    out.print(f"[bold]Why (决策回放): customer {report['customer_id']} as of {report['as_of']}[/bold]")
+    if report.get("planned", True):
+        print_plan(out, report)
+    else:
+        out.print(f"No batch plan on {report['as_of']}: only the real-time decisions of the day are explained.")
+    print_realtime(out, report.get("realtime") or [])
+
+
+def print_realtime(out: Any, rows: list[dict[str, Any]]) -> None:
+    """The day's real-time decisions: moment and event, strategy, outcome and why, and the contact's fate."""
+    from rich.table import Table
+
+    if not rows:
+        return
+    t = Table(title="Real-time decisions (关键时刻) on moments of the day", title_justify="left", show_lines=True)
+    for col in ("event time", "moment / event", "strategy", "outcome", "why", "contact"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["occurred_at"], f"{r['moment']}: {r['moment_reason']}\nevent {r['event_id']}"
+                  + (f" ({r['event_kind']})" if r["event_kind"] else ""),
+                  r["strategy"], r["outcome"], r["reason"], r["decision"])
+    out.print(t)
+
+
+def print_plan(out: Any, report: dict[str, Any]) -> None:
+    """The batch plan's part: decisions in arbitration order, then every strategy's eligibility."""
     from rich.table import Table
 
     v = report["version"]
-    out.print(f"[bold]Why (决策回放): customer {report['customer_id']} as of {report['as_of']}[/bold]")
     out.print(
         f"config {v['config_hash']} (stored copy {v['stored_config_hash']}"
         f"{'' if v['consistent'] else ', [red]differs from the plan config ' + str(v['plan_config_hash']) + '[/red]'}"

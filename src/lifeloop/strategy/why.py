@@ -19,11 +19,17 @@ Money is masked for the viewer (:mod:`lifeloop.data.masking`): a money-valued co
 unless the viewer's role sees money exactly; the default viewer is the most restrictive, an analyst.
 The strategy's own economics (value of success, cost, expected value) are the bank's figures, not the
 customer's, and are shown as they are.
+
+Real-time decisions (docs/realtime.md) of the day are explained too, from the operations database's records
+(``moment_decisions`` with their moment and outbox item): the moment and the event that made it fire, each
+strategy's outcome and reason, and what became of the contact (sent, blocked at the gate and why, pending).
+A day with real-time decisions but no batch plan is explained from those alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +39,7 @@ from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.loader import config_hash, load_model
 from lifeloop.config.masking import masking_policy
 from lifeloop.config.strategies import StrategiesConfig
-from lifeloop.data.masking import Role, mask_money_text, mask_money_values, role
+from lifeloop.data.masking import Role, mask_money_text, mask_money_values, money_band, role
 from lifeloop.engine.compile import compile_rule, feature_columns
 from lifeloop.errors import DataError, NotFoundError, did_you_mean
 from lifeloop.insight.money import money_columns, workspace_money_tags
@@ -243,7 +249,7 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date, viewer: Role | None = No
 
     viewer = viewer or role("analyst", masking_policy(ctx.configs))
     lake = ctx.lake
-    if not lake.exists("lists", as_of) or not lake.exists("audiences", as_of):
+    if not has_plan(lake, as_of):
         planned = lake.dates("lists")
         raise NotFoundError(f"no plan as of {as_of}: nothing was decided that day",
                             hint=("planned days: " + ", ".join(d.isoformat() for d in planned[-5:])) if planned
@@ -286,7 +292,7 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date, viewer: Role | None = No
         entry["why"] = _eligibility(s, entry, rule, as_of)
         strategies.append(entry)
     return {
-        "customer_id": customer_id, "as_of": as_of.isoformat(),
+        "customer_id": customer_id, "as_of": as_of.isoformat(), "planned": True,
         "access": {"role": viewer.name, "money": "exact" if viewer.money_exact else "banded",
                    "money_columns": sorted(money & set(types))},
         "decisions": cands, "strategies": strategies,
@@ -332,3 +338,67 @@ def _eligibility(s: Any, entry: dict[str, Any], rule: Any, as_of: dt.date) -> st
         return (f"audience rule true ({shown}) but not in the audience: entered the strategy within "
                 f"reentry_days ({s.reentry_days})")
     return f"audience rule false ({shown or 'no columns'})"
+
+
+# ------------------------------------------------------------------------------------------ real-time decisions
+_AMOUNT = re.compile(r"(?<![0-9A-Za-z_.,])-?[0-9]{1,3}(?:,[0-9]{3})*\.[0-9]{2}(?![0-9])")
+
+
+def has_plan(lake: Any, as_of: dt.date) -> bool:
+    """Whether the batch planned ``as_of`` (its lists and audiences are stored)."""
+    return lake.exists("lists", as_of) and lake.exists("audiences", as_of)
+
+
+def _band_amounts(text: str | None, viewer: Role) -> str | None:
+    """The detectors' amounts (``8,000.00``) as bands for a viewer who does not see money exactly."""
+    if text is None or viewer.money_exact:
+        return text
+    return _AMOUNT.sub(lambda m: money_band(m.group(0).replace(",", "")), text)
+
+
+def _delivery(d: dict[str, Any]) -> str:
+    """One sentence: what became of a real-time decision's contact."""
+    x = d["dispatch"]
+    if d["outcome"] == "control":
+        return "control group: recorded, never sent"
+    if d["outcome"] != "treated":
+        return "no contact"
+    if x is None:
+        return f"no outbox item {d['dispatch_key']} (not enqueued)"
+    status = x["status"]
+    if status == "sent":
+        return f"sent by {d['channel']} at {x['sent_at']:%Y-%m-%d %H:%M} UTC"
+    if status == "blocked":
+        return f"blocked at the contact gate: {x['blocked_reason']}"
+    if status in ("pending", "held"):
+        return f"{status}: waiting to go out by {d['channel']} (next attempt {x['next_attempt_at']:%Y-%m-%d %H:%M} UTC)"
+    if status == "cancelled":
+        return f"cancelled: {x['blocked_reason'] or x['last_error'] or 'by an operator'}"
+    return f"{status} ({x['attempts']} attempt(s){': ' + x['last_error'] if x['last_error'] else ''})"
+
+
+def realtime(ctx: Any, rows: list[dict[str, Any]], viewer: Role,
+             money: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The day's real-time decisions (``store.ops.events.day_decisions`` rows) as ``why`` shows them: amounts
+    and money-valued rule values banded for a viewer who does not see money exactly."""
+    money = frozenset(money) | (workspace_money_tags(ctx.configs) or frozenset())
+    out = []
+    for d in rows:
+        reason = mask_money_text(_band_amounts(d["reason"], viewer), money, viewer)
+        out.append({
+            "moment": d["moment"], "event_id": d["event_id"] or "(timer)", "event_kind": d["event_kind"],
+            "scope": d["scope"], "occurred_at": d["occurred_at"].isoformat(),
+            "moment_reason": _band_amounts(d["moment_reason"], viewer),
+            "strategy": d["strategy"], "outcome": d["outcome"], "reason": reason, "wave": d["wave"],
+            "channel": d["channel"], "dispatch_key": d["dispatch_key"],
+            "delivery": d["dispatch"]["status"] if d["dispatch"] else None,
+            "decision": _delivery(d)})
+    return out
+
+
+def realtime_only(customer_id: str, as_of: dt.date, viewer: Role) -> dict[str, Any]:
+    """The report of a day the batch did not plan (only real-time decisions were made)."""
+    return {"customer_id": customer_id, "as_of": as_of.isoformat(),
+            "access": {"role": viewer.name, "money": "exact" if viewer.money_exact else "banded", "money_columns": []},
+            "decisions": [], "strategies": [], "contacted": [], "arbitration": None, "version": None,
+            "planned": False}

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lifeloop.store.ops.ledger import lock_key
-from lifeloop.store.ops.models import Event, Moment, MomentDecision, Timer
+from lifeloop.store.ops.models import Dispatch, Event, Moment, MomentDecision, Timer
 from lifeloop.store.ops.types import as_utc, utcnow
 
 CHUNK = 1000
@@ -141,6 +141,27 @@ def decisions_of(session: Session, *, customer_id: str | None = None, since: dt.
     if until is not None:
         q = q.where(MomentDecision.entered_at < as_utc(until))
     return list(session.scalars(q))
+
+
+def day_decisions(session: Session, *, customer_id: str, local_date: dt.date) -> list[dict[str, Any]]:
+    """A customer's real-time decisions on moments of one local date, with the moment (its event, detector and
+    reason), the event's kind and the outbox item (status, sent or blocked), in the order they entered."""
+    q = (sa.select(MomentDecision, Moment, Dispatch, Event.kind)
+         .join(Moment, Moment.moment_key == MomentDecision.moment_key)
+         .outerjoin(Dispatch, Dispatch.idempotency_key == MomentDecision.dispatch_key)
+         .outerjoin(Event, Event.event_id == Moment.event_id)
+         .where(MomentDecision.customer_id == customer_id, Moment.local_date == local_date)
+         .order_by(MomentDecision.entered_at, MomentDecision.id))
+    out = []
+    for d, m, x, kind in session.execute(q):
+        out.append({"moment": m.detector, "moment_key": m.moment_key, "event_id": m.event_id, "event_kind": kind,
+                    "scope": m.scope, "occurred_at": m.occurred_at, "moment_reason": m.reason,
+                    "strategy": d.strategy_id, "outcome": d.outcome, "reason": d.reason, "entered_at": d.entered_at,
+                    "wave": d.wave, "channel": d.channel, "dispatch_key": d.dispatch_key,
+                    "dispatch": None if x is None else {
+                        "status": x.status, "sent_at": x.sent_at, "blocked_reason": x.blocked_reason,
+                        "attempts": x.attempts, "next_attempt_at": x.next_attempt_at, "last_error": x.last_error}})
+    return out
 
 
 def lock_customers(session: Session, customer_ids: Sequence[str]) -> None:
