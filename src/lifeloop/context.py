@@ -684,13 +684,10 @@ class Context:
         return realtime_decide.Decider(self._surroundings(), clock=clock, drain=drain, adapters=adapters)
 
     def set_timers(self, as_of: dt.date) -> int:
-        """Set the timers of ``events.yaml``'s maturity moments from the holdings as of D (the daily batch does
-        this after ingest); returns how many are new. Setting a day again changes nothing."""
+        """Set the timers of ``events.yaml``'s maturity moments from the holdings as of D (the daily run's
+        ``timers`` step does this after ingest); returns how many are new. Setting a day again changes nothing."""
         self.require("run", "set timers")
-        holdings, types = realtime_timers.holdings_as_of(self.lake, as_of)
-        rows = realtime_timers.maturity_timers(holdings, types, self.events_config().moments, as_of)
-        with unit_of_work(self.ops()) as session:
-            return events_store.set_timers(session, timers=rows)
+        return realtime_timers.set_day(self.lake, self.ops(), self.events_config().moments, as_of)["new"]
 
     def moment_decisions(self, customer_id: str) -> list[dict[str, Any]]:
         """A customer's real-time decisions (moment, strategy, outcome, reason), in the order they entered (for a

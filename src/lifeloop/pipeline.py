@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop import preflight
+from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.config.workspace import RunSettings
 from lifeloop.contract import Bank, ConfigPort, HistoryPort, Inputs, Output, Read, Snapshot, Step, StepResult
 from lifeloop.engine.adapters.base import Adapter, write_arrow
@@ -25,6 +26,8 @@ from lifeloop.errors import ConfigError, DataError, Interrupted
 from lifeloop.execution import dispatch
 from lifeloop.insight import clusters, features, lifecycle, segments
 from lifeloop.models import scores
+from lifeloop.realtime import entries as realtime_entries
+from lifeloop.realtime import timers
 from lifeloop.review import evidence, outcomes
 from lifeloop.store.lake import BANK, Lake, run_hint
 from lifeloop.store.ops import audit, config_changes, contacts, rights
@@ -36,7 +39,7 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     features.STEP, lifecycle.STEP, segments.STEP, clusters.STEP, scores.STEP,
     outcomes.STEP, evidence.STEP,
     audiences.STEP, plan.STEP,
-    dispatch.STEP,
+    dispatch.STEP, timers.STEP,
 )}
 
 __all__ = ["STEPS", "Ports", "Replan", "StepResult", "resolve_steps", "run_steps"]
@@ -97,6 +100,13 @@ def check_replan(ports: Ports, as_of: dt.date, names: Sequence[str], replan: Rep
                          target_id=as_of.isoformat(), reason=replan.reason,
                          details={"dispatched": sent, "steps": list(names)})
     return sent
+
+
+def publish_realtime_entries(ports: Ports, as_of: dt.date) -> int | None:
+    """Publish the real-time strategies' treated and control entries before D from the operations database as
+    ``lake/moment_entries`` (:mod:`lifeloop.realtime.entries`), which the outcomes step declares it reads."""
+    config = ports.configs.load("strategies", StrategiesConfig)[0] if ports.configs.exists("strategies") else None
+    return realtime_entries.publish(ports.lake, ports.ops(), config, as_of)
 
 
 # areas of derived tags (标签): a customer who asked for their tags to be deleted is left out of them
@@ -254,5 +264,7 @@ def run_steps(ports: Ports, as_of: dt.date, steps: Sequence[str] | None = None,
     check_replan(ports, as_of, names, replan)
     record_config_live(ports, as_of, names)
     excluded = tags_deleted(ports, names)
+    if "outcomes" in names:   # the review's step is pure: the decider's real-time entries reach it as lake rows
+        publish_realtime_entries(ports, as_of)
     adapter = engine if isinstance(engine, Adapter) else ports.engine(engine)
     return [run_step(STEPS[name], ports, as_of, adapter, excluded) for name in names]

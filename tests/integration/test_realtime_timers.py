@@ -4,6 +4,7 @@ restarts, missed when their date passed with nothing running; decided like any m
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -82,4 +83,32 @@ def test_maturity_timers_fire_once_on_their_local_dates_across_restarts(tmp_path
     got = [(d.customer_id, d.at.astimezone(local(D, 0).tzinfo).date()) for d in gateway.delivered]
     assert got == [("C003", dt.date(2026, 3, 4)), ("C001", dt.date(2026, 3, 13)), ("C001", dt.date(2026, 3, 19)),
                    ("C001", dt.date(2026, 3, 21))]
+    ctx.close()
+
+
+def test_the_daily_run_sets_the_maturity_timers_once(tmp_path, database_url, monkeypatch):
+    from lifeloop import pipeline
+
+    # the daily run checks the configuration first: SMS scripts with the sender's signature and an opt-out
+    compliant = re.sub(r'zh: "([^"]*)"', r'zh: "【{{ bank_name }}】\1回复TD退订"', TIMER_STRATEGY)
+    ctx = make_world(tmp_path, database_url, monkeypatch, events=TIMER_EVENTS, strategies=compliant)
+    holdings = [{"account_id": "TD1", "customer_id": "C001", "product_id": "TD1Y", "snapshot_date": D,
+                 "maturity_date": MATURES, "status": "open", "balance": 1}]
+    products = [{"product_id": "TD1Y", "name": "1年定期", "product_type": "time_deposit", "risk_level": "R1"}]
+
+    def write(staging):
+        pq.write_table(_table("holdings", holdings), staging / "holdings.parquet")
+        pq.write_table(_table("products", products), staging / "products.parquet")
+
+    day = D + dt.timedelta(days=1)
+    ctx.lake.publish("bank", day, write)
+    assert "timers" in pipeline.resolve_steps(None)              # part of the whole daily run, after ingest
+    [first] = ctx.run(day, steps=["timers"])
+    assert (first.step, first.rows, first.summary) == ("timers", 3, {"timers": 3, "new": 3})
+    [again] = ctx.run(day, steps=["timers"])
+    assert (again.rows, again.summary) == (0, {"timers": 3, "new": 0})   # idempotent: one timer per key
+    with ctx.ops()() as s:
+        rows = s.execute(sa.select(Timer.scope, Timer.fire_on, Timer.status).order_by(Timer.fire_on)).all()
+    assert rows == [("TD1:-7", dt.date(2026, 3, 13), "pending"), ("TD1:-1", dt.date(2026, 3, 19), "pending"),
+                    ("TD1:+1", dt.date(2026, 3, 21), "pending")]
     ctx.close()

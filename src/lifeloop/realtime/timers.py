@@ -7,6 +7,10 @@ pending timers of today's local date; a timer whose date passed while nothing wa
 (a T-1 reminder two days late is no longer a T-1 reminder). The holiday calendar is not applied: the repository
 has none for business days (``strategies.yaml`` ``events.holidays`` names holidays for greetings only), so the
 dates are plain local dates.
+
+The daily run sets them: the ``timers`` step (an action, last in the run, after ingest) sets the timers of D
+from the holdings as of D; running it again changes nothing. ``lifeloop events timers --as-of D`` does the
+same by hand.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lifeloop.config.events import Maturity, MomentSpec
+from lifeloop.config.events import EventsConfig, Maturity, MomentSpec
+from lifeloop.contract import Inputs, Output, Step
 from lifeloop.realtime.detectors import Trigger
+from lifeloop.store.ops import events as event_store
+from lifeloop.store.ops.database import unit_of_work
 
 MIDNIGHT = dt.datetime.min.time()
 
@@ -64,3 +71,27 @@ def holdings_as_of(lake: Any, as_of: dt.date) -> tuple[list[dict[str, Any]], dic
         types = {r["product_id"]: r["product_type"]
                  for r in pq.read_table(f, columns=["product_id", "product_type"]).to_pylist()}
     return list(latest.values()), types
+
+
+def set_day(lake: Any, sessions: Any, moments: Sequence[MomentSpec], as_of: dt.date) -> dict[str, int]:
+    """Set the timers of ``moments``' maturity moments from the holdings as of ``as_of`` (idempotent): how many
+    timers the holdings call for, and how many of them are new. Reads nothing without an enabled maturity moment."""
+    if not any(isinstance(m, Maturity) and m.enabled for m in moments):
+        return {"timers": 0, "new": 0}
+    holdings, types = holdings_as_of(lake, as_of)
+    rows = maturity_timers(holdings, types, moments, as_of)
+    with unit_of_work(sessions) as session:
+        new = event_store.set_timers(session, timers=rows)
+    return {"timers": len(rows), "new": new}
+
+
+def compute(inputs: Inputs) -> Output:
+    """An action: the day's maturity timers (T-7, T-1, T+1 ...) from the holdings as of D."""
+    assert inputs.ops is not None
+    moments = inputs.config("events").moments if "events" in inputs.configs else []
+    done = set_day(inputs.lake, inputs.ops(), moments, inputs.as_of)
+    return Output(rows=done["new"], summary=done)
+
+
+STEP = Step("timers", compute, writes=None, ops=True, configs={"events": EventsConfig},
+            doc="timers (定时关键时刻): maturity timers (T-7, T-1, T+1) from the holdings as of D, set once per key")

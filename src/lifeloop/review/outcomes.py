@@ -8,6 +8,10 @@ hours, suitability). Treated candidates later stopped by a cap or by capacity st
 the control group never meets caps or capacity, so dropping them would compare a selected treated
 group with an unselected control (intention to treat; ``contacted`` says who was actually reached).
 
+Real-time strategies (docs/realtime.md) enter the same way: the decider's treated and control entries, published
+by the daily run as ``lake/moment_entries`` (:mod:`lifeloop.realtime.entries`), are added to the lists' rows
+with the moment's local date as the entry date.
+
 Each entry is measured from the bank's own data over (entry date, entry date + window], the window
 being the strategy's ``objective.window_days``, and cut at the as-of date while it is still running
 (``complete`` false). Control customers are measured on the same window, as if contacted:
@@ -42,6 +46,7 @@ from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.data.areas import lists_schema
 from lifeloop.engine.adapters.base import write_arrow
 from lifeloop.errors import LifeloopError
+from lifeloop.realtime import entries as realtime_entries
 from lifeloop.review import measures
 
 if TYPE_CHECKING:
@@ -248,13 +253,20 @@ def carried_over(lake: Any, as_of: dt.date) -> pa.Table | None:
     return t.filter(pc.equal(t["complete"], True))
 
 
-def entries_with_outcomes(lake: Any, engine: Any, config: StrategiesConfig, as_of: dt.date, scratch: Path) -> pa.Table:
-    """Entries before ``as_of`` with their outcomes (measuring only the entries not closed before)."""
+def entries_with_outcomes(lake: Any, engine: Any, config: StrategiesConfig, as_of: dt.date, scratch: Path,
+                          realtime: Path | None = None) -> pa.Table:
+    """Entries before ``as_of`` with their outcomes (measuring only the entries not closed before).
+
+    ``realtime``: the published real-time entries (``lifeloop.realtime.entries``), added to the lists' rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
 
-    todo = entries(read_lists(lake, as_of), config, as_of, planned_holdouts(lake, as_of))
+    rows = read_lists(lake, as_of)
+    if realtime is not None:
+        moments = realtime_entries.read(realtime, as_of, [s.id for s in config.strategies])
+        rows = pa.concat_tables([rows, moments.select(rows.column_names).cast(rows.schema)])
+    todo = entries(rows, config, as_of, planned_holdouts(lake, as_of))
     done = carried_over(lake, as_of)
     if done is not None and done.num_rows:
         key = lambda t: pc.binary_join_element_wise(  # noqa: E731
@@ -290,12 +302,16 @@ def summary(table: pa.Table) -> dict[str, Any]:
 def compute(inputs: Inputs) -> Output:
     """Every strategy entry before D, treated and control, with its outcomes over its window so far."""
     with inputs.scratch() as scratch:
-        table = entries_with_outcomes(inputs.lake, inputs.engine, inputs.config("strategies"), inputs.as_of, scratch)
+        moments = inputs.snapshots.get(realtime_entries.AREA)
+        table = entries_with_outcomes(inputs.lake, inputs.engine, inputs.config("strategies"), inputs.as_of, scratch,
+                                      moments.file if moments is not None else None)
     return Output(tables=[Table(AREA, table, (), output_schema())], summary=summary(table))
 
 
 # Besides the declared snapshots, entries read every earlier day's lists, the map stored with that day's
-# audiences (its planned holdout) and the stage and tier at entry: all strictly before D.
-STEP = Step(AREA, compute, reads=(Read("lists", "before", optional=True), Read(AREA, "before")),
+# audiences (its planned holdout) and the stage and tier at entry: all strictly before D. The real-time entries
+# (published by the daily run from the decider's records before its steps) are a declared read.
+STEP = Step(AREA, compute, reads=(Read("lists", "before", optional=True), Read(AREA, "before"),
+                                  Read(realtime_entries.AREA, "latest", optional=True)),
             configs={"strategies": StrategiesConfig}, writes=AREA, bank=True,
             doc="outcomes (效果): every strategy entry measured from the bank's data over its evaluation window")

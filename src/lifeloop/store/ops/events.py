@@ -164,6 +164,20 @@ def day_decisions(session: Session, *, customer_id: str, local_date: dt.date) ->
     return out
 
 
+def entered_before(session: Session, *, before: dt.date) -> list[dict[str, Any]]:
+    """Every real-time entry (treated or control) on a moment of a local date before ``before``: the customer,
+    strategy, wave, channel, arm, the moment's local date and time, the reason recorded, and the outbox item's
+    unit cost and RM (the review's entries, docs/realtime.md)."""
+    q = (sa.select(MomentDecision.customer_id, MomentDecision.strategy_id, MomentDecision.wave,
+                   MomentDecision.channel, MomentDecision.outcome, MomentDecision.reason, MomentDecision.entered_at,
+                   Moment.local_date, Dispatch.unit_cost, Dispatch.rm_id)
+         .join(Moment, Moment.moment_key == MomentDecision.moment_key)
+         .outerjoin(Dispatch, Dispatch.idempotency_key == MomentDecision.dispatch_key)
+         .where(MomentDecision.outcome.in_(("treated", "control")), Moment.local_date < before)
+         .order_by(Moment.local_date, MomentDecision.strategy_id, MomentDecision.customer_id, MomentDecision.id))
+    return [dict(r._mapping) for r in session.execute(q)]
+
+
 def lock_customers(session: Session, customer_ids: Sequence[str]) -> None:
     """Serialise decisions per customer: PostgreSQL advisory locks in sorted order (SQLite: its write lock)."""
     if session.get_bind().dialect.name != "postgresql":
