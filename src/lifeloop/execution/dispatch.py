@@ -271,14 +271,21 @@ def enqueue_lists(sessions: Any, lists: pa.Table, *, adapters: Mapping[str, Chan
         recorded = outbox.enqueue(session, contacts=controls, now=now)
         outbox.cancel(session, dispatch_ids=recorded.new_ids, reason=CONTROL_REASON, now=now)
         summary.controls += len(recorded.new_ids)
-        existing = set(recorded.existing_keys)
-        fresh = [c for c in controls if c.key not in existing]
-        for name, adapter in (adapters or {}).items():
-            if adapter.capabilities.wants_controls:
-                # inside the transaction: if telling the receiver fails, the controls are not recorded either
-                # and the next run tells it again (the receiver drops repeats by key)
-                adapter.record_controls([_control_message(c, customers or {}) for c in fresh if c.channel == name])
+        tell_controls(adapters, controls, recorded.existing_keys, customers)
     return summary
+
+
+def tell_controls(adapters: Mapping[str, Channel] | None, controls: Sequence[Any], existing: Sequence[str],
+                  customers: Mapping[str, Mapping[str, Any]] | None) -> None:
+    """Tell the channels that want them (the simulated bank) about the newly recorded control-group entries.
+
+    Called inside the enqueue's transaction: if telling the receiver fails, the controls are not recorded either
+    and the next run tells it again (the receiver drops repeats by key)."""
+    known = set(existing)
+    fresh = [c for c in controls if c.key not in known]
+    for name, adapter in (adapters or {}).items():
+        if adapter.capabilities.wants_controls:
+            adapter.record_controls([_control_message(c, customers or {}) for c in fresh if c.channel == name])
 
 
 def _control_message(c: Any, customers: Mapping[str, Mapping[str, Any]]) -> Message:

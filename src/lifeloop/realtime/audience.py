@@ -42,6 +42,37 @@ def event_columns(day_events: Sequence[Seen], config: StrategiesConfig, day: dt.
         "holiday_name": holiday, "days_to_holiday": ahead}
 
 
+def _read_by_detector(e: Seen, m: Any) -> bool:
+    """Whether the detector of moment spec ``m`` reads event ``e`` at all (the definitions in detectors.py)."""
+    kind = m.kind
+    if kind == "salary_credited":
+        return e.kind == "transaction" and e.get("direction") == "credit" and bool(
+            e.get("txn_type") == "salary" or e.get("payroll"))
+    if kind == "large_inflow":
+        return is_inflow(e)
+    if kind == "large_outflow":
+        return is_outflow(e, m.other_bank_only)
+    if kind == "low_balance":
+        return e.kind == "transaction" and e.get("balance_after") is not None
+    if kind == "first_card_swipe":
+        return e.kind == "card_swipe" or (e.kind == "core_notice" and e.get("notice") == "card_activated")
+    if kind == "product_interest":
+        return e.kind == "app" and bool(e.get("product_id"))
+    if kind == "long_absence_login":
+        return e.kind == "app" and e.get("action") == "login"
+    return False   # maturity: timers, not events
+
+
+def decision_reads(e: Seen, moments: Sequence[Any]) -> bool:
+    """Whether a decision can read event ``e``: an enabled moment's detector reads it, or the day's event
+    columns (:func:`event_columns`: salary, inflows, outflows) do. An event source that forwards only these
+    makes the decider fire the same moments with the same audience values (a replay filters with it)."""
+    if e.kind == "transaction" and (is_inflow(e) or is_outflow(e) or (
+            e.get("direction") == "credit" and e.get("txn_type") == "salary")):
+        return True
+    return any(m.enabled and _read_by_detector(e, m) for m in moments)
+
+
 def _literal(value: Any) -> exp.Expression:
     if value is None:
         return exp.null()

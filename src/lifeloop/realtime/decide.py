@@ -356,6 +356,7 @@ class Decider:
         recorded = outbox.enqueue(session, contacts=controls, now=now)
         outbox.cancel(session, dispatch_ids=recorded.new_ids, reason=dispatching.CONTROL_REASON, now=now)
         summary.controls += len(recorded.new_ids)
+        dispatching.tell_controls(self.adapters, controls, recorded.existing_keys, customers)
 
     def drain(self, customers: dict[str, dict[str, Any]] | None = None, summary: DecisionSummary | None = None) -> None:
         """Send what is due through the contact gate and the channels (the batch's drain)."""
