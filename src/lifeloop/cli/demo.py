@@ -2,8 +2,10 @@
 
 insight -> strategy -> execution -> review, and back: every simulated day the plan is dispatched to
 the simulated bank, the bank lives the day (the contacts change what customers do), its extracts are
-ingested and the daily run measures outcomes and plans again. It ends with the strategy board
-(post-evaluation with confidence intervals), the suggestions and a self-contained HTML report.
+ingested and the daily run measures outcomes and plans again. Each day is also replayed as an event stream
+through the real-time intake and decider (关键时刻: salary credited 代发到账, large outflow 大额转出), whose
+strategies are reviewed on the same board. It ends with the strategy board (post-evaluation with confidence
+intervals), the suggestions and a self-contained HTML report.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from lifeloop.cli.report import report_command
 from lifeloop.context import Context
 from lifeloop.execution.closed_loop import run_loop
 from lifeloop.insight.money import workspace_money_tags
+from lifeloop.realtime.entries import AREA as MOMENT_ENTRIES
 from lifeloop.review.board import print_board
 
 # every channel of the demo workspace delivers to the simulated bank, so its contacts change what
@@ -78,7 +81,9 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
         out.print("Windows of 30-90 days are still running after a few weeks: the board is interim (every entry "
                   "measured to date, treated and control over the same days). `lifeloop evaluate` alone shows "
                   "closed windows only.")
-        print_board(out, ctx.evaluate(interim=True))
+        board = ctx.evaluate(interim=True)
+        print_board(out, board)
+        print_realtime_review(out, ctx, board, last)
         out.rule("[bold]9. The report")
         report = _report(out, ctx, directory, last)
     out.print(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Workspace: {directory.resolve()}")
@@ -96,7 +101,8 @@ def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) ->
     """Run the closed loop; print one line per simulated week. Returns the last as-of date."""
 
     out.print("Each day: the lists go to the simulated bank (controls are only recorded), the bank lives the day, "
-              "its extracts are ingested, outcomes are measured and tomorrow is planned.")
+              "its extracts are ingested, the day is replayed as events through the real-time decider (moments: "
+              "salary credited, large outflow), outcomes are measured and tomorrow is planned.")
     week: list[Any] = []
     weeks = [0]
 
@@ -111,6 +117,7 @@ def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) ->
         out.print(f"  week {weeks[0]}: {week[0].bank_day} .. {week[-1].bank_day}: {treated:,} contacted, {held:,} held "
                   f"out; the bank saw {conv['treated']:,} conversions after a contact, {conv['control']:,} in control "
                   f"groups, {conv['organic']:,} on their own ({sum(d.seconds for d in week):.0f}s)")
+        out.print("          " + realtime_week([d.events for d in week if d.events is not None]))
         week.clear()
 
     def on_day(day: Any) -> None:
@@ -118,9 +125,43 @@ def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) ->
         if len(week) == 7:
             close_week()
 
-    days = run_loop(ctx, extracts, first, loop_days, on_day=on_day)
+    days = run_loop(ctx, extracts, first, loop_days, on_day=on_day, realtime=True)
     close_week()
     return days[-1].bank_day if days else first
+
+
+def realtime_week(days: list[Any]) -> str:
+    """One line: what the real-time decider did with a week of replayed events."""
+    from collections import Counter
+
+    outcomes: Counter = Counter()
+    for d in days:
+        outcomes.update(d.decided.outcomes)
+    sent = sum(d.decided.drain.sent for d in days)
+    return (f"real time: {sum(d.events for d in days):,} events replayed, {sum(d.decided.moments for d in days):,} "
+            f"moments; decisions " + (", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())) or "none")
+            + f"; {sent:,} contacts sent ({sum(d.seconds for d in days):.0f}s)")
+
+
+def print_realtime_review(out: Any, ctx: Any, board: dict[str, Any], as_of: dt.date) -> None:
+    """The real-time strategies' lines of the board, and how many of their entries the decider made."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not ctx.lake.exists(MOMENT_ENTRIES, as_of):
+        out.print("No real-time entries were published: no moment reached a strategy's audience.")
+        return
+    rt = pq.read_table(ctx.lake.snapshot_file(MOMENT_ENTRIES, as_of))
+    for s in board["strategies"]:
+        mine = rt.filter(pc.equal(rt["strategy"], s["strategy"]))
+        if not mine.num_rows:
+            continue
+        arms = {a: int(pc.sum(pc.equal(mine["group"], a)).as_py() or 0) for a in ("treated", "control")}
+        e = s["entries"]
+        out.print(f"Real time (关键时刻): {s['strategy']} — {mine.num_rows:,} entries decided in real time at the "
+                  f"event's time ({arms['treated']:,} treated, {arms['control']:,} control); on the board "
+                  f"{e['treated']:,} treated / {e['control']:,} control, verdict {s['verdict']}. "
+                  f"`lifeloop why CUSTOMER --as-of DAY` shows a customer's real-time decisions.")
 
 
 def _report(out: Any, ctx: Any, directory: Path, as_of: dt.date) -> Path:

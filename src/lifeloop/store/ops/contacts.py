@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from lifeloop.store.ops.models import DISPATCH_STATUSES, Dispatch
+from lifeloop.store.ops.models import DISPATCH_STATUSES, Dispatch, MomentDecision
 from lifeloop.store.ops.owners import Owner
 from lifeloop.store.ops.types import as_utc, utcnow
 
@@ -349,5 +349,10 @@ def recent_contacts(session: Session, *, since: dt.datetime):
 
 
 def dispatched_on(session: Session, as_of: dt.date) -> int:
-    """How many contacts of the plan of ``as_of`` were put in the outbox (sent, waiting or held)."""
-    return session.scalar(sa.select(sa.func.count(Dispatch.id)).where(Dispatch.as_of == as_of)) or 0
+    """How many contacts of the plan of ``as_of`` were put in the outbox (sent, waiting or held).
+
+    The real-time decider's contacts of that local date (their keys are in ``moment_decisions``) are not the
+    plan's: a salary-day contact sent at 10:00 does not make the evening's plan of the day a re-plan."""
+    realtime = sa.exists().where(MomentDecision.customer_id == Dispatch.customer_id,   # its index's first column
+                                 MomentDecision.dispatch_key == Dispatch.idempotency_key)
+    return session.scalar(sa.select(sa.func.count(Dispatch.id)).where(Dispatch.as_of == as_of, ~realtime)) or 0
