@@ -61,7 +61,7 @@ class EventDay:
 REPLAY_AT = "19:00"   # when the decider runs over a replayed day (local), unless channels.yaml says replay_at
 
 
-def replay_events(ctx: Any, folder: str | Path, day: dt.date) -> EventDay:
+def replay_events(ctx: Any, folder: str | Path, day: dt.date, decider: Any = None) -> EventDay:
     """The simulated bank's ``day`` (its extracts in ``folder``: a delivered day's folder) as events through the
     real-time intake (stored once per id) and the decider.
 
@@ -70,7 +70,9 @@ def replay_events(ctx: Any, folder: str | Path, day: dt.date) -> EventDay:
     and the day's event columns) — as a bank's event router subscribes the real-time engine to what it uses;
     the moments and audience values are those of the whole stream. The decider stands at the channels'
     ``replay_at`` (else 19:00) local on ``day``: every event of the day has happened, and its contacts go out
-    through the contact gate and the workspace's channels (the simulated bank's inbox) that evening."""
+    through the contact gate and the workspace's channels (the simulated bank's inbox) that evening.
+    ``decider``: one opened with ``drain=False`` to reuse across days (configs read once); else one is opened
+    and closed."""
     import time
 
     started = time.perf_counter()
@@ -78,12 +80,16 @@ def replay_events(ctx: Any, folder: str | Path, day: dt.date) -> EventDay:
     moments = ctx.events_config().moments
     events = [e for e in event_stream(folder, day, timezone=timezone) if decision_reads(_seen(e), moments)]
     receipt = ctx.accept_events(events, source="simulator", where=f"simulated bank {day}") if events else None
-    decider = ctx.decider()
+    own = decider is None
+    decider = decider or ctx.decider(drain=False)
     try:
         decider.clock = replay_clock(day, decider.channels.replay_at or REPLAY_AT, timezone)
         decided = decider.run_until_idle()
+        if decided.enqueued:     # the day's batch dispatch drains the rest (held, retries)
+            decider.drain(None, decided)
     finally:
-        decider.close()
+        if own:
+            decider.close()
     return EventDay(day, len(events), len(receipt.accepted) if receipt else 0, decided,
                     time.perf_counter() - started)
 
@@ -117,22 +123,33 @@ def run_loop(ctx: Any, extracts: Path, first: dt.date, days: int, *, steps: Sequ
     ``realtime``: the day is also replayed as events through the real-time decider (:func:`replay_events`),
     after its ingest and before its daily run.
     """
-    import time
 
     as_of, out = first, []
-    for _ in range(days):
-        started = time.perf_counter()
-        day, effect = deliver(extracts, truth)
-        ctx.ingest(day.folder, as_of=day.date)
-        replayed = replay_events(ctx, day.folder, day.date) if realtime else None
-        results = ctx.run(day.date, steps=None if steps is None else list(steps)) if steps is None or steps else []
-        turn = LoopDay(as_of, day.date, day.contacts, dict(day.conversions or {}), time.perf_counter() - started,
-                       results, effect, replayed)
-        out.append(turn)
-        if on_day is not None:
-            on_day(turn)
-        as_of = day.date
+    decider = ctx.decider(drain=False) if realtime else None
+    try:
+        for _ in range(days):
+            out.append(_turn(ctx, extracts, as_of, steps, truth, decider))
+            if on_day is not None:
+                on_day(out[-1])
+            as_of = out[-1].bank_day
+    finally:
+        if decider is not None:
+            decider.close()
     return out
+
+
+def _turn(ctx: Any, extracts: Path, as_of: dt.date, steps: Sequence[str] | None, truth: bool,
+          decider: Any) -> LoopDay:
+    """One turn: deliver, the bank's day, ingest, (the day's events through ``decider``), the daily run."""
+    import time
+
+    started = time.perf_counter()
+    day, effect = deliver(extracts, truth)
+    ctx.ingest(day.folder, as_of=day.date)
+    replayed = replay_events(ctx, day.folder, day.date, decider) if decider is not None else None
+    results = ctx.run(day.date, steps=None if steps is None else list(steps)) if steps is None or steps else []
+    return LoopDay(as_of, day.date, day.contacts, dict(day.conversions or {}), time.perf_counter() - started,
+                   results, effect, replayed)
 
 
 def _seen(raw: dict[str, Any]) -> Seen:

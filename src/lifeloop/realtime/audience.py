@@ -27,6 +27,7 @@ from lifeloop.strategy.checks import compile_audiences
 from lifeloop.strategy.events import EVENT_COLUMNS, holiday_on
 
 AREAS = ("features", "lifecycle", "segments")
+KEEP_OPEN = 2   # snapshot dates an AudienceCheck keeps an engine open for (today's and a late event's day)
 
 
 def event_columns(day_events: Sequence[Seen], config: StrategiesConfig, day: dt.date) -> dict[str, Any]:
@@ -106,6 +107,10 @@ class AudienceCheck:
     def _open(self, snap: dt.date):
         if snap not in self._opened:
             import pyarrow.parquet as pq
+
+            # a long-running decider meets a new snapshot every day: keep the newest few open, not every day's
+            for old in sorted(self._opened)[:max(0, len(self._opened) - KEEP_OPEN + 1)]:
+                self._opened.pop(old)[0].close()
 
             files = {a: self.lake.snapshot_file(a, snap) for a in AREAS}
             engine = connect(self.engine_name)
