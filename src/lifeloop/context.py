@@ -17,7 +17,7 @@ from lifeloop.data import simulator
 from lifeloop.data.access import PermissionDenied, Principal, Scope, SignInRefused, not_visible, parse_grant
 from lifeloop.data.access import describe as describe_principal
 from lifeloop.engine.adapters import connect
-from lifeloop.errors import ConfigError, DataError, NotFoundError
+from lifeloop.errors import ConfigError, DataError, EventError, NotFoundError
 from lifeloop.execution import consent_changes, customer_rights, feedback_import, replies, worklists
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
@@ -28,6 +28,7 @@ from lifeloop.models import training as model_training
 from lifeloop.models.contract import ModelsConfig
 from lifeloop.realtime import decide as realtime_decide
 from lifeloop.realtime import intake as event_intake
+from lifeloop.realtime import sources as event_sources
 from lifeloop.realtime import timers as realtime_timers
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Credentials, Settings
@@ -677,6 +678,40 @@ class Context:
         """Events from a JSON-lines or CSV file (``lifeloop events ingest``), all or nothing, idempotent per id."""
         self.require("ingest", "ingest events")
         return self.accept_events(event_intake.read_file(Path(path)), source=source, where=Path(path).name)
+
+    def run_event_source(self, path: str | Path, *, source: str = "file", batch: int = 500, clock: Any = None,
+                         adapters: Any = None) -> tuple[event_sources.Pumped, realtime_decide.DecisionSummary]:
+        """Run a JSON-lines event source (``lifeloop events run``) to its end through intake and the decider: each
+        batch stored, decided, then its position committed (``<file>.offset``); a re-run goes on from there."""
+        self.require("ingest", "run an event source")
+        path = Path(path)
+        if path.suffix.lower() not in (".jsonl", ".ndjson"):
+            raise EventError(f"{path.name}: an event source is a JSON-lines file (.jsonl), one event per line",
+                             hint=f"write the events as JSON lines, or store a CSV file with `lifeloop events "
+                                  f"ingest {path.name}` (all or nothing, no position kept)")
+        if not path.is_file():
+            raise NotFoundError(f"{path}: no such event source file",
+                                hint="check the path; `lifeloop simulate` + the simulator's event stream can make one")
+        if batch < 1:
+            raise EventError(f"--batch {batch}: a batch holds at least one event", hint="use e.g. --batch 500")
+        stream = event_sources.JsonLinesSource(path, name=source)
+        decider = self.decider(clock=clock, adapters=adapters)
+        summary = realtime_decide.DecisionSummary()
+
+        def decide() -> None:
+            while True:
+                before = summary.events
+                decider.run_once(summary=summary)
+                if summary.events == before:
+                    return
+
+        try:
+            pumped = event_sources.pump(stream, lambda raws: self.accept_events(raws, source=source, where=path.name),
+                                        decide, batch=batch)
+        finally:
+            stream.close()
+            decider.close()
+        return pumped, summary
 
     def decider(self, *, clock: Any = None, drain: bool = True, adapters: Any = None) -> realtime_decide.Decider:
         """The real-time decider over this workspace (close it after use); ``adapters``: channels other than
