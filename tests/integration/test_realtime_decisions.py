@@ -13,7 +13,17 @@ from lifeloop.store.ops.models import Dispatch, Moment, MomentDecision
 from lifeloop.strategy.holdout import is_control
 from tests.gate_world import enqueue, row
 from tests.ops_fixtures import database_url  # noqa: F401 - fixture
-from tests.realtime_world import CUSTOMERS, Clock, D, RecordingGateway, local, make_world, outflow, salary
+from tests.realtime_world import (
+    CUSTOMERS,
+    STRATEGIES,
+    Clock,
+    D,
+    RecordingGateway,
+    local,
+    make_world,
+    outflow,
+    salary,
+)
 
 
 def decide(ctx, clock, gateway):
@@ -72,7 +82,7 @@ def test_salary_moments_reach_the_audience_once_with_the_batch_holdout_and_the_g
     with ctx.ops()() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Moment)) == 10
         suppressed = s.scalar(sa.select(MomentDecision).where(MomentDecision.outcome == "suppressed"))
-    assert "re-entry wait 24 h" in suppressed.reason
+    assert "re-entry wait 365 d, the strategy's reentry_days" in suppressed.reason   # the default: once a year
     ctx.close()
 
 
@@ -133,4 +143,26 @@ def test_a_large_outflow_offers_a_product_only_to_the_suitable_and_in_the_audien
     assert "suitability" in made[("C009", "outflow_retain")].reason
     assert [(d.customer_id, d.strategy) for d in gateway.delivered] == [("C001", "outflow_retain")]
     assert summary.moments == 3
+    ctx.close()
+
+
+def test_the_strategys_reentry_days_apply_to_real_time_entries(tmp_path, database_url, monkeypatch):
+    strategies = STRATEGIES.replace("    holdout: 0.3\n", "    holdout: 0.3\n    reentry_days: 3\n")
+    assert strategies != STRATEGIES
+    ctx = make_world(tmp_path, database_url, monkeypatch, strategies=strategies)
+    clock = Clock(local(D, 10, 0))
+    gateway = RecordingGateway(clock)
+    # C001's salary on D, again on D+2 (a second employer: within 3 days) and on D+3 at 10:00 (3 days after)
+    days = [(0, 9, 58), (2, 9, 0), (3, 10, 0)]
+    ctx.accept_events([salary(f"r{n}", "C001", local(D + dt.timedelta(days=d), h, m))
+                       for n, (d, h, m) in enumerate(days)], source="core")
+    clock.now = local(D + dt.timedelta(days=3), 11, 0)
+    decide(ctx, clock, gateway)
+    with ctx.ops()() as s:
+        made = [(d.entered_at, d.outcome, d.reason) for d in s.scalars(
+            sa.select(MomentDecision).where(MomentDecision.customer_id == "C001").order_by(MomentDecision.entered_at))]
+    arm = "control" if is_control("C001", "salary_care", "lifeloop", 0.3) else "treated"
+    assert [o for _, o, _ in made] == [arm, "suppressed", arm]
+    assert "re-entry wait 3 d, the strategy's reentry_days" in made[1][2]
+    assert [at for at, *_ in made] == [local(D + dt.timedelta(days=d), h, m) for d, h, m in days]
     ctx.close()

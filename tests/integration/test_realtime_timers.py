@@ -28,6 +28,7 @@ TIMER_STRATEGY = STRATEGIES + """\
     waves: [{id: w1, day: 0}]
     holdout: 0
     start: 2026-01-01
+    reentry_days: 1      # each reminder (T-7, T-1, T+1) is an entry of its own
 """
 
 

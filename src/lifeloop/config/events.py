@@ -7,7 +7,7 @@
         token_sha256: 9f86d0...     # SHA-256 (hex) of the service token; the token itself is never stored
         rate_per_second: 2000       # sustained requests per second (token bucket) ...
         burst: 4000                 # ... and how many may come at once
-    reentry_hours: 24               # a customer enters one real-time strategy once per this many hours
+    reentry_hours: 24               # one entry per strategy per this (or its reentry_days, if longer)
     moments:                        # detectors: a strategy reacts to one with scenario {kind: event, name: <id>}
       - {id: salary_credited, kind: salary_credited}
       - {id: large_inflow, kind: large_inflow, amount: 50000}

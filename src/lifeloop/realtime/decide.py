@@ -7,7 +7,8 @@ One pass (:meth:`Decider.run_once`), in one transaction per batch of stored, und
    (``moments``, unique), so duplicates, shuffles and late events fire nothing twice.
 2. **Strategies.** Each new moment is matched to the active strategies whose scenario is that moment
    (``scenario: {kind: event, name: <moment id>}`` in strategies.yaml). Per strategy, in order: re-entry
-   (the customer entered this strategy, treated or control, within ``reentry_hours`` of the event: suppressed),
+   (the customer entered this strategy, treated or control, within the strategy's ``reentry_days`` — or
+   events.yaml's ``reentry_hours`` if longer — of the event: suppressed),
    the audience rule on the latest daily snapshot (:mod:`lifeloop.realtime.audience`), suitability of a product
    offer (the plan's rule), and the holdout by the batch's hash (``strategy.holdout``) — control or treated
    (with its A/B cell). Every decision is recorded with its reason (``moment_decisions``).
@@ -266,7 +267,8 @@ class Decider:
             return [], []
         assert self.strategies is not None
         customers, snaps, checks, offers = prepared.customers, prepared.snaps, prepared.checks, prepared.unsuitable
-        wait = dt.timedelta(hours=self.events.reentry_hours)
+        waits = {s.id: self.reentry_wait(s) for _, s in pairs}
+        wait = max(waits.values())
         ids = sorted({t.customer_id for t, _ in pairs})
         times = [t.occurred_at for t, _ in pairs]
         # read under the lock the moments' insert took: two passes cannot both let one customer in
@@ -276,7 +278,7 @@ class Decider:
         for t, s in sorted(pairs, key=lambda p: (p[0].occurred_at, p[0].key, p[1].id)):
             d = {"moment_key": t.key, "customer_id": t.customer_id, "strategy_id": s.id, "entered_at": t.occurred_at,
                  "wave": None, "channel": None, "dispatch_key": None}
-            before = [at for at in entered.get((t.customer_id, s.id), []) if abs(at - t.occurred_at) < wait]
+            before = [at for at in entered.get((t.customer_id, s.id), []) if abs(at - t.occurred_at) < waits[s.id]]
             snap = snaps.get(t.local_date)
             reason = checks.get((t.customer_id, s.id, t.local_date))  # type: ignore[arg-type]
             if not s.active_on(t.local_date):
@@ -285,7 +287,7 @@ class Decider:
                 continue
             if before:
                 decisions.append({**d, "outcome": "suppressed", "reason": f"{t.reason}; entered {s.id} at "
-                                  f"{min(before):%Y-%m-%d %H:%M} UTC (re-entry wait {self.events.reentry_hours:g} h)"})
+                                  f"{min(before):%Y-%m-%d %H:%M} UTC (re-entry wait {self.wait_text(s)})"})
                 continue
             if snap is None:
                 decisions.append({**d, "outcome": "no_snapshot", "reason": f"{t.reason}; no daily snapshot on or "
@@ -319,6 +321,17 @@ class Decider:
                              "rm_id": (customers.get(t.customer_id) or {}).get("rm_id"), "send_at": None,
                              "script_id": None, "script_key": None, "cell": cell})
         return rows_out, decisions
+
+    def reentry_wait(self, s: Strategy) -> dt.timedelta:
+        """How long after an entry (treated or control) the customer cannot enter strategy ``s`` again in real
+        time: the strategy's ``reentry_days`` (the batch's rule, which the review's journeys follow too), or
+        events.yaml's ``reentry_hours`` when that is longer."""
+        return max(dt.timedelta(hours=self.events.reentry_hours), dt.timedelta(days=s.reentry_days))
+
+    def wait_text(self, s: Strategy) -> str:
+        if dt.timedelta(days=s.reentry_days) >= dt.timedelta(hours=self.events.reentry_hours):
+            return f"{s.reentry_days} d, the strategy's reentry_days"
+        return f"{self.events.reentry_hours:g} h, events.yaml reentry_hours"
 
     def _suitability(self, pairs: Sequence[tuple[Trigger, Strategy]], day: dt.date) -> dict[tuple[str, str], str]:
         """(customer, strategy) -> why a product offer is not suitable (the plan's rule on the bank's data)."""
