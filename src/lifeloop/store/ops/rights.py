@@ -27,14 +27,18 @@ from lifeloop.store.ops.models import (
     ContactReservation,
     Dispatch,
     DoNotDisturb,
+    Event,
     Feedback,
     InboundReply,
     Lead,
     MarketingSuppressed,
+    Moment,
+    MomentDecision,
     PersonalisationChange,
     RightsRequest,
     Suppression,
     Task,
+    Timer,
 )
 from lifeloop.store.ops.types import as_utc, utcnow
 from lifeloop.store.suppression import normalise
@@ -185,9 +189,9 @@ def purge_customer(session: Session, *, customer_id: str, digests: Mapping[str, 
 
     Deleted: feedback, RM tasks, contact-ledger places and dispatches (contact history and payloads),
     consent changes, do-not-disturb entries, inbound replies (by customer, or by ``mobile``), personalisation
-    changes, their own marketing-suppression match. Leads they referred keep the lead (another person) but
-    lose the link. Their earlier rights requests keep only the keyed hash. The audit log is append-only
-    and keeps the customer id (see docs/security.md).
+    changes, their own marketing-suppression match, their real-time events, moments, decisions and timers.
+    Leads they referred keep the lead (another person) but lose the link. Their earlier rights requests keep
+    only the keyed hash. The audit log is append-only and keeps the customer id (see docs/security.md).
     """
     _require(customer_id, reason=reason)
     at = as_utc(at or utcnow(), what="at")
@@ -215,6 +219,11 @@ def purge_customer(session: Session, *, customer_id: str, digests: Mapping[str, 
     gone("personalisation_changes",
          sa.delete(PersonalisationChange).where(PersonalisationChange.customer_id == customer_id))
     gone("marketing_suppressed", sa.delete(MarketingSuppressed).where(MarketingSuppressed.customer_id == customer_id))
+    # real time: their events, moments, decisions (the review's moment_entries are re-published from these) and timers
+    gone("events", sa.delete(Event).where(Event.customer_id == customer_id))
+    gone("moments", sa.delete(Moment).where(Moment.customer_id == customer_id))
+    gone("moment_decisions", sa.delete(MomentDecision).where(MomentDecision.customer_id == customer_id))
+    gone("timers", sa.delete(Timer).where(Timer.customer_id == customer_id))
     counts["leads_unlinked"] = session.execute(sa.update(Lead).where(Lead.referred_by_customer_id == customer_id)
                                                .values(referred_by_customer_id=None)).rowcount or 0
     session.execute(sa.update(RightsRequest).where(RightsRequest.customer_id == customer_id)
