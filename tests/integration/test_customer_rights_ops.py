@@ -138,7 +138,8 @@ def test_a_purge_deletes_the_customers_rows_keeps_only_keyed_hashes_and_audits_t
                                                 reason="closed 2025, retention over", mobile="13812345678", at=T0)
     assert counts == {"feedback": 1, "tasks": 1, "contact_ledger": 0, "dispatches": 1, "inbound_replies": 1,
                       "consent_changes": 1, "do_not_disturb": 1, "personalisation_changes": 1,
-                      "marketing_suppressed": 0, "leads_unlinked": 1}
+                      "marketing_suppressed": 0, "events": 0, "moments": 0, "moment_decisions": 0, "timers": 0,
+                      "leads_unlinked": 1}   # real-time rows: tests/integration/test_realtime_purge.py
     with ops_db() as s:
         for model in (Dispatch, Feedback, Task, ConsentChange, DoNotDisturb, PersonalisationChange):
             assert "C9" not in set(s.scalars(sa.select(model.customer_id))), model.__tablename__
