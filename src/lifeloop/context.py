@@ -65,7 +65,11 @@ def _user_row(user: Any) -> dict[str, Any]:
             "roles": sorted(f"{g.role}={g.scope}" if g.scope else g.role for g in user.grants)}
 
 
-SCOPED_AREAS = ("lists", "audiences")   # customer-level snapshots read through Context filtered to the reader's scope
+# customer-level snapshots read through Context are filtered to the reader's scope (an RM: their book; a branch
+# manager: their branch; head office: all), with the permission each needs
+SCOPED_AREAS = {"lists": "lists.read", "audiences": "lists.read", "outcomes": "lists.read",
+                "features": "customer.read", "lifecycle": "customer.read", "segments": "customer.read",
+                "clusters": "customer.read", "scores": "customer.read"}
 
 
 class Context:
@@ -780,9 +784,8 @@ class Context:
         return results
 
     def snapshot(self, area: str, as_of: dt.date | None = None) -> pa.Table:
-        """Read a published step snapshot as an Arrow table."""
+        """Read a published step snapshot as an Arrow table (customer-level areas: only the reader's scope)."""
         import pyarrow.parquet as pq
-
 
         dates = self.lake.dates(area)
         if not dates:
@@ -793,9 +796,10 @@ class Context:
         if not path.exists():
             raise DataError(f"no {area} snapshot as of {as_of}",
                             hint=f"published dates: {', '.join(d.isoformat() for d in dates[-5:])}")
-        if area in SCOPED_AREAS:
-            return self._scoped(pq.read_table(path), "lists.read", f"read the {area}")
-        return pq.read_table(path)
+        table = pq.read_table(path)
+        if area in SCOPED_AREAS and "customer_id" in table.column_names:
+            return self._scoped(table, SCOPED_AREAS[area], f"read the {area}")
+        return table
 
     # ---------------------------------------------------------------- the model shelf (模型货架)
     def models_config(self) -> ModelsConfig:
