@@ -25,7 +25,9 @@ from lifeloop.models.contract import ModelsConfig
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
+from lifeloop.store.keys import Keys, open_keys
 from lifeloop.store.lake import Lake, run_hint
+from lifeloop.store.lake_crypto import LakeCrypto
 from lifeloop.store.ops import approvals as approving
 from lifeloop.store.ops import audit, delivery
 from lifeloop.store.ops.database import resolve_url, unit_of_work
@@ -83,8 +85,15 @@ class Context:
 
     @cached_property
     def lake(self) -> Lake:
+        """The lake; C2 columns encrypted as lifeloop.yaml's ``lake.encryption`` says, decrypted with :attr:`keys`."""
+        return Lake(self.workspace / self.config.lake.path,
+                    LakeCrypto(lambda: self.keys, encrypt=self.config.lake.encryption))
 
-        return Lake(self.workspace / self.config.lake)
+    @cached_property
+    def keys(self) -> Keys:
+        """The workspace's keys (lifeloop.yaml ``keys:``): the bank's key manager, data keys, the keyed hash."""
+        k = self.config.keys
+        return open_keys(self.workspace, k.provider, k.path, k.keyring, dict(k.options))
 
     @property
     def configs(self) -> ConfigFolder:
@@ -138,7 +147,7 @@ class Context:
         """The operations database's session factory (SQLite is migrated on first use; PostgreSQL must be)."""
         if self._ops is None:
 
-            self._ops = ops_store.open_ops(self.database_url)
+            self._ops = ops_store.open_ops(self.database_url, keys=lambda: self.keys)
         return self._ops
 
     def close(self) -> None:
