@@ -25,6 +25,7 @@ from lifeloop.models.contract import ModelsConfig
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Settings, operator_identity
 from lifeloop.store import ops as ops_store
+from lifeloop.store import rekey
 from lifeloop.store.keys import Keys, open_keys
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.lake_crypto import LakeCrypto
@@ -188,6 +189,16 @@ class Context:
         """Who is acting: LIFELOOP_OPERATOR, else the OS user — interim, until principals land (data-protection
         issue)."""
         return operator_identity()
+
+    # ------------------------------------------------------------------ keys
+    def rotate_keys(self, reason: str | None = None) -> rekey.Rekeyed:
+        """A new master-key version; data keys re-wrapped, encrypted bank batches rewritten under it; audited."""
+        return rekey.rotate(self.keys, self.lake, self.ops(), actor=self.operator, reason=reason)
+
+    def reencrypt(self, *, new_data_key: bool = False, reason: str | None = None) -> rekey.Rekeyed:
+        """Operations rows under the newest data key, plaintext rows and batches encrypted; audited."""
+        return rekey.reencrypt_all(self.keys, self.lake, self.ops(), actor=self.operator, new_data_key=new_data_key,
+                                   reason=reason)
 
     # ------------------------------------------------------------------ the audit log
     def audit_verify(self) -> audit.Verification:

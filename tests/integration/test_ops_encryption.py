@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from lifeloop.errors import DataError, OpsDatabaseError
 from lifeloop.store.ops.contacts import NewContact, enqueue
-from lifeloop.store.ops.encrypted import ENCRYPTED_COLUMNS, attach, cipher_of, lookup_hash, reencrypt
-from lifeloop.store.ops.models import Dispatch, InboundReply, Lead, Task, normalise_phone
+from lifeloop.store.ops.encrypted import ENCRYPTED_COLUMNS, attach, cipher_of, lookup_hash, normalise_phone, reencrypt
+from lifeloop.store.ops.models import Dispatch, InboundReply, Lead, Task
 from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
 
 NOW = dt.datetime(2026, 3, 2, 2, tzinfo=dt.UTC)
@@ -26,7 +26,7 @@ def populate(factory) -> None:
                            source="file", idempotency_key="r1"))
         s.add(Task(rm_id="RM1", customer_id="C1", title="call C1", script=SCRIPT, due_on=NOW.date(), note=NAME))
         enqueue(s, contacts=[NewContact(as_of=NOW.date(), customer_id="C1", strategy_id="s", wave="w",
-                                        channel="sms", payload={"name": NAME, "offer": "td"})], now=NOW)
+                                        channel="sms", payload={"name": NAME, "offer": "time_deposit_1y"})], now=NOW)
 
 
 def raw_values(factory) -> dict[str, list[str]]:
@@ -44,14 +44,14 @@ def test_the_raw_columns_hold_no_plaintext_and_the_orm_reads_it_back(ops_db):  #
     assert all(raw[k] for k in ("leads.name", "leads.phone", "inbound_replies.mobile", "tasks.script",
                                 "dispatches.payload", "inbound_replies.text"))
     text = repr(raw)
-    for plain in (NAME, "欧阳", PHONE, "13912345678", "退订", "定期存款", '"name"', "td"):
+    for plain in (NAME, "欧阳", PHONE, "13912345678", "退订", "定期存款", '"name"', "time_deposit_1y"):
         assert plain not in text, plain
     assert all(v.startswith("lle1:1:") for values in raw.values() for v in values)
     with ops_db() as s:
         lead = s.scalars(sa.select(Lead)).one()
         assert (lead.name, lead.phone) == (NAME, PHONE)
         assert s.scalars(sa.select(Task)).one().script == SCRIPT
-        assert s.scalars(sa.select(Dispatch)).one().payload == {"name": NAME, "offer": "td"}
+        assert s.scalars(sa.select(Dispatch)).one().payload == {"name": NAME, "offer": "time_deposit_1y"}
         assert s.scalars(sa.select(InboundReply)).one().mobile == MOBILE
 
 
@@ -97,8 +97,11 @@ def test_plaintext_rows_from_before_encryption_read_and_reencryption_encrypts_th
         done = reencrypt(s.connection(), cipher)
     assert done["leads.name"] == 1 and done["leads.phone"] == 1
     assert all(v.startswith("lle1:") for v in raw_values(ops_db)["leads.name"])
+    keys = cipher.keys
     with ops_db() as s:
         assert s.scalars(sa.select(Lead.phone)).one() == PHONE
+        found = lookup_hash(keys, "leads.phone", "13912345678", normalise_phone)   # the index was filled in too
+        assert s.scalars(sa.select(Lead.name).where(Lead.phone_hash == found)).all() == [NAME]
     with ops_db.begin() as s:
         assert reencrypt(s.connection(), cipher)["leads.name"] == 0    # already under the newest key
 

@@ -14,6 +14,7 @@ from lifeloop.cli.check import check_command
 from lifeloop.cli.consent import register as register_consent
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
+from lifeloop.cli.keys import keys_app
 from lifeloop.cli.models import models_app
 from lifeloop.cli.outbox import outbox_app
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
@@ -427,6 +428,7 @@ def feedback_import(
 
 register_consent(app, context, console, parse_date)
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.add_typer(models_app(context, console, parse_date), name="models")
 app.add_typer(outbox_app, name="outbox")
 

@@ -258,7 +258,7 @@ class Keys:
         versions = self.ring.keys.get(key_id, {})
         if version is None:
             if not versions:
-                return self._new_data_key(key_id)
+                return self.new_data_key(key_id)
             version = max(versions, key=int)
         if version not in versions:
             raise DataError(f"data key {key_id!r} version {version} is not in {self.ring.path}",
@@ -267,7 +267,8 @@ class Keys:
             self._plain[(key_id, version)] = self.manager.unwrap(key_id, versions[version])
         return version, self._plain[(key_id, version)]
 
-    def _new_data_key(self, key_id: str) -> tuple[str, bytes]:
+    def new_data_key(self, key_id: str) -> tuple[str, bytes]:
+        """A new random version of a data key, wrapped by the current master key and kept in the ring."""
         versions = self.ring.keys.setdefault(key_id, {})
         version = str(max((int(v) for v in versions), default=0) + 1)
         key = secrets.token_bytes(KEY_BYTES)

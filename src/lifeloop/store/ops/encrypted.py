@@ -174,6 +174,22 @@ ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def normalise_phone(text: str) -> str:
+    """Digits only, without a leading +86 / 0086 / 86 (the same mobile however it was written)."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            return digits[len(prefix):]
+    return digits
+
+
+# the blind index kept beside an encrypted column, and how its values are normalised first
+BLIND_INDEXES: dict[tuple[str, str], tuple[str, Callable[[str], str]]] = {
+    ("inbound_replies", "mobile"): ("mobile_hash", normalise_phone),
+    ("leads", "phone"): ("phone_hash", normalise_phone),
+}
+
+
 def reencrypt(connection: sa.Connection, cipher: FieldCipher, *, newest: str | None = None) -> dict[str, int]:
     """Rewrite every encrypted (or legacy plaintext) value under the newest ``ops.c2`` data-key version.
 
@@ -192,7 +208,11 @@ def reencrypt(connection: sa.Connection, cipher: FieldCipher, *, newest: str | N
                 continue
             where = f"{table_name}.{column}"
             text = cipher.decrypt(where, stored) if is_encrypted(stored) else stored
-            connection.execute(sa.update(table).where(pk == row_id).values({column: cipher.encrypt(where, text)}))
+            values = {column: cipher.encrypt(where, text)}
+            if (table_name, column) in BLIND_INDEXES:   # a plaintext row from before the index existed
+                index, normalise = BLIND_INDEXES[(table_name, column)]
+                values[index] = cipher.keys.keyed_hash(f"blind-index/{where}", normalise(text))
+            connection.execute(sa.update(table).where(pk == row_id).values(values))
             n += 1
         out[f"{table_name}.{column}"] = n
     return out

@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from lifeloop.data.schema import CONSENT_PURPOSES, CONTACT_CHANNELS
 from lifeloop.errors import DataError
-from lifeloop.store.ops.encrypted import EncryptedJSON, EncryptedText, blind_index
+from lifeloop.store.ops.encrypted import EncryptedJSON, EncryptedText, blind_index, normalise_phone
 from lifeloop.store.ops.types import Money, UtcDateTime, one_of, utcnow
 
 # stable constraint names, so later migrations (and SQLite batch mode) can address them
@@ -401,15 +401,6 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     result: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-def normalise_phone(text: str) -> str:
-    """Digits only, without a leading +86 / 0086 / 86 (the same mobile however it was written)."""
-    digits = "".join(ch for ch in text if ch.isdigit())
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            return digits[len(prefix):]
-    return digits
 
 
 @sa.event.listens_for(Lead, "before_insert")
