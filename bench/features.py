@@ -338,7 +338,7 @@ def encrypted_copy(out: Path, plain_ws: Path) -> Path:
         for f in sorted(source.glob("*.parquet")):
             reader = pq.ParquetFile(f)
             ctx.lake.crypto.write(staging / f.name, reader.schema_arrow, reader.iter_batches(batch_size=1_000_000),
-                                  f.stem, compression="zstd", row_group_size=1_000_000)
+                                  f.stem, compression="zstd")
 
     ctx.lake.publish("bank", D, write)
     ctx.close()
