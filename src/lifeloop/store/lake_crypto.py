@@ -155,8 +155,8 @@ class LakeCrypto:
         secret = encrypted_columns(path)
         wanted = list(columns) if columns is not None else None
         needs_key = bool(secret) and (wanted is None or any(c in secret for c in wanted))
-        return pq.read_table(path, columns=wanted, decryption_properties=self.decryption_properties()
-                             if needs_key else None)
+        return _plain_schema(pq.read_table(path, columns=wanted, decryption_properties=self.decryption_properties()
+                                           if needs_key else None))
 
 
 def read_lake_table(crypto: LakeCrypto | None, path: Path, columns: Sequence[str] | None = None) -> pa.Table:
@@ -170,7 +170,14 @@ def read_lake_table(crypto: LakeCrypto | None, path: Path, columns: Sequence[str
         raise DataError(f"{path}: the columns {', '.join(secret)} are encrypted and this lake was opened "
                         "without keys", hint="open the workspace through lifeloop.context.Context (it reads "
                                              "lifeloop.yaml's keys: section)")
-    return pq.read_table(path, columns=list(columns) if columns is not None else None)
+    return _plain_schema(pq.read_table(path, columns=list(columns) if columns is not None else None))
+
+
+def _plain_schema(table: pa.Table) -> pa.Table:
+    """The table without the marker of encrypted columns: what was read is plaintext now (written back as it
+    is, it must not claim to be encrypted)."""
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != META_KEY}
+    return table.replace_schema_metadata(meta or None)
 
 
 def duckdb_view(con: Any, name: str, files: Sequence[Path], crypto: LakeCrypto | None,
