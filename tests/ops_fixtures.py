@@ -161,3 +161,26 @@ def session(ops_db):
     """One unit of work on a migrated database (rolled back unless the test commits)."""
     with ops_db() as s:
         yield s
+
+
+_KEYS: list = []
+
+
+def test_keys():
+    """One key file and key ring for the test process (for factories made outside ``ops_db``)."""
+    from lifeloop.store.keys import FileKeyManager, open_keys
+
+    if not _KEYS:
+        folder = Path(tempfile.mkdtemp(prefix="lifeloop-keys-"))
+        FileKeyManager.create(folder / "keys" / "lifeloop.keys")
+        _KEYS.append(open_keys(folder))
+        atexit.register(shutil.rmtree, folder, True)
+    return _KEYS[0]
+
+
+def with_keys(factory):
+    """A session factory whose engine encrypts and decrypts the C2 columns, as ``Context.ops()`` gives one."""
+    from lifeloop.store.ops.encrypted import FieldCipher, attach
+
+    attach(factory.kw["bind"], FieldCipher(test_keys))
+    return factory
