@@ -34,8 +34,8 @@ pytestmark = pytest.mark.slow
 
 # what a role may see in plaintext, by path pattern relative to the workspace, with the reason
 ENTITLED = {
-    r"exports/call/.*RM\w+.*\.(csv|xlsx)$": "an RM's own call list (recipient_role rm): names and mobiles of their "
-                                             "own customers, approved by a second person",
+    r"^exports/call/[^/]+/RM\w+/[^/]+\.(csv|xlsx)$": "an RM's own call list (recipient_role rm): names and mobiles "
+                                                    "of their own customers, approved by a second person",
     r"rm-worklist\.(csv|xlsx)$": "the RM's own worklist, exported by the RM (audited)",
 }
 NOT_SCANNED = ("extracts/", "keys/")     # the bank's own extracts (input); the keys folder
@@ -265,8 +265,9 @@ def test_no_plaintext_personal_value_in_any_file_but_the_outputs_a_role_is_entit
     assert entitled, "no RM call list or worklist was written: nothing entitled was checked"
     owners = world["owners"]
     for rel, hits in entitled.items():
-        rm = re.search(r"RM\w+", Path(rel).name)
-        expected_rm = rm.group(0).split("_")[0] if rm else world["rm"]
+        # a call list is filed under its RM's folder (exports/call/DAY/RM_ID/...); the worklist is the RM's own
+        folders = [part for part in Path(rel).parts[:-1] if part.startswith("RM")]
+        expected_rm = folders[-1] if folders else world["rm"]
         customers = set().union(*hits.values())
         assert set(hits) <= {"name", "mobile"}, f"{rel} shows {sorted(hits)}: only names and mobiles are due"
         assert {owners.get(c) for c in customers} <= {expected_rm}, f"{rel} holds another RM's customers"
