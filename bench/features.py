@@ -10,7 +10,10 @@ data is the same on every run) in a Lifeloop workspace under bench/out/, then ti
   (b) a single hand-written DuckDB query computing the same columns, written to Parquet by DuckDB,
       with CASE WHEN inside the aggregates (the fastest form we found); (b2) the same query in the
       FILTER (WHERE ...) idiom, for context;
-  (c) the same feature step on Spark local (JVM start-up reported separately).
+  (c) the same feature step on Spark local (JVM start-up reported separately);
+  (d) the feature step on DuckDB over the same bank with its C2 columns encrypted at rest (Parquet modular
+      encryption, docs/security.md), interleaved with (a) so both see the same machine: the ratio d/a is the
+      price of encryption (the requirement is at most 1.10).
 
 It checks that (a) and (b) hold the same values and that (a) and (c) wrote identical bytes, and prints
 a Markdown table with the ratios a/b and c/b. Figures go to docs/performance.md by hand.
@@ -315,6 +318,35 @@ def prepare_bank(out: Path, customers: int, transactions: int, *, regenerate: bo
     return ws
 
 
+def encrypted_copy(out: Path, plain_ws: Path) -> Path:
+    """The same bank in a workspace of its own with ``lake.encryption: on``: every table rewritten through the
+    lake's encryption (C2 columns encrypted, row groups as in the plaintext files). Made once per plaintext bank."""
+    import pyarrow.parquet as pq
+
+    ws = out / "workspace-encrypted"
+    marker = out / "encrypted.json"
+    source = plain_ws / "lake" / "bank" / f"as_of={D.isoformat()}"
+    stamp = json.loads((out / "data.json").read_text())
+    if marker.exists() and json.loads(marker.read_text()) == stamp:
+        return ws
+    shutil.rmtree(ws, ignore_errors=True)
+    ctx = Context.init(ws)
+    assert ctx.config.lake.encryption, "a new workspace encrypts its lake"
+    started = time.perf_counter()
+
+    def write(staging: Path) -> None:
+        for f in sorted(source.glob("*.parquet")):
+            reader = pq.ParquetFile(f)
+            ctx.lake.crypto.write(staging / f.name, reader.schema_arrow, reader.iter_batches(batch_size=1_000_000),
+                                  f.stem, compression="zstd")
+
+    ctx.lake.publish("bank", D, write)
+    ctx.close()
+    marker.write_text(json.dumps(stamp))
+    print(f"encrypted a copy of the bank in {time.perf_counter() - started:.1f}s")
+    return ws
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -323,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--repeat", type=int, default=2, help="DuckDB runs of (a) and (b); the best is reported")
     ap.add_argument("--no-spark", action="store_true", help="skip (c)")
+    ap.add_argument("--no-encrypted", action="store_true", help="skip (d)")
     ap.add_argument("--regenerate", action="store_true", help="rebuild the data even if it exists")
     args = ap.parse_args(argv)
 
@@ -338,19 +371,29 @@ def main(argv: list[str] | None = None) -> int:
 
     hand_file = args.out / "hand_written.parquet"
     filter_file = args.out / "hand_written_filter.parquet"
-    a_times, b_times, b2_times = [], [], []
+    enc_ws = None if args.no_encrypted else encrypted_copy(args.out, ws)
+    a_times, b_times, b2_times, d_times = [], [], [], []
     for _ in range(args.repeat):
         b_times.append(run_hand_written(bank, hand_file))
         started = time.perf_counter()
         with Context(ws) as run_ctx:
             run_ctx.run(D, steps=["features"], engine="duckdb")
         a_times.append(time.perf_counter() - started)
+        if enc_ws is not None:
+            started = time.perf_counter()
+            with Context(enc_ws) as run_ctx:
+                run_ctx.run(D, steps=["features"], engine="duckdb")
+            d_times.append(time.perf_counter() - started)
         b2_times.append(run_hand_written(bank, filter_file, style="filter"))
     step_file = ctx.lake.snapshot_dir("features", D) / "features.parquet"
     ok, detail = same_values(step_file, hand_file)
     ok2, detail2 = same_values(step_file, filter_file)
     ok, detail = ok and ok2, f"CASE form: {detail}; FILTER form: {detail2}"
     duck_bytes = step_file.read_bytes()
+    enc_same = None
+    if enc_ws is not None:
+        enc_same = (enc_ws / "lake" / "features" / f"as_of={D.isoformat()}" / "features.parquet").read_bytes() \
+            == duck_bytes
 
     c_time = spark_start = None
     spark_same = None
@@ -372,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             ("(a) Lifeloop feature step, DuckDB", a, a / b)]
     if c_time is not None:
         rows.append(("(c) Lifeloop feature step, Spark local[2]", c_time, c_time / b))
+    if d_times:
+        rows.append(("(d) Lifeloop feature step, DuckDB, C2 columns encrypted", min(d_times), min(d_times) / b))
     import pyarrow.parquet as pq
 
     meta = pq.read_metadata(step_file)
@@ -390,12 +435,16 @@ def main(argv: list[str] | None = None) -> int:
           f"(b2) {[round(x, 2) for x in b2_times]}")
     if c_time is not None:
         print(f"(c) Spark session start {spark_start:.1f}s (not in the ratio); (c) file identical to (a): {spark_same}")
+    if d_times:
+        print(f"(d) encrypted lake: best {min(d_times):.2f}s vs (a) {a:.2f}s, ratio d/a {min(d_times) / a:.3f} "
+              f"(runs {[round(x, 2) for x in d_times]}); file identical to (a): {enc_same}")
     results = {"customers": args.customers, "transactions": args.transactions, "a": a_times, "b": b_times,
                "b2": b2_times,
                "c": c_time, "spark_start": spark_start, "a_equals_b": ok, "c_bytes_equal_a": spark_same,
-               "cores": os.cpu_count(), "input_bytes": size}
+               "cores": os.cpu_count(), "input_bytes": size, "d": d_times, "d_bytes_equal_a": enc_same,
+               "d_over_a": min(d_times) / a if d_times else None}
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    return 0 if ok and spark_same in (None, True) else 1
+    return 0 if ok and spark_same in (None, True) and enc_same in (None, True) else 1
 
 
 if __name__ == "__main__":

@@ -136,13 +136,22 @@ def database_url(request, tmp_path) -> str:
 
 
 @pytest.fixture
-def ops_db(database_url):
-    """An upgraded (migrated to head) database: yields its session factory; disposes the engine after."""
+def ops_db(database_url, tmp_path):
+    """An upgraded (migrated to head) database: yields its session factory; disposes the engine after.
+
+    Its engine carries a cipher with a key file of its own (in tmp_path), as ``Context.ops()`` gives one:
+    the C2 columns are encrypted (lifeloop.store.ops.encrypted)."""
+    from lifeloop.store.keys import FileKeyManager, open_keys
     from lifeloop.store.ops.database import session_factory
+    from lifeloop.store.ops.encrypted import FieldCipher, attach
     from lifeloop.store.ops.migrations import upgrade
 
     upgrade(database_url)
     factory = session_factory(database_url)
+    if not (tmp_path / "keys" / "lifeloop.keys").exists():
+        FileKeyManager.create(tmp_path / "keys" / "lifeloop.keys")
+    keys = open_keys(tmp_path)
+    attach(factory.kw["bind"], FieldCipher(lambda: keys))
     yield factory
     factory.kw["bind"].dispose()
 
@@ -152,3 +161,26 @@ def session(ops_db):
     """One unit of work on a migrated database (rolled back unless the test commits)."""
     with ops_db() as s:
         yield s
+
+
+_KEYS: list = []
+
+
+def test_keys():
+    """One key file and key ring for the test process (for factories made outside ``ops_db``)."""
+    from lifeloop.store.keys import FileKeyManager, open_keys
+
+    if not _KEYS:
+        folder = Path(tempfile.mkdtemp(prefix="lifeloop-keys-"))
+        FileKeyManager.create(folder / "keys" / "lifeloop.keys")
+        _KEYS.append(open_keys(folder))
+        atexit.register(shutil.rmtree, folder, True)
+    return _KEYS[0]
+
+
+def with_keys(factory):
+    """A session factory whose engine encrypts and decrypts the C2 columns, as ``Context.ops()`` gives one."""
+    from lifeloop.store.ops.encrypted import FieldCipher, attach
+
+    attach(factory.kw["bind"], FieldCipher(test_keys))
+    return factory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import MetaData, select
+from sqlalchemy import JSON, MetaData, Text, select
 
 from tests.factories import lake_fingerprint
 
@@ -18,6 +18,10 @@ def ops_rows(ctx) -> dict[str, list[tuple[Any, ...]]]:
     engine = ctx.ops().kw["bind"]
     meta = MetaData()
     meta.reflect(engine)
+    for table in meta.tables.values():   # the stored text, as it is (an encrypted JSON document is not JSON)
+        for column in table.columns:
+            if isinstance(column.type, JSON):
+                column.type = Text()
     out = {}
     with engine.connect() as conn:
         for name, table in sorted(meta.tables.items()):

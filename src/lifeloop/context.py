@@ -33,7 +33,10 @@ from lifeloop.realtime import timers as realtime_timers
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Credentials, Settings
 from lifeloop.store import ops as ops_store
+from lifeloop.store import rekey
+from lifeloop.store.keys import Keys, open_keys
 from lifeloop.store.lake import Lake, run_hint
+from lifeloop.store.lake_crypto import LakeCrypto
 from lifeloop.store.ops import approvals as approving
 from lifeloop.store.ops import audit, delivery
 from lifeloop.store.ops import events as events_store
@@ -66,7 +69,11 @@ def _user_row(user: Any) -> dict[str, Any]:
             "roles": sorted(f"{g.role}={g.scope}" if g.scope else g.role for g in user.grants)}
 
 
-SCOPED_AREAS = ("lists", "audiences")   # customer-level snapshots read through Context filtered to the reader's scope
+# customer-level snapshots read through Context are filtered to the reader's scope (an RM: their book; a branch
+# manager: their branch; head office: all), with the permission each needs
+SCOPED_AREAS = {"lists": "lists.read", "audiences": "lists.read", "outcomes": "lists.read",
+                "features": "customer.read", "lifecycle": "customer.read", "segments": "customer.read",
+                "clusters": "customer.read", "scores": "customer.read"}
 
 
 class Context:
@@ -130,8 +137,15 @@ class Context:
 
     @cached_property
     def lake(self) -> Lake:
+        """The lake; C2 columns encrypted as lifeloop.yaml's ``lake.encryption`` says, decrypted with :attr:`keys`."""
+        return Lake(self.workspace / self.config.lake.path,
+                    LakeCrypto(lambda: self.keys, encrypt=self.config.lake.encryption))
 
-        return Lake(self.workspace / self.config.lake)
+    @cached_property
+    def keys(self) -> Keys:
+        """The workspace's keys (lifeloop.yaml ``keys:``): the bank's key manager, data keys, the keyed hash."""
+        k = self.config.keys
+        return open_keys(self.workspace, k.provider, k.path, k.keyring, dict(k.options))
 
     @property
     def configs(self) -> ConfigFolder:
@@ -191,7 +205,7 @@ class Context:
         """The operations database's session factory (SQLite is migrated on first use; PostgreSQL must be)."""
         if self._ops is None:
 
-            self._ops = ops_store.open_ops(self.database_url)
+            self._ops = ops_store.open_ops(self.database_url, keys=lambda: self.keys)
         return self._ops
 
     def close(self) -> None:
@@ -223,7 +237,7 @@ class Context:
         report = ingesting.ingest(self, Path(source), Path(mapping) if mapping else None, as_of, progress=progress,
                                   today=today)
         # a purged person brought back by this batch is recognised by keyed hashes and kept out of marketing
-        report.suppressed = customer_rights.screen_batch(self.lake, sessions, self.workspace, report.as_of,
+        report.suppressed = customer_rights.screen_batch(self.lake, sessions, self.keys, report.as_of,
                                                          actor=self.operator)
         return report
 
@@ -398,6 +412,18 @@ class Context:
             return table
         return table.filter(pc.is_in(table["customer_id"], value_set=pa.array(self._visible_customers(scope),
                                                                               pa.string())))
+
+    # ------------------------------------------------------------------ keys
+    def rotate_keys(self, reason: str | None = None) -> rekey.Rekeyed:
+        """A new master-key version; data keys re-wrapped, encrypted bank batches rewritten under it; audited."""
+        self.require("keys.manage", "rotate keys")
+        return rekey.rotate(self.keys, self.lake, self.ops(), actor=self.operator, reason=reason)
+
+    def reencrypt(self, *, new_data_key: bool = False, reason: str | None = None) -> rekey.Rekeyed:
+        """Operations rows under the newest data key, plaintext rows and batches encrypted; audited."""
+        self.require("keys.manage", "re-encrypt")
+        return rekey.reencrypt_all(self.keys, self.lake, self.ops(), actor=self.operator, new_data_key=new_data_key,
+                                   reason=reason)
 
     # ------------------------------------------------------------------ the audit log
     def audit_verify(self) -> audit.Verification:
@@ -758,7 +784,7 @@ class Context:
     def purge_customer(self, customer_id: str, *, reason: str, now: dt.datetime | None = None) -> dict[str, Any]:
         """Purge a customer after withdrawal or closure plus the retention (PIPL Art. 47); audited."""
         self._check_customer(customer_id, "rights.purge", "purge customers")
-        return customer_rights.purge(self.lake, self.ops(), self.workspace, customer_id, reason=reason,
+        return customer_rights.purge(self.lake, self.ops(), self.keys, customer_id, reason=reason,
                                      actor=self.operator, retention_days=self.config.rights.purge_after_days, now=now)
 
     def customer_rights(self, customer_id: str, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -820,9 +846,8 @@ class Context:
         return results
 
     def snapshot(self, area: str, as_of: dt.date | None = None) -> pa.Table:
-        """Read a published step snapshot as an Arrow table."""
+        """Read a published step snapshot as an Arrow table (customer-level areas: only the reader's scope)."""
         import pyarrow.parquet as pq
-
 
         dates = self.lake.dates(area)
         if not dates:
@@ -833,9 +858,10 @@ class Context:
         if not path.exists():
             raise DataError(f"no {area} snapshot as of {as_of}",
                             hint=f"published dates: {', '.join(d.isoformat() for d in dates[-5:])}")
-        if area in SCOPED_AREAS:
-            return self._scoped(pq.read_table(path), "lists.read", f"read the {area}")
-        return pq.read_table(path)
+        table = pq.read_table(path)
+        if area in SCOPED_AREAS and "customer_id" in table.column_names:
+            return self._scoped(table, SCOPED_AREAS[area], f"read the {area}")
+        return table
 
     # ---------------------------------------------------------------- the model shelf (模型货架)
     def models_config(self) -> ModelsConfig:

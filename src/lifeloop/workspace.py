@@ -9,6 +9,7 @@ from pathlib import Path
 from lifeloop.config.loader import load_model
 from lifeloop.config.workspace import WorkspaceConfig
 from lifeloop.errors import WorkspaceError
+from lifeloop.store.keys import FileKeyManager
 
 WORKSPACE_FILE = "lifeloop.yaml"
 TEMPLATES = ("bank",)
@@ -41,7 +42,18 @@ def init_workspace(directory: str | Path, template: str = "bank", force: bool = 
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
         written.append(dest)
-    return written
+    key_file = create_key_file(target)
+    return written + ([key_file] if key_file else [])
+
+
+def create_key_file(target: Path) -> Path | None:
+    """The embedded key file (0600) of a workspace whose lifeloop.yaml asks for one and has none yet."""
+    keys = load_workspace(target).keys
+    path = target / keys.path
+    if keys.provider != "file" or path.exists():
+        return None
+    FileKeyManager.create(path)
+    return path
 
 
 def load_workspace(directory: Path) -> WorkspaceConfig:

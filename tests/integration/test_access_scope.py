@@ -146,7 +146,7 @@ def test_lists_and_audiences_read_through_context_hold_only_customers_in_scope(b
     seen = 0
     for who, covers in ((rms[b1][0], lambda c: owners[c][0] == rms[b1][0]),
                         (f"bm_{b1}", lambda c: owners[c][1] == b1)):
-        for area in ("lists", "audiences"):
+        for area in ("lists", "audiences", "features", "lifecycle", "segments"):
             every = getattr(world["analyst"], area)(bank["as_of"])["customer_id"].to_pylist()
             mine = getattr(world[who], area)(bank["as_of"])["customer_id"].to_pylist()
             assert mine == [c for c in every if covers(c)] and len(mine) < len(every), (who, area)
@@ -154,6 +154,8 @@ def test_lists_and_audiences_read_through_context_hold_only_customers_in_scope(b
     assert seen > 0          # the branch's customers are in the day's audiences: the filter kept them
     with pytest.raises(PermissionDenied, match="user apr may not read the lists"):
         world["approver"].lists(bank["as_of"])
+    with pytest.raises(PermissionDenied, match="user apr may not read the features"):
+        world["approver"].features(bank["as_of"])
 
 
 def test_head_office_sees_every_customer_masked_and_an_rm_sees_their_own_unmasked_but_the_id_number(bank, world):

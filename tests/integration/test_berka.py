@@ -26,7 +26,7 @@ def _sql(ctx, query: str, *params):
     con = duckdb.connect()
     folder = ctx.lake.snapshot_dir("bank", AS_OF)
     for name in ("customers", "holdings", "transactions", "products", "branches"):
-        con.register(name, con.read_parquet(str(folder / f"{name}.parquet")))
+        con.register(name, ctx.lake.read_table(folder / f"{name}.parquet"))
     return con.execute(query, list(params)).fetchall()
 
 

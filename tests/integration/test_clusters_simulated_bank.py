@@ -29,7 +29,7 @@ def split_batch(ctx, last, d1):
     from lifeloop.data.schema import TABLES
 
     folder = ctx.lake.snapshot_dir("bank", last)
-    tables = {f.stem: pq.read_table(f) for f in folder.glob("*.parquet")}
+    tables = {f.stem: ctx.lake.read_table(f) for f in folder.glob("*.parquet")}
 
     def write(after: bool):
         def go(staging):

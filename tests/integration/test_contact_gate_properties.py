@@ -28,6 +28,7 @@ from lifeloop.store.ops import consent, feedback
 from lifeloop.store.ops.database import session_factory, unit_of_work
 from lifeloop.store.ops.models import ConsentChange, ContactReservation, Dispatch, DoNotDisturb, Feedback, Task
 from tests.gate_world import POLICY, TZ, Clock, D, RecordingGateway, enqueue, in_local, local, row
+from tests.ops_fixtures import with_keys
 
 PEOPLE = ("C1", "C2", "C3")
 CHANNELS = ("sms", "push", "call", "rm")
@@ -182,7 +183,7 @@ def test_the_gateway_never_receives_a_contact_the_policy_forbids_whatever_happen
         template, tmp_path_factory, baseline, program):
     db = tmp_path_factory.mktemp("ex") / "ops.db"
     shutil.copy(template, db)
-    sessions = session_factory(f"sqlite:///{db}")
+    sessions = with_keys(session_factory(f"sqlite:///{db}"))
     try:
         gateway, log = live(sessions, baseline, program)
     finally:
@@ -198,7 +199,7 @@ def postgres():
 
     url = postgres_server().create_database()
     upgrade(url)
-    factory = session_factory(url)
+    factory = with_keys(session_factory(url))
     yield factory
     factory.kw["bind"].dispose()
 

@@ -7,8 +7,6 @@ config changed is audited as ``config.live``."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import stat
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,6 +14,7 @@ import sqlalchemy as sa
 
 from lifeloop.errors import ConfigError, DataError
 from lifeloop.store.ops.models import AuditEntry, ConsentChange, Suppression
+from lifeloop.store.suppression import digest
 from tests.factories import write_canonical
 from tests.integration.test_plan import CUSTOMERS, STRATEGIES, D, publish_insight, run_day
 from tests.integration.test_plan import ctx as plan_ctx  # noqa: F401 - the tiny lake fixture
@@ -106,11 +105,11 @@ def test_a_purged_customer_leaves_every_snapshot_and_a_later_ingest_bringing_the
     assert "C2" in pq.read_table(ctx.lake.snapshot_dir("bank", D) / "customers.parquet")["customer_id"].to_pylist()
     assert ctx.lake.manifest("bank", D)["erasures"] == [{"kind": "purge", "request": done["request_id"],
                                                          "rows": done["lake"]["snapshots"]["bank/2024-06-30"]}]
-    key = ctx.workspace / "keys" / "suppression.key"
-    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600 and len(key.read_bytes()) == 32
     with ctx.ops()() as s:
         assert s.scalars(sa.select(ConsentChange.customer_id)).all() == []
-        assert [x.kind for x in s.scalars(sa.select(Suppression))] == ["customer_id"]
+        # keyed by the key manager: only the workspace's keys recompute it
+        assert [(x.kind, x.digest) for x in s.scalars(sa.select(Suppression))] == [
+            ("customer_id", digest(ctx.keys, "customer_id", "C1"))]
     # a later extract brings C1 back (the same customer number): the ingest recognises and suppresses them
     rows = [dict(zip(("customer_id", "name", "gender", "birth_date", "id_number", "mobile", "email", "city",
                       "occupation", "branch_id", "rm_id", "open_date", "is_prospect", "risk_level", "risk_assessed_on",

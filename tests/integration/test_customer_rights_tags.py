@@ -4,19 +4,18 @@ lake rewrite itself, and the suppression key."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import stat
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from lifeloop.errors import ConfigError, NotFoundError
+from lifeloop.context import Context
+from lifeloop.errors import NotFoundError
 from lifeloop.store import erasure
 from lifeloop.store.lake import Lake
 from lifeloop.store.ops.models import AuditEntry, RightsRequest
-from lifeloop.store.suppression import suppression_key
+from lifeloop.store.suppression import digest
 from tests.factories import allow_days_after_batch, new_context
 from tests.fixtures_bank import LATER, D, publish_tiny_bank
 from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
@@ -91,13 +90,19 @@ def test_a_rewrite_removes_rows_blanks_the_reason_of_lists_and_leaves_other_snap
     assert not list((tmp_path / "lake").glob(".staging/*"))
 
 
-def test_the_suppression_key_is_made_once_with_owner_only_permissions_and_a_loose_one_is_refused(tmp_path):
-    key = suppression_key(tmp_path)
-    path = tmp_path / "keys" / "suppression.key"
-    assert len(key) == 32 and stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
-    assert suppression_key(tmp_path) == key                               # the same key every time
-    os.chmod(path, 0o644)
-    with pytest.raises(ConfigError) as err:
-        suppression_key(tmp_path)
-    assert "chmod 600" in err.value.render()
+def test_suppression_digests_are_keyed_by_the_key_manager_normalised_and_stable_across_a_rotation(tmp_path):
+    import hashlib
+
+    ctx = Context.init(tmp_path / "ws")
+    a = digest(ctx.keys, "mobile", "+86 138-1234-1234")
+    assert a == digest(ctx.keys, "mobile", "13812341234")                  # normalised before hashing
+    assert a != digest(ctx.keys, "id_number", "13812341234")               # the kind is part of what is hashed
+    assert a != hashlib.sha256(b"mobile:13812341234").hexdigest()           # keyed: no dictionary reverses it
+    assert digest(ctx.keys, "mobile", "  ") is None
+    ctx.rotate_keys(reason="test: a rotation keeps suppression records matchable")
+    with Context(ctx.workspace) as again:
+        assert digest(again.keys, "mobile", "13812341234") == a
+    other = Context.init(tmp_path / "other")
+    assert digest(other.keys, "mobile", "13812341234") != a                 # another workspace, another key
+    ctx.close()
+    other.close()

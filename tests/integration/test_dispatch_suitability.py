@@ -18,7 +18,7 @@ def test_an_unsuitable_offer_slipped_into_a_list_is_held_back_at_dispatch_and_au
     ctx.ingest(tmp_path / "ws" / "extracts", as_of=sim.as_of)
     with ctx:
         ctx.run(sim.as_of, steps=["features", "lifecycle", "segments", "clusters", "audiences", "plan"])
-        customers = pq.read_table(next((ctx.lake.root / "bank").glob("as_of=*/customers.parquet")))
+        customers = ctx.lake.read_table(next((ctx.lake.root / "bank").glob("as_of=*/customers.parquet")))
         unassessed = customers.filter(pc.is_null(customers["risk_level"]))["customer_id"][0].as_py()
         # a list edited after the plan (or a plan that went wrong): an R3 wealth product for a customer
         # with no risk assessment, and a harmless birthday greeting for the same customer

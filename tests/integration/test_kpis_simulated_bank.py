@@ -22,7 +22,7 @@ from lifeloop.review.kpis_render import kpis_json
 def split_into_month_batches(ctx, last: dt.date, cuts: list[dt.date]) -> None:
     """Turn the one ingested batch into monthly batches with disjoint facts, as monthly extracts would arrive."""
     folder = ctx.lake.snapshot_dir("bank", last)
-    tables = {f.stem: pq.read_table(f) for f in folder.glob("*.parquet")}
+    tables = {f.stem: ctx.lake.read_table(f) for f in folder.glob("*.parquet")}
     bounds = [None, *cuts, last]
     for low, high in zip(bounds, bounds[1:], strict=False):
         def write(staging, low=low, high=high):
@@ -44,7 +44,7 @@ def bank(tmp_path_factory):
     ctx.simulate(base / "extracts", customers=300, days=240, seed=11)
     last = ctx.ingest(base / "extracts").as_of
     dates = [d for d in month_ends(last - dt.timedelta(days=200), last) if d < last]
-    holdings = pq.read_table(ctx.lake.snapshot_dir("bank", last) / "holdings.parquet")
+    holdings = ctx.lake.read_table(ctx.lake.snapshot_dir("bank", last) / "holdings.parquet")
     split_into_month_batches(ctx, last, dates)
     ctx.backfill(dates)
     start, end = dates[1], dates[-1]

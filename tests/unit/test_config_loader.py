@@ -15,7 +15,8 @@ def write(tmp_path, text):
 
 def test_a_valid_workspace_file_loads_with_defaults(tmp_path):
     config, _ = load_model(WorkspaceConfig, write(tmp_path, "engine: spark\nbank:\n  name: 招商测试银行\n"))
-    assert config.engine == "spark" and config.bank.name == "招商测试银行" and config.lake == "lake"
+    assert config.engine == "spark" and config.bank.name == "招商测试银行"
+    assert config.lake.path == "lake" and not config.lake.encryption   # `lake:` absent: a plaintext lake
 
 
 def test_an_unknown_key_names_file_line_and_field_and_suggests_the_right_key(tmp_path):

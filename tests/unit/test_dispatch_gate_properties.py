@@ -37,6 +37,7 @@ from lifeloop.execution.channels.base import Capabilities, Result
 from lifeloop.execution.dispatch import drain, enqueue_lists
 from lifeloop.execution.suitability_gate import record_unsuitable, suitable_only
 from lifeloop.strategy.plan import output_schema
+from tests.ops_fixtures import with_keys
 
 D = dt.date(2024, 6, 30)
 CUSTOMERS = ("C1", "C2", "C3", "C4", "C5")
@@ -213,7 +214,9 @@ def _ctx(folder: Path, custs: list[dict]) -> SimpleNamespace:
     customers = _parquet(pa.Table.from_pylist(custs))
     files = lambda as_of: {"customers": [pa.BufferReader(customers)],  # noqa: E731
                            "products": [pa.BufferReader(PRODUCT_FILE)]}
-    return SimpleNamespace(lake=SimpleNamespace(bank_files=files), config_dir=folder,
+    # the lake's reader of bank files (it decrypts C2 columns; these in-memory files are plaintext)
+    read = lambda source, columns=None: pq.read_table(source, columns=columns)  # noqa: E731
+    return SimpleNamespace(lake=SimpleNamespace(bank_files=files, read_table=read), config_dir=folder,
                            load_config=_load_config(folder))
 
 
@@ -224,7 +227,7 @@ def dispatch_day(folder: Path, work: Path, custs: list[dict], rows: list[dict]):
 
     db = work / "ops.db"
     shutil.copy(folder / "template.db", db)   # a fresh copy each time: the audit log is append-only
-    sessions = session_factory(f"sqlite:///{db}")
+    sessions = with_keys(session_factory(f"sqlite:///{db}"))
     adapters = {ch: Recorder(ch) for ch in CHANNELS}
     try:
         kept, held = suitable_only(_ctx(folder, custs), pa.Table.from_pylist(rows, schema=output_schema()), D)
@@ -372,7 +375,7 @@ def test_a_retry_after_the_assessment_expired_overnight_is_held_back_at_send_tim
     rows = [row("C1", "W3", "w0"), row("C2", "W3", "w0")]
     db = tmp_path / "ops.db"
     shutil.copy(bank / "template.db", db)
-    sessions = session_factory(f"sqlite:///{db}")
+    sessions = with_keys(session_factory(f"sqlite:///{db}"))
     sms = Flaky("sms")
     consent = {(c, "marketing", "sms"): True for c in ("C1", "C2")}
     kept, held = suitable_only(_ctx(bank, custs), pa.Table.from_pylist(rows, schema=output_schema()), D)

@@ -16,6 +16,7 @@ from lifeloop.cli.customers import register as register_customers
 from lifeloop.cli.demo import run_demo
 from lifeloop.cli.events import events_app, serve_command
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
+from lifeloop.cli.keys import keys_app
 from lifeloop.cli.models import models_app
 from lifeloop.cli.outbox import outbox_app
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
@@ -444,6 +445,7 @@ register_consent(app, context, console, parse_date)
 register_users(app, context, console)
 register_customers(app, context, console)
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.add_typer(models_app(context, console, parse_date), name="models")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(events_app, name="events")

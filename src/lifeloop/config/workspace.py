@@ -90,12 +90,45 @@ class RightsSettings(Strict):
     purge_after_days: int = Field(default=180, ge=0, le=36500)
 
 
+class LakeSettings(Strict):
+    """Where the lake is and whether bank batches keep their C2 columns encrypted (``lake:`` in lifeloop.yaml).
+
+    ``lake: lake`` (a folder only) is the form of workspaces made before encryption: plaintext batches. New
+    workspaces say ``lake: {path: lake, encryption: on}``. Switching it off leaves encrypted batches readable.
+    """
+
+    path: str = "lake"
+    encryption: bool = False
+
+
+class KeySettings(Strict):
+    """Where the keys are (``keys:`` in lifeloop.yaml, docs/security.md "Encryption at rest").
+
+    ``provider``: ``file`` (the embedded key file at ``path``, 0600) or ``python:module:Class``, the bank's
+    KMS/HSM client, called with ``options``. ``keyring``: the workspace's wrapped data keys.
+    """
+
+    provider: str = "file"
+    path: str = "keys/lifeloop.keys"
+    keyring: str = "keys/keyring.json"
+    options: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    @field_validator("provider")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value != "file" and not (value.startswith("python:") and value.count(":") == 2):
+            raise ValueError("use `file` (the embedded key file) or `python:package.module:ClassName` "
+                             "(the bank's KMS client)")
+        return value
+
+
 class WorkspaceConfig(Strict):
     """The top-level ``lifeloop.yaml``."""
 
     bank: BankInfo = Field(default_factory=BankInfo)
     engine: Literal["duckdb", "spark"] = "duckdb"
-    lake: str = "lake"
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    keys: KeySettings = Field(default_factory=KeySettings)
     config_dir: str = "config"
     database_url: str | None = None
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -104,3 +137,9 @@ class WorkspaceConfig(Strict):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     rights: RightsSettings = Field(default_factory=RightsSettings)
+
+    @field_validator("lake", mode="before")
+    @classmethod
+    def _lake_folder(cls, value: object) -> object:
+        # `lake: lake` (a folder name) is the form of workspaces made before lake encryption
+        return {"path": value} if isinstance(value, str) else value

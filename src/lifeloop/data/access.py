@@ -64,6 +64,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "audit.export": ("admin", "compliance"),
     "audit.prune": ("admin",),
     "users.manage": ("admin",),
+    "keys.manage": ("admin",),                               # rotate the master key, re-encrypt
 }.items()}
 
 # each role views customer data with the masking role of the same name (lifeloop.data.masking; config/masking.yaml

@@ -9,6 +9,7 @@ primary key, so the same input gives the same bytes and a repeated ingest report
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 import tempfile
 import time
@@ -23,10 +24,11 @@ from lifeloop.data.schema import TABLES, arrow_schema
 from lifeloop.data.sensitive import refuse_authentication_values
 from lifeloop.data.sql import FILE, PART, ROW, col, create_table, ident
 from lifeloop.data.transform import stage
-from lifeloop.data.validate import check_batch
+from lifeloop.data.validate import check_batch, parquet
 from lifeloop.engine.adapters.base import date_literal
 from lifeloop.errors import IngestError, Problem, ValidationError
 from lifeloop.store.lake import BANK, file_sha256
+from lifeloop.store.lake_crypto import LakeCrypto, duckdb_view
 
 ROW_GROUP = 1_000_000
 # an inferred as-of date more than this many days after the previous batch is more likely a typo in one
@@ -84,7 +86,8 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
             keep_latest(con, loaded, rows)
             published, others = published_files(lake, as_of)
             require_tables(rows, published)
-            failed = check_batch(con, list(rows), as_of, published, others, id_pattern=guards.id_pattern)
+            failed = check_batch(con, list(rows), as_of, published, others, id_pattern=guards.id_pattern,
+                                 reader=lambda files: lake_relation(con, lake, files))
             if failed:
                 problems = [p for r in failed for p in r.problems]
                 total = sum(r.total for r in failed)
@@ -94,18 +97,23 @@ def ingest(ctx: Any, source: Path, mapping: Path | None = None, as_of: dt.date |
                                       hint=failed[0].hint)
             out = Path(tmp) / "out"
             out.mkdir()
-            for name in rows:
-                write_table(con, name, out / f"{name}.parquet")
+            content = {f"{name}.parquet": write_table(con, name, out / f"{name}.parquet", lake.crypto)
+                       for name in rows}
         finally:
             con.close()
         files = {p.name: file_sha256(p) for p in sorted(out.iterdir())}
         old = lake.manifest(BANK, as_of) if lake.exists(BANK, as_of) else None
-        if old is not None and old.get("files") == files:
+        # encrypted files differ on every write: an unchanged batch is one with the same plaintext content
+        # (and the same encryption), else the same bytes (a batch published before content hashes existed)
+        same = old is not None and (old.get("content") == content and old.get("encrypted") == encrypted(lake)
+                                    if "content" in old else old.get("files") == files)
+        if old is not None and same:
             return IngestReport(as_of, old["run_id"], str(source), dict(rows), warnings,
                                 round(time.perf_counter() - started, 3), unchanged=True, encodings=encodings)
         manifest = {"kind": "ingest", "source": source.name, "rows": dict(rows),
                     "mapping": Path(mapping).name if mapping else None,
-                    "mapping_sha256": file_sha256(Path(mapping)) if mapping else None, "warnings": warnings}
+                    "mapping_sha256": file_sha256(Path(mapping)) if mapping else None, "warnings": warnings,
+                    "content": content, "encrypted": encrypted(lake)}
 
         def write(staging: Path) -> None:
             for name in files:
@@ -229,10 +237,23 @@ def published_files(lake: Any, as_of: dt.date) -> tuple[dict[str, list[Path]], d
     return published, others
 
 
-def write_table(con: Any, name: str, path: Path) -> None:
-    """Write a staged table as Parquet: canonical schema, zstd, rows ordered by primary key."""
-    import pyarrow.parquet as pq
+def encrypted(lake: Any) -> bool:
+    """Whether the lake writes bank batches with their C2 columns encrypted."""
+    return bool(lake.crypto is not None and lake.crypto.encrypt)
 
+
+def lake_relation(con: Any, lake: Any, files: list[Path]) -> exp.Expression:
+    """A relation over published lake files for the batch checks, decrypting C2 columns where they are read."""
+    name = "published_" + hashlib.sha256("|".join(map(str, files)).encode()).hexdigest()[:12]
+    sql = duckdb_view(con, f"_{name}", files, lake.crypto, lambda fs, _: parquet(fs).sql(dialect="duckdb"))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+    return exp.Table(this=ident(name))
+
+
+def write_table(con: Any, name: str, path: Path, crypto: LakeCrypto | None = None) -> str:
+    """Write a staged table as Parquet: canonical schema, zstd, rows ordered by primary key, C2 encrypted.
+
+    Returns the sha256 of the plaintext content (the same rows give the same hash, encrypted or not)."""
     t = TABLES[name]
     q = exp.select(*[col(c) for c in t.column_names]).from_(_stage(name)) \
         .order_by(*[col(k) for k in t.primary_key], col(FILE), col(ROW))
@@ -240,6 +261,9 @@ def write_table(con: Any, name: str, path: Path) -> None:
     # streamed in fixed-size batches (one row group each): large tables are never held whole, and
     # the same rows always give the same row groups, hence the same bytes
     reader = con.sql(q.sql(dialect="duckdb")).to_arrow_reader(ROW_GROUP)
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in reader:
-            writer.write_batch(batch.cast(schema))
+    writer = crypto if crypto is not None else LakeCrypto(_no_keys, encrypt=False)
+    return writer.write(path, schema, (batch.cast(schema) for batch in reader), name, compression="zstd")
+
+
+def _no_keys() -> Any:
+    raise IngestError("no keys to encrypt with", hint="open the workspace through lifeloop.context.Context")

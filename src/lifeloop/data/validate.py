@@ -172,11 +172,12 @@ def unique_in_batch(con: Any, t: Table) -> list[CheckResult]:
                     source=numbered.subquery("d"))]
 
 
-def unique_against_published(con: Any, t: Table, earlier: list[Path]) -> list[CheckResult]:
+def unique_against_published(con: Any, t: Table, earlier: list[Path],
+                             reader: Callable[[list[Path]], exp.Expression] = parquet) -> list[CheckResult]:
     """Fact rows are not already in another published batch (a re-ingest of the same date replaces it)."""
     if t.kind != "fact" or not earlier:
         return []
-    pub = exp.select(*[col(k) for k in t.primary_key]).from_(parquet(earlier))
+    pub = exp.select(*[col(k) for k in t.primary_key]).from_(reader(earlier))
     cond = exp.In(this=exp.Tuple(expressions=[col(k) for k in t.primary_key]), query=pub.subquery()) \
         if len(t.primary_key) > 1 else exp.In(this=col(t.primary_key[0]), query=pub.subquery())
     return [located(con, t.name, cond, _key_text(t), column=", ".join(t.primary_key), rule="unique",
@@ -255,12 +256,14 @@ def date_ranges(con: Any, t: Table, as_of: dt.date) -> list[CheckResult]:
 
 
 def check_batch(con: Any, tables: list[str], as_of: dt.date, published: dict[str, list[Path]],
-                other_batches: dict[str, list[Path]], *, id_pattern: str = DEFAULT_ID_PATTERN) -> list[CheckResult]:
+                other_batches: dict[str, list[Path]], *, id_pattern: str = DEFAULT_ID_PATTERN,
+                reader: Callable[[list[Path]], exp.Expression] = parquet) -> list[CheckResult]:
     """Run every check on the staged tables; return only the checks that failed.
 
     ``published`` holds, per table, the files the lake would serve as of this date *without* this
     batch (state: the newest earlier batch; fact: earlier batches). ``other_batches`` holds, per
-    fact table, the files of every other batch (for key uniqueness across batches).
+    fact table, the files of every other batch (for key uniqueness across batches). ``reader`` gives the
+    relation over published files (the lake's, which decrypts encrypted C2 columns; default: read_parquet).
     """
     results: list[CheckResult] = []
     for name in tables:
@@ -268,18 +271,18 @@ def check_batch(con: Any, tables: list[str], as_of: dt.date, published: dict[str
         # every single-row check of the table in one scan; the failing ones are then located
         results += screened(con, name, required_checks(t) + allowed_checks(t) + nonnegative_checks(t)
                             + date_checks(t, as_of) + id_checks(t, id_pattern))
-        results += unique_in_batch(con, t) + unique_against_published(con, t, other_batches.get(name, []))
+        results += unique_in_batch(con, t) + unique_against_published(con, t, other_batches.get(name, []), reader)
         for fk in t.foreign_keys:
             if fk.ref_table in tables:
                 source: exp.Expression | None = stage(fk.ref_table)
                 label = "this batch"
                 if TABLES[fk.ref_table].kind == "fact" and published.get(fk.ref_table):
                     source = exp.union(exp.select(col(fk.ref_column)).from_(stage(fk.ref_table)),
-                                       exp.select(col(fk.ref_column)).from_(parquet(published[fk.ref_table])),
+                                       exp.select(col(fk.ref_column)).from_(reader(published[fk.ref_table])),
                                        distinct=False).subquery("r")
                     label = "this batch or earlier batches"
             elif published.get(fk.ref_table):
-                source, label = parquet(published[fk.ref_table]), "the published batch"
+                source, label = reader(published[fk.ref_table]), "the published batch"
             else:
                 source, label = None, f"{fk.ref_table} is neither in this batch nor published"
             results.append(references(con, t, fk, source, label))

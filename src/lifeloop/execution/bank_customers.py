@@ -30,6 +30,7 @@ class BankCustomers:
 
     def __init__(self, lake: Any, as_of: dt.date | None = None):
         dates = lake.dates(BANK)
+        self._lake = lake
         self.as_of = as_of or (dates[-1] if dates else None)
         self._files = lake.bank_files(self.as_of) if self.as_of else {}
 
@@ -46,7 +47,7 @@ class BankCustomers:
             return {}
         path = self._files["customers"][0]
         cols = [c for c in ("customer_id", "mobile") if c in pq.read_schema(path).names]
-        table = pq.read_table(path, columns=cols).to_pylist()
+        table = self._lake.read_table(path, columns=cols).to_pylist()   # the mobile is C2: decrypted here
         return {r["customer_id"]: normalise_mobile(r.get("mobile") or "") for r in table}
 
     def known(self, customer_id: str) -> bool:
@@ -68,11 +69,11 @@ class BankCustomers:
     def baseline(self, customer_id: str) -> dict[tuple[str, str], bool]:
         """The customer's consent in the bank's extract: (purpose, channel) -> granted."""
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         if "consent" not in self._files:
             return {}
-        table = pq.read_table(self._files["consent"][0], columns=["customer_id", "purpose", "channel", "granted"])
+        table = self._lake.read_table(self._files["consent"][0], columns=["customer_id", "purpose", "channel",
+                                                                           "granted"])
         table = table.filter(pc.equal(table["customer_id"], customer_id))
         return {(r["purpose"], r["channel"]): bool(r["granted"]) for r in table.to_pylist()}
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lifeloop.errors import DataError, NotFoundError
@@ -25,7 +24,7 @@ from lifeloop.store.lake import BANK, Lake
 from lifeloop.store.ops import audit, consent, rights
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.types import as_utc, utcnow
-from lifeloop.store.suppression import SUPPRESSION_KINDS, digest, suppression_key
+from lifeloop.store.suppression import SUPPRESSION_KINDS, KeyedHash, digest
 
 # what a tag-deletion request removes from retained snapshots: derived tags and the audiences built on them;
 # the lists keep the contact (history, evaluation) but lose the reason, which quotes tag values
@@ -132,7 +131,7 @@ def presence(lake: Lake, customer_id: str) -> tuple[list[dt.date], list[dt.date]
             continue
         batches.append(day)
         names = pq.read_schema(path).names
-        table = pq.read_table(path, columns=[c for c in ("customer_id", *SUPPRESSION_KINDS[1:]) if c in names])
+        table = lake.read_table(path, columns=[c for c in ("customer_id", *SUPPRESSION_KINDS[1:]) if c in names])
         mine = table.filter(pc.equal(table["customer_id"], customer_id))
         if mine.num_rows:
             present.append(day)
@@ -157,7 +156,7 @@ def ended(lake: Lake, sessions: Any, customer_id: str) -> tuple[Ended, dict[str,
     return Ended(withdrawn, closed), ids, bool(present) or bool(history)
 
 
-def purge(lake: Lake, sessions: Any, workspace: Path, customer_id: str, *, reason: str, actor: str,
+def purge(lake: Lake, sessions: Any, keys: KeyedHash, customer_id: str, *, reason: str, actor: str,
           retention_days: int, now: dt.datetime | None = None) -> dict[str, Any]:
     """Remove a customer's personal data from the lake's retained snapshots and the ops database; audited.
 
@@ -192,8 +191,7 @@ def purge(lake: Lake, sessions: Any, workspace: Path, customer_id: str, *, reaso
             audit.record(session, actor=actor, action="rights.purge", target_type="customer", target_id=customer_id,
                          reason=reason.strip(), result="refused", details={"why": refusal[0]}, at=now)
         raise DataError(refusal[0], hint=refusal[1])
-    key = suppression_key(workspace)
-    digests = {kind: digest(key, kind, customer_id if kind == "customer_id" else ids.get(kind))
+    digests = {kind: digest(keys, kind, customer_id if kind == "customer_id" else ids.get(kind))
                for kind in SUPPRESSION_KINDS}
     with unit_of_work(sessions) as session:
         request, counts = rights.purge_customer(
@@ -210,7 +208,7 @@ def purge(lake: Lake, sessions: Any, workspace: Path, customer_id: str, *, reaso
             "ended": end.as_dict()}
 
 
-def screen_batch(lake: Lake, sessions: Any, workspace: Path, as_of: dt.date, *, actor: str) -> dict[str, list[str]]:
+def screen_batch(lake: Lake, sessions: Any, keys: KeyedHash, as_of: dt.date, *, actor: str) -> dict[str, list[str]]:
     """Customers of the batch of ``as_of`` who match a purged person's keyed hashes, recorded as suppressed.
 
     Returns customer -> the identifiers that matched (customer id, ID number, mobile); none without
@@ -224,10 +222,9 @@ def screen_batch(lake: Lake, sessions: Any, workspace: Path, as_of: dt.date, *, 
     with sessions() as session:
         if not rights.known_digests(session):
             return {}
-    key = suppression_key(workspace)
     names = pq.read_schema(path).names
-    rows = pq.read_table(path, columns=[c for c in SUPPRESSION_KINDS if c in names]).to_pylist()
-    digests = {r["customer_id"]: {k: digest(key, k, r.get(k)) for k in SUPPRESSION_KINDS} for r in rows}
+    rows = lake.read_table(path, columns=[c for c in SUPPRESSION_KINDS if c in names]).to_pylist()
+    digests = {r["customer_id"]: {k: digest(keys, k, r.get(k)) for k in SUPPRESSION_KINDS} for r in rows}
     with unit_of_work(sessions) as session:
         return rights.match_suppressed(session, digests=digests, batch_as_of=as_of, actor=actor)
 

@@ -92,13 +92,12 @@ def send_time_screen(ctx: Any, as_of: dt.date,
 def _bank_table(lake: Any, as_of: dt.date, name: str) -> pa.Table | None:
     """A state table of the bank as of a date (newest batch), with every canonical column (missing: NULL)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
 
     files = lake.bank_files(as_of).get(name)
     if not files:
         return None
-    table = pq.read_table(files[-1])
+    table = lake.read_table(files[-1])   # C2 columns (birth date) decrypted by the lake
     schema = arrow_schema(name)
     return pa.table({f.name: table[f.name].cast(f.type) if f.name in table.column_names
                      else pa.nulls(table.num_rows, f.type) for f in schema})

@@ -41,9 +41,9 @@ def current_owners(lake: Any, as_of: dt.date | None = None) -> dict[str, dict[st
     files = lake.bank_files(as_of).get("customers")
     if not files:
         return {}
-    table = pq.read_table(files[0])
-    cols = [c for c in ("customer_id", "rm_id", "name", "mobile") if c in table.column_names]
-    return {r["customer_id"]: r for r in table.select(cols).to_pylist()}
+    cols = [c for c in ("customer_id", "rm_id", "name", "mobile") if c in pq.read_schema(files[0]).names]
+    # name and mobile are C2: the lake decrypts them (lifeloop.store.lake_crypto)
+    return {r["customer_id"]: r for r in lake.read_table(files[0], columns=cols).to_pylist()}
 
 
 def known_rms(lake: Any, as_of: dt.date | None = None) -> list[str]:

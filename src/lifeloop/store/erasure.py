@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.store.lake import BANK, MANIFEST, Lake
+from lifeloop.store.lake_crypto import encrypted_columns
 
 # manifest fields publish recomputes
 RECOMPUTED = ("area", "as_of", "files", "run_id")
@@ -72,7 +73,8 @@ def rewrite_snapshot(lake: Lake, area: str, as_of: dt.date, customer_ids: Collec
             if not hits.get(p.name):
                 shutil.copyfile(p, staging / p.name)
                 continue
-            table = pq.read_table(p)
+            secret = encrypted_columns(p)   # an encrypted bank batch is decrypted, rewritten, encrypted again
+            table = lake.read_table(p)
             mine = pc.is_in(table["customer_id"], value_set=ids)
             if p.name in blank:
                 for col in blank[p.name]:
@@ -82,7 +84,11 @@ def rewrite_snapshot(lake: Lake, area: str, as_of: dt.date, customer_ids: Collec
                         table = table.set_column(i, table.schema.field(col), pc.if_else(mine, empty, table[col]))
             else:
                 table = table.filter(pc.invert(mine))
-            pq.write_table(table, staging / p.name, compression="zstd", row_group_size=1 << 20)
+            if secret and lake.crypto is not None:
+                lake.crypto.write(staging / p.name, table.schema, table.to_batches(max_chunksize=1 << 20), p.stem,
+                                  compression="zstd", row_group_size=1 << 20)
+            else:
+                pq.write_table(table, staging / p.name, compression="zstd", row_group_size=1 << 20)
         return {}
 
     manifest = {k: v for k, v in old.items() if k not in RECOMPUTED}

@@ -30,6 +30,7 @@ from typing import Any
 
 from lifeloop.data.schema import TABLES
 from lifeloop.errors import DataError
+from lifeloop.store.lake_crypto import LakeCrypto, read_lake_table
 
 BANK = "bank"
 MANIFEST = "_manifest.json"
@@ -63,8 +64,10 @@ def file_sha256(path: Path) -> str:
 class Lake:
     """A folder of snapshots. All writes go through :meth:`publish`."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, crypto: LakeCrypto | None = None):
         self.root = Path(root)
+        # encrypts the C2 columns of bank batches and decrypts them for readers (lifeloop.store.lake_crypto)
+        self.crypto = crypto
         self._recover()
 
     # ---------------------------------------------------------------- paths and listing
@@ -126,6 +129,10 @@ class Lake:
             out[name] = files[-1:] if table.kind == "state" else files
         return out
 
+    def read_table(self, path: Path, columns: list[str] | None = None):
+        """A lake file as an Arrow table, its C2 columns decrypted if asked for (no key is used otherwise)."""
+        return read_lake_table(self.crypto, path, columns)
+
     # ---------------------------------------------------------------- publishing
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -154,7 +161,10 @@ class Lake:
             files = sorted(p for p in staging.iterdir() if p.is_file())
             body: dict[str, Any] = {"area": area, "as_of": as_of.isoformat(), **(manifest or {}), **extra}
             body["files"] = {p.name: file_sha256(p) for p in files}
-            body["run_id"] = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            # encrypted files differ byte for byte on every write (random data keys and nonces): where the
+            # writer gives the plaintext content's hashes ("content"), the run id is taken over those instead
+            identity = {k: v for k, v in body.items() if k != "files"} if "content" in body else body
+            body["run_id"] = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
             (staging / MANIFEST).write_text(json.dumps(body, sort_keys=True, indent=2, default=str) + "\n",
                                             encoding="utf-8")
             with self.lock():

@@ -2,53 +2,17 @@
 
 A purged customer leaves no personal data behind, only keyed hashes of their customer id, ID number and
 mobile (``suppressions`` in the ops database), so that a later batch that brings them back is recognised
-and kept out of marketing. The key lives in ``<workspace>/keys/suppression.key`` (0600), created on
-first use; without it the hashes cannot be matched, nor recomputed from a guessed number.
-
-Interim: the key manager (encryption at rest) will hold this key; :func:`suppression_key` is the one
-place that reads it, so routing it there changes nothing else.
+and kept out of marketing. The key is the key manager's (``lifeloop.store.keys``: a key derived for the
+purpose ``suppression`` from the workspace's hash key, wrapped by the bank's master key, stable across
+rotations); without it the hashes cannot be matched, nor recomputed from a guessed number.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import re
-import secrets
-from pathlib import Path
+from typing import Protocol
 
-from lifeloop.errors import ConfigError
-
-KEY_FILE = Path("keys") / "suppression.key"
-KEY_BYTES = 32
 SUPPRESSION_KINDS = ("customer_id", "id_number", "mobile")   # what a purge leaves hashed
-
-
-def suppression_key(workspace: str | Path) -> bytes:
-    """The workspace's suppression key (32 random bytes), created with permissions 0600 on first use."""
-    path = Path(workspace) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass   # another process created it meanwhile: use theirs
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(KEY_BYTES))
-                fh.flush()
-                os.fsync(fh.fileno())
-    key = path.read_bytes()
-    if len(key) != KEY_BYTES:
-        raise ConfigError(f"{path}: the suppression key is {len(key)} bytes, not {KEY_BYTES}",
-                          hint="restore the key file from the bank's key backup; without it earlier suppression "
-                               "records can no longer be matched (do not create a new one unless it is lost)")
-    if path.stat().st_mode & 0o077:
-        raise ConfigError(f"{path}: the suppression key is readable by others (mode {path.stat().st_mode & 0o777:o})",
-                          hint=f"chmod 600 {path}")
-    return key
 
 
 def normalise(kind: str, value: object) -> str | None:
@@ -65,9 +29,15 @@ def normalise(kind: str, value: object) -> str | None:
     return text or None
 
 
-def digest(key: bytes, kind: str, value: object) -> str | None:
-    """HMAC-SHA256 (hex) of ``kind:value`` under the key, or None for an empty value."""
+class KeyedHash(Protocol):
+    """What hashes a suppression record: the workspace's keys (``lifeloop.store.keys.Keys.keyed_hash``)."""
+
+    def keyed_hash(self, purpose: str, value: str) -> str: ...
+
+
+def digest(keys: KeyedHash, kind: str, value: object) -> str | None:
+    """HMAC-SHA256 (hex) of ``kind:value`` under the key manager's suppression key, or None for an empty value."""
     text = normalise(kind, value)
     if text is None:
         return None
-    return hmac.new(key, f"{kind}:{text}".encode(), hashlib.sha256).hexdigest()
+    return keys.keyed_hash("suppression", f"{kind}:{text}")

@@ -18,11 +18,13 @@ from sqlglot import exp
 
 from lifeloop.data.schema import TABLES
 from lifeloop.errors import EngineError
+from lifeloop.store.lake_crypto import encrypted_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lifeloop.store.lake import Lake
+    from lifeloop.store.lake_crypto import LakeCrypto
 
 
 def date_literal(value: dt.date) -> exp.Expression:
@@ -69,6 +71,14 @@ class Adapter:
         """Make Parquet ``files`` (same schema) queryable as the relation ``name``."""
         raise NotImplementedError
 
+    def register_lake(self, name: str, files: Sequence[Path], crypto: LakeCrypto | None) -> None:
+        """Like :meth:`register`, for lake files whose C2 columns may be encrypted (bank batches).
+
+        This default suits plaintext files only; the adapters decrypt (lifeloop.store.lake_crypto)."""
+        if any(encrypted_columns(f) for f in files):
+            raise EngineError(f"the {self.name} engine cannot read encrypted lake files", hint="use duckdb or spark")
+        self.register(name, files)
+
     def create_view(self, name: str, query: exp.Expression) -> None:
         """Make a SELECT tree queryable as the relation ``name``."""
         raise NotImplementedError
@@ -96,7 +106,7 @@ class Adapter:
         for name in TABLES:
             if name in files:
                 raw = f"_bank_raw_{name}"
-                self.register(raw, files[name])
+                self.register_lake(raw, files[name], lake.crypto)
                 self.create_view(name, bank_view(name, raw, as_of))
             else:
                 self.create_view(name, empty_relation(name))

@@ -10,14 +10,25 @@ from sqlglot import exp
 
 from lifeloop.engine.adapters.base import Adapter
 from lifeloop.errors import Interrupted
+from lifeloop.store.lake_crypto import duckdb_view
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from lifeloop.store.lake_crypto import LakeCrypto
 
 
 def _create_view(name: str, query: exp.Expression) -> exp.Create:
     return exp.Create(this=exp.to_table(name, quoted=True), kind="VIEW", replace=True, expression=query,
                       properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+
+
+def _read_parquet(files: Sequence[Path]) -> exp.Expression:
+    paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
+    # the lake's as_of=D folders look like Hive partitions; they are not columns of the table
+    return exp.Anonymous(this="read_parquet", expressions=[
+        paths, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+        exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false())])
 
 
 class DuckDBAdapter(Adapter):
@@ -41,12 +52,15 @@ class DuckDBAdapter(Adapter):
 
     def register(self, name: str, files: Sequence[Path]) -> None:
         """A view over Parquet files, read in place (columns matched by name across batches)."""
-        paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
-        # the lake's as_of=D folders look like Hive partitions; they are not columns of the table
-        read = exp.Anonymous(this="read_parquet", expressions=[
-            paths, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
-            exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false())])
-        self._run(_create_view(name, exp.select("*").from_(read)))
+        self._run(_create_view(name, exp.select("*").from_(_read_parquet(files))))
+
+    def register_lake(self, name: str, files: Sequence[Path], crypto: LakeCrypto | None) -> None:
+        """A view over lake files: plaintext columns read in place, C2 ones decrypted only when a query reads them."""
+        sql = duckdb_view(self.con, name, files, crypto, lambda fs, _: _read_parquet(fs).sql(dialect="duckdb"))
+        try:
+            self.con.execute(f'CREATE OR REPLACE TEMPORARY VIEW "{name}" AS {sql}')
+        except self._duckdb.Error as exc:
+            raise self._fail(exc) from exc
 
     def create_view(self, name: str, query: exp.Expression) -> None:
         """A temporary view defined by a SELECT tree."""

@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from lifeloop.data.schema import CONSENT_PURPOSES, CONTACT_CHANNELS
 from lifeloop.errors import DataError
+from lifeloop.store.ops.encrypted import EncryptedJSON, EncryptedText, blind_index, normalise_phone
 from lifeloop.store.ops.types import Money, UtcDateTime, one_of, utcnow
 
 # stable constraint names, so later migrations (and SQLite batch mode) can address them
@@ -83,8 +84,8 @@ class Dispatch(Base):
     purpose: Mapped[str] = mapped_column(sa.String(16), default="marketing")
     script_id: Mapped[str | None] = mapped_column(sa.String(64))
     rm_id: Mapped[str | None] = mapped_column(sa.String(64))
-    # what the channel adapter needs (rendered script, variables); may hold personal data
-    payload: Mapped[dict[str, Any] | None]
+    # what the channel adapter needs (rendered script, variables); may hold personal data: encrypted
+    payload: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("dispatches.payload"))
     unit_cost: Mapped[Decimal | None]
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
@@ -145,11 +146,12 @@ class Lead(Base):
     __table_args__ = (one_of("status", LEAD_STATUSES, "status"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))                 # C2 personal data
-    phone: Mapped[str | None] = mapped_column(sa.String(32))          # C2 personal data
+    name: Mapped[str] = mapped_column(EncryptedText("leads.name", sa.String(128)))  # C2: encrypted
+    phone: Mapped[str | None] = mapped_column(EncryptedText("leads.phone", sa.String(32)))  # C2: encrypted
+    phone_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # blind index of phone
     referred_by_customer_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     rm_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
-    note: Mapped[str | None] = mapped_column(sa.Text)
+    note: Mapped[str | None] = mapped_column(EncryptedText("leads.note"))
     status: Mapped[str] = mapped_column(sa.String(16), default="new")
     converted_customer_id: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -181,7 +183,7 @@ class Feedback(Base):
     product_id: Mapped[str | None] = mapped_column(sa.String(64))
     amount: Mapped[Decimal | None]
     referred_lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="RESTRICT"))
-    note: Mapped[str | None] = mapped_column(sa.Text)
+    note: Mapped[str | None] = mapped_column(EncryptedText("feedback.note"))   # free text about a person
     source: Mapped[str] = mapped_column(sa.String(16), default="api")
     source_ref: Mapped[str | None] = mapped_column(sa.String(256))
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
@@ -252,7 +254,7 @@ class Task(Base):
     strategy_id: Mapped[str | None] = mapped_column(sa.String(64))
     wave: Mapped[str | None] = mapped_column(sa.String(64))
     title: Mapped[str] = mapped_column(sa.String(200))
-    script: Mapped[str | None] = mapped_column(sa.Text)
+    script: Mapped[str | None] = mapped_column(EncryptedText("tasks.script"))   # rendered: may name the customer
     priority: Mapped[int] = mapped_column(default=0)
     due_on: Mapped[dt.date] = mapped_column(sa.Date)
     status: Mapped[str] = mapped_column(sa.String(16), default="open")
@@ -260,7 +262,7 @@ class Task(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[dt.datetime | None]
     completed_at: Mapped[dt.datetime | None]
-    note: Mapped[str | None] = mapped_column(sa.Text)
+    note: Mapped[str | None] = mapped_column(EncryptedText("tasks.note"))
 
     dispatch: Mapped[Dispatch | None] = relationship()
 
@@ -376,8 +378,9 @@ class InboundReply(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(sa.String(16), default="sms")
     customer_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
-    mobile: Mapped[str | None] = mapped_column(sa.String(32))          # C2 personal data
-    text: Mapped[str] = mapped_column(sa.Text)
+    mobile: Mapped[str | None] = mapped_column(EncryptedText("inbound_replies.mobile", sa.String(32)))   # C2: encrypted
+    mobile_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # blind index of the mobile
+    text: Mapped[str] = mapped_column(EncryptedText("inbound_replies.text"))   # the customer's own words
     received_at: Mapped[dt.datetime]
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     outcome: Mapped[str] = mapped_column(sa.String(16))
@@ -480,6 +483,18 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     result: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+@sa.event.listens_for(Lead, "before_insert")
+@sa.event.listens_for(Lead, "before_update")
+def _lead_blind_index(mapper, connection, target) -> None:
+    target.phone_hash = blind_index(connection.dialect, "leads.phone", target.phone, normalise_phone)
+
+
+@sa.event.listens_for(InboundReply, "before_insert")
+@sa.event.listens_for(InboundReply, "before_update")
+def _reply_blind_index(mapper, connection, target) -> None:
+    target.mobile_hash = blind_index(connection.dialect, "inbound_replies.mobile", target.mobile, normalise_phone)
 
 
 @sa.event.listens_for(AuditEntry, "before_update")
