@@ -121,7 +121,7 @@ def test_the_html_report_holds_no_personal_data(ctx, tmp_path):
 
 
 def test_manifests_and_the_run_log_hold_no_personal_values(ctx):
-    lake = ctx.workspace / ctx.config.lake
+    lake = ctx.lake.root
     logs = [p for p in lake.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")]
     assert any(p.name == "_runs.jsonl" for p in logs) and any(p.name == "_manifest.json" for p in logs)
     for p in logs:

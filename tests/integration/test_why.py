@@ -265,7 +265,6 @@ def test_the_same_answer_comes_back_after_later_runs_and_config_edits(bank):
 def test_the_html_report_of_a_planned_day_holds_no_customers_personal_data(bank, tmp_path):
     from io import StringIO
 
-    import pyarrow.parquet as pq
     from rich.console import Console
 
     from lifeloop.cli.report import report_command
@@ -274,8 +273,9 @@ def test_the_html_report_of_a_planned_day_holds_no_customers_personal_data(bank,
     path = report_command(ctx, Console(file=StringIO()), tmp_path / "r.html", d, None)
     html = path.read_text(encoding="utf-8")
     assert "策略覆盖" in html or "coverage" in html.lower()
-    people = pq.read_table(ctx.lake.bank_files(d)["customers"][0]).to_pylist()
-    accounts = pq.read_table(ctx.lake.bank_files(d)["holdings"][0], columns=["account_id"])["account_id"].to_pylist()
+    people = ctx.lake.read_table(ctx.lake.bank_files(d)["customers"][0]).to_pylist()   # decrypted
+    accounts = ctx.lake.read_table(ctx.lake.bank_files(d)["holdings"][0], columns=["account_id"])["account_id"]
+    accounts = accounts.to_pylist()
     values = {v for p in people for v in (p.get("mobile"), p.get("id_number"), p.get("email")) if v}
     values |= {a for a in accounts if len(a) >= 8}
     assert values and not [v for v in values if v in html]
