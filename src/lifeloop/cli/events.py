@@ -41,13 +41,7 @@ def ingest(
         out.print(f"{file.name}: {len(receipt.accepted):,} events stored, {len(receipt.duplicates):,} duplicates "
                   "(already stored: nothing changed)")
         if decide:
-            decider = ctx.decider()
-            try:
-                summary = decider.run_until_idle()
-            finally:
-                decider.close()
-            for line in summary.lines():
-                out.print(line)
+            _decide_all(ctx, out)
 
 
 @events_app.command("run")
@@ -97,11 +91,16 @@ def decide(c: typer.Context) -> None:
     """Decide every stored event not decided yet (after a restart, or after `ingest --no-decide`)."""
     out = _console()
     with _context(c) as ctx:
-        decider = ctx.decider()
-        try:
-            summary = decider.run_until_idle()
-        finally:
-            decider.close()
+        _decide_all(ctx, out)
+
+
+def _decide_all(ctx, out) -> None:
+    """Decide every stored event not decided yet and print what was decided."""
+    decider = ctx.decider()
+    try:
+        summary = decider.run_until_idle()
+    finally:
+        decider.close()
     for line in summary.lines():
         out.print(line)
 

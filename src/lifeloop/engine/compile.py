@@ -105,17 +105,7 @@ def compile_rule(text: str, *, columns: Mapping[str, str], thresholds: Mapping[s
     tree = parse_expression(text, columns=names, kind="boolean", where=where,
                             functions=MODEL_FUNCTIONS if models is not None else ())
     read = frozenset(c.name for c in tree.find_all(exp.Column))
-    calls = model_calls(tree, models, where, text) if models is not None else {}
-    by_sql = {node.sql(): name for node, name in calls.items()}
-
-    def fill(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and node.name in thresholds:
-            return threshold_literal(thresholds[node.name])
-        if isinstance(node, exp.Anonymous) and node.sql() in by_sql:
-            return exp.column(score_column(by_sql[node.sql()]), quoted=True)
-        return node
-
-    out = expand(tree.copy().transform(fill), as_of)
+    out, calls = _filled(tree, thresholds, models, as_of, where, text)
     out.meta["names"] = read
     out.meta["models"] = frozenset(calls.values())
     return out
@@ -132,6 +122,14 @@ def compile_value(text: str, *, columns: Mapping[str, str], thresholds: Mapping[
     if kind not in ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "FLOAT", "HUGEINT", "SMALLINT", "TINYINT"):
         raise RuleError(f"{where}: {text!r} is a {kind}; a ranking needs a number",
                         hint="rank by a score or a numeric column, e.g. uplift('wealth_uplift')")
+    out, calls = _filled(tree, thresholds, models, as_of, where, text)
+    out.meta["models"] = frozenset(calls.values())
+    return out
+
+
+def _filled(tree: exp.Expression, thresholds: Mapping[str, float], models: Mapping[str, str] | None,
+            as_of: dt.date, where: str, text: str) -> tuple[exp.Expression, dict[exp.Expression, str]]:
+    """A parsed rule or value with thresholds as literals, model calls as score columns, macros expanded."""
     calls = model_calls(tree, models, where, text) if models is not None else {}
     by_sql = {node.sql(): name for node, name in calls.items()}
 
@@ -142,9 +140,7 @@ def compile_value(text: str, *, columns: Mapping[str, str], thresholds: Mapping[
             return exp.column(score_column(by_sql[node.sql()]), quoted=True)
         return node
 
-    out = expand(tree.copy().transform(fill), as_of)
-    out.meta["models"] = frozenset(calls.values())
-    return out
+    return expand(tree.copy().transform(fill), as_of), calls
 
 
 def rule_problem(error: LifeloopError, where: str, **located: object) -> Problem:
