@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from lifeloop.context import Context
 from lifeloop.data.schema import TABLES, arrow_schema
@@ -167,6 +168,12 @@ def build_workspace(root: Path, *, customers: int = len(CUSTOMERS), day: dt.date
                 pq.write_table(_table(name, rows), staging / f"{name}.parquet")
 
         ctx.lake.publish("bank", day, write)
+        # a server test or bench must not depend on the hour it runs: no quiet hours (the gate's quiet hours are
+        # tested with a fake clock); otherwise a run in the bank's evening holds every SMS until the morning
+        policy_file = ctx.config_dir / "contact_policy.yaml"
+        policy = yaml.safe_load(policy_file.read_text(encoding="utf-8"))
+        policy["quiet_hours"] = {}
+        policy_file.write_text(yaml.safe_dump(policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
         n = len(ids)
         snaps = {"features": pa.table({"customer_id": ids, "aum": [50_000.0] * n}),
                  "lifecycle": pa.table({"customer_id": ids, "stage": ["active"] * n,
