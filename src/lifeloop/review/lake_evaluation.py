@@ -383,7 +383,7 @@ def with_selections(review: dict[str, Any], table: pa.Table, strategy: Strategy,
                 verdict, better = "no_difference_yet", None
             pairs.append({"cell": a["cell"], "against": b["cell"], **diff, "verdict": verdict, "better": better})
     untagged = int(((arms == "control") & np.asarray([x is None for x in cells.tolist()], dtype=bool)).sum())
-    review["selections"] = {"outcome": primary, "kind": "binary" if binary else "money", "alpha": alpha,
+    review["selections"] = {"outcome": primary, "kind": "binary" if binary else "amount", "alpha": alpha,
                             "cells": out, "differences": pairs, "control_without_cell": untagged}
     return review
 
