@@ -525,3 +525,23 @@ def test_a_featured_group_named_like_a_tier_is_its_own_row_and_not_marked_by_the
 def test_a_stage_keeps_its_colour_whichever_stages_are_present(html):
     churned = svg.PALETTE[list(DEFAULT_LABELS["stage"]).index("churned")]
     assert f'<i style="background:{churned}"></i>流失 Churned' in section(html, "flows")
+
+
+def test_selection_cells_show_each_selection_against_its_control_and_the_difference_with_its_verdict():
+    doc = review()
+    doc["strategies"][0]["selections"] = {
+        "outcome": "retained", "kind": "binary", "alpha": 0.05, "control_without_cell": 0,
+        "cells": [{"cell": "model", "select": "score('churn') >= 0.6", "treated": 1000, "control": 400,
+                   "treated_mean": 0.75, "control_mean": 0.55, "uplift": 0.2, "se": 0.03, "ci_low": 0.14,
+                   "ci_high": 0.26},
+                  {"cell": "rule", "select": "stage = 'declining'", "treated": 1500, "control": 600,
+                   "treated_mean": 0.8, "control_mean": 0.75, "uplift": 0.05, "se": 0.02, "ci_low": 0.01,
+                   "ci_high": 0.09}],
+        "differences": [{"cell": "model", "against": "rule", "difference": 0.15, "se": 0.036, "ci_low": 0.08,
+                         "ci_high": 0.22, "p_value": 0.00003, "verdict": "differs", "better": "model"}]}
+    board = section(full(review=doc), "board")
+    assert "模型组 vs 非模型组" in board and "score(&#39;churn&#39;) &gt;= 0.6" in board
+    assert "+20.0 pp (+14.0 pp .. +26.0 pp)" in board and "75.0% vs 55.0%" in board
+    assert "model − rule" in board and "+15.0 pp (+8.0 pp .. +22.0 pp)" in board
+    assert "有差异 differs" in board and "model selects better" in board
+    assert "模型组 vs 非模型组" not in section(full(), "board")   # only strategies with selection cells

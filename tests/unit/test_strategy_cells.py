@@ -283,13 +283,16 @@ def test_dispatch_renders_the_cells_own_script_under_its_script_id():
     assert by["A"].key != by["B"].key
 
 
-def test_the_templates_commented_cell_split_is_valid_and_the_default_map_has_no_cells():
+def test_the_templates_commented_cell_split_is_valid_and_the_default_map_has_no_share_cells():
+    from lifeloop.config.strategies import selection_cells
     from lifeloop.strategy.checks import check_structure
     from lifeloop.workspace import template_root
 
     text = (template_root() / "config" / "strategies.yaml").read_text(encoding="utf-8")
     plain = validate_model(StrategiesConfig, load_yaml(FILE, text=text))
-    assert not any(s.cells for s in plain.strategies)
+    # the only cells of the default map: churn_warning's model and rule selection cells (模型组 vs 非模型组)
+    assert [s.id for s in plain.strategies if s.cells] == ["churn_warning"]
+    assert selection_cells(plain.strategy("churn_warning"))
     start = text.index("    # cells:")
     end = text.index("\n\n", start)
     uncommented = "\n".join(line.replace("    # ", "    ", 1) for line in text[start:end].splitlines())

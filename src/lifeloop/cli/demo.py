@@ -20,6 +20,7 @@ from lifeloop.cli.insight import print_insight
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_plan, print_steps
 from lifeloop.cli.report import report_command
 from lifeloop.context import Context
+from lifeloop.data.schema import TABLES
 from lifeloop.execution.closed_loop import run_loop
 from lifeloop.insight.money import workspace_money_tags
 from lifeloop.realtime.entries import AREA as MOMENT_ENTRIES
@@ -63,6 +64,7 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
     print_ingest(out, ctx.ingest(extracts, as_of=as_of))
 
     with ctx:
+        _churn_model(out, ctx, as_of)
         out.rule(f"[bold]3. Daily run as of {as_of}")
         results = ctx.run(as_of)
         print_steps(out, results)
@@ -95,6 +97,64 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
     out.print(f"Try: {exe} -w {directory} evaluate dormant_reactivation --interim   |   "
               f"{exe} -w {directory} insight   |   "
               f"{exe} -w {directory} customer C000000042   |   {exe} -w {directory} why C000000042 --as-of {as_of}")
+
+
+HISTORY_STEP_DAYS = 45      # the history is filed as batches this far apart ...
+HISTORY_BATCHES = 4         # ... this many before the as-of date: two 90-day label windows (fit + out-of-time test)
+
+
+def _churn_model(out: Any, ctx: Any, as_of: dt.date) -> None:
+    """Fit the churn warning (流失预警) on the simulated history and make it active, before the loop.
+
+    The simulated history arrives as one extract; it is filed as batches 45 days apart with disjoint facts (as
+    such extracts would have arrived), features and stages are backfilled on those dates, and the churn
+    model is fitted as of D (labels only from snapshots on or before D, validated out of time against the
+    ``declining`` rule) and promoted, so the daily scores step scores every customer and the churn-warning
+    strategy's model cell (``score('churn') >= ...``) is compared with its rule cell (``stage = 'declining'``)."""
+    cuts = sorted(as_of - dt.timedelta(days=HISTORY_STEP_DAYS * k) for k in range(1, HISTORY_BATCHES + 1))
+    out.rule("[bold]2b. The churn warning model (流失预警模型) on the history")
+    started = time.perf_counter()
+    file_history(ctx.lake, as_of, cuts)
+    ctx.backfill(cuts, steps=("features", "lifecycle"))
+    manifest = ctx.fit_model("churn", as_of)
+    ctx.promote_model("churn", manifest["version"], reason="demo: fitted on the simulated history, validated out "
+                                                           "of time")
+    v = manifest.get("validation") or {}
+    model, rule = v.get("model") or {}, v.get("rule_declining") or {}
+    out.print(f"History filed as {len(cuts) + 1} batches ({cuts[0]} .. {as_of}); features and stages backfilled on "
+              f"{len(cuts)} dates; churn model {manifest['version']} fitted as of {as_of} and made active "
+              f"({time.perf_counter() - started:.0f}s).")
+    auc, rule_auc = (model.get("auc") or {}).get("value"), (rule.get("auc") or {}).get("value")
+    if auc is not None and rule_auc is not None:
+        out.print(f"Out of time: AUC {auc:.3f} for the model against {rule_auc:.3f} for the rule "
+                  "stage = 'declining'. The churn-warning strategy (churn_warning) puts both to the test: its cell "
+                  "`model` selects by the score, its cell `rule` by the stage, with one shared holdout.")
+
+
+def file_history(lake: Any, last: dt.date, cuts: list[dt.date]) -> None:
+    """File the one ingested bank batch of ``last`` as batches on ``cuts`` and ``last`` with disjoint facts.
+
+    Fact rows (dated) go to the batch of the first cut on or after their date; reference tables (customers,
+    products, ...) go to every batch. The bank's views as of D read every fact batch on or before D, so D's
+    view is unchanged on ``last`` and exists on each cut (features and stages can be computed there)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder = lake.snapshot_dir("bank", last)
+    tables = {f.stem: pq.read_table(f) for f in folder.glob("*.parquet")}
+    bounds = [None, *sorted(cuts), last]
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        def write(staging: Path, low: dt.date | None = low, high: dt.date = high) -> None:
+            for name, t in tables.items():
+                column = TABLES[name].date_column if name in TABLES else None
+                if column:
+                    keep = pc.less_equal(t[column], pa.scalar(high, type=t[column].type))
+                    if low is not None:
+                        keep = pc.and_(keep, pc.greater(t[column], pa.scalar(low, type=t[column].type)))
+                    t = t.filter(keep)
+                pq.write_table(t, staging / f"{name}.parquet")
+        lake.publish("bank", high, write)
 
 
 def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) -> dt.date:

@@ -95,12 +95,17 @@ class Cell(Strict):
     """One cell (实验组) of an A/B test inside a strategy: a share of its treated customers, what they get.
 
     A cell may receive only some of the strategy's waves (``[d1_sms]`` against the whole journey
-    measures what the later waves add) and its own script per channel (script A vs script B). The
-    audience is the strategy's: model- against rule-selected customers are two strategies.
+    measures what the later waves add) and its own script per channel (script A vs script B).
+
+    A **selection cell** (``select:``, no ``share``) instead selects its own customers from the strategy's
+    audience (``score('churn') >= 0.6`` against ``stage = 'declining'``): a customer goes to the first
+    listed cell whose selection is true, and the strategy's one holdout is drawn before the cells split,
+    so control customers carry the cell their selection would have put them in (模型组 vs 非模型组).
     """
 
     id: Name("cell id")
-    share: float = Field(gt=0, le=1)                  # of the strategy's treated customers
+    share: float | None = Field(default=None, gt=0, le=1)   # of the strategy's treated customers (not with select)
+    select: RuleText | None = None                    # a selection cell: who of the audience this cell takes
     waves: list[str] | None = None                    # none: every wave of the strategy
     scripts: dict[Channel, Script] = Field(default_factory=dict)   # overrides the strategy's, per channel
     description: str = ""
@@ -121,6 +126,16 @@ def cell_problems(strategy: Strategy) -> list[InitErrorDetails]:
 
     if not strategy.cells:
         return out
+    selecting = [c.select is not None for c in strategy.cells]
+    if any(selecting) and not all(selecting):
+        for j, cell in enumerate(strategy.cells):
+            if cell.select is None:
+                bad((j,), f"cell {cell.id} has no select, but other cells of the strategy do: either every cell "
+                    "selects its own customers (select:) or every cell takes a share of the treated (share:)",
+                    cell.id)
+        return out
+    if all(selecting):
+        return out + selection_cell_problems(strategy)
     waves = {w.id: w for w in strategy.waves}
     seen: set[str] = set()
     for j, cell in enumerate(strategy.cells):
@@ -155,11 +170,53 @@ def cell_problems(strategy: Strategy) -> list[InitErrorDetails]:
                 text = getattr(script, lang)
                 for msg in template_problems(text) if text else []:
                     bad((j, "scripts", ch, lang), f"cell {cell.id} script {ch}.{lang}: {msg}", text)
-    total = sum(c.share for c in strategy.cells)
+    for j, cell in enumerate(strategy.cells):
+        if cell.share is None:
+            bad((j, "share"), f"cell {cell.id} needs a share (of the treated customers) or a select rule", None)
+    if any(c.share is None for c in strategy.cells):
+        return out
+    total = sum(c.share or 0.0 for c in strategy.cells)
     if abs(total - 1) > SHARE_TOLERANCE:
         bad((), f"the cells' shares add up to {total:g}, not 1 (each share is a part of the treated customers)",
             [c.share for c in strategy.cells])
     return out
+
+
+def selection_cell_problems(strategy: Strategy) -> list[InitErrorDetails]:
+    """What is wrong with selection cells (every cell has ``select``): no share, no own waves or scripts, 2+ cells.
+
+    Selection cells compare *whom* to target with the same journey, so a difference between them is the
+    selection's; shares, waves and scripts would mix in a second question."""
+    out: list[InitErrorDetails] = []
+
+    def bad(loc: tuple[object, ...], message: str, value: object) -> None:
+        out.append(InitErrorDetails(type=PydanticCustomError("cells", message), loc=("cells", *loc), input=value))
+
+    seen: set[str] = set()
+    for j, cell in enumerate(strategy.cells):
+        if cell.id == "control":
+            bad((j, "id"), "a cell cannot be called 'control' (the holdout group is)", cell.id)
+        if cell.id in seen:
+            bad((j, "id"), f"cell id {cell.id!r} is used twice", cell.id)
+        seen.add(cell.id)
+        if cell.share is not None:
+            bad((j, "share"), f"cell {cell.id} selects its own customers (select:), so it takes no share: remove "
+                "share (a customer goes to the first listed cell whose select is true)", cell.share)
+        if cell.waves is not None:
+            bad((j, "waves"), f"cell {cell.id} selects its own customers: selection cells follow the strategy's "
+                "whole journey (compare journeys with share cells in another strategy); remove waves", cell.waves)
+        if cell.scripts:
+            bad((j, "scripts"), f"cell {cell.id} selects its own customers: selection cells use the strategy's "
+                "scripts (compare scripts with share cells in another strategy); remove scripts", sorted(cell.scripts))
+    if len(strategy.cells) < 2:
+        bad((), "a strategy with selection cells needs two or more (e.g. model: score('churn') >= 0.6 and rule: "
+            "stage = 'declining')", [c.id for c in strategy.cells])
+    return out
+
+
+def selection_cells(strategy: Strategy) -> bool:
+    """The strategy's cells select their own customers (``select:``) rather than share its treated."""
+    return bool(strategy.cells) and all(c.select is not None for c in strategy.cells)
 
 
 class Expected(Strict):

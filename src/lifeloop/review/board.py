@@ -46,6 +46,8 @@ def print_board(out: Any, doc: dict[str, Any], detail: bool = False) -> None:
                   _p(h.get("p_value")), f"[{colour}]{label}[/]", f"{m['cost']:,.2f}",
                   _fmt(m.get("incremental_fee_income"), False, True))
     out.print(t)
+    for s in doc["strategies"]:
+        print_selections(out, s)
     if detail:
         for s in doc["strategies"]:
             _detail(out, s)
@@ -56,6 +58,37 @@ def print_board(out: Any, doc: dict[str, Any], detail: bool = False) -> None:
             out.print(f" [{colour}]●[/] {x['text']['zh']}\n   {x['text']['en']}")
     elif doc["strategies"]:
         out.print("No suggestions yet: no strategy has a finding with enough evidence.")
+
+
+SELECTION_VERDICTS = {"too_early": ("dim", "too early 数据不足"),
+                      "no_difference_yet": ("yellow", "no difference yet 未见差异"),
+                      "differs": ("green", "differs 有差异")}
+
+
+def print_selections(out: Any, s: dict[str, Any]) -> None:
+    """A strategy with selection cells: each selection against its own control, then the difference of uplifts
+    (模型组 vs 非模型组)."""
+    from rich.table import Table
+
+    sel = s.get("selections")
+    if not sel:
+        return
+    binary = sel["kind"] == "binary"
+    t = Table(title=f"{s['strategy']}: model group vs non-model group (模型组 vs 非模型组), {sel['outcome']}, "
+                    "one shared holdout", title_justify="left")
+    for c in ("cell", "selects", "treated / control", "treated level", "control level", "uplift", "95% CI"):
+        t.add_column(c, justify="left" if c in ("cell", "selects") else "right")
+    for c in sel["cells"]:
+        t.add_row(c["cell"], c["select"], f"{c['treated']:,} / {c['control']:,}", _fmt(c["treated_mean"], binary),
+                  _fmt(c["control_mean"], binary), _fmt(c["uplift"], binary, True),
+                  f"{_fmt(c['ci_low'], binary, True)} .. {_fmt(c['ci_high'], binary, True)}")
+    out.print(t)
+    for d in sel["differences"]:
+        colour, label = SELECTION_VERDICTS[d["verdict"]]
+        better = f": {d['better']} selects better" if d["better"] else ""
+        out.print(f" {d['cell']} - {d['against']} (difference of uplifts): {_fmt(d['difference'], binary, True)} "
+                  f"({_fmt(d['ci_low'], binary, True)} .. {_fmt(d['ci_high'], binary, True)}), p {_p(d['p_value'])} "
+                  f"[{colour}]{label}{better}[/]")
 
 
 def _detail(out: Any, s: dict[str, Any]) -> None:

@@ -14,11 +14,12 @@ The result is the stable ``lifeloop.review/1`` JSON documented in docs/review.md
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lifeloop.config.strategies import selection_cells
 from lifeloop.errors import DataError, Problem, did_you_mean
 from lifeloop.review.evaluation import (
     ALPHA,
@@ -244,7 +245,7 @@ def split_check(table: pa.Table, strategy: Strategy, holdout: float) -> SampleRa
     """
     arms = np.asarray(table["arm"].to_pylist(), dtype=object)
     labels = arms
-    if len(strategy.cells) >= 2 and "cell" in table.column_names:
+    if len(strategy.cells) >= 2 and "cell" in table.column_names and not selection_cells(strategy):
         cells = np.asarray(table["cell"].to_pylist(), dtype=object)
         declared = {c.id for c in strategy.cells}
         if all(c in declared for c in cells[arms == "treated"].tolist()):
@@ -265,6 +266,8 @@ def with_cells(review: dict[str, Any], table: pa.Table, strategy: Strategy, prim
     Arms are the control group and each cell (its treated entries), evaluated on the primary outcome:
     every cell against the control and every pair of cells, Holm-adjusted within each family.
     """
+    if selection_cells(strategy):
+        return with_selections(review, table, strategy, primary, measured, alpha)
     if len(strategy.cells) < 2:
         return review
     arms = np.asarray(table["arm"].to_pylist(), dtype=object)
@@ -309,6 +312,80 @@ def with_cells(review: dict[str, Any], table: pa.Table, strategy: Strategy, prim
 
 
 CONTROL_ARM = "control"   # a cell may not be called so (config.strategies refuses it)
+
+
+def uplift_interval(treated: np.ndarray, control: np.ndarray, alpha: float = ALPHA) -> dict[str, Any]:
+    """Pure: treated mean - control mean, its standard error sqrt(s_t^2/n_t + s_c^2/n_c) (sample variances,
+    unequal) and the normal interval; missing values (NaN) are left out. None-valued below two per arm."""
+    from scipy.stats import norm
+
+    t, c = treated[~np.isnan(treated)], control[~np.isnan(control)]
+    out: dict[str, Any] = {"treated": int(len(t)), "control": int(len(c)), "treated_mean": None,
+                           "control_mean": None, "uplift": None, "se": None, "ci_low": None, "ci_high": None}
+    if len(t):
+        out["treated_mean"] = _num(float(t.mean()))
+    if len(c):
+        out["control_mean"] = _num(float(c.mean()))
+    if len(t) < MIN_PER_ARM or len(c) < MIN_PER_ARM:
+        return out
+    uplift = float(t.mean() - c.mean())
+    se = float(np.sqrt(t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c)))
+    z = float(norm.ppf(1 - alpha / 2))
+    out.update(uplift=_num(uplift), se=_num(se), ci_low=_num(uplift - z * se), ci_high=_num(uplift + z * se))
+    return out
+
+
+def uplift_difference(a: Mapping[str, Any], b: Mapping[str, Any], alpha: float = ALPHA) -> dict[str, Any]:
+    """Pure: the difference of two uplifts measured on independent samples (disjoint customers):
+    ``a - b`` with SE = sqrt(se_a^2 + se_b^2), its normal interval and two-sided p-value."""
+    from scipy.stats import norm
+
+    if a.get("uplift") is None or b.get("uplift") is None:
+        return {"difference": None, "se": None, "ci_low": None, "ci_high": None, "p_value": None}
+    d = float(a["uplift"]) - float(b["uplift"])
+    se = float(np.hypot(float(a["se"]), float(b["se"])))
+    z = float(norm.ppf(1 - alpha / 2))
+    p = float(2 * norm.sf(abs(d) / se)) if se > 0 else (1.0 if d == 0 else 0.0)
+    return {"difference": _num(d), "se": _num(se), "ci_low": _num(d - z * se), "ci_high": _num(d + z * se),
+            "p_value": _num(p)}
+
+
+def with_selections(review: dict[str, Any], table: pa.Table, strategy: Strategy, primary: str, measured: bool,
+                    alpha: float = ALPHA) -> dict[str, Any]:
+    """Add ``selections`` to the review of a strategy with selection cells (模型组 vs 非模型组).
+
+    Each cell's treated entries against the control entries the same selection picked (one shared holdout,
+    control rows carry their cell), then every pair of cells: the difference of their uplifts with SE =
+    sqrt(se1^2 + se2^2) (the cells are disjoint, so the samples are independent). The verdict waits
+    (``too_early``) until every arm of the pair has ``MIN_FOR_VERDICT`` entries with the outcome measured."""
+    arms = np.asarray(table["arm"].to_pylist(), dtype=object)
+    cells = np.asarray(table["cell"].to_pylist() if "cell" in table.column_names else [None] * table.num_rows,
+                       dtype=object)
+    y = values(table, primary) if measured and table.num_rows else np.full(table.num_rows, np.nan)
+    binary = primary not in MONEY
+    out: list[dict[str, Any]] = []
+    for c in strategy.cells:
+        mine = cells == c.id
+        found = uplift_interval(y[mine & (arms == "treated")], y[mine & (arms == "control")], alpha)
+        found["treated"] = int((mine & (arms == "treated")).sum())   # entries, measured or not
+        found["control"] = int((mine & (arms == "control")).sum())
+        out.append({"cell": c.id, "select": c.select, **found})
+    pairs = []
+    for i, a in enumerate(out):
+        for b in out[i + 1:]:
+            diff = uplift_difference(a, b, alpha)
+            small = min(a["treated"], a["control"], b["treated"], b["control"]) < MIN_FOR_VERDICT
+            if diff["difference"] is None or small:
+                verdict, better = "too_early", None
+            elif diff["ci_low"] > 0 or diff["ci_high"] < 0:
+                verdict, better = "differs", a["cell"] if diff["difference"] > 0 else b["cell"]
+            else:
+                verdict, better = "no_difference_yet", None
+            pairs.append({"cell": a["cell"], "against": b["cell"], **diff, "verdict": verdict, "better": better})
+    untagged = int(((arms == "control") & np.asarray([x is None for x in cells.tolist()], dtype=bool)).sum())
+    review["selections"] = {"outcome": primary, "kind": "binary" if binary else "amount", "alpha": alpha,
+                            "cells": out, "differences": pairs, "control_without_cell": untagged}
+    return review
 
 
 def cell_sample_ratio(cells: list[dict[str, Any]]) -> dict[str, Any] | None:

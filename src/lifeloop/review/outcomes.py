@@ -16,7 +16,8 @@ Each entry is measured from the bank's own data over (entry date, entry date + w
 being the strategy's ``objective.window_days``, and cut at the as-of date while it is still running
 (``complete`` false). Control customers are measured on the same window, as if contacted:
 
-``cell`` is the treated entry's cell (A/B test inside a strategy; null for control and without cells).
+``cell`` is the treated entry's cell (A/B test inside a strategy; null for control and without cells);
+with selection cells (``select:``) control entries carry the cell their selection put them in too.
 
 * ``purchased`` / ``purchase_amount`` — opened the offered product (product offers; null otherwise),
   and the opening balance;
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeloop.config.loader import load_model
-from lifeloop.config.strategies import StrategiesConfig
+from lifeloop.config.strategies import StrategiesConfig, selection_cells
 from lifeloop.contract import Inputs, Output, Read, Step, Table
 from lifeloop.data.areas import lists_schema
 from lifeloop.engine.adapters.base import write_arrow
@@ -135,7 +136,8 @@ def entries(lists: pa.Table, config: StrategiesConfig, as_of: dt.date,
         out["entry_date"].append(day)
         out["arm"].append(cols["group"][i])
         out["planned_holdout"].append((holdouts or {}).get((day, sid), s.holdout))
-        out["cell"].append(cols["cell"][i] if cols["group"][i] == "treated" else None)
+        # selection cells: control entries carry the cell their selection put them in (the comparison is per cell)
+        out["cell"].append(cols["cell"][i] if cols["group"][i] == "treated" or selection_cells(s) else None)
         out["channel"].append(cols["channel"][i] or "none")
         out["rm_id"].append(cols["rm_id"][i])
         out["offer"].append(cols["offer"][i])

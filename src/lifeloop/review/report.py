@@ -40,6 +40,8 @@ DEFAULT_LABELS: dict[str, dict[str, Pair]] = {
     "objective": {"scale": ("规模", "Scale"), "customers": ("客户", "Customers"), "fee_income": ("中收", "Fee income")},
     "severity": {"critical": ("严重", "Critical"), "warning": ("关注", "Warning"), "info": ("提示", "Info")},
     "dimension": {"wave": ("波次", "Wave"), "channel": ("渠道", "Channel"), "segment": ("客群", "Segment")},
+    "selection_verdict": {"too_early": ("数据不足", "too early"),
+                          "no_difference_yet": ("未见差异", "no difference yet"), "differs": ("有差异", "differs")},
 }
 FOREST_W = 190  # px of a forest plot on the board
 
@@ -139,6 +141,7 @@ def board(review: Mapping[str, Any] | None, names: Labels) -> dict[str, Any]:
             "roi_ci": f"{roi(money_['roi_ci'][0])} .. {roi(money_['roi_ci'][1])}" if money_.get("roi_ci") else "",
             "srm": _srm_text(srm) if srm.get("mismatch") else None,
             "breakdowns": _breakdowns(s, kind, names),
+            "selections": _selections(s.get("selections"), names),
             "feedback": _feedback(s.get("feedback")),
         })
     rates = any(r["kind"] != "amount" and r["rates"] for r in rows)
@@ -148,6 +151,25 @@ def board(review: Mapping[str, Any] | None, names: Labels) -> dict[str, Any]:
             "alpha": review.get("alpha"),
             "suggestions": suggestions(review, names,
                                        {s["strategy"]: (s.get("headline") or {}).get("kind") for s in strategies})}
+
+
+def _selections(sel: Mapping[str, Any] | None, names: Labels) -> dict[str, Any] | None:
+    """Selection cells (模型组 vs 非模型组): each cell against its own control, and the differences of uplifts."""
+    if not sel:
+        return None
+    fmt, mean = _uplift_fmt(sel.get("kind")), _mean_fmt(sel.get("kind"))
+
+    def ci(x: Mapping[str, Any], key: str = "uplift") -> str:
+        return f"{fmt(x.get(key))} ({fmt(x['ci_low'])} .. {fmt(x['ci_high'])})" if x.get("ci_low") is not None \
+            else DASH
+
+    cells = [{"cell": c["cell"], "select": c["select"], "treated": num(c["treated"]), "control": num(c["control"]),
+              "levels": f"{mean(c.get('treated_mean'))} vs {mean(c.get('control_mean'))}", "uplift": ci(c)}
+             for c in sel.get("cells") or []]
+    diffs = [{"pair": f"{d['cell']} − {d['against']}", "difference": ci(d, "difference"), "p": pval(d.get("p_value")),
+              "verdict": d["verdict"], "label": names.pair("selection_verdict", d["verdict"]),
+              "better": d.get("better")} for d in sel.get("differences") or []]
+    return {"outcome": sel.get("outcome"), "cells": cells, "differences": diffs}
 
 
 def _srm_text(srm: Mapping[str, Any]) -> str:

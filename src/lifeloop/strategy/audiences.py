@@ -8,7 +8,9 @@ journey as "no response", so treated and control stay comparable wave by wave. A
 cell (A/B test inside a strategy) is a candidate only for the waves of their cell.
 
 Writes ``lake/audiences/as_of=D/audiences.parquet``: customer_id, strategy, wave, rm_id, reason —
-the reason names the values that made the rule true (``stage=honeymoon, tenure_days=1``).
+the reason names the values that made the rule true (``stage=honeymoon, tenure_days=1``) — and cell:
+for a strategy with selection cells (``select:``), the first cell whose rule is true (before the holdout,
+so control customers carry it too); null otherwise and on later waves.
 """
 
 from __future__ import annotations
@@ -50,7 +52,13 @@ def output_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([("customer_id", pa.string()), ("strategy", pa.string()), ("wave", pa.string()),
-                      ("rm_id", pa.string()), ("reason", pa.string())])
+                      ("rm_id", pa.string()), ("reason", pa.string()), ("cell", pa.string())])
+
+
+def cell_expression(cells: list[tuple[str, exp.Expression]]) -> exp.Expression:
+    """The first selection cell whose select is true (``CASE WHEN sel_1 THEN 'model' WHEN ... END``)."""
+    return exp.Case(ifs=[exp.If(this=exp.func("coalesce", exp.Paren(this=sel.copy()), exp.false()),
+                                true=exp.Literal.string(cid)) for cid, sel in cells])
 
 
 def audience_columns(features: Mapping[str, str], segments: Mapping[str, str]) -> dict[str, str]:
@@ -127,6 +135,8 @@ def first_wave_query(config: StrategiesConfig, trees: Mapping[str, exp.Expressio
         cols.append(exp.alias_(flag, f"_f{i}"))
         cols.append(exp.alias_(exp.Case(ifs=[exp.If(this=flag.copy(), true=reason_expression(tree, columns or {}))]),
                                f"_r{i}"))
+        if tree.meta.get("cells"):   # selection cells: which cell the customer falls in (control ones too)
+            cols.append(exp.alias_(cell_expression(tree.meta["cells"]), f"_c{i}"))
         if "top" in tree.meta:   # the value a ranking rule sorts by (top share by a model's score)
             cols.append(exp.alias_(exp.cast(tree.meta["top"][1].copy(), "DOUBLE"), f"_s{i}"))
         flags.append(flag.copy())
@@ -166,7 +176,9 @@ def first_waves(wide: pa.Table, config: StrategiesConfig, as_of: dt.date) -> pa.
         n = rows.num_rows
         parts.append(pa.table({"customer_id": rows["customer_id"], "strategy": pa.array([s.id] * n, pa.string()),
                                "wave": pa.array([s.waves[0].id] * n, pa.string()), "rm_id": rows["rm_id"],
-                               "reason": rows[f"_r{i}"]}, schema=schema))
+                               "reason": rows[f"_r{i}"],
+                               "cell": rows[f"_c{i}"] if f"_c{i}" in rows.column_names else pa.nulls(n, pa.string())},
+                              schema=schema))
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
@@ -248,7 +260,8 @@ def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Express
     if later.num_rows:
         rms = engine.to_arrow(exp.select("customer_id", "rm_id").from_("_aud_events"))
         # customers who left the bank since the earlier wave drop out here (inner join)
-        later = later.join(rms, "customer_id", join_type="inner").select(schema.names).cast(schema)
+        later = later.join(rms, "customer_id", join_type="inner")
+        later = later.append_column("cell", pa.nulls(later.num_rows, pa.string())).select(schema.names).cast(schema)
         first = pa.concat_tables([first, later])
     return first.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
 

@@ -24,7 +24,7 @@ from sqlglot import exp
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.scripts import SCRIPT_VARIABLES, script_id, template_problems, template_variables
 from lifeloop.config.sms_lint import lint
-from lifeloop.config.strategies import Script, StrategiesConfig, Strategy
+from lifeloop.config.strategies import Script, StrategiesConfig, Strategy, selection_cells
 from lifeloop.engine.compile import compile_rule, compile_value, contradictions, rule_problem
 from lifeloop.errors import ConfigError, Problem, RuleError
 from lifeloop.strategy.events import EVENT_COLUMNS
@@ -255,6 +255,8 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
                           "it selects no one")
                 tree = exp.false()
                 tree.meta.update(names=frozenset(), models=frozenset(), fallback=reason)
+            if selection_cells(s):
+                tree = with_selections(tree, s, at, columns, config.thresholds, as_of, models, scored)
             if s.top is not None:
                 by = compile_value(s.top.by, columns=columns, thresholds=config.thresholds, as_of=as_of,
                                    where=f"{at.text('top', 'by')} field top.by", models=models)
@@ -269,11 +271,59 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
             out[s.id] = tree
         except ConfigError as exc:
             first = first or (exc if isinstance(exc, RuleError) else None)
-            problems.append(at.problem(exc.message + (f" ({exc.hint})" if exc.hint else ""), "audience"))
+            path = exc.path if isinstance(exc, _CellRuleError) else ("audience",)
+            problems.append(at.problem(exc.message + (f" ({exc.hint})" if exc.hint else ""), *path))
     if problems:
         raise RuleError(problems[0].message if len(problems) == 1 else
                         f"{problems[0].file}: {len(problems)} audience rules are invalid; first: {problems[0]}",
                         problems=problems, hint=first.hint if first else "fix the audience rules named above")
+    return out
+
+
+class _CellRuleError(RuleError):
+    """A cell's select rule that does not compile, with the path of its field (``cells[0].select``)."""
+
+    def __init__(self, exc: ConfigError, path: tuple[object, ...]):
+        super().__init__(exc.message, hint=exc.hint)
+        self.path = path
+
+
+def with_selections(tree: exp.Expression, s: Strategy, at: _Where, columns: Mapping[str, str],
+                    thresholds: Mapping[str, float], as_of: dt.date, models: Mapping[str, str] | None,
+                    scored: set[str] | None) -> exp.Expression:
+    """The audience of a strategy with selection cells: ``audience AND (select_1 OR select_2 ...)``.
+
+    ``meta["cells"]`` lists (cell id, select tree) in order: the audiences step puts each customer in the
+    first cell whose select is true. A select reading a model without scores today selects no one (the
+    other cells go on) and says so in ``meta["fallback"]``."""
+    cells: list[tuple[str, exp.Expression]] = []
+    notes: list[str] = [tree.meta["fallback"]] if tree.meta.get("fallback") else []
+    read = set(tree.meta.get("models", frozenset()))
+    names = set(tree.meta.get("names", frozenset()))
+    for j, cell in enumerate(s.cells):
+        assert cell.select is not None
+        try:
+            sel = compile_rule(cell.select, columns=columns, thresholds=thresholds, as_of=as_of,
+                               where=f"{at.text('cells', j, 'select')} field cells[{j}].select", models=models)
+        except ConfigError as exc:
+            raise _CellRuleError(exc, ("cells", j, "select")) from exc
+        missing = sorted(sel.meta["models"] - (scored or set())) if models is not None else []
+        if missing:
+            notes.append(f"strategy {s.id}: no scores of {', '.join(missing)} today: cell {cell.id} "
+                         f"({cell.select}) selects no one")
+            sel = exp.false()
+        else:
+            read |= sel.meta["models"]
+            names |= sel.meta["names"]
+        cells.append((cell.id, sel))
+    anyone: exp.Expression = exp.Paren(this=cells[0][1].copy())
+    for _, sel in cells[1:]:
+        anyone = exp.or_(anyone, exp.Paren(this=sel.copy()))
+    out = exp.and_(exp.Paren(this=tree.copy()), exp.Paren(this=anyone))
+    out.meta.update(tree.meta)
+    out.meta.update(names=frozenset(names), models=frozenset(read), cells=cells)
+    if notes:
+        out.meta["fallback"] = "; ".join(notes)
     return out
 
 
@@ -308,6 +358,14 @@ def check_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of:
                               where=where_top, models=models)
             except ConfigError as exc:
                 errors.append(replace(at.problem(rule_problem(exc, where_top).message, "top", "by"), hint=exc.hint))
+        for j, cell in enumerate(s.cells if selection_cells(s) else []):
+            where_cell = f"{at.text('cells', j, 'select')} field cells[{j}].select"
+            try:
+                compile_rule(cell.select or "", columns=columns, thresholds=config.thresholds, as_of=as_of,
+                             where=where_cell, models=models)
+            except ConfigError as exc:
+                errors.append(replace(at.problem(rule_problem(exc, where_cell).message, "cells", j, "select"),
+                                      hint=exc.hint))
         if tree.meta["models"] and s.fallback_audience is None:
             warnings.append(replace(at.problem(f"reads model(s) {', '.join(sorted(tree.meta['models']))} and has "
                                                "no fallback_audience: on a day without their scores it selects "

@@ -11,6 +11,10 @@ customers: ``cell_draw = draw(customer, strategy + "|cell", salt)`` (SHA-256 of
 "customer|strategy|cell|salt"), and cell k takes the draws in [s1 + ... + s(k-1), s1 + ... + sk) of
 the cells' shares in the order listed (the last cell up to 1). Being a hash of the ids, a customer's
 cell is the same on every day of the journey, on every engine and in every re-run.
+
+Selection cells (``select:``: a model-selected cell next to a rule-selected one) are not drawn: the
+audiences step puts each customer in the first cell whose rule is true, and the holdout draw above --
+the same hash whatever the cell -- decides treated or control in every cell alike (one shared holdout).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
+
+from lifeloop.config.strategies import selection_cells
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -74,18 +80,20 @@ def cell_of(value: float, cells: Sequence[tuple[str, float]]) -> str | None:
 
 
 def assign_cells(customer_ids: Sequence[str], strategy_id: str, salt: str,
-                 cells: Sequence[tuple[str, float]]) -> list[str | None]:
-    """Each customer's cell in a strategy (None for all when it has no cells)."""
-    if not cells:
+                 cells: Sequence[tuple[str, float | None]]) -> list[str | None]:
+    """Each customer's cell in a strategy (None for all when it has no cells, or when its cells are selection
+    cells: those are not drawn, the audiences step finds them by their ``select`` rules)."""
+    if not cells or any(share is None for _, share in cells):
         return [None] * len(customer_ids)
-    return [cell_of(v, cells) for v in cell_draws(customer_ids, strategy_id, salt)]
+    shares = [(c, float(share or 0.0)) for c, share in cells]
+    return [cell_of(v, shares) for v in cell_draws(customer_ids, strategy_id, salt)]
 
 
 def row_cells(customer_ids: Sequence[str], strategy_ids: Sequence[str], control: Sequence[bool],
               config: StrategiesConfig) -> list[str | None]:
     """The cell of each (customer, strategy) row: null for control rows and for strategies without cells."""
     out: list[str | None] = [None] * len(customer_ids)
-    split = {s.id for s in config.strategies if s.cells}
+    split = {s.id for s in config.strategies if s.cells and not selection_cells(s)}
     if not split:
         return out   # a map without cells: nothing to draw (and no time spent on a million rows)
     by_strategy: dict[str, list[int]] = {}
@@ -110,14 +118,14 @@ def in_cell_journey(rows: pa.Table, config: StrategiesConfig) -> pa.Table:
     """
     import pyarrow as pa
 
-    if rows.num_rows == 0 or not any(s.cells for s in config.strategies):
+    if rows.num_rows == 0 or not any(s.cells and not selection_cells(s) for s in config.strategies):
         return rows
     import numpy as np
     import pyarrow.compute as pc
 
     keep = np.ones(rows.num_rows, dtype=bool)
     for s in config.strategies:
-        if not s.cells:
+        if not s.cells or selection_cells(s):   # selection cells follow the whole journey
             continue
         at = pc.indices_nonzero(pc.equal(rows["strategy"], s.id)).to_numpy()
         if not len(at):

@@ -5,6 +5,8 @@ audiences:
 
 * ``group`` — treated or control (holdout by hash, see holdout.py); ``cell`` — the treated customer's
   cell of a strategy with cells (a second hash draw, holdout.py; null for control and without cells);
+  with selection cells (``select:``) the cell the audiences step found by the cells' rules, on the
+  control rows too (the same holdout draw decides treated or control whatever the cell);
   ``status`` — contact (goes out), control (held out, would have been contactable), or dropped;
 * ``channel``, ``send_at``, ``purpose`` (the consent purpose dispatch re-checks), ``script_id``, ``script_key``
   (the key dispatch renders the script under), ``offer``, ``priority``, ``expected_value``, ``cost``;
@@ -34,7 +36,7 @@ from sqlglot import exp
 
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.scripts import script_id
-from lifeloop.config.strategies import StrategiesConfig, Strategy, Wave
+from lifeloop.config.strategies import StrategiesConfig, Strategy, Wave, selection_cells
 from lifeloop.contract import Inputs, Output, Read, Snapshot, Step, Table
 from lifeloop.data.areas import lists_schema
 from lifeloop.strategy import rights, suitability
@@ -106,7 +108,10 @@ def candidates(audiences: pa.Table, config: StrategiesConfig, policy: ContactPol
             "best_value": pa.array(mat.max(axis=1) if n else [], pa.float64()),
             "send_at": pa.array([w.send_at] * n, pa.string()),
             "offer": pa.array([s.offer.product_id or s.offer.code] * n, pa.string()),
-            "product_offer": pa.array([s.offer.product_id is not None] * n, pa.bool_())}))
+            "product_offer": pa.array([s.offer.product_id is not None] * n, pa.bool_()),
+            # a selection cell (the audiences step found it by its select rule, before the holdout draw)
+            "cell": (rows["cell"] if "cell" in rows.column_names and selection_cells(s)
+                     else pa.nulls(n, pa.string()))}))
     if not parts:
         return candidates_schema().empty_table()
     return pa.concat_tables(parts)
@@ -159,7 +164,7 @@ def candidates_schema() -> pa.Schema:
                       ("draw", pa.float64()), ("tie", pa.float64()), ("control", pa.bool_()),
                       ("priority", pa.int32()), ("purpose", s), ("channels", pa.list_(s)),
                       ("values", pa.list_(pa.float64())), ("best_value", pa.float64()), ("send_at", s),
-                      ("offer", s), ("product_offer", pa.bool_())])
+                      ("offer", s), ("product_offer", pa.bool_()), ("cell", s)])
 
 
 def spent_so_far(history: History, policy: ContactPolicy) -> dict[str, float]:
@@ -230,6 +235,8 @@ def make_lists(audiences: pa.Table, config: StrategiesConfig, policy: ContactPol
     n = cands.num_rows
     cell = (row_cells(cands["customer_id"].to_pylist(), cands["strategy"].to_pylist(), cands["control"].to_pylist(),
                       config) if any(s.cells for s in config.strategies) else [None] * n)
+    # selection cells: treated and control rows alike carry the cell their selection put them in
+    cell = [own if own is not None else drawn for own, drawn in zip(cands["cell"].to_pylist(), cell, strict=True)]
     sid = [None if ch is None else script_id(s, ch, c if c is not None and own_script(config, s, c, ch) else None)
            for s, ch, c in zip(cands["strategy"].to_pylist(), decided["channel"].to_pylist(), cell, strict=False)]
     key = [None if i is None else f"{i}@{as_of.isoformat()}#{c}"
