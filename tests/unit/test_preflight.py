@@ -103,9 +103,9 @@ def test_offers_are_checked_against_the_products_of_the_newest_bank_batch_only_w
     # the template's wealth products and card are not in the factory bank's catalogue (CUR, TD1Y, CARD)
     assert [(p.field, p.message.split(";")[0]) for p in with_lake.errors] == [
         ("strategies[0].offer.product_id", "unknown product 'WM090' (not in the bank's product catalogue)"),
-        ("strategies[3].offer.product_id", "unknown product 'WM180' (not in the bank's product catalogue)"),
-        ("strategies[4].offer.product_id", "unknown product 'WM030' (not in the bank's product catalogue)"),
-        ("strategies[6].offer.product_id", "unknown product 'CC_STD' (not in the bank's product catalogue)"),
+        ("strategies[4].offer.product_id", "unknown product 'WM180' (not in the bank's product catalogue)"),
+        ("strategies[5].offer.product_id", "unknown product 'WM030' (not in the bank's product catalogue)"),
+        ("strategies[7].offer.product_id", "unknown product 'CC_STD' (not in the bank's product catalogue)"),
     ]
 
 
