@@ -166,6 +166,21 @@ def test_a_bad_message_is_named_in_the_audit_log_not_stored_and_does_not_block_i
     assert committed(kafka_cluster, topic, group, [0]) == {0: 5}   # past the bad ones: the partition goes on
     assert summary.moments == 2
     ctx.close()
+    if "sqlite" not in database_url:
+        return
+    # the command, in another process: the group goes on from its committed offset (the bad ones not again)
+    import subprocess
+    import sys
+
+    produce(kafka_cluster, topic, [json.dumps(salary("g5", "C004", local(D, 9, 5))).encode()], partition=0)
+    cli = [sys.executable, "-m", "lifeloop.cli", "-w", str(tmp_path / "ws"), "events", "consume", "--source", "cards",
+           "--idle-stop", "6"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "kafka source cards: 1 batches, 1 events stored, 0 duplicates, 0 bad messages skipped" in done.stdout
+    assert committed(kafka_cluster, topic, group, [0]) == {0: 6}
+    with ctx.ops()() as s:
+        assert len(audit.entries(s, target_type="event_message")) == 3
 
 
 def test_kafka_settings_are_checked_with_the_field_named(tmp_path, monkeypatch):
