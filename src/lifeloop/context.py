@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,7 @@ from lifeloop.models import training as model_training
 from lifeloop.models.contract import ModelsConfig
 from lifeloop.realtime import decide as realtime_decide
 from lifeloop.realtime import intake as event_intake
+from lifeloop.realtime import kafka as event_kafka
 from lifeloop.realtime import sources as event_sources
 from lifeloop.realtime import timers as realtime_timers
 from lifeloop.review import from_file, kpis, lake_evaluation
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from lifeloop.store.lake import Lake
 
 M = TypeVar("M", bound="BaseModel")
+JOIN_WAIT = 60.0   # seconds a Kafka consumer may wait for its partitions before its empty polls count as idle
 UNMASKABLE = ("name", "mobile", "id_number", "email", "birth_date")   # customers fields an unmask grant may name
 
 
@@ -738,6 +741,53 @@ class Context:
             stream.close()
             decider.close()
         return pumped, summary
+
+    def consume_events(self, source: str, *, idle_polls: int | None = None, clock: Any = None, adapters: Any = None,
+                       consumer: Any = None, stop: Any = None) -> tuple[event_sources.Pumped,
+                                                                       realtime_decide.DecisionSummary]:
+        """Consume the Kafka source ``source`` of events.yaml (``lifeloop events consume``): each batch stored,
+        decided (and drained through the gate), its bad messages recorded in the audit log, then its offsets
+        committed. Runs until ``stop()`` is true or, with ``idle_polls``, until that many polls in a row found
+        nothing; ``consumer``: a confluent-kafka consumer made elsewhere (tests)."""
+        self.require("ingest", "consume an event source")
+        config = self.events_config()
+        spec = next((s for s in config.sources if s.name == source), None)
+        if spec is None or spec.kafka is None:
+            kafka = [s.name for s in config.sources if s.kafka is not None]
+            raise ConfigError(f"events.yaml has no Kafka source {source!r}",
+                              hint=("its Kafka sources: " + ", ".join(kafka)) if kafka else
+                              "add one: sources: [{name: ..., kafka: {bootstrap_servers, topic, group_id}}]")
+        stream = event_kafka.KafkaSource(spec.kafka, source, consumer=consumer)
+        decider = self.decider(clock=clock, adapters=adapters)
+        summary = realtime_decide.DecisionSummary()
+        total = event_sources.Pumped()
+        where = f"kafka source {source}"
+
+        def decide() -> None:
+            while True:
+                before = summary.events
+                decider.run_once(summary=summary)
+                if summary.events == before:
+                    return
+
+        idle = 0
+        unassigned = time.monotonic() + JOIN_WAIT
+        try:
+            while not (stop and stop()) and (idle_polls is None or idle < idle_polls):
+                got = event_sources.pump(stream, lambda raws: self.accept_events(raws, source=source, where=where),
+                                         decide, batch=spec.kafka.batch, max_batches=1,
+                                         skip_bad=lambda bad: event_kafka.record_bad(self.ops(), source, bad))
+                # a poll counts as idle once the group gave this consumer its partitions (a join takes seconds)
+                idle = 0 if got.batches else idle + (1 if stream.assigned() or time.monotonic() > unassigned else 0)
+                total.batches += got.batches
+                total.accepted += got.accepted
+                total.duplicates += got.duplicates
+                total.skipped += got.skipped
+                total.committed += got.committed
+        finally:
+            stream.close()
+            decider.close()
+        return total, summary
 
     def decider(self, *, clock: Any = None, drain: bool = True, adapters: Any = None) -> realtime_decide.Decider:
         """The real-time decider over this workspace (close it after use); ``adapters``: channels other than

@@ -9,6 +9,7 @@ a ``Context`` made by ``ctx_factory`` when the app starts. FastAPI is imported o
 import threading
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lifeloop.context import Context
 from lifeloop.errors import EventError, LifeloopError
@@ -34,8 +35,17 @@ class BackgroundDecider:
         self.errors: list[str] = []
         self.threads = [threading.Thread(target=self._decide, name="lifeloop-decider", daemon=True),
                         threading.Thread(target=self._drain, name="lifeloop-drainer", daemon=True)]
+        self.decider: Any = None
+        self.drainer: Any = None
 
     def start(self) -> None:
+        """Open both deciders and read the bank's state before the server answers, so the first events do not
+        wait seconds for it (20,000 customers: about 1.5 s on a loaded machine)."""
+        self.decider = self.ctx.decider(drain=False)
+        self.drainer = self.ctx.decider()
+        today = self.decider.clock().astimezone(ZoneInfo(self.ctx.config.bank.timezone)).date()
+        for d in (self.decider, self.drainer):
+            d.bank(today)
         for t in self.threads:
             t.start()
 
@@ -50,7 +60,7 @@ class BackgroundDecider:
         self.errors = [*self.errors[-9:], f"{type(exc).__name__}: {exc}"]
 
     def _decide(self) -> None:
-        decider = self.ctx.decider(drain=False)
+        decider = self.decider
         try:
             while not self.stopping.is_set():
                 try:
@@ -67,7 +77,7 @@ class BackgroundDecider:
             decider.close()
 
     def _drain(self) -> None:
-        drainer = self.ctx.decider()
+        drainer = self.drainer
         try:
             while not self.stopping.is_set():
                 self.wake_drain.wait(self.drain_every)

@@ -63,6 +63,29 @@ def run_source(
         out.print(line)
 
 
+@events_app.command("consume")
+def consume(
+    c: typer.Context,
+    source: str = typer.Option(..., "--source", help="A source of events.yaml with kafka settings."),
+    idle_stop: int = typer.Option(0, "--idle-stop", help="Stop after this many empty polls in a row (0: run until "
+                                                         "Ctrl-C)."),
+) -> None:
+    """Consume a Kafka topic: each batch stored, decided, its bad messages recorded in the audit log, then its
+    offsets committed (at least once from Kafka, once in effect: a re-delivered batch changes nothing)."""
+    out = _console()
+    with _context(c) as ctx:
+        try:
+            pumped, summary = ctx.consume_events(source, idle_polls=idle_stop or None)
+        except KeyboardInterrupt:
+            out.print("stopped: the last batch's offsets were committed only if it was decided")
+            return
+    out.print(f"kafka source {source}: {pumped.batches:,} batches, {pumped.accepted:,} events stored, "
+              f"{pumped.duplicates:,} duplicates, {pumped.skipped:,} bad messages skipped (audit log: "
+              f"events.bad_message)")
+    for line in summary.lines():
+        out.print(line)
+
+
 @events_app.command("timers")
 def timers(
     c: typer.Context,

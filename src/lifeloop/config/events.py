@@ -2,11 +2,13 @@
 
 ::
 
-    sources:                        # who may send events over HTTP (POST /events)
+    sources:                        # who may send events over HTTP (POST /events), or where to read them
       - name: core_banking
         token_sha256: 9f86d0...     # SHA-256 (hex) of the service token; the token itself is never stored
         rate_per_second: 2000       # sustained requests per second (token bucket) ...
         burst: 4000                 # ... and how many may come at once
+      - name: card_stream           # a Kafka topic (`lifeloop events consume --source card_stream`, [kafka] extra)
+        kafka: {bootstrap_servers: "kafka1:9092,kafka2:9092", topic: card-events, group_id: lifeloop}
     reentry_hours: 24               # one entry per strategy per this (or its reentry_days, if longer)
     moments:                        # detectors: a strategy reacts to one with scenario {kind: event, name: <id>}
       - {id: salary_credited, kind: salary_credited}
@@ -26,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lifeloop.config.models import Strict
 from lifeloop.config.types import Name
@@ -34,18 +36,73 @@ from lifeloop.config.types import Name
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+KAFKA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")   # Kafka's own rule for topic names
+SERVERS = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}(,[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5})*$")
+OWNED = {"bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset",
+         "client.id", "security.protocol", "session.timeout.ms"}
+
+
+class KafkaSettings(Strict):
+    """Where a Kafka source reads (lifeloop.realtime.kafka): offsets are committed by Lifeloop after the decision."""
+
+    bootstrap_servers: str
+    topic: str
+    group_id: str
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    client_id: str = "lifeloop"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    session_timeout_ms: int = Field(default=45_000, ge=1_000, le=3_600_000)
+    batch: int = Field(default=500, ge=1, le=5_000)          # messages per batch: stored, decided, committed
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)    # how long a poll waits for the first message
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)   # other librdkafka settings
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, v: str) -> str:
+        if not SERVERS.match(v):
+            raise ValueError("bootstrap_servers must be host:port, comma-separated (e.g. kafka1:9092,kafka2:9092)")
+        return v
+
+    @field_validator("topic", "group_id")
+    @classmethod
+    def _kafka_name(cls, v: str) -> str:
+        if not KAFKA_NAME.match(v):
+            raise ValueError(f"{v!r} is not a Kafka name: 1-249 letters, digits, '.', '_' or '-'")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: dict[str, object]) -> dict[str, object]:
+        owned = sorted(set(v) & OWNED)
+        if owned:
+            raise ValueError(f"options may not set {owned[0]!r}: Lifeloop sets it (offsets are committed only after "
+                             "the decision); use the field of the same meaning where there is one")
+        if any("password" in k or "secret" in k for k in v):
+            raise ValueError("options may not hold a password or secret: events.yaml is a committed config file "
+                             "(use SSL with certificate files: ssl.ca.location, ssl.certificate.location ...)")
+        return v
+
+
 class Source(Strict):
-    """An event source allowed to post events, known by the hash of its service token."""
+    """An event source: allowed to post events (known by the hash of its service token), or read from Kafka."""
 
     name: Name("source name")
-    token_sha256: str
+    token_sha256: str | None = None
     rate_per_second: float = Field(default=1000, gt=0, le=1_000_000)
     burst: int = Field(default=2000, ge=1, le=1_000_000)
+    kafka: KafkaSettings | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Source:
+        if self.token_sha256 is None and self.kafka is None:
+            raise ValueError(f"source {self.name} needs token_sha256 (it posts to POST /events) or kafka "
+                             "(Lifeloop reads its topic)")
+        return self
 
     @field_validator("token_sha256")
     @classmethod
-    def _hash(cls, v: str) -> str:
-        if not SHA256.match(v):
+    def _hash(cls, v: str | None) -> str | None:
+        if v is not None and not SHA256.match(v):
             raise ValueError("token_sha256 must be the SHA-256 of the token as 64 lower-case hex digits "
                              "(`lifeloop events token-hash TOKEN` prints it); never the token itself")
         return v

@@ -148,10 +148,14 @@ def send_allowed(sessions: Any, adapters: Mapping[str, Channel], allowed: Sequen
             for token in set(tokens.values()):
                 held.update(outbox.mark_sending(session, claim_token=token, dispatch_ids=list(tokens), now=clock()))
         results = adapter.send([m for m in messages if m.dispatch_id in held])
-        with unit_of_work(sessions) as session:
+        with unit_of_work(sessions) as session:   # every outcome of the batch in one transaction
+            delivered = [(r.dispatch_id, tokens[r.dispatch_id], r.provider_ref) for r in results if r.ok]
+            if marked := outbox.mark_sent_each(session, sent=delivered, now=clock()):
+                tally.count(channel, "sent", marked)
             for r in results:
-                _record(session, channel, r, tokens[r.dispatch_id], clock(), tally, channel in dedup,
-                        r.dispatch_id in first)
+                if not r.ok:
+                    _record(session, channel, r, tokens[r.dispatch_id], clock(), tally, channel in dedup,
+                            r.dispatch_id in first)
 
 
 def _record(session: Any, channel: str, r: Result, token: str, now: dt.datetime, tally: Tally, dedup: bool,

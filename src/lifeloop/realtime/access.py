@@ -33,7 +33,7 @@ def authenticate(authorization: str | None, sources: Sequence[Source]) -> Source
     digest = token_hash(token.strip())
     found = None
     for s in sources:   # compare with every source, so the time taken does not tell which one nearly matched
-        if hmac.compare_digest(digest, s.token_sha256):
+        if s.token_sha256 is not None and hmac.compare_digest(digest, s.token_sha256):
             found = s
     return found
 

@@ -74,14 +74,13 @@ def decision_reads(e: Seen, moments: Sequence[Any]) -> bool:
     return any(m.enabled and _read_by_detector(e, m) for m in moments)
 
 
-def _literal(value: Any) -> exp.Expression:
+def _text(value: Any) -> str | None:
+    """An event column's value as the text the query casts to the column's type (as a literal would be)."""
     if value is None:
-        return exp.null()
+        return None
     if isinstance(value, bool):
-        return exp.true() if value else exp.false()
-    if isinstance(value, int | float | Decimal):
-        return exp.Literal.number(str(value))
-    return exp.Literal.string(str(value))
+        return "true" if value else "false"
+    return str(value)
 
 
 class AudienceCheck:
@@ -95,6 +94,7 @@ class AudienceCheck:
         self.doc = doc
         self.engine_name = engine
         self._opened: dict[dt.date, tuple[Any, dict[str, exp.Expression], dict[str, str], tuple[list, list]]] = {}
+        self._queries: dict[tuple[dt.date, tuple[str, ...]], str] = {}
 
     def snapshot_date(self, day: dt.date) -> dt.date | None:
         """The newest date on or before ``day`` with all three snapshots published."""
@@ -111,6 +111,7 @@ class AudienceCheck:
             # a long-running decider meets a new snapshot every day: keep the newest few open, not every day's
             for old in sorted(self._opened)[:max(0, len(self._opened) - KEEP_OPEN + 1)]:
                 self._opened.pop(old)[0].close()
+                self._queries = {k: v for k, v in self._queries.items() if k[0] != old}
 
             files = {a: self.lake.snapshot_file(a, snap) for a in AREAS}
             engine = connect(self.engine_name)
@@ -129,7 +130,14 @@ class AudienceCheck:
     def check(self, day: dt.date, rows: Mapping[str, dict[str, Any]],
               strategy_ids: Sequence[str]) -> tuple[dt.date | None, dict[tuple[str, str], str | None]]:
         """For customers (id -> rm_id and event columns) and strategies on ``day``: (snapshot date,
-        {(customer, strategy): the reason the rule is true, or None when it is false or the customer is not in it})."""
+        {(customer, strategy): the reason the rule is true, or None when it is false or the customer is not in it}).
+
+        The query of a snapshot and a set of strategies is built and turned into SQL once (the snapshots change
+        once a day); each call hands the engine the moments' customers and event columns as a table (``_rt_rows``,
+        text cast to the columns' types as the literals were), so a pass no longer copies and prints the rule trees.
+        """
+        import pyarrow as pa
+
         snap = self.snapshot_date(day)
         if snap is None or not rows or not strategy_ids:
             return snap, {}
@@ -137,30 +145,39 @@ class AudienceCheck:
             engine, trees, types, names = self._open(snap)
         except DataError:
             return None, {}
+        key = (snap, tuple(strategy_ids))
+        if key not in self._queries:
+            self._queries[key] = engine.sql(self._query(trees, types, names, strategy_ids))
         columns = ["customer_id", "rm_id", *EVENT_COLUMNS]
-        values = exp.values([tuple(_literal(r.get(c)) if c != "customer_id" else exp.Literal.string(cid)
-                                   for c in columns) for cid, r in rows.items()],
-                            alias="_m", columns=columns)
+        table = pa.table({c: pa.array([cid if c == "customer_id" else _text(r.get(c)) for cid, r in rows.items()],
+                                      pa.string()) for c in columns})
+        engine.register_arrow("_rt_rows", table)
+        out: dict[tuple[str, str], str | None] = {}
+        for r in engine.to_arrow_text(self._queries[key]).to_pylist():
+            for i, sid in enumerate(strategy_ids):
+                out[(r["customer_id"], sid)] = r[f"_r{i}"]
+        return snap, out
+
+    @staticmethod
+    def _query(trees: Mapping[str, exp.Expression], types: Mapping[str, str], names: tuple[list, list],
+               strategy_ids: Sequence[str]) -> exp.Select:
+        """The audience query of these strategies over the snapshot, for the customers of ``_rt_rows``."""
+        columns = ["customer_id", "rm_id", *EVENT_COLUMNS]
         casts = [exp.cast(exp.column(c), EVENT_COLUMNS.get(c, "VARCHAR")).as_(c) for c in columns]
-        moments = exp.select(*casts).from_(values)
+        moments = exp.select(*casts).from_("_rt_rows")
         base = base_query("_rt_features", "_rt_lifecycle", "_rt_segments", "_rt_now", *names)
         base = exp.select("*").from_(base.subquery("_b")).where(
-            exp.column("customer_id").isin(*[exp.Literal.string(c) for c in rows]))
+            exp.column("customer_id").isin(query=exp.select("customer_id").from_("_rt_rows")))
         select: list[exp.Expression] = [exp.column("customer_id")]
         for i, sid in enumerate(strategy_ids):
             tree = trees[sid]
             flag = exp.func("coalesce", exp.Paren(this=tree.copy()), exp.false())
             select.append(exp.Case(ifs=[exp.If(this=flag, true=reason_expression(tree, types))]).as_(f"_r{i}"))
         query = exp.select(*select).from_(base.subquery("_q"))
-        query = query.with_("_rt_now", as_=moments)
-        table = engine.to_arrow(query)
-        out: dict[tuple[str, str], str | None] = {}
-        for r in table.to_pylist():
-            for i, sid in enumerate(strategy_ids):
-                out[(r["customer_id"], sid)] = r[f"_r{i}"]
-        return snap, out
+        return query.with_("_rt_now", as_=moments)
 
     def close(self) -> None:
         for engine, *_ in self._opened.values():
             engine.close()
         self._opened.clear()
+        self._queries.clear()

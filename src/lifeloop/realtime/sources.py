@@ -6,8 +6,9 @@ crash anywhere in between re-reads the batch: intake acknowledges the repeats as
 unique keys (moments, decisions, outbox items) change nothing — at least once from the source, once in effect.
 
 :class:`JsonLinesSource` is the file implementation (the committed position is kept in ``<file>.offset``,
-written atomically). A Kafka adapter (confluent-kafka: ``poll`` = ``consume``, ``commit`` = ``commit`` of the
-offsets after the decision) would implement the same protocol; it is not built (docs/realtime.md).
+written atomically). :class:`lifeloop.realtime.kafka.KafkaSource` implements it over a Kafka topic (``poll`` =
+``consume``, ``commit`` = a synchronous commit of the partitions' offsets after the decision); its bad messages are
+skipped with an audit record (``skip_bad`` below), so one bad message does not block its partition.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lifeloop.errors import EventError, Problem
+from lifeloop.realtime.schema import parse_events
 
 
 @dataclass(frozen=True)
 class Polled:
-    """One raw event and its position in the source."""
+    """One raw event and its position in the source (a line number; a Kafka message's topic, partition and
+    offset); ``problem``: why it is not an event at all (not JSON ...), ``where`` names it for that."""
 
     raw: Any
-    position: int
+    position: Any
+    where: str = ""
+    problem: str | None = None
+    value: bytes = b""
 
 
 class EventSource(Protocol):
@@ -37,7 +43,7 @@ class EventSource(Protocol):
 
     def poll(self, max_events: int) -> list[Polled]: ...
 
-    def commit(self, position: int) -> None: ...
+    def commit(self, position: Any) -> None: ...
 
     def close(self) -> None: ...
 
@@ -85,22 +91,60 @@ class Pumped:
     batches: int = 0
     accepted: int = 0
     duplicates: int = 0
+    skipped: int = 0   # bad messages recorded and passed over (skip_bad)
     committed: list[int] = field(default_factory=list)
 
 
 def pump(source: EventSource, accept: Callable[[Sequence[Any]], Any], decide: Callable[[], Any], *,
-         batch: int = 500, max_batches: int | None = None) -> Pumped:
-    """Read the source to its end: accept a batch (stored, committed), decide, then commit its position."""
+         batch: int = 500, max_batches: int | None = None,
+         skip_bad: Callable[[Sequence[tuple[Polled, str]]], None] | None = None) -> Pumped:
+    """Read the source to its end: accept a batch (stored, committed), decide, then commit its position.
+
+    Without ``skip_bad`` a bad event refuses its whole batch, uncommitted (the file is fixed and run again).
+    With it (Kafka), the bad messages of a batch — not JSON, or refused by the schema — are handed to ``skip_bad``
+    (which makes them durable: an audit record) and the others are stored; the batch's position is committed
+    after both, so a bad message is named once and never blocks the messages after it.
+    """
     out = Pumped()
     while max_batches is None or out.batches < max_batches:
         polled = source.poll(batch)
         if not polled:
             break
-        receipt = accept([p.raw for p in polled])
+        good = [p for p in polled if p.problem is None]
+        bad = [(p, p.problem) for p in polled if p.problem is not None]
+        if bad and skip_bad is None:
+            raise EventError(f"{bad[0][0].where}: {bad[0][1]}", hint="fix the message; nothing after it is committed")
+        try:
+            receipt = accept([p.raw for p in good]) if good else None
+        except EventError:
+            if skip_bad is None:
+                raise
+            refused = _refused(good)
+            bad += [(p, refused[i]) for i, p in enumerate(good) if i in refused]
+            good = [p for i, p in enumerate(good) if i not in refused]
+            receipt = accept([p.raw for p in good]) if good else None
+        if bad:
+            assert skip_bad is not None
+            skip_bad(sorted(bad, key=lambda b: b[0].position))   # in the source's order
         decide()
-        source.commit(polled[-1].position)   # only now: the events are stored and decided
+        source.commit(polled[-1].position)   # only now: the events are stored and decided, the bad ones recorded
         out.batches += 1
-        out.accepted += len(receipt.accepted)
-        out.duplicates += len(receipt.duplicates)
+        out.skipped += len(bad)
+        if receipt is not None:
+            out.accepted += len(receipt.accepted)
+            out.duplicates += len(receipt.duplicates)
         out.committed.append(polled[-1].position)
+    return out
+
+
+def _refused(polled: Sequence[Polled]) -> dict[int, str]:
+    """Which events of a refused batch the schema refuses on their own (index -> the first problem)."""
+    out: dict[int, str] = {}
+    for i, p in enumerate(polled):
+        try:
+            parse_events([p.raw], where=p.where or "event")
+        except EventError as exc:
+            first = exc.problems[0] if exc.problems else None
+            out[i] = (f"field {first.field}: {first.message}" if first and first.field
+                      else first.message if first else exc.message)
     return out

@@ -75,6 +75,20 @@ class DuckDBAdapter(Adapter):
         except self._duckdb.Error as exc:
             raise self._fail(exc) from exc
 
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        """An Arrow table queryable as ``name`` (replacing what had the name; read in place, not copied)."""
+        self.con.register(name, table)
+
+    def to_arrow_text(self, sql: str) -> pa.Table:
+        """Run SQL text this adapter made from a tree (:meth:`sql`) earlier: for a query run many times over
+        tables that change (:meth:`register_arrow`), so the tree is not printed again each time."""
+        try:
+            return self.con.sql(sql).to_arrow_table()
+        except self._duckdb.InterruptException as exc:
+            raise Interrupted("the engine's query was interrupted") from exc
+        except self._duckdb.Error as exc:
+            raise self._fail(exc) from exc
+
     def _run(self, statement: exp.Expression) -> None:
         try:
             self.con.execute(self.sql(statement))

@@ -21,6 +21,7 @@ from lifeloop.store.ops.models import Dispatch, Event, Moment, MomentDecision, T
 from lifeloop.store.ops.types import as_utc, utcnow
 
 CHUNK = 1000
+_EVENTS = Event.__table__   # statements on the table (Core): rows, not ORM objects, on the hot path
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def store(session: Session, *, events: Sequence[NewEvent], now: dt.datetime | No
         rows.append({"event_id": e.event_id, "source": e.source, "kind": e.kind, "customer_id": e.customer_id,
                      "occurred_at": as_utc(e.occurred_at), "local_date": e.local_date, "body": e.body,
                      "received_at": now})
-    insert = _insert(session)(Event).on_conflict_do_nothing(index_elements=["event_id"]).returning(Event.event_id)
+    insert = (_insert(session)(_EVENTS).on_conflict_do_nothing(index_elements=["event_id"])  # Core: no ORM bulk cost
+              .returning(_EVENTS.c.event_id))
     stored: set[str] = set()
     for start in range(0, len(rows), CHUNK):
         stored.update(session.scalars(insert, rows[start:start + CHUNK]))
@@ -78,9 +80,11 @@ def store(session: Session, *, events: Sequence[NewEvent], now: dt.datetime | No
     return Stored(new, duplicates)
 
 
-def undecided(session: Session, *, limit: int = 500) -> list[Event]:
-    """Stored events the detectors have not run over yet, oldest stored first."""
-    return list(session.scalars(sa.select(Event).where(Event.decided_at.is_(None)).order_by(Event.id).limit(limit)))
+def undecided(session: Session, *, limit: int = 500) -> list[sa.Row]:
+    """Stored events the detectors have not run over yet, oldest stored first (rows with the ``events`` columns:
+    plain rows, not ORM objects, which cost more to build than the rest of a decision pass)."""
+    return list(session.execute(sa.select(_EVENTS).where(_EVENTS.c.decided_at.is_(None)).order_by(_EVENTS.c.id)
+                                .limit(limit)))
 
 
 def mark_decided(session: Session, *, ids: Sequence[int], now: dt.datetime | None = None) -> None:
@@ -95,8 +99,9 @@ def add_moments(session: Session, *, moments: Sequence[dict[str, Any]], now: dt.
         return set()
     now = as_utc(now or utcnow())
     rows = [{**m, "occurred_at": as_utc(m["occurred_at"]), "fired_at": now} for m in moments]
-    insert = (_insert(session)(Moment).on_conflict_do_nothing(index_elements=["moment_key"])
-              .returning(Moment.moment_key))
+    table = Moment.__table__
+    insert = (_insert(session)(table).on_conflict_do_nothing(index_elements=["moment_key"])
+              .returning(table.c.moment_key))
     new: set[str] = set()
     for start in range(0, len(rows), CHUNK):
         new.update(session.scalars(insert, rows[start:start + CHUNK]))
@@ -109,7 +114,8 @@ def add_decisions(session: Session, *, decisions: Sequence[dict[str, Any]], now:
         return
     now = as_utc(now or utcnow())
     rows = [{**d, "entered_at": as_utc(d["entered_at"]), "decided_at": now} for d in decisions]
-    insert = _insert(session)(MomentDecision).on_conflict_do_nothing(index_elements=["moment_key", "strategy_id"])
+    insert = _insert(session)(MomentDecision.__table__).on_conflict_do_nothing(
+        index_elements=["moment_key", "strategy_id"])
     for start in range(0, len(rows), CHUNK):
         session.execute(insert, rows[start:start + CHUNK])
 
@@ -188,15 +194,17 @@ def lock_customers(session: Session, customer_ids: Sequence[str]) -> None:
 
 
 def history_days(session: Session, *, customer_ids: Sequence[str], first: dt.date,
-                 last: dt.date) -> dict[str, list[Event]]:
-    """Customer -> their stored events of local dates ``first``..``last`` (the detectors' context)."""
-    out: dict[str, list[Event]] = {}
+                 last: dt.date) -> dict[str, list[sa.Row]]:
+    """Customer -> their stored events of local dates ``first``..``last`` (the detectors' context; rows with the
+    ``events`` columns, in the order stored)."""
+    out: dict[str, list[sa.Row]] = {}
     if not customer_ids:
         return out
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), CHUNK):
-        for e in session.scalars(sa.select(Event).where(Event.customer_id.in_(ids[start:start + CHUNK]),
-                                                         Event.local_date >= first, Event.local_date <= last)):
+        for e in session.execute(sa.select(_EVENTS).where(_EVENTS.c.customer_id.in_(ids[start:start + CHUNK]),
+                                                          _EVENTS.c.local_date >= first,
+                                                          _EVENTS.c.local_date <= last).order_by(_EVENTS.c.id)):
             out.setdefault(e.customer_id, []).append(e)
     return out
 
