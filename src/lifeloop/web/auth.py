@@ -104,16 +104,17 @@ def refusal(web: Any, seen: Visit, exc: Exception, api: bool) -> Any:
     from fastapi.responses import JSONResponse
 
     _ = i18n.gettext_for(seen.lang)
+    hint = None
     if isinstance(exc, NotFoundError):
         status, message = 404, _("Not found among what you may see.")
     elif isinstance(exc, AccessError):
         status, message = 403, _("Your roles do not allow this.")
     elif isinstance(exc, LifeloopError):
-        status, message = 422, exc.message
+        status, message, hint = 422, exc.message, exc.hint   # the user's mistake: what, where, what to do
     else:
         raise exc
     if api:
-        return JSONResponse({"error": message}, status_code=status)
+        return JSONResponse({"error": message, **({"hint": hint} if hint else {})}, status_code=status)
     # nothing of the request is echoed (not even its path), so "not yours" and "not found" are the same bytes
     return html(web, seen, "error.html.j2", status=status, message=message, here="/")
 
