@@ -110,6 +110,15 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     board = browser.find_element(By.ID, "strategy-board")
     assert board.is_displayed() and words["board"] in browser.find_element(By.TAG_NAME, "h1").text
     assert len(board.find_elements(By.CSS_SELECTOR, "tbody tr[data-strategy]")) == 3
+    # the owner filter, applied by htmx (a GET of this origin swapped into the page; the URL follows)
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    Select(browser.find_element(By.ID, "filter-owner")).select_by_value("零售客户部")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr[data-strategy]")) == 1)
+    assert "owner=" in browser.current_url and len(browser.find_elements(By.TAG_NAME, "main")) == 1
+    browser.get(origin + "/board")
+    board = browser.find_element(By.ID, "strategy-board")
     board.find_element(By.CSS_SELECTOR, "tr[data-strategy=maturity_reinvestment] a.drill").click()
     assert browser.current_url == origin + "/board/maturity_reinvestment"
     assert words["breakdowns"] in browser.page_source
