@@ -37,6 +37,7 @@ def test_the_customer_360_is_masked_for_the_reader(bank):
         page = http.get("/customers/C001").text
     assert own["profile"]["attributes"]["name"] == "王小明" and own["profile"]["access"]["role"] == "rm"
     assert [t["task_id"] for t in own["tasks"]] == [1] and 'action="/tasks/1/outcome"' in page
+    assert "<dt>客户号</dt>" in page and "<dt>手机号</dt>" in page and "拒绝（不再联系）" in page   # labelled in zh-CN
     with client_for(ws, clock) as http:
         sign_in(http, "analyst")
         masked = http.get("/api/customers/C001").json()
