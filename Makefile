@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean i18n
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not spark"
+
+# the web app's message catalogues (docs/web.md): extract msgids, merge them into zh_CN and en, compile the .mo files
+WEB := src/lifeloop/web
+i18n: $(STAMP)
+	cd $(WEB) && ../../../$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
+		-o locale/lifeloop.pot .
+	$(VENV)/bin/pybabel update -i $(WEB)/locale/lifeloop.pot -d $(WEB)/locale -D lifeloop --no-fuzzy-matching \
+		--ignore-obsolete
+	$(VENV)/bin/pybabel compile -d $(WEB)/locale -D lifeloop --statistics
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "settings": 0, "contract": 0, "workspace": 0, "config": 0, "engine": 0, "store": 0, "data": 0,
     "insight": 1, "models": 1, "strategy": 2, "execution": 3, "review": 3, "realtime": 3,
     "pipeline": 4, "preflight": 4, "context": 5,
-    "cli": 6, "api": 6, "__main__": 6,
+    "cli": 6, "api": 6, "web": 6, "__main__": 6,
 }
 PEERS_APART = {frozenset({"execution", "review"}), frozenset({"insight", "models"})}   # same layer, kept apart
 

@@ -40,9 +40,11 @@ from lifeloop.store.keys import Keys, open_keys
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.lake_crypto import LakeCrypto
 from lifeloop.store.ops import approvals as approving
-from lifeloop.store.ops import audit, delivery
+from lifeloop.store.ops import audit, delivery, web_sessions
 from lifeloop.store.ops import events as events_store
+from lifeloop.store.ops import feedback as feedback_store
 from lifeloop.store.ops import principals as users_store
+from lifeloop.store.ops import tasks as tasks_store
 from lifeloop.store.ops.database import resolve_url, unit_of_work
 from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.types import utcnow
@@ -96,6 +98,7 @@ class Context:
         self._engines: dict[str, Any] = {}
         self._configs: ConfigFolder | None = None
         self._ops: sessionmaker[Session] | None = None
+        self._shared_ops = False   # acting_as: the operations database belongs to the context it came from
         self._principal = principal
         self._credentials = credentials
         self.clock = clock or utcnow
@@ -216,7 +219,7 @@ class Context:
         for adapter in self._engines.values():
             adapter.close()
         self._engines.clear()
-        if self._ops is not None:
+        if self._ops is not None and not self._shared_ops:
             self._ops.kw["bind"].dispose()
             self._ops = None
 
@@ -375,6 +378,52 @@ class Context:
         actor = self.require("users.manage", "manage users").user_id
         with unit_of_work(self.ops()) as session:
             return users_store.reset_token(session, user_id=name, actor=actor, now=self.clock())
+
+    def set_password(self, name: str, password: str) -> dict[str, Any]:
+        """Set a user's web password (argon2id hash; their web sessions end, a lock-out is lifted): an administrator
+        for anyone, a user for themselves; audited, never the password."""
+        web_sessions.check_password(password)
+        principal = self.principal
+        if principal.user_id != name:
+            self.require("users.manage", "set another user's password")
+        with unit_of_work(self.ops()) as session:
+            return _user_row(web_sessions.set_password(session, user_id=name, password=password,
+                                                       actor=principal.user_id, now=self.clock()))
+
+    # ---------------------------------------------------------------- the web app's sessions (docs/web.md)
+    def web_sign_in(self, name: str, password: str, *, client: str | None = None) -> tuple[Principal, str] | None:
+        """Check a user name and password (lock-out per lifeloop.yaml ``web:``) and open a web session: the
+        principal and the session id, or None (one refusal for every failure); audited either way."""
+        web = self.config.web
+        with unit_of_work(self.ops()) as session:
+            found = web_sessions.password_sign_in(session, user_id=name, password=password, client=client,
+                                                  lockout=web_sessions.Lockout(web.max_failures, web.lock_minutes),
+                                                  now=self.clock())
+            return None if found is None else (found, web_sessions.open_session(session, user_id=found.user_id,
+                                                                                now=self.clock()))
+
+    def web_session(self, session_id: str) -> Principal | None:
+        """The principal of a live web session (idle timeout: lifeloop.yaml ``web.idle_minutes``), or None."""
+        idle = dt.timedelta(minutes=self.config.web.idle_minutes)
+        with unit_of_work(self.ops()) as session:
+            return web_sessions.resume(session, session_id=session_id, idle=idle, now=self.clock())
+
+    def web_sign_out(self, session_id: str) -> bool:
+        """Revoke a web session (audited in the principal's name)."""
+        with unit_of_work(self.ops()) as session:
+            return web_sessions.close_session(session, session_id=session_id, actor=self.operator, now=self.clock())
+
+    def acting_as(self, principal: Principal) -> Context:
+        """This workspace (settings, configuration, lake, operations database) for another principal: the web app
+        makes one per request. Close it to release its engines; the operations database stays with this one."""
+        other = Context(settings=self.settings, principal=principal, clock=self.clock)
+        other._configs = self.configs
+        other._ops = self.ops()
+        other._shared_ops = True
+        for name in ("config", "lake", "keys"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
 
     def users(self) -> list[dict[str, Any]]:
         """Every user and their roles; administrators only."""
@@ -627,6 +676,31 @@ class Context:
                                   "masked_as": principal.viewer(rm_id, self._book.rm_branches.get(rm_id),
                                                                 policy=self.masking).name})
         return {"path": written, "sha256": digest, "rows": len(rows), "rm_id": rm_id}
+
+    def record_outcome(self, task_id: int, *, outcome: str, note: str | None = None,
+                       referred_name: str | None = None, referred_mobile: str | None = None) -> dict[str, Any]:
+        """The marketing form (营销表单) of one task of the signed-in RM's own worklist: the contact's outcome (a
+        refusal goes into the refusal memory the contact gate reads), a referral's lead, a note; the task is done.
+
+        Another RM's task and a task that does not exist get the same refusal."""
+        principal = self.require("feedback.record", "record contact outcomes")
+        now = self.clock()
+        with unit_of_work(self.ops()) as session:
+            task = tasks_store.own_task(session, rm_ids=principal.rm_ids, task_id=task_id)
+            if task is None or task.dispatch_id is None:
+                raise self._refused(not_visible("task", str(task_id)), "feedback.record", "task", str(task_id))
+            referral = (feedback_store.Referral(referred_name.strip(), (referred_mobile or "").strip() or None)
+                        if outcome == "referral" and (referred_name or "").strip() else None)
+            item = feedback_store.record(session, dispatch_id=task.dispatch_id, outcome=outcome, occurred_at=now,
+                                         recorded_by=principal.user_id, note=(note or "").strip() or None,
+                                         referral=referral, source="web", source_ref=f"task:{task.id}")
+            if task.status in tasks_store.OPEN:
+                tasks_store.complete_task(session, rm_id=task.rm_id, task_id=task.id, note=item.note, at=now)
+            audit.record(session, actor=principal.user_id, action="feedback.record", target_type="customer",
+                         target_id=task.customer_id, at=now,
+                         details={"task": task.id, "contact": task.dispatch_id, "outcome": outcome})
+            return {"feedback_id": item.id, "task_id": task.id, "contact_id": task.dispatch_id,
+                    "customer_id": task.customer_id, "outcome": outcome}
 
     def import_feedback(self, path: str | Path):
         """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""

@@ -1,8 +1,9 @@
 """The HTTP API (``lifeloop serve``): one FastAPI app made by :func:`create_app` over the ``Context`` facade.
 
-Today it takes events (``POST /events``, docs/realtime.md) and decides them in the background within
-seconds; the web pages of the web-app issue are to be added to this same app. Every request goes through
-a ``Context`` made by ``ctx_factory`` when the app starts. FastAPI is imported only when an app is made.
+It takes events (``POST /events``, docs/realtime.md) and decides them in the background within seconds, and
+serves the web app (sign-in, the strategy board, the RM workbench and their JSON API: :mod:`lifeloop.web`,
+docs/web.md). Every request goes through a ``Context`` made by ``ctx_factory`` when the app starts (the web
+pages through one acting as the signed-in user). FastAPI is imported only when an app is made.
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (Request, imported lazily)
@@ -15,6 +16,7 @@ from lifeloop.context import Context
 from lifeloop.errors import EventError, LifeloopError
 from lifeloop.realtime.access import RateLimits, authenticate, retry_after
 from lifeloop.realtime.intake import decode_body
+from lifeloop.web import mount as mount_web
 
 DECIDE_EVERY = 0.05   # seconds the background decider sleeps when it found nothing to decide
 DRAIN_EVERY = 1.0     # seconds between drains of the outbox when no new contact woke the drainer
@@ -90,8 +92,9 @@ class BackgroundDecider:
             drainer.close()
 
 
-def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True) -> Any:
-    """The FastAPI app: ``POST /events`` (authenticated, rate-limited, idempotent) and ``GET /health``."""
+def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, review: Any = None) -> Any:
+    """The FastAPI app: ``POST /events`` (authenticated, rate-limited, idempotent), ``GET /health`` and the web
+    app (``review``: where the board's document comes from, default ``Context.evaluate``; tests give a fixture)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -116,7 +119,8 @@ def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True) -> An
                 state["decider"].stop()
             ctx.close()
 
-    app = FastAPI(title="Lifeloop", lifespan=lifespan)
+    # no /docs or /redoc: those pages load their scripts from a CDN; /openapi.json describes the API
+    app = FastAPI(title="Lifeloop", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -148,6 +152,7 @@ def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True) -> An
             state["decider"].wake.set()
         return receipt.as_dict()
 
+    mount_web(app, state, review)
     return app
 
 

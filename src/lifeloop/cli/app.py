@@ -456,7 +456,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
 ) -> None:
-    """Run the HTTP API: POST /events (service token, rate-limited), decided within seconds."""
+    """Run the web app (sign in, strategy board, RM workbench; docs/web.md) and POST /events (service token,
+    rate-limited, decided within seconds)."""
     serve_command(context, host, port)
 
 db_app = typer.Typer(help="The operations database: contact history, outbox, feedback, consent, tasks, audit.",

@@ -78,6 +78,25 @@ def users_app(context: Callable[[], Any], console: Callable[[], Any]) -> typer.T
             token = ctx.reset_token(name)
         _token_lines(console, name, token)
 
+    @app.command("set-password")
+    def set_password(name: str = typer.Argument(..., help="The user."),
+                     stdin: bool = typer.Option(False, "--stdin",
+                                                help="Read the password from the first line of standard input "
+                                                     "(for scripts) instead of prompting twice.")) -> None:
+        """Set a user's password for the web app (argon2id hash; their web sessions end, a lock-out is lifted).
+
+        An administrator for anyone, a user for themselves. The password is never printed, logged or audited."""
+        import sys
+
+        if stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        with context() as ctx:
+            row = ctx.set_password(name, password)
+        console().print(f"{row['user']} can sign in to the web app with the new password "
+                        "(`lifeloop serve`, docs/web.md)")
+
     @app.command("list")
     def list_users(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
         """Every user, active or not, with their roles and mapped OS user."""

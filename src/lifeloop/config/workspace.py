@@ -78,6 +78,19 @@ class IdentitySettings(Strict):
     max_unmask_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
 
+class WebSettings(Strict):
+    """The web app's sign-in (``web:`` in lifeloop.yaml, docs/web.md): idle timeout and lock-out.
+
+    A session unused for ``idle_minutes`` is over (the user signs in again); ``max_failures`` wrong passwords
+    in a row lock the user for ``lock_minutes`` (PCI DSS 8.3.4: at most 10 attempts, locked at least 30
+    minutes or until an administrator unlocks; the defaults are stricter on attempts).
+    """
+
+    idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    max_failures: int = Field(default=5, ge=1, le=10)
+    lock_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
+
 class RightsSettings(Strict):
     """The customer's rights (``rights:`` in lifeloop.yaml): how long personal data stays after the relationship ends.
 
@@ -137,6 +150,7 @@ class WorkspaceConfig(Strict):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     rights: RightsSettings = Field(default_factory=RightsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("lake", mode="before")
     @classmethod

@@ -56,6 +56,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "dispatch": ("admin", "analyst"),
     "outbox.resolve": ("admin", "analyst"),
     "feedback.import": ("admin", "analyst"),
+    "feedback.record": ("rm",),                              # the marketing form: own worklist's tasks only
+    "board.read": ("admin", "analyst", "compliance", "branch_manager"),   # a branch manager: their branch's
     "approvals.read": ("admin", "analyst", "compliance", "approver"),
     "approvals.decide": ("approver",),
     "models.fit": ("admin", "analyst"),

@@ -524,8 +524,25 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     created_by: Mapped[str] = mapped_column(sa.String(64))
+    # the web sign-in (lifeloop.web): an argon2id hash of the password, never the password; lock-out state
+    password_hash: Mapped[str | None] = mapped_column(sa.String(256))
+    failed_sign_ins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None]
 
     grants: Mapped[list[RoleGrant]] = relationship(back_populates="user", order_by="RoleGrant.id")
+
+
+class WebSession(Base):
+    """A signed-in browser (lifeloop.web): only the SHA-256 of the session id is kept; revocable, idle-timed."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_why: Mapped[str | None] = mapped_column(sa.String(32))   # sign_out, idle, disabled, admin
 
 
 class RoleGrant(Base):

@@ -7,6 +7,7 @@ takes ``rm_id`` and treats another RM's task as not found (it must not even conf
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -42,6 +43,12 @@ def worklist(session: Session, *, rm_id: str, on: dt.date | None = None) -> list
 def rm_ids(session: Session) -> list[str]:
     """Every relationship manager who has ever had a task (to tell an unknown RM id from an empty worklist)."""
     return list(session.scalars(sa.select(Task.rm_id).distinct().order_by(Task.rm_id)))
+
+
+def own_task(session: Session, *, rm_ids: Sequence[str], task_id: int) -> Task | None:
+    """The task if it is in one of these RMs' books, else None (another RM's task is as unknown as a missing one)."""
+    task = session.get(Task, task_id)
+    return task if task is not None and task.rm_id in set(rm_ids) else None
 
 
 def _own(session: Session, rm_id: str, task_id: int) -> Task:

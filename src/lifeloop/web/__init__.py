@@ -1,0 +1,89 @@
+"""The web app (issue #15): server-rendered pages and their JSON API on the app ``lifeloop serve`` runs.
+
+:func:`mount` adds to :func:`lifeloop.api.create_app`'s FastAPI app the sign-in (passwords, server-side
+sessions, CSRF, idle timeout, lock-out: :mod:`lifeloop.web.auth`), the strategy board and the RM workbench
+(:mod:`lifeloop.web.pages`), the static files (htmx 2, vendored; the stylesheet) and security headers. Every
+request acts through a :class:`~lifeloop.context.Context` for the signed-in principal
+(``Context.acting_as``), so the role x scope checks, masking and auditing are the CLI's. docs/web.md.
+FastAPI and Jinja2 are imported only when an app is made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lifeloop.context import Context
+from lifeloop.web import auth, pages
+from lifeloop.web.security import workspace_secret
+
+STATIC = Path(__file__).parent / "static"
+SECRET_FILE = "keys/web-cookie.secret"   # in the workspace, 0600, made on first start
+REVIEW_TTL = 300.0                       # seconds a computed board is reused (evaluate reads the whole lake)
+
+# Content-Security-Policy: nothing but this origin; no inline script; styles from the stylesheet only
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+def evaluate(ctx: Context, as_of: dt.date | None) -> dict[str, Any]:
+    """The board's document: ``lifeloop evaluate`` over the lake (post-evaluation of every strategy)."""
+    return ctx.evaluate(as_of=as_of)
+
+
+@dataclass
+class Web:
+    """What the web routes share: the app's Context, the cookie secret, where the board comes from."""
+
+    ctx: Context
+    secret: bytes
+    review: Callable[[Context, dt.date | None], dict[str, Any]] = evaluate
+    cache: dict[Any, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def board(self, ctx: Context, as_of: dt.date | None) -> dict[str, Any]:
+        """The evaluated board as of a date for the principal of ``ctx`` — over the customers they may see (a
+        branch manager: their branch) — computed at most every REVIEW_TTL seconds per scope."""
+        principal = ctx.require("board.read", "read the strategy board")
+        key = (as_of, principal.scope("lists.read"))
+        with self.lock:
+            hit = self.cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < REVIEW_TTL:
+                return hit[1]
+        doc = self.review(ctx, as_of)
+        with self.lock:
+            self.cache[key] = (time.monotonic(), doc)
+        return doc
+
+
+def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | None], dict[str, Any]] | None = None
+          ) -> None:
+    """Add the web pages, their API, the static files and the security headers to ``app``; ``state["ctx"]`` is the
+    app's Context once it has started (``state["web"]`` is made then). ``review``: the board's source (tests)."""
+    from fastapi.staticfiles import StaticFiles
+
+    def web() -> Web:
+        if "web" not in state:
+            ctx = state["ctx"]
+            state["web"] = Web(ctx, workspace_secret(ctx.workspace / SECRET_FILE), review or evaluate)
+        return state["web"]
+
+    @app.middleware("http")
+    async def security_headers(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    auth.register(app, web)
+    pages.register(app, web)

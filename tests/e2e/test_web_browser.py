@@ -1,0 +1,152 @@
+"""The web app in a real headless Chromium, in zh-CN and in English: a leader signs in, opens the board and drills
+down to a strategy's breakdowns; an RM, on a phone-sized screen, opens the worklist, the customer, records a
+refusal on the marketing form — and the row is in the operations database. Every page: 0 console errors and
+0 requests to anything but the app's own origin.
+
+Chromium, chromedriver and selenium as tests/e2e/test_report_browser.py finds them (skipped without them
+unless LIFELOOP_REQUIRE_BROWSER=1). The server is uvicorn on 127.0.0.1, as `lifeloop serve` runs it; SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from lifeloop.api import create_app
+from lifeloop.context import Context
+from lifeloop.store.ops import web_sessions
+from lifeloop.store.ops.models import Feedback, Task
+from tests.e2e.test_report_browser import browser  # noqa: F401 - fixture (skips without Chromium)
+from tests.web_world import PASSWORD, Clock, D, cheap_argon2, fixture_review, local, make_bank, system
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The test bank served by uvicorn on a free loopback port: (origin, workspace, clock)."""
+    import uvicorn
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("web")
+    mp.setenv("LIFELOOP_DATABASE_URL", f"sqlite:///{root / 'ops.db'}")
+    mp.setattr(web_sessions, "_hasher", cheap_argon2)
+    clock = Clock(local(D, 18))
+    make_bank(root / "ws", clock)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(lambda: Context(root / "ws", clock=clock), decide=False, review=fixture_review)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", root / "ws", clock
+    srv.should_exit = True
+    thread.join(timeout=30)
+    mp.undo()
+
+
+class Watch:
+    """Every console error and every URL the browser asked for, page after page."""
+
+    def __init__(self, driver, origin: str):
+        self.driver, self.origin, self.errors, self.urls = driver, origin, [], []
+        driver.get_log("browser")
+        driver.get_log("performance")
+
+    def collect(self) -> None:
+        self.errors += [e for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                self.urls.append(message["params"]["request"]["url"])
+
+    def assert_clean(self) -> None:
+        self.collect()
+        assert self.errors == []
+        assert self.urls and [u for u in self.urls if not (u.startswith(self.origin + "/") or u.startswith("data:"))
+                              ] == []
+
+
+def sign_in(driver, origin: str, user: str, lang: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(origin + "/sign-in")
+    if lang == "en":
+        driver.find_element(By.CSS_SELECTOR, "form.lang button[value=en]").click()
+    driver.find_element(By.ID, "user").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+
+
+WORDS = {"zh_CN": {"html": "zh-CN", "board": "策略管理看板", "breakdowns": "分维度拆解", "worklist": "今日工作清单",
+                   "form": "营销表单", "recorded": "已记录"},
+         "en": {"html": "en", "board": "Strategy board", "breakdowns": "Breakdowns", "worklist": "Today's worklist",
+                "form": "Marketing form", "recorded": "Recorded"}}
+
+
+@pytest.mark.parametrize(("lang", "rm", "customer"), [("zh_CN", "rm1", "C001"), ("en", "rm2", "C002")])
+def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, server, lang, rm, customer):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    origin, ws, clock = server
+    words = WORDS[lang]
+    browser.set_window_size(1280, 900)
+    watch = Watch(browser, origin)
+
+    sign_in(browser, origin, "analyst", lang)
+    assert browser.current_url == origin + "/board"
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == words["html"]
+    board = browser.find_element(By.ID, "strategy-board")
+    assert board.is_displayed() and words["board"] in browser.find_element(By.TAG_NAME, "h1").text
+    assert len(board.find_elements(By.CSS_SELECTOR, "tbody tr[data-strategy]")) == 3
+    # the owner filter, applied by htmx (a GET of this origin swapped into the page; the URL follows)
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    Select(browser.find_element(By.ID, "filter-owner")).select_by_value("零售客户部")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr[data-strategy]")) == 1)
+    assert "owner=" in browser.current_url and len(browser.find_elements(By.TAG_NAME, "main")) == 1
+    browser.get(origin + "/board")
+    board = browser.find_element(By.ID, "strategy-board")
+    board.find_element(By.CSS_SELECTOR, "tr[data-strategy=maturity_reinvestment] a.drill").click()
+    assert browser.current_url == origin + "/board/maturity_reinvestment"
+    assert words["breakdowns"] in browser.page_source
+    assert browser.find_elements(By.CSS_SELECTOR, "table.breakdown svg.chart")
+    assert browser.execute_script("return typeof htmx") == "object"   # the vendored htmx ran, from this origin
+    browser.find_element(By.ID, "sign-out").click()
+    assert browser.current_url == origin + "/sign-in"
+
+    browser.set_window_size(390, 844)   # a phone
+    sign_in(browser, origin, rm, lang)
+    assert browser.current_url == origin + "/worklist"
+    assert words["worklist"] in browser.find_element(By.TAG_NAME, "h1").text
+    items = browser.find_elements(By.CSS_SELECTOR, "#worklist li.task")
+    assert len(items) == 1
+    items[0].find_element(By.CSS_SELECTOR, "a.customer").click()
+    assert browser.current_url == origin + f"/customers/{customer}"
+    assert words["form"] in browser.page_source
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    form = browser.find_element(By.CSS_SELECTOR, "form.outcome")
+    form.find_element(By.CSS_SELECTOR, "input[value=refused]").click()
+    form.find_element(By.NAME, "note").send_keys("no, thank you")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    assert browser.current_url.startswith(origin + "/worklist?done=")
+    assert words["recorded"] in browser.find_element(By.ID, "recorded").text
+    watch.assert_clean()
+    assert origin + "/static/htmx-2.0.11.min.js" in watch.urls
+
+    with system(ws, clock).ops()() as s:
+        [row] = s.scalars(sa.select(Feedback).where(Feedback.customer_id == customer)).all()
+        assert (row.outcome, row.recorded_by, row.note, row.source) == ("refused", rm, "no, thank you", "web")
+        assert s.scalar(sa.select(Task.status).where(Task.customer_id == customer)) == "done"
