@@ -24,7 +24,10 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
             rows = ctx.models()
         for r in rows:
             versions = ", ".join(r["versions"]) or "not fitted"
-            console().print(f"{r['name']}: {versions}; active: {r['active'] or 'none'}"
+            c = r.get("challenger")
+            how = ("shadow" if not c["share"] else f"share {c['share']:g}") if c else ""
+            challenger = f"; challenger: {c['version']} ({how})" if c else ""
+            console().print(f"{r['name']}: {versions}; active: {r['active'] or 'none'}{challenger}"
                             + ("" if r["declared"] else " (no longer declared in config/models.yaml)"))
 
     @app.command("fit")
@@ -99,6 +102,34 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
         with context() as ctx:
             ctx.promote_model(name, version, reason)
         console().print(f"{name} {version} is active (audited)")
+
+    @app.command("challenge")
+    def challenge(name: str = typer.Argument(...), version: str = typer.Argument(...),
+                  share: float = typer.Option(0.0, "--share", min=0.0, max=0.99,
+                                              help="Share of customers whose rules see its score (0: shadow)."),
+                  reason: str = typer.Option(..., "--reason", help="Why (kept and audited).")) -> None:
+        """Score a fitted version next to the champion: in shadow (scores kept in shadow.parquet, read by no
+        rule) or, with --share, for that share of customers (a hash of the customer id picks them)."""
+        with context() as ctx:
+            ctx.challenge_model(name, version, share, reason)
+        how = f"for {share:.0%} of customers" if share else "in shadow"
+        console().print(f"{name} {version} challenges the champion {how} from the next run (audited)")
+
+    @app.command("end-challenge")
+    def end_challenge(name: str = typer.Argument(...),
+                      reason: str = typer.Option(..., "--reason", help="Why (kept and audited).")) -> None:
+        """Stop scoring a model's challenger."""
+        with context() as ctx:
+            entry = ctx.end_challenge(name, reason)
+        console().print(f"{name} {entry['version']} no longer challenges (audited)")
+
+    @app.command("rollback")
+    def rollback(name: str = typer.Argument(...),
+                 reason: str = typer.Option(..., "--reason", help="Why (kept and audited).")) -> None:
+        """Restore the previous champion: the next scores are the ones it gave before it was replaced."""
+        with context() as ctx:
+            entry = ctx.rollback_model(name, reason)
+        console().print(f"{name} {entry['version']} is active again in place of {entry['replaced']} (audited)")
 
     @app.command("retire")
     def retire(name: str = typer.Argument(...), version: str = typer.Argument(...),
