@@ -22,6 +22,7 @@ from lifeloop.execution import consent_changes, customer_rights, feedback_import
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
 from lifeloop.insight import profile, summary, transitions
+from lifeloop.models import evaluation as model_evaluation
 from lifeloop.models import monitor as model_monitor
 from lifeloop.models import registry as model_registry
 from lifeloop.models import training as model_training
@@ -893,6 +894,10 @@ class Context:
     def monitor_model(self, name: str, as_of: dt.date, version: str | None = None) -> dict[str, Any]:
         """Input and score drift (PSI) against training, missing inputs, calibration over time."""
         return model_monitor.monitor(self.lake, name, as_of, version)
+
+    def evaluate_model(self, name: str, version: str | None = None, as_of: dt.date | None = None) -> dict[str, Any]:
+        """A fitted version's AUC, PR-AUC, top-decile lift and lift table on the newest closed outcome window."""
+        return model_evaluation.evaluate(self.lake, name, version, as_of)
 
     def promote_model(self, name: str, version: str, reason: str) -> dict[str, Any]:
         """Make a fitted version the active one; kept in the model's history and on the audit log."""

@@ -95,6 +95,22 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
             return
         print_monitor(console(), r)
 
+    @app.command("evaluate")
+    def evaluate(name: str = typer.Argument(...),
+                 version: str = typer.Option(None, "--version", help="Default: the active version, else the newest."),
+                 as_of: str = typer.Option(None, "--as-of", help="Outcomes known by this date (default: the newest "
+                                           "features snapshot)."),
+                 as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+        """AUC and PR-AUC with 95% intervals, top-decile lift and a lift table on the newest closed outcome
+        window, next to the 'declining' rule (in-sample figures are labelled)."""
+        day = parse_date(as_of) if as_of else None
+        with context() as ctx:
+            r = ctx.evaluate_model(name, version, day)
+        if as_json:
+            console().print_json(json.dumps(r, ensure_ascii=False))
+            return
+        print_evaluation(console(), r)
+
     @app.command("promote")
     def promote(name: str = typer.Argument(...), version: str = typer.Argument(...),
                 reason: str = typer.Option(..., "--reason", help="On which evidence (kept and audited).")) -> None:
@@ -174,6 +190,22 @@ def print_validation(console: Any, validation: dict[str, Any]) -> None:
             for k in ("auc", "pr_auc", "top_decile_lift")))
 
 
+def print_evaluation(console: Any, r: dict[str, Any]) -> None:
+    """A version measured on the newest closed window, next to the declining rule, with its lift table."""
+    w = r["window"]
+    console.print(f"{r['model']} {r['version']}: {r['label']}; features of {w['features_as_of']}, outcomes until "
+                  f"{w['outcomes_until']} ({r['metrics']['customers']:,} customers, {r['metrics']['positives']:,} "
+                  f"positive)")
+    if r["in_sample"]:
+        console.print(f"[bold yellow]in sample[/bold yellow]: the version was trained on features of "
+                      f"{r['trained_on']['features_as_of']}; an out-of-time reading needs a later window")
+    console.print("model:")
+    print_metrics(console, r["metrics"])
+    console.print("rule (stage declining at the window's start):")
+    print_metrics(console, r["rule_declining"])
+    print_lift(console, r["lift"])
+
+
 def print_monitor(console: Any, r: dict[str, Any]) -> None:
     """A monitoring report: drift per input and of the score, calibration over time, alerts."""
     console.print(f"{r['model']} {r['version']}: features of {r['features_as_of']} against training "
@@ -208,10 +240,19 @@ def print_from_file(console: Any, r: dict[str, Any]) -> None:
     for c, why in r["left_out"].items():
         console.print(f"left out {c}: {why}")
     console.print(f"test set: {r['split']} ({r['test_rows']:,} rows; trained on {r['train_rows']:,})")
-    m = r["metrics"]
+    print_metrics(console, r["metrics"])
+    print_lift(console, r["lift"])
+
+
+def print_metrics(console: Any, m: dict[str, Any]) -> None:
+    """AUC, PR-AUC and top-decile lift with their 95% intervals."""
     for k, label in (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("top_decile_lift", "top-decile lift")):
         console.print(f"  {label:<16} {m[k]['value']:.3f}  95% CI [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]")
+
+
+def print_lift(console: Any, lift: list[dict[str, Any]]) -> None:
+    """The lift table by tenth of customers (highest scores first)."""
     console.print("  decile  customers  positives   rate    lift  cumulative capture")
-    for row in r["lift"]:
+    for row in lift:
         console.print(f"  {row['decile']:>6}  {row['customers']:>9,}  {row['positives']:>9,}  {row['rate']:>6.1%}  "
                       f"{row['lift']:>5.2f}  {row['cumulative_capture']:>18.1%}")
