@@ -97,3 +97,15 @@ def test_the_command_prints_the_metrics_and_the_lift_table(ctx):
     assert out.exit_code == 0, out.output
     assert "features of 2024-06-30" in out.output and "in sample" not in out.output
     assert "AUC" in out.output and "PR-AUC" in out.output and "cumulative capture" in out.output
+
+
+def test_the_report_draws_the_active_models_lift_chart(ctx, tmp_path):
+    registry.promote(ctx.lake, "churn", "v1", "test", "for the report")
+    out = CliRunner().invoke(app, ["--workspace", str(ctx.workspace), "report", "--out", str(tmp_path / "r.html"),
+                                   "--as-of", "2024-09-28"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    body = html[html.index('<section id="models">'):]
+    assert "churn v1" in body and body.count("<rect") == 10 and "features of 2024-06-30" in body
+    expected = evaluate(ctx.lake, "churn", "v1", dt.date(2024, 9, 28))
+    assert f"{expected['metrics']['auc']['value']:.3f} [" in body
