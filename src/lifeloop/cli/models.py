@@ -14,7 +14,7 @@ from lifeloop.models.from_file import fit_from_file
 
 def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_date: Callable[..., Any]) -> typer.Typer:
     """The ``models`` command group, bound to the main app's workspace, console and date parsing."""
-    app = typer.Typer(help="Models on a shelf (模型货架): churn warning with reasons; fit, promote, retire.",
+    app = typer.Typer(help="Models on a shelf (模型货架): fit, evaluate, promote, challenge, roll back, retire.",
                       no_args_is_help=True)
 
     @app.command("list")
