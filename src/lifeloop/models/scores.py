@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lifeloop.contract import Inputs, Output, Read, Snapshot, Step, Table
 from lifeloop.errors import DataError
 from lifeloop.models import catalogue, labels, reasons, registry
+from lifeloop.models.clv import shelf
 from lifeloop.models.contract import Model, ModelsConfig, ModelSpec, ReasonWords
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 AREA = "scores"
 SHADOW = "shadow"     # lake/scores/as_of=D/shadow.parquet: challengers' (and displaced champions') scores no rule reads
+CLV = "clv"           # lake/scores/as_of=D/clv.parquet: CLV models' per-customer figures (see models/clv/shelf.py)
 TOP = 3
 
 
@@ -137,14 +139,43 @@ class Scorer:
                 yield from score_rows(self.model(), self.version, pa.Table.from_batches([batch]), words).to_batches()
 
 
+def clv_schema() -> pa.Schema:
+    """What a CLV scorer yields per batch: the scores file's columns (but the decile), then the CLV detail's."""
+    import pyarrow as pa
+
+    rows = row_schema()
+    return pa.schema([*rows, *(f for f in shelf.detail_schema() if f.name not in rows.names)])
+
+
+def score_clv(inputs: Inputs, model: Any, version: str) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
+    """A CLV version's scores (score = CLV, with deciles, no reasons) and its per-customer detail
+    (:func:`shelf.detail_schema`): the RFM summary of the bank's transactions as of D, summarised on the driver,
+    scored row by row on the run's engine."""
+    import pyarrow.parquet as pq
+
+    rfm, batches = shelf.summary(inputs.lake, model.spec, inputs.as_of)
+    scorer = shelf.ClvScorer(model, version, clv_schema())
+    with inputs.scratch() as folder:
+        pq.write_table(rfm.select(scorer.columns()), folder / "rfm.parquet")
+        rows = inputs.engine.map_arrow([folder / "rfm.parquet"], scorer.columns(), scorer, clv_schema())
+    detail = rows.select(shelf.detail_schema().names).cast(shelf.detail_schema()).sort_by("customer_id")
+    return with_deciles(rows.select(row_schema().names)), detail, {"transactions_batches": batches,
+                                                                  "customers": rows.num_rows}
+
+
 def score_version(inputs: Inputs, features: Snapshot, name: str, version: str,
-                  words: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
-    """Every customer's score by one version (with deciles), on the run's engine, and its artefact hash."""
+                  words: dict[str, Any]) -> tuple[pa.Table, dict[str, Any], pa.Table | None]:
+    """Every customer's score by one version (with deciles), on the run's engine, its artefact hash, and for a
+    CLV model its per-customer detail (None otherwise)."""
     model, manifest = registry.load(inputs.lake, name, version)
+    about = {"version": version, "artefact_sha256": manifest["artefact_sha256"]}
+    if model.output == "clv":
+        table, detail, read = score_clv(inputs, model, version)
+        return table, {**about, **read}, detail
     labels.check_features(features.schema().names, model.spec.features, "the features snapshot")
     scorer = Scorer(model, version, words)
     rows = inputs.engine.map_arrow([features.file], scorer.columns(), scorer, row_schema())
-    return with_deciles(rows), {"version": version, "artefact_sha256": manifest["artefact_sha256"]}
+    return with_deciles(rows), about, None
 
 
 def split(name: str, champion: pa.Table, challenger: pa.Table, share: float) -> tuple[pa.Table, pa.Table]:
@@ -174,12 +205,14 @@ def compute(inputs: Inputs) -> Output:
                       warnings=["no active model: the scores table is empty (fit one with `lifeloop models fit "
                                 "churn --as-of DATE`, then `lifeloop models promote churn VERSION --reason ...`)"])
     features = inputs.snapshot("features")
-    tables, shadow, used = [], [], {}
+    tables, shadow, details, used = [], [], [], {}
     for name, version in sorted(active.items()):
-        table, used[name] = score_version(inputs, features, name, version, config.reasons)
+        table, used[name], detail = score_version(inputs, features, name, version, config.reasons)
+        details += [detail] if detail is not None else []
         found = registry.challenger(inputs.lake, name)
         if found is not None:
-            other, about = score_version(inputs, features, name, found["version"], config.reasons)
+            other, about, detail = score_version(inputs, features, name, found["version"], config.reasons)
+            details += [detail] if detail is not None else []
             table, kept = split(name, table, other, found["share"])
             shadow.append(kept)
             taken = int(pa.compute.sum(pa.compute.equal(table["version"], found["version"])).as_py() or 0)
@@ -189,6 +222,8 @@ def compute(inputs: Inputs) -> Output:
     out = [Table(AREA, pa.concat_tables(tables), ("model", "customer_id"), output_schema())]
     if shadow:
         out.append(Table(SHADOW, pa.concat_tables(shadow), ("model", "customer_id", "version"), output_schema()))
+    if details:   # CLV models: expected transactions, P(alive), expected spend and CLV per customer
+        out.append(Table(CLV, pa.concat_tables(details), ("model", "customer_id", "version"), shelf.detail_schema()))
     summary = {n: u["version"] + (f" (challenger {u['challenger']['version']}, share {u['challenger']['share']:g})"
                                   if "challenger" in u else "") for n, u in used.items()}
     return Output(tables=out, manifest={"models": used}, summary={"models": summary})
