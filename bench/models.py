@@ -56,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transactions", type=int, default=50_000_000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--threads", type=int, default=None, help="OpenMP threads for the boosted trees")
+    ap.add_argument("--estimators", nargs="+", default=["scorecard", "hgb"], choices=["scorecard", "hgb"],
+                    help="which churn estimators to fit and score (the scorecard's fit is the slow one)")
+    ap.add_argument("--spark", action="store_true", help="also time the scores step on Spark (mapInArrow)")
     ap.add_argument("--regenerate", action="store_true", help="rebuild the data even if it exists")
     args = ap.parse_args(argv)
 
+    load0 = os.getloadavg()[0]
     ws = prepare_bank(args.out, args.customers, args.transactions, regenerate=args.regenerate)
     rows: list[tuple[str, float]] = []
     with Context(ws) as ctx:
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         X = matrix(feats, CHURN_FEATURES)
         y = synthetic_label(X)
         fitted = {}
-        for estimator in ("scorecard", "hgb"):
+        for estimator in args.estimators:
             spec = ModelSpec(name=f"churn_{estimator}", estimator=estimator,
                              boosting=BoostingSpec(threads=args.threads))
             started = time.perf_counter()
@@ -86,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             [result] = ctx.run(D, steps=["scores"])
             rows.append((f"(c) scores step, {name.split('_', 1)[1]}: {result.rows:,} customers scored with reasons",
                          time.perf_counter() - started))
+            if args.spark:
+                started = time.perf_counter()
+                ctx.run(D, steps=["scores"], engine="spark")
+                rows.append((f"(c) scores step on Spark (mapInArrow, {ctx.config.spark.master}), "
+                             f"{name.split('_', 1)[1]}", time.perf_counter() - started))
     print()
+    print(f"load average at the start {load0:.1f}, at the end {os.getloadavg()[0]:.1f}")
     print(f"{args.customers:,} customers, {args.transactions:,} transactions, {len(CHURN_FEATURES)} model features; "
           f"{os.cpu_count()} cores, Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
     print()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 
 import pytest
 
@@ -15,14 +17,13 @@ def spark():
     except ImportError:
         pytest.skip("pyspark is not installed (pip install 'lifeloop[spark]')")
     if shutil.which("java") is None:
-        import os
-
         if not os.environ.get("JAVA_HOME"):
             pytest.skip("no Java runtime found (install Java 17 or set JAVA_HOME) for Spark tests")
     from pyspark.sql import SparkSession
 
     from lifeloop.engine.adapters.spark import LAUNCH_CONF, SESSION_CONF
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)   # workers of mapInArrow import Lifeloop
     builder = SparkSession.builder.master("local[2]").appName("lifeloop-tests")
     for key, value in {**LAUNCH_CONF, **SESSION_CONF, "spark.driver.memory": "1g",
                        "spark.sql.shuffle.partitions": "2"}.items():

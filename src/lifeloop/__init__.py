@@ -3,8 +3,8 @@
 The public entry point is :class:`lifeloop.context.Context`: ``from lifeloop import Context``.
 """
 
-from lifeloop.context import Context
+__version__ = "0.1.0"   # before the imports: modules under lifeloop read it while the package loads
 
-__version__ = "0.1.0"
+from lifeloop.context import Context  # noqa: E402
 
 __all__ = ["Context", "__version__"]

@@ -23,6 +23,7 @@ from lifeloop.execution import consent_changes, customer_rights, feedback_import
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
 from lifeloop.insight import profile, summary, transitions
+from lifeloop.models import evaluation as model_evaluation
 from lifeloop.models import monitor as model_monitor
 from lifeloop.models import registry as model_registry
 from lifeloop.models import training as model_training
@@ -996,7 +997,7 @@ class Context:
         """Every declared or fitted model: its versions and its active version."""
         declared = [m.name for m in self.models_config().models]
         return [{"name": n, "declared": n in declared, "versions": model_registry.versions(self.lake, n),
-                 "active": model_registry.champion(self.lake, n)}
+                 "active": model_registry.champion(self.lake, n), "challenger": model_registry.challenger(self.lake, n)}
                 for n in sorted(set(declared) | set(model_registry.names(self.lake)))]
 
     def fit_model(self, name: str, as_of: dt.date) -> dict[str, Any]:
@@ -1018,6 +1019,10 @@ class Context:
         """Input and score drift (PSI) against training, missing inputs, calibration over time."""
         return model_monitor.monitor(self.lake, name, as_of, version)
 
+    def evaluate_model(self, name: str, version: str | None = None, as_of: dt.date | None = None) -> dict[str, Any]:
+        """A fitted version's AUC, PR-AUC, top-decile lift and lift table on the newest closed outcome window."""
+        return model_evaluation.evaluate(self.lake, name, version, as_of)
+
     def promote_model(self, name: str, version: str, reason: str) -> dict[str, Any]:
         """Make a fitted version the active one; kept in the model's history and on the audit log."""
         self.require("models.promote", "promote models")
@@ -1032,10 +1037,32 @@ class Context:
         self._audit_model("model.retire", name, version, reason)
         return entry
 
-    def _audit_model(self, action: str, name: str, version: str, reason: str) -> None:
+    def challenge_model(self, name: str, version: str, share: float, reason: str) -> dict[str, Any]:
+        """Score a version next to the champion: in shadow (share 0) or on a share of customers; audited."""
+        self.require("models.promote", "challenge models")
+        entry = model_registry.challenge(self.lake, name, version, share, self.operator, reason)
+        self._audit_model("model.challenge", name, version, reason, {"share": share})
+        return entry
+
+    def end_challenge(self, name: str, reason: str) -> dict[str, Any]:
+        """Stop scoring a model's challenger; audited."""
+        self.require("models.promote", "end a model's challenge")
+        entry = model_registry.end_challenge(self.lake, name, self.operator, reason)
+        self._audit_model("model.end_challenge", name, entry["version"], reason)
+        return entry
+
+    def rollback_model(self, name: str, reason: str) -> dict[str, Any]:
+        """Restore a model's previous champion; kept in its history and on the audit log."""
+        self.require("models.promote", "roll back models")
+        entry = model_registry.rollback(self.lake, name, self.operator, reason)
+        self._audit_model("model.rollback", name, entry["version"], reason, {"replaced": entry["replaced"]})
+        return entry
+
+    def _audit_model(self, action: str, name: str, version: str, reason: str,
+                     details: dict[str, Any] | None = None) -> None:
         with unit_of_work(self.ops()) as session:
             audit.record(session, actor=self.operator, action=action, target_type="model",
-                                   target_id=f"{name}/{version}", reason=reason, details={})
+                         target_id=f"{name}/{version}", reason=reason, details=details or {})
 
     def simulate(self, out: str | Path, customers: int = 2000, days: int = 365, seed: int = 7,
                  start: dt.date | None = None, format: str = "parquet", truth: str | Path | None = None):

@@ -69,9 +69,11 @@ def install_plugin(site, monkeypatch, name: str = "plug_logit", target: str = "l
     monkeypatch.syspath_prepend(str(site))
 
 
+# the template's churn warning stays declared (its churn_warning strategy reads score('churn')); the plug-in is added
 MODELS = textwrap.dedent("""\
     version: 1
     models:
+      - {name: churn, description: churn warning (流失预警)}
       - {name: churn_plug, estimator: plug_logit, description: a plugged-in churn warning}
 """)
 

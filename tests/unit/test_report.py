@@ -545,3 +545,34 @@ def test_selection_cells_show_each_selection_against_its_control_and_the_differe
     assert "model − rule" in board and "+15.0 pp (+8.0 pp .. +22.0 pp)" in board
     assert "有差异 differs" in board and "model selects better" in board
     assert "模型组 vs 非模型组" not in section(full(), "board")   # only strategies with selection cells
+
+
+# ---------------------------------------------------------------------------- section 5: model lift
+def evaluation(lift_values: list[float], in_sample: bool = False) -> dict:
+    metric = {"value": 0.8, "ci95": [0.7, 0.9]}
+    return {"model": "churn", "version": "v2", "label": "stage becomes dormant or churned within 90 days",
+            "in_sample": in_sample, "window": {"features_as_of": "2024-09-23", "outcomes_until": "2024-12-22"},
+            "metrics": {"customers": 1000, "positives": 50, "auc": metric, "pr_auc": metric, "top_decile_lift": metric},
+            "rule_declining": {"auc": metric, "pr_auc": metric, "top_decile_lift": metric},
+            "lift": [{"decile": i + 1, "customers": 100, "positives": round(v * 5), "rate": v * 0.05, "lift": v,
+                      "cumulative_capture": 0.1 * (i + 1)} for i, v in enumerate(lift_values)]}
+
+
+def test_the_models_section_draws_one_bar_per_decile_proportional_to_the_lift():
+    lifts = [4.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.4, 0.3, 0.2, 0.1]
+    chart = svg.lift_chart(evaluation(lifts)["lift"], "lift")
+    bars = [s for s in chart["shapes"] if s["kind"] == "rect"]
+    assert len(bars) == 10
+    assert [b["height"] / bars[0]["height"] for b in bars] == pytest.approx([v / 4.0 for v in lifts])
+    [one] = [s for s in chart["shapes"] if s["kind"] == "line" and s.get("cls") == "zero"]
+    assert bars[2]["y"] == pytest.approx(one["y1"])                  # lift 1 reaches the random-targeting line
+    html = render_report(bank_name="Bank", as_of=None, review=None, kpis=None, coverage=None,
+                         models=[evaluation(lifts, in_sample=True)])
+    body = section(html, "models")
+    assert "模型" in body and "churn v2" in body and body.count("<rect") == 10 and "In sample" in body
+    assert "0.800 [0.700, 0.900]" in body and "decile 1: 100 customers, 20 positive" in body
+
+
+def test_without_an_evaluated_model_the_section_says_so():
+    html = render_report(bank_name="Bank", as_of=None, review=None, kpis=None, coverage=None)
+    assert "No active classifier" in section(html, "models")

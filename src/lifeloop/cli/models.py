@@ -14,7 +14,7 @@ from lifeloop.models.from_file import fit_from_file
 
 def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_date: Callable[..., Any]) -> typer.Typer:
     """The ``models`` command group, bound to the main app's workspace, console and date parsing."""
-    app = typer.Typer(help="Models on a shelf (模型货架): churn warning with reasons; fit, promote, retire.",
+    app = typer.Typer(help="Models on a shelf (模型货架): fit, evaluate, promote, challenge, roll back, retire.",
                       no_args_is_help=True)
 
     @app.command("list")
@@ -24,7 +24,10 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
             rows = ctx.models()
         for r in rows:
             versions = ", ".join(r["versions"]) or "not fitted"
-            console().print(f"{r['name']}: {versions}; active: {r['active'] or 'none'}"
+            c = r.get("challenger")
+            how = ("shadow" if not c["share"] else f"share {c['share']:g}") if c else ""
+            challenger = f"; challenger: {c['version']} ({how})" if c else ""
+            console().print(f"{r['name']}: {versions}; active: {r['active'] or 'none'}{challenger}"
                             + ("" if r["declared"] else " (no longer declared in config/models.yaml)"))
 
     @app.command("fit")
@@ -92,6 +95,22 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
             return
         print_monitor(console(), r)
 
+    @app.command("evaluate")
+    def evaluate(name: str = typer.Argument(...),
+                 version: str = typer.Option(None, "--version", help="Default: the active version, else the newest."),
+                 as_of: str = typer.Option(None, "--as-of", help="Outcomes known by this date (default: the newest "
+                                           "features snapshot)."),
+                 as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+        """AUC and PR-AUC with 95% intervals, top-decile lift and a lift table on the newest closed outcome
+        window, next to the 'declining' rule (in-sample figures are labelled)."""
+        day = parse_date(as_of) if as_of else None
+        with context() as ctx:
+            r = ctx.evaluate_model(name, version, day)
+        if as_json:
+            console().print_json(json.dumps(r, ensure_ascii=False))
+            return
+        print_evaluation(console(), r)
+
     @app.command("promote")
     def promote(name: str = typer.Argument(...), version: str = typer.Argument(...),
                 reason: str = typer.Option(..., "--reason", help="On which evidence (kept and audited).")) -> None:
@@ -99,6 +118,34 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
         with context() as ctx:
             ctx.promote_model(name, version, reason)
         console().print(f"{name} {version} is active (audited)")
+
+    @app.command("challenge")
+    def challenge(name: str = typer.Argument(...), version: str = typer.Argument(...),
+                  share: float = typer.Option(0.0, "--share", min=0.0, max=0.99,
+                                              help="Share of customers whose rules see its score (0: shadow)."),
+                  reason: str = typer.Option(..., "--reason", help="Why (kept and audited).")) -> None:
+        """Score a fitted version next to the champion: in shadow (scores kept in shadow.parquet, read by no
+        rule) or, with --share, for that share of customers (a hash of the customer id picks them)."""
+        with context() as ctx:
+            ctx.challenge_model(name, version, share, reason)
+        how = f"for {share:.0%} of customers" if share else "in shadow"
+        console().print(f"{name} {version} challenges the champion {how} from the next run (audited)")
+
+    @app.command("end-challenge")
+    def end_challenge(name: str = typer.Argument(...),
+                      reason: str = typer.Option(..., "--reason", help="Why (kept and audited).")) -> None:
+        """Stop scoring a model's challenger."""
+        with context() as ctx:
+            entry = ctx.end_challenge(name, reason)
+        console().print(f"{name} {entry['version']} no longer challenges (audited)")
+
+    @app.command("rollback")
+    def rollback(name: str = typer.Argument(...),
+                 reason: str = typer.Option(..., "--reason", help="Why (kept and audited).")) -> None:
+        """Restore the previous champion: the next scores are the ones it gave before it was replaced."""
+        with context() as ctx:
+            entry = ctx.rollback_model(name, reason)
+        console().print(f"{name} {entry['version']} is active again in place of {entry['replaced']} (audited)")
 
     @app.command("retire")
     def retire(name: str = typer.Argument(...), version: str = typer.Argument(...),
@@ -143,6 +190,22 @@ def print_validation(console: Any, validation: dict[str, Any]) -> None:
             for k in ("auc", "pr_auc", "top_decile_lift")))
 
 
+def print_evaluation(console: Any, r: dict[str, Any]) -> None:
+    """A version measured on the newest closed window, next to the declining rule, with its lift table."""
+    w = r["window"]
+    console.print(f"{r['model']} {r['version']}: {r['label']}; features of {w['features_as_of']}, outcomes until "
+                  f"{w['outcomes_until']} ({r['metrics']['customers']:,} customers, {r['metrics']['positives']:,} "
+                  f"positive)")
+    if r["in_sample"]:
+        console.print(f"[bold yellow]in sample[/bold yellow]: the version was trained on features of "
+                      f"{r['trained_on']['features_as_of']}; an out-of-time reading needs a later window")
+    console.print("model:")
+    print_metrics(console, r["metrics"])
+    console.print("rule (stage declining at the window's start):")
+    print_metrics(console, r["rule_declining"])
+    print_lift(console, r["lift"])
+
+
 def print_monitor(console: Any, r: dict[str, Any]) -> None:
     """A monitoring report: drift per input and of the score, calibration over time, alerts."""
     console.print(f"{r['model']} {r['version']}: features of {r['features_as_of']} against training "
@@ -177,10 +240,19 @@ def print_from_file(console: Any, r: dict[str, Any]) -> None:
     for c, why in r["left_out"].items():
         console.print(f"left out {c}: {why}")
     console.print(f"test set: {r['split']} ({r['test_rows']:,} rows; trained on {r['train_rows']:,})")
-    m = r["metrics"]
+    print_metrics(console, r["metrics"])
+    print_lift(console, r["lift"])
+
+
+def print_metrics(console: Any, m: dict[str, Any]) -> None:
+    """AUC, PR-AUC and top-decile lift with their 95% intervals."""
     for k, label in (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("top_decile_lift", "top-decile lift")):
         console.print(f"  {label:<16} {m[k]['value']:.3f}  95% CI [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]")
+
+
+def print_lift(console: Any, lift: list[dict[str, Any]]) -> None:
+    """The lift table by tenth of customers (highest scores first)."""
     console.print("  decile  customers  positives   rate    lift  cumulative capture")
-    for row in r["lift"]:
+    for row in lift:
         console.print(f"  {row['decile']:>6}  {row['customers']:>9,}  {row['positives']:>9,}  {row['rate']:>6.1%}  "
                       f"{row['lift']:>5.2f}  {row['cumulative_capture']:>18.1%}")

@@ -33,9 +33,10 @@ def report_command(ctx: Any, out: Any, out_file: Path, as_of: dt.date | None, st
     review = load_review(ctx, as_of, missing, interim)
     kpis = load_kpis(ctx, as_of, start, missing)
     coverage = load_coverage(ctx, as_of, missing)
+    models = load_models(ctx, as_of, missing)
     html = render_report(bank_name=ctx.config.bank.name, as_of=day, review=review, kpis=kpis, coverage=coverage,
                          labels=workspace_labels(ctx), missing=missing, language=_language(ctx),
-                         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+                         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), models=models)
     size = write_atomically(out_file, html)
     out.print(f"[green]Report written[/] {out_file} ({size:,} bytes)")
     for section, why in missing.items():
@@ -110,6 +111,19 @@ def load_coverage(ctx: Any, as_of: dt.date | None, missing: dict[str, str]) -> d
     except LifeloopError as exc:
         missing["coverage"] = f"No coverage: {exc.message}"
         return None
+
+
+def load_models(ctx: Any, as_of: dt.date | None, missing: dict[str, str]) -> list[dict[str, Any]]:
+    """Each active classifier evaluated on its newest closed outcome window (``lifeloop models evaluate``)."""
+    found = []
+    for m in ctx.models():
+        if m["active"] is None:
+            continue
+        try:
+            found.append(ctx.evaluate_model(m["name"], m["active"], as_of))
+        except LifeloopError as exc:
+            missing[f"model {m['name']}"] = f"not evaluated: {exc.message}"
+    return found
 
 
 def _stage_order(ctx: Any) -> list[str] | None:

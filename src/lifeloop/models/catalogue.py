@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from lifeloop.errors import DataError
 from lifeloop.models import boosted, churn, uplift
+from lifeloop.models.clv import shelf
 from lifeloop.models.contract import PLUGIN_GROUP, Model, ModelSpec
 
-BUILT_IN: dict[str, type[Model]] = {**churn.ESTIMATORS, **boosted.ESTIMATORS, **uplift.ESTIMATORS}
+BUILT_IN: dict[str, type[Model]] = {**churn.ESTIMATORS, **boosted.ESTIMATORS, **uplift.ESTIMATORS,
+                                    **shelf.ESTIMATORS}
 ESTIMATORS = BUILT_IN   # the built-in ones; :func:`estimators` adds the plug-ins
 
 # a spec's (kind, estimator) -> the class that fits it
 BY_SPEC: dict[tuple[str, str], str] = {("classifier", "scorecard"): "scorecard", ("classifier", "hgb"): "hgb",
                                        ("response", "hgb"): "response_hgb",
-                                       ("uplift", "t_learner"): "t_learner", ("uplift", "x_learner"): "x_learner"}
+                                       ("uplift", "t_learner"): "t_learner", ("uplift", "x_learner"): "x_learner",
+                                       ("clv", "bg_nbd_gamma_gamma"): "bg_nbd_gamma_gamma"}
 
 
 def plugins() -> dict[str, type[Model]]:

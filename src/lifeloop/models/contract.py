@@ -62,6 +62,23 @@ class BoostingSpec(Strict):
     threads: int | None = Field(None, ge=1)      # OpenMP threads while fitting (default: every core)
 
 
+class ClvSpec(Strict):
+    """A CLV model's settings (``kind: clv``): what is counted, over which horizon, and what it is worth.
+
+    The bank's measured quantity is its customers' **customer-initiated debit transactions** (money the
+    customer moves out through the bank: card payments, transfers, purchases; ``txn_types`` narrows them;
+    interest, fees and other system postings are never counted). BG/NBD counts them (one per customer and
+    day), Gamma-Gamma models their amount, and ``clv`` is the expected debit volume over the next
+    ``horizon_days``, discounted at ``discount_rate`` a year, times ``margin`` (the bank's income per RMB
+    of that volume; with the default 1 the value is discounted volume in RMB, not profit).
+    """
+
+    horizon_days: int = Field(365, ge=28, le=3650)
+    discount_rate: float = Field(0.10, ge=0, lt=1)   # a year
+    margin: float = Field(1.0, gt=0)                  # income per RMB of debit volume (1: volume itself)
+    txn_types: tuple[str, ...] = ()                   # empty: every customer-initiated debit
+
+
 PLUGIN_GROUP = "lifeloop.models"
 
 
@@ -74,7 +91,7 @@ def plugin_names() -> list[str]:
 
 # which estimators each kind of model can use
 ESTIMATORS_OF_KIND = {"classifier": ("scorecard", "hgb"), "response": ("hgb",),
-                      "uplift": ("t_learner", "x_learner")}
+                      "uplift": ("t_learner", "x_learner"), "clv": ("bg_nbd_gamma_gamma",)}
 OUTCOMES = ("purchased", "active", "reactivated", "retained")
 
 
@@ -83,11 +100,12 @@ class ModelSpec(Strict):
 
     ``kind``: ``classifier`` (a label read from lifecycle snapshots, e.g. churn), ``response`` (the
     probability that a contacted customer converts to ``offer``) or ``uplift`` (how much a contact raises
-    that probability, learnt from treated and control entries); the last two read ``lake/outcomes``.
+    that probability, learnt from treated and control entries); these two read ``lake/outcomes``;
+    ``clv`` (BG/NBD and Gamma-Gamma on the bank's transactions, settings in ``clv``; no features).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    kind: Literal["classifier", "response", "uplift"] = "classifier"
+    kind: Literal["classifier", "response", "uplift", "clv"] = "classifier"
     estimator: str = "scorecard"                 # built in (ESTIMATORS_OF_KIND) or a plug-in's entry point
     label: LabelSpec = LabelSpec()
     offer: str | None = None                     # response and uplift: the offer (product id or code)
@@ -96,6 +114,7 @@ class ModelSpec(Strict):
     bins: int = Field(5, ge=2, le=20)
     regularisation: float = Field(1.0, gt=0)       # inverse L2 strength of the logistic fit (sklearn's C)
     boosting: BoostingSpec = BoostingSpec()
+    clv: ClvSpec = ClvSpec()                     # kind clv only
     seed: int = 7
     description: str = ""
 
@@ -103,7 +122,9 @@ class ModelSpec(Strict):
     @classmethod
     def _default_estimator_of_kind(cls, data: Any) -> Any:
         if isinstance(data, dict) and "estimator" not in data and data.get("kind") in ESTIMATORS_OF_KIND:
-            return {**data, "estimator": ESTIMATORS_OF_KIND[data["kind"]][0]}
+            data = {**data, "estimator": ESTIMATORS_OF_KIND[data["kind"]][0]}
+        if isinstance(data, dict) and data.get("kind") == "clv" and "features" not in data:
+            data = {**data, "features": ()}     # a CLV model reads transactions, not the features snapshot
         return data
 
     @model_validator(mode="after")
@@ -120,7 +141,7 @@ class ModelSpec(Strict):
             raise ValueError(f"unknown estimator {self.estimator!r}; built in for a {self.kind} model: "
                              f"{', '.join(allowed)}; plug-ins installed (entry point group {PLUGIN_GROUP!r}): "
                              f"{', '.join(sorted(plugins)) or 'none'}")
-        if self.kind != "classifier" and not self.offer:
+        if self.kind in ("response", "uplift") and not self.offer:
             raise ValueError(f"a {self.kind} model needs the offer it is about (offer: PRODUCT_ID or CODE)")
         return self
 

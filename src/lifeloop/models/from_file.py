@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifeloop.errors import DataError
 from lifeloop.models import metrics
+from lifeloop.models.metrics import lift_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,25 +129,6 @@ def design(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, list[bool],
         used.append(name)
     X = np.column_stack(cols) if cols else np.zeros((n, 0))
     return X, cats, used, dropped
-
-
-def lift_table(y: np.ndarray, score: np.ndarray, groups: int = 10) -> list[dict[str, Any]]:
-    """Per tenth of customers by score (highest first): customers, positives, rate, lift, cumulative capture."""
-    import numpy as np
-
-    order = np.argsort(-np.asarray(score, float), kind="stable")
-    y = np.asarray(y, int)[order]
-    base = y.mean()
-    total = y.sum()
-    out, captured = [], 0
-    for i, part in enumerate(np.array_split(np.arange(len(y)), groups), start=1):
-        k = int(y[part].sum())
-        captured += k
-        rate = k / len(part) if len(part) else float("nan")
-        out.append({"decile": i, "customers": int(len(part)), "positives": k, "rate": rate,
-                    "lift": rate / base if base else float("nan"),
-                    "cumulative_capture": captured / total if total else float("nan")})
-    return out
 
 
 def fit_from_file(path: str | Path, target: str, exclude: tuple[str, ...] = (), time_column: str | None = None,

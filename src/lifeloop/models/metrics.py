@@ -56,3 +56,22 @@ def evaluate(y: np.ndarray, score: np.ndarray, reps: int = 200, seed: int = 0) -
         lo, hi = np.percentile(draws[k], [2.5, 97.5]) if draws[k] else (float("nan"), float("nan"))
         out[k] = {"value": round(f(y, score), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
     return out
+
+
+def lift_table(y: np.ndarray, score: np.ndarray, groups: int = 10) -> list[dict[str, Any]]:
+    """Per tenth of customers by score (highest first): customers, positives, rate, lift, cumulative capture."""
+    import numpy as np
+
+    order = np.argsort(-np.asarray(score, float), kind="stable")
+    y = np.asarray(y, int)[order]
+    base = y.mean()
+    total = y.sum()
+    out, captured = [], 0
+    for i, part in enumerate(np.array_split(np.arange(len(y)), groups), start=1):
+        k = int(y[part].sum())
+        captured += k
+        rate = k / len(part) if len(part) else float("nan")
+        out.append({"decile": i, "customers": int(len(part)), "positives": k, "rate": rate,
+                    "lift": rate / base if base else float("nan"),
+                    "cumulative_capture": captured / total if total else float("nan")})
+    return out

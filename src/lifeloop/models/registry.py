@@ -7,8 +7,11 @@ Layout::
     lake/models/<name>/history.jsonl             fit / promote / retire records, appended, never rewritten
 
 The active version of a model (its champion) is read by replaying the history: the last ``promote``
-wins until that version is ``retire``d. Loading refuses an artefact fitted with other library versions
-than the running ones, since a model must score as it was validated (SR 11-7 reproducibility).
+wins until that version is ``retire``d, and a ``rollback`` restores the champion before it. A challenger
+(``challenge``, ended by ``end_challenge``, a promotion of it or its retirement) is scored next to the
+champion: in shadow (share 0: its scores are kept but no rule reads them) or on a share of customers
+chosen by a hash of the customer id (:func:`takes_challenger`). Loading refuses an artefact fitted with
+other library versions than the running ones, since a model must score as it was validated (SR 11-7 reproducibility).
 """
 
 from __future__ import annotations
@@ -113,10 +116,10 @@ def load(lake: Lake, name: str, version: str) -> tuple[Model, dict[str, Any]]:
 
 
 def record(lake: Lake, name: str, action: str, version: str, actor: str, reason: str,
-           at: dt.datetime | None = None) -> dict[str, Any]:
+           at: dt.datetime | None = None, **extra: Any) -> dict[str, Any]:
     """Append one record to a model's history (never rewritten)."""
     entry = {"at": (at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"), "action": action,
-             "version": version, "actor": actor, "reason": reason}
+             "version": version, "actor": actor, "reason": reason, **extra}
     path = root(lake, name) / HISTORY
     path.parent.mkdir(parents=True, exist_ok=True)
     with lake.lock(), open(path, "a", encoding="utf-8") as f:
@@ -132,15 +135,50 @@ def history(lake: Lake, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def champion(lake: Lake, name: str) -> str | None:
-    """The active version of a model: the last one promoted, unless it was retired since."""
-    active = None
+def state(lake: Lake, name: str) -> dict[str, Any]:
+    """The model's champion, the champions a rollback would restore (newest last) and its challenger."""
+    promoted: list[str] = []      # champions in order of promotion, without repeats
+    current: str | None = None
+    challenger: dict[str, Any] | None = None
+    gone: set[str] = set()
     for h in history(lake, name):
-        if h["action"] == "promote":
-            active = h["version"]
-        elif h["action"] == "retire" and h["version"] == active:
-            active = None
-    return active
+        v, action = h["version"], h["action"]
+        if action == "promote":
+            promoted, current = [p for p in promoted if p != v] + [v], v
+        elif action == "rollback":
+            promoted, current = (promoted[:promoted.index(v) + 1] if v in promoted else [*promoted, v]), v
+        elif action == "retire":
+            gone.add(v)
+            current = None if current == v else current
+        if action == "challenge":
+            challenger = {"version": v, "share": float(h["share"])}
+        elif challenger and (action == "end_challenge" or (action in ("promote", "retire", "rollback")
+                                                          and challenger["version"] == v)):
+            challenger = None
+    return {"champion": current, "earlier": [p for p in promoted if p != current and p not in gone],
+            "challenger": challenger}
+
+
+def champion(lake: Lake, name: str) -> str | None:
+    """The active version of a model: the last one promoted (or rolled back to), unless it was retired since."""
+    return state(lake, name)["champion"]
+
+
+def challenger(lake: Lake, name: str) -> dict[str, Any] | None:
+    """The model's challenger, ``{"version", "share"}`` (share 0: shadow), or None."""
+    return state(lake, name)["challenger"]
+
+
+def takes_challenger(name: str, customer_ids: list[str], share: float) -> list[bool]:
+    """Which customers' rules see the challenger's score: a sha256 of model and customer id under ``share``.
+
+    Deterministic (the same customers every day, on every engine) and salted with the model's name, so it
+    does not line up with a strategy's holdout (salted with the strategy)."""
+    if share <= 0:
+        return [False] * len(customer_ids)
+    cut = int(share * 2**64)
+    return [int.from_bytes(hashlib.sha256(f"model|{name}|{c}".encode()).digest()[:8], "big") < cut
+            for c in customer_ids]
 
 
 def promote(lake: Lake, name: str, version: str, actor: str, reason: str) -> dict[str, Any]:
@@ -151,6 +189,44 @@ def promote(lake: Lake, name: str, version: str, actor: str, reason: str) -> dic
     if version in retired(lake, name):
         raise DataError(f"model {name} {version} was retired", hint="fit a new version and promote that")
     return record(lake, name, "promote", version, actor, reason)
+
+
+def challenge(lake: Lake, name: str, version: str, share: float, actor: str, reason: str) -> dict[str, Any]:
+    """Score a fitted version next to the champion: in shadow (``share`` 0) or for a share of customers."""
+    manifest(lake, name, version)
+    if not reason.strip():
+        raise DataError("a challenger needs a reason", hint="say why, e.g. --reason 'v3: AUC 0.86 vs 0.84 on Q3'")
+    if not 0 <= share < 1:
+        raise DataError(f"a challenger's share is a fraction in [0, 1), not {share}",
+                        hint="0 scores in shadow; 0.1 lets the rules see its score for a tenth of customers")
+    if version in retired(lake, name):
+        raise DataError(f"model {name} {version} was retired", hint="fit a new version and challenge with that")
+    now = state(lake, name)
+    if now["champion"] is None:
+        raise DataError(f"model {name} has no champion to challenge", hint=f"promote a version: `lifeloop models "
+                        f"promote {name} VERSION --reason TEXT`")
+    if now["champion"] == version:
+        raise DataError(f"model {name} {version} is the champion", hint="challenge with another fitted version")
+    return record(lake, name, "challenge", version, actor, reason, share=share)
+
+
+def end_challenge(lake: Lake, name: str, actor: str, reason: str) -> dict[str, Any]:
+    """Stop scoring the challenger (the champion alone scores from the next run)."""
+    found = challenger(lake, name)
+    if found is None:
+        raise DataError(f"model {name} has no challenger", hint="`lifeloop models show NAME` lists its history")
+    return record(lake, name, "end_challenge", found["version"], actor, reason)
+
+
+def rollback(lake: Lake, name: str, actor: str, reason: str) -> dict[str, Any]:
+    """Restore the champion before the current one (a reason is required and kept)."""
+    if not reason.strip():
+        raise DataError("a rollback needs a reason", hint="say why, e.g. --reason 'v3 over-selects new customers'")
+    now = state(lake, name)
+    if not now["earlier"]:
+        raise DataError(f"model {name} has no earlier champion to roll back to",
+                        hint="retire the current version instead, or promote another fitted version")
+    return record(lake, name, "rollback", now["earlier"][-1], actor, reason, replaced=now["champion"])
 
 
 def retire(lake: Lake, name: str, version: str, actor: str, reason: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from lifeloop.errors import DataError
 from lifeloop.models import catalogue, entries, labels, metrics, qini, registry
+from lifeloop.models.clv import shelf
 from lifeloop.models.contract import Model, ModelSpec
 from lifeloop.store.lake import Lake
 
@@ -39,6 +40,8 @@ def validate(spec: ModelSpec, train: labels.Window, test: labels.Window) -> dict
 
 def fit(lake: Lake, spec: ModelSpec, as_of: dt.date) -> tuple[Model, dict[str, Any]]:
     """The model fitted on the newest window ending by ``as_of``, and its manifest fields (not saved)."""
+    if spec.kind == "clv":
+        return shelf.fit(lake, spec, as_of)
     if spec.kind != "classifier":
         return fit_offer_model(lake, spec, as_of)
     newest = labels.window(lake, spec.label, as_of)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lifeloop.review import svg
-from lifeloop.review.report_views import coverage_view, flows, kpi_view
+from lifeloop.review.report_views import coverage_view, flows, kpi_view, models_view
 from lifeloop.review.svg import DASH, amount, money, num, pct, pp, pval, roi, signed_money
 
 Pair = tuple[str, str]
@@ -256,14 +256,15 @@ def _environment():
 def render_report(*, bank_name: str, as_of: dt.date | str | None, review: Mapping[str, Any] | None,
                   kpis: Mapping[str, Any] | None, coverage: Mapping[str, Any] | None,
                   labels: Mapping[str, Mapping[str, Pair]] | None = None, missing: Mapping[str, str] | None = None,
-                  language: str = "zh", generated: str | None = None) -> str:
-    """The self-contained HTML report (策略管理看板, lifecycle flows, KPIs, coverage) as one string.
+                  language: str = "zh", generated: str | None = None,
+                  models: list[Mapping[str, Any]] | None = None) -> str:
+    """The self-contained HTML report (策略管理看板, lifecycle flows, KPIs, coverage, model lift) as one string.
 
     ``labels`` adds zh/en names by kind (stage, tier, group, strategy, channel); ``missing`` gives,
     per section (review, kpis, coverage), why its input is absent, shown instead of the default text."""
     names = Labels(labels, language)
     sections = {"board": board(review, names), "flows": flows(kpis, names), "kpis": kpi_view(kpis, names),
-                "coverage": coverage_view(coverage, names)}
+                "coverage": coverage_view(coverage, names), "models": models_view(models)}
     for section, source in (("board", "review"), ("flows", "kpis"), ("kpis", "kpis"), ("coverage", "coverage")):
         if (missing or {}).get(source) and "empty" in sections[section]:
             sections[section]["empty"] = missing[source]

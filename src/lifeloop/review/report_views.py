@@ -232,3 +232,25 @@ def coverage_view(cov: Mapping[str, Any] | None, names: Labels) -> dict[str, Any
 
 def _seg_both(kind: str, seg: str, names: Labels) -> str:
     return names.both("tier" if kind == "tier" else "group", seg)
+
+
+# ---------------------------------------------------------------------------- section 5: models
+def models_view(evaluations: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Each active classifier's lift chart on its newest closed outcome window, with AUC, PR-AUC and the rule."""
+    if not evaluations:
+        return {"empty": "No active classifier with a closed outcome window (fit and promote one: `lifeloop models "
+                         "fit churn`). 暂无模型评估。"}
+
+    def ci(m: Mapping[str, Any]) -> str:
+        return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+
+    out = []
+    for r in evaluations:
+        m, rule, w = r["metrics"], r["rule_declining"], r["window"]
+        out.append({"name": r["model"], "version": r["version"], "label": r["label"], "in_sample": r["in_sample"],
+                    "window": f"features of {w['features_as_of']}, outcomes until {w['outcomes_until']}",
+                    "customers": num(m["customers"]), "positives": num(m["positives"]),
+                    "rows": [("AUC", ci(m["auc"]), ci(rule["auc"])), ("PR-AUC", ci(m["pr_auc"]), ci(rule["pr_auc"])),
+                             ("top-decile lift", ci(m["top_decile_lift"]), ci(rule["top_decile_lift"]))],
+                    "chart": svg.lift_chart(r["lift"], f"lift by decile of {r['model']} {r['version']}")})
+    return {"models": out}

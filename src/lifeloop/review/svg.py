@@ -367,3 +367,33 @@ def coverage_map(rows: Sequence[tuple[str, str]], stages: Sequence[str],
                 shapes.append({"kind": "text", "x": x0 + 8, "y": y0 + cell_h - 8, "text": c["overlap"],
                                "anchor": "start", "cls": "cell small overtext", "fill": colour})
     return chart(left + len(stages) * cell_w + 4, top + len(rows) * cell_h + 4, "strategy-map coverage", shapes)
+
+
+# ---------------------------------------------------------------------------- lift charts (models)
+def lift_chart(lift: Sequence[Mapping[str, Any]], label: str, width: float = 420, height: float = 200) -> Chart:
+    """Bars of lift per tenth of customers by score (highest first), a dashed line at 1 (random targeting).
+
+    Bar heights are proportional to the lift on an axis from 0 to a round number above the largest; each
+    bar's tooltip gives customers, positives, rate and cumulative capture."""
+    left, right, top, bottom = 34, 8, 10, 30
+    values = [float(r["lift"]) if not _missing(r["lift"]) else 0.0 for r in lift]
+    ticks = nice_ticks(0.0, max([1.0, *values]), 4)
+    hi = max(ticks[-1], max(values, default=1.0))
+    y = scale(0.0, hi, height - bottom, top)
+    step = (width - left - right) / max(len(lift), 1)
+    shapes: list[dict[str, Any]] = []
+    for t in ticks:
+        shapes.append({"kind": "line", "x1": left, "y1": y(t), "x2": width - right, "y2": y(t), "cls": "grid"})
+        shapes.append({"kind": "text", "x": left - 4, "y": y(t) + 3, "anchor": "end", "text": f"{t:g}", "cls": "tick"})
+    for i, (r, v) in enumerate(zip(lift, values, strict=True)):
+        x = left + i * step + step * 0.15
+        shapes.append({"kind": "rect", "x": x, "y": y(v), "width": step * 0.7, "height": y(0.0) - y(v),
+                       "fill": PALETTE[0], "title": f"decile {r['decile']}: {r['customers']:,} customers, "
+                       f"{r['positives']:,} positive ({pct(r['rate'])}), lift {v:.2f}, cumulative capture "
+                       f"{pct(r['cumulative_capture'])}"})
+        shapes.append({"kind": "text", "x": x + step * 0.35, "y": height - bottom + 13, "anchor": "middle",
+                       "text": str(r["decile"]), "cls": "tick"})
+    shapes.append({"kind": "line", "x1": left, "y1": y(1.0), "x2": width - right, "y2": y(1.0), "cls": "zero"})
+    shapes.append({"kind": "text", "x": (left + width - right) / 2, "y": height - 3, "anchor": "middle",
+                   "text": "decile by score (1 = highest) 评分十分位", "cls": "tick"})
+    return chart(width, height, label, shapes)

@@ -10,7 +10,7 @@ whichever engine computed the values.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -86,6 +86,20 @@ class Adapter:
     def to_arrow(self, expression: exp.Expression) -> pa.Table:
         """Run a SELECT tree and return its rows as an Arrow table."""
         raise NotImplementedError
+
+    def map_arrow(self, files: Sequence[Path], columns: Sequence[str],
+                  fn: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]], schema: pa.Schema) -> pa.Table:
+        """Run a Python function over Parquet ``files`` in Arrow batches and collect what it yields.
+
+        ``fn`` turns batches of ``columns`` into batches of ``schema``; it must treat every row on its own
+        (batches differ between engines), so the rows it yields are the same whichever engine ran it. Here,
+        in this process, over one batch; Spark runs it on its executors (``mapInArrow``). Row order is not
+        kept: the caller sorts."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.concat_tables([pq.read_table(f, columns=list(columns)) for f in files]).combine_chunks()
+        return pa.Table.from_batches(list(fn(iter(table.to_batches()))), schema)
 
     def close(self) -> None:
         """Release the engine's resources."""

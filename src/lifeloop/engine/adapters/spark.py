@@ -12,7 +12,9 @@ Settings that make Spark agree with DuckDB (see docs/features.md, "Engine differ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -62,6 +64,9 @@ class SparkAdapter(Adapter):
         self._owned = False
         session = session or SparkSession.getActiveSession()
         if session is None:
+            # Python workers (mapInArrow: the scores step) run this interpreter, which has Lifeloop installed,
+            # unless PYSPARK_PYTHON names the executors' Python (a cluster's)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = SparkSession.builder.appName("lifeloop").master(
                 master or (settings.master if settings else "local[2]"))
             for key, value in {**LAUNCH_CONF, **SESSION_CONF, **(dict(settings.conf) if settings else {}),
@@ -111,6 +116,18 @@ class SparkAdapter(Adapter):
         """Run a SELECT tree and collect the result as Arrow (no pandas on the way)."""
         try:
             return self.spark.sql(self.sql(expression)).toArrow()
+        except Exception as exc:
+            raise self._fail(exc) from exc
+
+    def map_arrow(self, files: Sequence[Path], columns: Sequence[str],
+                  fn: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]], schema: pa.Schema) -> pa.Table:
+        """``mapInArrow`` over the files on the executors (batches of ``spark.sql.execution.arrow.
+        maxRecordsPerBatch`` rows), collected as Arrow on the driver and cast to ``schema``."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        try:
+            frame = self.spark.read.parquet(*[str(f) for f in files]).select(*columns)
+            return frame.mapInArrow(fn, from_arrow_schema(schema)).toArrow().cast(schema)
         except Exception as exc:
             raise self._fail(exc) from exc
 

@@ -139,6 +139,11 @@ class ClvModel:
             raise DataError(f"{path}: the model was fitted in {doc.get('units')}, not {units}",
                             problems=[Problem(f"units is {doc.get('units')!r}", file=str(path), field="units")],
                             hint="summarise the transactions in the model's time unit, or refit")
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Self:
+        """The model back from :meth:`to_dict` (the caller has checked format and family)."""
         return cls(doc["params"], log_likelihood=doc.get("log_likelihood"), n_customers=doc.get("n_customers"),
                    standard_errors=doc.get("standard_errors"), data_hash=doc.get("data_hash"),
                    units=doc.get("units", "weeks"), window=doc.get("window"), versions=doc.get("versions"),
