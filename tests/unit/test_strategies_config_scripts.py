@@ -49,8 +49,9 @@ def test_a_template_syntax_error_is_reported_with_its_line():
 
 def test_the_default_map_as_segment_by_stage_grid():
     config, _ = load_model(StrategiesConfig, template_root("bank") / "config" / "strategies.yaml")
-    grid = map_grid(config, ["prospect", "onboarding", "honeymoon", "growing", "declining", "dormant"])
-    assert grid["columns"] == ["onboarding", "honeymoon", "declining", "dormant", "all"]
+    grid = map_grid(config, ["prospect", "onboarding", "honeymoon", "growing", "mature", "declining", "dormant"])
+    assert grid["columns"] == ["onboarding", "honeymoon", "mature", "declining", "dormant", "all"]
+    assert grid["cells"]["all"]["mature"] == ["churn_warning (lifecycle)"]
     assert grid["cells"]["all"]["honeymoon"] == ["honeymoon_welcome (lifecycle)"]
     assert grid["cells"]["wealth"]["declining"] == ["wealth_churn_retention (lifecycle)"]
     assert "payroll_salary_day (event)" in grid["cells"]["payroll"]["all"]
