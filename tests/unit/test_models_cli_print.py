@@ -45,3 +45,14 @@ def test_the_monitor_report_prints_each_input_the_calibration_and_the_alerts():
     assert "score PSI 0.310 (significant shift)" in text and "age" in text and "absent" in text
     assert "predicted 0.041, observed 0.080 [0.060, 0.100] over 1,432 customers  << outside" in text
     assert "ALERT score: PSI 0.310" in text
+
+
+def test_a_clv_model_is_described_by_its_calibration_and_holdout():
+    window = {"calibration_end": "2024-08-01", "holdout_until": "2024-10-30", "batches_read": ["2024-08-01"]}
+    assert trained_on({"training_window": window}) == ("transactions until 2024-08-01, validated on those until "
+                                                       "2024-10-30")
+    text = printed(print_validation, {"customers": 452, "holdout_weeks": 12.857, "predicted_transactions": 1234.56,
+                                      "observed_transactions": 1300, "mean_absolute_error": 1.5, "correlation": 0.8,
+                                      "mean_p_alive": 0.9, "share_transacting_in_holdout": 0.85})
+    assert "Holdout validation (12.9 weeks, 452 customers): predicted 1,234.6 repeat transactions, observed 1,300" \
+        in text

@@ -161,6 +161,8 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
 def trained_on(m: dict[str, Any]) -> str:
     """The training window in words: a feature snapshot and its outcomes, or an offer's entries."""
     w = m["training_window"]
+    if "calibration_end" in w:
+        return f"transactions until {w['calibration_end']}, validated on those until {w['holdout_until']}"
     if "features_as_of" in w:
         return f"features as of {w['features_as_of']} with outcomes until {w['outcomes_until']}"
     return (f"{w['entries']:,} entries of offer {m.get('offer')} from {w['entries_from']} to {w['entries_to']} "
@@ -171,6 +173,14 @@ def print_validation(console: Any, validation: dict[str, Any]) -> None:
     """Out-of-time figures of the model next to the ``declining`` rule (offer models: Qini or AUC)."""
     if "not_measured" in validation:
         console.print(f"Validation: not measured ({validation['not_measured']})")
+        return
+    if "holdout_weeks" in validation:   # a CLV model: predicted against observed repeat transactions
+        v = validation
+        console.print(f"Holdout validation ({v['holdout_weeks']:.1f} weeks, {v['customers']:,} customers): predicted "
+                      f"{v['predicted_transactions']:,.1f} repeat transactions, observed "
+                      f"{v['observed_transactions']:,}; "
+                      f"mean absolute error {v['mean_absolute_error']:.3f}, correlation {v['correlation']}; mean "
+                      f"P(alive) {v['mean_p_alive']:.3f}, share transacting {v['share_transacting_in_holdout']:.3f}")
         return
     if "method" in validation:
         m = validation["model"]

@@ -178,6 +178,9 @@ def monitor(lake: Lake, name: str, as_of: dt.date, version: str | None = None) -
     if version is None:
         raise DataError(f"model {name} has no fitted version to monitor", hint=f"fit it: `lifeloop models fit {name}`")
     model, manifest = registry.load(lake, name, version)
+    if model.spec.kind == "clv":
+        raise DataError(f"model {name} is a CLV model: monitoring reads feature drift and label calibration, which "
+                        "a CLV model does not have", hint=f"see its holdout validation: `lifeloop models show {name}`")
     ref_day = reference_date(manifest)
     today = lake.latest_date("features", as_of)
     if today is None:

@@ -4,7 +4,10 @@ Each active model (its promoted version, see :mod:`lifeloop.models.registry`) sc
 snapshot: the calibrated probability, the decile (1 = the highest tenth), and the top-3 reason codes with
 a banker's words in Chinese and English. A response model's score is the probability of converting if
 contacted, an uplift model's the predicted uplift (a difference of probabilities, possibly negative);
-they have no reason codes. Without an active model the step publishes an empty table and
+they have no reason codes. A CLV model (``kind: clv``) scores the RFM summary of the bank's transactions as
+of D rather than the features: score = CLV, no reason codes, and its expected transactions, P(alive), expected
+spend and CLV per customer go to ``clv.parquet`` in the same snapshot (:mod:`lifeloop.models.clv.shelf`).
+Without an active model the step publishes an empty table and
 says so, so that a fresh workspace still runs its day. Scoring is plain numpy over Arrow batches, each row
 on its own, run by the engine (:meth:`~lifeloop.engine.adapters.base.Adapter.map_arrow`: in process on
 DuckDB, ``mapInArrow`` on Spark's executors); deciles are ranked on the driver over every row and the

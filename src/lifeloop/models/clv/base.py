@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 FORMAT = "lifeloop.clv"
 FORMAT_VERSION = 1
 _SHOWN = 5  # located problems kept per check; the total is still counted
+# parameters are kept within [1e-6, 1e6]: where the likelihood is flat toward infinity (BG/NBD's a and b when
+# dropout hardly varies between customers, as on the simulated bank) they stop at the bound, where predictions
+# are already those of the limit, instead of running to 1e30 where scipy's hyp2f1 gives NaN for young customers
+LOG_BOUND = math.log(1e6)
 
 _FAMILIES: dict[str, type[ClvModel]] = {}
 
@@ -92,10 +96,14 @@ class ClvModel:
             raise DataError(f"No customers to fit {cls.name} on", hint="check the summary's time window")
 
         def nll(log_params: np.ndarray) -> float:
+            if np.any(np.abs(log_params) > LOG_BOUND):   # a wall for the polish (L-BFGS-B has bounds)
+                return 1e300
             value = -float(np.sum(cls._log_likelihood_terms(np.exp(log_params), **cols)))
             return value if math.isfinite(value) else 1e300   # keeps the optimiser out of overflow regions
 
         log_params, info = maximise(nll, len(cls.param_names))
+        at_bound = [p for p, u in zip(cls.param_names, log_params, strict=True) if abs(u) >= LOG_BOUND - 1e-3]
+        info = {**info, "at_bound": at_bound}
         se = standard_errors(nll, log_params)
         params = dict(zip(cls.param_names, np.exp(log_params).tolist(), strict=True))
         return cls(params, log_likelihood=-nll(log_params), n_customers=n,
@@ -226,7 +234,7 @@ def maximise(nll: Callable[[np.ndarray], float], k: int) -> tuple[np.ndarray, di
     import numpy as np
     from scipy.optimize import minimize
 
-    first = minimize(nll, np.zeros(k), method="L-BFGS-B")
+    first = minimize(nll, np.zeros(k), method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * k)
     polish = minimize(nll, first.x, method="Nelder-Mead",
                       options={"xatol": 1e-9, "fatol": 1e-11 * max(1.0, abs(first.fun)), "maxiter": 20_000,
                                "maxfev": 20_000})
