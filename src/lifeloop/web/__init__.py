@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, pages
+from lifeloop.web import auth, oidc, pages
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -45,6 +45,14 @@ class Web:
     review: Callable[[Context, dt.date | None], dict[str, Any]] = evaluate
     cache: dict[Any, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sso: list[oidc.Provider | None] = field(default_factory=list)
+
+    def provider(self) -> oidc.Provider | None:
+        """The bank's identity provider (lifeloop.yaml ``web.oidc``), or None when single sign-on is off."""
+        if not self.sso:
+            settings = self.ctx.config.web.oidc
+            self.sso.append(oidc.Provider(settings) if settings is not None else None)
+        return self.sso[0]
 
     def board(self, ctx: Context, as_of: dt.date | None) -> dict[str, Any]:
         """The evaluated board as of a date for the principal of ``ctx`` — over the customers they may see (a
