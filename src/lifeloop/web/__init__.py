@@ -73,6 +73,8 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
           ) -> None:
     """Add the web pages, their API, the static files and the security headers to ``app``; ``state["ctx"]`` is the
     app's Context once it has started (``state["web"]`` is made then). ``review``: the board's source (tests)."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
     from fastapi.staticfiles import StaticFiles
 
     def web() -> Web:
@@ -91,6 +93,18 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
         if not request.url.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Any, exc: Any) -> Any:
+        """A parameter that is not what the description says (a date that is not one): 422 with the app's body."""
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+        given = str(first.get("input", ""))[:20]
+        if "date" in str(first.get("type", "")):
+            message, hint = f"{where} {given!r} is not a date", "write it as YYYY-MM-DD"
+        else:
+            message, hint = f"{where or 'the request'}: {first.get('msg', 'not valid')}", "see /openapi.json"
+        return JSONResponse({"error": message, "hint": hint}, status_code=422)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     auth.register(app, web)
