@@ -403,6 +403,20 @@ class Context:
             return None if found is None else (found, web_sessions.open_session(session, user_id=found.user_id,
                                                                                 now=self.clock()))
 
+    def web_sign_in_oidc(self, name: str, *, issuer: str, client: str | None = None) -> tuple[Principal, str] | None:
+        """Open a web session for a user the identity provider vouched for (lifeloop.yaml ``web.oidc``; the ID
+        token already checked): the principal and the session id, or None when Lifeloop does not know the user or
+        they are disabled or locked; audited either way."""
+        with unit_of_work(self.ops()) as session:
+            found = web_sessions.oidc_sign_in(session, user_id=name, issuer=issuer, client=client, now=self.clock())
+            return None if found is None else (found, web_sessions.open_session(session, user_id=found.user_id,
+                                                                                now=self.clock()))
+
+    def web_sign_in_refused(self, why: str, *, issuer: str, client: str | None = None) -> None:
+        """Audit a single sign-on refused before any user was known (state, code, token checks)."""
+        with unit_of_work(self.ops()) as session:
+            web_sessions.oidc_refused(session, why=why, issuer=issuer, client=client, now=self.clock())
+
     def web_session(self, session_id: str) -> Principal | None:
         """The principal of a live web session (idle timeout: lifeloop.yaml ``web.idle_minutes``), or None."""
         idle = dt.timedelta(minutes=self.config.web.idle_minutes)

@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from lifeloop.api import create_app
 from lifeloop.context import Context
 from lifeloop.store.ops import web_sessions
-from lifeloop.store.ops.models import Feedback, Task
+from lifeloop.store.ops.models import Feedback, Task, WebSession
 from tests.e2e.test_report_browser import browser  # noqa: F401 - fixture (skips without Chromium)
+from tests.oidc_stub import CLIENT_SECRET, SECRET_ENV, StubProvider, configure
 from tests.web_world import PASSWORD, Clock, D, cheap_argon2, fixture_review, local, make_bank, system
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,10 @@ def server(tmp_path_factory):
     mp.setattr(web_sessions, "_hasher", cheap_argon2)
     clock = Clock(local(D, 18))
     make_bank(root / "ws", clock)
+    # the bank's identity provider: a stub on another loopback port (single sign-on, the last test)
+    mp.setenv(SECRET_ENV, CLIENT_SECRET)
+    stub = StubProvider(clock).__enter__()
+    configure(root / "ws", stub)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -49,10 +54,15 @@ def server(tmp_path_factory):
     while not srv.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.05)
+    SSO.append(stub)
     yield f"http://127.0.0.1:{port}", root / "ws", clock
     srv.should_exit = True
     thread.join(timeout=30)
+    stub.__exit__(None, None, None)
     mp.undo()
+
+
+SSO: list[StubProvider] = []   # the module's stub provider
 
 
 class Watch:
@@ -70,11 +80,13 @@ class Watch:
             if message["method"] == "Network.requestWillBeSent":
                 self.urls.append(message["params"]["request"]["url"])
 
-    def assert_clean(self) -> None:
+    def assert_clean(self, also: tuple[str, ...] = ()) -> None:
+        """0 console errors; 0 requests off the app's origin (and those of ``also``)."""
         self.collect()
         assert self.errors == []
-        assert self.urls and [u for u in self.urls if not (u.startswith(self.origin + "/") or u.startswith("data:"))
-                              ] == []
+        origins = (self.origin, *also)
+        assert self.urls and [u for u in self.urls if not (any(u.startswith(o + "/") for o in origins)
+                                                           or u.startswith("data:"))] == []
 
 
 def sign_in(driver, origin: str, user: str, lang: str) -> None:
@@ -150,3 +162,28 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
         [row] = s.scalars(sa.select(Feedback).where(Feedback.customer_id == customer)).all()
         assert (row.outcome, row.recorded_by, row.note, row.source) == ("refused", rm, "no, thank you", "web")
         assert s.scalar(sa.select(Task.status).where(Task.customer_id == customer)) == "done"
+
+
+def test_single_sign_on_with_the_stub_provider_lands_on_the_board(browser, server):  # noqa: F811
+    """The button on the sign-in page, the provider (approving at once), back to the board. The provider is a
+    second origin by design: its loopback origin is the only one allowed besides the app's."""
+    from selenium.webdriver.common.by import By
+
+    origin, ws, clock = server
+    [stub] = SSO
+    stub.user = "analyst"
+    browser.set_window_size(1280, 900)
+    browser.delete_all_cookies()
+    watch = Watch(browser, origin)
+    browser.get(origin + "/sign-in")
+    button = browser.find_element(By.ID, "sign-in-sso")
+    assert "Bank SSO" in button.text
+    button.click()
+    assert browser.current_url == origin + "/board"
+    assert browser.find_element(By.ID, "strategy-board").is_displayed()
+    watch.collect()
+    assert any(u.startswith(stub.origin + "/authorize?") for u in watch.urls)   # it did go through the provider
+    watch.assert_clean(also=(stub.origin,))
+    with system(ws, clock).ops()() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(WebSession).where(
+            WebSession.user_id == "analyst", WebSession.revoked_at.is_(None))) == 1

@@ -17,6 +17,7 @@ from lifeloop.errors import EventError, LifeloopError
 from lifeloop.realtime.access import RateLimits, authenticate, retry_after
 from lifeloop.realtime.intake import decode_body
 from lifeloop.web import mount as mount_web
+from lifeloop.web.schemas import Receipt, answers
 
 DECIDE_EVERY = 0.05   # seconds the background decider sleeps when it found nothing to decide
 DRAIN_EVERY = 1.0     # seconds between drains of the outbox when no new contact woke the drainer
@@ -127,7 +128,7 @@ def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, revie
         decider = state.get("decider")
         return {"status": "ok", "decider_errors": decider.errors if decider else []}
 
-    @app.post("/events")
+    @app.post("/events", response_model=Receipt, responses=answers(401, 422, 429, 503))
     async def post_events(request: Request):
         source = authenticate(request.headers.get("authorization"), state["sources"])
         if source is None:

@@ -78,6 +78,49 @@ class IdentitySettings(Strict):
     max_unmask_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class OidcSettings(Strict):
+    """The bank's identity provider for single sign-on (``web.oidc:`` in lifeloop.yaml, docs/web.md).
+
+    OpenID Connect authorization-code flow with PKCE (S256); the ID token is checked against the provider's
+    JWKS (RS256), issuer, audience, expiry and nonce. The user named by ``user_claim`` must be a Lifeloop user
+    and gets Lifeloop's roles; the provider grants nothing. The client secret is read from the environment
+    variable ``client_secret_env`` names, never from this file.
+    """
+
+    name: str = Field(min_length=1, max_length=64)            # shown on the button: "Sign in with <name>"
+    issuer: str = Field(min_length=1, max_length=512)          # the discovery document is <issuer>/.well-known/...
+    client_id: str = Field(min_length=1, max_length=256)
+    client_secret_env: str = Field(default="LIFELOOP_OIDC_CLIENT_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    user_claim: str = Field(default="preferred_username", min_length=1, max_length=64)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile"])
+    # the callback URL registered at the provider; by default the app's own /sign-in/oidc/callback as reached
+    redirect_uri: str | None = None
+    token_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    leeway_seconds: int = Field(default=60, ge=0, le=300)      # clock skew allowed on exp / iat
+
+    @field_validator("issuer", "redirect_uri")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return value
+        url = urlsplit(value)
+        if url.scheme == "https" or (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS):
+            return value.rstrip("/") if url.path.endswith("/") else value
+        raise ValueError(f"{value!r} must be an https:// URL (plain http only on a loopback address)")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("the scopes must include 'openid'")
+        return value
+
+
 class WebSettings(Strict):
     """The web app's sign-in (``web:`` in lifeloop.yaml, docs/web.md): idle timeout and lock-out.
 
@@ -89,6 +132,7 @@ class WebSettings(Strict):
     idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     max_failures: int = Field(default=5, ge=1, le=10)
     lock_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    oidc: OidcSettings | None = None     # single sign-on with the bank's identity provider; off when absent
 
 
 class RightsSettings(Strict):

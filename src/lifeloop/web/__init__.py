@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, pages
+from lifeloop.web import auth, oidc, pages
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -45,6 +45,14 @@ class Web:
     review: Callable[[Context, dt.date | None], dict[str, Any]] = evaluate
     cache: dict[Any, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sso: list[oidc.Provider | None] = field(default_factory=list)
+
+    def provider(self) -> oidc.Provider | None:
+        """The bank's identity provider (lifeloop.yaml ``web.oidc``), or None when single sign-on is off."""
+        if not self.sso:
+            settings = self.ctx.config.web.oidc
+            self.sso.append(oidc.Provider(settings) if settings is not None else None)
+        return self.sso[0]
 
     def board(self, ctx: Context, as_of: dt.date | None) -> dict[str, Any]:
         """The evaluated board as of a date for the principal of ``ctx`` — over the customers they may see (a
@@ -65,6 +73,8 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
           ) -> None:
     """Add the web pages, their API, the static files and the security headers to ``app``; ``state["ctx"]`` is the
     app's Context once it has started (``state["web"]`` is made then). ``review``: the board's source (tests)."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
     from fastapi.staticfiles import StaticFiles
 
     def web() -> Web:
@@ -83,6 +93,18 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
         if not request.url.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Any, exc: Any) -> Any:
+        """A parameter that is not what the description says (a date that is not one): 422 with the app's body."""
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+        given = str(first.get("input", ""))[:20]
+        if "date" in str(first.get("type", "")):
+            message, hint = f"{where} {given!r} is not a date", "write it as YYYY-MM-DD"
+        else:
+            message, hint = f"{where or 'the request'}: {first.get('msg', 'not valid')}", "see /openapi.json"
+        return JSONResponse({"error": message, "hint": hint}, status_code=422)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     auth.register(app, web)

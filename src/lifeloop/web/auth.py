@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from lifeloop.data.access import PERMISSIONS, Principal
 from lifeloop.data.masking import AccessError
 from lifeloop.errors import LifeloopError, NotFoundError
-from lifeloop.web import i18n, render
+from lifeloop.web import i18n, oidc, render
 from lifeloop.web.security import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -144,6 +144,28 @@ def home_of(principal: Principal) -> str:
     return "/worklist" if "rm" in principal.roles and not principal.can("board.read") else "/board"
 
 
+def sso_name(web: Any) -> str | None:
+    """The identity provider's name for the sign-in page's button, or None when single sign-on is off."""
+    provider = web.provider()
+    return provider.name if provider is not None else None
+
+
+def sso_page(web: Any, seen: Visit) -> Any:
+    """The sign-in page after a refused single sign-on: one message whatever the reason (the audit log says which)."""
+    seen = dataclasses.replace(seen, pre=seen.pre or new_pre())
+    response = html(web, seen, "sign_in.html.j2", status=401, failed=False, sso_failed=True, sso=sso_name(web))
+    response.delete_cookie(oidc.PENDING_COOKIE, path=oidc.PENDING_PATH)
+    return response
+
+
+async def sso_refused(web: Any, seen: Visit, request: Any, provider: Any, why: str) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    client = request.client.host if request.client else None
+    await run_in_threadpool(lambda: web.ctx.web_sign_in_refused(why, issuer=provider.settings.issuer, client=client))
+    return sso_page(web, seen)
+
+
 def register(app: Any, web: Callable[[], Any]) -> None:
     """The sign-in page, sign-in, sign-out, the language switch and ``/``."""
     from fastapi import Request
@@ -157,7 +179,7 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         if seen.principal is not None:
             return RedirectResponse(home_of(seen.principal), status_code=303)
         pre = seen.pre or new_pre()
-        response = html(w, dataclasses.replace(seen, pre=pre), "sign_in.html.j2", failed=False)
+        response = html(w, dataclasses.replace(seen, pre=pre), "sign_in.html.j2", failed=False, sso=sso_name(w))
         if seen.pre is None:
             set_cookie(response, request, PRE_COOKIE, pre)
         return response
@@ -173,9 +195,53 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         done = await run_in_threadpool(w.ctx.web_sign_in, form.get("user", "").strip(), form.get("password", ""),
                                        client=client)
         if done is None:
-            return html(w, seen, "sign_in.html.j2", status=401, failed=True)
+            return html(w, seen, "sign_in.html.j2", status=401, failed=True, sso=sso_name(w))
         principal, session_id = done
         response = RedirectResponse(home_of(principal), status_code=303)
+        set_cookie(response, request, SESSION_COOKIE, sign(w.secret, session_id))
+        return response
+
+    @app.get(oidc.PENDING_PATH, include_in_schema=False)
+    async def sign_on(request: Request):
+        """Single sign-on, first half: to the bank's identity provider with a state, a nonce and PKCE."""
+        w = web()
+        provider = w.provider()
+        seen = await run_in_threadpool(visit, w, request)
+        if provider is None:
+            return refusal(w, seen, NotFoundError("single sign-on is not configured"), api=False)
+        redirect_uri = provider.settings.redirect_uri or str(request.base_url).rstrip("/") + oidc.CALLBACK
+        try:
+            url, pending = await run_in_threadpool(provider.start, redirect_uri, w.ctx.clock().timestamp())
+        except LifeloopError as exc:   # the provider unreachable, the client secret missing
+            return await sso_refused(w, seen, request, provider, exc.message)
+        response = RedirectResponse(url, status_code=303)
+        response.set_cookie(oidc.PENDING_COOKIE, oidc.pending_cookie(w.secret, pending), max_age=oidc.PENDING_SECONDS,
+                            httponly=True, samesite="lax", secure=secure(request), path=oidc.PENDING_PATH)
+        return response
+
+    @app.get(oidc.CALLBACK, include_in_schema=False)
+    async def sign_on_callback(request: Request):
+        """Single sign-on, second half: the provider's code for an ID token, checked; a session for a known user."""
+        w = web()
+        provider = w.provider()
+        seen = await run_in_threadpool(visit, w, request)
+        if provider is None:
+            return refusal(w, seen, NotFoundError("single sign-on is not configured"), api=False)
+        now = w.ctx.clock().timestamp()
+        pending = oidc.read_pending(w.secret, request.cookies.get(oidc.PENDING_COOKIE), now)
+        params = {k: v[:2048] for k, v in request.query_params.items()}
+        try:
+            user = await run_in_threadpool(provider.finish, params, pending, now)
+        except oidc.SignOnRefused as exc:
+            return await sso_refused(w, seen, request, provider, exc.message)
+        client = request.client.host if request.client else None
+        done = await run_in_threadpool(lambda: w.ctx.web_sign_in_oidc(user, issuer=provider.settings.issuer,
+                                                                      client=client))
+        if done is None:
+            return sso_page(w, seen)
+        principal, session_id = done
+        response = RedirectResponse(home_of(principal), status_code=303)
+        response.delete_cookie(oidc.PENDING_COOKIE, path=oidc.PENDING_PATH)
         set_cookie(response, request, SESSION_COOKIE, sign(w.secret, session_id))
         return response
 

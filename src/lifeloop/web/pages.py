@@ -17,6 +17,9 @@ from lifeloop.errors import DataError, LifeloopError
 from lifeloop.store.ops.models import OUTCOMES
 from lifeloop.web import board
 from lifeloop.web.auth import Visit, csrf_passes, forbidden_csrf, form_of, html, refusal, unsigned, visit
+from lifeloop.web.schemas import Board, Customer360, OutcomeDone, Worklist, answers, outcome_body
+
+TASK_ID_MAX = 2**63 - 1   # a task id is a 64-bit integer in the operations database; a larger one is no task
 
 
 def day(text: str | None, what: str = "as_of") -> dt.date | None:
@@ -46,7 +49,7 @@ def _customer_tasks(ctx: Context, customer_id: str) -> list[dict[str, Any]]:
 
 def register(app: Any, web: Callable[[], Any]) -> None:
     """The board and workbench routes."""
-    from fastapi import Request
+    from fastapi import Path, Request
     from fastapi.responses import RedirectResponse
     from starlette.concurrency import run_in_threadpool
 
@@ -64,12 +67,11 @@ def register(app: Any, web: Callable[[], Any]) -> None:
             ctx.close()
 
     # ------------------------------------------------------------------ the strategy board
-    def board_doc(w: Any, ctx: Context, owner: str, objective: str, as_of: str) -> dict[str, Any]:
-        return board.narrow(w.board(ctx, day(as_of)), owner=owner or None, objective=objective or None)
-
-    @app.get("/api/board", tags=["board"], summary="The strategy board (lifeloop.review/1), filtered")
-    def api_board(request: Request, owner: str = "", objective: str = "", as_of: str = ""):
-        return acting(request, True, lambda w, ctx, seen: as_json(board_doc(w, ctx, owner, objective, as_of)))
+    @app.get("/api/board", tags=["board"], summary="The strategy board (lifeloop.review/1), filtered",
+             response_model=Board, responses=answers(401, 403, 422))
+    def api_board(request: Request, owner: str = "", objective: str = "", as_of: dt.date | None = None):
+        return acting(request, True, lambda w, ctx, seen: as_json(
+            board.narrow(w.board(ctx, as_of), owner=owner or None, objective=objective or None)))
 
     @app.get("/board", include_in_schema=False)
     def board_page(request: Request, owner: str = "", objective: str = "", as_of: str = ""):
@@ -80,9 +82,10 @@ def register(app: Any, web: Callable[[], Any]) -> None:
                         options=board.options(full), chosen={"owner": owner, "objective": objective, "as_of": as_of})
         return acting(request, False, work)
 
-    @app.get("/api/board/{strategy}", tags=["board"], summary="One strategy's evaluation with its breakdowns")
-    def api_strategy(request: Request, strategy: str, as_of: str = ""):
-        return acting(request, True, lambda w, ctx, seen: as_json(board.one(w.board(ctx, day(as_of)), strategy)))
+    @app.get("/api/board/{strategy}", tags=["board"], summary="One strategy's evaluation with its breakdowns",
+             response_model=Board, responses=answers(401, 403, 404, 422))
+    def api_strategy(request: Request, strategy: str, as_of: dt.date | None = None):
+        return acting(request, True, lambda w, ctx, seen: as_json(board.one(w.board(ctx, as_of), strategy)))
 
     @app.get("/board/{strategy}", include_in_schema=False)
     def strategy_page(request: Request, strategy: str, as_of: str = ""):
@@ -92,9 +95,10 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         return acting(request, False, work)
 
     # ------------------------------------------------------------------ the RM workbench
-    @app.get("/api/worklist", tags=["workbench"], summary="Open tasks of one RM's own book, most valuable first")
-    def api_worklist(request: Request, rm: str = "", on: str = ""):
-        return acting(request, True, lambda w, ctx, seen: as_json({"tasks": ctx.worklist(rm or None, day(on, "on"))}))
+    @app.get("/api/worklist", tags=["workbench"], summary="Open tasks of one RM's own book, most valuable first",
+             response_model=Worklist, responses=answers(401, 403, 404, 422))
+    def api_worklist(request: Request, rm: str = "", on: dt.date | None = None):
+        return acting(request, True, lambda w, ctx, seen: as_json({"tasks": ctx.worklist(rm or None, on)}))
 
     @app.get("/worklist", include_in_schema=False)
     def worklist_page(request: Request, rm: str = "", on: str = "", done: str = ""):
@@ -103,7 +107,8 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         return acting(request, False, work)
 
     @app.get("/api/customers/{customer_id}", tags=["workbench"],
-             summary="The customer 360, masked for the reader, with the reader's open tasks for them")
+             summary="The customer 360, masked for the reader, with the reader's open tasks for them",
+             response_model=Customer360, responses=answers(401, 403, 404, 422))
     def api_customer(request: Request, customer_id: str):
         return acting(request, True, lambda w, ctx, seen: as_json(
             {"profile": ctx.customer(customer_id), "tasks": _customer_tasks(ctx, customer_id)}))
@@ -132,10 +137,13 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         return await run_in_threadpool(acting, request, api, work)
 
     @app.post("/api/tasks/{task_id}/outcome", tags=["workbench"],
-              summary="The marketing form: a contact's outcome (a refusal is remembered by the contact gate)")
-    async def api_outcome(request: Request, task_id: int):
+              summary="The marketing form: a contact's outcome (a refusal is remembered by the contact gate)",
+              response_model=OutcomeDone, responses=answers(401, 403, 404, 422),
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": outcome_body()}}}})
+    async def api_outcome(request: Request, task_id: int = Path(ge=1, le=TASK_ID_MAX)):
         return await outcome(request, task_id, True)
 
     @app.post("/tasks/{task_id}/outcome", include_in_schema=False)
-    async def outcome_form(request: Request, task_id: int):
+    async def outcome_form(request: Request, task_id: int = Path(ge=1, le=TASK_ID_MAX)):
         return await outcome(request, task_id, False)

@@ -120,6 +120,38 @@ def password_sign_in(session: Session, *, user_id: str, password: str, lockout: 
     return None
 
 
+def oidc_sign_in(session: Session, *, user_id: str, issuer: str, client: str | None = None,
+                 now: dt.datetime | None = None) -> Principal | None:
+    """The principal for a user the bank's identity provider vouched for (its ID token already checked), or None
+    when Lifeloop does not know them, or they are disabled or locked; audited either way (``method: oidc``).
+
+    The provider grants nothing: the user must be in Lifeloop's users table and gets Lifeloop's roles.
+    """
+    now = as_utc(now or utcnow())
+    claimed = (user_id or "?")[:64]
+    user = session.get(User, user_id) if USER_ID.fullmatch(user_id or "") else None
+    locked = user is not None and user.locked_until is not None and as_utc(user.locked_until) > now
+    why = "unknown user" if user is None else "disabled" if not user.active else "locked" if locked else None
+    details = {"method": "oidc", "issuer": issuer[:256]}
+    if why is None and user is not None:
+        audit.record(session, actor=user.id, action="user.sign_in", target_type="user", target_id=user.id, at=now,
+                     client=client, details=details)
+        return principal_of(user, "oidc")
+    audit.record(session, actor=claimed, action="user.sign_in", target_type="user", target_id=claimed, at=now,
+                 client=client, result="refused", details={**details, "why": why})
+    session.flush()
+    return None
+
+
+def oidc_refused(session: Session, *, why: str, issuer: str, client: str | None = None,
+                 now: dt.datetime | None = None) -> None:
+    """Audit a single sign-on that failed before a user was known (bad state, token, signature, audience...)."""
+    audit.record(session, actor="?", action="user.sign_in", target_type="user", target_id="?",
+                 at=as_utc(now or utcnow()), client=client, result="refused",
+                 details={"method": "oidc", "issuer": issuer[:256], "why": why[:200]})
+    session.flush()
+
+
 # ---------------------------------------------------------------------------------------------- sessions
 def session_hash(session_id: str) -> str:
     """What the table keeps of a session id: its SHA-256 (hex)."""
