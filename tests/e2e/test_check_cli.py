@@ -36,6 +36,6 @@ def test_check_prints_every_error_then_warnings_and_exits_1(tmp_path):
     assert lines[3] == ("  config/lifecycle.yaml:37 stages[0]: stage 'prospect' has no rule, so no "
                         "customer can be in it "
                         "(fix: add a rule leading to it, or remove the stage)")
-    assert lines[4].startswith("  config/strategies.yaml:42 strategies[0].audience (strategy honeymoon_welcome): "
+    assert lines[4].startswith("  config/strategies.yaml:43 strategies[0].audience (strategy honeymoon_welcome): "
                                "can never match anyone: the bounds on 'tenure_days' contradict each other (fix: ")
     assert lines[5:] == ["Configuration has errors: 1 error(s), 2 warning(s) in 8 configuration file(s)"]

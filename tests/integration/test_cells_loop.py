@@ -86,10 +86,13 @@ def test_treated_entrants_are_split_into_the_cells_and_controls_have_none(loop):
     assert all(r["cell"] is None for r in rows if r["group"] == "control")
     assert {r["cell"] for d in loop["days"] for r in lists(ctx, d).to_pylist() if r["group"] == "treated"} == {
         "sms_only", "full"}
-    # other strategies have no cells
+    # other strategies have no cells, but churn_warning's selection cells (select:) tag treated and control rows
     other = pq.read_table(ctx.lake.snapshot_dir("lists", first) / "lists.parquet")
     other = other.filter(pc.not_equal(other["strategy"], STRATEGY))
-    assert other["cell"].null_count == other.num_rows
+    selected = other.filter(pc.equal(other["strategy"], "churn_warning"))
+    assert set(selected["cell"].to_pylist()) <= {"model", "rule"}
+    plain = other.filter(pc.not_equal(other["strategy"], "churn_warning"))
+    assert plain.num_rows and plain["cell"].null_count == plain.num_rows
 
 
 def test_the_full_cell_gets_script_b_and_its_own_script_id_when_dispatched(loop):

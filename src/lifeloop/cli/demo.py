@@ -139,10 +139,9 @@ def file_history(lake: Any, last: dt.date, cuts: list[dt.date]) -> None:
     view is unchanged on ``last`` and exists on each cut (features and stages can be computed there)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     folder = lake.snapshot_dir("bank", last)
-    tables = {f.stem: pq.read_table(f) for f in folder.glob("*.parquet")}
+    tables = {f.stem: lake.read_table(f) for f in folder.glob("*.parquet")}
     bounds = [None, *sorted(cuts), last]
     for low, high in zip(bounds, bounds[1:], strict=False):
         def write(staging: Path, low: dt.date | None = low, high: dt.date = high) -> None:
@@ -153,7 +152,7 @@ def file_history(lake: Any, last: dt.date, cuts: list[dt.date]) -> None:
                     if low is not None:
                         keep = pc.and_(keep, pc.greater(t[column], pa.scalar(low, type=t[column].type)))
                     t = t.filter(keep)
-                pq.write_table(t, staging / f"{name}.parquet")
+                lake.write_table(staging / f"{name}.parquet", t, name)
         lake.publish("bank", high, write)
 
 

@@ -133,6 +133,16 @@ class Lake:
         """A lake file as an Arrow table, its C2 columns decrypted if asked for (no key is used otherwise)."""
         return read_lake_table(self.crypto, path, columns)
 
+    def write_table(self, path: Path, table: Any, table_name: str) -> None:
+        """Write an Arrow table as a bank file of this lake: its C2 columns encrypted when the lake encrypts."""
+        import pyarrow.parquet as pq
+
+        if self.crypto is not None and self.crypto.encrypt:
+            self.crypto.write(path, table.schema, table.to_batches(max_chunksize=1 << 20), table_name,
+                              compression="zstd")
+        else:
+            pq.write_table(table, path, compression="zstd")
+
     # ---------------------------------------------------------------- publishing
     @contextmanager
     def lock(self) -> Iterator[None]:
