@@ -12,6 +12,7 @@ import pytest
 
 from lifeloop.context import Context
 from lifeloop.errors import ConfigError, DataError
+from lifeloop.store import lake_crypto
 from lifeloop.store.lake import Lake
 from lifeloop.store.lake_crypto import LakeCrypto, c2_columns, duckdb_view, encrypted_columns
 from tests.factories import BANK_AS_OF, canonical_bank, write_canonical
@@ -93,6 +94,9 @@ def test_the_engine_decrypts_c2_only_for_queries_that_read_it(lakes):
     lake = Lake(enc.lake.root, LakeCrypto(lambda: enc.keys))
     engine = enc.engine("duckdb")
     engine.register_bank(lake, BANK_AS_OF)
+    # registering reads only plaintext footers; pyarrow's KMS client is made here, in this thread (a scan on
+    # one of pyarrow's threads making it could deadlock with a DuckDB thread holding the GIL)
+    assert lake.crypto.unwrapped == [] and lake.crypto.kms_clients == 1
     counts = engine.con.sql("SELECT branch_id, count(*) FROM customers GROUP BY 1 ORDER BY 1").fetchall()
     # the C2 data key is never unwrapped (only the footer's signing key, to check the footer's integrity)
     assert counts == [("B1", 1), ("B2", 2)] and "lake.c2" not in lake.crypto.unwrapped
@@ -100,6 +104,7 @@ def test_the_engine_decrypts_c2_only_for_queries_that_read_it(lakes):
     assert mobiles == [("C2", MOBILE)] and "lake.c2" in lake.crypto.unwrapped
     total = engine.con.sql("SELECT sum(amount) FROM transactions").fetchall()[0][0]
     assert total == Decimal("5000.00") + Decimal("120.00") + Decimal(AMOUNT) + Decimal("10.00") + Decimal("0.01")
+    assert lake.crypto.kms_clients == 1     # every scan used the client made before the queries
 
 
 def test_the_features_step_gives_the_same_bytes_on_an_encrypted_lake(lakes):
@@ -117,9 +122,18 @@ def test_the_features_step_gives_the_same_bytes_on_an_encrypted_lake(lakes):
     assert a.lake.manifest("features", BANK_AS_OF)["files"] == b.lake.manifest("features", BANK_AS_OF)["files"]
 
 
-def test_a_lake_of_plaintext_and_encrypted_batches_reads_as_one_and_rows_stay_paired(tmp_path):
+def _read_parquet(files, file_row_number):
+    return f"read_parquet({[str(f) for f in files]}, file_row_number = {str(file_row_number).lower()})"
+
+
+@pytest.mark.parametrize("pair_rows", [1 << 19, 10_000], ids=["one-pairing", "pairings-per-range"])
+@pytest.mark.parametrize("preserve_order", [True, False], ids=["ordered", "unordered"])
+def test_a_lake_of_plaintext_and_encrypted_batches_reads_as_one_and_rows_stay_paired(tmp_path, monkeypatch,
+                                                                                     pair_rows, preserve_order):
     """Several row groups per file and a plaintext batch before an encrypted one: the positional pairing of
-    DuckDB's scan with pyarrow's decryption must keep every row's C2 values with that row."""
+    DuckDB's scan with pyarrow's decryption must keep every row's C2 values with that row, whether a file is
+    paired whole or in ranges of row groups that DuckDB may run side by side."""
+    monkeypatch.setattr(lake_crypto, "PAIR_ROWS", pair_rows)
     ctx = Context.init(tmp_path / "ws")
     crypto = ctx.lake.crypto
     rows = 50_000
@@ -131,16 +145,35 @@ def test_a_lake_of_plaintext_and_encrypted_batches_reads_as_one_and_rows_stay_pa
     crypto.write(enc, table.schema, table.slice(1000).to_batches(max_chunksize=7_000), "transactions",
                  )
     assert encrypted_columns(enc) == ["account_id", "amount"] and pq.ParquetFile(enc).num_row_groups > 5
+    assert len(lake_crypto.row_ranges(enc)) == (1 if pair_rows > rows else 4)   # 7 row groups: 2+2+2+1
     import duckdb
 
     con = duckdb.connect()
-    sql = duckdb_view(con, "t", [plain, enc], crypto, lambda fs, _: f"read_parquet({[str(f) for f in fs]})")
+    con.execute(f"SET preserve_insertion_order = {str(preserve_order).lower()}")
+    sql = duckdb_view(con, "t", [plain, enc], crypto, _read_parquet)
+    assert crypto.unwrapped == []     # making the view reads no encrypted page and unwraps no key
     got = con.sql(f"SELECT transaction_id, account_id, amount FROM ({sql}) ORDER BY transaction_id").to_arrow_table()
     assert got.equals(table.sort_by("transaction_id"))
     # a filter on a plaintext column must not reach the plaintext scan below the pairing (it would shift rows)
     late = con.sql(f"SELECT transaction_id, account_id, amount FROM ({sql}) WHERE transaction_id >= 'T0030000' "
                    "ORDER BY transaction_id").to_arrow_table()
     assert late.equals(table.slice(30_000).sort_by("transaction_id"))
+    # nor a filter on an encrypted one, and an aggregate over both sides pairs every row
+    assert con.sql(f"SELECT count(*), sum(amount), count(DISTINCT account_id) FROM ({sql}) "
+                   "WHERE amount >= 100").fetchall() == \
+        [(40_000, sum(Decimal(i) / 100 for i in range(10_000, rows)), len({f"A{i * 7919 % 100_003:06d}"
+                                                                          for i in range(10_000, rows)}))]
+
+
+def test_the_row_ranges_of_a_file_are_whole_row_groups_in_order(tmp_path):
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"x": list(range(25))}), path, row_group_size=4)   # 4, 4, 4, 4, 4, 4, 1
+    assert lake_crypto.row_ranges(path, 8) == [([0, 1], 0, 8), ([2, 3], 8, 16), ([4, 5], 16, 24), ([6], 24, 25)]
+    assert lake_crypto.row_ranges(path, 100) == [([0, 1, 2, 3, 4, 5, 6], 0, 25)]
+    assert lake_crypto.row_ranges(path, 1) == [([k], 4 * k, min(4 * k + 4, 25)) for k in range(7)]
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"x": pa.array([], pa.int64())}), empty)
+    assert lake_crypto.row_ranges(empty, 8) == [([0], 0, 0)]     # pyarrow writes one empty row group
 
 
 def test_keys_and_encryption_come_with_a_new_workspace_and_can_be_switched_off(tmp_path):

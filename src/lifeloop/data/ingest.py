@@ -245,7 +245,7 @@ def encrypted(lake: Any) -> bool:
 def lake_relation(con: Any, lake: Any, files: list[Path]) -> exp.Expression:
     """A relation over published lake files for the batch checks, decrypting C2 columns where they are read."""
     name = "published_" + hashlib.sha256("|".join(map(str, files)).encode()).hexdigest()[:12]
-    sql = duckdb_view(con, f"_{name}", files, lake.crypto, lambda fs, _: parquet(fs).sql(dialect="duckdb"))
+    sql = duckdb_view(con, f"_{name}", files, lake.crypto, lambda fs, rn: parquet(fs, rn).sql(dialect="duckdb"))
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
     return exp.Table(this=ident(name))
 

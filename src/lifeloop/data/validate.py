@@ -47,10 +47,12 @@ def stage(name: str) -> exp.Table:
     return exp.Table(this=ident(f"stage_{name}"))
 
 
-def parquet(files: list[Path]) -> exp.Table:
-    """A table expression reading Parquet files the lake published (our paths, never user text)."""
+def parquet(files: list[Path], file_row_number: bool = False) -> exp.Table:
+    """A table expression reading Parquet files the lake published (our paths, never user text); with
+    ``file_row_number``, each row's position in its file as a column of that name."""
     paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
-    return exp.Table(this=exp.Anonymous(this="read_parquet", expressions=[paths]))
+    options = [exp.EQ(this=exp.column("file_row_number"), expression=exp.true())] if file_row_number else []
+    return exp.Table(this=exp.Anonymous(this="read_parquet", expressions=[paths, *options]))
 
 
 def located(con: Any, table: str, condition: exp.Expression, value: exp.Expression, *, column: str | None,

@@ -10,8 +10,9 @@ Why a plaintext footer: every other column stays readable without any key, by py
 own ``read_parquet`` — so a step that needs no C2 column never unwraps a key and never decrypts a C2 value.
 DuckDB cannot decrypt pyarrow's files itself (its Parquet encryption is uniform, footer-key only, and
 does not read pyarrow's key material), so :func:`duckdb_view` joins DuckDB's native scan of the plaintext
-columns with the C2 columns decrypted by pyarrow, row by row (``POSITIONAL JOIN``): the C2 scan runs only
-when a query uses a C2 column. Spark reads an encrypted file through pyarrow as a whole (:func:`read_table`).
+columns with the C2 columns decrypted by pyarrow, row by row (``POSITIONAL JOIN``, one per range of row
+groups): the C2 scan runs only when a query uses a C2 column, and only for the C2 columns it uses.
+Spark reads an encrypted file through pyarrow as a whole (:func:`read_table`).
 
 The files' schema metadata names the encrypted columns (``lifeloop.encrypted``), which is how a reader
 knows a file needs keys; a file without it is plaintext (a lake written before encryption was switched
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 META_KEY = b"lifeloop.encrypted"
 COLUMN_KEY = "lake.c2"
 FOOTER_KEY = "lake.footer"
+# not a key: wrapping it makes pyarrow create (and cache) its KMS client in the caller's thread, loads no key
+PROBE_KEY = "lake.probe"
+KMS_INSTANCE = "lifeloop"
+# how long pyarrow keeps its KMS client (and key caches): longer than any query (see LakeCrypto.prime)
+CACHE_LIFETIME = dt.timedelta(days=1)
 
 
 def c2_columns(table_name: str) -> list[str]:
@@ -65,6 +71,7 @@ class LakeCrypto:
         self.encrypt = encrypt
         self._factory: Any = None
         self.unwrapped: list[str] = []   # master key ids asked of the key manager (tests, and to prove laziness)
+        self.kms_clients = 0             # KMS clients pyarrow made (tests: one, made by prime)
         self._cache: dict[tuple[str, str], bytes] = {}
 
     # ---------------------------------------------------------------- pyarrow's crypto factory and KMS client
@@ -79,8 +86,11 @@ class LakeCrypto:
 
                 def __init__(self, _config: Any):
                     pe.KmsClient.__init__(self)
+                    crypto.kms_clients += 1
 
                 def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
+                    if master_key_identifier == PROBE_KEY:
+                        return ""
                     return crypto._keys().manager.wrap(master_key_identifier, bytes(key_bytes))
 
                 def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
@@ -91,8 +101,29 @@ class LakeCrypto:
                         crypto._cache[(master_key_identifier, wrapped_key)] = found
                     return found
 
-            self._factory = (pe.CryptoFactory(lambda config: BankKms(config)), pe.KmsConnectionConfig())
+            # a fixed KMS instance: pyarrow caches its client by instance id, which a reader would otherwise take
+            # from each file's key material and a writer from this config (two clients, one made mid-scan)
+            self._factory = (pe.CryptoFactory(lambda config: BankKms(config)),
+                             pe.KmsConnectionConfig(kms_instance_id=KMS_INSTANCE, kms_instance_url=KMS_INSTANCE))
+            self.prime()
         return self._factory
+
+    def prime(self) -> None:
+        """Have pyarrow create its KMS client now, in this thread, so no scan ever has to.
+
+        pyarrow creates the client (our Python ``BankKms``) under a lock of its own; a scan that did so on
+        one of pyarrow's threads would wait for the GIL while holding that lock, and a DuckDB thread that
+        holds the GIL while opening another encrypted file (``Scanner.to_reader``) would wait for the lock:
+        a deadlock, seen when DuckDB ran two pairings at once. Once the client is cached, a scan's key
+        unwraps call Python under no lock. Wrapping the probe key uses no key of the bank's, and the
+        cache outlives any query; called again before each view (a cleared cache is filled again here).
+        """
+        import pyarrow.parquet.encryption as pe
+
+        factory, kms = self._crypto()
+        factory.file_encryption_properties(kms, pe.EncryptionConfiguration(
+            footer_key=PROBE_KEY, uniform_encryption=True, plaintext_footer=True, double_wrapping=False,
+            cache_lifetime=CACHE_LIFETIME))
 
     def encryption_properties(self, columns: Sequence[str]) -> Any:
         import pyarrow.parquet.encryption as pe
@@ -101,15 +132,14 @@ class LakeCrypto:
         config = pe.EncryptionConfiguration(footer_key=FOOTER_KEY, column_keys={COLUMN_KEY: list(columns)},
                                             encryption_algorithm="AES_GCM_V1", plaintext_footer=True,
                                             double_wrapping=False, data_key_length_bits=256,
-                                            cache_lifetime=dt.timedelta(minutes=10))
+                                            cache_lifetime=CACHE_LIFETIME)
         return factory.file_encryption_properties(kms, config)
 
     def decryption_properties(self) -> Any:
         import pyarrow.parquet.encryption as pe
 
         factory, kms = self._crypto()
-        return factory.file_decryption_properties(kms, pe.DecryptionConfiguration(
-            cache_lifetime=dt.timedelta(minutes=10)))
+        return factory.file_decryption_properties(kms, pe.DecryptionConfiguration(cache_lifetime=CACHE_LIFETIME))
 
     def scan_options(self) -> Any:
         """pyarrow dataset scan options that decrypt (keys are unwrapped only for columns actually read)."""
@@ -117,8 +147,8 @@ class LakeCrypto:
         import pyarrow.parquet.encryption as pe
 
         factory, kms = self._crypto()
-        config = ds.ParquetDecryptionConfig(factory, kms, pe.DecryptionConfiguration(
-            cache_lifetime=dt.timedelta(minutes=10)))
+        self.prime()   # DuckDB scans with these on its own threads, several at once
+        config = ds.ParquetDecryptionConfig(factory, kms, pe.DecryptionConfiguration(cache_lifetime=CACHE_LIFETIME))
         return ds.ParquetFragmentScanOptions(decryption_config=config)
 
     # ---------------------------------------------------------------- writing
@@ -180,15 +210,53 @@ def _plain_schema(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata(meta or None)
 
 
+# rows per pairing of DuckDB's scan with pyarrow's decryption (whole row groups; a file with fewer is one
+# pairing): a positional join is a single-threaded source, so a large file is paired in several ranges that
+# DuckDB runs side by side (module attribute so tests can make it small)
+PAIR_ROWS = 1 << 19
+
+
+def row_ranges(path: Path, rows: int | None = None) -> list[tuple[list[int], int, int]]:
+    """A file's row groups in consecutive runs of at least ``rows`` rows: (row groups, first row, end row).
+
+    Reads only the footer, which is plaintext: no key is used."""
+    import pyarrow.parquet as pq
+
+    rows = PAIR_ROWS if rows is None else rows
+    meta = pq.read_metadata(path)
+    ranges: list[tuple[list[int], int, int]] = []
+    groups: list[int] = []
+    start = end = 0
+    for k in range(meta.num_row_groups):
+        groups.append(k)
+        end += meta.row_group(k).num_rows
+        if end - start >= rows:
+            ranges.append((groups, start, end))
+            groups, start = [], end
+    if groups or not ranges:
+        ranges.append((groups, start, end))
+    return ranges
+
+
 def duckdb_view(con: Any, name: str, files: Sequence[Path], crypto: LakeCrypto | None,
                 read_parquet: Callable[[list[Path], bool], str]) -> str:
     """SQL of a view over lake files for DuckDB, decrypting C2 columns only when a query reads them.
 
     Plaintext files are read by DuckDB as they are (``read_parquet(sql_of(files, file_row_number))``). For an
     encrypted file, the plaintext columns come from DuckDB's scan and the encrypted ones from a pyarrow
-    dataset that decrypts them, joined by position in the file; files are then unioned by name.
+    dataset that decrypts them, joined by position (``POSITIONAL JOIN``), one pairing per range of row groups
+    (:func:`row_ranges`: DuckDB's side reads the range by ``file_row_number``, which skips the other row groups;
+    pyarrow's side is a fragment of the same row groups); the pairings and files are unioned by name.
+
+    A positional join cannot run on more than one thread, so one pairing for a whole large file would make the
+    query above it single-threaded; several ranges let DuckDB run them side by side when the query does not ask
+    for insertion order (the engine's connection does not: ``preserve_insertion_order = false``). Nothing is
+    decrypted or unwrapped here: the keys are used when a query scans a C2 column (projection pushdown into
+    the pyarrow dataset), for the row groups it reads, every time it reads them (nothing decrypted is kept).
     """
     import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
 
     encrypted = {f: encrypted_columns(f) for f in files}
     if not any(encrypted.values()):
@@ -198,19 +266,31 @@ def duckdb_view(con: Any, name: str, files: Sequence[Path], crypto: LakeCrypto |
                         hint="open the workspace through lifeloop.context.Context (it reads lifeloop.yaml's "
                              "keys: section)")
     parts = []
+    plaintext = [f for f in files if not encrypted[f]]
+    if plaintext:
+        parts.append(f"SELECT * FROM {read_parquet(plaintext, False)}")
+    fmt = ds.ParquetFileFormat(default_fragment_scan_options=crypto.scan_options())
+    local = pafs.LocalFileSystem()
     for i, f in enumerate(files):
         secret = encrypted[f]
         if not secret:
-            parts.append(f"SELECT * FROM {read_parquet([f], False)}")
             continue
-        rel = f"{name}__c2_{i}"
-        dataset = ds.dataset([str(f)], format=ds.ParquetFileFormat(default_fragment_scan_options=crypto.scan_options()))
-        con.register(rel, dataset)
+        schema = pq.read_schema(f)   # the plaintext footer: no key
         plain = ", ".join(_quote(c) for c in secret)
         c2 = ", ".join(f"c.{_quote(c)}" for c in secret)
-        # the two sides are one file read twice; a positional join pairs row k with row k
-        parts.append(f"SELECT p.* EXCLUDE ({plain}), {c2} FROM {read_parquet([f], False)} AS p "
-                     f"POSITIONAL JOIN (SELECT {plain} FROM {_quote(rel)}) AS c")
+        ranges = row_ranges(f)
+        for j, (groups, start, end) in enumerate(ranges):
+            rel = f"{name}__c2_{i}_{j}"
+            # a fragment made from the path and row groups reads no footer until it is scanned
+            con.register(rel, ds.FileSystemDataset([fmt.make_fragment(str(f), local, row_groups=groups)], schema, fmt))
+            if len(ranges) == 1:
+                scan = read_parquet([f], False)
+            else:
+                scan = (f"(SELECT * EXCLUDE (file_row_number) FROM {read_parquet([f], True)} "
+                        f"WHERE file_row_number >= {start} AND file_row_number < {end})")
+            # the two sides are the same rows of one file read twice; a positional join pairs row k with row k
+            parts.append(f"SELECT p.* EXCLUDE ({plain}), {c2} FROM {scan} AS p "
+                         f"POSITIONAL JOIN (SELECT {plain} FROM {_quote(rel)}) AS c")
     return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
 
 

@@ -23,12 +23,14 @@ def _create_view(name: str, query: exp.Expression) -> exp.Create:
                       properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
 
 
-def _read_parquet(files: Sequence[Path]) -> exp.Expression:
+def _read_parquet(files: Sequence[Path], file_row_number: bool = False) -> exp.Expression:
     paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
     # the lake's as_of=D folders look like Hive partitions; they are not columns of the table
-    return exp.Anonymous(this="read_parquet", expressions=[
-        paths, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
-        exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false())])
+    options = [exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
+               exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false())]
+    if file_row_number:   # the row's position in its file (lifeloop.store.lake_crypto pairs encrypted files by it)
+        options.append(exp.EQ(this=exp.column("file_row_number"), expression=exp.true()))
+    return exp.Anonymous(this="read_parquet", expressions=[paths, *options])
 
 
 class DuckDBAdapter(Adapter):
@@ -45,6 +47,10 @@ class DuckDBAdapter(Adapter):
 
         self._duckdb = duckdb
         self.con = duckdb.connect(":memory:")
+        # results come in no particular order unless a query says ORDER BY, as on Spark (published files are
+        # sorted by write_arrow): DuckDB may then run the branches of a UNION ALL side by side, which the
+        # encrypted lake's pairings of plaintext and decrypted columns need (lifeloop.store.lake_crypto)
+        self.con.execute("SET preserve_insertion_order = false")
         if threads:
             self.con.execute("SET threads = ?", [int(threads)])  # a bound parameter, not SQL text
         if memory_limit:
@@ -56,7 +62,7 @@ class DuckDBAdapter(Adapter):
 
     def register_lake(self, name: str, files: Sequence[Path], crypto: LakeCrypto | None) -> None:
         """A view over lake files: plaintext columns read in place, C2 ones decrypted only when a query reads them."""
-        sql = duckdb_view(self.con, name, files, crypto, lambda fs, _: _read_parquet(fs).sql(dialect="duckdb"))
+        sql = duckdb_view(self.con, name, files, crypto, lambda fs, rn: _read_parquet(fs, rn).sql(dialect="duckdb"))
         try:
             self.con.execute(f'CREATE OR REPLACE TEMPORARY VIEW "{name}" AS {sql}')
         except self._duckdb.Error as exc:
