@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from features import D, prepare_bank  # noqa: E402
 
+from lifeloop.config.shelf import CHURN_FEATURES, BoostingSpec, ModelSpec  # noqa: E402
 from lifeloop.context import Context  # noqa: E402
 from lifeloop.models import catalogue, registry  # noqa: E402
-from lifeloop.models.contract import CHURN_FEATURES, BoostingSpec, ModelSpec  # noqa: E402
 from lifeloop.models.labels import matrix  # noqa: E402
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from lifeloop import pipeline
 from lifeloop.config.loader import ConfigFolder
 from lifeloop.config.masking import masking_policy
+from lifeloop.config.shelf import ModelsConfig
 from lifeloop.contract import Bank, StepResult
 from lifeloop.data import ingest as ingesting
 from lifeloop.data import simulator
@@ -27,7 +28,6 @@ from lifeloop.models import evaluation as model_evaluation
 from lifeloop.models import monitor as model_monitor
 from lifeloop.models import registry as model_registry
 from lifeloop.models import training as model_training
-from lifeloop.models.contract import ModelsConfig
 from lifeloop.realtime import decide as realtime_decide
 from lifeloop.realtime import intake as event_intake
 from lifeloop.realtime import kafka as event_kafka

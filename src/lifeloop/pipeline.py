@@ -36,7 +36,7 @@ from lifeloop.strategy import audiences, plan
 
 # the order of a full daily run
 STEPS: dict[str, Step] = {s.name: s for s in (
-    features.STEP, lifecycle.STEP, segments.STEP, clusters.STEP, scores.STEP,
+    features.STEP, lifecycle.STEP, scores.STEP, segments.STEP, clusters.STEP,
     outcomes.STEP, evidence.STEP,
     audiences.STEP, plan.STEP,
     dispatch.STEP, timers.STEP,

@@ -34,6 +34,7 @@ from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.config.loader import LocatedYaml, load_yaml, validate_model
 from lifeloop.config.masking import MaskingConfig
 from lifeloop.config.segments import SegmentsConfig
+from lifeloop.config.shelf import ModelsConfig
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.config.tags import TagsConfig
 from lifeloop.config.types import LENIENT_NAMES
@@ -45,7 +46,6 @@ from lifeloop.insight.features import feature_schema
 from lifeloop.insight.lifecycle import check_stages
 from lifeloop.insight.segments import check_segments
 from lifeloop.insight.segments import output_schema as segments_schema
-from lifeloop.models.contract import ModelsConfig
 from lifeloop.store.lake import Lake
 from lifeloop.strategy.audiences import audience_columns
 from lifeloop.strategy.checks import check_audiences, check_references, check_structure
@@ -140,6 +140,8 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
     loaded = {name: c.load(name) for name in FILES}
 
     features = _features(c, loaded["tags"])
+    shelf = loaded["models"][0] if loaded.get("models") else ModelsConfig()
+    models = {m.name: m.kind for m in shelf.models}    # what score('name') may read in tiers, groups, audiences
     stages = segment_names = segment_columns = None
     if loaded["lifecycle"]:
         config, doc = loaded["lifecycle"]
@@ -150,7 +152,7 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
         segment_names = {t.name for t in config.tiers} | {g.name for g in config.groups} \
             | {m.name for m in config.micro_segments}
         segment_columns = feature_columns(segments_schema(config))
-        _add(c, check_segments(config, features, as_of, doc))
+        _add(c, check_segments(config, features, as_of, doc, models=models))
     elif c.raw.get("segments") is not None:
         # a segments.yaml with a schema error still names its groups: audiences are checked against those
         segment_columns = _segment_columns(c.raw["segments"])
@@ -168,9 +170,7 @@ def check_workspace(config_dir: Path, *, lake: Lake | None = None, as_of: dt.dat
         except ConfigError as exc:
             c.failed(exc, doc.file)
         if features is not None and segment_columns is not None:
-            shelf = loaded["models"][0] if loaded.get("models") else ModelsConfig()
-            _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc,
-                                    models={m.name: m.kind for m in shelf.models}))
+            _add(c, check_audiences(config, audience_columns(features, segment_columns), as_of, doc, models=models))
     if loaded.get("channels"):
         _check_replay(c, *loaded["channels"])
         policy = loaded["masking"][0].policy(c.display("masking")) if loaded.get("masking") else DEFAULT_POLICY

@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lifeloop.config.shelf import CHURN_FEATURES, BoostingSpec, ClvSpec, ModelSpec
 from lifeloop.context import Context
 from lifeloop.models import catalogue, registry
 from lifeloop.models.clv import rfm_summary
 from lifeloop.models.clv.shelf import ClvShelfModel
 from lifeloop.models.clv.shelf import matrix as rfm_matrix
-from lifeloop.models.contract import CHURN_FEATURES, BoostingSpec, ClvSpec, ModelSpec
 from lifeloop.models.labels import matrix
 from tests.factories import allow_days_after_batch
 from tests.fixtures_bank import LATER, publish_batch, publish_tiny_bank

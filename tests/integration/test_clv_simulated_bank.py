@@ -141,4 +141,34 @@ def test_the_daily_run_scores_clv_as_of_d_and_selects_by_it_in_a_rule_and_a_rank
     top = sorted(c for _, c in order[:int(np.ceil(0.05 * scored.num_rows))])
     assert chosen("wealth_churn_retention") == top
     assert ctx.lake.manifest("audiences", last)["models_read"]["dormant_reactivation"] == ["clv"]
+
+    # value tiers by CLV (客户终身价值分层): tier_measure score('clv'), tiers cut at the CLV's quartiles
+    q1, q2, q3 = (round(float(np.quantile(expected, q)), 2) for q in (0.25, 0.5, 0.75))
+    path = ctx.config_dir / "segments.yaml"
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("  - {name: mass,"))
+    lines[first:first + 4] = [f"  - {{name: mass, min: 0, max: {q1}}}",
+                              f"  - {{name: potential, min: {q1}, max: {q2}}}",
+                              f"  - {{name: wealth, min: {q2}, max: {q3}}}", f"  - {{name: private, min: {q3}}}"]
+    text = "\n".join(lines).replace("tier_measure: aum", "tier_measure: \"score('clv')\"")
+    path.write_text(text + "\n", encoding="utf-8")
+    ctx.close()
+    ctx = Context(tmp_path / "ws")    # a context reads each config file once
+    ctx.run(last, ["segments"])
+    got = ctx.snapshot("segments", last)
+    clv = dict(zip(scores["customer_id"].to_pylist(), scores["score"].to_pylist(), strict=True))
+
+    def tier(v):
+        v = round(v, 2)   # the measure is kept as DECIMAL(18,2) and compared unrounded: only cents at a cut differ
+        return "mass" if v < q1 else "potential" if v < q2 else "wealth" if v < q3 else "private"
+
+    want = {c: tier(clv.get(c, 0.0)) for c in got["customer_id"].to_pylist()}
+    have = dict(zip(got["customer_id"].to_pylist(), got["tier"].to_pylist(), strict=True))
+    near_a_cut = {c for c in want if min(abs(clv.get(c, 0.0) - q) for q in (q1, q2, q3)) < 0.01}
+    assert {c: t for c, t in have.items() if c not in near_a_cut} == {c: t for c, t in want.items()
+                                                                     if c not in near_a_cut}
+    assert len(set(have.values())) == 4 and len(near_a_cut) < 5
+    measure = dict(zip(got["customer_id"].to_pylist(), got["aum"].to_pylist(), strict=True))   # the tier measure
+    assert all(abs(float(m) - clv.get(c, 0.0)) <= 0.005 for c, m in measure.items())
     ctx.close()

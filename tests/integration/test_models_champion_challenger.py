@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from lifeloop.config.shelf import CHURN_FEATURES, BoostingSpec, ModelSpec
 from lifeloop.context import Context
 from lifeloop.data.access import Grant, PermissionDenied, Principal
 from lifeloop.errors import DataError
 from lifeloop.models import catalogue, registry
-from lifeloop.models.contract import CHURN_FEATURES, BoostingSpec, ModelSpec
 from lifeloop.models.labels import matrix
 from lifeloop.store.ops.database import session_factory, unit_of_work
 from lifeloop.store.ops.migrations import upgrade

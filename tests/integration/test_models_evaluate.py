@@ -15,10 +15,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from typer.testing import CliRunner
 
 from lifeloop.cli.app import app
+from lifeloop.config.shelf import CHURN_FEATURES, BoostingSpec, LabelSpec, ModelSpec
 from lifeloop.context import Context
 from lifeloop.errors import DataError, NotFoundError
 from lifeloop.models import catalogue, labels, registry
-from lifeloop.models.contract import CHURN_FEATURES, BoostingSpec, LabelSpec, ModelSpec
 from lifeloop.models.evaluation import evaluate
 from tests.conformance.test_scores_duckdb_vs_spark import features_table
 

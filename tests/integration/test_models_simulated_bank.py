@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lifeloop.cli.app import app
+from lifeloop.config.shelf import ModelsConfig
 from lifeloop.context import Context
 from lifeloop.models import labels, registry, training
-from lifeloop.models.contract import ModelsConfig
 from lifeloop.models.labels import matrix
 from tests.integration.test_kpis_simulated_bank import split_into_month_batches
 

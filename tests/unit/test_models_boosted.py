@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from lifeloop.config.shelf import BoostingSpec, ModelSpec
 from lifeloop.models import registry
 from lifeloop.models.boosted import BoostedChurn
-from lifeloop.models.contract import BoostingSpec, ModelSpec
 from lifeloop.models.scores import score_table
 from lifeloop.store.lake import Lake
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from lifeloop.config.shelf import ModelsConfig, ModelSpec
 from lifeloop.models import catalogue
 from lifeloop.models.clv.shelf import ClvShelfModel
-from lifeloop.models.contract import ModelsConfig, ModelSpec
 
 
 def test_a_clv_model_needs_no_offer_or_features_and_takes_the_bg_nbd_gamma_gamma_estimator():

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from lifeloop.config.shelf import ModelSpec
 from lifeloop.models import monitor
 from lifeloop.models.churn import ChurnScorecard
-from lifeloop.models.contract import ModelSpec
 
 
 def test_psi_of_four_bins_matches_the_hand_computation():

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from lifeloop.config.shelf import LabelSpec, ModelSpec
 from lifeloop.errors import DataError
 from lifeloop.models import labels, metrics, registry
 from lifeloop.models.churn import ChurnScorecard, bin_label, cut, quantile_edges
-from lifeloop.models.contract import LabelSpec, ModelSpec
 from lifeloop.models.scores import deciles
 from lifeloop.store.lake import Lake
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lifeloop.config.shelf import BoostingSpec, ModelSpec
 from lifeloop.errors import DataError
 from lifeloop.models import qini, uplift
-from lifeloop.models.contract import BoostingSpec, ModelSpec
 from lifeloop.models.trees import Forest, export
 from lifeloop.models.uplift import ResponseModel, TLearner, XLearner, classifier, regressor
 

@@ -153,3 +153,69 @@ def test_a_threshold_that_repeats_a_tier_bound_is_refused():
     with pytest.raises(ConfigError) as info:
         segments.segments_query(validate_model(SegmentsConfig, doc), feature_columns(FEATURE_SCHEMA), "f", AS_OF, doc)
     assert "'all_min' is already defined by the tiers" in str(info.value)
+
+
+# -- tiers and rules that read a model's score (CLV tiers, 客户终身价值分层) -------------------------------------
+
+SHELF = {"clv": "clv", "churn": "classifier"}
+
+
+def _scores_file(path, rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"model": [r[0] for r in rows], "customer_id": [r[1] for r in rows],
+                             "score": [r[2] for r in rows]}), path)
+    return path
+
+
+def _with(config, **changes):
+    data = config[0].model_dump(mode="json", exclude_defaults=False)
+    data.update(changes)
+    return SegmentsConfig.model_validate(data)
+
+
+def test_tiers_by_clv_put_each_customer_by_their_lifetime_value_not_their_aum(engine, config, tmp_path):
+    by_clv = _with(config, tier_measure="score('clv')")
+    rows = [customer("rich_idle", aum=900000), customer("poor_busy", aum=1000), customer("unscored", aum=7000000)]
+    scores = _scores_file(tmp_path / "s.parquet", [("clv", "rich_idle", 1200.0), ("clv", "poor_busy", 650000.0),
+                                                   ("churn", "rich_idle", 0.9), ("churn", "unscored", 0.1)])
+    table, _ = segments.assign(engine, by_clv, write_features(tmp_path / "f.parquet", rows), AS_OF, None,
+                               models=SHELF, scores_file=scores)
+    got = {r["customer_id"]: (r["tier"], str(r["aum"])) for r in table.to_pylist()}
+    # the measure column holds the CLV (rounded to cents); a customer without a CLV counts as 0, like a NULL AUM
+    assert got == {"rich_idle": ("mass", "1200.00"), "poor_busy": ("wealth", "650000.00"), "unscored": ("mass", "0.00")}
+
+
+def test_a_group_rule_may_read_a_score(engine, config, tmp_path):
+    data = config[0].model_dump(mode="json")
+    data["groups"] = [*data["groups"], {"name": "at_risk", "when": "score('churn') >= 0.6 AND aum >= 1000"}]
+    cfg = SegmentsConfig.model_validate(data)
+    rows = [customer("a", aum=5000), customer("b", aum=5000), customer("c", aum=10)]
+    scores = _scores_file(tmp_path / "s.parquet", [("churn", "a", 0.7), ("churn", "b", 0.2), ("churn", "c", 0.9)])
+    table, _ = segments.assign(engine, cfg, write_features(tmp_path / "f.parquet", rows), AS_OF, None,
+                               models=SHELF, scores_file=scores)
+    assert {r["customer_id"]: r["seg_at_risk"] for r in table.to_pylist()} == {"a": True, "b": False, "c": False}
+
+
+def test_a_score_of_an_undeclared_model_is_a_located_problem_naming_the_known_ones(config):
+    cfg = _with(config, tier_measure="score('cvl')")
+    errors, _ = segments.check_segments(cfg, feature_columns(FEATURE_SCHEMA), AS_OF, None, models=SHELF)
+    assert [(e.field, "unknown model 'cvl'" in e.message, "did you mean 'clv'" in e.message) for e in errors] == [
+        ("tier_measure", True, True)]
+    text = _with(config, tier_measure="'wealth'")
+    errors, _ = segments.check_segments(text, feature_columns(FEATURE_SCHEMA), AS_OF, None, models=SHELF)
+    assert [e.field for e in errors] == ["tier_measure"] and "needs a number" in errors[0].message
+
+
+def test_a_day_without_the_models_scores_is_refused_not_everyone_in_the_lowest_tier(engine, config, tmp_path):
+    from lifeloop.errors import DataError
+
+    by_clv = _with(config, tier_measure="score('clv')")
+    features = write_features(tmp_path / "f.parquet", [customer("a", aum=5000)])
+    only_churn = _scores_file(tmp_path / "s.parquet", [("churn", "a", 0.5)])
+    with pytest.raises(DataError, match=r"score\('clv'\).*have none") as err:
+        segments.assign(engine, by_clv, features, AS_OF, None, models=SHELF, scores_file=only_churn)
+    assert "models promote" in err.value.hint
+    with pytest.raises(DataError, match="has no scores"):
+        segments.assign(engine, by_clv, features, AS_OF, None, models=SHELF, scores_file=None)

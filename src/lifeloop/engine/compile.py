@@ -62,6 +62,17 @@ def score_column(model: str) -> str:
     return f"_score__{model}"
 
 
+def scores_query(scores: str, models: list[str]) -> exp.Select:
+    """The day's scores pivoted: one row per customer, one column per model (``score('churn')`` reads it);
+    audiences and segments join it by customer."""
+    cols: list[exp.Expression] = [exp.column("customer_id")]
+    for m in models:
+        pick = exp.Case(ifs=[exp.If(this=exp.EQ(this=exp.column("model"), expression=exp.Literal.string(m)),
+                                    true=exp.column("score"))])
+        cols.append(exp.alias_(exp.Max(this=pick), score_column(m), quoted=True))
+    return exp.select(*cols).from_(scores).group_by(exp.column("customer_id"))
+
+
 def model_calls(tree: exp.Expression, models: Mapping[str, str], where: str, text: str) -> dict[exp.Expression, str]:
     """Each ``score('name')`` / ``uplift('name')`` call of a parsed rule and the model it names, checked:
     one quoted model name, a model declared in config/models.yaml, ``uplift()`` only of an uplift model."""

@@ -21,8 +21,17 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from lifeloop.config.segments import SegmentsConfig
+from lifeloop.config.shelf import ModelsConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
-from lifeloop.engine.compile import compile_rule, contradictions, feature_columns, rule_problem
+from lifeloop.engine.compile import (
+    compile_rule,
+    compile_value,
+    contradictions,
+    feature_columns,
+    rule_problem,
+    score_column,
+    scores_query,
+)
 from lifeloop.errors import ConfigError, DataError, Problem
 
 if TYPE_CHECKING:
@@ -94,26 +103,38 @@ def _num(v: float | None) -> exp.Literal:
 
 
 def segments_query(config: SegmentsConfig, columns: Mapping[str, str], features: str, as_of: dt.date,
-                   doc: LocatedYaml | None = None) -> tuple[exp.Select, list[Problem]]:
-    """The segments query over a feature relation, and warnings (rules that can never fire)."""
-    query, warnings = _segments(config, columns, features, as_of, doc, errors=None)
+                   doc: LocatedYaml | None = None, models: Mapping[str, str] | None = None,
+                   scores: str | None = None) -> tuple[exp.Select, list[Problem]]:
+    """The segments query over a feature relation, and warnings (rules that can never fire).
+
+    With ``models`` (declared model name -> kind) the tier measure and the rules may read a model's score of
+    the day (``tier_measure: score('clv')``); ``meta["models"]`` of the query lists the models read, whose
+    long scores relation ``scores`` (model, customer_id, score) is then joined by customer.
+    """
+    query, warnings = _segments(config, columns, features, as_of, doc, errors=None, models=models, scores=scores)
     assert query is not None
     return query, warnings
 
 
 def check_segments(config: SegmentsConfig, columns: Mapping[str, str] | None, as_of: dt.date,
-                   doc: LocatedYaml | None = None) -> tuple[list[Problem], list[Problem]]:
+                   doc: LocatedYaml | None = None, models: Mapping[str, str] | None = None
+                   ) -> tuple[list[Problem], list[Problem]]:
     """Every problem of tiers, groups and micro-segments at once, as (errors, warnings), never raising.
 
     Rules are compiled only when the feature ``columns`` are known (a broken tags.yaml leaves them unknown).
     """
     errors: list[Problem] = []
-    _, warnings = _segments(config, columns, "features", as_of, doc, errors=errors)
+    _, warnings = _segments(config, columns, "features", as_of, doc, errors=errors, models=models, scores=None)
     return errors, warnings
 
 
+def _is_column_name(text: str) -> bool:
+    return text.replace("_", "a").isalnum() and not text[0].isdigit()
+
+
 def _segments(config: SegmentsConfig, columns: Mapping[str, str] | None, features: str, as_of: dt.date,
-              doc: LocatedYaml | None, errors: list[Problem] | None) -> tuple[exp.Select | None, list[Problem]]:
+              doc: LocatedYaml | None, errors: list[Problem] | None, models: Mapping[str, str] | None,
+              scores: str | None) -> tuple[exp.Select | None, list[Problem]]:
     """Build the query, raising at the first failing check; given ``errors``, collect every problem there instead."""
     file = doc.file if doc else CONFIG
 
@@ -129,13 +150,25 @@ def _segments(config: SegmentsConfig, columns: Mapping[str, str] | None, feature
         check_tiers(config, doc)
     except ConfigError as exc:
         fail(exc)
-    if columns is not None and config.tier_measure not in columns:
+    measure_tree: exp.Expression | None = None
+    read: set[str] = set()   # models whose scores the measure or the rules read
+    if columns is not None and _is_column_name(config.tier_measure) and config.tier_measure not in columns:
         close = difflib.get_close_matches(config.tier_measure, list(columns), n=1)
         message = f"tier_measure {config.tier_measure!r} is not a feature column" + (
             f"; did you mean {close[0]!r}?" if close else "")
-        hint = "name a feature of config/tags.yaml, e.g. aum"
+        hint = "name a feature of config/tags.yaml, e.g. aum, or a model's score, e.g. score('clv')"
         fail(ConfigError(f"{file}: {message}", hint=hint, problems=[
             Problem(message, file=file, line=line("tier_measure"), field="tier_measure", hint=hint)]))
+    elif columns is not None:
+        where = f"{file}:{line('tier_measure')} tier_measure" if line("tier_measure") else f"{file} tier_measure"
+        try:
+            measure_tree = compile_value(config.tier_measure, columns=columns, thresholds={}, as_of=as_of,
+                                         where=where, models=models if models is not None else {})
+            read |= measure_tree.meta["models"]
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(rule_problem(exc, where, file=file, line=line("tier_measure"), field="tier_measure"))
     # every tier's lower bound is a threshold too (wealth_min, private_min), so rules follow the tiers
     thresholds = {f"{t.name}_min": t.min for t in config.tiers}
     for name in sorted(set(thresholds) & set(config.thresholds)):
@@ -149,7 +182,8 @@ def _segments(config: SegmentsConfig, columns: Mapping[str, str] | None, feature
     building = errors is None  # collecting checks only; the tiers may not even partition
     cols: list[exp.Expression] = []
     if building:
-        measure = exp.func("coalesce", exp.column(config.tier_measure, quoted=True), exp.Literal.number(0))
+        assert measure_tree is not None
+        measure = exp.func("coalesce", exp.Paren(this=measure_tree), exp.Literal.number(0))
         cols = [exp.column("customer_id"), exp.alias_(tier_case(config, measure), "tier"),
                 exp.alias_(exp.cast(measure.copy(), "DECIMAL(18,2)"), "aum")]
     micro_ifs: list[exp.If] = []
@@ -167,7 +201,9 @@ def _segments(config: SegmentsConfig, columns: Mapping[str, str] | None, feature
                 continue
             where = f"{file}:{ln} {key[:-1].replace('_', '-')} {rule.name}" if ln else f"{file} {rule.name}"
             try:
-                tree = compile_rule(rule.when, columns=columns, thresholds=thresholds, as_of=as_of, where=where)
+                tree = compile_rule(rule.when, columns=columns, thresholds=thresholds, as_of=as_of, where=where,
+                                    models=models if models is not None else {})
+                read |= tree.meta["models"]
             except ConfigError as exc:
                 if errors is None:
                     raise
@@ -188,7 +224,22 @@ def _segments(config: SegmentsConfig, columns: Mapping[str, str] | None, feature
     primary = exp.Case(ifs=micro_ifs, default=exp.cast(exp.null(), "VARCHAR")) if micro_ifs else \
         exp.cast(exp.null(), "VARCHAR")
     cols.append(exp.alias_(primary, "micro_segment"))
-    return exp.select(*cols).from_(features), warnings
+    query = exp.select(*cols).from_(features)
+    if read:
+        if scores is None:
+            raise DataError(f"{file}: the tiers or rules read the scores of {', '.join(sorted(read))}, and this day "
+                            "has no scores", hint="fit and promote the model (lifeloop models fit/promote) and run "
+                            "the scores step first, or measure tiers by a feature (tier_measure: aum)")
+        base = exp.select(exp.Star(), *[exp.column(score_column(m), table="m", quoted=True) for m in sorted(read)]
+                          ).from_(exp.to_table(features).as_("f")).join(
+            scores_query(scores, sorted(read)).subquery("m"),
+            on=exp.EQ(this=exp.column("customer_id", table="f"), expression=exp.column("customer_id", table="m")),
+            join_type="left")
+        # f.* and m's score columns only: customer_id comes once, from the features
+        base.expressions[0] = exp.Column(this=exp.Star(), table=exp.to_identifier("f"))
+        query = exp.select(*cols).from_(base.subquery("_seg_base"))
+    query.meta["models"] = frozenset(read)
+    return query, warnings
 
 
 def output_schema(config: SegmentsConfig) -> pa.Schema:
@@ -203,16 +254,30 @@ def output_schema(config: SegmentsConfig) -> pa.Schema:
 
 
 def assign(engine: Any, config: SegmentsConfig, features_file: Path, as_of: dt.date,
-           doc: LocatedYaml | None = None) -> tuple[pa.Table, list[Problem]]:
-    """Segments for one date on any engine: the Arrow result (sorted by customer) and warnings."""
+           doc: LocatedYaml | None = None, models: Mapping[str, str] | None = None,
+           scores_file: Path | None = None) -> tuple[pa.Table, list[Problem]]:
+    """Segments for one date on any engine: the Arrow result (sorted by customer) and warnings.
+
+    ``models`` (declared name -> kind) and the day's ``scores_file`` let tiers and rules read scores."""
     import pyarrow.parquet as pq
 
     columns = feature_columns(pq.read_schema(features_file))
     if "customer_id" not in columns:
         raise DataError(f"{features_file}: the feature snapshot has no customer_id column",
                         hint="re-run the features step")
-    query, warnings = segments_query(config, columns, "_segments_features", as_of, doc)
+    query, warnings = segments_query(config, columns, "_segments_features", as_of, doc, models=models,
+                                     scores="_segments_scores" if scores_file is not None else None)
     engine.register("_segments_features", [features_file])
+    if query.meta["models"]:
+        assert scores_file is not None
+        scored = set(pq.read_table(scores_file, columns=["model"])["model"].unique().to_pylist())
+        missing = sorted(query.meta["models"] - scored)
+        if missing:
+            raise DataError(f"config/segments.yaml: the tiers or rules read score({missing[0]!r}), and the scores "
+                            f"of {as_of} have none ({scores_file})",
+                            hint=f"promote a version of {missing[0]} (lifeloop models promote) and run the scores "
+                                 "step again, or measure tiers by a feature (tier_measure: aum)")
+        engine.register("_segments_scores", [scores_file])
     schema = output_schema(config)
     table = engine.to_arrow(query).select(schema.names).cast(schema).sort_by([("customer_id", "ascending")])
     return table, warnings
@@ -235,12 +300,16 @@ def sizes(table: pa.Table, config: SegmentsConfig) -> dict[str, dict[str, int]]:
 def compute(inputs: Inputs) -> Output:
     """Tiers, groups and micro-segments as of D from the day's features."""
     config = inputs.config("segments")
+    shelf = inputs.configs["models"][0] if "models" in inputs.configs else ModelsConfig()
+    scores = inputs.snapshots.get("scores")
     table, warnings = assign(inputs.engine, config, inputs.snapshot("features").file, inputs.as_of,
-                             inputs.doc("segments"))
+                             inputs.doc("segments"), models={m.name: m.kind for m in shelf.models},
+                             scores_file=scores.file if scores is not None else None)
     found = sizes(table, config)
     return Output(tables=[Table(AREA, table, ("customer_id",), output_schema(config))], manifest={"sizes": found},
                   summary=dict(found), warnings=[str(w) for w in warnings])
 
 
-STEP = Step(AREA, compute, reads=(Read("features"),), configs={"segments": SegmentsConfig}, writes=AREA,
+STEP = Step(AREA, compute, reads=(Read("features"), Read("scores", optional=True)),
+            configs={"segments": SegmentsConfig, "models": ModelsConfig}, writes=AREA,
             doc="segments (客群): value tiers, featured groups and micro-segments over the day's features")

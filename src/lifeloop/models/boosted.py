@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.shelf import ModelSpec
 from lifeloop.errors import DataError
 from lifeloop.models.churn import bin_label, cut, quantile_edges
-from lifeloop.models.contract import Model, ModelSpec
+from lifeloop.models.contract import Model
 from lifeloop.models.trees import Forest, export
 from lifeloop.models.uplift import classifier, fitted
 

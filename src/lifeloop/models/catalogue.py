@@ -11,10 +11,11 @@ saved as JSON, promoted and scored by the daily ``scores`` step like a built-in 
 
 from __future__ import annotations
 
+from lifeloop.config.shelf import PLUGIN_GROUP, ModelSpec
 from lifeloop.errors import DataError
 from lifeloop.models import boosted, churn, uplift
 from lifeloop.models.clv import shelf
-from lifeloop.models.contract import PLUGIN_GROUP, Model, ModelSpec
+from lifeloop.models.contract import Model
 
 BUILT_IN: dict[str, type[Model]] = {**churn.ESTIMATORS, **boosted.ESTIMATORS, **uplift.ESTIMATORS,
                                     **shelf.ESTIMATORS}

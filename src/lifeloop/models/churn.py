@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.shelf import ModelSpec
 from lifeloop.errors import DataError
-from lifeloop.models.contract import Model, ModelSpec
+from lifeloop.models.contract import Model
 
 if TYPE_CHECKING:
     import numpy as np

@@ -19,8 +19,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.shelf import ModelSpec
 from lifeloop.errors import DataError
-from lifeloop.models.contract import ModelSpec
 from lifeloop.models.labels import check_features, matrix
 from lifeloop.store.lake import Lake
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.shelf import LabelSpec
 from lifeloop.errors import DataError
-from lifeloop.models.contract import LabelSpec
 from lifeloop.store.lake import Lake
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lifeloop.models.contract import ReasonWords
+from lifeloop.config.shelf import ReasonWords
 
 if TYPE_CHECKING:
     import numpy as np

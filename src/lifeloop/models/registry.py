@@ -24,9 +24,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from lifeloop.config.shelf import ModelSpec
 from lifeloop.errors import DataError, NotFoundError
 from lifeloop.models import catalogue
-from lifeloop.models.contract import Model, ModelSpec
+from lifeloop.models.contract import Model
 from lifeloop.store.lake import Lake
 
 AREA = "models"

@@ -20,11 +20,12 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.shelf import ModelsConfig, ModelSpec, ReasonWords
 from lifeloop.contract import Inputs, Output, Read, Snapshot, Step, Table
 from lifeloop.errors import DataError
 from lifeloop.models import catalogue, labels, reasons, registry
 from lifeloop.models.clv import shelf
-from lifeloop.models.contract import Model, ModelsConfig, ModelSpec, ReasonWords
+from lifeloop.models.contract import Model
 
 if TYPE_CHECKING:
     import numpy as np

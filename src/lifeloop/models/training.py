@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from lifeloop.config.shelf import ModelSpec
 from lifeloop.errors import DataError
 from lifeloop.models import catalogue, entries, labels, metrics, qini, registry
 from lifeloop.models.clv import shelf
-from lifeloop.models.contract import Model, ModelSpec
+from lifeloop.models.contract import Model
 from lifeloop.store.lake import Lake
 
 RULE_STAGE = "declining"

@@ -25,10 +25,10 @@ from sqlglot import exp
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.lifecycle import HISTORY_COLUMNS, LifecycleConfig
 from lifeloop.config.segments import SegmentsConfig
+from lifeloop.config.shelf import ModelsConfig
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Inputs, Output, Read, Step, Table
-from lifeloop.engine.compile import feature_columns, score_column
-from lifeloop.models.contract import ModelsConfig
+from lifeloop.engine.compile import feature_columns, score_column, scores_query
 from lifeloop.strategy.checks import check_references, check_structure, compile_audiences
 from lifeloop.strategy.events import EVENT_COLUMNS, events_query
 from lifeloop.strategy.history import REFUSED, RESPONDED
@@ -66,16 +66,6 @@ def audience_columns(features: Mapping[str, str], segments: Mapping[str, str]) -
     feat = {k: v for k, v in features.items() if k not in EXCLUDED}
     seg = {k: v for k, v in segments.items() if k not in SEGMENT_EXCLUDED}
     return {"customer_id": "VARCHAR", **feat, **LIFECYCLE_COLUMNS, **seg, **EVENT_COLUMNS}
-
-
-def scores_query(scores: str, models: list[str]) -> exp.Select:
-    """The day's scores pivoted: one row per customer, one column per model (``score('churn')`` reads it)."""
-    cols: list[exp.Expression] = [exp.column("customer_id")]
-    for m in models:
-        pick = exp.Case(ifs=[exp.If(this=exp.EQ(this=exp.column("model"), expression=exp.Literal.string(m)),
-                                    true=exp.column("score"))])
-        cols.append(exp.alias_(exp.Max(this=pick), score_column(m), quoted=True))
-    return exp.select(*cols).from_(scores).group_by(exp.column("customer_id"))
 
 
 def base_query(features: str, lifecycle: str, segments: str, events: str, feature_columns: list[str],

@@ -25,11 +25,12 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from lifeloop.config.shelf import ModelSpec
 from lifeloop.models.clv.bgnbd import BetaGeoModel
 from lifeloop.models.clv.gamma_gamma import GammaGammaModel
 from lifeloop.models.clv.rfm import rfm_summary
 from lifeloop.models.clv.value import customer_lifetime_value, per_period_rate
-from lifeloop.models.contract import Model, ModelSpec
+from lifeloop.models.contract import Model
 
 if TYPE_CHECKING:
     import numpy as np
