@@ -1,5 +1,5 @@
 """DuckDB and Spark write the same scores file, byte for byte: the scorecard (reason codes in two languages), the
-boosted trees, over a features snapshot with missing values, decimals, booleans and ties, and a CLV model (BG/NBD and
+boosted trees (scikit-learn's and LightGBM's), over a features snapshot with missing values, decimals, booleans and ties, and a CLV model (BG/NBD and
 Gamma-Gamma) over an RFM summary of synthetic transactions, whose detail file (clv.parquet) is the same too.
 
 Spark scores in ``mapInArrow`` batches of 97 rows (so a batch boundary falls inside every decile); DuckDB in
@@ -75,12 +75,14 @@ def label(X: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def workspaces(tmp_path_factory):
-    """Two workspaces with the same features snapshot and the same two promoted churn models."""
+    """Two workspaces with the same features snapshot and the same promoted churn models (scorecard, scikit-learn's
+    trees, LightGBM) and CLV model."""
     features = features_table()
     X = matrix(features.sort_by("customer_id"), CHURN_FEATURES)
     y = label(X)
     specs = [ModelSpec(name="churn", estimator="scorecard"),
-             ModelSpec(name="churn_trees", estimator="hgb", boosting=BoostingSpec(max_iter=20, threads=1))]
+             ModelSpec(name="churn_trees", estimator="hgb", boosting=BoostingSpec(max_iter=20, threads=1)),
+             ModelSpec(name="churn_lgbm", estimator="lightgbm", boosting=BoostingSpec(max_iter=20, threads=1))]
     models = [catalogue.for_spec(s)(s).fit(X, y) for s in specs]
     txns = transactions()
     clv_spec = ModelSpec(name="clv", kind="clv", clv=ClvSpec(horizon_days=91, margin=0.004))
@@ -113,7 +115,7 @@ def test_duckdb_and_spark_write_the_same_scores_file(workspaces, spark):
     try:
         for engine, ctx in ctxs.items():
             [result] = ctx.run(AS_OF, steps=["scores"], engine=engine)
-            assert result.rows == 3 * N + 3    # CLV: N customers and the tiny bank's three with debits
+            assert result.rows == 4 * N + 3    # CLV: N customers and the tiny bank's three with debits
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     assert scores_file(ctxs["duckdb"]) == scores_file(ctxs["spark"])

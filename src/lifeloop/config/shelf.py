@@ -86,7 +86,7 @@ def plugin_names() -> list[str]:
 
 
 # which estimators each kind of model can use
-ESTIMATORS_OF_KIND = {"classifier": ("scorecard", "hgb"), "response": ("hgb",),
+ESTIMATORS_OF_KIND = {"classifier": ("scorecard", "hgb", "lightgbm"), "response": ("hgb",),
                       "uplift": ("t_learner", "x_learner"), "clv": ("bg_nbd_gamma_gamma",)}
 OUTCOMES = ("purchased", "active", "reactivated", "retained")
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from lifeloop.config.shelf import PLUGIN_GROUP, ModelSpec
 from lifeloop.errors import DataError
-from lifeloop.models import boosted, churn, uplift
+from lifeloop.models import boosted, churn, lightgbm, uplift
 from lifeloop.models.clv import shelf
 from lifeloop.models.contract import Model
 
-BUILT_IN: dict[str, type[Model]] = {**churn.ESTIMATORS, **boosted.ESTIMATORS, **uplift.ESTIMATORS,
-                                    **shelf.ESTIMATORS}
+BUILT_IN: dict[str, type[Model]] = {**churn.ESTIMATORS, **boosted.ESTIMATORS, **lightgbm.ESTIMATORS,
+                                    **uplift.ESTIMATORS, **shelf.ESTIMATORS}
 ESTIMATORS = BUILT_IN   # the built-in ones; :func:`estimators` adds the plug-ins
 
 # a spec's (kind, estimator) -> the class that fits it
 BY_SPEC: dict[tuple[str, str], str] = {("classifier", "scorecard"): "scorecard", ("classifier", "hgb"): "hgb",
+                                       ("classifier", "lightgbm"): "lightgbm",
                                        ("response", "hgb"): "response_hgb",
                                        ("uplift", "t_learner"): "t_learner", ("uplift", "x_learner"): "x_learner",
                                        ("clv", "bg_nbd_gamma_gamma"): "bg_nbd_gamma_gamma"}

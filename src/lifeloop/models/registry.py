@@ -32,14 +32,18 @@ from lifeloop.store.lake import Lake
 
 AREA = "models"
 HISTORY = "history.jsonl"
-LIBRARIES = {"numpy": "numpy", "scikit-learn": "sklearn"}
+LIBRARIES = {"numpy": "numpy", "scikit-learn": "sklearn", "lightgbm": "lightgbm"}
+OPTIONAL = {"lightgbm"}   # extras: recorded when installed ("not installed" otherwise)
 
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a fitted model depends on."""
     import importlib
+    import importlib.util
 
-    return {dist: importlib.import_module(mod).__version__ for dist, mod in LIBRARIES.items()}
+    return {dist: (importlib.import_module(mod).__version__ if dist not in OPTIONAL
+                   or importlib.util.find_spec(mod) is not None else "not installed")
+            for dist, mod in LIBRARIES.items()}
 
 
 def root(lake: Lake, name: str | None = None) -> Path:
