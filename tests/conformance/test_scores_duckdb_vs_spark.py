@@ -1,6 +1,7 @@
 """DuckDB and Spark write the same scores file, byte for byte: the scorecard (reason codes in two languages), the
-boosted trees (scikit-learn's and LightGBM's), over a features snapshot with missing values, decimals, booleans and ties, and a CLV model (BG/NBD and
-Gamma-Gamma) over an RFM summary of synthetic transactions, whose detail file (clv.parquet) is the same too.
+boosted trees (scikit-learn's and LightGBM's), over a features snapshot with missing values, decimals, booleans and
+ties, and a CLV model (BG/NBD and Gamma-Gamma) over an RFM summary of synthetic transactions, whose detail file
+(clv.parquet) is the same too.
 
 Spark scores in ``mapInArrow`` batches of 97 rows (so a batch boundary falls inside every decile); DuckDB in
 one batch in process. The scores are also checked against each model's own ``predict`` on the whole matrix.
