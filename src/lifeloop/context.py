@@ -817,11 +817,7 @@ class Context:
         summary = realtime_decide.DecisionSummary()
 
         def decide() -> None:
-            while True:
-                before = summary.events
-                decider.run_once(summary=summary)
-                if summary.events == before:
-                    return
+            decider.run_until_idle(summary=summary)
 
         try:
             pumped = event_sources.pump(stream, lambda raws: self.accept_events(raws, source=source, where=path.name),
@@ -853,11 +849,7 @@ class Context:
         where = f"kafka source {source}"
 
         def decide() -> None:
-            while True:
-                before = summary.events
-                decider.run_once(summary=summary)
-                if summary.events == before:
-                    return
+            decider.run_until_idle(summary=summary)
 
         idle = 0
         unassigned = time.monotonic() + JOIN_WAIT

@@ -201,9 +201,9 @@ class Decider:
         summary.timers += len(fire)
         summary.missed_timers += len(missed)
 
-    def run_until_idle(self, *, limit: int = 1000) -> DecisionSummary:
-        """Passes until no stored event is left undecided."""
-        summary = DecisionSummary()
+    def run_until_idle(self, *, limit: int = 1000, summary: DecisionSummary | None = None) -> DecisionSummary:
+        """Passes until no stored event is left undecided (adding to ``summary`` when given)."""
+        summary = summary if summary is not None else DecisionSummary()
         while True:
             before = summary.events
             self.run_once(limit=limit, summary=summary)
