@@ -1019,6 +1019,7 @@ class Context:
             raise DataError(f"model {name} has no fitted version", hint=f"fit it: `lifeloop models fit {name}`")
         manifest = model_registry.manifest(self.lake, name, version or known[-1])
         return {**manifest, "active": model_registry.champion(self.lake, name),
+                "challenger": model_registry.challenger(self.lake, name),
                 "history": model_registry.history(self.lake, name)}
 
     def monitor_model(self, name: str, as_of: dt.date, version: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from lifeloop.cli.app import app
 from lifeloop.config.shelf import CHURN_FEATURES, BoostingSpec, ModelSpec
 from lifeloop.context import Context
 from lifeloop.data.access import Grant, PermissionDenied, Principal
@@ -119,8 +121,12 @@ def test_a_challenger_with_a_traffic_share_is_seen_by_the_rules_for_the_customer
     used = ctx.lake.manifest("scores", AS_OF)["models"]["churn"]["challenger"]
     assert (used["version"], used["share"], used["mode"]) == ("v2", 0.3, "traffic")
     assert used["customers"] == sum(v == "v2" for v in expected.values())
+    shown = CliRunner().invoke(app, ["--workspace", str(ctx.workspace), "models", "show", "churn", "v1"])
+    assert shown.exit_code == 0, shown.output
+    assert "active version: v1; challenger: v2 for 30% of customers" in " ".join(shown.output.split())
     ctx.promote_model("churn", "v2", reason="v2 won")          # promoting the challenger ends the challenge
     assert registry.state(ctx.lake, "churn")["challenger"] is None
+    assert ctx.model("churn")["challenger"] is None
 
 
 def test_only_a_principal_allowed_to_promote_may_challenge_or_roll_back(ctx, database_url):  # noqa: F811

@@ -73,10 +73,17 @@ def models_app(context: Callable[[], Any], console: Callable[[], Any], parse_dat
         if as_json:
             console().print_json(json.dumps(m, ensure_ascii=False))
             return
-        console().print(f"{m['name']} {m['version']} ({m['estimator']}, {m['kind']}): {m['label']}; "
-                        f"active version: {m['active'] or 'none'}")
-        console().print(f"trained on {trained_on(m)}; data hash {m['data_hash']}; seed {m['seed']}")
-        print_validation(console(), m["validation"])
+        contender = m.get("challenger")
+        against = (f"; challenger: {contender['version']} "
+                   + (f"for {contender['share']:.0%} of customers" if contender["share"] else "in shadow")
+                   if contender else "; no challenger")
+        kind, label = m.get("kind", m["spec"]["kind"]), m.get("label", "no label recorded")
+        console().print(f"{m['name']} {m['version']} ({m['estimator']}, {kind}): {label}; "
+                        f"active version: {m['active'] or 'none'}{against}")
+        if "training_window" in m:     # a version saved by hand (registry.save) may lack the fitting's record
+            console().print(f"trained on {trained_on(m)}; data hash {m['data_hash']}; seed {m['seed']}")
+        if "validation" in m:
+            print_validation(console(), m["validation"])
         for h in m["history"]:
             console().print(f"  {h['at']} {h['action']} {h['version']} by {h['actor']}: {h['reason']}")
 
