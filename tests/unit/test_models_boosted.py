@@ -34,23 +34,31 @@ def model():
     return BoostedChurn(SPEC).fit(X, y)
 
 
-def test_contributions_add_up_exactly_to_the_calibrated_log_odds(model):
-    X, _ = toy(1000, seed=2)
+def exact_contributions(model, X):
+    """The model's contributions on X, checked to add up to its calibrated log-odds and to name the features that
+    make the label (the noise feature c explains much less than a and b)."""
     base, contrib = model.contributions(X)
     p = model.predict(X)
     assert np.abs(base + contrib.sum(axis=1) - np.log(p / (1 - p))).max() < 1e-9
-    # the noise feature c explains much less than the two that make the label
     spread = contrib.std(axis=0)
     assert spread[0] > 3 * spread[2] and spread[1] > 1.5 * spread[2]
+    return contrib
+
+
+def calibrated(p, y):
+    """Mean and each tenth by score: expected vs observed rate."""
+    assert abs(p.mean() - y.mean()) < 0.01
+    for chunk in np.array_split(np.argsort(p), 10):
+        assert abs(p[chunk].mean() - y[chunk].mean()) < 0.03
+
+
+def test_contributions_add_up_exactly_to_the_calibrated_log_odds(model):
+    exact_contributions(model, toy(1000, seed=2)[0])
 
 
 def test_probabilities_are_calibrated_by_decile_of_score(model):
     X, y = toy(20000, seed=3)
-    p = model.predict(X)
-    assert abs(p.mean() - y.mean()) < 0.01
-    order = np.argsort(p)
-    for chunk in np.array_split(order, 10):   # expected vs observed rate in each tenth
-        assert abs(p[chunk].mean() - y[chunk].mean()) < 0.03
+    calibrated(model.predict(X), y)
 
 
 def test_saved_as_json_it_scores_identically_and_the_scores_step_gives_reasons(model, tmp_path):
@@ -58,8 +66,13 @@ def test_saved_as_json_it_scores_identically_and_the_scores_step_gives_reasons(m
     version = registry.save(lake, model, {"as_of": "2024-06-30"}, actor="tester")
     body = (tmp_path / "lake" / "models" / "churn" / version / "model.json").read_text()
     assert json.loads(body)["trees"]["trees"] and b"\x80" not in body.encode()   # JSON, not a pickle
+    assert reloaded_scores_the_same(lake, model, version)["estimator"] == "hgb"
+
+
+def reloaded_scores_the_same(lake, model, version):
+    """Load a saved version: the same probabilities as the fitted model, and the scores step's rows give reasons
+    naming the features that make the label; returns the manifest."""
     loaded, manifest = registry.load(lake, "churn", version)
-    assert manifest["estimator"] == "hgb"
     X, _ = toy(500, seed=4)
     assert np.array_equal(loaded.predict(X), model.predict(X))
     ids = [f"C{i:04d}" for i in range(len(X))]
@@ -68,3 +81,4 @@ def test_saved_as_json_it_scores_identically_and_the_scores_step_gives_reasons(m
     assert np.allclose(scores["score"].to_numpy(), loaded.predict(X))
     top = scores.sort_by([("score", "descending")]).slice(0, 20)
     assert all(r and r.split(":")[0] in ("a", "b") for r in top["reason_1"].to_pylist())
+    return manifest

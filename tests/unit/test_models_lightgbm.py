@@ -7,7 +7,6 @@ import builtins
 import json
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from lifeloop.config.shelf import BoostingSpec, ModelSpec
@@ -16,9 +15,8 @@ from lifeloop.models import catalogue, registry
 from lifeloop.models.boosted import BoostedChurn
 from lifeloop.models.lightgbm import LightGBMChurn
 from lifeloop.models.metrics import auc
-from lifeloop.models.scores import score_table
 from lifeloop.store.lake import Lake
-from tests.unit.test_models_boosted import toy
+from tests.unit.test_models_boosted import calibrated, exact_contributions, reloaded_scores_the_same, toy
 
 pytest.importorskip("lightgbm", reason="LightGBM is in the dev extras; this runs wherever `make test` installed it")
 
@@ -42,22 +40,16 @@ def test_treeshap_contributions_add_up_exactly_to_the_calibrated_log_odds(model)
     import lightgbm
 
     X, _ = toy(1000, seed=2)
-    base, contrib = model.contributions(X)
-    p = model.predict(X)
-    assert np.abs(base + contrib.sum(axis=1) - np.log(p / (1 - p))).max() < 1e-9
+    contrib = exact_contributions(model, X)
     # the contributions are LightGBM's own TreeSHAP values scaled by the calibration's multiplier
     raw = lightgbm.Booster(model_str=model.booster.model_to_string()).predict(X, pred_contrib=True)
     assert np.allclose(contrib, model.a * raw[:, :-1], rtol=0, atol=1e-12)
-    spread = contrib.std(axis=0)
-    assert spread[0] > 3 * spread[2] and spread[1] > 1.5 * spread[2]
 
 
 def test_probabilities_are_calibrated_and_rank_as_well_as_scikit_learns_trees(model):
     X, y = toy(20000, seed=3)
     p = model.predict(X)
-    assert abs(p.mean() - y.mean()) < 0.01
-    for chunk in np.array_split(np.argsort(p), 10):
-        assert abs(p[chunk].mean() - y[chunk].mean()) < 0.03
+    calibrated(p, y)
     Xt, yt = toy()
     hgb = BoostedChurn(SPEC.model_copy(update={"estimator": "hgb"})).fit(Xt, yt)
     oracle = auc(y, 2.0 * X[:, 0] * (np.nan_to_num(X[:, 1], nan=4) < 2))   # the label's true log-odds ranks best
@@ -77,16 +69,8 @@ def test_saved_as_text_in_json_it_scores_identically_and_another_version_is_refu
     folder = tmp_path / "lake" / "models" / "churn" / version
     body = (folder / "model.json").read_text()
     assert json.loads(body)["lightgbm"].startswith("tree\n") and b"\x80" not in body.encode()
-    loaded, manifest = registry.load(lake, "churn", version)
+    manifest = reloaded_scores_the_same(lake, model, version)
     assert manifest["estimator"] == "lightgbm" and manifest["libraries"]["lightgbm"]
-    X, _ = toy(500, seed=4)
-    assert np.array_equal(loaded.predict(X), model.predict(X))
-    ids = [f"C{i:04d}" for i in range(len(X))]
-    scores = score_table(loaded, version, pa.table({"customer_id": ids, "a": X[:, 0], "b": X[:, 1], "c": X[:, 2]}),
-                         {})
-    assert np.allclose(scores["score"].to_numpy(), loaded.predict(X))
-    top = scores.sort_by([("score", "descending")]).slice(0, 20)
-    assert all(r and r.split(":")[0] in ("a", "b") for r in top["reason_1"].to_pylist())
 
     found = json.loads((folder / "manifest.json").read_text())
     found["libraries"]["lightgbm"] = "3.3.5"
