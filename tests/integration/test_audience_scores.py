@@ -8,10 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lifeloop.data.masking import role
 from lifeloop.errors import ConfigError
 from lifeloop.models.scores import output_schema
 from lifeloop.preflight import check_workspace
 from lifeloop.strategy.audiences import top_share
+from lifeloop.strategy.why import explain
 from tests.integration.test_plan import D, ctx  # noqa: F401 - the tiny lake
 
 WELCOME = "audience: \"stage = 'honeymoon' AND digital_share_90d >= 0.25\""
@@ -126,3 +128,72 @@ def test_top_share_ranks_by_value_then_customer_and_leaves_out_rows_without_one(
     rows = pa.table({"customer_id": ["C1", "C2", "C3", "C4", "C5"], "_s0": [0.2, None, 0.5, 0.5, 0.1]})
     assert top_share(rows, "_s0", 0.5)["customer_id"].to_pylist() == ["C3", "C4"]     # 4 ranked: the top 2
     assert top_share(rows, "_s0", 0.1)["customer_id"].to_pylist() == ["C3"]           # rounded up: at least one
+
+
+# -- a customer's own value of a success in arbitration (expected.value_by: CLV as arbitration value) -----------
+
+VALUED = WELCOME + "\n    expected: {uplift: 0.01, value: 100, value_by: \"score('churn') * 1000\"}"
+
+
+def planned(ctx):  # noqa: F811
+    results = ctx.run(D, ["audiences", "plan"])
+    lists = pq.read_table(ctx.lake.snapshot_dir("lists", D) / "lists.parquet").to_pylist()
+    return results, {r["customer_id"]: r for r in lists if r["strategy"] == "welcome"}
+
+
+def test_each_customers_value_by_sets_their_expected_value_in_the_plan_and_why_replays_it(ctx):  # noqa: F811
+    use(ctx, VALUED)
+    publish_scores(ctx, {"C1": 0.7, "C3": 0.9, "C4": 0.6})
+    _, rows = planned(ctx)
+    audience = pq.read_table(ctx.lake.snapshot_dir("audiences", D) / "audiences.parquet").to_pylist()
+    assert {r["customer_id"]: r["value"] for r in audience if r["strategy"] == "welcome"} == {
+        "C1": 700.0, "C2": None, "C3": 900.0, "C4": 600.0}
+    # by hand: uplift 0.01 x the customer's value - sms 0.05; C2 has no score: the configured 100
+    assert rows["C1"]["status"] == "contact" and rows["C1"]["expected_value"] == pytest.approx(6.95, abs=1e-9)
+    assert rows["C4"]["dropped_by"] is not None          # one contact a day: outflow (0.05 x 2000 - 20 = 80) first
+    for viewer, worth, value, best in (("branch_manager", 700.0, pytest.approx(6.95, abs=1e-9),
+                                        pytest.approx(0.01 * 700 - 0.05, abs=1e-9)),   # sms beats rm (cost 20)
+                                       ("analyst", "<1k", "<1k", "<1k")):              # money about the customer
+        why = explain(ctx, "C1", D, viewer=role(viewer))
+        [welcome] = [c for c in why["decisions"] if c["strategy"] == "welcome"]
+        sms = next(v for v in welcome["values"] if v["channel"] == "sms")
+        assert (sms["value_of_success"], sms["expected_value"], welcome["best_value"]) == (worth, value, best)
+
+
+def test_value_by_puts_the_more_valuable_customer_first_in_arbitration():
+    import yaml
+
+    from lifeloop.config.contact_policy import ContactPolicy
+    from lifeloop.config.strategies import StrategiesConfig
+    from lifeloop.strategy import arbitration, learning, plan
+    from tests.integration.test_plan import POLICY, STRATEGIES
+
+    config = StrategiesConfig.model_validate(yaml.safe_load(STRATEGIES.replace(WELCOME, VALUED)))
+    policy = ContactPolicy.model_validate(yaml.safe_load(POLICY))
+    n = 3
+    audiences = pa.table({"customer_id": ["A", "B", "C"], "strategy": ["welcome"] * n, "wave": ["w1"] * n,
+                          "rm_id": ["RM1"] * n, "reason": ["r"] * n, "cell": pa.nulls(n, pa.string()),
+                          "value": pa.array([50.0, 5000.0, None], pa.float64())})
+    # by hand, the first wave goes by sms (0.05 a message): uplift 0.01 x the customer's value - 0.05; C: 100
+    want = {"A": 0.01 * 50 - 0.05, "B": 0.01 * 5000 - 0.05, "C": 0.01 * 100 - 0.05}
+    for values in (None, learning.learned_values(config, policy)):    # the priors, and a learned-values table
+        cands = plan.candidates(audiences, config, policy, values)
+        got = dict(zip(cands["customer_id"].to_pylist(), cands["best_value"].to_pylist(), strict=True))
+        assert got == {c: pytest.approx(v, abs=1e-9) for c, v in want.items()}
+        ordered = arbitration.order(cands, policy.arbitration)
+        assert [cands["customer_id"][i].as_py() for i in ordered] == ["B", "C", "A"]
+
+
+def test_without_the_scores_everyone_is_worth_the_configured_value_and_the_run_says_so(ctx):  # noqa: F811
+    use(ctx, VALUED)
+    results, rows = planned(ctx)
+    assert rows["C1"]["expected_value"] == pytest.approx(0.01 * 100 - 0.05, abs=1e-9)
+    said = "strategy welcome: no scores of churn today; every customer's value of a success is expected.value (100)"
+    assert any(said in w for r in results for w in r.warnings)
+
+
+def test_check_locates_a_bad_value_by(ctx):  # noqa: F811
+    use(ctx, VALUED.replace("score('churn') * 1000", "score('chrun') * 1000"))
+    report = check_workspace(ctx.config_dir)
+    [err] = [e for e in report.errors if "unknown model 'chrun'" in e.message]
+    assert err.field == "strategies[0].expected.value_by" and err.line is not None and err.rule == "strategy welcome"

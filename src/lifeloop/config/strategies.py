@@ -224,6 +224,9 @@ class Expected(Strict):
 
     uplift: float | dict[Channel, float] = Field(default=0.01)
     value: float = Field(default=100.0, ge=0)   # money (RMB) of one success: fee income or AUM margin
+    # the value of a success for each customer, an expression like an audience's (``score('clv') * 0.05``: a
+    # share of the customer's lifetime value); a customer without one (no score) is worth ``value``
+    value_by: RuleText | None = None
     # how sure the prior is (standard deviation of the uplift); none: contact_policy.yaml arbitration.prior_sd
     prior_sd: float | None = Field(default=None, gt=0, le=1)
 

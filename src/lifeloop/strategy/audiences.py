@@ -52,7 +52,8 @@ def output_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([("customer_id", pa.string()), ("strategy", pa.string()), ("wave", pa.string()),
-                      ("rm_id", pa.string()), ("reason", pa.string()), ("cell", pa.string())])
+                      ("rm_id", pa.string()), ("reason", pa.string()), ("cell", pa.string()),
+                      ("value", pa.float64())])
 
 
 def cell_expression(cells: list[tuple[str, exp.Expression]]) -> exp.Expression:
@@ -129,6 +130,8 @@ def first_wave_query(config: StrategiesConfig, trees: Mapping[str, exp.Expressio
             cols.append(exp.alias_(cell_expression(tree.meta["cells"]), f"_c{i}"))
         if "top" in tree.meta:   # the value a ranking rule sorts by (top share by a model's score)
             cols.append(exp.alias_(exp.cast(tree.meta["top"][1].copy(), "DOUBLE"), f"_s{i}"))
+        if "value_by" in tree.meta:   # the customer's value of a success (expected.value_by), for arbitration
+            cols.append(exp.alias_(exp.cast(tree.meta["value_by"].copy(), "DOUBLE"), f"_v{i}"))
         flags.append(flag.copy())
     if not flags:
         return None
@@ -167,7 +170,8 @@ def first_waves(wide: pa.Table, config: StrategiesConfig, as_of: dt.date) -> pa.
         parts.append(pa.table({"customer_id": rows["customer_id"], "strategy": pa.array([s.id] * n, pa.string()),
                                "wave": pa.array([s.waves[0].id] * n, pa.string()), "rm_id": rows["rm_id"],
                                "reason": rows[f"_r{i}"],
-                               "cell": rows[f"_c{i}"] if f"_c{i}" in rows.column_names else pa.nulls(n, pa.string())},
+                               "cell": rows[f"_c{i}"] if f"_c{i}" in rows.column_names else pa.nulls(n, pa.string()),
+                               "value": rows[f"_v{i}"] if f"_v{i}" in rows.column_names else pa.nulls(n, pa.float64())},
                               schema=schema))
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
@@ -251,7 +255,8 @@ def build(engine: Any, config: StrategiesConfig, trees: Mapping[str, exp.Express
         rms = engine.to_arrow(exp.select("customer_id", "rm_id").from_("_aud_events"))
         # customers who left the bank since the earlier wave drop out here (inner join)
         later = later.join(rms, "customer_id", join_type="inner")
-        later = later.append_column("cell", pa.nulls(later.num_rows, pa.string())).select(schema.names).cast(schema)
+        later = (later.append_column("cell", pa.nulls(later.num_rows, pa.string()))
+                 .append_column("value", pa.nulls(later.num_rows, pa.float64())).select(schema.names).cast(schema))
         first = pa.concat_tables([first, later])
     return first.sort_by([("strategy", "ascending"), ("wave", "ascending"), ("customer_id", "ascending")])
 

@@ -268,6 +268,8 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
                 else:
                     tree.meta["top"] = (s.top.share, by)
                     tree.meta["models"] = tree.meta.get("models", frozenset()) | by.meta["models"]
+            if s.expected.value_by is not None:
+                value_by(tree, s, at, columns, config.thresholds, as_of, models, scored)
             out[s.id] = tree
         except ConfigError as exc:
             first = first or (exc if isinstance(exc, RuleError) else None)
@@ -278,6 +280,27 @@ def compile_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_o
                         f"{problems[0].file}: {len(problems)} audience rules are invalid; first: {problems[0]}",
                         problems=problems, hint=first.hint if first else "fix the audience rules named above")
     return out
+
+
+def value_by(tree: exp.Expression, s: Strategy, at: _Where, columns: Mapping[str, str],
+             thresholds: Mapping[str, float], as_of: dt.date, models: Mapping[str, str] | None,
+             scored: set[str] | None) -> None:
+    """Compile ``expected.value_by`` into ``tree.meta["value_by"]`` (each customer's value of a success); on a day
+    without the scores it reads, every customer is worth ``expected.value`` and ``meta["fallback"]`` says so."""
+    where = f"{at.text('expected', 'value_by')} field expected.value_by"
+    try:
+        value = compile_value(s.expected.value_by or "", columns=columns, thresholds=thresholds, as_of=as_of,
+                              where=where, models=models)
+    except ConfigError as exc:
+        raise _CellRuleError(exc, ("expected", "value_by")) from None
+    gone = sorted(value.meta["models"] - (scored or set())) if models is not None else []
+    if gone:
+        note = (f"strategy {s.id}: no scores of {', '.join(gone)} today; every customer's value of a success is "
+                f"expected.value ({s.expected.value:g}), not {s.expected.value_by}")
+        tree.meta["fallback"] = "; ".join(filter(None, [tree.meta.get("fallback"), note]))
+        return
+    tree.meta["value_by"] = value
+    tree.meta["models"] = tree.meta.get("models", frozenset()) | value.meta["models"]
 
 
 class _CellRuleError(RuleError):
@@ -358,6 +381,14 @@ def check_audiences(config: StrategiesConfig, columns: Mapping[str, str], as_of:
                               where=where_top, models=models)
             except ConfigError as exc:
                 errors.append(replace(at.problem(rule_problem(exc, where_top).message, "top", "by"), hint=exc.hint))
+        if s.expected.value_by is not None:
+            where_value = f"{at.text('expected', 'value_by')} field expected.value_by"
+            try:
+                compile_value(s.expected.value_by, columns=columns, thresholds=config.thresholds, as_of=as_of,
+                              where=where_value, models=models)
+            except ConfigError as exc:
+                errors.append(replace(at.problem(rule_problem(exc, where_value).message, "expected", "value_by"),
+                                      hint=exc.hint))
         for j, cell in enumerate(s.cells if selection_cells(s) else []):
             where_cell = f"{at.text('cells', j, 'select')} field cells[{j}].select"
             try:

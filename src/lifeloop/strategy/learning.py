@@ -181,23 +181,29 @@ def _row(key: tuple[str, str, str], segment: str, prior: float, tau: float, arm:
 
 
 class ValueLookup:
-    """Expected value per (strategy, wave, channel) and segment, from a learned-values table."""
+    """Expected value (and the uplift it is made of) per (strategy, wave, channel) and segment, from a
+    learned-values table."""
 
     def __init__(self, values: pa.Table):
-        self.whole: dict[tuple[str, str, str], float] = {}
-        self.by_segment: dict[tuple[str, str, str], dict[str, float]] = {}
-        cols = [values[c].to_pylist() for c in ("strategy", "wave", "channel", "segment", "expected_value")]
-        for s, w, ch, seg, v in zip(*cols, strict=False):
-            if seg == ALL:
-                self.whole[(s, w, ch)] = v
-            else:
-                self.by_segment.setdefault((s, w, ch), {})[seg] = v
-        # segments matter only where some segment's value differs from the whole's
-        self.varies = any(any(v != self.whole.get(key) for v in segs.values()) for key, segs in self.by_segment.items())
+        # column -> (strategy, wave, channel) -> the whole level's number, and per segment
+        self.whole: dict[str, dict[tuple[str, str, str], float]] = {}
+        self.by_segment: dict[str, dict[tuple[str, str, str], dict[str, float]]] = {}
+        keys = [values[c].to_pylist() for c in ("strategy", "wave", "channel", "segment")]
+        for column in ("expected_value", "uplift"):
+            whole, by_segment = self.whole.setdefault(column, {}), self.by_segment.setdefault(column, {})
+            for s, w, ch, seg, v in zip(*keys, values[column].to_pylist(), strict=False):
+                if seg == ALL:
+                    whole[(s, w, ch)] = v
+                else:
+                    by_segment.setdefault((s, w, ch), {})[seg] = v
+        # segments matter only where some segment's value (or uplift) differs from the whole's
+        self.varies = any(any(v != self.whole[c].get(key) for v in segs.values())
+                          for c in self.whole for key, segs in self.by_segment[c].items())
 
     def matrix(self, strategy: str, wave: str, channels: list[str], segment: pa.Array | None,
-               n: int, fallback: Iterable[float]) -> Any:
-        """(n, channels) NumPy matrix of expected values for ``n`` rows whose segments are ``segment``."""
+               n: int, fallback: Iterable[float], column: str = "expected_value") -> Any:
+        """(n, channels) NumPy matrix of expected values (or ``column="uplift"``: uplifts) for ``n`` rows whose
+        segments are ``segment``."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -206,8 +212,8 @@ class ValueLookup:
         out = np.empty((n, len(channels)), dtype=np.float64)
         for j, ch in enumerate(channels):
             key = (strategy, wave, ch)
-            whole = self.whole.get(key, fallback[j])
-            segs = self.by_segment.get(key)
+            whole = self.whole[column].get(key, fallback[j])
+            segs = self.by_segment[column].get(key)
             if segment is None or not segs or all(v == whole for v in segs.values()):
                 out[:, j] = whole
                 continue

@@ -91,7 +91,8 @@ def candidates(audiences: pa.Table, config: StrategiesConfig, policy: ContactPol
         rows = audiences.filter(mask)
         n = rows.num_rows
         chans = s.channels_of(w)
-        mat = value_matrix(s, w.id, chans, policy, lookup, segment.filter(mask) if segment is not None else None, n)
+        mat = value_matrix(s, w.id, chans, policy, lookup, segment.filter(mask) if segment is not None else None, n,
+                           row_values(rows, s))
         k = len(chans)
         vals = pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
                                         pa.array(mat.ravel(), pa.float64()))
@@ -127,14 +128,33 @@ def row_segments(rows: pa.Table, tiers: pa.Table | None) -> pa.Array | None:
 
 
 def value_matrix(s: Any, wave_id: str, chans: list[str], policy: ContactPolicy, lookup: ValueLookup | None,
-                 segment: pa.Array | None, n: int) -> Any:
-    """(n, channels) expected values of ``n`` rows of one strategy wave: learned per segment, else the priors."""
-    import numpy as np
+                 segment: pa.Array | None, n: int, value: pa.ChunkedArray | None = None) -> Any:
+    """(n, channels) expected values of ``n`` rows of one strategy wave: learned per segment, else the priors.
 
-    priors = [expected_value(s, ch, policy) for ch in chans]
-    if lookup is None:
-        return np.tile(np.asarray(priors, dtype=np.float64), (n, 1))
-    return lookup.matrix(s.id, wave_id, chans, segment, n, priors)
+    With ``value`` (each row's customer's value of a success, ``expected.value_by``; null: ``expected.value``)
+    a row's expected value is the uplift (learned per segment, else the prior) x its value - the channel's cost.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if value is None:
+        priors = [expected_value(s, ch, policy) for ch in chans]
+        if lookup is None:
+            return np.tile(np.asarray(priors, dtype=np.float64), (n, 1))
+        return lookup.matrix(s.id, wave_id, chans, segment, n, priors)
+    prior_uplift = [s.expected.uplift_for(ch) for ch in chans]
+    uplift = (np.tile(np.asarray(prior_uplift, dtype=np.float64), (n, 1)) if lookup is None else
+              lookup.matrix(s.id, wave_id, chans, segment, n, prior_uplift, column="uplift"))
+    worth = pc.fill_null(value, float(s.expected.value)).to_numpy(zero_copy_only=False).astype(np.float64)
+    cost = np.asarray([float(policy.channel(ch).cost) for ch in chans], dtype=np.float64)
+    return np.round(uplift * worth[:, None] - cost[None, :], 6)
+
+
+def row_values(rows: pa.Table, s: Any) -> pa.ChunkedArray | None:
+    """The rows' values of a success when the strategy has ``expected.value_by`` and the rows carry them."""
+    if s.expected.value_by is None or "value" not in rows.column_names:
+        return None
+    return rows["value"]
 
 
 def best_values(rows: pa.Table, config: StrategiesConfig, policy: ContactPolicy, values: pa.Table | None,
@@ -150,7 +170,8 @@ def best_values(rows: pa.Table, config: StrategiesConfig, policy: ContactPolicy,
     for s, w, mask in strategy_waves(rows, config):
         where = pc.indices_nonzero(mask).to_numpy()
         mat = value_matrix(s, w.id, s.channels_of(w), policy, lookup,
-                           segment.filter(mask) if segment is not None else None, len(where))
+                           segment.filter(mask) if segment is not None else None, len(where),
+                           row_values(rows.filter(mask), s))
         out[where] = mat.max(axis=1)
     return pa.array(out, pa.float64())
 

@@ -39,7 +39,7 @@ from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.loader import config_hash, load_model
 from lifeloop.config.masking import masking_policy
 from lifeloop.config.strategies import StrategiesConfig
-from lifeloop.data.masking import Role, mask_money_text, mask_money_values, money_band, role
+from lifeloop.data.masking import Role, mask_money, mask_money_text, mask_money_values, money_band, role
 from lifeloop.engine.compile import compile_rule, feature_columns
 from lifeloop.errors import DataError, NotFoundError, did_you_mean
 from lifeloop.insight.money import money_columns, workspace_money_tags
@@ -169,6 +169,22 @@ def _stored_values(lake: Any, as_of: dt.date, config: Any, policy: Any) -> tuple
     return learned_values(config, policy), "priors (the plan of this day stored no learned values)"
 
 
+def with_values(day: pa.Table, audiences: Any) -> pa.Table:
+    """The day's lists with each row's value of a success (``expected.value_by``) from the audiences it was planned
+    from, as the plan read it (null where none: the strategy's ``expected.value``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if "value" not in pq.read_schema(audiences).names:     # audiences from before value_by
+        return day
+    aud = pq.read_table(audiences, columns=["customer_id", "strategy", "wave", "value"])
+    known = {(c, s, w): v for c, s, w, v in zip(*(aud[k].to_pylist() for k in ("customer_id", "strategy", "wave",
+                                                                                 "value")), strict=True)
+             if v is not None}
+    keys = zip(*(day[k].to_pylist() for k in ("customer_id", "strategy", "wave")), strict=True)
+    return day.append_column("value", pa.array([known.get(k) for k in keys], pa.float64()))
+
+
 def _day_ranks(lists: pa.Table, best: pa.Array, customer_id: str, settings: Any) -> dict[tuple[str, str], int]:
     """The customer's positions in the whole day's arbitration order (as arbitration.order sorts candidates)."""
     import pyarrow as pa
@@ -203,13 +219,13 @@ def _value_rows(values: pa.Table, segment: str | None) -> dict[tuple[str, str], 
                          "uplift": plain(used["observed_uplift"]), "se": plain(used["se"])},
             "evidence_used": used["evidence_used"], "weight": used["weight"],
             "uplift": round(used["uplift"], 6), "value_of_success": used["value_of_success"], "cost": used["cost"],
-            "expected_value": used["expected_value"]})
+            "expected_value": used["expected_value"], "_uplift": used["uplift"]})
     return out
 
 
 def _candidates(rows: list[dict[str, Any]], config: Any, settings: Any, best_values: dict[tuple[str, str], float],
                 day_ranks: dict[tuple[str, str], int], day_size: int,
-                value_rows: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+                value_rows: dict[tuple[str, str], list[dict[str, Any]]], viewer: Role) -> list[dict[str, Any]]:
     """The customer's lists rows in arbitration order, each with its ranks, values and decision."""
 
     def best(r: dict[str, Any]) -> float:
@@ -217,6 +233,24 @@ def _candidates(rows: list[dict[str, Any]], config: Any, settings: Any, best_val
 
     keyed = sorted(rows, key=lambda r: (-priority_class(r["priority"] or 0, settings), -best(r), r["holdout_draw"],
                                         r["strategy"], r["wave"]))
+    def own(r: dict[str, Any]) -> bool:
+        """The row is valued by the customer's own value of a success (expected.value_by)."""
+        s = config.strategy(r["strategy"])
+        return r.get("value") is not None and s is not None and s.expected.value_by is not None
+
+    def shown(r: dict[str, Any], amount: Any) -> Any:
+        """A value made of the customer's own value of a success (a share of their CLV, say) is money about them:
+        exact or banded for the viewer."""
+        return mask_money(amount, viewer) if own(r) else amount
+
+    def channels(r: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each channel's values; with the customer's own value of a success, its own."""
+        worth = r.get("value")
+        # the customer's own value (a share of their CLV, say) is money about them: exact or banded for the viewer
+        return [{k: v for k, v in {**c, **({"value_of_success": shown(r, worth), "expected_value": shown(
+                    r, round(c["_uplift"] * worth - c["cost"], 6))} if own(r) else {})}.items() if k != "_uplift"}
+                for c in value_rows.get((r["strategy"], r["wave"]), [])]
+
     out = []
     for rank, r in enumerate(keyed, 1):
         s = config.strategy(r["strategy"])
@@ -229,9 +263,9 @@ def _candidates(rows: list[dict[str, Any]], config: Any, settings: Any, best_val
             "holdout": {"draw": round(r["holdout_draw"], 6), "share": share, "control": r["group"] == "control",
                         "salt": config.holdout_salt},
             "priority": r["priority"], "priority_class": priority_class(r["priority"] or 0, settings),
-            "best_value": round(best(r), 6),
-            "values": value_rows.get((r["strategy"], r["wave"]), []),
-            "expected_value": plain(r["expected_value"]), "cost": plain(r["cost"]),
+            "best_value": shown(r, round(best(r), 6)),
+            "values": channels(r),
+            "expected_value": shown(r, plain(r["expected_value"])), "cost": plain(r["cost"]),
             "suitability": r["suitability"], "dropped_by": r["dropped_by"], "detail": r["detail"],
             "channel": r["channel"], "send_at": r["send_at"], "script_id": r["script_id"],
             "script_key": r["script_key"], "offer": r["offer"], "purpose": r["purpose"], "reason": r["reason"]})
@@ -258,7 +292,8 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date, viewer: Role | None = No
     config, policy, stored_hash = _stored_map(lake, as_of)
     values, outcome, types, reads = _rule_inputs(ctx, config, customer_id, as_of)
     audience = _rows(lake.snapshot_dir("audiences", as_of) / "audiences.parquet", customer_id)
-    day = pq.read_table(lake.snapshot_dir("lists", as_of) / "lists.parquet")
+    day = with_values(pq.read_table(lake.snapshot_dir("lists", as_of) / "lists.parquet"),
+                      lake.snapshot_dir("audiences", as_of) / "audiences.parquet")
     mine = pc.equal(day["customer_id"], customer_id)
     own = day.filter(mine)
     listed = own.to_pylist()
@@ -270,7 +305,7 @@ def explain(ctx: Any, customer_id: str, as_of: dt.date, viewer: Role | None = No
                     day_best.filter(mine).to_pylist(), strict=False))
     settings = policy.arbitration
     cands = _candidates(listed, config, settings, best, _day_ranks(day, day_best, customer_id, settings), day.num_rows,
-                        _value_rows(learned, segment))
+                        _value_rows(learned, segment), viewer)
     money = money_columns(types, workspace_money_tags(ctx.configs))
     for c in cands:
         c["reason"] = mask_money_text(c["reason"], money, viewer)
