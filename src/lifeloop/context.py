@@ -782,7 +782,6 @@ class Context:
             return {"approvals": [approving.describe(a) for a in done.approvals], "released": done.released,
                     "cancelled": done.cancelled}
 
-        self.require("ingest", "ingest extracts")
     # ------------------------------------------------------------------ real-time moments (docs/realtime.md)
     def events_config(self) -> EventsConfig:
         """``config/events.yaml`` (event sources, moments, re-entry wait), or none declared."""
