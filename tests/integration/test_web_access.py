@@ -21,6 +21,7 @@ from tests.web_world import (  # noqa: F401 - fixture
     NAMES,
     RMS,
     USERS,
+    D,
     bank,
     client_for,
     sign_in,
@@ -29,7 +30,12 @@ from tests.web_world import (  # noqa: F401 - fixture
 
 HEAD_OFFICE = {"admin", "analyst", "compliance"}
 LEADERS = HEAD_OFFICE | {"bm1", "bm2"}
-UNKNOWN = {"customer_id": "C999", "rm": "RM999", "task_id": "999", "strategy": "no_such_strategy"}
+UNKNOWN = {"customer_id": "C999", "rm": "RM999", "task_id": "999", "strategy": "no_such_strategy",
+           "as_of": "2020-01-01"}
+# the operations pages: which users' roles hold each page's permission (from docs/security.md, not from the code)
+OPERATIONS = {"runs.read": HEAD_OFFICE | {"bm1", "bm2"}, "outbox.resolve": {"admin", "analyst"},
+              "approvals.read": {"admin", "analyst", "compliance", "approver"}, "approvals.decide": {"approver"},
+              "audit.read": {"admin", "compliance"}}
 
 
 def rms_of(user: str) -> set[str]:
@@ -54,6 +60,27 @@ def expected(user: str, path: str, values: dict[str, str]) -> int:
         if user not in LEADERS:
             return 403
         return 404 if values.get("strategy") == UNKNOWN["strategy"] else 200
+    if path in ("/api/runs", "/api/lists", "/api/lists/rows"):
+        return 200 if user in OPERATIONS["runs.read"] else 403
+    if path == "/api/runs/{as_of}":
+        if user not in OPERATIONS["runs.read"]:
+            return 403
+        return 404 if values["as_of"] == UNKNOWN["as_of"] else 200
+    if path == "/api/outbox":
+        return 200 if user in OPERATIONS["outbox.resolve"] else 403
+    if path == "/api/outbox/{key}/resolve":   # the bad outcome is the refusal of those who may resolve
+        return 422 if user in OPERATIONS["outbox.resolve"] else 403
+    if path == "/api/approvals":
+        return 200 if user in OPERATIONS["approvals.read"] else 403
+    if path == "/api/approvals/{as_of}/decide":
+        return 422 if user in OPERATIONS["approvals.decide"] else 403
+    if path in ("/api/audit", "/api/audit/verify"):
+        return 200 if user in OPERATIONS["audit.read"] else 403
+    if path == "/api/why/{customer_id}":
+        # the test bank stores no audiences, so no day can be replayed: every answer is the one 404 (the replay
+        # itself: test_web_operations.py) — and another book's customer gets exactly those bytes; an approver
+        # reads no customer at all
+        return 403 if user == "approver" else 404
     if user == "approver":
         return 403
     if path == "/api/customers/{customer_id}":
@@ -81,12 +108,20 @@ def cases(openapi: dict, tasks: dict[str, str], strategies: list[str]):
                 things = [{"task_id": t} for t in [*sorted(tasks.values()), UNKNOWN["task_id"]]]
             elif path == "/api/board/{strategy}":
                 things = [{"strategy": s} for s in [*strategies, UNKNOWN["strategy"]]]
+            elif path == "/api/why/{customer_id}":
+                things = [{"customer_id": c} for c in [*sorted(NAMES), UNKNOWN["customer_id"]]]
+            elif path in ("/api/runs/{as_of}", "/api/approvals/{as_of}/decide"):
+                things = [{"as_of": d} for d in [D.isoformat(), UNKNOWN["as_of"]]]
+            elif path == "/api/outbox/{key}/resolve":
+                things = [{"key": "0" * 64}]
             else:
                 things = [{}]
             for values in things:
                 url = re.sub(r"\{(\w+)\}", lambda m, v=values: v[m.group(1)], path)
                 if path == "/api/worklist":
                     url += f"?rm={values['rm']}"
+                if path == "/api/lists/rows":
+                    url += f"?as_of={D}"
                 yield method.upper(), path, url, values
 
 
