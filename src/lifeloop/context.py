@@ -877,7 +877,8 @@ class Context:
                 "pages": max(1, -(-total // per_page))}
 
     # ---------------------------------------------------------------- questions to a strategy's owner
-    def _strategy_ids(self) -> dict[str, Any]:
+    def strategy_ids(self) -> dict[str, Any]:
+        """The strategy map's strategies by id (none without a map)."""
         if not self.configs.exists("strategies"):
             return {}
         return {s.id: s for s in self.configs.load("strategies", StrategiesConfig)[0].strategies}
@@ -895,7 +896,7 @@ class Context:
         """An RM's (or branch manager's) question to a strategy's owner (营销人员问题反馈), about one of their own
         customers or none; kept with their book and branch (who may read it), audited."""
         principal = self.require("threads.ask", "ask a strategy's owner")
-        known = self._strategy_ids()
+        known = self.strategy_ids()
         if strategy_id not in known:
             raise NotFoundError(f"no strategy {strategy_id!r}" + did_you_mean(strategy_id, known),
                                 hint="choose one of the strategy map's strategies")

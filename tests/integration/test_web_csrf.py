@@ -25,6 +25,7 @@ def state_changing_routes(app) -> list[tuple[str, str]]:
 def concrete(path: str) -> str:
     # task 1 is rm1's own task: only the token is missing; a day and a contact key that parse
     path = re.sub(r"\{as_of\}", D.isoformat(), path)
+    path = re.sub(r"\{thread_id\}", "1", path)
     return re.sub(r"\{key\}", "0" * 64, re.sub(r"\{task_id\}", "1", path))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, oidc, operations, pages
+from lifeloop.web import auth, oidc, operations, pages, threads
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -110,3 +110,4 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
     auth.register(app, web)
     pages.register(app, web)
     operations.register(app, web)
+    threads.register(app, web)

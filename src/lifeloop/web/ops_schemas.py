@@ -98,6 +98,22 @@ class Why(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Threads(BaseModel):
+    """Questions to strategy owners the reader may see."""
+
+    threads: list[dict[str, Any]]
+
+
+class Thread(BaseModel):
+    """One question with its posts (the question first, then replies and follow-ups)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    strategy: str
+    posts: list[dict[str, Any]]
+
+
 def resolve_body() -> dict[str, Any]:
     """An operator's decision on a contact of unknown outcome: sent, or not sent (``resend``: send it again)."""
     reason = {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"}
