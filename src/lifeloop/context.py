@@ -19,7 +19,7 @@ from lifeloop.data import ingest as ingesting
 from lifeloop.data import simulator
 from lifeloop.data.access import PermissionDenied, Principal, Scope, SignInRefused, not_visible, parse_grant
 from lifeloop.data.access import describe as describe_principal
-from lifeloop.data.masking import mask_money_text
+from lifeloop.data.masking import mask_money_text, show_value
 from lifeloop.engine.adapters import connect
 from lifeloop.errors import ConfigError, DataError, EventError, NotFoundError, did_you_mean
 from lifeloop.execution import consent_changes, customer_rights, feedback_import, replies, worklists
@@ -698,18 +698,36 @@ class Context:
         return {"path": written, "sha256": digest, "rows": len(rows), "rm_id": rm_id}
 
     def record_outcome(self, task_id: int, *, outcome: str, note: str | None = None,
-                       referred_name: str | None = None, referred_mobile: str | None = None) -> dict[str, Any]:
+                       referred_name: str | None = None, referred_mobile: str | None = None,
+                       referred_rm: str | None = None, product_line: str | None = None) -> dict[str, Any]:
         """The marketing form (营销表单) of one task of the signed-in RM's own worklist: the contact's outcome (a
         refusal goes into the refusal memory the contact gate reads), a referral's lead, a note; the task is done.
 
+        A referral (转介) may name another product line (one of the bank's product types) and another RM of the
+        task's branch, whose leads it then joins; an RM outside the branch gets the refusal of an unknown one.
         Another RM's task and a task that does not exist get the same refusal."""
         principal = self.require("feedback.record", "record contact outcomes")
         now = self.clock()
+        referred_rm, product_line = (referred_rm or "").strip() or None, (product_line or "").strip() or None
         with unit_of_work(self.ops()) as session:
             task = tasks_store.own_task(session, rm_ids=principal.rm_ids, task_id=task_id)
             if task is None or task.dispatch_id is None:
                 raise self._refused(not_visible("task", str(task_id)), "feedback.record", "task", str(task_id))
-            referral = (feedback_store.Referral(referred_name.strip(), (referred_mobile or "").strip() or None)
+            if (referred_rm or product_line) and outcome != "referral":
+                raise DataError(f"only a referral names a product line or an RM to refer to, not {outcome!r}",
+                                hint="choose the referral outcome, or leave the referral fields empty")
+            if referred_rm is not None:
+                branches = self._book.rm_branches
+                colleagues = sorted(rm for rm, b in branches.items() if b == branches.get(task.rm_id))
+                if referred_rm not in colleagues:
+                    raise self._refused(not_visible("relationship manager", referred_rm, colleagues),
+                                        "feedback.record", "rm", referred_rm)
+            lines = self._book_product_lines()
+            if product_line is not None and lines and product_line not in lines:
+                raise NotFoundError(f"no product line {product_line!r}" + did_you_mean(product_line, lines),
+                                    hint=f"product lines: {', '.join(lines)}")
+            referral = (feedback_store.Referral(referred_name.strip(), (referred_mobile or "").strip() or None,
+                                                rm_id=referred_rm, product_line=product_line)
                         if outcome == "referral" and (referred_name or "").strip() else None)
             item = feedback_store.record(session, dispatch_id=task.dispatch_id, outcome=outcome, occurred_at=now,
                                          recorded_by=principal.user_id, note=(note or "").strip() or None,
@@ -718,9 +736,43 @@ class Context:
                 tasks_store.complete_task(session, rm_id=task.rm_id, task_id=task.id, note=item.note, at=now)
             audit.record(session, actor=principal.user_id, action="feedback.record", target_type="customer",
                          target_id=task.customer_id, at=now,
-                         details={"task": task.id, "contact": task.dispatch_id, "outcome": outcome})
+                         details={"task": task.id, "contact": task.dispatch_id, "outcome": outcome,
+                                  **({"referred_to_rm": referral.rm_id or task.rm_id,
+                                      "product_line": product_line} if referral else {})})
             return {"feedback_id": item.id, "task_id": task.id, "contact_id": task.dispatch_id,
                     "customer_id": task.customer_id, "outcome": outcome}
+
+    def _book_product_lines(self) -> list[str]:
+        """The bank's product lines: the product types of the newest products extract (none: any is taken)."""
+        files = self.lake.bank_files(self.lake.dates("bank")[-1]).get("products") if self.lake.dates("bank") else None
+        if not files:
+            return []
+        types = self.lake.read_table(files[-1], ["product_type"])["product_type"].to_pylist()
+        return sorted({t for t in types if t})
+
+    def product_lines(self) -> list[str]:
+        """The product lines a referral may name (for the marketing form)."""
+        self.require("feedback.record", "record contact outcomes")
+        return self._book_product_lines()
+
+    def leads(self, rm_id: str | None = None) -> list[dict[str, Any]]:
+        """An RM's open leads — people referred to them (转介), by their customers or by a colleague's — newest
+        first; scoped like :meth:`worklist` (an RM: their own; a branch manager or head office names the RM), the
+        name and mobile masked for the viewer."""
+        principal = self.require("worklist.read", "read leads")
+        rm_id = self._worklist_rm(principal, rm_id)
+        if rm_id not in self._book.rm_branches:   # head office naming an RM the bank does not have
+            raise self._refused(not_visible("relationship manager", rm_id), "worklist.read", "rm", rm_id)
+        viewer = principal.viewer(rm_id, self._book.rm_branches.get(rm_id), policy=self.masking)
+        owners = self._book.owners
+        with self.ops()() as session:   # the referring customer is named only to their own RM's book
+            return [{"id": lead.id, "name": show_value("name", lead.name, viewer),
+                     "mobile": show_value("mobile", lead.phone, viewer) if lead.phone else None,
+                     "product_line": lead.product_line,
+                     "referred_by_customer_id": lead.referred_by_customer_id if (owners.get(
+                         lead.referred_by_customer_id or "") or (None,))[0] == rm_id else None,
+                     "status": lead.status, "created_at": lead.created_at}
+                    for lead in feedback_store.leads_of(session, rm_id=rm_id)]
 
     def import_feedback(self, path: str | Path):
         """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""

@@ -98,7 +98,7 @@ def expected(user: str, path: str, values: dict[str, str], method: str = "GET") 
         return 403
     if path == "/api/customers/{customer_id}":
         return 200 if values["customer_id"] in customers_of(user) else 404
-    if path == "/api/worklist":
+    if path in ("/api/worklist", "/api/leads"):
         return 200 if values["rm"] in rms_of(user) else 404
     if path == "/api/tasks/{task_id}/outcome":
         if not user.startswith("rm"):
@@ -115,7 +115,7 @@ def cases(openapi: dict, tasks: dict[str, str], strategies: list[str], threads: 
         for method in methods:
             if path == "/api/customers/{customer_id}":
                 things = [{"customer_id": c} for c in [*sorted(NAMES), UNKNOWN["customer_id"]]]
-            elif path == "/api/worklist":
+            elif path in ("/api/worklist", "/api/leads"):
                 things = [{"rm": rm} for rm in [*sorted(RMS), UNKNOWN["rm"]]]
             elif path == "/api/tasks/{task_id}/outcome":
                 things = [{"task_id": t} for t in [*sorted(tasks.values()), UNKNOWN["task_id"]]]
@@ -134,7 +134,7 @@ def cases(openapi: dict, tasks: dict[str, str], strategies: list[str], threads: 
                 things = [{}]
             for values in things:
                 url = re.sub(r"\{(\w+)\}", lambda m, v=values: v[m.group(1)], path)
-                if path == "/api/worklist":
+                if path in ("/api/worklist", "/api/leads"):
                     url += f"?rm={values['rm']}"
                 if path == "/api/lists/rows":
                     url += f"?as_of={D}"
@@ -182,7 +182,7 @@ def test_no_user_reads_or_writes_outside_their_book_or_branch_and_not_yours_look
                     if unknown is None:
                         concrete = {k: UNKNOWN.get(k, v) for k, v in values.items() if k != "thread_rm"}
                         target = re.sub(r"\{(\w+)\}", lambda m, v=concrete: v[m.group(1)], path)
-                        if path == "/api/worklist":
+                        if path in ("/api/worklist", "/api/leads"):
                             target += f"?rm={UNKNOWN['rm']}"
                         ref = (http.post(target, headers=headers, json={"outcome": "not-an-outcome"})
                                if method == "POST" else http.get(target))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, oidc, operations, pages, threads
+from lifeloop.web import auth, leads, oidc, operations, pages, threads
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -111,3 +111,4 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
     pages.register(app, web)
     operations.register(app, web)
     threads.register(app, web)
+    leads.register(app, web)

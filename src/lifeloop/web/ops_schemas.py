@@ -114,6 +114,12 @@ class Thread(BaseModel):
     posts: list[dict[str, Any]]
 
 
+class Leads(BaseModel):
+    """An RM's open leads."""
+
+    leads: list[dict[str, Any]]
+
+
 def resolve_body() -> dict[str, Any]:
     """An operator's decision on a contact of unknown outcome: sent, or not sent (``resend``: send it again)."""
     reason = {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"}
