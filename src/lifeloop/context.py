@@ -13,17 +13,20 @@ from lifeloop import pipeline
 from lifeloop.config.loader import ConfigFolder
 from lifeloop.config.masking import masking_policy
 from lifeloop.config.shelf import ModelsConfig
+from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.contract import Bank, StepResult
 from lifeloop.data import ingest as ingesting
 from lifeloop.data import simulator
 from lifeloop.data.access import PermissionDenied, Principal, Scope, SignInRefused, not_visible, parse_grant
 from lifeloop.data.access import describe as describe_principal
+from lifeloop.data.masking import mask_money_text, show_value
 from lifeloop.engine.adapters import connect
-from lifeloop.errors import ConfigError, DataError, EventError, NotFoundError
+from lifeloop.errors import ConfigError, DataError, EventError, NotFoundError, did_you_mean
 from lifeloop.execution import consent_changes, customer_rights, feedback_import, replies, worklists
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
 from lifeloop.insight import profile, summary, transitions
+from lifeloop.insight.money import workspace_money_tags
 from lifeloop.models import evaluation as model_evaluation
 from lifeloop.models import monitor as model_monitor
 from lifeloop.models import registry as model_registry
@@ -36,7 +39,7 @@ from lifeloop.realtime import timers as realtime_timers
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Credentials, Settings
 from lifeloop.store import ops as ops_store
-from lifeloop.store import rekey
+from lifeloop.store import rekey, run_log
 from lifeloop.store.keys import Keys, open_keys
 from lifeloop.store.lake import Lake, run_hint
 from lifeloop.store.lake_crypto import LakeCrypto
@@ -46,9 +49,11 @@ from lifeloop.store.ops import events as events_store
 from lifeloop.store.ops import feedback as feedback_store
 from lifeloop.store.ops import principals as users_store
 from lifeloop.store.ops import tasks as tasks_store
+from lifeloop.store.ops import threads as threads_store
 from lifeloop.store.ops.database import resolve_url, unit_of_work
-from lifeloop.store.ops.models import Dispatch
+from lifeloop.store.ops.models import Dispatch, StrategyThread
 from lifeloop.store.ops.types import utcnow
+from lifeloop.strategy import list_counts
 from lifeloop.strategy import why as why_replay
 from lifeloop.strategy.history import LakeHistory
 from lifeloop.strategy.ops_history import OpsHistory, WithRights
@@ -693,18 +698,36 @@ class Context:
         return {"path": written, "sha256": digest, "rows": len(rows), "rm_id": rm_id}
 
     def record_outcome(self, task_id: int, *, outcome: str, note: str | None = None,
-                       referred_name: str | None = None, referred_mobile: str | None = None) -> dict[str, Any]:
+                       referred_name: str | None = None, referred_mobile: str | None = None,
+                       referred_rm: str | None = None, product_line: str | None = None) -> dict[str, Any]:
         """The marketing form (营销表单) of one task of the signed-in RM's own worklist: the contact's outcome (a
         refusal goes into the refusal memory the contact gate reads), a referral's lead, a note; the task is done.
 
+        A referral (转介) may name another product line (one of the bank's product types) and another RM of the
+        task's branch, whose leads it then joins; an RM outside the branch gets the refusal of an unknown one.
         Another RM's task and a task that does not exist get the same refusal."""
         principal = self.require("feedback.record", "record contact outcomes")
         now = self.clock()
+        referred_rm, product_line = (referred_rm or "").strip() or None, (product_line or "").strip() or None
         with unit_of_work(self.ops()) as session:
             task = tasks_store.own_task(session, rm_ids=principal.rm_ids, task_id=task_id)
             if task is None or task.dispatch_id is None:
                 raise self._refused(not_visible("task", str(task_id)), "feedback.record", "task", str(task_id))
-            referral = (feedback_store.Referral(referred_name.strip(), (referred_mobile or "").strip() or None)
+            if (referred_rm or product_line) and outcome != "referral":
+                raise DataError(f"only a referral names a product line or an RM to refer to, not {outcome!r}",
+                                hint="choose the referral outcome, or leave the referral fields empty")
+            if referred_rm is not None:
+                branches = self._book.rm_branches
+                colleagues = sorted(rm for rm, b in branches.items() if b == branches.get(task.rm_id))
+                if referred_rm not in colleagues:
+                    raise self._refused(not_visible("relationship manager", referred_rm, colleagues),
+                                        "feedback.record", "rm", referred_rm)
+            lines = self._book_product_lines()
+            if product_line is not None and lines and product_line not in lines:
+                raise NotFoundError(f"no product line {product_line!r}" + did_you_mean(product_line, lines),
+                                    hint=f"product lines: {', '.join(lines)}")
+            referral = (feedback_store.Referral(referred_name.strip(), (referred_mobile or "").strip() or None,
+                                                rm_id=referred_rm, product_line=product_line)
                         if outcome == "referral" and (referred_name or "").strip() else None)
             item = feedback_store.record(session, dispatch_id=task.dispatch_id, outcome=outcome, occurred_at=now,
                                          recorded_by=principal.user_id, note=(note or "").strip() or None,
@@ -713,9 +736,43 @@ class Context:
                 tasks_store.complete_task(session, rm_id=task.rm_id, task_id=task.id, note=item.note, at=now)
             audit.record(session, actor=principal.user_id, action="feedback.record", target_type="customer",
                          target_id=task.customer_id, at=now,
-                         details={"task": task.id, "contact": task.dispatch_id, "outcome": outcome})
+                         details={"task": task.id, "contact": task.dispatch_id, "outcome": outcome,
+                                  **({"referred_to_rm": referral.rm_id or task.rm_id,
+                                      "product_line": product_line} if referral else {})})
             return {"feedback_id": item.id, "task_id": task.id, "contact_id": task.dispatch_id,
                     "customer_id": task.customer_id, "outcome": outcome}
+
+    def _book_product_lines(self) -> list[str]:
+        """The bank's product lines: the product types of the newest products extract (none: any is taken)."""
+        files = self.lake.bank_files(self.lake.dates("bank")[-1]).get("products") if self.lake.dates("bank") else None
+        if not files:
+            return []
+        types = self.lake.read_table(files[-1], ["product_type"])["product_type"].to_pylist()
+        return sorted({t for t in types if t})
+
+    def product_lines(self) -> list[str]:
+        """The product lines a referral may name (for the marketing form)."""
+        self.require("feedback.record", "record contact outcomes")
+        return self._book_product_lines()
+
+    def leads(self, rm_id: str | None = None) -> list[dict[str, Any]]:
+        """An RM's open leads — people referred to them (转介), by their customers or by a colleague's — newest
+        first; scoped like :meth:`worklist` (an RM: their own; a branch manager or head office names the RM), the
+        name and mobile masked for the viewer."""
+        principal = self.require("worklist.read", "read leads")
+        rm_id = self._worklist_rm(principal, rm_id)
+        if rm_id not in self._book.rm_branches:   # head office naming an RM the bank does not have
+            raise self._refused(not_visible("relationship manager", rm_id), "worklist.read", "rm", rm_id)
+        viewer = principal.viewer(rm_id, self._book.rm_branches.get(rm_id), policy=self.masking)
+        owners = self._book.owners
+        with self.ops()() as session:   # the referring customer is named only to their own RM's book
+            return [{"id": lead.id, "name": show_value("name", lead.name, viewer),
+                     "mobile": show_value("mobile", lead.phone, viewer) if lead.phone else None,
+                     "product_line": lead.product_line,
+                     "referred_by_customer_id": lead.referred_by_customer_id if (owners.get(
+                         lead.referred_by_customer_id or "") or (None,))[0] == rm_id else None,
+                     "status": lead.status, "created_at": lead.created_at}
+                    for lead in feedback_store.leads_of(session, rm_id=rm_id)]
 
     def import_feedback(self, path: str | Path):
         """Import a feedback CSV (营销表单) all or nothing; re-importing the same file changes nothing."""
@@ -781,6 +838,161 @@ class Context:
                                     strategy=strategy, channel=channel, approvers=approvers, now=now)
             return {"approvals": [approving.describe(a) for a in done.approvals], "released": done.released,
                     "cancelled": done.cancelled}
+
+    # ------------------------------------------------------------------ operations pages (docs/web.md)
+    def runs(self, limit: int = 60) -> list[dict[str, Any]]:
+        """The lake's run log by as-of date, newest first: steps published, rows, seconds, wall-clock times."""
+        self.require("runs.read", "read the run log")
+        return run_log.days(run_log.entries(self.lake.root), ["ingest", *pipeline.STEPS])[:limit]
+
+    def run_day(self, as_of: dt.date) -> dict[str, Any]:
+        """One as-of date step by step: manifests (run id, rows, inputs, config hash) and every publish of it."""
+        self.require("runs.read", "read the run log")
+        found = run_log.day(self.lake, as_of, run_log.entries(self.lake.root), ["ingest", *pipeline.STEPS])
+        if not found["steps"]:
+            raise NotFoundError(f"nothing was run as of {as_of}", hint="the runs page lists the days run")
+        return found
+
+    def list_counts(self, as_of: dt.date | None = None) -> dict[str, Any]:
+        """A day's lists counted per strategy x wave x channel (contact / control / dropped, drops by reason), over
+        the customers in the reader's scope (a branch manager: their branch)."""
+        principal = self.require("runs.read", "read the day's lists")
+        day = self._planned(as_of)
+        table = self.lists(day)
+        cells = list_counts.counts(table)
+        scope = principal.scope("lists.read")
+        return {"as_of": day, "scope": "all" if scope.all else sorted(scope.rm_ids | scope.branch_ids),
+                "cells": cells, "totals": list_counts.totals(cells)}
+
+    def list_rows(self, as_of: dt.date, *, strategy: str | None = None, wave: str | None = None,
+                  channel: str | None = None, status: str | None = None, dropped_by: str | None = None,
+                  limit: int = 200) -> dict[str, Any]:
+        """The rows of one cell of :meth:`list_counts` (at most ``limit``), scoped; the reason and the channels'
+        detail with money banded for a reader who may not see exact amounts (and withheld when the money tags
+        cannot be read)."""
+        principal = self.require("runs.read", "read the day's lists")
+        rows, total = list_counts.select(self.lists(self._planned(as_of)), strategy=strategy, wave=wave,
+                                         channel=channel, status=status, dropped_by=dropped_by, limit=limit)
+        money = workspace_money_tags(self.configs)
+        owners = self._book.owners
+        for r in rows:
+            viewer = principal.viewer(*owners.get(r["customer_id"], (None, None)), policy=self.masking)
+            for k in ("reason", "detail"):
+                if k in r and not viewer.money_exact:
+                    r[k] = mask_money_text(r[k], money, viewer) if money is not None else None
+        return {"as_of": as_of, "rows": rows, "shown": len(rows), "total": total}
+
+    def _planned(self, as_of: dt.date | None) -> dt.date:
+        """A day whose lists are published (default: the newest), or not found."""
+        planned = self.lake.dates("lists")
+        day = as_of or (planned[-1] if planned else None)
+        if day is None or day not in planned:
+            raise NotFoundError(f"no lists as of {day or 'any day'}", hint=run_hint("lists", day or "DATE"))
+        return day
+
+    def outbox_overview(self, days: int = 14) -> dict[str, Any]:
+        """The outbox of the last ``days`` list dates: contacts per day x channel x status (sent, waiting — pending,
+        claimed, sending, held —, unknown, failed, blocked, cancelled), and the contacts of unknown outcome."""
+        self.require("outbox.resolve", "read the outbox")
+        with self.ops()() as session:
+            latest = delivery.latest_day(session)
+            since = latest - dt.timedelta(days=days - 1) if latest else None
+            counts = delivery.status_counts(session, since=since)
+        return {"since": since, "counts": [{"as_of": d, "channel": c, "status": s, "contacts": n}
+                                           for d, c, s, n in counts],
+                "unknown": [{"key": u.key, "as_of": u.as_of, "customer_id": u.customer_id, "channel": u.channel,
+                             "strategy": u.strategy_id, "wave": u.wave, "reason": u.reason, "since": u.since,
+                             "age_seconds": int(u.age.total_seconds())} for u in self.outbox_unknown()]}
+
+    def audit_search(self, *, actor: str | None = None, action: str | None = None, target: str | None = None,
+                     start: dt.date | None = None, end: dt.date | None = None, page: int = 1,
+                     per_page: int = 50) -> dict[str, Any]:
+        """Search the audit log (compliance; read-only), newest first, one page: by actor, action (or its prefix),
+        subject (target id: customer, contact key, approval) and bank-local dates ``start``..``end`` inclusive.
+        The search itself is audited (``audit.search``: the filters and how many matched)."""
+        principal = self.require("audit.read", "search the audit log")
+        if start and end and end < start:
+            raise DataError(f"the period ends ({end}) before it starts ({start})", hint="swap the dates")
+        with unit_of_work(self.ops()) as session:
+            found, total = audit.search(session, actor=actor or None, action=action or None, target=target or None,
+                                        start=self._local_midnight(start) if start else None,
+                                        end=self._local_midnight(end + dt.timedelta(days=1)) if end else None,
+                                        offset=(page - 1) * per_page, limit=per_page)
+            rows = [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "target_type": e.target_type,
+                     "target_id": e.target_id, "reason": e.reason, "details": e.details, "result": e.result,
+                     "host": e.host, "client": e.client} for e in found]
+            filters = {"actor": actor, "action": action, "target": target, "from": start, "to": end, "page": page}
+            audit.record(session, actor=principal.user_id, action="audit.search", target_type="audit_log",
+                         at=self.clock(), details={**{k: v for k, v in filters.items() if v}, "matched": total})
+        return {"entries": rows, "total": total, "page": page, "per_page": per_page,
+                "pages": max(1, -(-total // per_page))}
+
+    # ---------------------------------------------------------------- questions to a strategy's owner
+    def strategy_ids(self) -> dict[str, Any]:
+        """The strategy map's strategies by id (none without a map)."""
+        if not self.configs.exists("strategies"):
+            return {}
+        return {s.id: s for s in self.configs.load("strategies", StrategiesConfig)[0].strategies}
+
+    def _thread_row(self, t: Any, posts: bool = False) -> dict[str, Any]:
+        row = {"id": t.id, "strategy": t.strategy_id, "subject": t.subject, "asked_by": t.asked_by, "rm_id": t.rm_id,
+               "branch_id": t.branch_id, "customer_id": t.customer_id, "status": t.status,
+               "created_at": t.created_at, "updated_at": t.updated_at}
+        if posts:
+            row["posts"] = [{"id": p.id, "author": p.author, "text": p.body, "at": p.created_at} for p in t.posts]
+        return row
+
+    def ask_owner(self, strategy_id: str, *, subject: str, text: str, customer_id: str | None = None
+                  ) -> dict[str, Any]:
+        """An RM's (or branch manager's) question to a strategy's owner (营销人员问题反馈), about one of their own
+        customers or none; kept with their book and branch (who may read it), audited."""
+        principal = self.require("threads.ask", "ask a strategy's owner")
+        known = self.strategy_ids()
+        if strategy_id not in known:
+            raise NotFoundError(f"no strategy {strategy_id!r}" + did_you_mean(strategy_id, known),
+                                hint="choose one of the strategy map's strategies")
+        if customer_id:
+            self._check_customer(customer_id, "customer.read", "ask about a customer")
+        rm_id = principal.rm_ids[0] if principal.rm_ids else None
+        branches = sorted(principal.scope("threads.ask").branch_ids)
+        branch_id = self._book.rm_branches.get(rm_id) if rm_id else (branches[0] if branches else None)
+        with unit_of_work(self.ops()) as session:
+            thread = threads_store.ask(session, strategy_id=strategy_id, subject=subject, text=text,
+                                       asked_by=principal.user_id, rm_id=rm_id, branch_id=branch_id,
+                                       customer_id=customer_id or None, now=self.clock())
+            return self._thread_row(thread, posts=True)
+
+    def strategy_threads(self, strategy_id: str | None = None) -> list[dict[str, Any]]:
+        """The questions the reader may see (an RM: their own; a branch manager: their branch's; head office:
+        all), newest activity first, of one strategy or all."""
+        scope = self._scope("threads.read", "read questions to strategy owners")
+        with self.ops()() as session:
+            return [self._thread_row(t) for t in threads_store.visible(
+                session, all_=scope.all, rm_ids=scope.rm_ids, branch_ids=scope.branch_ids, strategy_id=strategy_id)]
+
+    def _visible_thread(self, session: Any, thread_id: int, permission: str) -> Any:
+        scope = self._scope("threads.read", "read questions to strategy owners")
+        thread = session.get(StrategyThread, thread_id)
+        if thread is None or not (scope.all or scope.covers(thread.rm_id, thread.branch_id)):
+            raise self._refused(not_visible("question", str(thread_id)), permission, "thread", str(thread_id))
+        return thread
+
+    def strategy_thread(self, thread_id: int) -> dict[str, Any]:
+        """One question with its replies, if the reader may see it (else the refusal an unknown one gets)."""
+        with self.ops()() as session:
+            return self._thread_row(self._visible_thread(session, thread_id, "threads.read"), posts=True)
+
+    def post_to_thread(self, thread_id: int, text: str) -> dict[str, Any]:
+        """A reply from head office (``threads.reply``) or the asker's follow-up, to a question the poster may see."""
+        principal = self.principal
+        with unit_of_work(self.ops()) as session:
+            thread = self._visible_thread(session, thread_id, "threads.read")
+            reply = principal.can("threads.reply")
+            if not reply and thread.asked_by != principal.user_id:
+                self.require("threads.reply", "reply to another person's question")
+            threads_store.post(session, thread=thread, author=principal.user_id, text=text, reply=reply,
+                               now=self.clock())
+            return self._thread_row(thread, posts=True)
 
     # ------------------------------------------------------------------ real-time moments (docs/realtime.md)
     def events_config(self) -> EventsConfig:
@@ -929,10 +1141,13 @@ class Context:
         source = OpsHistory(self.ops(), self.lake) if dispatching.has_dispatched(self.ops()) else LakeHistory(self.lake)
         return WithRights(source, self.ops())   # opt-outs and suppressions hold before the first dispatch too
 
-    def why(self, customer_id: str, as_of: dt.date) -> dict[str, Any]:
+    def why(self, customer_id: str, as_of: dt.date, *, known_only: bool = False) -> dict[str, Any]:
         """Every decision about a customer on a day (决策回放), replayed from that day's stored snapshots only,
-        and the real-time decisions on moments of that local date (for a customer in the reader's scope)."""
+        and the real-time decisions on moments of that local date (for a customer in the reader's scope).
+        ``known_only`` (the web app): a customer the bank's extract does not hold is not found, for head office too."""
         rm_id, branch_id = self._check_customer(customer_id, "why.read", "replay decisions")
+        if known_only and customer_id not in self._book.owners:
+            raise self._refused(not_visible("customer", customer_id), "why.read", "customer", customer_id)
         viewer = self.principal.viewer(rm_id, branch_id, policy=self.masking)
         with self.ops()() as session:
             moments = events_store.day_decisions(session, customer_id=customer_id, local_date=as_of)

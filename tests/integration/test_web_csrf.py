@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from lifeloop.store.ops.models import Feedback, WebSession
 from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
-from tests.web_world import PASSWORD, bank, client_for, csrf_now, sign_in, system  # noqa: F401 - fixture
+from tests.web_world import PASSWORD, D, bank, client_for, csrf_now, sign_in, system  # noqa: F401 - fixture
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # POST /events is for event sources, authenticated by a bearer token and never by a cookie: a browser's
@@ -23,7 +23,10 @@ def state_changing_routes(app) -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return re.sub(r"\{task_id\}", "1", path)   # task 1 is rm1's own task: only the token is missing
+    # task 1 is rm1's own task: only the token is missing; a day and a contact key that parse
+    path = re.sub(r"\{as_of\}", D.isoformat(), path)
+    path = re.sub(r"\{thread_id\}", "1", path)
+    return re.sub(r"\{key\}", "0" * 64, re.sub(r"\{task_id\}", "1", path))
 
 
 def test_every_state_changing_route_refuses_a_request_without_a_valid_csrf_token(bank):

@@ -58,6 +58,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "feedback.import": ("admin", "analyst"),
     "feedback.record": ("rm",),                              # the marketing form: own worklist's tasks only
     "board.read": ("admin", "analyst", "compliance", "branch_manager"),   # a branch manager: their branch's
+    # the operations pages (web): runs and their steps, the day's lists counted (a branch manager: their branch)
+    "runs.read": ("admin", "analyst", "compliance", "branch_manager"),
+    # questions and feedback to a strategy's owner (营销人员问题反馈): an RM asks about their own work, head
+    # office answers; an RM reads their own threads, a branch manager their branch's, head office all
+    "threads.ask": ("rm", "branch_manager"),
+    "threads.read": ("admin", "analyst", "compliance", "branch_manager", "rm"),
+    "threads.reply": ("admin", "analyst"),
     "approvals.read": ("admin", "analyst", "compliance", "approver"),
     "approvals.decide": ("approver",),
     "models.fit": ("admin", "analyst"),

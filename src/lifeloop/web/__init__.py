@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, oidc, pages
+from lifeloop.web import auth, leads, oidc, operations, pages, threads
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -109,3 +109,6 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     auth.register(app, web)
     pages.register(app, web)
+    operations.register(app, web)
+    threads.register(app, web)
+    leads.register(app, web)

@@ -132,7 +132,8 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
             done = ctx.record_outcome(task_id, outcome=form.get("outcome", ""), note=form.get("note"),
                                       referred_name=form.get("referred_name"),
-                                      referred_mobile=form.get("referred_mobile"))
+                                      referred_mobile=form.get("referred_mobile"),
+                                      referred_rm=form.get("referred_rm"), product_line=form.get("product_line"))
             return as_json(done) if api else RedirectResponse(f"/worklist?done={done['task_id']}", status_code=303)
         return await run_in_threadpool(acting, request, api, work)
 

@@ -39,7 +39,8 @@ class Customer360(BaseModel):
 
 def outcome_body() -> dict[str, Any]:
     """The marketing form's JSON body (a form body has the same names): an outcome, a note; a referral names the
-    referred person (a name with a letter in it), no other outcome does."""
+    referred person (a name with a letter in it) and may name the product line and the RM (of the branch) it is
+    referred to; no other outcome does."""
     note = {"type": "string", "maxLength": 2000}
     others = [o for o in OUTCOMES if o != "referral"]
     return {"oneOf": [
@@ -48,7 +49,9 @@ def outcome_body() -> dict[str, Any]:
         {"type": "object", "additionalProperties": False, "required": ["outcome", "referred_name"],
          "properties": {"outcome": {"type": "string", "enum": ["referral"]}, "note": note,
                         "referred_name": {"type": "string", "pattern": r"^\S.{0,62}\S?$"},
-                        "referred_mobile": {"type": "string", "pattern": r"^1[3-9][0-9]{9}$"}}}]}
+                        "referred_mobile": {"type": "string", "pattern": r"^1[3-9][0-9]{9}$"},
+                        "referred_rm": {"type": "string", "maxLength": 64},
+                        "product_line": {"type": "string", "maxLength": 64}}}]}
 
 
 class OutcomeDone(BaseModel):

@@ -125,6 +125,29 @@ def entries(session: Session, *, target_type: str | None = None, target_id: str 
     return list(session.scalars(query.order_by(AuditEntry.at, AuditEntry.id).limit(limit)))
 
 
+def search(session: Session, *, actor: str | None = None, action: str | None = None, target: str | None = None,
+           start: dt.datetime | None = None, end: dt.datetime | None = None, offset: int = 0,
+           limit: int = 50) -> tuple[list[AuditEntry], int]:
+    """Entries for a compliance search, newest first: by actor, action (``outbox`` finds ``outbox.resolve`` too:
+    the name or its dotted prefix), subject (the target id: a customer, a contact key, an approval number) and
+    ``start <= at < end``; one page of ``limit`` from ``offset``, and how many match in all."""
+    query = sa.select(AuditEntry)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if action:
+        query = query.where(sa.or_(AuditEntry.action == action,
+                                   AuditEntry.action.startswith(action.rstrip(".") + ".", autoescape=True)))
+    if target:
+        query = query.where(AuditEntry.target_id == target)
+    if start is not None:
+        query = query.where(AuditEntry.at >= as_utc(start))
+    if end is not None:
+        query = query.where(AuditEntry.at < as_utc(end))
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    page = session.scalars(query.order_by(AuditEntry.id.desc()).offset(offset).limit(limit))
+    return list(page), int(total)
+
+
 # ---------------------------------------------------------------------------------------------- verify
 @dataclass
 class Break:

@@ -173,6 +173,21 @@ def unknown_by_channel(session: Session) -> dict[str, int]:
     return {channel: n for channel, n in session.execute(query)}
 
 
+def latest_day(session: Session) -> dt.date | None:
+    """The newest list date in the outbox (None: nothing dispatched yet)."""
+    return session.scalar(sa.select(sa.func.max(Dispatch.as_of)))
+
+
+def status_counts(session: Session, *, since: dt.date | None = None) -> list[tuple[dt.date, str, str, int]]:
+    """(list date, channel, status, how many) of the outbox, newest day first (from ``since`` on)."""
+    query = (sa.select(Dispatch.as_of, Dispatch.channel, Dispatch.status, sa.func.count())
+             .group_by(Dispatch.as_of, Dispatch.channel, Dispatch.status)
+             .order_by(Dispatch.as_of.desc(), Dispatch.channel, Dispatch.status))
+    if since is not None:
+        query = query.where(Dispatch.as_of >= since)
+    return [(d, c, s, int(n)) for d, c, s, n in session.execute(query)]
+
+
 def held_by_others(session: Session, *, own_tokens: Iterable[str] = ()) -> list[tuple[str, int, dt.datetime | None]]:
     """Items other dispatchers hold (claimed or sending): (worker, how many, when its last lease ends)."""
     own = [t for t in own_tokens if t]

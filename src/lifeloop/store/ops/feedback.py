@@ -30,8 +30,9 @@ class Referral:
 
     name: str
     phone: str | None = None
-    rm_id: str | None = None
+    rm_id: str | None = None          # the RM the lead goes to (default: the contacted customer's RM)
     note: str | None = None
+    product_line: str | None = None   # another product line it is referred to (转介: insurance, loans ...)
 
 
 def record(session: Session, *, dispatch_id: int, outcome: str, occurred_at: dt.datetime, recorded_by: str,
@@ -55,7 +56,8 @@ def record(session: Session, *, dispatch_id: int, outcome: str, occurred_at: dt.
     lead = None
     if referral is not None:
         lead = Lead(name=referral.name, phone=referral.phone, rm_id=referral.rm_id or dispatch.rm_id,
-                    referred_by_customer_id=dispatch.customer_id, note=referral.note)
+                    referred_by_customer_id=dispatch.customer_id, note=referral.note,
+                    product_line=referral.product_line)
         session.add(lead)
     item = Feedback(dispatch=dispatch, customer_id=dispatch.customer_id, channel=dispatch.channel, outcome=outcome,
                     occurred_at=as_utc(occurred_at, what="occurred_at"), recorded_by=recorded_by, note=note,
@@ -144,7 +146,8 @@ def record_many(session: Session, *, outcomes: Sequence[Outcome], source: str, w
         lead = None
         if o.referral is not None:
             lead = Lead(name=o.referral.name, phone=o.referral.phone, rm_id=o.referral.rm_id or dispatch.rm_id,
-                        referred_by_customer_id=dispatch.customer_id, note=o.referral.note)
+                        referred_by_customer_id=dispatch.customer_id, note=o.referral.note,
+                        product_line=o.referral.product_line)
         recorded.append(Feedback(dispatch=dispatch, customer_id=dispatch.customer_id, channel=dispatch.channel,
                                  outcome=o.outcome, occurred_at=as_utc(o.occurred_at), recorded_by=o.recorded_by,
                                  note=o.note, product_id=o.product_id, amount=o.amount, referred_lead=lead,
@@ -152,6 +155,13 @@ def record_many(session: Session, *, outcomes: Sequence[Outcome], source: str, w
     session.add_all(recorded)
     session.flush()
     return recorded
+
+
+def leads_of(session: Session, *, rm_id: str, statuses: Iterable[str] = ("new", "contacted")) -> list[Lead]:
+    """An RM's open leads (referred to them), newest first."""
+    query = (sa.select(Lead).where(Lead.rm_id == rm_id, Lead.status.in_(list(statuses)))
+             .order_by(Lead.created_at.desc(), Lead.id.desc()))
+    return list(session.scalars(query))
 
 
 def for_contact(session: Session, *, dispatch_id: int) -> list[Feedback]:

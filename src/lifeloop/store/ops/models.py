@@ -155,6 +155,8 @@ class Lead(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="new")
     converted_customer_id: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # a referral to another product line (转介: e.g. insurance, loans) names it; null: the referring RM's own line
+    product_line: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class Feedback(Base):
@@ -676,3 +678,50 @@ class Timer(Base):
     status: Mapped[str] = mapped_column(sa.String(8), default="pending")
     set_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     fired_at: Mapped[dt.datetime | None]
+
+
+# Questions and feedback to a strategy's owner (营销人员问题反馈与沟通): an RM (or a branch manager) asks about a
+# strategy, head office answers, in one thread per question.
+THREAD_STATUSES = ("open", "answered", "closed")
+
+
+class StrategyThread(Base):
+    """A question about a strategy, asked by an RM or branch manager; its posts are the conversation.
+
+    ``rm_id`` and ``branch_id`` are the asker's book and branch when they asked: who else may read it (their
+    branch manager, head office) is decided on them. ``customer_id``: the customer the question is about, if any
+    (one of the asker's own)."""
+
+    __tablename__ = "strategy_threads"
+    __table_args__ = (
+        one_of("status", THREAD_STATUSES, "status"),
+        sa.Index(None, "strategy_id", "updated_at"),
+        sa.Index(None, "branch_id", "rm_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(sa.String(64))
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    asked_by: Mapped[str] = mapped_column(sa.String(64))
+    rm_id: Mapped[str | None] = mapped_column(sa.String(64))
+    branch_id: Mapped[str | None] = mapped_column(sa.String(64))
+    customer_id: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    posts: Mapped[list[StrategyThreadPost]] = relationship(back_populates="thread", order_by="StrategyThreadPost.id")
+
+
+class StrategyThreadPost(Base):
+    """One message of a thread: the question, a reply from head office, a follow-up by the asker."""
+
+    __tablename__ = "strategy_thread_posts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    thread_id: Mapped[int] = mapped_column(sa.ForeignKey("strategy_threads.id", ondelete="RESTRICT"), index=True)
+    author: Mapped[str] = mapped_column(sa.String(64))
+    body: Mapped[str] = mapped_column(EncryptedText("strategy_thread_posts.body"))   # free text: may name a person
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    thread: Mapped[StrategyThread] = relationship(back_populates="posts")
