@@ -25,12 +25,13 @@ from tests.ops_fixtures import database_url, ops_db, session  # noqa: F401 - fix
 TABLES = {"dispatches", "feedback", "leads", "consent_changes", "do_not_disturb", "tasks", "audit_log",
           "audit_head", "audit_archives", "idempotency_keys", "approvals", "inbound_replies",
           "users", "role_grants", "unmask_grants", "events", "moments", "moment_decisions", "timers",
-          "personalisation_changes", "rights_requests", "suppressions", "marketing_suppressed", "web_sessions"}
+          "personalisation_changes", "rights_requests", "suppressions", "marketing_suppressed", "web_sessions",
+          "strategy_versions"}
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_current_reports_it(database_url):
     assert current(database_url) is None
-    assert upgrade(database_url) == head() == "0010_web_sessions"
+    assert upgrade(database_url) == head() == "0011_strategy_versions"
     assert current(database_url) == head()
     engine = make_engine(database_url)
     try:
