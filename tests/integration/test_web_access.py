@@ -54,6 +54,8 @@ def expected(user: str, path: str, values: dict[str, str]) -> int:
         if user not in LEADERS:
             return 403
         return 404 if values.get("strategy") == UNKNOWN["strategy"] else 200
+    if path.startswith("/api/strategies"):
+        return strategies_expected(user, path, values)
     if user == "approver":
         return 403
     if path == "/api/customers/{customer_id}":
@@ -65,6 +67,25 @@ def expected(user: str, path: str, values: dict[str, str]) -> int:
             return 403
         return 422 if values["task_id"] == values["own_task"] else 404   # own: the bad outcome is the refusal
     raise AssertionError(f"a route the matrix does not know: {path} (add its expectation here)")
+
+
+EDITORS = {"admin", "analyst", "bm1", "bm2"}
+
+
+def strategies_expected(user: str, path: str, values: dict[str, str]) -> int:
+    """The strategy editor: readers (not RMs) read the map; editors draft (the matrix's body has no definition:
+    422); a checker decides; nothing here has version 999; another branch's variant is not found like it."""
+    if user.startswith("rm"):
+        return 403
+    unknown = values.get("strategy") == UNKNOWN["strategy"]
+    if path in ("/api/strategies/{strategy}/preview", "/api/strategies/{strategy}/drafts"):
+        return 422 if user in EDITORS else 403
+    if path.endswith("/{action}"):
+        needed = EDITORS if values["action"] in ("submit", "revert") else {"approver"}
+        return 404 if user in needed else 403
+    if path == "/api/strategies":
+        return 200
+    return 404 if unknown else 200
 
 
 def cases(openapi: dict, tasks: dict[str, str], strategies: list[str]):
@@ -79,6 +100,11 @@ def cases(openapi: dict, tasks: dict[str, str], strategies: list[str]):
                 things = [{"rm": rm} for rm in [*sorted(RMS), UNKNOWN["rm"]]]
             elif path == "/api/tasks/{task_id}/outcome":
                 things = [{"task_id": t} for t in [*sorted(tasks.values()), UNKNOWN["task_id"]]]
+            elif path.endswith("/{version}/{action}"):
+                things = [{"strategy": s, "version": "999", "action": a} for s in [*strategies, UNKNOWN["strategy"]]
+                          for a in ("submit", "approve", "reject", "revert")]
+            elif path.startswith("/api/strategies/{strategy}"):
+                things = [{"strategy": s} for s in [*strategies, UNKNOWN["strategy"]]]
             elif path == "/api/board/{strategy}":
                 things = [{"strategy": s} for s in [*strategies, UNKNOWN["strategy"]]]
             else:

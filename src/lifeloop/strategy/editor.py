@@ -17,6 +17,7 @@ from sqlglot import exp
 from lifeloop.config.contact_policy import ContactPolicy
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.loader import load_yaml
+from lifeloop.config.scripts import customer_variables, render
 from lifeloop.config.segments import SegmentsConfig
 from lifeloop.config.shelf import ModelsConfig
 from lifeloop.config.strategies import StrategiesConfig, Strategy
@@ -276,7 +277,14 @@ def preview(ctx: Any, strategy_id: str, text: str, *, branch: str | None = None,
         if not isinstance(exc, ConfigError):
             raise
         return {"valid": False, "problems": problems_of(exc), "audience": None, "scripts": []}
-    scripts = [{"channel": ch, "zh": s.zh, "en": s.en} for ch, s in strategy.scripts.items()]
+    sample = customer_variables({"customer_name": "王小明", "gender": "F", "rm_name": "李经理",
+                                 "branch_name": "滨江支行",
+                                 "product_name": strategy.offer.product_id or strategy.offer.code,
+                                 "offer_code": strategy.offer.code or "", "days_to_maturity": 7,
+                                 "maturing_amount": 52_000, "holiday_name": "中秋节",
+                                 "bank_name": ctx.config.bank.name})
+    scripts = [{"channel": ch, "zh": render(s.zh, sample) if s.zh else "", "en": render(s.en, sample) if s.en else ""}
+               for ch, s in strategy.scripts.items()]
     audience = audience_count(ctx, strategy, branch=branch) if count else None
     return {"valid": True, "problems": [], "audience": audience, "scripts": scripts}
 
@@ -363,10 +371,11 @@ def submit(ctx: Any, strategy_id: str, version: int) -> dict[str, Any]:
 def decide(ctx: Any, strategy_id: str, version: int, *, approve: bool, comment: str | None) -> dict[str, Any]:
     """The checker approves (it goes live with the next run) or rejects a submitted version, with a comment."""
     principal = ctx.require("strategies.approve", "approve or reject strategy versions")
-    if not approve and not (comment or "").strip():
-        raise VersionError("a rejection needs a comment: say what to change", hint='--comment "holdout too small"')
     with unit_of_work(ctx.ops()) as session:
         v = _visible_version(ctx, session, strategy_id, version, "strategies.approve")
+        if not approve and not (comment or "").strip():
+            raise VersionError("a rejection needs a comment: say what to change",
+                               hint='--comment "holdout too small"')
         try:
             check_checker(principal, v.author, strategy_id, version)
         except PermissionDenied as exc:
@@ -469,3 +478,35 @@ def coverage_cells(ctx: Any, config: StrategiesConfig) -> dict[str, Any] | None:
              for c in report["cells"]]
     return {"as_of": day.isoformat(), "stages": report["stages"],
             "segments": [f"{s['kind']} {s['segment']}" for s in report["segments"]], "cells": cells}
+
+
+MAIN_FIELDS = {"audience": str, "holdout": float, "priority": int}
+
+
+def with_fields(text: str, fields: dict[str, str]) -> str:
+    """The YAML text with the form's structured fields (audience, holdout, priority, objective) written into it
+    when they differ from the text's; text that is not a mapping is returned as it is (its check says why)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if not isinstance(data, dict):
+        return text
+    changed = False
+    for name, kind in MAIN_FIELDS.items():
+        given = (fields.get(name) or "").strip()
+        if not given:
+            continue
+        try:
+            value = kind(given)
+        except ValueError:
+            value = given   # the check names the field and what it must be
+        if data.get(name) != value:
+            data[name], changed = value, True
+    kind_given = (fields.get("objective_kind") or "").strip()
+    if kind_given and isinstance(data.get("objective"), dict) and data["objective"].get("kind") != kind_given:
+        data["objective"] = {**data["objective"], "kind": kind_given}
+        changed = True
+    return dump(data) if changed else text

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, oidc, pages
+from lifeloop.web import auth, editor, oidc, pages
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -109,3 +109,4 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     auth.register(app, web)
     pages.register(app, web)
+    editor.register(app, web)
