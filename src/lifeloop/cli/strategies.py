@@ -5,7 +5,10 @@ value arbitration used, per strategy x wave x channel and segment)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
+
+import typer
 
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.strategies import StrategiesConfig
@@ -251,9 +254,6 @@ def strategies_app(context: Any, console: Any, parse_date: Any) -> Any:
     ``versions S``, ``diff S V1 V2``, ``draft S --file F``, ``submit S V``, ``approve S V``, ``reject S V``,
     ``revert S V`` (docs/strategies.md, "Versions"). Each acts as the signed-in user."""
     import json
-    from pathlib import Path
-
-    import typer
 
     app = typer.Typer(help="The strategy map (策略图谱) and its versions: draft, submit, approve (双人复核), revert.",
                       invoke_without_command=True)
