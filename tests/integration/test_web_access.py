@@ -73,13 +73,13 @@ EDITORS = {"admin", "analyst", "bm1", "bm2"}
 
 
 def strategies_expected(user: str, path: str, values: dict[str, str]) -> int:
-    """The strategy editor: readers (not RMs) read the map; editors draft (the matrix's body has no definition:
-    422); a checker decides; nothing here has version 999; another branch's variant is not found like it."""
+    """The strategy editor: readers (not RMs) read the map; editors draft and check (the matrix's body has no
+    definition: 200 with its problems, nothing saved); a checker decides; nothing here has version 999."""
     if user.startswith("rm"):
         return 403
     unknown = values.get("strategy") == UNKNOWN["strategy"]
     if path in ("/api/strategies/{strategy}/preview", "/api/strategies/{strategy}/drafts"):
-        return 422 if user in EDITORS else 403
+        return 200 if user in EDITORS else 403
     if path.endswith("/{action}"):
         needed = EDITORS if values["action"] in ("submit", "revert") else {"approver"}
         return 404 if user in needed else 403

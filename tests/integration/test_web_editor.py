@@ -31,6 +31,9 @@ def test_draft_submit_and_a_second_person_approves_and_the_author_cannot(bank):
     bad = ana.post(f"/api/strategies/{S}/preview", headers=h,
                    json={"definition": yaml.safe_dump({**data, "holdout": 1.5}, allow_unicode=True)})
     assert bad.status_code == 200 and bad.json()["valid"] is False
+    unsaved = ana.post(f"/api/strategies/{S}/drafts", headers=h,
+                       json={"definition": yaml.safe_dump({**data, "holdout": 1.5}, allow_unicode=True)})
+    assert unsaved.json()["saved"] is False and unsaved.json()["problems"][0]["field"] == "holdout"
     assert [p["field"] for p in bad.json()["problems"]] == ["holdout"]
     fragment = ana.post(f"/strategies/{S}/preview", headers=h, data={
         "definition": base["definition"], "holdout": "0.3"})
@@ -42,6 +45,8 @@ def test_draft_submit_and_a_second_person_approves_and_the_author_cannot(bank):
     v1 = next(v for v in versions["versions"] if v["version"] == 1)
     assert (v1["status"], v1["author"], yaml.safe_load(v1["definition"])["holdout"]) == ("draft", "analyst", 0.3)
     assert ana.post(f"/api/strategies/{S}/versions/1/submit", headers=h).json()["status"] == "submitted"
+    again = ana.post(f"/api/strategies/{S}/versions/1/submit", headers=h)
+    assert again.status_code == 409 and "is submitted" in again.json()["error"]
     # the maker is no checker: no approver role, and refused
     assert ana.post(f"/api/strategies/{S}/versions/1/approve", headers=h).status_code == 403
     diff = ana.get(f"/api/strategies/{S}/diff", params={"before": 0, "after": 1}).json()["diff"]
@@ -54,7 +59,8 @@ def test_draft_submit_and_a_second_person_approves_and_the_author_cannot(bank):
         page = checker.get(f"/strategies/{S}")
         assert 'class="approve"' in page.text
         token = csrf_now(checker, f"/strategies/{S}")
-        assert checker.post(f"/strategies/{S}/versions/1/reject", data={"csrf": token}).status_code == 422  # comment
+        # a rejection says what to change: without a comment it is refused (409), the version still submitted
+        assert checker.post(f"/strategies/{S}/versions/1/reject", data={"csrf": token}).status_code == 409
         done = checker.post(f"/strategies/{S}/versions/1/approve", data={"csrf": token, "comment": "同意"})
         assert done.status_code == 303
         info = checker.get(f"/api/strategies/{S}").json()
@@ -75,7 +81,7 @@ def test_an_rm_may_not_edit_and_a_branch_manager_edits_only_their_branchs_varian
     bm1, h1 = signed(ws, clock, "bm1")
     text = next(v for v in bm1.get(f"/api/strategies/{S}").json()["versions"] if v["version"] == 0)["definition"]
     mine = bm1.post(f"/api/strategies/{S}/drafts", headers=h1, json={"definition": text})
-    assert mine.status_code == 200 and mine.json()["branch_id"] == "B01"
+    assert mine.status_code == 200 and mine.json()["saved"] and mine.json()["branch_id"] == "B01"
     version = mine.json()["version"]
     # head office's own version is not a branch manager's to draft
     assert bm1.post(f"/api/strategies/{S}/drafts", headers=h1, json={"definition": text, "branch": "B02"}

@@ -94,6 +94,10 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> LocatedYaml:
         raise ConfigError(f"{file}:{line}: YAML syntax error: {exc.problem}",
                           problems=[Problem(str(exc.problem), file=file, line=line)],
                           hint="fix the indentation or quoting on that line") from None
+    except yaml.YAMLError as exc:   # e.g. a control character the YAML reader refuses
+        raise ConfigError(f"{file}: not YAML text: {str(exc).splitlines()[0]}",
+                          problems=[Problem(f"not YAML text: {str(exc).splitlines()[0]}", file=file)],
+                          hint="remove control characters; save the text as plain UTF-8") from None
     lines: dict[PathKey, int] = {}
     data = {} if node is None else _construct(node, (), lines, file)
     return LocatedYaml(data, lines, file)

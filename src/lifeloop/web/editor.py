@@ -48,6 +48,23 @@ def _version(text: str | None) -> int | None:
     return v if 1 <= v <= VERSION_MAX else None
 
 
+def conflict(w: Any, seen: Visit, exc: VersionError, api: bool) -> Any:
+    """409 with the message and what to do (a version already submitted, a rejection without a comment ...)."""
+    from fastapi.responses import JSONResponse
+
+    if api:
+        return JSONResponse({"error": exc.message, **({"hint": exc.hint} if exc.hint else {})}, status_code=409)
+    return html(w, seen, "error.html.j2", status=409, message=exc.message, here="/")
+
+
+def _unchecked(text: str) -> dict[str, Any] | None:
+    """The check's answer for a text that is not even there."""
+    if text.strip():
+        return None
+    return {"valid": False, "problems": [{"field": "definition", "line": None,
+                                          "message": "the strategy's text is empty"}], "audience": None, "scripts": []}
+
+
 def register(app: Any, web: Callable[[], Any]) -> None:
     """The editor's routes."""
     from fastapi import Path, Query, Request
@@ -62,6 +79,8 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         ctx = w.ctx.acting_as(seen.principal)
         try:
             return work(w, ctx, seen)
+        except VersionError as exc:   # a transition the version's state does not allow: a conflict, said plainly
+            return conflict(w, seen, exc, api)
         except LifeloopError as exc:
             return refusal(w, seen, exc, api)
         finally:
@@ -148,9 +167,7 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         def work(w: Any, ctx: Context, seen: Visit, form: dict[str, str]) -> Any:
             ctx.require("strategies.edit", "draft strategy versions")
             text = editing.with_fields(form.get("definition", ""), form)
-            if not text.strip():
-                raise VersionError("the strategy's text is empty", hint="write the strategy's fields in YAML")
-            check = ctx.strategy_preview(strategy, text, branch=form.get("branch") or None)
+            check = _unchecked(text) or ctx.strategy_preview(strategy, text, branch=form.get("branch") or None)
             if api:
                 return as_json(check)
             return html(w, seen, "_strategy_check.html.j2", check=check)
@@ -172,26 +189,34 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         def work(w: Any, ctx: Context, seen: Visit, form: dict[str, str]) -> Any:
             ctx.require("strategies.edit", "draft strategy versions")
             text = editing.with_fields(form.get("definition", ""), form)
-            if not text.strip():
-                raise VersionError("the strategy's text is empty", hint="write the strategy's fields in YAML")
-            if not api:
+            if api:   # a text that does not check out is answered with its problems, nothing saved
+                check = _unchecked(text)
+                if check is not None:
+                    return as_json({"saved": False, **check})
                 try:
                     row = ctx.strategy_draft(strategy, text, branch=form.get("branch") or None,
                                              note=form.get("note") or None, version=_version(form.get("version")))
-                except ConfigError as exc:   # the form again, with the problems by field
-                    check = {"valid": False, "problems": editing.problems_of(exc), "audience": None, "scripts": []}
-                    return html(w, seen, "strategy_edit.html.j2", status=422, strategy=strategy, text=text,
-                                base=None, branch=form.get("branch") or "",
-                                branches=sorted(seen.principal.scope("strategies.edit").branch_ids),
-                                editing=_version(form.get("version")), check=check, fields=_fields(text))
-                return RedirectResponse(f"/strategies/{strategy}?done=draft&after={row['version']}", status_code=303)
-            return as_json(ctx.strategy_draft(strategy, text, branch=form.get("branch") or None,
-                                              note=form.get("note") or None, version=_version(form.get("version"))))
+                except ConfigError as exc:
+                    return as_json({"saved": False, "valid": False, "problems": editing.problems_of(exc)})
+                return as_json({"saved": True, **row})
+            if not text.strip():
+                raise ConfigError("the strategy's text is empty", hint="write the strategy's fields in YAML")
+            try:
+                row = ctx.strategy_draft(strategy, text, branch=form.get("branch") or None,
+                                         note=form.get("note") or None, version=_version(form.get("version")))
+            except ConfigError as exc:   # the form again, with the problems by field
+                check = {"valid": False, "problems": editing.problems_of(exc), "audience": None, "scripts": []}
+                return html(w, seen, "strategy_edit.html.j2", status=422, strategy=strategy, text=text,
+                            base=None, branch=form.get("branch") or "",
+                            branches=sorted(seen.principal.scope("strategies.edit").branch_ids),
+                            editing=_version(form.get("version")), check=check, fields=_fields(text))
+            return RedirectResponse(f"/strategies/{strategy}?done=draft&after={row['version']}", status_code=303)
         return work
 
     @app.post("/api/strategies/{strategy}/drafts", tags=["strategies"],
-              summary="Save a draft version (validated like every rule; audited)",
-              responses=answers(401, 403, 404, 422),
+              summary="Save a draft version, validated like every rule (audited): saved true with the version, or "
+                      "saved false with the problems by field",
+              responses=answers(401, 403, 404, 409, 422),
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": draft_body()}}}})
     async def api_draft(request: Request, strategy: str = strategy_path):
@@ -218,8 +243,8 @@ def register(app: Any, web: Callable[[], Any]) -> None:
 
     @app.post("/api/strategies/{strategy}/versions/{version}/{action}", tags=["strategies"],
               summary="submit (the maker), approve or reject (a checker who is not the author), revert (a new version "
-                      "with this one's text, submitted for approval)",
-              responses=answers(401, 403, 404, 422),
+                      "with this one's text, submitted for approval); 409: not possible in the version's state",
+              responses=answers(401, 403, 404, 409, 422),
               openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
                   "schema": decision_body()}}}})
     async def api_act(request: Request, strategy: str = strategy_path,
