@@ -96,7 +96,9 @@ def make_bank(ws: Path, clock: Clock) -> None:
                                       for rm, b in RMS.items()],
             "consent": [dict(customer_id=c, purpose="marketing", channel=ch, granted=True)
                         for c in CUSTOMER_OF.values() for ch in ("sms", "rm", "call")],
-            "products": [dict(product_id="WM090", name="新客理财90天", product_type="wealth", risk_level="R2")]})
+            "products": [dict(product_id="WM090", name="新客理财90天", product_type="wealth", risk_level="R2"),
+                         *(dict(product_id=p, name=p, product_type="wealth", risk_level="R2")   # the map's other offers
+                           for p in ("TD1Y", "WM180", "WM030", "CC_STD"))]})
         publish(ctx.lake, "lists", lists(D))
         summary = dispatch(ctx, D)
         assert summary.sent == len(RMS)

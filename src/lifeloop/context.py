@@ -53,9 +53,11 @@ from lifeloop.store.ops import threads as threads_store
 from lifeloop.store.ops.database import resolve_url, unit_of_work
 from lifeloop.store.ops.models import Dispatch, StrategyThread
 from lifeloop.store.ops.types import utcnow
+from lifeloop.strategy import editor as strategy_editor
 from lifeloop.strategy import list_counts
 from lifeloop.strategy import why as why_replay
 from lifeloop.strategy.history import LakeHistory
+from lifeloop.strategy.live import LiveStrategies
 from lifeloop.strategy.ops_history import OpsHistory, WithRights
 from lifeloop.workspace import init_workspace, load_workspace
 
@@ -161,10 +163,19 @@ class Context:
 
     @property
     def configs(self) -> ConfigFolder:
-        """The workspace's config files, each loaded once into its strict model (the steps' config port)."""
+        """The workspace's config files, each loaded once into its strict model (the steps' config port); the strategy
+        map is the live one: config/strategies.yaml with the approved versions over it (docs/strategies.md)."""
         if self._configs is None:
-            self._configs = ConfigFolder(self.config_dir, self.workspace)
+            self._configs = ConfigFolder(self.config_dir, self.workspace,
+                                         overlays={"strategies": LiveStrategies(self.ops, self._ops_present)})
         return self._configs
+
+    def _ops_present(self) -> bool:
+        """Whether the operations database may hold anything: not a SQLite file that was never made."""
+        url = self.database_url
+        if url.startswith("sqlite:///") and self._ops is None:
+            return Path(url.removeprefix("sqlite:///")).exists()
+        return True
 
     @property
     def masking(self):
@@ -993,6 +1004,41 @@ class Context:
             threads_store.post(session, thread=thread, author=principal.user_id, text=text, reply=reply,
                                now=self.clock())
             return self._thread_row(thread, posts=True)
+
+    # ------------------------------------------------------------------ the strategy editor (maker-checker)
+    def strategy_map(self) -> dict[str, Any]:
+        """The live map: strategies with their live version and pending drafts, the grid and the latest coverage."""
+        return strategy_editor.map_view(self)
+
+    def strategy_versions(self, strategy: str) -> dict[str, Any]:
+        """A strategy's versions (0: config/strategies.yaml), which is live per branch, which are pending."""
+        return strategy_editor.versions(self, strategy)
+
+    def strategy_diff(self, strategy: str, before: int, after: int) -> str:
+        """The unified diff of two versions' YAML text."""
+        return strategy_editor.version_diff(self, strategy, before, after)
+
+    def strategy_preview(self, strategy: str, text: str, *, branch: str | None = None) -> dict[str, Any]:
+        """A draft's problems by field, its scripts, and how many customers its audience selects today."""
+        return strategy_editor.preview(self, strategy, text, branch=branch)
+
+    def strategy_draft(self, strategy: str, text: str, *, branch: str | None = None, note: str | None = None,
+                       version: int | None = None) -> dict[str, Any]:
+        """Save a draft version (validated; audited); ``version``: edit one's own draft."""
+        return strategy_editor.draft(self, strategy, text, branch=branch, note=note, version=version)
+
+    def strategy_submit(self, strategy: str, version: int) -> dict[str, Any]:
+        """Submit a draft for a checker's decision (validated again; audited)."""
+        return strategy_editor.submit(self, strategy, version)
+
+    def strategy_decide(self, strategy: str, version: int, *, approve: bool, comment: str | None = None
+                        ) -> dict[str, Any]:
+        """Approve (live from the next run) or reject a submitted version: an approver who is not its author."""
+        return strategy_editor.decide(self, strategy, version, approve=approve, comment=comment)
+
+    def strategy_revert(self, strategy: str, version: int, *, note: str | None = None) -> dict[str, Any]:
+        """A new version with an earlier one's text, submitted for approval (0: back to the YAML's)."""
+        return strategy_editor.revert(self, strategy, version, note=note)
 
     # ------------------------------------------------------------------ real-time moments (docs/realtime.md)
     def events_config(self) -> EventsConfig:

@@ -95,6 +95,8 @@ class ConfigPort(Protocol):
 
     def path(self, name: str) -> Path: ...
 
+    def source(self, name: str) -> bytes: ...
+
 
 @dataclass(frozen=True)
 class Bank:

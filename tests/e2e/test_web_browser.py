@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from lifeloop.api import create_app
 from lifeloop.context import Context
 from lifeloop.store.ops import web_sessions
-from lifeloop.store.ops.models import Feedback, Task, WebSession
+from lifeloop.store.ops.models import Feedback, StrategyVersion, Task, WebSession
 from tests.e2e.test_report_browser import browser  # noqa: F401 - fixture (skips without Chromium)
 from tests.oidc_stub import CLIENT_SECRET, SECRET_ENV, StubProvider, configure
 from tests.web_world import PASSWORD, Clock, D, cheap_argon2, fixture_review, local, make_bank, system
@@ -39,6 +40,8 @@ def server(tmp_path_factory):
     mp.setattr(web_sessions, "_hasher", cheap_argon2)
     clock = Clock(local(D, 18))
     make_bank(root / "ws", clock)
+    with system(root / "ws", clock) as ctx:   # the day's snapshots: the editor counts audiences on them
+        ctx.run(D, steps=["features", "lifecycle", "segments"])
     # the bank's identity provider: a stub on another loopback port (single sign-on, the last test)
     mp.setenv(SECRET_ENV, CLIENT_SECRET)
     stub = StubProvider(clock).__enter__()
@@ -90,15 +93,31 @@ class Watch:
 
 
 def sign_in(driver, origin: str, user: str, lang: str) -> None:
+    """Sign in through the form; waits for each page to be replaced (a loaded machine is slow to navigate)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as gone
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.delete_all_cookies()
     driver.get(origin + "/sign-in")
     if lang == "en":
-        driver.find_element(By.CSS_SELECTOR, "form.lang button[value=en]").click()
+        button = driver.find_element(By.CSS_SELECTOR, "form.lang button[value=en]")
+        button.click()
+        WebDriverWait(driver, 15).until(gone.staleness_of(button))
     driver.find_element(By.ID, "user").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+    submit = driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]")
+    submit.click()
+    WebDriverWait(driver, 15).until(gone.staleness_of(submit))
+
+
+def go(driver, element) -> None:
+    """Click what leaves the page (a link, a form's button) and wait until the next page replaced it."""
+    from selenium.webdriver.support import expected_conditions as gone
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    WebDriverWait(driver, 15).until(gone.staleness_of(element))
 
 
 WORDS = {"zh_CN": {"html": "zh-CN", "board": "策略管理看板", "breakdowns": "分维度拆解", "worklist": "今日工作清单",
@@ -131,12 +150,12 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     assert "owner=" in browser.current_url and len(browser.find_elements(By.TAG_NAME, "main")) == 1
     browser.get(origin + "/board")
     board = browser.find_element(By.ID, "strategy-board")
-    board.find_element(By.CSS_SELECTOR, "tr[data-strategy=maturity_reinvestment] a.drill").click()
+    go(browser, board.find_element(By.CSS_SELECTOR, "tr[data-strategy=maturity_reinvestment] a.drill"))
     assert browser.current_url == origin + "/board/maturity_reinvestment"
     assert words["breakdowns"] in browser.page_source
     assert browser.find_elements(By.CSS_SELECTOR, "table.breakdown svg.chart")
     assert browser.execute_script("return typeof htmx") == "object"   # the vendored htmx ran, from this origin
-    browser.find_element(By.ID, "sign-out").click()
+    go(browser, browser.find_element(By.ID, "sign-out"))
     assert browser.current_url == origin + "/sign-in"
 
     browser.set_window_size(390, 844)   # a phone
@@ -145,14 +164,14 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     assert words["worklist"] in browser.find_element(By.TAG_NAME, "h1").text
     items = browser.find_elements(By.CSS_SELECTOR, "#worklist li.task")
     assert len(items) == 1
-    items[0].find_element(By.CSS_SELECTOR, "a.customer").click()
+    go(browser, items[0].find_element(By.CSS_SELECTOR, "a.customer"))
     assert browser.current_url == origin + f"/customers/{customer}"
     assert words["form"] in browser.page_source
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
     form = browser.find_element(By.CSS_SELECTOR, "form.outcome")
     form.find_element(By.CSS_SELECTOR, "input[value=refused]").click()
     form.find_element(By.NAME, "note").send_keys("no, thank you")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    go(browser, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert browser.current_url.startswith(origin + "/worklist?done=")
     assert words["recorded"] in browser.find_element(By.ID, "recorded").text
     watch.assert_clean()
@@ -187,3 +206,74 @@ def test_single_sign_on_with_the_stub_provider_lands_on_the_board(browser, serve
     with system(ws, clock).ops()() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(WebSession).where(
             WebSession.user_id == "analyst", WebSession.revoked_at.is_(None))) == 1
+
+
+EDITOR_WORDS = {"zh_CN": {"map": "策略图谱", "valid": "校验通过", "approved": "已批准"},
+                "en": {"map": "Strategy map", "valid": "Valid", "approved": "approved"}}
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "editor.png"
+
+
+@pytest.mark.parametrize(("lang", "rule", "expected"), [
+    ("zh_CN", "customer_id <> ''", {"C001", "C002", "C003", "C004", "C005", "C006"}),
+    ("en", "branch_id = 'B02'", {"C004", "C005", "C006"})])
+def test_the_owner_drafts_submits_a_second_user_approves_and_the_next_run_uses_it(browser, server, lang, rule,  # noqa: F811
+                                                                                   expected):
+    """Strategy map editor (maker-checker): an analyst opens the map, drafts birthday_care with a new audience rule
+    (checked live by htmx, with the audience count), saves and submits it; the approver, who lands on the map,
+    approves it; the next run's audiences file has the new rule's customers."""
+    import os
+
+    import pyarrow.parquet as pq
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    origin, ws, clock = server
+    words = EDITOR_WORDS[lang]
+    browser.set_window_size(1280, 1000)
+    watch = Watch(browser, origin)
+    sign_in(browser, origin, "analyst", lang)
+    go(browser, browser.find_element(By.ID, "nav-strategies"))
+    assert browser.current_url == origin + "/strategies"
+    assert words["map"] in browser.find_element(By.TAG_NAME, "h1").text
+    go(browser, browser.find_element(By.CSS_SELECTOR, "#strategy-list tr[data-strategy=birthday_care] a"))
+    go(browser, browser.find_element(By.ID, "new-draft"))
+    assert browser.current_url == origin + "/strategies/birthday_care/edit"
+    field = browser.find_element(By.ID, "field-audience")
+    field.clear()
+    field.send_keys(rule)
+    count = str(len(expected))
+    # (read in one script: htmx swaps the fragment while we look)
+    WebDriverWait(browser, 15).until(lambda d: d.execute_script(
+        "var n = document.querySelector('#audience-count strong');"
+        "return document.getElementById('check-valid') && n ? n.textContent : null;") == count)
+    assert words["valid"] in browser.find_element(By.ID, "check-valid").text
+    if lang == "zh_CN" and os.environ.get("LIFELOOP_SCREENSHOT") == "1":   # the whole form, with its live check
+        browser.set_window_size(1280, browser.execute_script("return document.body.scrollHeight") + 140)
+        assert browser.save_screenshot(str(SCREENSHOT))
+        browser.set_window_size(1280, 1000)
+    browser.find_element(By.ID, "field-note").send_keys("e2e")
+    go(browser, browser.find_element(By.ID, "save-draft"))
+    assert browser.current_url.startswith(origin + "/strategies/birthday_care?done=draft")
+    with system(ws, clock).ops()() as s:
+        version = s.scalar(sa.select(sa.func.max(StrategyVersion.version)).where(
+            StrategyVersion.strategy_id == "birthday_care"))
+    go(browser, browser.find_element(By.CSS_SELECTOR, f"tr[data-version='{version}'] button.submit"))
+    assert browser.find_element(By.CSS_SELECTOR, f"tr[data-version='{version}']").get_attribute(
+        "data-status") == "submitted"
+    assert not browser.find_elements(By.CSS_SELECTOR, "button.approve")   # the maker is not the checker
+    go(browser, browser.find_element(By.ID, "sign-out"))
+
+    sign_in(browser, origin, "approver", lang)
+    assert browser.current_url == origin + "/strategies"
+    browser.get(origin + "/strategies/birthday_care")
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-version='{version}']")
+    row.find_element(By.CSS_SELECTOR, "input[name=comment]").send_keys("ok")
+    go(browser, row.find_element(By.CSS_SELECTOR, "button.approve"))
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-version='{version}']")
+    assert row.get_attribute("data-status") == "approved" and words["approved"] in row.text
+    watch.assert_clean()
+
+    with system(ws, clock) as ctx:   # the next run
+        ctx.run(D, steps=["audiences"])
+        table = pq.read_table(ctx.lake.snapshot_file("audiences", D)).to_pylist()
+    assert {r["customer_id"] for r in table if r["strategy"] == "birthday_care"} == expected

@@ -26,7 +26,7 @@ TABLES = {"dispatches", "feedback", "leads", "consent_changes", "do_not_disturb"
           "audit_head", "audit_archives", "idempotency_keys", "approvals", "inbound_replies",
           "users", "role_grants", "unmask_grants", "events", "moments", "moment_decisions", "timers",
           "personalisation_changes", "rights_requests", "suppressions", "marketing_suppressed", "web_sessions",
-          "strategy_threads", "strategy_thread_posts"}
+          "strategy_threads", "strategy_thread_posts", "strategy_versions"}
 
 
 def test_an_empty_database_is_migrated_to_the_head_and_current_reports_it(database_url):

@@ -94,6 +94,8 @@ def expected(user: str, path: str, values: dict[str, str], method: str = "GET") 
             return 200
         mine = user.startswith("rm") and values["thread_rm"] == f"RM00{user[2:]}"
         return 422 if user in ("admin", "analyst") or mine else 403   # the missing text is the refusal
+    if path.startswith("/api/strategies"):
+        return strategies_expected(user, path, values)
     if user == "approver":
         return 403
     if path == "/api/customers/{customer_id}":
@@ -105,6 +107,25 @@ def expected(user: str, path: str, values: dict[str, str], method: str = "GET") 
             return 403
         return 422 if values["task_id"] == values["own_task"] else 404   # own: the bad outcome is the refusal
     raise AssertionError(f"a route the matrix does not know: {path} (add its expectation here)")
+
+
+EDITORS = {"admin", "analyst", "bm1", "bm2"}
+
+
+def strategies_expected(user: str, path: str, values: dict[str, str]) -> int:
+    """The strategy editor: readers (not RMs) read the map; editors draft and check (the matrix's body has no
+    definition: 200 with its problems, nothing saved); a checker decides; nothing here has version 999."""
+    if user.startswith("rm"):
+        return 403
+    unknown = values.get("strategy") == UNKNOWN["strategy"]
+    if path in ("/api/strategies/{strategy}/preview", "/api/strategies/{strategy}/drafts"):
+        return 200 if user in EDITORS else 403
+    if path.endswith("/{action}"):
+        needed = EDITORS if values["action"] in ("submit", "revert") else {"approver"}
+        return 404 if user in needed else 403
+    if path == "/api/strategies":
+        return 200
+    return 404 if unknown else 200
 
 
 def cases(openapi: dict, tasks: dict[str, str], strategies: list[str], threads: dict[str, str]):
@@ -119,6 +140,11 @@ def cases(openapi: dict, tasks: dict[str, str], strategies: list[str], threads: 
                 things = [{"rm": rm} for rm in [*sorted(RMS), UNKNOWN["rm"]]]
             elif path == "/api/tasks/{task_id}/outcome":
                 things = [{"task_id": t} for t in [*sorted(tasks.values()), UNKNOWN["task_id"]]]
+            elif path.endswith("/{version}/{action}"):
+                things = [{"strategy": s, "version": "999", "action": a} for s in [*strategies, UNKNOWN["strategy"]]
+                          for a in ("submit", "approve", "reject", "revert")]
+            elif path.startswith("/api/strategies/{strategy}"):
+                things = [{"strategy": s} for s in [*strategies, UNKNOWN["strategy"]]]
             elif path == "/api/board/{strategy}":
                 things = [{"strategy": s} for s in [*strategies, UNKNOWN["strategy"]]]
             elif path == "/api/why/{customer_id}":

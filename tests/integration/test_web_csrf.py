@@ -7,7 +7,7 @@ import re
 
 import sqlalchemy as sa
 
-from lifeloop.store.ops.models import Feedback, WebSession
+from lifeloop.store.ops.models import Feedback, StrategyVersion, WebSession
 from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
 from tests.web_world import PASSWORD, D, bank, client_for, csrf_now, sign_in, system  # noqa: F401 - fixture
 
@@ -23,10 +23,11 @@ def state_changing_routes(app) -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    # task 1 is rm1's own task: only the token is missing; a day and a contact key that parse
-    path = re.sub(r"\{as_of\}", D.isoformat(), path)
-    path = re.sub(r"\{thread_id\}", "1", path)
-    return re.sub(r"\{key\}", "0" * 64, re.sub(r"\{task_id\}", "1", path))
+    # task 1 is rm1's own task, birthday_care a strategy of the map, a day and a contact key that parse: only the
+    # token is missing
+    values = {"task_id": "1", "strategy": "birthday_care", "version": "1", "action": "approve",
+              "as_of": D.isoformat(), "thread_id": "1", "key": "0" * 64}
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
 def test_every_state_changing_route_refuses_a_request_without_a_valid_csrf_token(bank):
@@ -52,6 +53,7 @@ def test_every_state_changing_route_refuses_a_request_without_a_valid_csrf_token
         assert http.post("/events", json=[]).status_code == 401
     with system(ws, clock).ops()() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(StrategyVersion)) == 0
         assert [r.revoked_at for r in s.scalars(sa.select(WebSession))] == [None]
 
 

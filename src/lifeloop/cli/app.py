@@ -22,7 +22,7 @@ from lifeloop.cli.outbox import outbox_app
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_steps
 from lifeloop.cli.report import report_command
 from lifeloop.cli.simulator import describe_day, progress_callback, read_contacts
-from lifeloop.cli.strategies import strategies_command
+from lifeloop.cli.strategies import strategies_app
 from lifeloop.cli.users import register as register_users
 from lifeloop.cli.why import why_command
 from lifeloop.context import Context
@@ -351,21 +351,7 @@ def report(
         report_command(ctx, console(), out, parse_date(as_of), parse_date(from_date, "--from"), interim)
 
 
-@app.command()
-def strategies(
-    as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage, or its values) as JSON."),
-    coverage: bool = typer.Option(False, "--coverage", help="Coverage on a day: segment x stage, gaps and overlaps."),
-    values: bool = typer.Option(
-        False, "--values", help="Prior, evidence and expected value used per strategy x wave x channel (and tier)."),
-    as_of: str | None = typer.Option(None, "--as-of",
-                                     help="Day of the coverage or values (default: latest audiences "
-                                          "snapshot / latest plan)."),
-) -> None:
-    """The strategy map (策略图谱): segment x stage x scenario and one line per strategy, its coverage, or its
-    values."""
-
-    with context() as ctx:
-        strategies_command(ctx, console(), as_json, coverage=coverage, as_of=parse_date(as_of), values=values)
+app.add_typer(strategies_app(context, console, parse_date), name="strategies")
 
 
 @app.command()

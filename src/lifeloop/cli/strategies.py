@@ -5,12 +5,16 @@ value arbitration used, per strategy x wave x channel and segment)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
+
+import typer
 
 from lifeloop.config.lifecycle import LifecycleConfig
 from lifeloop.config.strategies import StrategiesConfig
 from lifeloop.errors import DataError, LifeloopError
 from lifeloop.strategy.coverage import coverage
+from lifeloop.strategy.editor import live_version_text
 from lifeloop.strategy.inputs import load_map
 from lifeloop.strategy.learning import ALL, learned_values
 from lifeloop.strategy.plan import day_evidence, day_tiers, tier_names
@@ -242,3 +246,123 @@ def strategies_command(ctx: Any, out: Any, as_json: bool = False, coverage: bool
                                   ensure_ascii=False, default=str))
     else:
         print_map(out, config, order)
+
+
+# ---------------------------------------------------------------------------------------------- versions (编辑与复核)
+def strategies_app(context: Any, console: Any, parse_date: Any) -> Any:
+    """``lifeloop strategies``: the map (no sub-command, as before) and its versions with maker-checker:
+    ``versions S``, ``diff S V1 V2``, ``draft S --file F``, ``submit S V``, ``approve S V``, ``reject S V``,
+    ``revert S V`` (docs/strategies.md, "Versions"). Each acts as the signed-in user."""
+    import json
+
+    app = typer.Typer(help="The strategy map (策略图谱) and its versions: draft, submit, approve (双人复核), revert.",
+                      invoke_without_command=True)
+
+    @app.callback()
+    def show_map(
+        c: typer.Context,
+        as_json: bool = typer.Option(False, "--json", help="Print the map (or its coverage, or its values) as JSON."),
+        coverage: bool = typer.Option(False, "--coverage",
+                                      help="Coverage on a day: segment x stage, gaps and overlaps."),
+        values: bool = typer.Option(
+            False, "--values", help="Prior, evidence and expected value per strategy x wave x channel (and tier)."),
+        as_of: str | None = typer.Option(None, "--as-of",
+                                         help="Day of the coverage or values (default: latest audiences "
+                                              "snapshot / latest plan)."),
+    ) -> None:
+        """The live strategy map (策略图谱: config/strategies.yaml with its approved versions): segment x stage x
+        scenario and one line per strategy, its coverage, or its values; sub-commands edit it (maker-checker)."""
+        if c.invoked_subcommand is not None:
+            return
+        with context() as ctx:
+            strategies_command(ctx, console(), as_json, coverage=coverage, as_of=parse_date(as_of), values=values)
+
+    def said(row: dict[str, Any], what: str) -> None:
+        branch = f" for branch {row['branch_id']}" if row.get("branch_id") else ""
+        console().print(f"strategy {row['strategy_id']} version {row['version']}{branch}: {what} "
+                        f"(status {row['status']}; audited)")
+
+    @app.command("versions")
+    def versions_command(
+        strategy: str = typer.Argument(..., help="Strategy id."),
+        as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON (with their text)."),
+    ) -> None:
+        """A strategy's versions: 0 is config/strategies.yaml; * marks the live one (per branch)."""
+        from rich.table import Table
+
+        with context() as ctx:
+            info = ctx.strategy_versions(strategy)
+        if as_json:
+            console().print_json(json.dumps(info, ensure_ascii=False, default=str))
+            return
+        t = Table(title=f"Versions of {strategy} (live: " + ", ".join(f"{k} v{v}" for k, v in info["live"].items())
+                  + ("" if info["live"] else "the YAML") + ")", title_justify="left")
+        for col in ("", "version", "branch", "status", "author", "checker", "comment", "when"):
+            t.add_column(col)
+        for r in info["versions"]:
+            t.add_row("*" if r.get("live") else "", str(r["version"]), r.get("branch_id") or "head office",
+                      r["status"], r.get("author") or "", r.get("decided_by") or "", r.get("comment") or r.get("note")
+                      or "", str(r.get("decided_at") or r.get("submitted_at") or r.get("created_at") or ""))
+        console().print(t)
+
+    @app.command("diff")
+    def diff_command(strategy: str = typer.Argument(...), before: int = typer.Argument(..., help="Version (0: YAML)."),
+                     after: int = typer.Argument(..., help="Version.")) -> None:
+        """The unified diff of two versions' YAML text."""
+        with context() as ctx:
+            text = ctx.strategy_diff(strategy, before, after)
+        typer.echo(text or f"versions {before} and {after} of {strategy} are the same")
+
+    @app.command("draft")
+    def draft_command(
+        strategy: str = typer.Argument(..., help="Strategy id (a new one: a new strategy)."),
+        file: Path | None = typer.Option(None, "--file", "-f", help="The strategy's YAML (one strategy's fields)."),
+        branch: str | None = typer.Option(None, "--branch", help="A branch's variant (一行一策), e.g. B01."),
+        note: str | None = typer.Option(None, "--note", help="Why: for the checker."),
+        version: int | None = typer.Option(None, "--version", help="Edit this draft of yours instead of a new one."),
+        show: bool = typer.Option(False, "--show", help="Print the text to start from (the live version) and stop."),
+    ) -> None:
+        """Save a draft version, validated like every rule (errors name the field); `--show` prints the live text."""
+        with context() as ctx:
+            if show or file is None:
+                if not show:
+                    raise LifeloopError("give the strategy's YAML with --file FILE",
+                                        hint=f"start from the live text: lifeloop strategies draft {strategy} --show "
+                                             f"> {strategy}.yaml, edit it, then --file {strategy}.yaml")
+                typer.echo(live_version_text(ctx, strategy, branch)[0], nl=False)
+                return
+            row = ctx.strategy_draft(strategy, file.read_text(encoding="utf-8"), branch=branch, note=note,
+                                     version=version)
+        said(row, "draft saved; submit it with `lifeloop strategies submit "
+             f"{strategy} {row['version']}`")
+
+    @app.command("submit")
+    def submit_command(strategy: str = typer.Argument(...), version: int = typer.Argument(...)) -> None:
+        """Submit a draft for a checker (another person with the approver role)."""
+        with context() as ctx:
+            said(ctx.strategy_submit(strategy, version), "submitted for approval")
+
+    @app.command("approve")
+    def approve_command(strategy: str = typer.Argument(...), version: int = typer.Argument(...),
+                        comment: str | None = typer.Option(None, "--comment", help="The checker's comment.")) -> None:
+        """Approve a submitted version (never one's own): the next run uses it."""
+        with context() as ctx:
+            said(ctx.strategy_decide(strategy, version, approve=True, comment=comment),
+                 "approved; the next run uses it")
+
+    @app.command("reject")
+    def reject_command(strategy: str = typer.Argument(...), version: int = typer.Argument(...),
+                       comment: str = typer.Option(..., "--comment", help="What to change (required).")) -> None:
+        """Reject a submitted version with a comment."""
+        with context() as ctx:
+            said(ctx.strategy_decide(strategy, version, approve=False, comment=comment), "rejected")
+
+    @app.command("revert")
+    def revert_command(strategy: str = typer.Argument(...),
+                       version: int = typer.Argument(..., help="The version to put back (0: the YAML's)."),
+                       note: str | None = typer.Option(None, "--note")) -> None:
+        """Put an earlier version back: a new version with its text, submitted for approval (four eyes again)."""
+        with context() as ctx:
+            said(ctx.strategy_revert(strategy, version, note=note), "revert submitted for approval")
+
+    return app

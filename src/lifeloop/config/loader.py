@@ -94,6 +94,10 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> LocatedYaml:
         raise ConfigError(f"{file}:{line}: YAML syntax error: {exc.problem}",
                           problems=[Problem(str(exc.problem), file=file, line=line)],
                           hint="fix the indentation or quoting on that line") from None
+    except yaml.YAMLError as exc:   # e.g. a control character the YAML reader refuses
+        raise ConfigError(f"{file}: not YAML text: {str(exc).splitlines()[0]}",
+                          problems=[Problem(f"not YAML text: {str(exc).splitlines()[0]}", file=file)],
+                          hint="remove control characters; save the text as plain UTF-8") from None
     lines: dict[PathKey, int] = {}
     data = {} if node is None else _construct(node, (), lines, file)
     return LocatedYaml(data, lines, file)
@@ -195,13 +199,32 @@ def config_hash(folder: Path, *names: str) -> str:
     return h.hexdigest()[:16]
 
 
-class ConfigFolder:
-    """The config files of a workspace, loaded once each into their strict models (the steps' config port)."""
+class Overlay(typing.Protocol):
+    """What changes a config file's data before it is validated (the strategy map's approved versions)."""
 
-    def __init__(self, folder: Path, root: Path | None = None):
+    def stamp(self) -> str:
+        """What is in force now, cheaply (empty: nothing, the file alone)."""
+        ...
+
+    def apply(self, doc: LocatedYaml) -> LocatedYaml:
+        """The file's located data with the overlay applied."""
+        ...
+
+
+class ConfigFolder:
+    """The config files of a workspace, loaded once each into their strict models (the steps' config port).
+
+    ``overlays`` (by file name) change a file's data before it is validated: the workspace's strategy map is
+    config/strategies.yaml with the approved strategy versions of the operations database over it (the live map,
+    docs/strategies.md). An overlaid file is loaded again whenever its overlay's stamp changes, and its stamp
+    enters :meth:`hash`, so a snapshot says which versions it used."""
+
+    def __init__(self, folder: Path, root: Path | None = None, overlays: dict[str, Overlay] | None = None):
         self.folder = Path(folder)
         self.root = root
+        self.overlays = dict(overlays or {})
         self._cache: dict[str, tuple[Any, LocatedYaml]] = {}
+        self._stamps: dict[str, str] = {}
         self.checked: str | None = None  # hash of the files the last successful pre-flight check saw
 
     def path(self, name: str) -> Path:
@@ -212,9 +235,14 @@ class ConfigFolder:
         """Whether the workspace has ``config/<name>.yaml``."""
         return self.path(name).exists()
 
+    def _stamp(self, name: str) -> str:
+        overlay = self.overlays.get(name)
+        return overlay.stamp() if overlay is not None else ""
+
     def load(self, name: str, model: type[M]) -> tuple[M, LocatedYaml]:
         """The validated model and located document (errors name the file relative to the workspace)."""
-        if name not in self._cache:
+        stamp = self._stamp(name)
+        if name not in self._cache or self._stamps.get(name) != stamp:
             path = self.path(name)
             doc = load_yaml(path)
             if self.root is not None:
@@ -222,9 +250,24 @@ class ConfigFolder:
                     doc.file = str(path.relative_to(self.root))
                 except ValueError:
                     pass
+            if stamp:
+                doc = self.overlays[name].apply(doc)
             self._cache[name] = (validate_model(model, doc), doc)
+            self._stamps[name] = stamp
         return self._cache[name]
 
+    def source(self, name: str) -> bytes:
+        """The text in force of ``config/<name>.yaml``: the file's bytes, or with an overlay in force the live data
+        as YAML (kept with a snapshot so that `lifeloop why` replays exactly what was used)."""
+        if not self._stamp(name):
+            return self.path(name).read_bytes()
+        doc = self.overlays[name].apply(load_yaml(self.path(name)))
+        return yaml.safe_dump(doc.data, sort_keys=False, allow_unicode=True, width=120).encode("utf-8")
+
     def hash(self, *names: str) -> str:
-        """A short hash of the named files' bytes (stamped on every snapshot)."""
-        return config_hash(self.folder, *names)
+        """A short hash of the named files' bytes (stamped on every snapshot), and of the overlays in force."""
+        base = config_hash(self.folder, *names)
+        stamps = [f"{n}={s}" for n in sorted(names) if (s := self._stamp(n))]
+        if not stamps:
+            return base
+        return hashlib.sha256((base + "\0" + "\0".join(stamps)).encode()).hexdigest()[:16]

@@ -67,6 +67,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "threads.reply": ("admin", "analyst"),
     "approvals.read": ("admin", "analyst", "compliance", "approver"),
     "approvals.decide": ("approver",),
+    # the strategy editor (maker-checker): read the map and its versions; draft and submit (a branch manager: their
+    # branch's variants only); approve or reject — never one's own version (docs/strategies.md, "Versions")
+    "strategies.read": ("admin", "analyst", "compliance", "branch_manager", "approver"),
+    "strategies.edit": ("admin", "analyst", "branch_manager"),
+    "strategies.approve": ("approver",),
     "models.fit": ("admin", "analyst"),
     "models.promote": ("admin",),
     "audit.read": ("admin", "compliance"),

@@ -148,7 +148,7 @@ class AudienceCheck:
         key = (snap, tuple(strategy_ids))
         if key not in self._queries:
             self._queries[key] = engine.sql(self._query(trees, types, names, strategy_ids))
-        columns = ["customer_id", "rm_id", *EVENT_COLUMNS]
+        columns = ["customer_id", "rm_id", "branch_id", *EVENT_COLUMNS]
         table = pa.table({c: pa.array([cid if c == "customer_id" else _text(r.get(c)) for cid, r in rows.items()],
                                       pa.string()) for c in columns})
         engine.register_arrow("_rt_rows", table)
@@ -162,7 +162,7 @@ class AudienceCheck:
     def _query(trees: Mapping[str, exp.Expression], types: Mapping[str, str], names: tuple[list, list],
                strategy_ids: Sequence[str]) -> exp.Select:
         """The audience query of these strategies over the snapshot, for the customers of ``_rt_rows``."""
-        columns = ["customer_id", "rm_id", *EVENT_COLUMNS]
+        columns = ["customer_id", "rm_id", "branch_id", *EVENT_COLUMNS]
         casts = [exp.cast(exp.column(c), EVENT_COLUMNS.get(c, "VARCHAR")).as_(c) for c in columns]
         moments = exp.select(*casts).from_("_rt_rows")
         base = base_query("_rt_features", "_rt_lifecycle", "_rt_segments", "_rt_now", *names)

@@ -251,6 +251,7 @@ class Decider:
         for day in sorted({t.local_date for t, _ in pairs}):
             on_day = {t.customer_id for t, _ in pairs if t.local_date == day}
             rows = {c: {"rm_id": (customers.get(c) or {}).get("rm_id"),
+                        "branch_id": (customers.get(c) or {}).get("branch_id"),
                         **event_columns(self._day_events.get((c, day), []), self.strategies, day)} for c in on_day}
             sids = sorted({s.id for t, s in pairs if t.local_date == day})
             out.snaps[day], found = self.audience.check(day, rows, sids)

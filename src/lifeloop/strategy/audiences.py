@@ -43,7 +43,7 @@ AREA = "audiences"
 CONFIG_COPIES = ("strategies", "contact_policy")  # stored next to the snapshot (see run_step)
 LIFECYCLE_COLUMNS = {"stage": "VARCHAR", **HISTORY_COLUMNS}
 # names the joined relation takes from one place only (segments' aum repeats the feature as DECIMAL)
-EXCLUDED = {"customer_id", "rm_id", *LIFECYCLE_COLUMNS, *EVENT_COLUMNS}
+EXCLUDED = {"customer_id", "rm_id", "branch_id", *LIFECYCLE_COLUMNS, *EVENT_COLUMNS}
 SEGMENT_EXCLUDED = EXCLUDED | {"aum"}
 
 
@@ -63,10 +63,11 @@ def cell_expression(cells: list[tuple[str, exp.Expression]]) -> exp.Expression:
 
 
 def audience_columns(features: Mapping[str, str], segments: Mapping[str, str]) -> dict[str, str]:
-    """Every name an audience rule may use: features, stage history, segment flags, the day's events."""
+    """Every name an audience rule may use: features, stage history, segment flags, the day's events, and the
+    customer's home branch (``branch_id``: a branch's variant of a strategy is restricted with it)."""
     feat = {k: v for k, v in features.items() if k not in EXCLUDED}
     seg = {k: v for k, v in segments.items() if k not in SEGMENT_EXCLUDED}
-    return {"customer_id": "VARCHAR", **feat, **LIFECYCLE_COLUMNS, **seg, **EVENT_COLUMNS}
+    return {"customer_id": "VARCHAR", **feat, **LIFECYCLE_COLUMNS, **seg, **EVENT_COLUMNS, "branch_id": "VARCHAR"}
 
 
 def base_query(features: str, lifecycle: str, segments: str, events: str, feature_columns: list[str],
@@ -78,7 +79,8 @@ def base_query(features: str, lifecycle: str, segments: str, events: str, featur
     cols += [exp.column(c, table="f", quoted=True) for c in feature_columns]
     cols += [exp.column(c, table="l", quoted=True) for c in LIFECYCLE_COLUMNS]
     cols += [exp.column(c, table="s", quoted=True) for c in segment_columns]
-    cols += [exp.column("rm_id", table="e")] + [exp.column(c, table="e", quoted=True) for c in EVENT_COLUMNS]
+    cols += [exp.column("rm_id", table="e"), exp.column("branch_id", table="e")]
+    cols += [exp.column(c, table="e", quoted=True) for c in EVENT_COLUMNS]
     joins = [(lifecycle, "l"), (segments, "s"), (events, "e")]
     if scores is not None and models:
         cols += [exp.column(score_column(m), table="m", quoted=True) for m in models]
@@ -290,7 +292,8 @@ def compute(inputs: Inputs) -> Output:
     names = ([c for c in feat_columns if c not in EXCLUDED], [c for c in seg_columns if c not in SEGMENT_EXCLUDED])
     table = build(engine, config, trees, inputs.as_of, history.contacts, names, files, types)
     # the config text itself, so `lifeloop why` replays this day with exactly this version months later
-    copies = {f"{name}.yaml": inputs.config_source.path(name).read_bytes() for name in CONFIG_COPIES
+    # (the live text: the strategy map with its approved versions, docs/strategies.md "Versions")
+    copies = {f"{name}.yaml": inputs.config_source.source(name) for name in CONFIG_COPIES
               if inputs.config_source is not None and inputs.config_source.exists(name)}
     sizes = counts(table)
     previous = inputs.snapshots.get(AREA)

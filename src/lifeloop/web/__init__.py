@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, leads, oidc, operations, pages, threads
+from lifeloop.web import auth, editor, leads, oidc, operations, pages, threads
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -112,3 +112,4 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
     operations.register(app, web)
     threads.register(app, web)
     leads.register(app, web)
+    editor.register(app, web)

@@ -140,8 +140,11 @@ def unsigned(web: Any, seen: Visit, api: bool) -> Any:
 
 
 def home_of(principal: Principal) -> str:
-    """Where a user lands: an RM on their worklist, everyone else on the board."""
-    return "/worklist" if "rm" in principal.roles and not principal.can("board.read") else "/board"
+    """Where a user lands: an RM on their worklist, an approver with nothing else on the strategy map (the versions
+    waiting for them), everyone else on the board."""
+    if "rm" in principal.roles and not principal.can("board.read"):
+        return "/worklist"
+    return "/board" if principal.can("board.read") or not principal.can("strategies.read") else "/strategies"
 
 
 def sso_name(web: Any) -> str | None:

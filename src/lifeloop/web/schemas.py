@@ -67,6 +67,7 @@ class Receipt(BaseModel):
 def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The refusals a route may give, each with the ErrorBody: for FastAPI's ``responses=``."""
     said = {400: "Bad request", 401: "Not signed in (or no service token)", 403: "Not allowed, or no CSRF token",
-            404: "Not found among what you may see", 422: "The request's mistake: message and hint",
+            404: "Not found among what you may see", 409: "Not possible in its current state",
+            422: "The request's mistake: message and hint",
             429: "Over the rate limit", 503: "The operations database is unavailable"}
     return {code: {"model": ErrorBody, "description": said[code]} for code in codes}

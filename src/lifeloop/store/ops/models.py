@@ -725,3 +725,45 @@ class StrategyThreadPost(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     thread: Mapped[StrategyThread] = relationship(back_populates="posts")
+# Strategy versions (策略版本, maker-checker 双人复核; docs/strategies.md "Versions"): draft -> submitted ->
+# approved | rejected; an approved version a later approved revert rolled back becomes reverted.
+STRATEGY_VERSION_STATUSES = ("draft", "submitted", "approved", "rejected", "reverted")
+
+
+class StrategyVersion(Base):
+    """One version of one strategy (a head-office version, or a branch's variant when ``branch_id`` is set).
+
+    ``definition`` is the strategy's full YAML text as its author wrote it; ``version`` counts per strategy
+    across head office and branches (``approve S 4`` names one row); ``base_version`` is the version it was
+    drafted from (0: config/strategies.yaml); ``reverts_version`` the one a revert copies. The database itself
+    refuses a decision by the author (four eyes) and a decided version without its checker."""
+
+    __tablename__ = "strategy_versions"
+    __table_args__ = (
+        one_of("status", STRATEGY_VERSION_STATUSES, "status"),
+        sa.CheckConstraint(sa.or_(sa.column("decided_by").is_(None), sa.column("decided_by") != sa.column("author")),
+                           name="four_eyes"),
+        sa.CheckConstraint(sa.or_(sa.column("status").in_(("draft", "submitted")),
+                                  sa.column("decided_by").is_not(None)), name="decided_by_someone"),
+        sa.UniqueConstraint("strategy_id", "version"),
+        sa.Index(None, "status", "strategy_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(sa.String(64))
+    version: Mapped[int]
+    branch_id: Mapped[str | None] = mapped_column(sa.String(64))        # None: head office's own version
+    status: Mapped[str] = mapped_column(sa.String(16), default="draft")
+    definition: Mapped[str] = mapped_column(sa.Text)                    # the strategy as YAML text
+    base_version: Mapped[int | None]
+    reverts_version: Mapped[int | None]
+    author: Mapped[str] = mapped_column(sa.String(64))
+    note: Mapped[str | None] = mapped_column(sa.Text)                   # the author's why
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[dt.datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(sa.String(64))       # the checker (approver)
+    decided_at: Mapped[dt.datetime | None]
+    comment: Mapped[str | None] = mapped_column(sa.Text)                # the checker's comment
+
+

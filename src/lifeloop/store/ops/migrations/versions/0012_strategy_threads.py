@@ -1,15 +1,12 @@
 """Questions and feedback to a strategy's owner, and referrals to another product line.
 
 Revision ID: 0012_strategy_threads
-Revises: 0010_web_sessions
+Revises: 0011_strategy_versions
 
 ``strategy_threads``: one question about a strategy (营销人员问题反馈), with the asker's book and branch (who may
 read it), the customer it is about if any, and its status (open, answered, closed). ``strategy_thread_posts``:
 the question and its replies, the text encrypted like the feedback's notes. ``leads.product_line``: a referral
 (转介) to another product line names it.
-
-NOTE for the merge: another branch adds 0011 on top of 0010 at the same time; this file's down_revision is set
-to 0010_web_sessions and must become that 0011 revision when both are merged (one head).
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_strategy_threads"
-down_revision: str | None = "0010_web_sessions"
+down_revision: str | None = "0011_strategy_versions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
