@@ -13,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lifeloop.cli.demo_users import DemoUser, create_demo_users, web_message, write_users_file
 from lifeloop.cli.insight import print_insight
 from lifeloop.cli.render import print_feature_summary, print_ingest, print_plan, print_steps
 from lifeloop.cli.report import report_command
@@ -24,7 +26,11 @@ from lifeloop.data.schema import TABLES
 from lifeloop.execution.closed_loop import run_loop
 from lifeloop.insight.money import workspace_money_tags
 from lifeloop.realtime.entries import AREA as MOMENT_ENTRIES
+from lifeloop.review import simulator_truth
 from lifeloop.review.board import print_board
+
+# the demo bank's response truth (docs/simulator.md, "The demo's truth"): copied into the workspace's demo/
+DEMO_TRUTH = Path(str(resources.files("lifeloop") / "templates" / "demo" / "truth.yaml"))
 
 # every channel of the demo workspace delivers to the simulated bank, so its contacts change what
 # the bank does next and the following days' extracts show it
@@ -56,7 +62,10 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
     (ctx.config_dir / "channels.yaml").write_text(DEMO_CHANNELS, encoding="utf-8")
     out.rule("[bold]1. A simulated bank")
     extracts = directory / "extracts"
-    sim = ctx.simulate(extracts, customers=customers, days=days, seed=seed)
+    truth = simulator_truth.truth_file(directory)   # the bank's response truth: marks the demo workspace
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEMO_TRUTH, truth)
+    sim = ctx.simulate(extracts, customers=customers, days=days, seed=seed, truth=truth)
     out.print(sim.describe())
     as_of: dt.date = sim.as_of
 
@@ -88,15 +97,31 @@ def run_demo(out: Any, directory: Path, *, customers: int, days: int, seed: int,
         print_realtime_review(out, ctx, board, last)
         out.rule("[bold]9. The report")
         report = _report(out, ctx, directory, last)
+        users = create_demo_users(ctx)
+    users_file = write_users_file(directory, users, WEB_URL)
     out.print(f"\nDemo finished in {time.perf_counter() - started:.1f}s. Workspace: {directory.resolve()}")
-    out.print(f"Report: {report.resolve()}  (open it in a browser; it works offline)")
+    for line in final_message(_exe(), directory, report, users_file, users, as_of):
+        out.print(line)
+
+
+WEB_URL = "http://127.0.0.1:8000/"   # `lifeloop serve`'s default address and port
+
+
+def _exe() -> str:
+    """The command as it was started (after `make demo` that is .venv/bin/lifeloop, not on the PATH)."""
     import sys
 
-    # the command as it was started (after `make demo` that is .venv/bin/lifeloop, not on the PATH)
-    exe = sys.argv[0] if sys.argv and Path(sys.argv[0]).name == "lifeloop" else "lifeloop"
-    out.print(f"Try: {exe} -w {directory} evaluate dormant_reactivation --interim   |   "
-              f"{exe} -w {directory} insight   |   "
-              f"{exe} -w {directory} customer C000000042   |   {exe} -w {directory} why C000000042 --as-of {as_of}")
+    return sys.argv[0] if sys.argv and Path(sys.argv[0]).name == "lifeloop" else "lifeloop"
+
+
+def final_message(exe: str, directory: Path, report: Path, users_file: Path, users: list[DemoUser],
+                  as_of: dt.date) -> list[str]:
+    """The demo's last lines: the report, what to try, how to open the web app and where its users are."""
+    return [f"Report: {report.resolve()}  (open it in a browser; it works offline)",
+            f"Try: {exe} -w {directory} evaluate dormant_reactivation --interim   |   "
+            f"{exe} -w {directory} insight   |   "
+            f"{exe} -w {directory} customer C000000042   |   {exe} -w {directory} why C000000042 --as-of {as_of}",
+            *web_message(exe, directory, users_file, users, WEB_URL)]
 
 
 HISTORY_STEP_DAYS = 45      # the history is filed as batches this far apart ...
@@ -180,11 +205,13 @@ def _loop(out: Any, ctx: Any, extracts: Path, first: dt.date, loop_days: int) ->
         week.clear()
 
     def on_day(day: Any) -> None:
+        if day.truth is not None:   # what the simulator knew of the day's contacts: the board's truth column
+            simulator_truth.record_contacts(ctx.workspace, day.as_of, day.truth)
         week.append(day)
         if len(week) == 7:
             close_week()
 
-    days = run_loop(ctx, extracts, first, loop_days, on_day=on_day, realtime=True)
+    days = run_loop(ctx, extracts, first, loop_days, on_day=on_day, realtime=True, truth=True)
     close_week()
     return days[-1].bank_day if days else first
 

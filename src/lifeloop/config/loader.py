@@ -7,6 +7,7 @@ pydantic error location can be turned into ``config/tags.yaml:42 field tags[3].w
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import types
@@ -86,6 +87,9 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> LocatedYaml:
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})",
                               hint="save the file as UTF-8") from None
+    parsed = _PARSED.get(text)
+    if parsed is not None:
+        return LocatedYaml(copy.deepcopy(parsed[0]), dict(parsed[1]), file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -100,7 +104,18 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> LocatedYaml:
                           hint="remove control characters; save the text as plain UTF-8") from None
     lines: dict[PathKey, int] = {}
     data = {} if node is None else _construct(node, (), lines, file)
+    if len(_PARSED) >= MAX_PARSED:
+        _PARSED.clear()
+    _PARSED[text] = (copy.deepcopy(data), dict(lines))
     return LocatedYaml(data, lines, file)
+
+
+# YAML texts this process has read, by their exact text: the data and line numbers (errors are not kept). The same
+# config files (the strategy map stored with each day's audiences, the simulator's truth, ...) are read again on
+# every daily run; composing a document keeps line numbers and costs a YAML loader per scalar, so each text is
+# composed once. The file is still read each time, so an edited file is seen at once.
+_PARSED: dict[str, tuple[Any, dict[PathKey, int]]] = {}
+MAX_PARSED = 64
 
 
 def format_loc(loc: PathKey) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 VERDICTS = {"works": ("green", "works 有效"), "harmful": ("red", "harmful 有害"),
             "no_effect_yet": ("yellow", "no effect yet 未见效果"), "untrustworthy": ("red", "UNTRUSTWORTHY 分组异常"),
             "too_early": ("dim", "too early 数据不足")}
+TRUTH = "simulator_truth"                       # review/simulator_truth.py: set in a demo workspace only
+TRUTH_COLUMN = "simulator truth (demo only)"
 
 
 def _fmt(v: float | None, binary: bool, signed: bool = False) -> str:
@@ -31,8 +33,9 @@ def print_board(out: Any, doc: dict[str, Any], detail: bool = False) -> None:
 
     scope = "interim: windows still running are measured to date" if doc["interim"] else "closed windows only"
     t = Table(title=f"Strategy board (策略管理看板) as of {doc['as_of']} — {scope}", title_justify="left")
-    for c in ("strategy", "treated / control (open)", "outcome: treated vs control", "uplift (95% CI)", "p",
-              "verdict", "cost", "Δ fee income"):
+    demo = any(TRUTH in s for s in doc["strategies"])   # a demo workspace: the simulator's truth beside each estimate
+    for c in ("strategy", "treated / control (open)", "outcome: treated vs control", "uplift (95% CI)",
+              *((TRUTH_COLUMN,) if demo else ()), "p", "verdict", "cost", "Δ fee income"):
         t.add_column(c, justify="left" if c in ("strategy", "outcome: treated vs control", "verdict") else "right")
     for s in doc["strategies"]:
         h, e, m = s["headline"] or {}, s["entries"], s["money"]
@@ -42,7 +45,8 @@ def print_board(out: Any, doc: dict[str, Any], detail: bool = False) -> None:
                   if h else s["primary_outcome"])
         uplift = (("[bold]" if h.get("significant") else "") + _fmt(h.get("uplift"), binary, True)
                   + f" ({_fmt(h.get('ci_low'), binary, True)} .. {_fmt(h.get('ci_high'), binary, True)})") if h else "–"
-        t.add_row(s["strategy"], f"{e['treated']:,} / {e['control']:,} ({e['in_window']:,})", levels, uplift,
+        truth = ((_fmt((s.get(TRUTH) or {}).get("uplift"), binary, True),) if demo else ())
+        t.add_row(s["strategy"], f"{e['treated']:,} / {e['control']:,} ({e['in_window']:,})", levels, uplift, *truth,
                   _p(h.get("p_value")), f"[{colour}]{label}[/]", f"{m['cost']:,.2f}",
                   _fmt(m.get("incremental_fee_income"), False, True))
     out.print(t)

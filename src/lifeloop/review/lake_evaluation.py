@@ -21,6 +21,7 @@ import numpy as np
 
 from lifeloop.config.strategies import selection_cells
 from lifeloop.errors import DataError, Problem, did_you_mean
+from lifeloop.review import simulator_truth
 from lifeloop.review.evaluation import (
     ALPHA,
     SRM_ALPHA,
@@ -454,6 +455,7 @@ def evaluate_lake(ctx: Any, as_of: dt.date | None = None, strategies: Sequence[s
     config, _, _ = load_map(ctx)
     table = ctx.snapshot(AREA, day)
     doc = review_table(table, config, day, strategies=strategies, interim=interim)
+    simulator_truth.add_truth(ctx.workspace, doc, table)   # the demo only: the simulator's true uplift
     add_feedback(ctx, doc)
     return doc
 

@@ -143,11 +143,14 @@ def board(review: Mapping[str, Any] | None, names: Labels) -> dict[str, Any]:
             "breakdowns": _breakdowns(s, kind, names),
             "selections": _selections(s.get("selections"), names),
             "feedback": _feedback(s.get("feedback")),
+            # the demo only (review/simulator_truth.py): the simulator's true uplift on the same entries and days
+            "truth": (fmt((s.get("simulator_truth") or {}).get("uplift")) if "simulator_truth" in s else None),
         })
     rates = any(r["kind"] != "amount" and r["rates"] for r in rows)
     axis = svg.forest_axis(shared, svg.tick_points, width=FOREST_W) if rates else None
     amounts = any(r["kind"] == "amount" for r in rows)
     return {"rows": rows, "axis": axis, "amounts": amounts, "interim": bool(review.get("interim")),
+            "truth": any("simulator_truth" in s for s in strategies),
             "alpha": review.get("alpha"),
             "suggestions": suggestions(review, names,
                                        {s["strategy"]: (s.get("headline") or {}).get("kind") for s in strategies})}

@@ -99,3 +99,9 @@ def expire_overdue(session: Session, *, today: dt.date, grace_days: int = 0) -> 
         sa.update(Task).where(Task.status.in_(OPEN), Task.due_on < today - dt.timedelta(days=grace_days))
         .values(status="expired", updated_at=utcnow()).execution_options(synchronize_session="fetch"))
     return done.rowcount
+
+
+def open_by_rm(session: Session) -> dict[str, int]:
+    """Open tasks (open or in progress) per relationship manager."""
+    query = sa.select(Task.rm_id, sa.func.count()).where(Task.status.in_(OPEN)).group_by(Task.rm_id)
+    return {rm: int(n) for rm, n in session.execute(query)}
