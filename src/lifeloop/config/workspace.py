@@ -156,6 +156,9 @@ class LakeSettings(Strict):
 
     path: str = "lake"
     encryption: bool = False
+    # the customer index (lake/customer_index, docs/data-model.md): rebuilt at the end of each ingest, so a
+    # customer 360 or a worklist reads a few row groups instead of the whole history
+    customer_index: bool = True
 
 
 class KeySettings(Strict):

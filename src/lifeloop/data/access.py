@@ -58,6 +58,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "feedback.import": ("admin", "analyst"),
     "feedback.record": ("rm",),                              # the marketing form: own worklist's tasks only
     "board.read": ("admin", "analyst", "compliance", "branch_manager"),   # a branch manager: their branch's
+    "board.export": ("admin", "analyst", "compliance", "branch_manager"),  # the board / daily sales as .xlsx
     "approvals.read": ("admin", "analyst", "compliance", "approver"),
     "approvals.decide": ("approver",),
     "models.fit": ("admin", "analyst"),
