@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, oidc, pages
+from lifeloop.web import auth, oidc, pages, reports
 from lifeloop.web.security import workspace_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -54,16 +54,31 @@ class Web:
             self.sso.append(oidc.Provider(settings) if settings is not None else None)
         return self.sso[0]
 
-    def board(self, ctx: Context, as_of: dt.date | None) -> dict[str, Any]:
+    def board(self, ctx: Context, as_of: dt.date | None, branch: str | None = None) -> dict[str, Any]:
         """The evaluated board as of a date for the principal of ``ctx`` — over the customers they may see (a
-        branch manager: their branch) — computed at most every REVIEW_TTL seconds per scope."""
+        branch manager: their branch), or one branch of those (``branch``) — computed at most every REVIEW_TTL
+        seconds per scope."""
         principal = ctx.require("board.read", "read the strategy board")
-        key = (as_of, principal.scope("lists.read"))
+        narrowed = ctx.within_branch(branch)   # refuses a branch the reader may not choose
+        try:
+            return self._cached(("board", as_of, principal.scope("lists.read"), branch or None),
+                                lambda: self.review(narrowed, as_of))
+        finally:
+            if narrowed is not ctx:
+                narrowed.close()
+
+    def kpis(self, ctx: Context, start: dt.date, end: dt.date) -> dict[str, Any]:
+        """The lifecycle KPIs of a period for the whole bank (``Context.board_kpis``), cached like the board;
+        callers narrow them to the reader (:func:`lifeloop.web.board.scoped_kpis`)."""
+        ctx.require("board.read", "read the strategy board")
+        return self._cached(("kpis", start, end), lambda: ctx.board_kpis(start, end))
+
+    def _cached(self, key: Any, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         with self.lock:
             hit = self.cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < REVIEW_TTL:
                 return hit[1]
-        doc = self.review(ctx, as_of)
+        doc = compute()
         with self.lock:
             self.cache[key] = (time.monotonic(), doc)
         return doc
@@ -109,3 +124,4 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     auth.register(app, web)
     pages.register(app, web)
+    reports.register(app, web)
