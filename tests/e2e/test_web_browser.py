@@ -10,9 +10,11 @@ unless LIFELOOP_REQUIRE_BROWSER=1). The server is uvicorn on 127.0.0.1, as `life
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -63,6 +65,15 @@ def server(tmp_path_factory):
 
 
 SSO: list[StubProvider] = []   # the module's stub provider
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def screenshot(driver, name: str, lang: str) -> None:
+    """docs/images/web-<name>-<lang>.png, the page as the browser shows it — only with LIFELOOP_SCREENSHOTS=1
+    (docs/web.md), so an ordinary test run never changes the repository."""
+    if os.environ.get("LIFELOOP_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(IMAGES / f"web-{name}-{lang.replace('_', '-').lower()}.png"))
 
 
 class Watch:
@@ -99,6 +110,18 @@ def sign_in(driver, origin: str, user: str, lang: str) -> None:
     driver.find_element(By.ID, "user").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+    settled(driver, lambda url: not url.startswith(origin + "/sign-in"))
+
+
+def settled(driver, done, seconds: float = 15) -> None:
+    """Wait for a navigation a click started (a loaded machine may answer after the click returns)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, seconds).until(lambda d: done(d.current_url))
+    except TimeoutException:
+        pass   # the caller's assertion says what was expected
 
 
 WORDS = {"zh_CN": {"html": "zh-CN", "board": "策略管理看板", "breakdowns": "分维度拆解", "worklist": "今日工作清单",
@@ -122,6 +145,7 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     board = browser.find_element(By.ID, "strategy-board")
     assert board.is_displayed() and words["board"] in browser.find_element(By.TAG_NAME, "h1").text
     assert len(board.find_elements(By.CSS_SELECTOR, "tbody tr[data-strategy]")) == 3
+    screenshot(browser, "board", lang)
     # the owner filter, applied by htmx (a GET of this origin swapped into the page; the URL follows)
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -136,7 +160,21 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     assert words["breakdowns"] in browser.page_source
     assert browser.find_elements(By.CSS_SELECTOR, "table.breakdown svg.chart")
     assert browser.execute_script("return typeof htmx") == "object"   # the vendored htmx ran, from this origin
+    screenshot(browser, "strategy", lang)
+    # the board's other views: lifecycle flows and KPIs, the daily sales report (the test bank has no lifecycle
+    # snapshot and no new accounts: their empty states), each with its Excel export for head office
+    browser.get(origin + "/board")
+    assert browser.find_element(By.ID, "export-board").get_attribute("href").startswith(origin + "/exports/board.xlsx")
+    browser.find_element(By.ID, "tab-kpis").click()
+    assert browser.current_url == origin + "/kpis" and browser.find_element(By.ID, "no-lifecycle").is_displayed()
+    browser.find_element(By.ID, "tab-sales").click()
+    assert browser.current_url == origin + "/daily-sales" and browser.find_element(By.ID, "daily-sales")
+    assert browser.find_element(By.ID, "export-sales").get_attribute("href").startswith(
+        origin + "/exports/daily-sales.xlsx")
+    assert browser.find_element(By.ID, "filter-branch")   # head office may pick a branch
+    browser.get(origin + "/board/maturity_reinvestment")
     browser.find_element(By.ID, "sign-out").click()
+    settled(browser, lambda url: url == origin + "/sign-in")
     assert browser.current_url == origin + "/sign-in"
 
     browser.set_window_size(390, 844)   # a phone
@@ -145,10 +183,12 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     assert words["worklist"] in browser.find_element(By.TAG_NAME, "h1").text
     items = browser.find_elements(By.CSS_SELECTOR, "#worklist li.task")
     assert len(items) == 1
+    screenshot(browser, "worklist", lang)
     items[0].find_element(By.CSS_SELECTOR, "a.customer").click()
     assert browser.current_url == origin + f"/customers/{customer}"
     assert words["form"] in browser.page_source
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(browser, "customer", lang)
     form = browser.find_element(By.CSS_SELECTOR, "form.outcome")
     form.find_element(By.CSS_SELECTOR, "input[value=refused]").click()
     form.find_element(By.NAME, "note").send_keys("no, thank you")

@@ -119,3 +119,37 @@ def test_the_board_export_holds_the_boards_numbers_and_an_rm_may_not_export(bank
     with client_for(ws, clock) as http:
         sign_in(http, "rm1")
         assert http.get("/exports/board.xlsx").status_code == 403
+
+
+def lifecycle_kpis(_self, start, end):
+    """A period with two lifecycle snapshots (what Context.kpis returns; its figures are its own tests')."""
+    dist = [{"as_of": DAY1, "stage": "growth", "customers": 300, "share": 0.75},
+            {"as_of": DAY1, "stage": "dormant", "customers": 100, "share": 0.25},
+            {"as_of": DAY2, "stage": "growth", "customers": 290, "share": 0.725},
+            {"as_of": DAY2, "stage": "churned", "customers": 5, "share": 0.0125},
+            {"as_of": DAY2, "stage": "dormant", "customers": 105, "share": 0.2625}]
+    return {"schema": "lifeloop.kpis/1", "from": start, "to": end, "snapshots": [DAY1, DAY2],
+            "stage_distribution": dist, "transitions": [], "lifecycle_missing": False,
+            "churn": {"periods": [], "window": {"customers": 400, "moved": 5, "rate": 0.0125}},
+            "reactivation": {"periods": [], "window": {"customers": 100, "moved": 25, "rate": 0.25}},
+            "activation": {"measured": 10, "activated": 5, "pending": 0, "rate": 0.5, "days": 30},
+            "daily_sales": fake_sales(None, start, end), "sales_by_branch_rm": kpis_module.sales_totals(
+                fake_sales(None, start, end))}
+
+
+def test_the_kpi_page_shows_head_office_the_flows_and_a_branch_manager_only_their_sales(bank, monkeypatch):
+    from lifeloop.context import Context
+
+    monkeypatch.setattr(Context, "board_kpis", lifecycle_kpis)
+    ws, clock = bank
+    with client_for(ws, clock) as http:
+        sign_in(http, "analyst")
+        page = http.get("/kpis", params={"days": "7"}).text
+    assert "生命周期流转与经营指标" in page and 'id="kpi-rates"' in page
+    assert "1.25%" in page and "25.0%" in page and "50.0%" in page   # churn, reactivation, activation
+    assert 'class="chart stack"' in page and "RM004" in page and "<script>" not in page
+    with client_for(ws, clock) as http:
+        sign_in(http, "bm1")
+        page = http.get("/kpis", params={"days": "7"}).text
+    assert 'id="bank-wide-hidden"' in page and 'id="kpi-rates"' not in page and "1.25%" not in page
+    assert "RM001" in page and "RM004" not in page   # only their branch's sales
