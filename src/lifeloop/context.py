@@ -717,19 +717,21 @@ class Context:
             return delivery.resolve(session, key=key, outcome=outcome, reason=reason, actor=self.operator,
                                     resend=resend)
 
-    def worklist(self, rm_id: str | None = None, on: dt.date | None = None) -> list[dict[str, Any]]:
+    def worklist(self, rm_id: str | None = None, on: dt.date | None = None, *, customer_id: str | None = None
+                 ) -> list[dict[str, Any]]:
         """A relationship manager's open tasks, own customers only, most important first, with scripts.
 
         Without ``rm_id``: the signed-in RM's own worklist. Another RM's only for a branch manager of that RM's
         branch or head office; asking for one outside that gets the refusal an unknown RM id gets. Personal
         fields are masked for the viewer (an RM and their branch manager: as the rm role; head office: masked).
+        ``customer_id``: only the tasks for that customer (the customer page's marketing forms).
         """
         principal = self.require("worklist.read", "read worklists")
         rm_id = self._worklist_rm(principal, rm_id)
         scope = principal.scope("worklist.read")
         viewer = principal.viewer(rm_id, self._book.rm_branches.get(rm_id), policy=self.masking)
         return worklists.worklist(self.ops(), rm_id, lake=self.lake, on=on, viewer=viewer,
-                                  known=None if scope.all else self._visible_rms(scope))
+                                  known=None if scope.all else self._visible_rms(scope), customer_id=customer_id)
 
     def _visible_rms(self, scope: Scope) -> list[str]:
         branches = self._book.rm_branches

@@ -66,7 +66,8 @@ def known_rms(lake: Any, as_of: dt.date | None = None) -> list[str]:
 
 def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,
              on: dt.date | None = None, viewer: Role | None = None,
-             known: list[str] | None = None, policy: Policy | None = None) -> list[dict[str, Any]]:
+             known: list[str] | None = None, policy: Policy | None = None,
+             customer_id: str | None = None) -> list[dict[str, Any]]:
     """The RM's open tasks (due by ``on``), most important first, only customers still in their book.
 
     An RM id neither in the bank's relationship-manager table nor in any task is refused with a "did you
@@ -82,7 +83,7 @@ def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | No
             raise NotFoundError(f"no relationship manager {rm_id!r}{did_you_mean(rm_id, sorted(known))}",
                                 hint="RM ids are case-sensitive, as in the bank's relationship_managers extract"
                                      if known else "ingest the bank's extracts first: `lifeloop ingest FOLDER`")
-        tasks = open_tasks(session, rm_id=rm_id, on=on)
+        tasks = open_tasks(session, rm_id=rm_id, on=on, customer_id=customer_id)
         items = [dict(task_id=t.id, rm_id=t.rm_id, customer_id=t.customer_id, strategy=t.strategy_id or "",
                       wave=t.wave or "", title=t.title, priority=t.priority, due_on=t.due_on, status=t.status,
                       script=t.script or "") for t in tasks]

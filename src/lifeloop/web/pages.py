@@ -44,7 +44,7 @@ def _customer_tasks(ctx: Context, customer_id: str) -> list[dict[str, Any]]:
     """The signed-in RM's open tasks for this customer (the marketing forms the 360 page offers)."""
     if not ctx.principal.can("feedback.record") or len(ctx.principal.rm_ids) != 1:
         return []
-    return [r for r in ctx.worklist() if r["customer_id"] == customer_id]
+    return ctx.worklist(customer_id=customer_id)
 
 
 def acting_with(web: Callable[[], Any]) -> Callable[[Any, bool, Callable[[Any, Context, Visit], Any]], Any]:
