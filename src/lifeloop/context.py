@@ -251,9 +251,17 @@ class Context:
         # a purged person brought back by this batch is recognised by keyed hashes and kept out of marketing
         report.suppressed = customer_rights.screen_batch(self.lake, sessions, self.keys, report.as_of,
                                                          actor=self.operator)
-        if self.config.lake.customer_index:
+        if self.config.lake.customer_index == "ingest" and not (
+                report.unchanged and customer_index.usable(self.lake, report.as_of)):
             self.build_customer_index(report.as_of)
         return report
+
+    def customer_index_missing(self) -> dt.date | None:
+        """The newest bank batch's date when the customer index should be built for it and is not (or is stale)."""
+        dates = self.lake.dates(BANK)
+        if not dates or self.config.lake.customer_index == "off" or customer_index.usable(self.lake, dates[-1]):
+            return None
+        return dates[-1]
 
     def build_customer_index(self, as_of: dt.date | None = None) -> dict[str, Any]:
         """Publish the customer index (客户索引) of the bank's tables as of a date (default: the newest batch), so a

@@ -17,14 +17,17 @@ NEXT_DAY = BANK_AS_OF + dt.timedelta(days=1)
 
 
 def workspace(root, encryption: bool):
+    """A workspace that builds the index at the end of every ingest (a bank's daily batch)."""
+    from lifeloop.context import Context
+
     ctx = new_context(root)
-    if not encryption:
-        path = ctx.workspace / "lifeloop.yaml"
-        path.write_text(path.read_text(encoding="utf-8").replace("encryption: on", "encryption: off"),
-                        encoding="utf-8")
-        ctx.close()
-        from lifeloop.context import Context
-        ctx = Context(ctx.workspace)
+    path = ctx.workspace / "lifeloop.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "  encryption: on\n", f"  encryption: {'on' if encryption else 'off'}\n  customer_index: ingest\n"),
+        encoding="utf-8")
+    ctx.close()
+    ctx = Context(ctx.workspace)
+    assert ctx.config.lake.customer_index == "ingest"
     return ctx
 
 
@@ -134,3 +137,33 @@ def test_an_unknown_customer_still_gets_did_you_mean(ctx):
 
     with pytest.raises(NotFoundError, match="did you mean 'C1'"):
         ctx.customer("c1")
+
+
+def test_a_reingest_of_the_same_batch_keeps_the_index_and_serve_mode_builds_none_at_ingest(ctx, tmp_path):
+    before = ctx.lake.manifest("customer_index", BANK_AS_OF)["run_id"]
+    assert ctx.ingest(write_canonical(tmp_path / "extracts", bank_with_more_customers())).unchanged
+    assert ctx.lake.manifest("customer_index", BANK_AS_OF)["run_id"] == before and ctx.customer_index_missing() is None
+    path = ctx.workspace / "lifeloop.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("customer_index: ingest", "customer_index: serve"),
+                    encoding="utf-8")
+    from lifeloop.context import Context
+
+    with Context(ctx.workspace) as serve:
+        serve.ingest(write_canonical(tmp_path / "next", {"transactions": [_txn(
+            "T98", "A1", "C1", NEXT_DAY.isoformat(), "1.00", "credit", "interest", "system", "internal", "false")]}),
+            as_of=NEXT_DAY, today=NEXT_DAY)
+        assert not serve.lake.exists("customer_index", NEXT_DAY)
+        assert serve.customer_index_missing() == NEXT_DAY   # what the web app builds in the background
+
+
+def test_a_purge_removes_the_index_holding_the_customer_and_the_next_one_is_built_without_them(ctx):
+    from lifeloop.store import erasure
+
+    done = erasure.rewrite_areas(ctx.lake, erasure.areas(ctx.lake), ["C5"], note={"request": "test"})
+    assert done.snapshots[f"customer_index/{BANK_AS_OF.isoformat()}"] == 1
+    assert not ctx.lake.exists("customer_index", BANK_AS_OF) and ctx.customer_index_missing() == BANK_AS_OF
+    assert profile(ctx, "C7") == profile(ctx, "C7", index=False)   # the scan, until it is rebuilt
+    ctx.build_customer_index(BANK_AS_OF)
+    ids = pq.read_table(ctx.lake.snapshot_dir("customer_index", BANK_AS_OF) / "offsets.parquet")["customer_id"]
+    assert "C5" not in ids.to_pylist() and "C7" in ids.to_pylist()
+    assert profile(ctx, "C7") == profile(ctx, "C7", index=False)

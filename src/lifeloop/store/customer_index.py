@@ -16,8 +16,9 @@ C2 columns of those groups when the lake encrypts: the index files are written l
 runs the same queries over those rows as over the full views, so the answer is the same (tests/integration/
 test_customer_index.py). The index is used only when it is as of the date asked and was built from the
 bank batches the lake holds now (their run ids are in its manifest); otherwise readers scan as before.
-Built at the end of ``lifeloop ingest`` (``lake.customer_index``, default on) or by
-``Context.build_customer_index``; published atomically like every lake area. docs/data-model.md "Customer index".
+Built by the web app in the background when a page finds none for the newest batch (``lake.customer_index:
+serve``, the default), at the end of every ingest (``ingest``), or by ``Context.build_customer_index``;
+published atomically like every lake area. docs/data-model.md "Customer index".
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import bisect
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -286,3 +287,22 @@ def book_rows(lake: Lake, as_of: dt.date, rm_id: str, columns: list[str]) -> pa.
                              pq.read_table(folder / "rm_offsets.parquet").to_pylist()})
     start, end = spans.get(rm_id, (0, 0))
     return read_rows(lake, folder / "customers.parquet", start, end, columns)
+
+
+def drop_holding(lake: Lake, as_of: dt.date, customer_ids: Collection[str]) -> int:
+    """Remove the index as of ``as_of`` if it holds any of the customers (a purge, 删除权): its rows cannot be taken
+    out without moving every offset, and it is rebuilt from the purged bank. Returns the customers it held."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = lake.snapshot_dir(AREA, as_of) / "offsets.parquet"
+    if not path.exists():
+        return 0
+    ids = pq.read_table(path, columns=["customer_id"])["customer_id"]
+    held = int(pc.sum(pc.is_in(ids, value_set=pa.array(sorted(customer_ids), pa.string()))).as_py() or 0)
+    if held:
+        lake.remove(AREA, as_of)
+        with _lock:
+            _cache.clear()
+    return held

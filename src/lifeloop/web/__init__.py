@@ -11,6 +11,7 @@ FastAPI and Jinja2 are imported only when an app is made.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
+from lifeloop.data.access import Principal
 from lifeloop.web import auth, oidc, pages, reports
 from lifeloop.web.security import workspace_secret
 
+LOG = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SECRET_FILE = "keys/web-cookie.secret"   # in the workspace, 0600, made on first start
 REVIEW_TTL = 300.0                       # seconds a computed board is reused (evaluate reads the whole lake)
@@ -46,6 +49,32 @@ class Web:
     cache: dict[Any, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sso: list[oidc.Provider | None] = field(default_factory=list)
+    indexing: list[threading.Thread] = field(default_factory=list)
+
+    def ensure_index(self) -> threading.Thread | None:
+        """Build the customer index for the newest bank batch in the background when it is missing or stale
+        (``lake.customer_index: serve``, the default): pages scan meanwhile, and read the index once it is
+        published. One build at a time; returns the thread started, if any."""
+        with self.lock:
+            if any(t.is_alive() for t in self.indexing):
+                return None
+            self.indexing.clear()
+            day = self.ctx.customer_index_missing()
+            if day is None:
+                return None
+            worker = self.ctx.acting_as(Principal.system("customer-index", roles=("analyst",)))
+
+            def build() -> None:
+                try:
+                    worker.build_customer_index(day)
+                except Exception:   # noqa: BLE001 - the pages keep scanning; the next request tries again
+                    LOG.exception("building the customer index as of %s failed", day)
+                finally:
+                    worker.close()
+            thread = threading.Thread(target=build, name="customer-index", daemon=True)
+            self.indexing.append(thread)
+        thread.start()
+        return thread
 
     def provider(self) -> oidc.Provider | None:
         """The bank's identity provider (lifeloop.yaml ``web.oidc``), or None when single sign-on is off."""

@@ -107,10 +107,13 @@ def register(app: Any, web: Callable[[], Any]) -> None:
     @app.get("/api/worklist", tags=["workbench"], summary="Open tasks of one RM's own book, most valuable first",
              response_model=Worklist, responses=answers(401, 403, 404, 422))
     def api_worklist(request: Request, rm: str = "", on: dt.date | None = None):
+        web().ensure_index()
         return acting(request, True, lambda w, ctx, seen: as_json({"tasks": ctx.worklist(rm or None, on)}))
 
     @app.get("/worklist", include_in_schema=False)
     def worklist_page(request: Request, rm: str = "", on: str = "", done: str = ""):
+        web().ensure_index()
+
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
             return html(w, seen, "worklist.html.j2", tasks=ctx.worklist(rm or None, day(on, "on")), done=done)
         return acting(request, False, work)
@@ -119,11 +122,14 @@ def register(app: Any, web: Callable[[], Any]) -> None:
              summary="The customer 360, masked for the reader, with the reader's open tasks for them",
              response_model=Customer360, responses=answers(401, 403, 404, 422))
     def api_customer(request: Request, customer_id: str):
+        web().ensure_index()
         return acting(request, True, lambda w, ctx, seen: as_json(
             {"profile": ctx.customer(customer_id), "tasks": _customer_tasks(ctx, customer_id)}))
 
     @app.get("/customers/{customer_id}", include_in_schema=False)
     def customer_page(request: Request, customer_id: str):
+        web().ensure_index()
+
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
             return html(w, seen, "customer.html.j2", profile=ctx.customer(customer_id),
                         tasks=_customer_tasks(ctx, customer_id), outcomes=OUTCOMES)
