@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -25,6 +26,7 @@ from lifeloop.errors import ConfigError, DataError, EventError, NotFoundError, d
 from lifeloop.execution import consent_changes, customer_rights, feedback_import, replies, worklists
 from lifeloop.execution import dispatch as dispatching
 from lifeloop.execution.bank_customers import BankCustomers
+from lifeloop.execution.channels.files import write_table
 from lifeloop.insight import profile, summary, transitions
 from lifeloop.insight.money import workspace_money_tags
 from lifeloop.models import evaluation as model_evaluation
@@ -38,10 +40,10 @@ from lifeloop.realtime import sources as event_sources
 from lifeloop.realtime import timers as realtime_timers
 from lifeloop.review import from_file, kpis, lake_evaluation
 from lifeloop.settings import ENGINES, Credentials, Settings
+from lifeloop.store import customer_index, rekey, run_log
 from lifeloop.store import ops as ops_store
-from lifeloop.store import rekey, run_log
 from lifeloop.store.keys import Keys, open_keys
-from lifeloop.store.lake import Lake, run_hint
+from lifeloop.store.lake import BANK, Lake, run_hint
 from lifeloop.store.lake_crypto import LakeCrypto
 from lifeloop.store.ops import approvals as approving
 from lifeloop.store.ops import audit, delivery, web_sessions
@@ -111,6 +113,9 @@ class Context:
         self._credentials = credentials
         self.clock = clock or utcnow
         self.bootstrap_token: str | None = None   # the first administrator's token, when init made one
+        self._books: dict[str, Any] = {}          # who owns which customer, per bank batch (shared by acting_as)
+        self._books_lock = threading.Lock()
+        self._only_branch: str | None = None      # within_branch: scoped reads narrowed to one branch
 
     # ------------------------------------------------------------------ workspace
     @classmethod
@@ -262,7 +267,30 @@ class Context:
         # a purged person brought back by this batch is recognised by keyed hashes and kept out of marketing
         report.suppressed = customer_rights.screen_batch(self.lake, sessions, self.keys, report.as_of,
                                                          actor=self.operator)
+        if self.config.lake.customer_index == "ingest" and not (
+                report.unchanged and customer_index.usable(self.lake, report.as_of)):
+            self.build_customer_index(report.as_of)
         return report
+
+    def customer_index_missing(self) -> dt.date | None:
+        """The newest bank batch's date when the customer index should be built for it and is not (or is stale)."""
+        dates = self.lake.dates(BANK)
+        if not dates or self.config.lake.customer_index == "off" or customer_index.usable(self.lake, dates[-1]):
+            return None
+        return dates[-1]
+
+    def build_customer_index(self, as_of: dt.date | None = None) -> dict[str, Any]:
+        """Publish the customer index (客户索引) of the bank's tables as of a date (default: the newest batch), so a
+        customer 360 and a worklist read a few row groups, not the whole history (lifeloop.store.customer_index)."""
+        self.require("ingest", "build the customer index")
+        dates = self.lake.dates(BANK)
+        if not dates:
+            raise DataError("no bank data has been ingested yet", hint=run_hint(BANK))
+        engine = connect("duckdb", self)   # its own: the views it registers must not replace a step's
+        try:
+            return customer_index.build(self.lake, engine, as_of or dates[-1])
+        finally:
+            engine.close()
 
     def run(self, as_of: dt.date, steps: list[str] | None = None, engine: str | Any | None = None, *,
             replan_reason: str | None = None) -> list[StepResult]:
@@ -451,6 +479,7 @@ class Context:
         other._configs = self.configs
         other._ops = self.ops()
         other._shared_ops = True
+        other._books, other._books_lock = self._books, self._books_lock
         for name in ("config", "lake", "keys"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
@@ -465,7 +494,18 @@ class Context:
     # ---------------------------------------------------------------- scopes (whose customers)
     @cached_property
     def _book(self) -> BankCustomers:
-        return BankCustomers(self.lake)
+        """Who owns which customer, read once per bank batch and shared by the Contexts of one workspace (the web
+        app makes one per request: re-reading a million owners each time would cost a second a page)."""
+        dates = self.lake.dates(BANK)
+        key = (dates[-1], tuple(customer_index.bank_runs(self.lake, dates[-1]).items())) if dates else None
+        with self._books_lock:
+            hit = self._books.get("owners")
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        book = BankCustomers(self.lake)
+        with self._books_lock:
+            self._books["owners"] = (key, book)
+        return book
 
     def _scope(self, permission: str, what: str) -> Scope:
         return self.require(permission, what).scope(permission)
@@ -491,10 +531,55 @@ class Context:
         import pyarrow.compute as pc
 
         scope = self._scope(permission, what)
+        if self._only_branch is not None:
+            scope = Scope(rm_ids=frozenset(), branch_ids=frozenset({self._only_branch}) if scope.all or
+                          self._only_branch in scope.branch_ids else frozenset())
         if scope.all:
             return table
         return table.filter(pc.is_in(table["customer_id"], value_set=pa.array(self._visible_customers(scope),
                                                                               pa.string())))
+
+    def board_branches(self) -> list[str]:
+        """The branches whose board a reader may choose: every branch for head office, a branch manager's own."""
+        scope = self._scope("board.read", "read the strategy board")
+        every = sorted({b for b in self._book.rm_branches.values() if b} |
+                       {b for _, b in self._book.owners.values() if b})
+        return every if scope.all else sorted(b for b in every if b in scope.branch_ids)
+
+    def within_branch(self, branch_id: str | None) -> Context:
+        """This workspace for the same principal with every scoped read narrowed to one branch's customers (the
+        board's branch filter, 一行一策). A branch the reader may not choose is refused as an unknown one."""
+        if not branch_id:
+            return self
+        visible = self.board_branches()
+        if branch_id not in visible:
+            raise self._refused(not_visible("branch", branch_id, visible), "board.read", "branch", branch_id)
+        other = self.acting_as(self.principal)
+        other._only_branch = branch_id
+        return other
+
+    def export_xlsx(self, kind: str, columns: Sequence[str], rows: list[dict[str, Any]], *,
+                    filters: dict[str, Any]) -> tuple[str, bytes]:
+        """An Excel file of a board view the reader already sees (``board`` or ``daily_sales``): (file name, bytes).
+
+        The rows hold no customer's personal data (strategies, branches, RMs, counts and money); the export is
+        audited like a worklist export: ``<kind>.export`` with the file's name, sha256, rows and filters."""
+        import hashlib
+        import tempfile
+
+        principal = self.require("board.export", "export the strategy board")
+        name = f"{kind.replace('_', '-')}-{self.clock().date().isoformat()}.xlsx"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_table([{c: r.get(c) for c in columns} for r in rows], columns, Path(tmp) / name,
+                                         "xlsx", sheet=kind)
+            data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        with unit_of_work(self.ops()) as session:
+            audit.record(session, actor=principal.user_id, action=f"{kind}.export", target_type="board",
+                         target_id=kind, at=self.clock(),
+                         details={"file": name, "sha256": digest, "rows": len(rows),
+                                  "filters": {k: v for k, v in filters.items() if v}})
+        return name, data
 
     # ------------------------------------------------------------------ keys
     def rotate_keys(self, reason: str | None = None) -> rekey.Rekeyed:
@@ -656,19 +741,21 @@ class Context:
             return delivery.resolve(session, key=key, outcome=outcome, reason=reason, actor=self.operator,
                                     resend=resend)
 
-    def worklist(self, rm_id: str | None = None, on: dt.date | None = None) -> list[dict[str, Any]]:
+    def worklist(self, rm_id: str | None = None, on: dt.date | None = None, *, customer_id: str | None = None
+                 ) -> list[dict[str, Any]]:
         """A relationship manager's open tasks, own customers only, most important first, with scripts.
 
         Without ``rm_id``: the signed-in RM's own worklist. Another RM's only for a branch manager of that RM's
         branch or head office; asking for one outside that gets the refusal an unknown RM id gets. Personal
         fields are masked for the viewer (an RM and their branch manager: as the rm role; head office: masked).
+        ``customer_id``: only the tasks for that customer (the customer page's marketing forms).
         """
         principal = self.require("worklist.read", "read worklists")
         rm_id = self._worklist_rm(principal, rm_id)
         scope = principal.scope("worklist.read")
         viewer = principal.viewer(rm_id, self._book.rm_branches.get(rm_id), policy=self.masking)
         return worklists.worklist(self.ops(), rm_id, lake=self.lake, on=on, viewer=viewer,
-                                  known=None if scope.all else self._visible_rms(scope))
+                                  known=None if scope.all else self._visible_rms(scope), customer_id=customer_id)
 
     def _visible_rms(self, scope: Scope) -> list[str]:
         branches = self._book.rm_branches
@@ -1225,6 +1312,19 @@ class Context:
         """Lifecycle KPIs between two dates (stage mix, transitions, churn, activation, retention, sales)."""
 
         return kpis.compute(self.engine(), self.lake, start, end)
+
+    def board_kpis(self, start: dt.date, end: dt.date) -> dict[str, Any]:
+        """The board's KPIs: :meth:`kpis` when a lifecycle snapshot is published in the period; else the sales
+        part alone (the daily sales report needs only the bank's holdings), marked ``lifecycle_missing``."""
+        if any(start <= d <= end for d in self.lake.dates("lifecycle")):
+            return {**self.kpis(start, end), "lifecycle_missing": False}
+        if end < start:
+            raise DataError(f"the period ends ({end}) before it starts ({start})", hint="give the earlier date first")
+        engine = self.engine()
+        engine.register_bank(self.lake, end)
+        daily = kpis.daily_sales(engine, start, end)
+        return {"schema": kpis.SCHEMA, "from": start, "to": end, "snapshots": [], "daily_sales": daily,
+                "sales_by_branch_rm": kpis.sales_totals(daily), "lifecycle_missing": True}
 
     def backfill(self, dates: Sequence[dt.date], steps: Sequence[str] = ("features", "lifecycle", "segments"),
                  engine: str | None = None) -> list[StepResult]:

@@ -3,7 +3,7 @@
 Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver; elsewhere
 set LIFELOOP_CHROMIUM and LIFELOOP_CHROMEDRIVER) and selenium; skips without them unless
 LIFELOOP_REQUIRE_BROWSER=1 (CI), where it fails instead.
-LIFELOOP_SCREENSHOT=1 saves the page, full height, to docs/images/report.png; LIFELOOP_REPORT_FILE
+LIFELOOP_SCREENSHOTS=1 saves the page, full height, to docs/images/report.png; LIFELOOP_REPORT_FILE
 opens that report instead of the one rendered from tests/fixtures/review_sample.json.
 """
 
@@ -102,7 +102,7 @@ def test_the_sample_report_opens_without_errors_or_requests_and_shows_board_and_
         assert browser.find_element(By.CSS_SELECTOR, "svg.heatmap.transitions").is_displayed()
         # the board's text is really drawn (fonts present, nothing collapsed)
         assert "到期续作" in board.text and "1,200,000" in board.text
-    if os.environ.get("LIFELOOP_SCREENSHOT") == "1":
+    if os.environ.get("LIFELOOP_SCREENSHOTS") == "1":
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(1400, height)
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ unless LIFELOOP_REQUIRE_BROWSER=1). The server is uvicorn on 127.0.0.1, as `life
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -66,6 +67,15 @@ def server(tmp_path_factory):
 
 
 SSO: list[StubProvider] = []   # the module's stub provider
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def screenshot(driver, name: str, lang: str) -> None:
+    """docs/images/web-<name>-<lang>.png, the page as the browser shows it — only with LIFELOOP_SCREENSHOTS=1
+    (docs/web.md), so an ordinary test run never changes the repository."""
+    if os.environ.get("LIFELOOP_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(IMAGES / f"web-{name}-{lang.replace('_', '-').lower()}.png"))
 
 
 class Watch:
@@ -141,6 +151,7 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     board = browser.find_element(By.ID, "strategy-board")
     assert board.is_displayed() and words["board"] in browser.find_element(By.TAG_NAME, "h1").text
     assert len(board.find_elements(By.CSS_SELECTOR, "tbody tr[data-strategy]")) == 3
+    screenshot(browser, "board", lang)
     # the owner filter, applied by htmx (a GET of this origin swapped into the page; the URL follows)
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -155,6 +166,19 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     assert words["breakdowns"] in browser.page_source
     assert browser.find_elements(By.CSS_SELECTOR, "table.breakdown svg.chart")
     assert browser.execute_script("return typeof htmx") == "object"   # the vendored htmx ran, from this origin
+    screenshot(browser, "strategy", lang)
+    # the board's other views: lifecycle flows and KPIs, the daily sales report (the test bank has no lifecycle
+    # snapshot and no new accounts: their empty states), each with its Excel export for head office
+    browser.get(origin + "/board")
+    assert browser.find_element(By.ID, "export-board").get_attribute("href").startswith(origin + "/exports/board.xlsx")
+    go(browser, browser.find_element(By.ID, "tab-kpis"))
+    assert browser.current_url == origin + "/kpis" and browser.find_element(By.ID, "no-lifecycle").is_displayed()
+    go(browser, browser.find_element(By.ID, "tab-sales"))
+    assert browser.current_url == origin + "/daily-sales" and browser.find_element(By.ID, "daily-sales")
+    assert browser.find_element(By.ID, "export-sales").get_attribute("href").startswith(
+        origin + "/exports/daily-sales.xlsx")
+    assert browser.find_element(By.ID, "filter-branch")   # head office may pick a branch
+    browser.get(origin + "/board/maturity_reinvestment")
     go(browser, browser.find_element(By.ID, "sign-out"))
     assert browser.current_url == origin + "/sign-in"
 
@@ -164,10 +188,12 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     assert words["worklist"] in browser.find_element(By.TAG_NAME, "h1").text
     items = browser.find_elements(By.CSS_SELECTOR, "#worklist li.task")
     assert len(items) == 1
+    screenshot(browser, "worklist", lang)
     go(browser, items[0].find_element(By.CSS_SELECTOR, "a.customer"))
     assert browser.current_url == origin + f"/customers/{customer}"
     assert words["form"] in browser.page_source
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(browser, "customer", lang)
     form = browser.find_element(By.CSS_SELECTOR, "form.outcome")
     form.find_element(By.CSS_SELECTOR, "input[value=refused]").click()
     form.find_element(By.NAME, "note").send_keys("no, thank you")
@@ -247,7 +273,7 @@ def test_the_owner_drafts_submits_a_second_user_approves_and_the_next_run_uses_i
         "var n = document.querySelector('#audience-count strong');"
         "return document.getElementById('check-valid') && n ? n.textContent : null;") == count)
     assert words["valid"] in browser.find_element(By.ID, "check-valid").text
-    if lang == "zh_CN" and os.environ.get("LIFELOOP_SCREENSHOT") == "1":   # the whole form, with its live check
+    if lang == "zh_CN" and os.environ.get("LIFELOOP_SCREENSHOTS") == "1":   # the whole form, with its live check
         browser.set_window_size(1280, browser.execute_script("return document.body.scrollHeight") + 140)
         assert browser.save_screenshot(str(SCREENSHOT))
         browser.set_window_size(1280, 1000)

@@ -96,6 +96,8 @@ def expected(user: str, path: str, values: dict[str, str], method: str = "GET") 
         return 422 if user in ("admin", "analyst") or mine else 403   # the missing text is the refusal
     if path.startswith("/api/strategies"):
         return strategies_expected(user, path, values)
+    if path in ("/api/kpis", "/api/daily-sales", "/exports/board.xlsx", "/exports/daily-sales.xlsx"):
+        return 200 if user in LEADERS else 403   # a branch manager: their branch's figures (test_web_board_views)
     if user == "approver":
         return 403
     if path == "/api/customers/{customer_id}":

@@ -96,6 +96,9 @@ def test_an_rms_worklist_holds_only_their_own_customers_most_important_first_wit
     assert "李*女士" in rows[1]["script"] and "陈经理" in rows[1]["script"] and "新客理财90天" in rows[1]["script"]
     # a control-group customer is recorded but gets no task
     assert "C005" not in {r["customer_id"] for r in rows}
+    # one customer's tasks only (the customer page's marketing forms): the same rows, filtered in the database
+    assert worklist(ctx.ops(), "RM001", lake=ctx.lake, customer_id="C002") == rows[1:]
+    assert worklist(ctx.ops(), "RM001", lake=ctx.lake, customer_id="C003") == []   # RM002's customer
 
 
 def test_a_customer_moved_to_another_rm_leaves_the_old_rms_worklist(ctx):

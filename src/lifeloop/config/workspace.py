@@ -156,6 +156,16 @@ class LakeSettings(Strict):
 
     path: str = "lake"
     encryption: bool = False
+    # the customer index (lake/customer_index, docs/data-model.md), so a customer 360 or a worklist reads a few
+    # row groups instead of the whole history: built by the web app for the newest batch when it finds none
+    # ("serve"), also at the end of every ingest ("ingest": a bank's daily batch), or never ("off")
+    customer_index: Literal["ingest", "serve", "off"] = "serve"
+
+    @field_validator("customer_index", mode="before")
+    @classmethod
+    def _index_mode(cls, value: object) -> object:
+        # YAML reads a bare on / off as a boolean
+        return {True: "ingest", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class KeySettings(Strict):

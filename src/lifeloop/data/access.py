@@ -65,6 +65,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "threads.ask": ("rm", "branch_manager"),
     "threads.read": ("admin", "analyst", "compliance", "branch_manager", "rm"),
     "threads.reply": ("admin", "analyst"),
+    "board.export": ("admin", "analyst", "compliance", "branch_manager"),  # the board / daily sales as .xlsx
     "approvals.read": ("admin", "analyst", "compliance", "approver"),
     "approvals.decide": ("approver",),
     # the strategy editor (maker-checker): read the map and its versions; draft and submit (a branch manager: their

@@ -18,6 +18,7 @@ from lifeloop.data.masking import Policy, Role, mask_row
 from lifeloop.data.masking import role as get_role
 from lifeloop.errors import NotFoundError, did_you_mean
 from lifeloop.execution.channels.files import write_table
+from lifeloop.store import customer_index
 from lifeloop.store.lake import BANK
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.tasks import rm_ids
@@ -28,8 +29,11 @@ COLUMNS = ("task_id", "customer_id", "name", "mobile", "strategy", "wave", "titl
            "script")
 
 
-def current_owners(lake: Any, as_of: dt.date | None = None) -> dict[str, dict[str, Any]]:
-    """customer_id -> {rm_id, name, mobile} from the bank's customers extract as of a date (default: latest)."""
+def current_owners(lake: Any, as_of: dt.date | None = None, rm_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """customer_id -> {rm_id, name, mobile} from the bank's customers extract as of a date (default: latest).
+
+    With ``rm_id``: at least that RM's customers (from the customer index when there is a usable one: a few row
+    groups instead of every customer's name and mobile decrypted), so a lookup of anyone else may miss."""
     import pyarrow.parquet as pq
 
 
@@ -42,6 +46,10 @@ def current_owners(lake: Any, as_of: dt.date | None = None) -> dict[str, dict[st
     if not files:
         return {}
     cols = [c for c in ("customer_id", "rm_id", "name", "mobile") if c in pq.read_schema(files[0]).names]
+    if rm_id is not None:
+        book = customer_index.book_rows(lake, as_of, rm_id, cols)
+        if book is not None:
+            return {r["customer_id"]: r for r in book.to_pylist()}
     # name and mobile are C2: the lake decrypts them (lifeloop.store.lake_crypto)
     return {r["customer_id"]: r for r in lake.read_table(files[0], columns=cols).to_pylist()}
 
@@ -58,7 +66,8 @@ def known_rms(lake: Any, as_of: dt.date | None = None) -> list[str]:
 
 def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,
              on: dt.date | None = None, viewer: Role | None = None,
-             known: list[str] | None = None, policy: Policy | None = None) -> list[dict[str, Any]]:
+             known: list[str] | None = None, policy: Policy | None = None,
+             customer_id: str | None = None) -> list[dict[str, Any]]:
     """The RM's open tasks (due by ``on``), most important first, only customers still in their book.
 
     An RM id neither in the bank's relationship-manager table nor in any task is refused with a "did you
@@ -74,11 +83,11 @@ def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | No
             raise NotFoundError(f"no relationship manager {rm_id!r}{did_you_mean(rm_id, sorted(known))}",
                                 hint="RM ids are case-sensitive, as in the bank's relationship_managers extract"
                                      if known else "ingest the bank's extracts first: `lifeloop ingest FOLDER`")
-        tasks = open_tasks(session, rm_id=rm_id, on=on)
+        tasks = open_tasks(session, rm_id=rm_id, on=on, customer_id=customer_id)
         items = [dict(task_id=t.id, rm_id=t.rm_id, customer_id=t.customer_id, strategy=t.strategy_id or "",
                       wave=t.wave or "", title=t.title, priority=t.priority, due_on=t.due_on, status=t.status,
                       script=t.script or "") for t in tasks]
-    owners = current_owners(lake, as_of) if lake is not None else None
+    owners = current_owners(lake, as_of, rm_id) if lake is not None else None
     viewer = viewer or get_role("rm", policy)  # the masking policy in force (config/masking.yaml)
     rows = []
     for item in items:

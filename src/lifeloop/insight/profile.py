@@ -12,6 +12,7 @@ checked by :meth:`lifeloop.context.Context.customer` before this is called (:mod
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,10 @@ from sqlglot import exp
 
 from lifeloop.config.masking import masking_policy
 from lifeloop.data.masking import Role, mask_money, mask_row, role
+from lifeloop.engine.adapters.duckdb import DuckDBAdapter
 from lifeloop.errors import DataError, NotFoundError, did_you_mean
 from lifeloop.insight.money import money_columns, workspace_money_tags
+from lifeloop.store import customer_index
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -79,10 +82,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in r.items()} for r in table.to_pylist()]
-
-
 def _latest_on_or_before(lake: Any, area: str, as_of: dt.date) -> dt.date | None:
     dates = [d for d in lake.dates(area) if d <= as_of]
     return dates[-1] if dates else None
@@ -117,6 +116,52 @@ def stage_history(lake: Any, customer_id: str, as_of: dt.date) -> list[dict[str,
     return out
 
 
+_local = threading.local()
+# the relations a profile reads, as the index holds them (already the bank's views as of its date)
+INDEXED = ("customers", "holdings", "transactions", "events", "products")
+
+
+def _point_engine() -> Any:
+    """This thread's DuckDB adapter for profiles read from the customer index, kept between requests (a new
+    database per request would cost more than the whole read); it holds a customer's rows only while in use."""
+    engine = getattr(_local, "engine", None)
+    if engine is None:
+        engine = _local.engine = DuckDBAdapter(threads=1)
+    return engine
+
+
+def bank_rows(ctx: Any, as_of: dt.date, customer_id: str, transactions: int, events: int
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The customer's row, latest holdings, recent transactions and events as of ``as_of`` (unmasked).
+
+    From the customer index (:mod:`lifeloop.store.customer_index`) when it has the customer: the same queries run
+    over their rows only (a few row groups, not the whole history) and give the same rows. Otherwise (no usable
+    index, another engine configured, or a customer it does not hold — whom the scan then tells "did you mean")
+    over the bank's views."""
+    rows = (customer_index.customer_rows(ctx.lake, as_of, customer_id)
+            if getattr(ctx, "engine_name", "duckdb") == "duckdb" else None)
+    if rows is None:
+        engine = ctx.engine()
+        engine.register_bank(ctx.lake, as_of)
+        return _queries(engine, customer_id, transactions, events)
+    engine = _point_engine()
+    try:
+        for name in INDEXED:
+            engine.register_arrow(name, rows[name])
+        return _queries(engine, customer_id, transactions, events)
+    finally:
+        for name in INDEXED:
+            engine.con.unregister(name)
+
+
+def _queries(engine: Any, customer_id: str, transactions: int, events: int) -> tuple[list[dict[str, Any]], ...]:
+    return (engine.to_arrow(customer_query(customer_id)).to_pylist(),
+            engine.to_arrow(holdings_query(customer_id)).to_pylist(),
+            engine.to_arrow(recent_query("transactions", customer_id, "txn_date", "transaction_id",
+                                         transactions)).to_pylist(),
+            engine.to_arrow(recent_query("events", customer_id, "event_date", "event_id", events)).to_pylist())
+
+
 # ---------------------------------------------------------------------------- the profile
 def customer_profile(ctx: Any, customer_id: str, *, viewer: Role | None = None, as_of: dt.date | None = None,
                      transactions: int = 20, events: int = 20,
@@ -132,11 +177,9 @@ def customer_profile(ctx: Any, customer_id: str, *, viewer: Role | None = None, 
     if not batches:
         raise DataError("no bank data has been ingested yet", hint="run `lifeloop ingest FOLDER` first")
     as_of = as_of or batches[-1]
-    engine = ctx.engine()
-    engine.register_bank(lake, as_of)
-    found = engine.to_arrow(customer_query(customer_id)).to_pylist()
+    found, holding_rows, txn_rows, event_rows = bank_rows(ctx, as_of, customer_id, transactions, events)
     if not found:
-        every = engine.to_arrow(customer_ids_query())["customer_id"].to_pylist()
+        every = ctx.engine().to_arrow(customer_ids_query())["customer_id"].to_pylist()
         raise NotFoundError(f"no customer {customer_id!r} as of {as_of}{did_you_mean(customer_id, every)}",
                             hint="check the customer number (客户号); they are case-sensitive, and customers who "
                                  "open after the as-of date are not there yet")
@@ -151,10 +194,9 @@ def customer_profile(ctx: Any, customer_id: str, *, viewer: Role | None = None, 
         return out
 
     attributes = masked("customers", found[:1])[0]
-    holdings = masked("holdings", engine.to_arrow(holdings_query(customer_id)).to_pylist())
-    txns = masked("transactions", engine.to_arrow(
-        recent_query("transactions", customer_id, "txn_date", "transaction_id", transactions)).to_pylist())
-    evts = _rows(engine.to_arrow(recent_query("events", customer_id, "event_date", "event_id", events)))
+    holdings = masked("holdings", holding_rows)
+    txns = masked("transactions", txn_rows)
+    evts = [{k: _plain(v) for k, v in r.items()} for r in event_rows]
 
     features_as_of, tags, schema = _snapshot_row(lake, "features", as_of, customer_id)
     if tags is not None and schema is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lifeloop.store import customer_index
 from lifeloop.store.lake import BANK, MANIFEST, Lake
 from lifeloop.store.lake_crypto import encrypted_columns
 
@@ -85,8 +86,9 @@ def rewrite_snapshot(lake: Lake, area: str, as_of: dt.date, customer_ids: Collec
             else:
                 table = table.filter(pc.invert(mine))
             if secret and lake.crypto is not None:
+                # a row group per batch of at most 1 << 20 rows (pyarrow's writer takes no row_group_size)
                 lake.crypto.write(staging / p.name, table.schema, table.to_batches(max_chunksize=1 << 20), p.stem,
-                                  compression="zstd", row_group_size=1 << 20)
+                                  compression="zstd")
             else:
                 pq.write_table(table, staging / p.name, compression="zstd", row_group_size=1 << 20)
         return {}
@@ -105,6 +107,13 @@ def rewrite_areas(lake: Lake, areas: Collection[str], customer_ids: Collection[s
     if not customer_ids:
         return done
     for area in areas:
+        if area == customer_index.AREA:   # a copy sorted for reads, with row offsets: removed, not rewritten
+            for day in lake.dates(area):
+                done.looked_at += 1
+                n = customer_index.drop_holding(lake, day, customer_ids)
+                if n:
+                    done.snapshots[f"{area}/{day.isoformat()}"] = n
+            continue
         for day in lake.dates(area):
             done.looked_at += 1
             n = rewrite_snapshot(lake, area, day, customer_ids, note=note, blank=(blank or {}).get(area))

@@ -192,6 +192,19 @@ class Lake:
                    "rows": body.get("rows")})
         return body
 
+    def remove(self, area: str, as_of: dt.date) -> bool:
+        """Remove a derived snapshot (the customer index after an erasure): renamed aside under the lock, so a
+        reader sees it whole or not at all, then deleted. False when there was none."""
+        final = self.snapshot_dir(area, as_of)
+        gone = final.with_name(f".removed-{uuid.uuid4().hex}-{final.name}")
+        with self.lock():
+            if not final.exists():
+                return False
+            os.rename(final, gone)
+            _fsync_dir(final.parent)
+        shutil.rmtree(gone, ignore_errors=True)
+        return True
+
     def save_state(self, area: str, name: str, data: bytes) -> Path:
         """Write an area-level state file (``lake/<area>/<name>``, e.g. the cluster registry) atomically."""
         path = self.root / area / name

@@ -153,11 +153,13 @@ class LakeCrypto:
 
     # ---------------------------------------------------------------- writing
     def write(self, path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], table_name: str,
-              **options: Any) -> str:
+              content_hash: bool = True, **options: Any) -> str:
         """Write batches to ``path`` (C2 columns encrypted when ``encrypt``); return the content's sha256.
 
         The content hash is taken over the plaintext Arrow data, so the same rows give the same hash
-        although encrypted bytes differ on every write (random data keys and nonces).
+        although encrypted bytes differ on every write (random data keys and nonces). Without
+        ``content_hash`` (a derived copy such as the customer index, rebuilt rather than compared) the rows
+        are not hashed and the empty string is returned.
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -169,13 +171,16 @@ class LakeCrypto:
         digest = hashlib.sha256()
         with pq.ParquetWriter(path, stored, encryption_properties=props, **options) as writer:
             for batch in batches:
+                if not content_hash:
+                    writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=stored))
+                    continue
                 # hashed as plaintext Parquet (uncompressed): the same values give the same bytes whatever
                 # the Arrow buffers looked like (a validity bitmap or none, slices), as the plaintext lake did
                 sink = pa.BufferOutputStream()
                 pq.write_table(pa.Table.from_batches([batch], schema=schema), sink, compression="none")
                 digest.update(sink.getvalue())
                 writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=stored))
-        return digest.hexdigest()
+        return digest.hexdigest() if content_hash else ""
 
     # ---------------------------------------------------------------- reading
     def read_table(self, path: Path, columns: Sequence[str] | None = None) -> pa.Table:

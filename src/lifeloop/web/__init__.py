@@ -11,6 +11,7 @@ FastAPI and Jinja2 are imported only when an app is made.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.web import auth, editor, leads, oidc, operations, pages, threads
+from lifeloop.data.access import Principal
+from lifeloop.web import auth, editor, leads, oidc, operations, pages, reports, threads
 from lifeloop.web.security import workspace_secret
 
+LOG = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SECRET_FILE = "keys/web-cookie.secret"   # in the workspace, 0600, made on first start
 REVIEW_TTL = 300.0                       # seconds a computed board is reused (evaluate reads the whole lake)
@@ -46,6 +49,32 @@ class Web:
     cache: dict[Any, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sso: list[oidc.Provider | None] = field(default_factory=list)
+    indexing: list[threading.Thread] = field(default_factory=list)
+
+    def ensure_index(self) -> threading.Thread | None:
+        """Build the customer index for the newest bank batch in the background when it is missing or stale
+        (``lake.customer_index: serve``, the default): pages scan meanwhile, and read the index once it is
+        published. One build at a time; returns the thread started, if any."""
+        with self.lock:
+            if any(t.is_alive() for t in self.indexing):
+                return None
+            self.indexing.clear()
+            day = self.ctx.customer_index_missing()
+            if day is None:
+                return None
+            worker = self.ctx.acting_as(Principal.system("customer-index", roles=("analyst",)))
+
+            def build() -> None:
+                try:
+                    worker.build_customer_index(day)
+                except Exception:   # noqa: BLE001 - the pages keep scanning; the next request tries again
+                    LOG.exception("building the customer index as of %s failed", day)
+                finally:
+                    worker.close()
+            thread = threading.Thread(target=build, name="customer-index", daemon=True)
+            self.indexing.append(thread)
+        thread.start()
+        return thread
 
     def provider(self) -> oidc.Provider | None:
         """The bank's identity provider (lifeloop.yaml ``web.oidc``), or None when single sign-on is off."""
@@ -54,16 +83,31 @@ class Web:
             self.sso.append(oidc.Provider(settings) if settings is not None else None)
         return self.sso[0]
 
-    def board(self, ctx: Context, as_of: dt.date | None) -> dict[str, Any]:
+    def board(self, ctx: Context, as_of: dt.date | None, branch: str | None = None) -> dict[str, Any]:
         """The evaluated board as of a date for the principal of ``ctx`` — over the customers they may see (a
-        branch manager: their branch) — computed at most every REVIEW_TTL seconds per scope."""
+        branch manager: their branch), or one branch of those (``branch``) — computed at most every REVIEW_TTL
+        seconds per scope."""
         principal = ctx.require("board.read", "read the strategy board")
-        key = (as_of, principal.scope("lists.read"))
+        narrowed = ctx.within_branch(branch)   # refuses a branch the reader may not choose
+        try:
+            return self._cached(("board", as_of, principal.scope("lists.read"), branch or None),
+                                lambda: self.review(narrowed, as_of))
+        finally:
+            if narrowed is not ctx:
+                narrowed.close()
+
+    def kpis(self, ctx: Context, start: dt.date, end: dt.date) -> dict[str, Any]:
+        """The lifecycle KPIs of a period for the whole bank (``Context.board_kpis``), cached like the board;
+        callers narrow them to the reader (:func:`lifeloop.web.board.scoped_kpis`)."""
+        ctx.require("board.read", "read the strategy board")
+        return self._cached(("kpis", start, end), lambda: ctx.board_kpis(start, end))
+
+    def _cached(self, key: Any, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         with self.lock:
             hit = self.cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < REVIEW_TTL:
                 return hit[1]
-        doc = self.review(ctx, as_of)
+        doc = compute()
         with self.lock:
             self.cache[key] = (time.monotonic(), doc)
         return doc
@@ -113,3 +157,4 @@ def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | 
     threads.register(app, web)
     leads.register(app, web)
     editor.register(app, web)
+    reports.register(app, web)

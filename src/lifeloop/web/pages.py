@@ -44,15 +44,11 @@ def _customer_tasks(ctx: Context, customer_id: str) -> list[dict[str, Any]]:
     """The signed-in RM's open tasks for this customer (the marketing forms the 360 page offers)."""
     if not ctx.principal.can("feedback.record") or len(ctx.principal.rm_ids) != 1:
         return []
-    return [r for r in ctx.worklist() if r["customer_id"] == customer_id]
+    return ctx.worklist(customer_id=customer_id)
 
 
-def register(app: Any, web: Callable[[], Any]) -> None:
-    """The board and workbench routes."""
-    from fastapi import Path, Request
-    from fastapi.responses import RedirectResponse
-    from starlette.concurrency import run_in_threadpool
-
+def acting_with(web: Callable[[], Any]) -> Callable[[Any, bool, Callable[[Any, Context, Visit], Any]], Any]:
+    """Run a route's work for the signed-in principal (a Context acting as them), refusals as responses."""
     def acting(request: Any, api: bool, work: Callable[[Any, Context, Visit], Any]) -> Any:
         w = web()
         seen = visit(w, request)
@@ -65,32 +61,45 @@ def register(app: Any, web: Callable[[], Any]) -> None:
             return refusal(w, seen, exc, api)
         finally:
             ctx.close()
+    return acting
+
+
+def register(app: Any, web: Callable[[], Any]) -> None:
+    """The board and workbench routes."""
+    from fastapi import Path, Request
+    from fastapi.responses import RedirectResponse
+    from starlette.concurrency import run_in_threadpool
+
+    acting = acting_with(web)
 
     # ------------------------------------------------------------------ the strategy board
     @app.get("/api/board", tags=["board"], summary="The strategy board (lifeloop.review/1), filtered",
-             response_model=Board, responses=answers(401, 403, 422))
-    def api_board(request: Request, owner: str = "", objective: str = "", as_of: dt.date | None = None):
+             response_model=Board, responses=answers(401, 403, 404, 422))
+    def api_board(request: Request, owner: str = "", objective: str = "", as_of: dt.date | None = None,
+                  branch: str = ""):
         return acting(request, True, lambda w, ctx, seen: as_json(
-            board.narrow(w.board(ctx, as_of), owner=owner or None, objective=objective or None)))
+            board.narrow(w.board(ctx, as_of, branch or None), owner=owner or None, objective=objective or None)))
 
     @app.get("/board", include_in_schema=False)
-    def board_page(request: Request, owner: str = "", objective: str = "", as_of: str = ""):
+    def board_page(request: Request, owner: str = "", objective: str = "", as_of: str = "", branch: str = ""):
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
-            full = w.board(ctx, day(as_of))
+            full = w.board(ctx, day(as_of), branch or None)
             doc = board.narrow(full, owner=owner or None, objective=objective or None)
             return html(w, seen, "board.html.j2", doc=doc, view=board.rows(doc, seen.lang),
-                        options=board.options(full), chosen={"owner": owner, "objective": objective, "as_of": as_of})
+                        options={**board.options(full), "branches": ctx.board_branches()},
+                        chosen={"owner": owner, "objective": objective, "as_of": as_of, "branch": branch})
         return acting(request, False, work)
 
     @app.get("/api/board/{strategy}", tags=["board"], summary="One strategy's evaluation with its breakdowns",
              response_model=Board, responses=answers(401, 403, 404, 422))
-    def api_strategy(request: Request, strategy: str, as_of: dt.date | None = None):
-        return acting(request, True, lambda w, ctx, seen: as_json(board.one(w.board(ctx, as_of), strategy)))
+    def api_strategy(request: Request, strategy: str, as_of: dt.date | None = None, branch: str = ""):
+        return acting(request, True, lambda w, ctx, seen: as_json(board.one(w.board(ctx, as_of, branch or None),
+                                                                             strategy)))
 
     @app.get("/board/{strategy}", include_in_schema=False)
-    def strategy_page(request: Request, strategy: str, as_of: str = ""):
+    def strategy_page(request: Request, strategy: str, as_of: str = "", branch: str = ""):
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
-            doc = board.one(w.board(ctx, day(as_of)), strategy)
+            doc = board.one(w.board(ctx, day(as_of), branch or None), strategy)
             return html(w, seen, "strategy.html.j2", doc=doc, view=board.rows(doc, seen.lang), as_of=as_of)
         return acting(request, False, work)
 
@@ -98,10 +107,13 @@ def register(app: Any, web: Callable[[], Any]) -> None:
     @app.get("/api/worklist", tags=["workbench"], summary="Open tasks of one RM's own book, most valuable first",
              response_model=Worklist, responses=answers(401, 403, 404, 422))
     def api_worklist(request: Request, rm: str = "", on: dt.date | None = None):
+        web().ensure_index()
         return acting(request, True, lambda w, ctx, seen: as_json({"tasks": ctx.worklist(rm or None, on)}))
 
     @app.get("/worklist", include_in_schema=False)
     def worklist_page(request: Request, rm: str = "", on: str = "", done: str = ""):
+        web().ensure_index()
+
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
             return html(w, seen, "worklist.html.j2", tasks=ctx.worklist(rm or None, day(on, "on")), done=done)
         return acting(request, False, work)
@@ -110,11 +122,14 @@ def register(app: Any, web: Callable[[], Any]) -> None:
              summary="The customer 360, masked for the reader, with the reader's open tasks for them",
              response_model=Customer360, responses=answers(401, 403, 404, 422))
     def api_customer(request: Request, customer_id: str):
+        web().ensure_index()
         return acting(request, True, lambda w, ctx, seen: as_json(
             {"profile": ctx.customer(customer_id), "tasks": _customer_tasks(ctx, customer_id)}))
 
     @app.get("/customers/{customer_id}", include_in_schema=False)
     def customer_page(request: Request, customer_id: str):
+        web().ensure_index()
+
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
             return html(w, seen, "customer.html.j2", profile=ctx.customer(customer_id),
                         tasks=_customer_tasks(ctx, customer_id), outcomes=OUTCOMES)

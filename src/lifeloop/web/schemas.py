@@ -28,6 +28,30 @@ class Board(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Kpis(BaseModel):
+    """Lifecycle flows and KPIs of a period (lifeloop.kpis/1, docs/review.md), narrowed to the reader: with
+    ``bank_wide_hidden`` only the sales of the reader's (or the chosen) branches."""
+
+    model_config = ConfigDict(extra="allow")
+    bank_wide_hidden: bool
+
+
+class DailySalesRow(BaseModel):
+    day: str
+    branch_id: str | None
+    product_type: str | None
+    accounts: int
+    customers: int
+    amount: float | str
+
+
+class DailySales(BaseModel):
+    """每日销售报表: new accounts per day, branch and product type (docs/web.md "Daily sales report")."""
+
+    model_config = ConfigDict(extra="allow")   # also "from" and "to": the period's first and last day
+    rows: list[DailySalesRow]
+
+
 class Worklist(BaseModel):
     tasks: list[dict[str, Any]]
 

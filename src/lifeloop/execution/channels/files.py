@@ -49,7 +49,8 @@ def write_rows(rows: list[dict[str, Any]], path: Path, fmt: str) -> Path:
     return write_table(rows, COLUMNS, path, fmt)
 
 
-def write_table(rows: list[dict[str, Any]], columns: Sequence[str], path: Path, fmt: str) -> Path:
+def write_table(rows: list[dict[str, Any]], columns: Sequence[str], path: Path, fmt: str,
+                sheet: str = "contacts") -> Path:
     """Write rows as CSV (UTF-8 with BOM, so Excel shows Chinese) or Excel, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -62,11 +63,11 @@ def write_table(rows: list[dict[str, Any]], columns: Sequence[str], path: Path, 
         from openpyxl import Workbook
 
         book = Workbook()
-        sheet = book.active
-        sheet.title = "contacts"
-        sheet.append(list(columns))
+        page = book.active
+        page.title = sheet
+        page.append(list(columns))
         for row in rows:
-            sheet.append([_cell(row[c]) for c in columns])
+            page.append([_cell(row[c]) for c in columns])
         book.save(tmp)
     os.replace(tmp, path)
     return path

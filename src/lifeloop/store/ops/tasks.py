@@ -32,9 +32,13 @@ def create_task(session: Session, *, rm_id: str, customer_id: str, title: str, d
     return task
 
 
-def worklist(session: Session, *, rm_id: str, on: dt.date | None = None) -> list[Task]:
-    """An RM's open tasks due on or before ``on`` (default: all), most important first, then oldest due."""
+def worklist(session: Session, *, rm_id: str, on: dt.date | None = None, customer_id: str | None = None
+             ) -> list[Task]:
+    """An RM's open tasks due on or before ``on`` (default: all), most important first, then oldest due; only those
+    for ``customer_id`` when given (the customer page's marketing forms)."""
     query = sa.select(Task).where(Task.rm_id == rm_id, Task.status.in_(OPEN))
+    if customer_id is not None:
+        query = query.where(Task.customer_id == customer_id)
     if on is not None:
         query = query.where(Task.due_on <= on)
     return list(session.scalars(query.order_by(Task.priority.desc(), Task.due_on, Task.id)))
