@@ -13,7 +13,8 @@ data is the same on every run) in a Lifeloop workspace under bench/out/, then ti
   (c) the same feature step on Spark local (JVM start-up reported separately);
   (d) the feature step on DuckDB over the same bank with its C2 columns encrypted at rest (Parquet modular
       encryption, docs/security.md), interleaved with (a) so both see the same machine: the ratio d/a is the
-      price of encryption (the requirement is at most 1.10).
+      price of encryption (the requirement is at most 1.10); wall and CPU (user + system, all threads) are
+      reported for both, with the load average before and after.
 
 It checks that (a) and (b) hold the same values and that (a) and (c) wrote identical bytes, and prints
 a Markdown table with the ratios a/b and c/b. Figures go to docs/performance.md by hand.
@@ -31,6 +32,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -243,6 +245,22 @@ def filter_to_case(sql: str) -> str:
     return sql
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far, every thread included (DuckDB's and pyarrow's)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_step(ws: Path) -> tuple[float, float]:
+    """The feature step on DuckDB in workspace ``ws``: (wall seconds, CPU seconds)."""
+    cpu, started = cpu_seconds(), time.perf_counter()
+    with Context(ws) as run_ctx:
+        run_ctx.run(D, steps=["features"], engine="duckdb")
+    return time.perf_counter() - started, cpu_seconds() - cpu
+
+
 def run_hand_written(bank: Path, target: Path, style: str = "case") -> float:
     import duckdb
 
@@ -326,7 +344,8 @@ def encrypted_copy(out: Path, plain_ws: Path) -> Path:
     ws = out / "workspace-encrypted"
     marker = out / "encrypted.json"
     source = plain_ws / "lake" / "bank" / f"as_of={D.isoformat()}"
-    stamp = json.loads((out / "data.json").read_text())
+    # the layout of encrypted files (lake_crypto.encrypted_layout) changed in layout 2: older copies are rebuilt
+    stamp = {**json.loads((out / "data.json").read_text()), "layout": 2}
     if marker.exists() and json.loads(marker.read_text()) == stamp:
         return ws
     shutil.rmtree(ws, ignore_errors=True)
@@ -373,18 +392,21 @@ def main(argv: list[str] | None = None) -> int:
     filter_file = args.out / "hand_written_filter.parquet"
     enc_ws = None if args.no_encrypted else encrypted_copy(args.out, ws)
     a_times, b_times, b2_times, d_times = [], [], [], []
-    for _ in range(args.repeat):
+    a_cpu, d_cpu, loads = [], [], [os.getloadavg()]
+    for k in range(args.repeat):
         b_times.append(run_hand_written(bank, hand_file))
-        started = time.perf_counter()
-        with Context(ws) as run_ctx:
-            run_ctx.run(D, steps=["features"], engine="duckdb")
-        a_times.append(time.perf_counter() - started)
-        if enc_ws is not None:
-            started = time.perf_counter()
-            with Context(enc_ws) as run_ctx:
-                run_ctx.run(D, steps=["features"], engine="duckdb")
-            d_times.append(time.perf_counter() - started)
+        # (a) and (d) alternate which goes first, so neither always follows (b)'s query
+        for which in ("ad" if enc_ws is None or k % 2 == 0 else "da"):
+            if which == "a":
+                wall, cpu = timed_step(ws)
+                a_times.append(wall)
+                a_cpu.append(cpu)
+            elif enc_ws is not None:
+                wall, cpu = timed_step(enc_ws)
+                d_times.append(wall)
+                d_cpu.append(cpu)
         b2_times.append(run_hand_written(bank, filter_file, style="filter"))
+    loads.append(os.getloadavg())
     step_file = ctx.lake.snapshot_dir("features", D) / "features.parquet"
     ok, detail = same_values(step_file, hand_file)
     ok2, detail2 = same_values(step_file, filter_file)
@@ -433,16 +455,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(a) vs (b) values: {detail}")
     print(f"runs: (a) {[round(x, 2) for x in a_times]}, (b) {[round(x, 2) for x in b_times]}, "
           f"(b2) {[round(x, 2) for x in b2_times]}")
+    print(f"load average (1, 5, 15 min) before {tuple(round(x, 1) for x in loads[0])}, "
+          f"after {tuple(round(x, 1) for x in loads[1])}")
     if c_time is not None:
         print(f"(c) Spark session start {spark_start:.1f}s (not in the ratio); (c) file identical to (a): {spark_same}")
     if d_times:
         print(f"(d) encrypted lake: best {min(d_times):.2f}s vs (a) {a:.2f}s, ratio d/a {min(d_times) / a:.3f} "
               f"(runs {[round(x, 2) for x in d_times]}); file identical to (a): {enc_same}")
+        print()
+        print("| step | wall best | wall median | CPU best | CPU median | runs wall / CPU |")
+        print("|---|---:|---:|---:|---:|---|")
+        for name, walls, cpus in (("(a) plaintext", a_times, a_cpu), ("(d) encrypted", d_times, d_cpu)):
+            print(f"| {name} | {min(walls):.2f} | {median(walls):.2f} | {min(cpus):.2f} | {median(cpus):.2f} | "
+                  f"{', '.join(f'{x:.2f}' for x in walls)} / {', '.join(f'{x:.2f}' for x in cpus)} |")
+        print(f"| d/a | {min(d_times) / a:.3f} | {median(d_times) / median(a_times):.3f} | "
+              f"{min(d_cpu) / min(a_cpu):.3f} | {median(d_cpu) / median(a_cpu):.3f} | |")
     results = {"customers": args.customers, "transactions": args.transactions, "a": a_times, "b": b_times,
                "b2": b2_times,
                "c": c_time, "spark_start": spark_start, "a_equals_b": ok, "c_bytes_equal_a": spark_same,
                "cores": os.cpu_count(), "input_bytes": size, "d": d_times, "d_bytes_equal_a": enc_same,
-               "d_over_a": min(d_times) / a if d_times else None}
+               "d_over_a": min(d_times) / a if d_times else None, "a_cpu": a_cpu, "d_cpu": d_cpu,
+               "d_over_a_cpu": min(d_cpu) / min(a_cpu) if d_cpu else None, "load_average": loads}
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     return 0 if ok and spark_same in (None, True) and enc_same in (None, True) else 1
 

@@ -40,12 +40,15 @@ def workspace(root, encryption: bool) -> Context:
     return ctx
 
 
-def unscaled(amount: str) -> bytes:
-    """How Parquet stores a DECIMAL(18,2): the unscaled integer, big-endian, in 8 bytes."""
-    return int(Decimal(amount) * 100).to_bytes(8, "big", signed=True)
+def unscaled(amount: str) -> tuple[bytes, bytes]:
+    """How Parquet stores a DECIMAL(18,2): the unscaled integer in 8 bytes, big-endian (fixed-length bytes, as
+    pyarrow writes a plaintext file) or little-endian (INT64, as an encrypted file is laid out)."""
+    value = int(Decimal(amount) * 100)
+    return value.to_bytes(8, "big", signed=True), value.to_bytes(8, "little", signed=True)
 
 
-SECRETS = {"customers": [MOBILE.encode(), ID_NUMBER.encode(), NAME.encode(), EMAIL.encode()],
+# each secret in every form a file could hold it in
+SECRETS = {"customers": [(MOBILE.encode(),), (ID_NUMBER.encode(),), (NAME.encode(),), (EMAIL.encode(),)],
            "holdings": [unscaled(BALANCE)], "transactions": [unscaled(AMOUNT)]}
 
 
@@ -60,9 +63,10 @@ def test_without_the_keys_the_files_reveal_no_c2_value_while_a_plaintext_lake_do
     for table, secrets in SECRETS.items():
         enc_bytes = (enc.lake.snapshot_dir("bank", BANK_AS_OF) / f"{table}.parquet").read_bytes()
         plain_bytes = (plain.lake.snapshot_dir("bank", BANK_AS_OF) / f"{table}.parquet").read_bytes()
-        for secret in secrets:
-            assert secret in plain_bytes, (table, secret)      # the search finds them where they are plaintext
-            assert secret not in enc_bytes, (table, secret)    # ... and not in the encrypted file (nor its stats)
+        for forms in secrets:
+            # the search finds them where they are plaintext, and in no form in the encrypted file (nor its stats)
+            assert any(form in plain_bytes for form in forms), (table, forms)
+            assert not any(form in enc_bytes for form in forms), (table, forms)
 
 
 def test_pyarrow_without_keys_reads_only_the_plaintext_columns(lakes):
@@ -145,12 +149,14 @@ def test_a_lake_of_plaintext_and_encrypted_batches_reads_as_one_and_rows_stay_pa
     crypto.write(enc, table.schema, table.slice(1000).to_batches(max_chunksize=7_000), "transactions",
                  )
     assert encrypted_columns(enc) == ["account_id", "amount"] and pq.ParquetFile(enc).num_row_groups > 5
-    assert len(lake_crypto.row_ranges(enc)) == (1 if pair_rows > rows else 4)   # 7 row groups: 2+2+2+1
     import duckdb
 
     con = duckdb.connect()
     con.execute(f"SET preserve_insertion_order = {str(preserve_order).lower()}")
+    con.execute("SET threads = 4")
     sql = duckdb_view(con, "t", [plain, enc], crypto, _read_parquet)
+    # 7 row groups of 7,000 rows: paired whole, or in as many ranges as threads (2+2+2+1)
+    assert sql.count("POSITIONAL JOIN") == (1 if pair_rows > rows else 4)
     assert crypto.unwrapped == []     # making the view reads no encrypted page and unwraps no key
     got = con.sql(f"SELECT transaction_id, account_id, amount FROM ({sql}) ORDER BY transaction_id").to_arrow_table()
     assert got.equals(table.sort_by("transaction_id"))
@@ -165,15 +171,20 @@ def test_a_lake_of_plaintext_and_encrypted_batches_reads_as_one_and_rows_stay_pa
                                                                           for i in range(10_000, rows)}))]
 
 
-def test_the_row_ranges_of_a_file_are_whole_row_groups_in_order(tmp_path):
+def test_the_row_ranges_of_a_file_are_whole_row_groups_in_order_no_more_than_the_threads(tmp_path):
     path = tmp_path / "f.parquet"
     pq.write_table(pa.table({"x": list(range(25))}), path, row_group_size=4)   # 4, 4, 4, 4, 4, 4, 1
-    assert lake_crypto.row_ranges(path, 8) == [([0, 1], 0, 8), ([2, 3], 8, 16), ([4, 5], 16, 24), ([6], 24, 25)]
-    assert lake_crypto.row_ranges(path, 100) == [([0, 1, 2, 3, 4, 5, 6], 0, 25)]
-    assert lake_crypto.row_ranges(path, 1) == [([k], 4 * k, min(4 * k + 4, 25)) for k in range(7)]
+    # as many ranges as threads, of about equal rows (12.5 each, 8.3 each)
+    assert lake_crypto.row_ranges(path, 2, 8) == [([0, 1, 2], 0, 12), ([3, 4, 5, 6], 12, 25)]
+    assert lake_crypto.row_ranges(path, 3, 1) == [([0, 1], 0, 8), ([2, 3], 8, 16), ([4, 5, 6], 16, 25)]
+    # no more than the row groups, and none of fewer rows than asked where the file has them
+    assert lake_crypto.row_ranges(path, 16, 1) == [([k], 4 * k, min(4 * k + 4, 25)) for k in range(7)]
+    assert lake_crypto.row_ranges(path, 16, 8) == [([0, 1], 0, 8), ([2, 3], 8, 16), ([4, 5, 6], 16, 25)]
+    assert lake_crypto.row_ranges(path, 8, 100) == [([0, 1, 2, 3, 4, 5, 6], 0, 25)]
+    assert lake_crypto.row_ranges(path, 1, 1) == [([0, 1, 2, 3, 4, 5, 6], 0, 25)]
     empty = tmp_path / "empty.parquet"
     pq.write_table(pa.table({"x": pa.array([], pa.int64())}), empty)
-    assert lake_crypto.row_ranges(empty, 8) == [([0], 0, 0)]     # pyarrow writes one empty row group
+    assert lake_crypto.row_ranges(empty, 2, 8) == [([0], 0, 0)]     # pyarrow writes one empty row group
 
 
 def test_keys_and_encryption_come_with_a_new_workspace_and_can_be_switched_off(tmp_path):
@@ -184,3 +195,82 @@ def test_keys_and_encryption_come_with_a_new_workspace_and_can_be_switched_off(t
     with pytest.raises(ConfigError, match="readable or writable by others") as info:
         Context(tmp_path / "ws").ingest(write_canonical(tmp_path / "src"))
     assert "chmod 600" in info.value.hint and Context(tmp_path / "ws").lake.dates("bank") == []
+
+
+def _physical(path, crypto, column: str) -> tuple[str, bool, int]:
+    """(physical type, has a dictionary page, uncompressed bytes) of a column's first chunk (read with the keys)."""
+    meta = pq.ParquetFile(path, decryption_properties=crypto.decryption_properties()).metadata
+    chunk = meta.row_group(0).column(meta.schema.names.index(column))
+    return chunk.physical_type, chunk.has_dictionary_page, chunk.total_uncompressed_size
+
+
+def test_an_encrypted_file_is_laid_out_for_duckdb_and_pyarrow_to_read_cheaply(tmp_path):
+    """Decimals as INT64, a dictionary kept whole for plaintext non-key columns (customer_id: 80,000 distinct
+    ids, past pyarrow's 1 MiB default), none for the unique key or the encrypted columns; values unchanged."""
+    crypto = Context.init(tmp_path / "ws").lake.crypto
+    rows, customers = 300_000, 80_000
+    table = pa.table({"transaction_id": [f"T{i:09d}" for i in range(rows)],
+                      "account_id": [f"A{i % customers:09d}" for i in range(rows)],
+                      "customer_id": [f"C{i % customers:09d}" for i in range(rows)],
+                      "amount": pa.array([Decimal(i % 9973) / 100 for i in range(rows)], pa.decimal128(18, 2))})
+    enc, default = tmp_path / "enc.parquet", tmp_path / "default.parquet"
+    crypto.write(enc, table.schema, table.to_batches(max_chunksize=rows), "transactions", compression="zstd")
+    pq.write_table(table, default, compression="zstd")     # pyarrow's defaults, as a plaintext batch is written
+    assert _physical(enc, crypto, "amount")[:2] == ("INT64", False)
+    assert _physical(default, crypto, "amount")[0] == "FIXED_LEN_BYTE_ARRAY"
+    assert _physical(enc, crypto, "transaction_id")[1] is False and _physical(enc, crypto, "account_id")[1] is False
+    # the dictionary holds every id (no fall-back to plain pages): about half the bytes of pyarrow's default
+    kept, fell_back = _physical(enc, crypto, "customer_id"), _physical(default, crypto, "customer_id")
+    assert kept[1] and fell_back[1] and kept[2] < 0.6 * fell_back[2], (kept, fell_back)
+    assert encrypted_columns(enc) == ["account_id", "amount"]
+    assert crypto.read_table(enc).equals(table)
+    layout = lake_crypto.encrypted_layout("transactions", table.schema, ["account_id", "amount"])
+    assert layout["use_dictionary"] == ["customer_id"] and layout["store_decimal_as_integer"]
+    # a table whose key has two columns keeps a dictionary on each (neither is unique alone)
+    holdings = lake_crypto.encrypted_layout("holdings", pa.schema([("account_id", pa.string()),
+                                                                   ("snapshot_date", pa.date32()),
+                                                                   ("balance", pa.decimal128(18, 2))]),
+                                            ["account_id", "balance"])
+    assert holdings["use_dictionary"] == ["snapshot_date"]
+
+
+def test_a_lake_encrypted_in_the_earlier_layout_reads_the_same_and_gives_the_same_features(tmp_path, monkeypatch):
+    """Batches encrypted before the layout existed (decimals as fixed-length bytes, pyarrow's dictionaries) stay
+    readable, side by side with new ones: the same rows through pyarrow and DuckDB, the same feature bytes."""
+    new = workspace(tmp_path / "new", True)
+    with monkeypatch.context() as m:
+        m.setattr(lake_crypto, "encrypted_layout", lambda *args: {})    # the writer's options before the layout
+        old = workspace(tmp_path / "old", True)
+    bank_new, bank_old = (c.lake.snapshot_dir("bank", BANK_AS_OF) for c in (new, old))
+    assert _physical(bank_old / "transactions.parquet", old.lake.crypto, "amount")[0] == "FIXED_LEN_BYTE_ARRAY"
+    assert _physical(bank_new / "transactions.parquet", new.lake.crypto, "amount")[0] == "INT64"
+    for table in ("customers", "holdings", "transactions"):
+        a = old.lake.read_table(bank_old / f"{table}.parquet")
+        b = new.lake.read_table(bank_new / f"{table}.parquet")
+        assert a.replace_schema_metadata(None).equals(b.replace_schema_metadata(None)), table
+    import duckdb
+
+    # an old batch and a new one under the same keys in one view (a lake written across the change)
+    earlier = tmp_path / "earlier.parquet"
+    table = new.lake.read_table(bank_new / "transactions.parquet")
+    with monkeypatch.context() as m:
+        m.setattr(lake_crypto, "encrypted_layout", lambda *args: {})
+        new.lake.crypto.write(earlier, table.schema, table.to_batches(), "transactions", compression="zstd")
+    assert _physical(earlier, new.lake.crypto, "amount")[0] == "FIXED_LEN_BYTE_ARRAY"
+    con = duckdb.connect()
+    sql = duckdb_view(con, "t", [earlier, bank_new / "transactions.parquet"], new.lake.crypto, _read_parquet)
+    got = con.sql(f"SELECT transaction_id, amount, account_id FROM ({sql}) ORDER BY ALL").fetchall()
+    once = pq.read_table(bank_new / "transactions.parquet", columns=["transaction_id"],
+                         decryption_properties=None).num_rows
+    expected = new.lake.read_table(bank_new / "transactions.parquet").select(
+        ["transaction_id", "amount", "account_id"]).to_pylist()
+    assert len(got) == 2 * once and got[::2] == got[1::2] == sorted(tuple(r.values()) for r in expected)
+    for ctx in (old, new):
+        text = (ctx.workspace / "lifeloop.yaml").read_text(encoding="utf-8")
+        (ctx.workspace / "lifeloop.yaml").write_text(text.replace("max_days_after_batch: 7",
+                                                                  "max_days_after_batch: 60"))
+    a, b = Context(old.workspace), Context(new.workspace)
+    a.run(BANK_AS_OF, steps=["features"])
+    b.run(BANK_AS_OF, steps=["features"])
+    assert a.lake.snapshot_file("features", BANK_AS_OF).read_bytes() == \
+        b.lake.snapshot_file("features", BANK_AS_OF).read_bytes()

@@ -51,6 +51,36 @@ def c2_columns(table_name: str) -> list[str]:
     return [c.name for c in TABLES[table_name].columns if c.pii == "C2"] if table_name in TABLES else []
 
 
+# an encrypted file's dictionaries may grow to this before pyarrow falls back to plain pages (its default is 1 MiB:
+# 100,000 customer ids in a row group of transactions already exceed it)
+DICTIONARY_PAGE_LIMIT = 1 << 26
+
+
+def encrypted_layout(table_name: str, schema: pa.Schema, encrypted: Sequence[str]) -> dict[str, Any]:
+    """pyarrow writer options for a file with ``encrypted`` columns: the layout its readers pay least for.
+
+    DuckDB reads such a file's plaintext columns itself and pyarrow decrypts the others, paired by position
+    (:func:`duckdb_view`); what each side costs depends on how the file was written (docs/performance.md,
+    "Encrypted lake"):
+
+    - decimals are stored as integers (``INT64`` up to 18 digits, as DuckDB writes them), not as big-endian
+      fixed-length bytes, which pyarrow decodes about twice as slowly;
+    - the plaintext columns other than a one-column primary key keep their dictionary for a whole row group
+      (a large dictionary page limit): DuckDB reads a dictionary-encoded page as a dictionary vector, which its
+      aggregates hash once per distinct value (``customer_id`` of the transactions) instead of once per row;
+      pyarrow's 1 MiB default makes ``customer_id`` fall back to plain pages after 70,000 or so distinct ids;
+    - a unique key and the encrypted columns get no dictionary: every value is distinct, or nearly (names,
+      mobiles, amounts), so a dictionary only adds a lookup for the reader and an index for the writer.
+
+    The encryption is the same in every layout (the same columns, keys and algorithm); so are the values read.
+    """
+    key = TABLES[table_name].primary_key if table_name in TABLES else ()
+    unique = set(key) if len(key) == 1 else set()
+    return {"store_decimal_as_integer": True,
+            "use_dictionary": [n for n in schema.names if n not in unique and n not in encrypted],
+            "dictionary_pagesize_limit": DICTIONARY_PAGE_LIMIT}
+
+
 def encrypted_columns(path: Path) -> list[str]:
     """The columns a lake file keeps encrypted (none for a plaintext file); needs no key."""
     import pyarrow.parquet as pq
@@ -168,18 +198,23 @@ class LakeCrypto:
         props = self.encryption_properties(columns) if columns else None
         stored = schema.with_metadata({**(schema.metadata or {}), META_KEY: json.dumps(columns).encode()}) \
             if columns else schema
+        # an encrypted file is laid out for the pairing that reads it (encrypted_layout); a plaintext one as before
+        options = {**encrypted_layout(table_name, schema, columns), **options} if columns else options
+        row_group_size = options.pop("row_group_size", None)   # a write's option in pyarrow, not the writer's
         digest = hashlib.sha256()
         with pq.ParquetWriter(path, stored, encryption_properties=props, **options) as writer:
             for batch in batches:
                 if not content_hash:
-                    writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=stored))
+                    writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=stored),
+                                       row_group_size=row_group_size)
                     continue
                 # hashed as plaintext Parquet (uncompressed): the same values give the same bytes whatever
                 # the Arrow buffers looked like (a validity bitmap or none, slices), as the plaintext lake did
                 sink = pa.BufferOutputStream()
                 pq.write_table(pa.Table.from_batches([batch], schema=schema), sink, compression="none")
                 digest.update(sink.getvalue())
-                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=stored))
+                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=stored),
+                                   row_group_size=row_group_size)
         return digest.hexdigest() if content_hash else ""
 
     # ---------------------------------------------------------------- reading
@@ -215,32 +250,46 @@ def _plain_schema(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata(meta or None)
 
 
-# rows per pairing of DuckDB's scan with pyarrow's decryption (whole row groups; a file with fewer is one
-# pairing): a positional join is a single-threaded source, so a large file is paired in several ranges that
-# DuckDB runs side by side (module attribute so tests can make it small)
+# the fewest rows worth a pairing of their own (a file with fewer than twice as many is paired whole): each
+# pairing costs a plan branch, a scan set-up on both sides and a partial aggregate of its own (module attribute
+# so tests can make it small)
 PAIR_ROWS = 1 << 19
 
 
-def row_ranges(path: Path, rows: int | None = None) -> list[tuple[list[int], int, int]]:
-    """A file's row groups in consecutive runs of at least ``rows`` rows: (row groups, first row, end row).
+def row_ranges(path: Path, parts: int, rows: int | None = None) -> list[tuple[list[int], int, int]]:
+    """A file's row groups in at most ``parts`` consecutive runs of about equal rows, each of at least ``rows``
+    (:data:`PAIR_ROWS`) where the file has that many: (row groups, first row, end row).
 
-    Reads only the footer, which is plaintext: no key is used."""
+    ``parts`` is the number of threads the engine runs: a positional join is a single-threaded source, so a
+    file paired whole would make the query above it single-threaded; more pairings than threads buy nothing
+    and cost CPU. Reads only the footer, which is plaintext: no key is used."""
     import pyarrow.parquet as pq
 
     rows = PAIR_ROWS if rows is None else rows
     meta = pq.read_metadata(path)
+    sizes = [meta.row_group(k).num_rows for k in range(meta.num_row_groups)]
+    total = sum(sizes)
+    n = max(1, min(parts, len(sizes), total // max(rows, 1)))
     ranges: list[tuple[list[int], int, int]] = []
     groups: list[int] = []
     start = end = 0
-    for k in range(meta.num_row_groups):
-        groups.append(k)
-        end += meta.row_group(k).num_rows
-        if end - start >= rows:
+    for k, size in enumerate(sizes):
+        # close the current run where it comes closer to its share of the rows than it would with this group
+        share = total * (len(ranges) + 1) / n
+        if groups and len(ranges) < n - 1 and abs(end - share) <= abs(end + size - share) \
+                and len(sizes) - k >= n - 1 - len(ranges):
             ranges.append((groups, start, end))
             groups, start = [], end
+        groups.append(k)
+        end += size
     if groups or not ranges:
         ranges.append((groups, start, end))
     return ranges
+
+
+def engine_threads(con: Any) -> int:
+    """The threads a DuckDB connection runs queries on."""
+    return int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
 
 
 def duckdb_view(con: Any, name: str, files: Sequence[Path], crypto: LakeCrypto | None,
@@ -254,8 +303,9 @@ def duckdb_view(con: Any, name: str, files: Sequence[Path], crypto: LakeCrypto |
     pyarrow's side is a fragment of the same row groups); the pairings and files are unioned by name.
 
     A positional join cannot run on more than one thread, so one pairing for a whole large file would make the
-    query above it single-threaded; several ranges let DuckDB run them side by side when the query does not ask
-    for insertion order (the engine's connection does not: ``preserve_insertion_order = false``). Nothing is
+    query above it single-threaded; as many ranges as the connection has threads let DuckDB run them side by
+    side when the query does not ask for insertion order (the engine's connection does not:
+    ``preserve_insertion_order = false``), and no more, since every pairing costs CPU of its own. Nothing is
     decrypted or unwrapped here: the keys are used when a query scans a C2 column (projection pushdown into
     the pyarrow dataset), for the row groups it reads, every time it reads them (nothing decrypted is kept).
     """
@@ -276,6 +326,7 @@ def duckdb_view(con: Any, name: str, files: Sequence[Path], crypto: LakeCrypto |
         parts.append(f"SELECT * FROM {read_parquet(plaintext, False)}")
     fmt = ds.ParquetFileFormat(default_fragment_scan_options=crypto.scan_options())
     local = pafs.LocalFileSystem()
+    threads = engine_threads(con)
     for i, f in enumerate(files):
         secret = encrypted[f]
         if not secret:
@@ -283,7 +334,7 @@ def duckdb_view(con: Any, name: str, files: Sequence[Path], crypto: LakeCrypto |
         schema = pq.read_schema(f)   # the plaintext footer: no key
         plain = ", ".join(_quote(c) for c in secret)
         c2 = ", ".join(f"c.{_quote(c)}" for c in secret)
-        ranges = row_ranges(f)
+        ranges = row_ranges(f, threads)
         for j, (groups, start, end) in enumerate(ranges):
             rel = f"{name}__c2_{i}_{j}"
             # a fragment made from the path and row groups reads no footer until it is scanned
