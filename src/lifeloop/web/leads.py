@@ -7,10 +7,9 @@ their own; a branch manager or head office names the RM), name and mobile masked
 from collections.abc import Callable
 from typing import Any
 
-from lifeloop.errors import LifeloopError
-from lifeloop.web.auth import html, refusal, unsigned, visit
+from lifeloop.web.auth import html
 from lifeloop.web.ops_schemas import Leads
-from lifeloop.web.pages import as_json
+from lifeloop.web.pages import acting_with, as_json
 from lifeloop.web.schemas import answers
 
 
@@ -19,18 +18,7 @@ def register(app: Any, web: Callable[[], Any]) -> None:
     from fastapi import Request
     from fastapi.responses import HTMLResponse
 
-    def acting(request: Any, api: bool, work: Callable[[Any, Any, Any], Any]) -> Any:
-        w = web()
-        seen = visit(w, request)
-        if seen.principal is None:
-            return unsigned(w, seen, api)
-        ctx = w.ctx.acting_as(seen.principal)
-        try:
-            return work(w, ctx, seen)
-        except LifeloopError as exc:
-            return refusal(w, seen, exc, api)
-        finally:
-            ctx.close()
+    acting = acting_with(web)
 
     @app.get("/api/leads", tags=["workbench"],
              summary="An RM's open leads (people referred to them), newest first, masked for the reader",

@@ -17,7 +17,7 @@ from lifeloop.context import Context
 from lifeloop.data.access import not_visible
 from lifeloop.errors import LifeloopError, NotFoundError
 from lifeloop.web import ops_views
-from lifeloop.web.auth import Visit, csrf_passes, forbidden_csrf, form_of, html, refusal, unsigned, visit
+from lifeloop.web.auth import Visit, html
 from lifeloop.web.ops_schemas import (
     Approvals,
     AuditPage,
@@ -33,7 +33,7 @@ from lifeloop.web.ops_schemas import (
     decide_body,
     resolve_body,
 )
-from lifeloop.web.pages import as_json, day
+from lifeloop.web.pages import acting_with, as_json, changing_with, day
 from lifeloop.web.schemas import answers
 
 ROWS = 200        # rows a list drill-down shows at most (the counts say how many there are)
@@ -72,37 +72,10 @@ def decide(ctx: Context, as_of: dt.date, form: dict[str, str]) -> dict[str, Any]
 def register(app: Any, web: Callable[[], Any]) -> None:
     """The operations routes."""
     from fastapi import Path, Query, Request
-    from fastapi.responses import RedirectResponse
-    from starlette.concurrency import run_in_threadpool
 
-    def acting(request: Any, api: bool, work: Callable[[Any, Context, Visit], Any]) -> Any:
-        w = web()
-        seen = visit(w, request)
-        if seen.principal is None:
-            return unsigned(w, seen, api)
-        ctx = w.ctx.acting_as(seen.principal)
-        try:
-            return work(w, ctx, seen)
-        except LifeloopError as exc:
-            return refusal(w, seen, exc, api)
-        finally:
-            ctx.close()
+    acting = acting_with(web)
 
-    async def changing(request: Any, api: bool, work: Callable[[Context, dict[str, str]], Any],
-                       back: Callable[[Any], str]) -> Any:
-        """A state-changing request: signed in, the CSRF token, then the Context's method (which audits)."""
-        w = web()
-        form = await form_of(request)
-        seen = await run_in_threadpool(visit, w, request)
-        if seen.principal is None:
-            return unsigned(w, seen, api)
-        if not csrf_passes(w, seen, request, form):
-            return forbidden_csrf(w, seen, api)
-
-        def run(w: Any, ctx: Context, seen: Visit) -> Any:
-            done = work(ctx, form)
-            return as_json(done) if api else RedirectResponse(back(done), status_code=303)
-        return await run_in_threadpool(acting, request, api, run)
+    changing = changing_with(web)
 
     # ------------------------------------------------------------------ the index
     @app.get("/ops", include_in_schema=False)

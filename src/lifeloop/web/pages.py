@@ -64,6 +64,31 @@ def acting_with(web: Callable[[], Any]) -> Callable[[Any, bool, Callable[[Any, C
     return acting
 
 
+def changing_with(web: Callable[[], Any]) -> Callable[..., Any]:
+    """A state-changing route's work: signed in, the CSRF token, then the Context's method (which audits); the API
+    answers its result as JSON, a page redirects to ``back(result)``."""
+    acting = acting_with(web)
+
+    async def changing(request: Any, api: bool, work: Callable[[Context, dict[str, str]], Any],
+                       back: Callable[[Any], str]) -> Any:
+        from fastapi.responses import RedirectResponse
+        from starlette.concurrency import run_in_threadpool
+
+        w = web()
+        form = await form_of(request)
+        seen = await run_in_threadpool(visit, w, request)
+        if seen.principal is None:
+            return unsigned(w, seen, api)
+        if not csrf_passes(w, seen, request, form):
+            return forbidden_csrf(w, seen, api)
+
+        def run(w: Any, ctx: Context, seen: Visit) -> Any:
+            done = work(ctx, form)
+            return as_json(done) if api else RedirectResponse(back(done), status_code=303)
+        return await run_in_threadpool(acting, request, api, run)
+    return changing
+
+
 def register(app: Any, web: Callable[[], Any]) -> None:
     """The board and workbench routes."""
     from fastapi import Path, Request

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from lifeloop.context import Context
-from lifeloop.errors import LifeloopError
-from lifeloop.web.auth import Visit, csrf_passes, forbidden_csrf, form_of, html, refusal, unsigned, visit
+from lifeloop.web.auth import Visit, html
 from lifeloop.web.ops_schemas import Thread, Threads
 from lifeloop.web.ops_views import link
-from lifeloop.web.pages import as_json
+from lifeloop.web.pages import acting_with, as_json, changing_with
 from lifeloop.web.schemas import answers
 
 THREAD_ID_MAX = 2**63 - 1
@@ -39,35 +38,13 @@ def post_body() -> dict[str, Any]:
 def register(app: Any, web: Callable[[], Any]) -> None:
     """The questions' routes."""
     from fastapi import Path, Request
-    from fastapi.responses import RedirectResponse
-    from starlette.concurrency import run_in_threadpool
 
-    def acting(request: Any, api: bool, work: Callable[[Any, Context, Visit], Any]) -> Any:
-        w = web()
-        seen = visit(w, request)
-        if seen.principal is None:
-            return unsigned(w, seen, api)
-        ctx = w.ctx.acting_as(seen.principal)
-        try:
-            return work(w, ctx, seen)
-        except LifeloopError as exc:
-            return refusal(w, seen, exc, api)
-        finally:
-            ctx.close()
+    acting = acting_with(web)
+
+    changing_back = changing_with(web)
 
     async def changing(request: Any, api: bool, work: Callable[[Context, dict[str, str]], dict[str, Any]]) -> Any:
-        w = web()
-        form = await form_of(request)
-        seen = await run_in_threadpool(visit, w, request)
-        if seen.principal is None:
-            return unsigned(w, seen, api)
-        if not csrf_passes(w, seen, request, form):
-            return forbidden_csrf(w, seen, api)
-
-        def run(w: Any, ctx: Context, seen: Visit) -> Any:
-            done = work(ctx, form)
-            return as_json(done) if api else RedirectResponse(f"/threads/{done['id']}", status_code=303)
-        return await run_in_threadpool(acting, request, api, run)
+        return await changing_back(request, api, work, lambda done: f"/threads/{done['id']}")
 
     def ask(ctx: Context, form: dict[str, str]) -> dict[str, Any]:
         return ctx.ask_owner(form.get("strategy", ""), subject=form.get("subject", ""), text=form.get("text", ""),
