@@ -92,8 +92,6 @@ def changing_with(web: Callable[[], Any]) -> Callable[..., Any]:
 def register(app: Any, web: Callable[[], Any]) -> None:
     """The board and workbench routes."""
     from fastapi import Path, Request
-    from fastapi.responses import RedirectResponse
-    from starlette.concurrency import run_in_threadpool
 
     acting = acting_with(web)
 
@@ -160,22 +158,15 @@ def register(app: Any, web: Callable[[], Any]) -> None:
                         tasks=_customer_tasks(ctx, customer_id), outcomes=OUTCOMES)
         return acting(request, False, work)
 
-    async def outcome(request: Any, task_id: int, api: bool) -> Any:
-        w = web()
-        form = await form_of(request)
-        seen = await run_in_threadpool(visit, w, request)
-        if seen.principal is None:
-            return unsigned(w, seen, api)
-        if not csrf_passes(w, seen, request, form):
-            return forbidden_csrf(w, seen, api)
+    changing = changing_with(web)
 
-        def work(w: Any, ctx: Context, seen: Visit) -> Any:
-            done = ctx.record_outcome(task_id, outcome=form.get("outcome", ""), note=form.get("note"),
+    async def outcome(request: Any, task_id: int, api: bool) -> Any:
+        def record(ctx: Context, form: dict[str, str]) -> dict[str, Any]:
+            return ctx.record_outcome(task_id, outcome=form.get("outcome", ""), note=form.get("note"),
                                       referred_name=form.get("referred_name"),
                                       referred_mobile=form.get("referred_mobile"),
                                       referred_rm=form.get("referred_rm"), product_line=form.get("product_line"))
-            return as_json(done) if api else RedirectResponse(f"/worklist?done={done['task_id']}", status_code=303)
-        return await run_in_threadpool(acting, request, api, work)
+        return await changing(request, api, record, lambda done: f"/worklist?done={done['task_id']}")
 
     @app.post("/api/tasks/{task_id}/outcome", tags=["workbench"],
               summary="The marketing form: a contact's outcome (a refusal is remembered by the contact gate)",
