@@ -167,12 +167,13 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     assert browser.find_elements(By.CSS_SELECTOR, "table.breakdown svg.chart")
     assert browser.execute_script("return typeof htmx") == "object"   # the vendored htmx ran, from this origin
     screenshot(browser, "strategy", lang)
-    # the board's other views: lifecycle flows and KPIs, the daily sales report (the test bank has no lifecycle
-    # snapshot and no new accounts: their empty states), each with its Excel export for head office
+    # the board's other views: lifecycle flows and KPIs (the server's day ran the lifecycle step: one snapshot, its
+    # stage table), the daily sales report (no new accounts: its empty state), each with its Excel export
     browser.get(origin + "/board")
     assert browser.find_element(By.ID, "export-board").get_attribute("href").startswith(origin + "/exports/board.xlsx")
     go(browser, browser.find_element(By.ID, "tab-kpis"))
-    assert browser.current_url == origin + "/kpis" and browser.find_element(By.ID, "no-lifecycle").is_displayed()
+    assert browser.current_url == origin + "/kpis" and browser.find_element(By.ID, "kpi-rates").is_displayed()
+    assert browser.find_elements(By.CSS_SELECTOR, "#stage-latest tbody tr")
     go(browser, browser.find_element(By.ID, "tab-sales"))
     assert browser.current_url == origin + "/daily-sales" and browser.find_element(By.ID, "daily-sales")
     assert browser.find_element(By.ID, "export-sales").get_attribute("href").startswith(
