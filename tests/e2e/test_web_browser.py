@@ -105,29 +105,32 @@ class Watch:
 def sign_in(driver, origin: str, user: str, lang: str) -> None:
     """Sign in through the form; waits for each page to be replaced (a loaded machine is slow to navigate)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as gone
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.delete_all_cookies()
     driver.get(origin + "/sign-in")
     if lang == "en":
-        button = driver.find_element(By.CSS_SELECTOR, "form.lang button[value=en]")
-        button.click()
-        WebDriverWait(driver, 15).until(gone.staleness_of(button))
+        go(driver, driver.find_element(By.CSS_SELECTOR, "form.lang button[value=en]"))
     driver.find_element(By.ID, "user").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    submit = driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]")
-    submit.click()
-    WebDriverWait(driver, 15).until(gone.staleness_of(submit))
+    go(driver, driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]"))
 
 
 def go(driver, element) -> None:
-    """Click what leaves the page (a link, a form's button) and wait until the next page replaced it."""
-    from selenium.webdriver.support import expected_conditions as gone
+    """Click what leaves the page (a link, a form's button) and wait until the next page replaced it: the element is
+    gone when the driver can no longer reach it — stale, or (chromedriver, mid-navigation) "Node with given id does
+    not belong to the document", which Selenium raises as a plain WebDriverException."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def gone(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
     element.click()
-    WebDriverWait(driver, 15).until(gone.staleness_of(element))
+    WebDriverWait(driver, 15).until(gone)
 
 
 WORDS = {"zh_CN": {"html": "zh-CN", "board": "策略管理看板", "breakdowns": "分维度拆解", "worklist": "今日工作清单",
