@@ -64,6 +64,51 @@ def test_auc_pr_auc_and_top_decile_lift_match_hand_computed_values():
     assert deciles(np.array([0.1, 0.9, 0.5, 0.7])).tolist() == [8, 1, 6, 3]  # ranks 3,0,2,1 of 4 -> rank*10//4 + 1
 
 
+def test_auc_and_pr_auc_equal_scikit_learns_with_ties_and_on_bootstrap_weights():
+    """Ours are one sort (and, in the bootstrap, the draw's counts as weights); scikit-learn's are the reference:
+    scores with many ties (a 0/1 rule, a few levels) and without, and a resample against its weights."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for t in range(120):
+        n = int(rng.integers(5, 400))
+        y = rng.integers(0, 2, n)
+        s = rng.integers(0, 1 + t % 6, n).astype(float) if t % 2 else rng.random(n)
+        if y.min() == y.max():
+            continue
+        assert metrics.auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        assert metrics.pr_auc(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+        i = rng.integers(0, n, n)
+        if 0 < y[i].sum() < n:
+            counts = metrics._counts(y, np.bincount(i, minlength=n), *metrics._ranked(s))
+            assert metrics._auc(*counts) == pytest.approx(roc_auc_score(y[i], s[i]), abs=1e-12)
+            assert metrics._average_precision(*counts) == pytest.approx(average_precision_score(y[i], s[i]),
+                                                                         abs=1e-12)
+            checked += 1
+    assert checked > 80
+
+
+def test_the_bootstrap_intervals_are_those_of_resampling_and_scoring_each_sample():
+    """evaluate() against the plain bootstrap (resample, then scikit-learn on the sample), same seed and draws."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(2000) < 0.05).astype(int)
+    s = rng.random(2000) + 0.3 * y
+    got = metrics.evaluate(y, s, reps=60, seed=3)
+    draws = np.random.default_rng(3)
+    aucs, aps = [], []
+    for _ in range(60):
+        i = draws.integers(0, len(y), len(y))
+        if 0 < y[i].sum() < len(i):
+            aucs.append(roc_auc_score(y[i], s[i]))
+            aps.append(average_precision_score(y[i], s[i]))
+    assert got["auc"]["ci95"] == [round(float(v), 4) for v in np.percentile(aucs, [2.5, 97.5])]
+    assert got["pr_auc"]["ci95"] == [round(float(v), 4) for v in np.percentile(aps, [2.5, 97.5])]
+    assert got["auc"]["value"] == round(roc_auc_score(y, s), 4)
+
+
 def test_labels_mark_customers_who_become_dormant_or_churned_and_skip_those_already_there():
     at_t = pa.table({"customer_id": ["c1", "c2", "c3", "c4", "c5"],
                      "stage": ["mature", "declining", "dormant", "prospect", "growing"]})

@@ -83,9 +83,15 @@ def score_rows(model: Any, version: str, features: pa.Table, words: dict[str, An
     cols: dict[str, list[Any]] = {f"reason_{i}": [] for i in range(1, TOP + 1)}
     zh, en = [], []
     names = model.spec.features
+    said: dict[str, tuple[str, str]] = {}     # a code's words, worked out once (a few hundred codes, 20,000+ rows)
+
+    def text(j: int, code: str) -> tuple[str, str]:
+        if code not in said:
+            said[code] = reasons.words(names[j], model.bin_text(names[j], int(code.rsplit(":", 1)[1])), words)
+        return said[code]
+
     for i, picked in enumerate(top):
-        texts = [reasons.words(names[j], model.bin_text(names[j], int(codes[i][j].rsplit(":", 1)[1])), words)
-                 for j in picked]
+        texts = [text(j, codes[i][j]) for j in picked]
         for k in range(TOP):
             cols[f"reason_{k + 1}"].append(codes[i][picked[k]] if k < len(picked) else None)
         zh.append("；".join(t[0] for t in texts) or None)
