@@ -45,7 +45,7 @@ def test_the_headline_of_a_purchase_offer_is_statsmodels_newcombe_interval_and_s
     assert round(h["p_value"], 4) == 0.0209 and h["significant"] is True and h["cuped"] is False
     assert s["verdict"] == "works"
     assert s["entries"] == {"treated": 40, "control": 40, "in_window": 0, "contacted": 40,
-                            "first": "2024-03-01", "last": "2024-03-01"}
+                            "first": "2024-03-01", "last": "2024-03-01", "outcome_not_applicable": 0}
     assert (s["primary_outcome"], s["planned_holdout"], s["offer"]) == ("purchased", 0.5, "WM")
     assert s["sample_ratio"]["observed_holdout"] == 0.5 and s["sample_ratio"]["mismatch"] is False
 
@@ -138,9 +138,25 @@ def test_a_reactivation_objective_is_judged_on_customers_dormant_at_entry():
     s = only(review(dormant, map=[wake]))
     assert (s["primary_outcome"], s["headline"]["outcome"], s["verdict"]) == ("reactivated", "reactivated", "works")
     assert (s["headline"]["treated_mean"], s["headline"]["control_mean"]) == (0.5, pytest.approx(1 / 6))
-    # one entry not dormant at entry has no reactivation to measure: the strategy cannot be judged on it yet
+    # an entry not dormant at entry has no reactivation to measure: it is left out (and counted), the others judged
     mixed = only(review(dormant, rows("wake", "treated", 1, product=False, start=99), map=[wake]))
-    assert (mixed["verdict"], mixed["headline"]) == ("too_early", None)
+    assert (mixed["verdict"], mixed["entries"]["outcome_not_applicable"]) == ("works", 1)
+    assert mixed["entries"]["treated"] == 30 and mixed["headline"] == s["headline"]
+    assert s["entries"]["outcome_not_applicable"] == 0
+
+
+def test_retention_is_judged_on_the_entries_that_held_assets_at_entry():
+    """An empty account cannot be kept: ``retained`` is null for it, and an imbalance of empty accounts between the
+    arms (here 10 of 30 treated, none of the controls) must not read as an effect of the contact."""
+    care = strategy("care", metric="retention_rate", product=None)
+    kept = [*rows("care", "treated", 20, product=False, retained=flags(19, 20)),
+            *rows("care", "treated", 10, product=False, retained=[None] * 10, start=40),
+            *rows("care", "control", 30, product=False, retained=flags(28, 30), start=60)]
+    s = only(review(kept, map=[care]))
+    assert (s["primary_outcome"], s["entries"]["outcome_not_applicable"]) == ("retained", 10)
+    assert (s["entries"]["treated"], s["entries"]["control"]) == (20, 30)
+    assert (s["headline"]["treated_mean"], s["headline"]["control_mean"]) == (0.95, pytest.approx(28 / 30))
+    assert s["verdict"] != "harmful"       # 19 of 20 and 28 of 30 kept; counted as lost, the 10 would read -30pp
 
 
 def channel_experiment():

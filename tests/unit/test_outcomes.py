@@ -327,9 +327,9 @@ def test_active_reactivated_and_retained(measured):
     assert got == {
         "m1": (True, None, True),     # own transfer and card payment; not dormant: no reactivation to measure
         "m2": (False, False, True),   # dormant, only interest: not reactivated; still holds WM2A
-        "m3": (True, True, True),     # dormant and acted on 03-20: reactivated
+        "m3": (True, True, None),     # dormant and acted on 03-20: reactivated; no asset at entry: retained null
         "m4": (False, None, False),   # closed everything: not retained
-        "m5": (True, None, True),
+        "m5": (True, None, None),     # held nothing at entry (funded on 05-15): nothing to retain, null
     }
 
 

@@ -169,9 +169,15 @@ def strategy_review(table: pa.Table, strategy: Strategy, in_window: int, alpha: 
     """The review of one strategy from its (already filtered) outcome rows."""
     import pyarrow.compute as pc
 
+    primary = primary_outcome(strategy)
+    # an outcome that does not apply to some entries (``reactivated`` of a customer who was not dormant,
+    # ``retained`` of one who held nothing at entry: null) is judged on the entries it applies to; what decides
+    # it is known at entry, before any contact, so both arms are cut alike and stay comparable
+    undefined = table[primary].null_count if table.num_rows and primary in table.column_names else 0
+    if undefined:
+        table = table.filter(pc.is_valid(table[primary]))
     arms = np.asarray(table["arm"].to_pylist(), dtype=object)
     n_t, n_c = int((arms == "treated").sum()), int((arms == "control").sum())
-    primary = primary_outcome(strategy)
     names = outcome_names(table, strategy)
     enough = n_t >= MIN_PER_ARM and n_c >= MIN_PER_ARM and primary in names
     days = table["entry_date"].to_pylist()
@@ -183,7 +189,8 @@ def strategy_review(table: pa.Table, strategy: Strategy, in_window: int, alpha: 
         "primary_outcome": primary, "planned_holdout": planned_share(table, strategy),
         "entries": {"treated": n_t, "control": n_c, "in_window": in_window,
                     "contacted": int(pc.sum(table["contacted"]).as_py() or 0) if table.num_rows else 0,
-                    "first": min(days).isoformat() if days else None, "last": max(days).isoformat() if days else None},
+                    "first": min(days).isoformat() if days else None, "last": max(days).isoformat() if days else None,
+                    "outcome_not_applicable": undefined},   # left out: the primary outcome does not apply to them
         "verdict": "too_early", "headline": None, "sample_ratio": None,
         "money": {"contacts": int(pc.sum(table["contacts"]).as_py() or 0) if table.num_rows else 0,
                   "cost": round(cost, 2),

@@ -178,7 +178,10 @@ def measure(engine: Any, entries_table: pa.Table, entries_file: Path) -> pa.Tabl
         "active": pa.array(active, pa.bool_()),
         "reactivated": pa.array([a if s == "dormant" else None for a, s in zip(active, stage, strict=False)],
                                 pa.bool_()),
-        "retained": pa.array([a > 0 for a in after], pa.bool_()),
+        # only a customer who held assets at entry can be kept: one who had none (a churned or never-funded
+        # customer) is null, as ``reactivated`` is for the non-dormant, so that a chance imbalance of empty
+        # accounts between the arms does not read as an effect of the contact
+        "retained": pa.array([a > 0 if b > 0 else None for b, a in zip(before, after, strict=False)], pa.bool_()),
     }
     assert len(rows) == n
     out = entries_table

@@ -28,7 +28,9 @@ with selection cells (``select:``) control entries carry the cell their selectio
   insurance) at the entry date and at the end of the window; ``aum_before`` is the pre-period
   covariate CUPED uses;
 * ``active`` — made at least one transaction of their own; ``reactivated`` — the same, for customers
-  dormant at entry (null for the others); ``retained`` — still holds assets with us at the end.
+  dormant at entry (null for the others); ``retained`` — still holds assets with us at the end, for
+  customers who held assets at entry (null for the others: nothing to keep, and a chance imbalance of empty
+  accounts between the arms would otherwise read as an effect).
 
 The step writes ``lake/outcomes/as_of=D/outcomes.parquet``. Complete entries of the previous
 snapshot are carried over unchanged (their window is closed); open ones are measured again.
