@@ -13,7 +13,7 @@ from lifeloop.cli.audit import audit_app
 from lifeloop.cli.check import check_command
 from lifeloop.cli.consent import register as register_consent
 from lifeloop.cli.customers import register as register_customers
-from lifeloop.cli.demo import run_demo
+from lifeloop.cli.demo import LOOP_DAYS, run_demo
 from lifeloop.cli.events import events_app, serve_command
 from lifeloop.cli.insight import clusters_command, customer_command, insight_command, transitions_command
 from lifeloop.cli.keys import keys_app
@@ -252,7 +252,8 @@ def demo(
     customers: int = typer.Option(20000, "--customers", help="Size of the simulated bank."),
     days: int = typer.Option(400, "--days", help="Days of simulated history."),
     seed: int = typer.Option(7, "--seed", help="Random seed."),
-    loop_days: int = typer.Option(42, "--loop-days", help="Days of the closed loop after the history (six weeks)."),
+    loop_days: int = typer.Option(LOOP_DAYS, "--loop-days",
+                                  help="Days of the closed loop after the history (three weeks)."),
 ) -> None:
     """The whole loop on a simulated bank: insight, strategy, weeks of execution, then the review and its report."""
 
