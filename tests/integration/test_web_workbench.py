@@ -148,3 +148,16 @@ def test_the_worklist_page_lists_the_rms_open_tasks_in_order_masked_for_the_read
         asks = page.count("/threads?strategy=maturity_reinvestment&amp;customer=C001")
         assert asks == (0 if user == "analyst" else 3), user
 
+
+def test_the_app_leaves_what_lives_from_its_start_out_of_the_collectors_scans_until_it_stops(bank):
+    """gc.freeze at start (a full scan of the process's objects cost 200-250 ms in the middle of a request), undone
+    at stop so a process that makes many apps collects them."""
+    import gc
+
+    ws, clock = bank
+    gc.unfreeze()
+    with client_for(ws, clock) as http:
+        frozen = gc.get_freeze_count()
+        sign_in(http, "rm1")
+        assert http.get("/worklist").status_code == 200
+    assert frozen > 10_000 and gc.get_freeze_count() == 0

@@ -7,6 +7,7 @@ pages through one acting as the signed-in user). FastAPI is imported only when a
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (Request, imported lazily)
+import gc
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -113,12 +114,19 @@ def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, revie
         if decide:
             state["decider"] = BackgroundDecider(ctx)
             state["decider"].start()
+        # what is alive now (the modules, the app, its routes: ~200,000 objects) stays for the process's life: the
+        # cyclic collector leaves it out of its scans, which otherwise cost 200-250 ms each in the middle of a
+        # request every few pages (a 500-row worklist's p95, docs/performance.md); unfrozen when the app stops, so
+        # a process that makes many apps (the tests) collects them. No collection first: what is garbage now is
+        # only kept until then.
+        gc.freeze()
         try:
             yield
         finally:
             if decide:
                 state["decider"].stop()
             ctx.close()
+            gc.unfreeze()
 
     # no /docs or /redoc: those pages load their scripts from a CDN; /openapi.json describes the API
     app = FastAPI(title="Lifeloop", lifespan=lifespan, docs_url=None, redoc_url=None)
