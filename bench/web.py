@@ -130,7 +130,7 @@ def client(ws: Path, user: str):
 
     from lifeloop.api import create_app
 
-    http = TestClient(create_app(lambda: Context(ws), decide=False), base_url="http://127.0.0.1",
+    http = TestClient(create_app(lambda: Context(ws), decide=False, serving=True), base_url="http://127.0.0.1",
                       follow_redirects=False)
     http.__enter__()
     page = http.get("/sign-in")

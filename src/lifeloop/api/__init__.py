@@ -94,9 +94,13 @@ class BackgroundDecider:
             drainer.close()
 
 
-def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, review: Any = None) -> Any:
+def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, review: Any = None,
+               serving: bool = False) -> Any:
     """The FastAPI app: ``POST /events`` (authenticated, rate-limited, idempotent), ``GET /health`` and the web
-    app (``review``: where the board's document comes from, default ``Context.evaluate``; tests give a fixture)."""
+    app (``review``: where the board's document comes from, default ``Context.evaluate``; tests give a fixture).
+    ``serving``: the app is the process's server (``lifeloop serve``, bench/web.py), which keeps what lives at
+    its start out of the garbage collector's scans (a full collection at start and stop: ~0.5 s, too much for
+    the tests' hundreds of apps)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -114,19 +118,22 @@ def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, revie
         if decide:
             state["decider"] = BackgroundDecider(ctx)
             state["decider"].start()
-        # what is alive now (the modules, the app, its routes: ~200,000 objects) stays for the process's life: the
-        # cyclic collector leaves it out of its scans, which otherwise cost 200-250 ms each in the middle of a
-        # request every few pages (a 500-row worklist's p95, docs/performance.md); unfrozen when the app stops, so
-        # a process that makes many apps (the tests) collects them. No collection first: what is garbage now is
-        # only kept until then.
-        gc.freeze()
+        if serving:
+            # what is alive now (the modules, the app, its routes: ~200,000 objects) stays for the server's life:
+            # the cyclic collector leaves it out of its scans, which otherwise cost 200-250 ms each in the middle
+            # of a request every few pages (a 500-row worklist's p95, docs/performance.md). Collected first, so no
+            # garbage is kept; unfrozen and collected at stop, so what the app leaves is freed with it.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
             if decide:
                 state["decider"].stop()
             ctx.close()
-            gc.unfreeze()
+            if serving:
+                gc.unfreeze()
+                gc.collect()
 
     # no /docs or /redoc: those pages load their scripts from a CDN; /openapi.json describes the API
     app = FastAPI(title="Lifeloop", lifespan=lifespan, docs_url=None, redoc_url=None)
