@@ -58,7 +58,9 @@ def prepare(out: Path, customers: int, transactions: int, regenerate: bool) -> P
     ws = out / "workspace"
     marker = out / "data.json"
     wanted = {"customers": customers, "transactions": transactions, "as_of": D.isoformat(), "v": 1}
-    if not regenerate and marker.exists() and json.loads(marker.read_text())["params"] == wanted:
+    made = json.loads(marker.read_text()) if marker.exists() else {}
+    # reused when made with these parameters (a small bank made before its RM's book was filled to 500: made again)
+    if not regenerate and made.get("params") == wanted and len(made["book"]) >= min(TASKS, customers // 4):
         return ws
     shutil.rmtree(out, ignore_errors=True)
     (out / "plain").mkdir(parents=True)
@@ -74,6 +76,17 @@ def prepare(out: Path, customers: int, transactions: int, regenerate: bool) -> P
     rm, book = con.execute(f"""SELECT rm_id, list(customer_id ORDER BY customer_id) FROM read_parquet(
         {q(str(out / 'plain' / 'customers.parquet'))}) WHERE rm_id IS NOT NULL GROUP BY rm_id
         ORDER BY count(*) DESC, rm_id LIMIT 1""").fetchone()
+    if len(book) < TASKS:
+        # a small bank (below ~400,000 customers): the largest book is short of 500, so customers without an RM
+        # join it (the first by id), for a worklist of 500 rows at every size
+        con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN customer_id IN (SELECT customer_id FROM read_parquet(
+            {q(str(out / 'plain' / 'customers.parquet'))}) WHERE rm_id IS NULL ORDER BY customer_id
+            LIMIT {TASKS - len(book)}) THEN {q(rm)} ELSE rm_id END AS rm_id)
+            FROM read_parquet({q(str(out / 'plain' / 'customers.parquet'))}))
+            TO {q(str(out / 'plain' / 'customers2.parquet'))} (FORMAT parquet, COMPRESSION zstd)""")
+        os.replace(out / "plain" / "customers2.parquet", out / "plain" / "customers.parquet")
+        book = con.execute(f"""SELECT list(customer_id ORDER BY customer_id) FROM read_parquet(
+            {q(str(out / 'plain' / 'customers.parquet'))}) WHERE rm_id = {q(rm)}""").fetchone()[0]
     con.close()
     generated = time.perf_counter() - started
     ctx = Context.init(ws)
@@ -117,7 +130,7 @@ def client(ws: Path, user: str):
 
     from lifeloop.api import create_app
 
-    http = TestClient(create_app(lambda: Context(ws), decide=False), base_url="http://127.0.0.1",
+    http = TestClient(create_app(lambda: Context(ws), decide=False, serving=True), base_url="http://127.0.0.1",
                       follow_redirects=False)
     http.__enter__()
     page = http.get("/sign-in")

@@ -116,8 +116,9 @@ def cheap_argon2():
     return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-def fixture_review(_ctx: Context, _as_of: dt.date | None) -> dict:
-    return json.loads(REVIEW.read_text(encoding="utf-8"))
+def fixture_review(_ctx: Context, _as_of: dt.date | None, interim: bool = False) -> dict:
+    """The sample document, marked interim when the board asks for the interim review."""
+    return {**json.loads(REVIEW.read_text(encoding="utf-8")), "interim": interim}
 
 
 def client_for(ws: Path, clock: Clock, review=fixture_review):

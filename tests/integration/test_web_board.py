@@ -47,7 +47,7 @@ def test_the_period_is_the_evaluations_as_of_date_and_a_bad_date_is_a_clear_refu
     ws, clock = bank
     asked = []
 
-    def review(_ctx, as_of):
+    def review(_ctx, as_of, interim=False):
         asked.append(as_of)
         return SAMPLE
 
@@ -108,3 +108,33 @@ def test_the_board_is_in_english_when_the_user_chooses_english(bank):
         english = http.get("/board").text
     assert '<html lang="en">' in english and "Strategy board" in english and "Birthday care" in english
     assert "策略管理看板" not in english
+
+
+def test_the_interim_choice_asks_for_the_interim_review_and_the_page_says_windows_are_still_running(bank):
+    """Off by default (closed windows only, as before); on, the board, its JSON, the drill-down and the export ask
+    the evaluation for the interim review (``lifeloop evaluate --interim``) and the pages say so plainly."""
+    ws, clock = bank
+    asked = []
+
+    def review(_ctx, as_of, interim=False):
+        asked.append(interim)
+        return {**SAMPLE, "interim": interim}
+
+    with client_for(ws, clock, review=review) as http:
+        sign_in(http, "analyst")
+        closed = http.get("/board").text
+        assert asked == [False]
+        page = http.get("/board", params={"interim": "1"}).text
+        api = http.get("/api/board", params={"interim": "true"}).json()
+        drill = http.get("/board/maturity_reinvestment", params={"interim": "1"}).text
+        one = http.get("/api/board/maturity_reinvestment", params={"interim": "true"}).json()
+        export = http.get("/exports/board.xlsx", params={"interim": "true"})
+    assert asked == [False, True]   # computed once per choice, then reused like every board
+    assert 'id="interim-note"' not in closed and 'id="filter-interim"' in closed and "checked" not in closed.split(
+        'id="filter-interim"')[1].split(">")[0]
+    assert 'id="interim-note"' in page and "观察窗口尚未结束" in page and "期中：未结束的观察窗口按截至目前计算" in page
+    assert 'id="filter-interim" checked' in page and "&interim=1" in page and "&interim=true" in page
+    assert api["interim"] is True and one["interim"] is True and one["strategies"][0]["strategy"] == \
+        "maturity_reinvestment"
+    assert 'id="interim-note"' in drill and "interim=1" in drill
+    assert export.status_code == 200 and export.content[:2] == b"PK"

@@ -103,3 +103,69 @@ def test_a_wrong_outcome_is_refused_with_what_to_do_and_nothing_is_written(bank)
     with system(ws, clock).ops()() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
         assert s.get(Task, 1).status == "open"
+
+
+def test_the_worklist_page_lists_the_rms_open_tasks_in_order_masked_for_the_reader(bank):
+    """The 500-row page reads tasks as columns and renders its labels once (docs/performance.md): still the open
+    tasks of the RM's own customers, most important first (then oldest due, then oldest), masked per reader,
+    every field escaped."""
+    import re
+
+    from lifeloop.store.ops import tasks as tasks_store
+    from lifeloop.store.ops.database import unit_of_work
+
+    ws, clock = bank
+    ctx = system(ws, clock)
+    try:
+        with unit_of_work(ctx.ops()) as s:
+            made = {key: tasks_store.create_task(s, rm_id="RM001", customer_id=customer, title=title, due_on=due,
+                                                 priority=priority, script=script, strategy_id="maturity_reinvestment",
+                                                 wave=None).id
+                    for key, customer, title, due, priority, script in (
+                        ("late", "C001", "到期 late", D + dt.timedelta(days=2), 95, None),
+                        ("early", "C001", "<b>到期</b> early", D - dt.timedelta(days=1), 95, "您好 <i>王</i>"),
+                        ("low", "C001", "到期 low", D, 10, "低"),
+                        ("theirs", "C002", "到期 theirs", D, 99, "not RM001's customer"),
+                        ("done", "C001", "到期 done", D, 99, "done already"))}
+            tasks_store.complete_task(s, rm_id="RM001", task_id=made["done"])
+    finally:
+        ctx.close()
+    # by hand: priority 95 (due D-1, then D+2), the dispatched task (90), priority 10; C002 is RM002's, one is done
+    order = [made["early"], made["late"], 1, made["low"]]
+    shown = {"rm1": ("王小明", "13800000001"), "bm1": ("王小明", "13800000001"), "analyst": ("王*明", "138****0001")}
+    for user, (name, mobile) in shown.items():
+        with client_for(ws, clock) as http:
+            sign_in(http, user)
+            page = http.get("/worklist" if user == "rm1" else "/worklist?rm=RM001").text
+            api = http.get("/api/worklist" if user == "rm1" else "/api/worklist?rm=RM001").json()["tasks"]
+        assert [int(t) for t in re.findall(r'data-task="(\d+)"', page)] == order, user
+        assert [t["task_id"] for t in api] == order, user
+        assert {(t["name"], t["mobile"]) for t in api} == {(name, mobile)}, user
+        assert page.count(f">{name}</a>") == 4 and page.count(f"C001 · {mobile}<") == 4, user
+        assert user != "analyst" or "王小明" not in page
+        assert "&lt;b&gt;到期&lt;/b&gt; early" in page and "您好 &lt;i&gt;王&lt;/i&gt;" in page and "<b>" not in page
+        assert "theirs" not in page and "done already" not in page
+        asks = page.count("/threads?strategy=maturity_reinvestment&amp;customer=C001")
+        assert asks == (0 if user == "analyst" else 3), user
+
+
+def test_the_server_leaves_what_lives_from_its_start_out_of_the_collectors_scans_until_it_stops(bank):
+    """``lifeloop serve``'s app freezes what lives at start (a full scan of the process's objects cost 200-250 ms
+    in the middle of a request), and undoes it at stop; the tests' apps do not (it costs ~0.5 s an app)."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from lifeloop.api import create_app
+    from lifeloop.context import Context
+
+    ws, clock = bank
+    gc.unfreeze()
+    with client_for(ws, clock):
+        assert gc.get_freeze_count() == 0
+    app = create_app(lambda: Context(ws, clock=clock), decide=False, serving=True)
+    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as http:
+        frozen = gc.get_freeze_count()
+        sign_in(http, "rm1")
+        assert http.get("/worklist").status_code == 200
+    assert frozen > 10_000 and gc.get_freeze_count() == 0

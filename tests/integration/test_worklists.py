@@ -226,3 +226,25 @@ def test_a_known_rm_without_tasks_has_an_empty_worklist_and_the_cli_says_who_is_
     result = CliRunner().invoke(app, ["-w", str(ctx.workspace), "worklist", "rm002"])
     assert result.exit_code == 1 and "0 open tasks" not in result.output
     assert str(result.exception).startswith("no relationship manager 'rm002'; did you mean 'RM002'?")
+
+
+def test_the_rms_read_once_per_bank_file_follow_a_replaced_or_newer_batch(ctx):
+    """known_rms keeps what it read of the relationship_managers file only while that file is unchanged."""
+    from lifeloop.errors import NotFoundError
+    from lifeloop.execution.worklists import known_rms
+
+    rms = [dict(rm_id="RM001", name="陈经理", branch_id="B01"), dict(rm_id="RM002", name="刘经理", branch_id="B01")]
+    assert known_rms(ctx.lake) == ["RM001", "RM002"] == known_rms(ctx.lake)   # the second from memory
+    with pytest.raises(NotFoundError):
+        worklist(ctx.ops(), "RM003", lake=ctx.lake)
+    # the same batch published again with a third RM: the same path, a new file
+    publish(ctx.lake, "bank", {"customers": customers(),
+                               "relationship_managers": [*rms, dict(rm_id="RM003", name="王经理", branch_id="B01")]})
+    assert known_rms(ctx.lake) == ["RM001", "RM002", "RM003"]
+    assert worklist(ctx.ops(), "RM003", lake=ctx.lake) == []
+    # a newer batch without RM003 (and asked as of the older date: that date's file, still in memory)
+    publish(ctx.lake, "bank", {"customers": customers(), "relationship_managers": rms}, as_of=D + dt.timedelta(days=1))
+    assert known_rms(ctx.lake) == ["RM001", "RM002"]
+    assert known_rms(ctx.lake, D) == ["RM001", "RM002", "RM003"]
+    with pytest.raises(NotFoundError):
+        worklist(ctx.ops(), "RM003", lake=ctx.lake)

@@ -7,6 +7,7 @@ pages through one acting as the signed-in user). FastAPI is imported only when a
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (Request, imported lazily)
+import gc
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -93,9 +94,13 @@ class BackgroundDecider:
             drainer.close()
 
 
-def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, review: Any = None) -> Any:
+def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, review: Any = None,
+               serving: bool = False) -> Any:
     """The FastAPI app: ``POST /events`` (authenticated, rate-limited, idempotent), ``GET /health`` and the web
-    app (``review``: where the board's document comes from, default ``Context.evaluate``; tests give a fixture)."""
+    app (``review``: where the board's document comes from, default ``Context.evaluate``; tests give a fixture).
+    ``serving``: the app is the process's server (``lifeloop serve``, bench/web.py), which keeps what lives at
+    its start out of the garbage collector's scans (a full collection at start and stop: ~0.5 s, too much for
+    the tests' hundreds of apps)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -113,12 +118,22 @@ def create_app(ctx_factory: Callable[[], Context], *, decide: bool = True, revie
         if decide:
             state["decider"] = BackgroundDecider(ctx)
             state["decider"].start()
+        if serving:
+            # what is alive now (the modules, the app, its routes: ~200,000 objects) stays for the server's life:
+            # the cyclic collector leaves it out of its scans, which otherwise cost 200-250 ms each in the middle
+            # of a request every few pages (a 500-row worklist's p95, docs/performance.md). Collected first, so no
+            # garbage is kept; unfrozen and collected at stop, so what the app leaves is freed with it.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
             if decide:
                 state["decider"].stop()
             ctx.close()
+            if serving:
+                gc.unfreeze()
+                gc.collect()
 
     # no /docs or /redoc: those pages load their scripts from a CDN; /openapi.json describes the API
     app = FastAPI(title="Lifeloop", lifespan=lifespan, docs_url=None, redoc_url=None)

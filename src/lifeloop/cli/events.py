@@ -152,4 +152,4 @@ def serve_command(context_factory, host: str, port: int) -> None:
     """Run the HTTP API (POST /events) with uvicorn until Ctrl-C."""
     import uvicorn
 
-    uvicorn.run(create_app(context_factory), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(context_factory, serving=True), host=host, port=port, log_level="warning")

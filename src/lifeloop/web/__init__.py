@@ -34,9 +34,10 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
 
-def evaluate(ctx: Context, as_of: dt.date | None) -> dict[str, Any]:
-    """The board's document: ``lifeloop evaluate`` over the lake (post-evaluation of every strategy)."""
-    return ctx.evaluate(as_of=as_of)
+def evaluate(ctx: Context, as_of: dt.date | None, interim: bool = False) -> dict[str, Any]:
+    """The board's document: ``lifeloop evaluate`` over the lake (post-evaluation of every strategy); ``interim``:
+    windows still running measured to date too (``lifeloop evaluate --interim``), else closed windows only."""
+    return ctx.evaluate(as_of=as_of, interim=interim)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Web:
 
     ctx: Context
     secret: bytes
-    review: Callable[[Context, dt.date | None], dict[str, Any]] = evaluate
+    review: Callable[[Context, dt.date | None, bool], dict[str, Any]] = evaluate
     cache: dict[Any, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sso: list[oidc.Provider | None] = field(default_factory=list)
@@ -83,15 +84,16 @@ class Web:
             self.sso.append(oidc.Provider(settings) if settings is not None else None)
         return self.sso[0]
 
-    def board(self, ctx: Context, as_of: dt.date | None, branch: str | None = None) -> dict[str, Any]:
+    def board(self, ctx: Context, as_of: dt.date | None, branch: str | None = None, interim: bool = False
+              ) -> dict[str, Any]:
         """The evaluated board as of a date for the principal of ``ctx`` — over the customers they may see (a
         branch manager: their branch), or one branch of those (``branch``) — computed at most every REVIEW_TTL
-        seconds per scope."""
+        seconds per scope; closed windows only, or with ``interim`` the windows still running measured to date."""
         principal = ctx.require("board.read", "read the strategy board")
         narrowed = ctx.within_branch(branch)   # refuses a branch the reader may not choose
         try:
-            return self._cached(("board", as_of, principal.scope("lists.read"), branch or None),
-                                lambda: self.review(narrowed, as_of))
+            return self._cached(("board", as_of, principal.scope("lists.read"), branch or None, interim),
+                                lambda: self.review(narrowed, as_of, interim))
         finally:
             if narrowed is not ctx:
                 narrowed.close()
@@ -113,8 +115,8 @@ class Web:
         return doc
 
 
-def mount(app: Any, state: dict[str, Any], review: Callable[[Context, dt.date | None], dict[str, Any]] | None = None
-          ) -> None:
+def mount(app: Any, state: dict[str, Any],
+          review: Callable[[Context, dt.date | None, bool], dict[str, Any]] | None = None) -> None:
     """Add the web pages, their API, the static files and the security headers to ``app``; ``state["ctx"]`` is the
     app's Context once it has started (``state["web"]`` is made then). ``review``: the board's source (tests)."""
     from fastapi.exceptions import RequestValidationError

@@ -99,31 +99,36 @@ def register(app: Any, web: Callable[[], Any]) -> None:
     @app.get("/api/board", tags=["board"], summary="The strategy board (lifeloop.review/1), filtered",
              response_model=Board, responses=answers(401, 403, 404, 422))
     def api_board(request: Request, owner: str = "", objective: str = "", as_of: dt.date | None = None,
-                  branch: str = ""):
+                  branch: str = "", interim: bool = False):
         return acting(request, True, lambda w, ctx, seen: as_json(
-            board.narrow(w.board(ctx, as_of, branch or None), owner=owner or None, objective=objective or None)))
+            board.narrow(w.board(ctx, as_of, branch or None, interim), owner=owner or None,
+                         objective=objective or None)))
 
     @app.get("/board", include_in_schema=False)
-    def board_page(request: Request, owner: str = "", objective: str = "", as_of: str = "", branch: str = ""):
+    def board_page(request: Request, owner: str = "", objective: str = "", as_of: str = "", branch: str = "",
+                   interim: str = ""):
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
-            full = w.board(ctx, day(as_of), branch or None)
+            full = w.board(ctx, day(as_of), branch or None, bool(interim))
             doc = board.narrow(full, owner=owner or None, objective=objective or None)
             return html(w, seen, "board.html.j2", doc=doc, view=board.rows(doc, seen.lang),
                         options={**board.options(full), "branches": ctx.board_branches()},
-                        chosen={"owner": owner, "objective": objective, "as_of": as_of, "branch": branch})
+                        chosen={"owner": owner, "objective": objective, "as_of": as_of, "branch": branch,
+                                "interim": "1" if interim else ""})
         return acting(request, False, work)
 
     @app.get("/api/board/{strategy}", tags=["board"], summary="One strategy's evaluation with its breakdowns",
              response_model=Board, responses=answers(401, 403, 404, 422))
-    def api_strategy(request: Request, strategy: str, as_of: dt.date | None = None, branch: str = ""):
-        return acting(request, True, lambda w, ctx, seen: as_json(board.one(w.board(ctx, as_of, branch or None),
-                                                                             strategy)))
+    def api_strategy(request: Request, strategy: str, as_of: dt.date | None = None, branch: str = "",
+                     interim: bool = False):
+        return acting(request, True, lambda w, ctx, seen: as_json(board.one(w.board(ctx, as_of, branch or None,
+                                                                                     interim), strategy)))
 
     @app.get("/board/{strategy}", include_in_schema=False)
-    def strategy_page(request: Request, strategy: str, as_of: str = "", branch: str = ""):
+    def strategy_page(request: Request, strategy: str, as_of: str = "", branch: str = "", interim: str = ""):
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
-            doc = board.one(w.board(ctx, day(as_of), branch or None), strategy)
-            return html(w, seen, "strategy.html.j2", doc=doc, view=board.rows(doc, seen.lang), as_of=as_of)
+            doc = board.one(w.board(ctx, day(as_of), branch or None, bool(interim)), strategy)
+            return html(w, seen, "strategy.html.j2", doc=doc, view=board.rows(doc, seen.lang), as_of=as_of,
+                        branch=branch)
         return acting(request, False, work)
 
     # ------------------------------------------------------------------ the RM workbench

@@ -112,12 +112,13 @@ def register(app: Any, web: Callable[[], Any]) -> None:
     @app.get("/exports/board.xlsx", tags=["board"], summary="The strategy board as an Excel file (audited)",
              response_class=Response, responses={**xlsx, **answers(401, 403, 404, 422)})
     def export_board(request: Request, owner: str = "", objective: str = "", as_of: dt.date | None = None,
-                     branch: str = ""):
+                     branch: str = "", interim: bool = False):
         def work(w: Any, ctx: Context, seen: Visit) -> Any:
-            doc = board.narrow(w.board(ctx, as_of, branch or None), owner=owner or None, objective=objective or None)
+            doc = board.narrow(w.board(ctx, as_of, branch or None, interim), owner=owner or None,
+                               objective=objective or None)
             rows = [{k: plain(v) for k, v in r.items()} for r in board.export_rows(doc)]
             return download(*ctx.export_xlsx("board", board.BOARD_COLUMNS, rows, filters={
-                "owner": owner, "objective": objective, "as_of": as_of, "branch": branch}))
+                "owner": owner, "objective": objective, "as_of": as_of, "branch": branch, "interim": interim}))
         return acting(request, True, work)
 
     @app.get("/exports/daily-sales.xlsx", tags=["board"],
