@@ -51,6 +51,35 @@ def test_contacts_and_controls_reach_the_simulated_bank_once_each_and_advance_it
     assert contacts_table(bank).num_rows == 0                     # the inbox was filed away
 
 
+def test_a_simulator_channel_with_a_worklist_also_gives_each_rm_contact_to_the_customers_rm_once(ops_db, tmp_path):
+    """The demo's ``rm`` channel: the call reaches the simulated bank and the RM's worklist, once each (a re-run
+    and a resent batch add nothing); a contact whose customer has no RM reaches the bank and makes no task."""
+    from lifeloop.execution.channels.worklist import WorklistChannel
+    from lifeloop.store.ops import tasks as tasks_store
+
+    bank = tmp_path / "extracts"
+    sim = simulate(bank, customers=200, days=40, seed=3)
+    day = lists(sim.as_of, [f"C{i:09d}" for i in range(1, 6)], [f"C{i:09d}" for i in range(6, 8)])
+    day = day.set_column(day.column_names.index("channel"), "channel", pa.array(["rm"] * day.num_rows))
+    day = day.set_column(day.column_names.index("rm_id"), "rm_id",
+                         pa.array(["RM7", "RM7", "RM8", None, "RM7", "RM7", "RM8"], pa.string()))
+    channel = SimulatorChannel("rm", bank, tasks=WorklistChannel("rm", ops_db, due_in_days=3))
+    enqueue_lists(ops_db, day, adapters={"rm": channel})
+    enqueue_lists(ops_db, day, adapters={"rm": channel})
+    summary = drain(ops_db, {"rm": channel}, baseline={(f"C{i:09d}", "marketing", "rm"): True for i in range(1, 6)},
+                    clock=lambda: T0)
+    assert summary.sent == 5
+    table = contacts_table(bank)
+    assert table.num_rows == 7 and int(pa.compute.sum(table["treated"]).as_py()) == 5   # 5 calls, 2 controls
+    with unit_of_work(ops_db) as session:
+        seven = [r.customer_id for r in tasks_store.worklist(session, rm_id="RM7")]
+        eight = [r.customer_id for r in tasks_store.worklist(session, rm_id="RM8")]
+        assert sorted(seven) == ["C000000001", "C000000002", "C000000005"] and eight == ["C000000003"]
+        assert sum(tasks_store.open_by_rm(session).values()) == 4        # C000000004 has no RM: no task
+        due = {r.due_on for r in tasks_store.worklist(session, rm_id="RM7")}
+    assert due == {sim.as_of + dt.timedelta(days=3)}
+
+
 class Busy:
     """A provider that always answers 429 with a Retry-After of two hours."""
 

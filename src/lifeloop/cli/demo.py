@@ -48,7 +48,7 @@ channels:
   wechat: {kind: simulator, bank: extracts}
   call: {kind: simulator, bank: extracts}
   branch: {kind: simulator, bank: extracts}
-  rm: {kind: simulator, bank: extracts}
+  rm: {kind: simulator, bank: extracts, worklist_due_in_days: 3}   # the call happens, and is in the RM's worklist
 """
 
 

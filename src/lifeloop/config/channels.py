@@ -98,6 +98,9 @@ class SimulatorSettings(Strict):
 
     kind: Literal["simulator"]
     bank: str = "extracts"                        # the simulated bank's folder, relative to the workspace
+    # also a task in the customer's RM's worklist, due in this many days (as a worklist channel makes): the demo's
+    # RM calls reach the simulated bank and show in the RM's worklist on the web; null: the bank only
+    worklist_due_in_days: int | None = Field(None, ge=0, le=60)
 
 
 ChannelSettings = Annotated[WebhookSettings | FileSettings | WorklistSettings | SimulatorSettings,

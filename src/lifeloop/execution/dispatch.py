@@ -439,7 +439,9 @@ def build_adapters(config: ChannelsConfig, workspace: Path, sessions: Any,
         elif s.kind == "worklist":
             adapters[name] = WorklistChannel(name, sessions, due_in_days=s.due_in_days)
         else:
-            adapters[name] = SimulatorChannel(name, workspace / s.bank)
+            tasks = (None if s.worklist_due_in_days is None
+                     else WorklistChannel(name, sessions, due_in_days=s.worklist_due_in_days))
+            adapters[name] = SimulatorChannel(name, workspace / s.bank, tasks=tasks)
     return adapters
 
 

@@ -2,7 +2,9 @@
 
 ``send`` appends the batch to ``<bank>/_inbox/contacts.csv`` with each contact's idempotency key;
 control-group customers are queued too (``treated`` false: recorded by the bank, never contacted),
-because the simulated bank decides the control group's outcome as well. :func:`contacts_table` builds
+because the simulated bank decides the control group's outcome as well; with ``worklist_due_in_days`` each
+contact is also a task in the customer's RM's worklist (the demo's ``rm`` channel: the call happens in the
+simulated bank, and the RM sees it in the worklist). :func:`contacts_table` builds
 the table ``SimulatedBank.advance`` takes (a resend after a crash is dropped by its key), and
 :func:`lifeloop.execution.closed_loop.deliver` advances the bank one day with it and files the inbox away.
 """
@@ -25,9 +27,10 @@ class SimulatorChannel:
 
     capabilities = Capabilities(dedupes_by_key=True, wants_controls=True)
 
-    def __init__(self, name: str, bank: str | Path):
+    def __init__(self, name: str, bank: str | Path, tasks: Any = None):
         self.name = name
         self.bank = Path(bank)
+        self.tasks = tasks    # a WorklistChannel: each contact also becomes a task for the customer's RM
 
     def _append(self, rows: list[dict[str, Any]]) -> None:
         path = self.bank / INBOX
@@ -43,6 +46,8 @@ class SimulatorChannel:
     def send(self, batch: Sequence[Message]) -> list[Result]:
         """Queue treated contacts; each is delivered once the file is written."""
         self._append([_row(m, True) for m in batch])
+        if self.tasks is not None:   # the RM's record of the call (a contact without an RM gets none)
+            self.tasks.send(batch)
         return [Result.sent(m, provider_ref="simulator") for m in batch]
 
     def record_controls(self, controls: Sequence[Message]) -> None:
