@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -1159,10 +1160,7 @@ class Context:
         stream = event_sources.JsonLinesSource(path, name=source)
         decider = self.decider(clock=clock, adapters=adapters)
         summary = realtime_decide.DecisionSummary()
-
-        def decide() -> None:
-            decider.run_until_idle(summary=summary)
-
+        decide = functools.partial(decider.run_until_idle, summary=summary)   # after each stored batch
         try:
             pumped = event_sources.pump(stream, lambda raws: self.accept_events(raws, source=source, where=path.name),
                                         decide, batch=batch)
@@ -1191,10 +1189,7 @@ class Context:
         summary = realtime_decide.DecisionSummary()
         total = event_sources.Pumped()
         where = f"kafka source {source}"
-
-        def decide() -> None:
-            decider.run_until_idle(summary=summary)
-
+        decide = functools.partial(decider.run_until_idle, summary=summary)   # after each stored batch
         idle = 0
         unassigned = time.monotonic() + JOIN_WAIT
         try:

@@ -204,14 +204,21 @@ def register(app: Any, web: Callable[[], Any]) -> None:
         set_cookie(response, request, SESSION_COOKIE, sign(w.secret, session_id))
         return response
 
-    @app.get(oidc.PENDING_PATH, include_in_schema=False)
-    async def sign_on(request: Request):
-        """Single sign-on, first half: to the bank's identity provider with a state, a nonce and PKCE."""
+    async def single_sign_on(request: Request) -> tuple[Any, Any, Any, Any]:
+        """(web, provider, visit, refusal): both halves of single sign-on answer "not found" without a provider."""
         w = web()
         provider = w.provider()
         seen = await run_in_threadpool(visit, w, request)
-        if provider is None:
-            return refusal(w, seen, NotFoundError("single sign-on is not configured"), api=False)
+        missing = (refusal(w, seen, NotFoundError("single sign-on is not configured"), api=False)
+                   if provider is None else None)
+        return w, provider, seen, missing
+
+    @app.get(oidc.PENDING_PATH, include_in_schema=False)
+    async def sign_on(request: Request):
+        """Single sign-on, first half: to the bank's identity provider with a state, a nonce and PKCE."""
+        w, provider, seen, missing = await single_sign_on(request)
+        if missing is not None:
+            return missing
         redirect_uri = provider.settings.redirect_uri or str(request.base_url).rstrip("/") + oidc.CALLBACK
         try:
             url, pending = await run_in_threadpool(provider.start, redirect_uri, w.ctx.clock().timestamp())
@@ -225,11 +232,9 @@ def register(app: Any, web: Callable[[], Any]) -> None:
     @app.get(oidc.CALLBACK, include_in_schema=False)
     async def sign_on_callback(request: Request):
         """Single sign-on, second half: the provider's code for an ID token, checked; a session for a known user."""
-        w = web()
-        provider = w.provider()
-        seen = await run_in_threadpool(visit, w, request)
-        if provider is None:
-            return refusal(w, seen, NotFoundError("single sign-on is not configured"), api=False)
+        w, provider, seen, missing = await single_sign_on(request)
+        if missing is not None:
+            return missing
         now = w.ctx.clock().timestamp()
         pending = oidc.read_pending(w.secret, request.cookies.get(oidc.PENDING_COOKIE), now)
         params = {k: v[:2048] for k, v in request.query_params.items()}
