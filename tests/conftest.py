@@ -12,6 +12,7 @@ import pytest
 # files to the two workers in collection order, so the long ones start at once, on different workers, and the
 # many short ones fill in behind them instead of one long file running alone at the end. The two truth files
 # come first so that the workers get one each and split its 20 branches (tests/integration/review_truth.py).
+# (pyproject.toml sets --no-loadscope-reorder: else xdist orders files by their number of tests.)
 LONGEST_FIRST = (
     "tests/integration/test_review_against_truth.py",
     "tests/integration/test_review_against_truth_branches.py",
