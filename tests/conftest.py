@@ -1,4 +1,4 @@
-"""Shared fixtures: one Spark session for the whole run (starting a JVM costs seconds)."""
+"""Shared fixtures: one Spark session for the whole run (starting a JVM costs seconds); the run's order."""
 
 from __future__ import annotations
 
@@ -7,6 +7,36 @@ import shutil
 import sys
 
 import pytest
+
+# The longest files first (docs/performance.md, "Test suite"): `make test` runs `--dist loadfile`, which hands
+# files to the two workers in collection order, so the long ones start at once, on different workers, and the
+# many short ones fill in behind them instead of one long file running alone at the end. The two truth files
+# come first so that the workers get one each and split its 20 branches (tests/integration/review_truth.py).
+# (pyproject.toml sets --no-loadscope-reorder: else xdist orders files by their number of tests.)
+LONGEST_FIRST = (
+    "tests/integration/test_review_against_truth.py",
+    "tests/integration/test_review_against_truth_branches.py",
+    "tests/integration/test_realtime_kafka.py",
+    "tests/integration/test_web_schemathesis.py",
+    "tests/integration/test_dispatch_chaos.py",
+    "tests/integration/test_learning_from_review.py",
+    "tests/integration/test_demo_board.py",
+    "tests/integration/test_cells_loop.py",
+    "tests/integration/test_web_access.py",
+    "tests/e2e/test_consent_cli.py",
+    "tests/integration/test_uplift_simulated_bank.py",
+    "tests/integration/test_realtime_review.py",
+    "tests/integration/test_models_plugin.py",
+    "tests/integration/test_models_simulated_bank.py",
+    "tests/integration/test_selection_cells_loop.py",
+    "tests/integration/test_clv_simulated_bank.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the files of LONGEST_FIRST first, in that order; every other test keeps its place (a stable sort)."""
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import subprocess
-import sys
 
 from lifeloop.context import Context
 from lifeloop.data.access import Principal
 from lifeloop.store.ops import audit
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.workspace import init_workspace
+from tests.cli_runner import lifeloop
 
-LIFELOOP = [sys.executable, "-m", "lifeloop.cli"]
 OLD = dt.datetime(2024, 1, 10, 8, 0, tzinfo=dt.UTC)
 
 
-def run(ws, *args):
-    return subprocess.run([*LIFELOOP, "--workspace", str(ws), *args], capture_output=True, text=True, timeout=120)
+def run(ws, *args, process=False):
+    """The command in this process (tests/cli_runner.py); ``process=True``: in its own, as a user runs it."""
+    return lifeloop("--workspace", str(ws), *args, process=process)
 
 
 def workspace_with_entries(tmp_path):
@@ -42,7 +41,7 @@ def test_verify_exits_1_naming_the_entry_whose_reason_was_rewritten_with_the_tri
     with sqlite3.connect(ws / "ops.db") as db:
         db.execute("DROP TRIGGER audit_log_no_update")
         db.execute("UPDATE audit_log SET reason = 'nothing happened' WHERE id = 2")
-    result = run(ws, "audit", "verify")
+    result = run(ws, "audit", "verify", process=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "the audit log does not verify: entry 2: its content does not match its hash" in result.stderr
 

@@ -1,18 +1,16 @@
 """``lifeloop check``: every problem on its own line with a fix, warnings after, exit 1 on errors."""
 
-import subprocess
-import sys
-
-LIFELOOP = [sys.executable, "-m", "lifeloop.cli"]
+from tests.cli_runner import lifeloop
 
 
-def run(*args):
-    return subprocess.run([*LIFELOOP, *args], capture_output=True, text=True, timeout=120)
+def run(*args, process=False):
+    """The command in this process (tests/cli_runner.py); ``process=True``: in its own, as a user runs it."""
+    return lifeloop(*args, process=process)
 
 
 def test_check_of_a_fresh_workspace_exits_0_with_a_one_line_summary(tmp_path):
-    assert run("init", str(tmp_path / "ws")).returncode == 0
-    result = run("--workspace", str(tmp_path / "ws"), "check")
+    assert run("init", str(tmp_path / "ws"), process=True).returncode == 0
+    result = run("--workspace", str(tmp_path / "ws"), "check", process=True)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "Configuration OK: 0 error(s), 0 warning(s) in 8 configuration file(s)\n"
 

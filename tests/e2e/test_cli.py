@@ -57,3 +57,18 @@ def test_a_typo_in_lifeloop_yaml_names_the_line(tmp_path):
     path.write_text(path.read_text().replace("engine: duckdb", "engin: duckdb"))
     result = run("-w", str(ws), "run", "--as-of", "2024-01-31")
     assert result.returncode == 1 and "lifeloop.yaml:" in result.stderr and "did you mean 'engine'" in result.stderr
+
+
+def test_the_in_process_runner_of_the_tests_answers_as_the_command_does(tmp_path):
+    """tests/cli_runner.py runs main() in the test's process for most CLI tests: the same exit codes, stdout and
+    stderr as the real command, for a success, a user mistake (exit 1), a usage error (exit 2) and a refusal."""
+    from tests.cli_runner import lifeloop
+
+    ws = tmp_path / "bank"
+    assert run("init", str(ws)).returncode == 0
+    cases = [("-w", str(ws), "check"), ("-w", str(ws), "run", "--as-of", "2024-13-01"),
+             ("-w", str(ws), "run", "--no-such-option"), ("init", str(ws))]
+    for args in cases:
+        real, here = lifeloop(*args, process=True), lifeloop(*args)
+        assert (here.returncode, here.stdout, here.stderr) == (real.returncode, real.stdout, real.stderr), args
+    assert [lifeloop(*a).returncode for a in cases] == [0, 1, 2, 1]

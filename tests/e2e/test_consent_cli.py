@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -16,6 +14,7 @@ from lifeloop.execution.dispatch import enqueue_lists
 from lifeloop.store.ops.approvals import Rules
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import AuditEntry, Dispatch
+from tests.cli_runner import lifeloop
 
 D = dt.date(2026, 3, 2)
 
@@ -31,17 +30,17 @@ def new_workspace(ws):
     return ws
 
 
-def run(ws, *args, operator="alice"):
+def run(ws, *args, operator="alice", process=False):
+    """The command as ``operator``: in this process (tests/cli_runner.py), or in its own with ``process=True``."""
     env = {**os.environ, "LIFELOOP_USER": operator, "LIFELOOP_TOKEN": TOKENS[operator], "LIFELOOP_WORKSPACE": str(ws)}
     env.pop("LIFELOOP_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "lifeloop.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return lifeloop(*args, env=env, process=process)
 
 
 def test_withdraw_then_show_through_the_command_line_is_audited_as_the_operator(tmp_path):
     ws = new_workspace(tmp_path / "bank")
     done = run(ws, "consent", "withdraw", "C000000001", "--channel", "all", "--purpose", "marketing",
-               "--source", "customer", "--reason", "asked on the phone", operator="agent7")
+               "--source", "customer", "--reason", "asked on the phone", operator="agent7", process=True)
     assert done.returncode == 0, done.stderr
     assert "marketing consent withdrawn for every channel" in done.stdout and "agent7" in done.stdout
     shown = run(ws, "consent", "show", "C000000001", "--json")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -20,15 +18,16 @@ from typer.testing import CliRunner
 
 from lifeloop.cli.app import app
 from lifeloop.store.lake import Lake
+from tests.cli_runner import lifeloop
 from tests.fixtures.outcomes_tables import flags, rows, table
 
-LIFELOOP = [sys.executable, "-m", "lifeloop.cli"]
 AS_OF = dt.date(2024, 6, 30)
 
 
-def run(*args, cwd=None):
-    """The real command in its own process: what a user sees on stderr when something is wrong."""
-    return subprocess.run([*LIFELOOP, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+def run(*args, cwd=None, process=False):
+    """What a user sees on stderr when something is wrong: main() in this process (tests/cli_runner.py), or with
+    ``process=True`` the real command in its own."""
+    return lifeloop(*args, cwd=cwd, process=process)
 
 
 def invoke(*args):
@@ -94,7 +93,7 @@ def test_one_strategy_asked_for_shows_every_outcome_and_its_breakdowns(workspace
 
 
 def test_an_unknown_strategy_is_an_error_with_a_did_you_mean(workspace):
-    result = run("-w", str(workspace), "evaluate", "honeymoon_welcom")
+    result = run("-w", str(workspace), "evaluate", "honeymoon_welcom", process=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "did you mean 'honeymoon_welcome'" in result.stderr
 

@@ -4,8 +4,6 @@ value stays readable, the run ids stay, and it is audited; re-encryption encrypt
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -15,13 +13,13 @@ from lifeloop.store.keys import version_of
 from lifeloop.store.lake_crypto import encrypted_columns
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import AuditEntry, Lead
+from tests.cli_runner import lifeloop
 from tests.factories import BANK_AS_OF, write_canonical
 
-LIFELOOP = [sys.executable, "-m", "lifeloop.cli"]
 
-
-def run(ws, *args):
-    return subprocess.run([*LIFELOOP, "--workspace", str(ws), *args], capture_output=True, text=True, timeout=300)
+def run(ws, *args, process=False):
+    """The command in this process (tests/cli_runner.py); ``process=True``: in its own, as a user runs it."""
+    return lifeloop("--workspace", str(ws), *args, process=process, timeout=300)
 
 
 def test_rotation_rewraps_rewrites_the_lake_keeps_run_ids_and_is_audited(tmp_path):
@@ -33,7 +31,7 @@ def test_rotation_rewraps_rewrites_the_lake_keeps_run_ids_and_is_audited(tmp_pat
         before = ctx.lake.manifest("bank", BANK_AS_OF)
         customers = ctx.lake.read_table(ctx.lake.snapshot_dir("bank", BANK_AS_OF) / "customers.parquet")
         hashed = ctx.keys.keyed_hash("suppression.mobile", "13912345678")
-    done = run(ws, "keys", "rotate", "--reason", "yearly rotation")
+    done = run(ws, "keys", "rotate", "--reason", "yearly rotation", process=True)
     assert done.returncode == 0, done.stderr
     assert "master key version 2 is current" in done.stdout and "rewrote 6 lake file(s)" in done.stdout
     key_file = json.loads((ws / "keys" / "lifeloop.keys").read_text())

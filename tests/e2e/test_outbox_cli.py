@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 
 import sqlalchemy as sa
 
@@ -13,13 +11,14 @@ from lifeloop.store.ops import audit, contacts
 from lifeloop.store.ops.contacts import NewContact
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import Dispatch
+from tests.cli_runner import lifeloop
 
-LIFELOOP = [sys.executable, "-m", "lifeloop.cli"]
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
-def run(*args):
-    return subprocess.run([*LIFELOOP, *args], capture_output=True, text=True, timeout=120)
+def run(*args, process=False):
+    """The command in this process (tests/cli_runner.py); ``process=True``: in its own, as a user runs it."""
+    return lifeloop(*args, process=process)
 
 
 def workspace_with_unknown_contacts(tmp_path):
@@ -44,7 +43,7 @@ def rows(ws):
 
 def test_an_operator_lists_unknown_contacts_and_resolves_one_as_sent_with_an_audited_reason(tmp_path):
     ws, keys = workspace_with_unknown_contacts(tmp_path)
-    listed = run("-w", str(ws), "outbox", "unknown")
+    listed = run("-w", str(ws), "outbox", "unknown", process=True)
     assert listed.returncode == 0, listed.stderr
     assert "2 contacts of unknown outcome" in listed.stdout and keys["C0"] in listed.stdout
     assert "ReadTimeout after the request was written" in listed.stdout and "d " in listed.stdout  # age in days

@@ -17,7 +17,7 @@ import shutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from review_truth import _link_parquet, base_workspace, true_uplift
+from review_truth import TRUTH_CUSTOMERS, _link_parquet, shared_base, true_uplift
 
 from lifeloop.context import Context
 from lifeloop.data.simulator import SimulatedBank
@@ -43,8 +43,9 @@ def _wrong_prior(text: str) -> str:
     return text[:start] + block + text[end:]
 
 
-def test_after_a_few_weeks_the_value_used_moves_from_a_wrong_prior_toward_the_true_uplift(tmp_path):
-    base, as_of = base_workspace(tmp_path / "base", 8000)
+def test_after_a_few_weeks_the_value_used_moves_from_a_wrong_prior_toward_the_true_uplift(tmp_path, tmp_path_factory):
+    # the truth test's 8,000-customer bank, built once per run (read-only here: copied, Parquet hard-linked)
+    base, as_of = shared_base(tmp_path_factory, TRUTH_CUSTOMERS)
     dest = tmp_path / "learn"
     shutil.copytree(base, dest, copy_function=_link_parquet)
     strategies = dest / "config" / "strategies.yaml"

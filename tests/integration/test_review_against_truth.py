@@ -21,71 +21,30 @@ offer has no downstream effect, so its truth (0) is exact for every outcome.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from review_truth import base_workspace, branch, comparison, true_uplift
+from review_truth import TRUTH_CUSTOMERS, TRUTH_SEEDS, branch, shared_base, truth_branches
 
 pytestmark = pytest.mark.slow
 
-SEEDS = range(1, 21)
-CUSTOMERS = 8000
-ENTRY_DAYS = 3
-OBSERVE = 15
-HOLDOUT = 0.5
-INFLOW_OFFERS = ("REACTIVATE_GIFT", "BIRTHDAY_CARE")  # the simulator answers them with money in, not a product
+SEEDS = TRUTH_SEEDS          # 20 branches (review_truth: 8,000 customers, 3 days of entries, 15 more, 50% control)
 NO_EXACT_TRUTH = ("dormant_reactivation",)  # see the module doc
 ZERO_UPLIFT = "birthday_care"
 
 
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
-    root = tmp_path_factory.mktemp("truth") / "base"
-    return base_workspace(root, CUSTOMERS)
-
-
-def one_branch(base: str, dest: str, seed: int, as_of: dt.date) -> dict:
-    """Run in a worker process: the branch, then per strategy the interval and the truth it should cover."""
-    r = branch(Path(base), Path(dest), seed, as_of, OBSERVE, entry_days=ENTRY_DAYS, holdout=HOLDOUT)
-    conversions = true_uplift(r["outcomes"], r["effects"])
-    money = true_uplift(r["outcomes"], r["effects"], money=True)
-    found = {}
-    for s in r["doc"]["strategies"]:
-        inflow = s["offer"] in INFLOW_OFFERS
-        outcome = "inflow" if inflow else "purchased"
-        c = comparison(r["doc"], s["strategy"], outcome)
-        truth = (money if inflow else conversions).get(s["strategy"])
-        if c is None or truth is None:
-            continue
-        found[s["strategy"]] = {"outcome": outcome, "truth": truth, "uplift": c["uplift"], "ci_low": c["ci_low"],
-                                "ci_high": c["ci_high"], "significant": c["significant"],
-                                "headline_significant": s["headline"]["significant"],
-                                "treated": s["entries"]["treated"], "control": s["entries"]["control"]}
-    return found
+    return shared_base(tmp_path_factory, TRUTH_CUSTOMERS)
 
 
 @pytest.fixture(scope="module")
-def branches(bank, tmp_path_factory, monkeypatch_module):
-    base, as_of = bank
-    here = str(Path(__file__).parent)
-    monkeypatch_module.setenv("PYTHONPATH", os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
-    out = tmp_path_factory.mktemp("branches")
-    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(one_branch, str(base), str(out / f"seed{s}"), s, as_of) for s in SEEDS]
-        return [f.result() for f in futures]
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
+def branches(tmp_path_factory):
+    """The 20 branches, computed once per run and shared with test_review_against_truth_branches.py (which
+    the other xdist worker runs at the same time: each computes about half of them)."""
+    return truth_branches(tmp_path_factory)
 
 
 def test_the_95_percent_intervals_cover_the_true_uplift_in_17_of_20_branches(branches):
