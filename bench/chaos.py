@@ -199,6 +199,7 @@ def drain_main(argv: list[str]) -> int:
     factory = session_factory(url)
     ch = channel(gateway, None if status == "-" else status)
     print("ready", flush=True)
+    sys.stdin.readline()   # "go": the run starts every dispatcher of a round at once, once all are ready
     try:
         summary = drain(factory, {"sms": ch}, baseline=baseline(int(n)), batch_size=int(batch),
                         clock=lambda: at + dt.timedelta(seconds=time.monotonic() - start))
@@ -242,7 +243,20 @@ def spawn(url: str, gateway: Gateway, lookup: bool, n: int, round_no: int, batch
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     return subprocess.Popen([sys.executable, __file__, "--drain", url, gateway.url,
                              gateway.status_url if lookup else "-", str(n), str(round_no), str(batch)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+
+def go(procs: list[subprocess.Popen]) -> None:
+    """Let ready dispatchers start draining, together: without it the first of a pair drained while the second
+    was still starting (seconds on a busy machine), so the kills came late and the outbox could empty before
+    the crashes asked for had been injected."""
+    for p in procs:
+        if p.poll() is None and p.stdin is not None:
+            try:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            except OSError:   # it died on its own: its outcome says so
+                pass
 
 
 def wait_ready(proc: subprocess.Popen, timeout: float = 60) -> bool:
@@ -288,6 +302,7 @@ def run(url: str, *, n: int = 1000, crashes: int = 20, lookup: bool = True, seed
             pair = round_no % 3 == 0
             procs = [spawn(url, gateway, lookup, n, round_no, batch) for _ in range(2 if pair else 1)]
             ready = [wait_ready(p) for p in procs]
+            go(procs)
             order = rng.sample(range(len(procs)), len(procs))   # with two, both are stopped, one after the other
             for i, victim in enumerate(order):
                 time.sleep(rng.uniform(0.05, 0.6))

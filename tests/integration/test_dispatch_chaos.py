@@ -77,6 +77,7 @@ def test_a_killed_dispatchers_claims_are_picked_up_at_once_and_the_next_dispatch
     try:
         proc = chaos.spawn(database_url, gateway, False, n, 1, 10)
         assert chaos.wait_ready(proc)
+        chaos.go([proc])
         deadline = dt.datetime.now() + dt.timedelta(seconds=30)
         while not gateway.delivered and dt.datetime.now() < deadline:   # the first request is in flight
             threading.Event().wait(0.02)
