@@ -11,8 +11,6 @@ except the ID number; head office masked.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +28,6 @@ from lifeloop.store.paths import inside, safe_part
 COLUMNS = ("task_id", "customer_id", "name", "mobile", "strategy", "wave", "title", "priority", "due_on", "status",
            "script")
 
-_lock = threading.Lock()
-_files: dict[tuple[str, str], tuple[tuple[int, int, int], Any]] = {}   # (what, path) -> (file's stat, what it says)
-
-
-def _of_file(what: str, path: Path, load: Callable[[], Any]) -> Any:
-    """What ``load`` reads from a bank file (its column names, the RM ids), read again when the file changes (a new
-    batch is a new file: its inode, size or modification time differ). Nothing of a customer is kept here."""
-    st = path.stat()
-    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-    with _lock:
-        hit = _files.get((what, str(path)))
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    value = load()
-    with _lock:
-        if len(_files) > 256:
-            _files.clear()   # files of batches long replaced (or of other workspaces in this process)
-        _files[(what, str(path))] = (stamp, value)
-    return value
-
-
 def current_owners(lake: Any, as_of: dt.date | None = None, rm_id: str | None = None) -> dict[str, dict[str, Any]]:
     """customer_id -> {rm_id, name, mobile} from the bank's customers extract as of a date (default: latest).
 
@@ -67,7 +44,7 @@ def current_owners(lake: Any, as_of: dt.date | None = None, rm_id: str | None = 
     files = lake.bank_files(as_of).get("customers")
     if not files:
         return {}
-    names = _of_file("columns", files[0], lambda: pq.read_schema(files[0]).names)
+    names = customer_index.of_file("columns", files[0], lambda: pq.read_schema(files[0]).names)
     cols = [c for c in ("customer_id", "rm_id", "name", "mobile") if c in names]
     if rm_id is not None:
         book = customer_index.book_rows(lake, as_of, rm_id, cols)
@@ -86,7 +63,9 @@ def known_rms(lake: Any, as_of: dt.date | None = None) -> list[str]:
     files = lake.bank_files(as_of).get("relationship_managers") if as_of else None
     if not files:
         return []
-    return list(_of_file("rm_ids", files[0], lambda: pq.read_table(files[0], columns=["rm_id"])["rm_id"].to_pylist()))
+    ids = customer_index.of_file("rm_ids", files[0],
+                                 lambda: pq.read_table(files[0], columns=["rm_id"])["rm_id"].to_pylist())
+    return list(ids)
 
 
 def worklist(sessions: Any, rm_id: str, *, lake: Any = None, as_of: dt.date | None = None,

@@ -206,8 +206,11 @@ def usable(lake: Lake, as_of: dt.date) -> Path | None:
     return folder if complete and body.get("bank") == bank_runs(lake, as_of) else None
 
 
-def _cached(what: str, path: Path, load: Any) -> Any:
-    key = (what, str(path), path.stat().st_mtime_ns)
+def of_file(what: str, path: Path, load: Any) -> Any:
+    """What ``load`` reads from ``path`` (kept per process as ``what``), read again when the file changes: a new
+    batch is a new file, its inode, size or modification time differ. Keep nothing of a customer here."""
+    st = path.stat()
+    key = (what, str(path), (st.st_ino, st.st_size, st.st_mtime_ns))
     with _lock:
         hit = _cache.get(key)
     if hit is None:
@@ -225,7 +228,7 @@ def _offsets(folder: Path) -> tuple[list[str], Any]:
     def load() -> tuple[list[str], Any]:
         table = pq.read_table(folder / "offsets.parquet")
         return table["customer_id"].to_pylist(), table
-    return _cached("offsets", folder / "offsets.parquet", load)
+    return of_file("offsets", folder / "offsets.parquet", load)
 
 
 def _file(lake: Lake, path: Path) -> tuple[Any, list[int], threading.Lock]:
@@ -241,7 +244,7 @@ def _file(lake: Lake, path: Path) -> tuple[Any, list[int], threading.Lock]:
             starts.append(n)
             n += reader.metadata.row_group(k).num_rows
         return reader, starts, threading.Lock()
-    return _cached("file", path, load)
+    return of_file("file", path, load)
 
 
 def read_rows(lake: Lake, path: Path, start: int, end: int, columns: list[str] | None = None) -> pa.Table:
@@ -269,7 +272,7 @@ def customer_rows(lake: Lake, as_of: dt.date, customer_id: str) -> dict[str, pa.
     row = offsets.slice(i, 1).to_pylist()[0]
     products = folder / "products.parquet"
     out = {"customers": read_rows(lake, folder / "customers.parquet", row["customer_row"], row["customer_row"] + 1),
-           "products": _cached("products", products, lambda: lake.read_table(products))}
+           "products": of_file("products", products, lambda: lake.read_table(products))}
     for fact in FACTS:
         out[fact] = read_rows(lake, folder / f"{fact}.parquet", row[f"{fact}_start"], row[f"{fact}_end"])
     return out
@@ -282,7 +285,7 @@ def book_rows(lake: Lake, as_of: dt.date, rm_id: str, columns: list[str]) -> pa.
     folder = usable(lake, as_of)
     if folder is None:
         return None
-    spans = _cached("rms", folder / "rm_offsets.parquet",
+    spans = of_file("rms", folder / "rm_offsets.parquet",
                     lambda: {r["rm_id"]: (r["start"], r["end"]) for r in
                              pq.read_table(folder / "rm_offsets.parquet").to_pylist()})
     start, end = spans.get(rm_id, (0, 0))
