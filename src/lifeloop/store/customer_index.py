@@ -51,7 +51,7 @@ ORDER = {"transactions": ("customer_id", "txn_date", "transaction_id"),
          "holdings": ("customer_id", "account_id", "snapshot_date")}
 
 _lock = threading.Lock()
-_cache: dict[Any, Any] = {}   # (what, path, mtime) -> offsets tables and file footers, shared by requests
+_cache: dict[Any, Any] = {}   # (what, path, (inode, size, mtime)) -> offsets tables and file footers, shared by requests
 
 
 def _col(name: str, table: str | None = None) -> exp.Column:
@@ -123,14 +123,8 @@ def bank_runs(lake: Lake, as_of: dt.date) -> dict[str, str]:
     for d in lake.dates(BANK):
         if d <= as_of:
             path = lake.snapshot_dir(BANK, d) / MANIFEST
-            key = ("run", str(path), path.stat().st_mtime_ns)
-            with _lock:
-                run = _cache.get(key)
-            if run is None:
-                run = json.loads(path.read_text(encoding="utf-8")).get("run_id", "")
-                with _lock:
-                    _cache[key] = run
-            out[d.isoformat()] = run
+            out[d.isoformat()] = of_file("run", path,
+                                         lambda p=path: json.loads(p.read_text(encoding="utf-8")).get("run_id", ""))
     return out
 
 
@@ -194,13 +188,7 @@ def usable(lake: Lake, as_of: dt.date) -> Path | None:
         return None
     folder = lake.snapshot_dir(AREA, as_of)
     manifest = folder / MANIFEST
-    key = ("manifest", str(manifest), manifest.stat().st_mtime_ns)
-    with _lock:
-        body = _cache.get(key)
-    if body is None:
-        body = json.loads(manifest.read_text(encoding="utf-8"))
-        with _lock:
-            _cache[key] = body
+    body = of_file("manifest", manifest, lambda: json.loads(manifest.read_text(encoding="utf-8")))
     # an index of an older layout (a file missing) is not used either: the next ingest rebuilds it
     complete = set(FILES) <= set(body.get("files") or {})
     return folder if complete and body.get("bank") == bank_runs(lake, as_of) else None
