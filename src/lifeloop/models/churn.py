@@ -89,15 +89,19 @@ class ChurnScorecard(Model):
 
     def _logistic(self, D: np.ndarray, y: np.ndarray) -> Any:
         from sklearn.linear_model import LogisticRegression
-        from threadpoolctl import threadpool_limits
 
-        # one BLAS thread: the design is small (customers x bins) and OpenBLAS's threads spin against DuckDB's
-        # and other processes' on a busy machine (5x slower measured at load 8; same coefficients)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return LogisticRegression(C=self.spec.regularisation, max_iter=5000, tol=1e-10).fit(D, y)
+        return LogisticRegression(C=self.spec.regularisation, max_iter=5000, tol=1e-10).fit(D, y)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> ChurnScorecard:
         """Bins from the training data, a ridge logistic fit, then Platt scaling on out-of-fold log-odds."""
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread for the whole fit: the design is small (customers x bins) and OpenBLAS's threads spin
+        # against DuckDB's and other processes' on a busy machine (5x slower measured at load 8; same coefficients)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X, y)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> ChurnScorecard:
         import numpy as np
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
@@ -111,7 +115,7 @@ class ChurnScorecard(Model):
         folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=self.spec.seed)
         for train, test in folds.split(D, y):
             oof[test] = self._logistic(D[train], y[train]).decision_function(D[test])
-        platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof.reshape(-1, 1), y)   # one column: no BLAS to speak of
+        platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof.reshape(-1, 1), y)
         a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
         raw = self._logistic(D, y)
         w = a * raw.coef_[0]
