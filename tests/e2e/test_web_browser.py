@@ -162,6 +162,21 @@ def test_sign_in_board_drill_down_and_the_rm_form_in_a_real_browser(browser, ser
     browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
     WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr[data-strategy]")) == 1)
     assert "owner=" in browser.current_url and len(browser.find_elements(By.TAG_NAME, "main")) == 1
+    # the interim choice: ticked, the board says the windows are still running, and the drill-down and the Excel
+    # export carry it; the control fits a phone's width
+    browser.get(origin + "/board")
+    assert not browser.find_elements(By.ID, "interim-note")
+    browser.find_element(By.ID, "filter-interim").click()
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "interim-note"))
+    assert "interim=1" in browser.current_url and browser.find_element(By.ID, "filter-interim").is_selected()
+    assert "interim=true" in browser.find_element(By.ID, "export-board").get_attribute("href")
+    assert "interim=1" in browser.find_element(
+        By.CSS_SELECTOR, "tr[data-strategy=maturity_reinvestment] a.drill").get_attribute("href")
+    browser.set_window_size(390, 844)
+    assert browser.find_element(By.ID, "filter-interim").is_displayed()
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    browser.set_window_size(1280, 900)
     browser.get(origin + "/board")
     board = browser.find_element(By.ID, "strategy-board")
     go(browser, board.find_element(By.CSS_SELECTOR, "tr[data-strategy=maturity_reinvestment] a.drill"))
