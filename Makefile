@@ -1,6 +1,6 @@
 # Two set-up commands: `make demo` and `make test`. Both install into .venv first.
 # `make validate`: the tests marked `validate` (simulated banks living for weeks, real brokers and crashes at
-# scale; docs/performance.md "Test suite"), which `make test` leaves out; CI (.ci/run) runs both.
+# scale, 1,000+ generated requests; docs/performance.md "Test suite"), which `make test` leaves out; CI (.ci/run) runs both.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
