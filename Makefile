@@ -1,10 +1,12 @@
 # Two set-up commands: `make demo` and `make test`. Both install into .venv first.
+# `make validate`: the tests marked `validate` (simulated banks living for weeks, real brokers and crashes at
+# scale, 1,000+ generated requests; docs/performance.md "Test suite"), which `make test` leaves out; CI (.ci/run) runs both.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench clean i18n
+.PHONY: install demo test validate test-fast lint bench clean i18n
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +21,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not validate"
+
+validate: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m validate
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not spark"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not spark and not validate"
 
 # the web app's message catalogues (docs/web.md): extract msgids, merge them into zh_CN and en, compile the .mo files
 WEB := src/lifeloop/web

@@ -27,7 +27,8 @@ from lifeloop.data.simulator import SimulatedBank  # noqa: E402
 from lifeloop.execution.closed_loop import run_loop  # noqa: E402
 from lifeloop.store.ops.models import Dispatch  # noqa: E402
 
-pytestmark = pytest.mark.slow   # about 40 s: a 2,000-customer bank lives 14 days of the loop
+# `make validate`: 45-80 s of setup, a 2,000-customer bank lives 14 days of the loop
+pytestmark = [pytest.mark.slow, pytest.mark.validate]
 
 STRATEGY = "dormant_reactivation"
 CALL_AFTER = 14

@@ -23,7 +23,7 @@ from lifeloop.data.simulator.response import load_truth
 from lifeloop.execution.closed_loop import run_loop
 from lifeloop.review import simulator_truth
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.validate]   # `make validate`: 10,000 customers, 30 looped days
 
 CUSTOMERS, ENTRY_DAYS, OBSERVE, HOLDOUT, SEED = 10_000, 6, 24, 0.5, 7
 WORKS, ZERO = "dormant_reactivation", "birthday_care"

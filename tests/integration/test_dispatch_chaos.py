@@ -59,7 +59,9 @@ def test_without_a_status_look_up_unknown_outcomes_are_held_with_their_reason_ne
 # The full-size run on PostgreSQL only, where two dispatchers' claims really race (row locks); SQLite's crash,
 # claim and recovery paths are run by the two tests above on both databases, and `bench/chaos.py` runs this
 # size on SQLite (its default). One database here saves a minute of the suite (docs/performance.md).
+# `make validate` (docs/performance.md "Test suite"): the crash tests above and below stay in `make test`.
 @pytest.mark.slow
+@pytest.mark.validate
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_thousand_contacts_and_twenty_crashes_deliver_nothing_twice_and_lose_nothing(database_url, tmp_path):
     n = 1000

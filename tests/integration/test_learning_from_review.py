@@ -23,7 +23,7 @@ from lifeloop.context import Context
 from lifeloop.data.simulator import SimulatedBank
 from lifeloop.execution.closed_loop import run_loop
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.validate]   # `make validate`: the 8,000-customer bank lives 30 days
 
 STRATEGY = "payroll_salary_day"
 WRONG_PRIOR = 0.30

@@ -27,6 +27,10 @@ pytestmark = pytest.mark.slow   # a consumer group's first join takes seconds
 # database. One database saves a minute and a half of the suite's waiting for consumer groups.
 ONE_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
+# The tests on a broker wait on consumer groups (about a minute each): `make validate`, not `make test`
+# (docs/performance.md "Test suite"). The settings check at the end needs no broker and stays in `make test`.
+BROKER = pytest.mark.validate
+
 
 class Crash(Exception):
     pass
@@ -85,6 +89,7 @@ def count(ctx, model) -> int:
         return s.scalar(sa.select(sa.func.count()).select_from(model))
 
 
+@BROKER
 @ONE_DATABASE
 def test_kafka_events_are_stored_decided_and_committed_only_after_the_decision(tmp_path, database_url, monkeypatch,
                                                                                 kafka_cluster):
@@ -120,6 +125,7 @@ def test_kafka_events_are_stored_decided_and_committed_only_after_the_decision(t
     ctx.close()
 
 
+@BROKER
 @ONE_DATABASE
 def test_a_crash_between_the_decision_and_the_commit_re_delivers_and_changes_nothing(tmp_path, database_url,
                                                                                      monkeypatch, kafka_cluster):
@@ -152,6 +158,7 @@ def test_a_crash_between_the_decision_and_the_commit_re_delivers_and_changes_not
     ctx.close()
 
 
+@BROKER
 @ONE_DATABASE
 def test_a_bad_message_is_named_in_the_audit_log_not_stored_and_does_not_block_its_partition(
         tmp_path, database_url, monkeypatch, kafka_cluster):

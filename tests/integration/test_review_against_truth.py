@@ -28,7 +28,7 @@ import pyarrow as pa
 import pytest
 from review_truth import TRUTH_CUSTOMERS, TRUTH_SEEDS, branch, shared_base, truth_branches
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.validate]   # `make validate`: the bank lives weeks in 20 branches
 
 SEEDS = TRUTH_SEEDS          # 20 branches (review_truth: 8,000 customers, 3 days of entries, 15 more, 50% control)
 NO_EXACT_TRUTH = ("dormant_reactivation",)  # see the module doc

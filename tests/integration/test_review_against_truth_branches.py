@@ -18,7 +18,7 @@ import math
 import pytest
 from review_truth import TRUTH_HOLDOUT, TRUTH_SEEDS, truth_branches
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.validate]   # `make validate`: the truth test's other 10 branches
 
 
 def test_every_branch_reviews_both_arms_and_keeps_the_planned_control_share(tmp_path_factory):

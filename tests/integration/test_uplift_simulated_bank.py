@@ -37,7 +37,8 @@ from lifeloop.execution.closed_loop import run_loop  # noqa: E402
 from lifeloop.models import registry  # noqa: E402
 from lifeloop.models.labels import matrix  # noqa: E402
 
-pytestmark = pytest.mark.slow   # about 3 minutes on a busy 2-core machine
+# `make validate`: about 3 minutes on a busy 2-core machine, a bank lives until every 21-day window closes
+pytestmark = [pytest.mark.slow, pytest.mark.validate]
 
 WINDOW = 21
 ACTIVE = "stage IN ('honeymoon', 'growing', 'mature', 'declining', 'dormant', 'won_back')"

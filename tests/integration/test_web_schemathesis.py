@@ -9,7 +9,7 @@ import pytest
 from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
 from tests.web_world import bank, client_for, csrf_now, sign_in  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.validate]   # `make validate`: 1,000+ generated requests, 2-3 minutes
 EXAMPLES = 100     # per operation and user (at most; one without parameters has one case)
 MIN_CASES = 1000
 
