@@ -51,7 +51,7 @@ ORDER = {"transactions": ("customer_id", "txn_date", "transaction_id"),
          "holdings": ("customer_id", "account_id", "snapshot_date")}
 
 _lock = threading.Lock()
-_cache: dict[Any, Any] = {}   # (what, path, (inode, size, mtime)) -> offsets tables and file footers, shared by requests
+_cache: dict[Any, Any] = {}   # (what, path, (inode, size, mtime)) -> offsets tables, footers; shared by requests
 
 
 def _col(name: str, table: str | None = None) -> exp.Column:
