@@ -12,7 +12,9 @@ after accepting. It answers a status look-up (GET /status/KEY: 200 delivered, 40
 Dispatchers are subprocesses running ``drain`` (``--drain`` mode of this file) on the real outbox; each
 crash round starts one or two of them (two at once every third round), waits until they are draining, and
 kills each with SIGKILL at a random moment, one after the other (every fifth round interrupts the first
-with SIGINT, as Ctrl-C does).
+with SIGINT, as Ctrl-C does). The moment is drawn by progress, not by the clock: after 2-20 more requests
+reach the gateway (``KILL_AFTER``), plus a fraction of a request, so a fast machine cannot empty the outbox
+before the crashes asked for have happened.
 Then healthy drains in this process settle everything. The counts come from the gateway's log: keys
 delivered twice, contacts lost (recorded sent but not delivered, or delivered but recorded not sent),
 and every contact's final status (sent, failed with a reason, or unknown with a reason).
@@ -56,6 +58,7 @@ from lifeloop.store.ops.models import Dispatch  # noqa: E402
 T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
 ROUND = dt.timedelta(hours=7)       # each round's clock: later than every backoff of the round before
 CLIENT_TIMEOUT = 0.15               # seconds; the gateway's slow answers take longer
+KILL_AFTER = (2, 20)                # a dispatcher is stopped after this many more requests (drawn per kill)
 LATENCY = 0.03                      # seconds per answer while dispatchers are being killed: work is left for each
 FAULTS = (("timeout", 0.05), ("500", 0.05), ("429", 0.05), ("504", 0.02), ("drop_before", 0.03),
           ("drop_after", 0.03))
@@ -71,6 +74,7 @@ class Gateway:
         self.lock = threading.Lock()
         self.delivered: list[str] = []
         self.injected: collections.Counter[str] = collections.Counter()
+        self.posts = 0   # requests received (any answer): how far the dispatchers of a round have got
         self._log = open(log, "a", encoding="ascii")   # noqa: SIM115 - closed in stop()
         gateway = self
 
@@ -88,6 +92,8 @@ class Gateway:
                 self.answer(200 if known else 404, {"id": key[:12]} if known else {"error": "no such message"})
 
             def do_POST(self) -> None:
+                with gateway.lock:
+                    gateway.posts += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 key = self.headers.get("Idempotency-Key") or ""
                 try:
@@ -246,6 +252,19 @@ def spawn(url: str, gateway: Gateway, lookup: bool, n: int, round_no: int, batch
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
 
+def wait_for_posts(gateway: Gateway, more: int, proc: subprocess.Popen, timeout: float = 2.0) -> None:
+    """Until the gateway has had ``more`` requests since now, the dispatcher has ended, or ``timeout`` has passed
+    (a dispatcher with nothing due sends nothing)."""
+    with gateway.lock:
+        target = gateway.posts + more
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with gateway.lock:
+            if gateway.posts >= target:
+                return
+        time.sleep(0.005)
+
+
 def go(procs: list[subprocess.Popen]) -> None:
     """Let ready dispatchers start draining, together: without it the first of a pair drained while the second
     was still starting (seconds on a busy machine), so the kills came late and the outbox could empty before
@@ -305,7 +324,10 @@ def run(url: str, *, n: int = 1000, crashes: int = 20, lookup: bool = True, seed
             go(procs)
             order = rng.sample(range(len(procs)), len(procs))   # with two, both are stopped, one after the other
             for i, victim in enumerate(order):
-                time.sleep(rng.uniform(0.05, 0.6))
+                # stopped after a few of its requests, wherever it is in the next one: by progress, not by the clock,
+                # so a fast machine does not empty the outbox before the crashes asked for (it did: 12 of 20)
+                wait_for_posts(gateway, rng.randint(KILL_AFTER[0], KILL_AFTER[1]), procs[victim])
+                time.sleep(rng.uniform(0.0, LATENCY))
                 interrupt = round_no % 5 == 0 and i == 0
                 if stopped < crashes and ready[victim] and procs[victim].poll() is None:
                     procs[victim].send_signal(signal.SIGINT if interrupt else signal.SIGKILL)
