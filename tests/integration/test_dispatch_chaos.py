@@ -22,7 +22,7 @@ from lifeloop.execution.dispatch import drain
 from lifeloop.store.ops.database import unit_of_work
 from lifeloop.store.ops.models import Dispatch
 from lifeloop.store.ops.owners import Owner
-from tests.ops_fixtures import database_url, ops_db  # noqa: F401 - fixtures
+from tests.ops_fixtures import database_url, ops_db, postgres_server  # noqa: F401 - fixtures
 
 _spec = importlib.util.spec_from_file_location("bench_chaos",
                                                Path(__file__).resolve().parents[2] / "bench" / "chaos.py")
@@ -65,10 +65,18 @@ def test_without_a_status_look_up_unknown_outcomes_are_held_with_their_reason_ne
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_thousand_contacts_and_twenty_crashes_deliver_nothing_twice_and_lose_nothing(database_url, tmp_path):
     n = 1000
-    counts = chaos.run(database_url, n=n, crashes=20, lookup=True, seed=11, workdir=tmp_path)
+    # the guarantees are asserted on every run; the 20 crashes are the harness's part: a run whose outbox emptied
+    # before 20 dispatchers were stopped (it happened on CI with other tests' processes on the cores) is run again
+    # on a fresh database with the next seed, at most twice
+    for attempt, seed in enumerate((11, 12, 13)):
+        url = database_url if attempt == 0 else postgres_server().create_database()
+        (tmp_path / f"run{attempt}").mkdir()
+        counts = chaos.run(url, n=n, crashes=20, lookup=True, seed=seed, workdir=tmp_path / f"run{attempt}")
+        assert_every_contact_accounted_for(counts, n)
+        assert counts.status == {"sent": n}
+        if counts.crashes + counts.interrupts == 20:
+            break
     assert counts.crashes + counts.interrupts == 20
-    assert_every_contact_accounted_for(counts, n)
-    assert counts.status == {"sent": n}
 
 
 def test_a_killed_dispatchers_claims_are_picked_up_at_once_and_the_next_dispatch_says_so(ops_db, database_url,
